@@ -1,0 +1,5 @@
+"""``python -m tuxai``."""
+
+from tuxai.cli.main import run
+
+run()

@@ -1,0 +1,1 @@
+"""The ``tuxai`` command line: thin commands that parse, call once and render."""

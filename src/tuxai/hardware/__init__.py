@@ -1,0 +1,1 @@
+"""Probes that build an ``Inventory``: parsers of tool output, and the thin code that runs the tools."""

@@ -1,0 +1,305 @@
+"""A simulated ``Inventory`` from YAML, for GPU-less machines, tests and demos.
+
+The format is documented in ``docs/inventory.md``; examples live in
+``examples/inventories/``. Loading is pure (``inventory_from_yaml(text)``);
+``load_inventory_file`` reads the file.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tuxai.errors import InventoryError, ToolOutputError
+from tuxai.hardware.nvidia_smi import compute_capability_for
+from tuxai.hardware.nvidia_topo import parse_link, parse_nvidia_topo
+from tuxai.model.cpu import CpuTopology, NumaNode, parse_cpulist
+from tuxai.model.gpu import Ecc, Gpu, MigDevice, PcieLink, Vendor
+from tuxai.model.inventory import Host, Inventory
+from tuxai.model.links import Link, LinkKind, LinkMatrix
+from tuxai.model.units import parse_bytes
+
+_NAMESPACE = uuid.UUID("6f1c3a52-55c1-4a5e-9d6b-7475786169a1")
+_MIG_PROFILE = re.compile(r"^(\d)g\.(\d+)gb$")
+_SM_PER_SLICE = {"Ampere": 14, "Hopper": 16, "Blackwell": 18}
+_ARCHITECTURE = {"8.0": "Ampere", "8.6": "Ampere", "8.9": "Ada Lovelace", "9.0": "Hopper", "10.0": "Blackwell"}
+
+
+class _Reader:
+    """Typed access to one YAML mapping, with errors that name the field."""
+
+    def __init__(self, origin: str, path: str, data: Any) -> None:
+        if not isinstance(data, dict):
+            raise InventoryError(f"{origin}: {path or 'the file'} must be a mapping", hint=_HINT)
+        self.origin, self.path, self.data = origin, path, data
+
+    def where(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def fail(self, key: str, expected: str) -> InventoryError:
+        return InventoryError(
+            f"{self.origin}: {self.where(key)} must be {expected}, got {self.data.get(key)!r}", hint=_HINT
+        )
+
+    def text(self, key: str, default: str | None = None) -> str | None:
+        value = self.data.get(key, default)
+        if value is None:
+            return None
+        if not isinstance(value, str | int | float):
+            raise self.fail(key, "text")
+        return str(value)
+
+    def integer(self, key: str, default: int | None = None, minimum: int = 0) -> int | None:
+        value = self.data.get(key, default)
+        if value is None:
+            return None
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise self.fail(key, f"an integer ≥ {minimum}")
+        return value
+
+    def size(self, key: str) -> int | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        try:
+            return parse_bytes(value)
+        except (ValueError, TypeError):
+            raise self.fail(key, "a size such as 80GiB") from None
+
+    def child(self, key: str) -> _Reader:
+        return _Reader(self.origin, self.where(key), self.data.get(key) or {})
+
+
+_HINT = "see docs/inventory.md and examples/inventories/ for the format"
+
+
+def _cpu(cpu: _Reader, memory_bytes: int | None) -> CpuTopology:
+    sockets = cpu.integer("sockets", 1, minimum=1) or 1
+    cores = cpu.integer("cores_per_socket", 8, minimum=1) or 1
+    threads = cpu.integer("threads_per_core", 1, minimum=1) or 1
+    total_cores = sockets * cores
+    online = tuple(range(total_cores * threads))
+    explicit = cpu.data.get("numa")
+    nodes: list[NumaNode] = []
+    if isinstance(explicit, list):
+        for position, entry in enumerate(explicit):
+            item = _Reader(cpu.origin, f"{cpu.where('numa')}[{position}]", entry)
+            try:
+                cpus = parse_cpulist(item.text("cpus") or "")
+            except ValueError:
+                raise item.fail("cpus", "a CPU list such as 0-15,64-79") from None
+            nodes.append(NumaNode(item.integer("id", position) or position, cpus, item.size("memory")))
+    else:
+        count = cpu.integer("numa_nodes", sockets, minimum=1) or 1
+        if count % sockets or cores % (count // sockets):
+            raise cpu.fail("numa_nodes", f"a multiple of sockets ({sockets}) that divides the cores")
+        per_node = total_cores // count
+        per_socket = count // sockets
+        for node in range(count):
+            first = range(node * per_node, (node + 1) * per_node)
+            cpus = tuple(c + t * total_cores for t in range(threads) for c in first)
+            distances = tuple(
+                10 if other == node else (12 if other // per_socket == node // per_socket else 32)
+                for other in range(count)
+            )
+            nodes.append(
+                NumaNode(node, tuple(sorted(cpus)), memory_bytes // count if memory_bytes else None, distances)
+            )
+    return CpuTopology(
+        model=cpu.text("model", "Simulated CPU") or "Simulated CPU",
+        sockets=sockets,
+        cores_per_socket=cores,
+        threads_per_core=threads,
+        online_cpus=online,
+        numa_nodes=tuple(nodes),
+    )
+
+
+def _mig(group: _Reader, spec: Any, where: str, architecture: str | None, seed: str) -> tuple[MigDevice, ...]:
+    profiles: list[str] = []
+    if isinstance(spec, dict):
+        for name, count in spec.items():
+            if not isinstance(count, int) or count < 0:
+                raise InventoryError(f"{group.origin}: {where}.{name} must be a count, got {count!r}", hint=_HINT)
+            profiles += [str(name)] * count
+    elif isinstance(spec, list):
+        profiles = [str(p) for p in spec]
+    else:
+        raise InventoryError(f"{group.origin}: {where} must map profile to count, e.g. {{1g.10gb: 7}}", hint=_HINT)
+    devices = []
+    for index, profile in enumerate(profiles):
+        match = _MIG_PROFILE.match(profile)
+        if not match:
+            raise InventoryError(f"{group.origin}: {where}: unknown MIG profile {profile!r}", hint="write e.g. 1g.10gb")
+        slices = int(match.group(1))
+        devices.append(
+            MigDevice(
+                index=index,
+                profile=profile,
+                memory_total_bytes=int(match.group(2)) * 1024**3,
+                sm_count=slices * _SM_PER_SLICE[architecture] if architecture in _SM_PER_SLICE else None,
+                uuid=f"MIG-{uuid.uuid5(_NAMESPACE, f'{seed}/mig{index}')}",
+                gpu_instance_id=index,
+                compute_instance_id=0,
+            )
+        )
+    return tuple(devices)
+
+
+def _gpus(doc: _Reader, hostname: str, numa_count: int) -> list[Gpu]:
+    raw = doc.data.get("gpus") or []
+    groups = raw if isinstance(raw, list) else [raw]
+    gpus: list[Gpu] = []
+    for position, entry in enumerate(groups):
+        group = _Reader(doc.origin, f"gpus[{position}]", entry)
+        vendor_text = group.text("vendor", "nvidia") or "nvidia"
+        try:
+            vendor = Vendor(vendor_text)
+        except ValueError:
+            raise group.fail("vendor", f"one of {', '.join(v.value for v in Vendor)}") from None
+        count = group.integer("count", 1, minimum=1) or 1
+        name = group.text("model") or group.text("name")
+        if name is None:
+            raise group.fail("model", "the product name, e.g. NVIDIA A100-SXM4-80GB")
+        numa = group.data.get("numa", 0)
+        numa_list = numa if isinstance(numa, list) else [numa] * count
+        if len(numa_list) != count or not all(isinstance(n, int) and 0 <= n < numa_count for n in numa_list):
+            raise group.fail("numa", f"a NUMA node below {numa_count} or a list of {count} of them")
+        capability = group.text("compute_capability") or (
+            compute_capability_for(name) if vendor is Vendor.NVIDIA else None
+        )
+        architecture = group.text("architecture") or _ARCHITECTURE.get(capability or "")
+        mig = group.data.get("mig") or {}
+        if not isinstance(mig, dict):
+            raise group.fail("mig", "a mapping of GPU index (within the group) to profiles")
+        unknown = [k for k in mig if not isinstance(k, int) or not 0 <= k < count]
+        if unknown:
+            raise group.fail("mig", f"keyed by GPU index 0..{count - 1} within the group")
+        power = group.data.get("power_limit_w")
+        pcie_gen = group.integer("pcie_gen")
+        for local in range(count):
+            index = len(gpus)
+            seed = f"{hostname}/gpu{index}"
+            gpus.append(
+                Gpu(
+                    vendor=vendor,
+                    index=index,
+                    name=name,
+                    uuid=f"GPU-{uuid.uuid5(_NAMESPACE, seed)}",
+                    memory_total_bytes=group.size("memory"),
+                    pci_bus_id=f"0000:{0x10 + index * 0x10:02x}:00.0",
+                    numa_node=numa_list[local],
+                    driver_version=group.text("driver"),
+                    cuda_version=group.text("cuda") if vendor is Vendor.NVIDIA else None,
+                    rocm_version=group.text("rocm") if vendor is Vendor.AMD else None,
+                    compute_capability=capability,
+                    gfx_target=group.text("gfx_target"),
+                    architecture=architecture,
+                    persistence_mode=True if vendor is Vendor.NVIDIA else None,
+                    power_limit_w=float(power) if isinstance(power, int | float) else None,
+                    performance_state="P0" if vendor is Vendor.NVIDIA else None,
+                    pcie=PcieLink(pcie_gen, pcie_gen, 16, 16),
+                    ecc=Ecc(enabled=True, volatile_uncorrectable=0, aggregate_uncorrectable=0),
+                    mig_enabled=(local in mig) if vendor is Vendor.NVIDIA else None,
+                    mig_devices=_mig(group, mig[local], f"gpus[{position}].mig.{local}", architecture, seed)
+                    if local in mig
+                    else (),
+                )
+            )
+    return gpus
+
+
+def _links(doc: _Reader, gpus: list[Gpu]) -> LinkMatrix:
+    spec = doc.data.get("links", "pcie")
+    count = len(gpus)
+    if not isinstance(spec, str):
+        raise doc.fail("links", "NV<n>, XGMI or pcie")
+    if spec.lower() == "pcie":
+        return LinkMatrix(
+            tuple(
+                tuple(
+                    Link(LinkKind.SELF)
+                    if a == b
+                    else Link(LinkKind.NODE if gpus[a].numa_node == gpus[b].numa_node else LinkKind.SYS)
+                    for b in range(count)
+                )
+                for a in range(count)
+            )
+        )
+    try:
+        link = Link(LinkKind.XGMI, hops=1, weight=15) if spec.upper() == "XGMI" else parse_link(spec)
+    except ValueError:
+        raise doc.fail("links", "NV<n>, XGMI or pcie") from None
+    return LinkMatrix(tuple(tuple(Link(LinkKind.SELF) if a == b else link for b in range(count)) for a in range(count)))
+
+
+def inventory_from_yaml(text: str, origin: str = "<inventory>") -> Inventory:
+    """A simulated inventory from its YAML text.
+
+    ``"host: {hostname: box}\\ngpus: {model: NVIDIA A100-SXM4-80GB, count: 8}\\nlinks: NV12"``
+    → ``Inventory(gpus=8 × A100, links all NV12, …)``.
+
+    Raises:
+        InventoryError: the YAML is malformed or a field has a bad value (the message names it).
+    """
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "cannot parse"
+        raise InventoryError(f"{origin}: not valid YAML{where}: {problem}", hint=_HINT) from None
+    doc = _Reader(origin, "", data if data is not None else {})
+    known = {"name", "host", "cpu", "gpus", "links", "topology"}
+    unknown = sorted(set(doc.data) - known)
+    if unknown:
+        raise InventoryError(
+            f"{origin}: unknown keys {', '.join(unknown)}", hint=f"known keys: {', '.join(sorted(known))}"
+        )
+    host_reader = doc.child("host")
+    hostname = host_reader.text("hostname", Path(origin).stem) or "simulated"
+    memory = host_reader.size("memory")
+    host = Host(
+        hostname=hostname,
+        kernel=host_reader.text("kernel", "simulated") or "simulated",
+        distro=host_reader.text("distro", "simulated") or "simulated",
+        memory_total_bytes=memory,
+        memory_available_bytes=memory,
+    )
+    cpu = _cpu(doc.child("cpu"), memory)
+    gpus = _gpus(doc, hostname, len(cpu.numa_nodes))
+    topology = doc.data.get("topology")
+    if topology is not None:
+        if not isinstance(topology, str):
+            raise doc.fail("topology", "the text of `nvidia-smi topo -m`")
+        try:
+            parsed = parse_nvidia_topo(topology)
+        except ToolOutputError as exc:
+            raise InventoryError(f"{origin}: topology: {exc.problem}", hint=_HINT) from None
+        if parsed.links.size != len(gpus):
+            raise InventoryError(
+                f"{origin}: topology has {parsed.links.size} GPUs but gpus declares {len(gpus)}", hint=_HINT
+            )
+        links = parsed.links
+    else:
+        links = _links(doc, gpus)
+    return Inventory(host=host, cpu=cpu, gpus=tuple(gpus), links=links, source=f"simulated:{origin}")
+
+
+def load_inventory_file(path: Path) -> Inventory:
+    """Read and load a simulated inventory file.
+
+    Raises:
+        InventoryError: the file is missing, unreadable or malformed.
+    """
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InventoryError(
+            f"cannot read inventory file {path}: {exc.strerror}", hint="check --inventory / TUXAI_INVENTORY"
+        ) from None
+    return inventory_from_yaml(text, str(path))

@@ -1,0 +1,21 @@
+"""Shared test helpers: where the fixtures are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REPO = Path(__file__).parent.parent
+
+
+def fixture_text(relative: str) -> str:
+    """The text of a recorded tool output under tests/fixtures/."""
+    return (FIXTURES / relative).read_text()
+
+
+@pytest.fixture
+def fixtures() -> Path:
+    """The fixtures folder."""
+    return FIXTURES
