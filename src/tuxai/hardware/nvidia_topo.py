@@ -54,8 +54,17 @@ def parse_link(cell: str) -> Link:
         raise ValueError(f"unknown link {cell!r}") from None
 
 
+_EXTRA_COLUMNS = re.compile(r"CPU Affinity|NUMA Affinity|GPU NUMA ID")
+
+
 def _split_header(line: str) -> list[str]:
-    return [h for h in re.split(r"\t| {2,}", line.strip()) if h]
+    """Device names first (split on any whitespace), then the multi-word affinity columns."""
+    devices = []
+    for token in line.split():
+        if not _DEVICE.match(token):
+            break
+        devices.append(token)
+    return devices + _EXTRA_COLUMNS.findall(line)
 
 
 def parse_nvidia_topo(text: str) -> Topology:

@@ -134,7 +134,9 @@ def _mig(group: _Reader, spec: Any, where: str, architecture: str | None, seed: 
     for index, profile in enumerate(profiles):
         match = _MIG_PROFILE.match(profile)
         if not match:
-            raise InventoryError(f"{group.origin}: {where}: unknown MIG profile {profile!r}", hint="write e.g. 1g.10gb")
+            raise InventoryError(
+                f"{group.origin}: {where}: unknown MIG profile {profile!r}", hint=f"write e.g. 1g.10gb; {_HINT}"
+            )
         slices = int(match.group(1))
         devices.append(
             MigDevice(
