@@ -7,12 +7,16 @@ timeout, all of them in parallel; the doctor never imports a framework itself.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from tuxai.model.framework import Framework
@@ -52,6 +56,7 @@ try:
     build_cuda = getattr(jaxlib, "cuda_version", None)
 except Exception:
     build_cuda = None
+import contextlib
 import importlib.util
 plugins = [m for m in ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm60_plugin", "jax_rocm7_plugin")
            if importlib.util.find_spec(m)]
@@ -104,27 +109,36 @@ def parse_probe_output(name: str, stdout: str, returncode: int, stderr: str) -> 
 
 
 def probe_framework(name: str, python: str, timeout_s: float) -> Framework:
-    """Import one framework in a child process and report what it sees."""
+    """Import one framework in a child process and report what it sees.
+
+    The child runs in its own session so a hung import is killed with every
+    process it started (a CUDA initialisation may fork helpers).
+    """
     started = time.monotonic()
     try:
-        done = subprocess.run(
+        child = subprocess.Popen(
             [python, "-c", _child_script(name)],
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=timeout_s,
-            check=False,
+            start_new_session=True,
         )
+    except OSError as exc:
+        return Framework(name, installed=True, error=f"could not start {python}: {exc}")
+    try:
+        stdout, stderr = child.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        child.communicate()
         return Framework(
             name,
             installed=True,
             error=f"import did not finish within {timeout_s:.0f} s (a hung CUDA/ROCm initialisation?)",
-            probe_s=time.monotonic() - started,
+            probe_s=round(time.monotonic() - started, 3),
         )
-    except OSError as exc:
-        return Framework(name, installed=True, error=f"could not start {python}: {exc}")
-    found = parse_probe_output(name, done.stdout, done.returncode, done.stderr)
-    return Framework(**{**found.__dict__, "probe_s": round(time.monotonic() - started, 3)})
+    found = parse_probe_output(name, stdout, child.returncode, stderr)
+    return replace(found, probe_s=round(time.monotonic() - started, 3))
 
 
 def installed(name: str, python: str) -> bool:
