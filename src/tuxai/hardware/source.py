@@ -193,6 +193,11 @@ class RecordingSource(LiveSource):
         self._copy_sysfs()
 
     @property
+    def root(self) -> Path:
+        """The copy just made, so the report and a later replay read the same bytes."""
+        return self.folder / SYSFS_DIR
+
+    @property
     def name(self) -> str:
         """``record:DIR``."""
         return f"record:{self.folder}"

@@ -1,0 +1,150 @@
+"""`tuxai doctor` as a user runs it: a real process, its output and its exit status."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.conftest import FIXTURES, REPO
+from tuxai.doctor.report import json_schema
+
+EXAMPLES = REPO / "examples" / "inventories"
+
+
+def tuxai(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in a child process, with a wide terminal so tables are not folded."""
+    full_env = {k: v for k, v in os.environ.items() if k != "TUXAI_INVENTORY"}
+    full_env.update({"COLUMNS": "200", **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "tuxai", *args], capture_output=True, text=True, env=full_env, timeout=120, check=False
+    )
+
+
+def test_doctor_on_this_machine_exits_0() -> None:
+    done = tuxai("doctor")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "host · live" in done.stdout
+    assert "NUMA nodes" in done.stdout and "frameworks" in done.stdout and "torch" in done.stdout
+    assert "doctor: " in done.stdout and "0 error" in done.stdout
+
+
+def test_json_validates_against_the_documented_schema() -> None:
+    done = tuxai("doctor", "--json")
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    jsonschema.validate(document, json_schema())
+    assert document["schema_version"] == 1
+    assert len(document["cpu"]["online_cpus"]) == os.cpu_count()
+    assert {f["name"] for f in document["frameworks"]} == {"torch", "tensorflow", "jax", "onnxruntime"}
+
+
+def test_schema_rejects_a_broken_document() -> None:
+    document = json.loads(tuxai("doctor", "--json", "--no-frameworks").stdout)
+    document["findings"].append({"id": "x", "severity": "fatal", "message": "", "remedy": "", "subject": ""})
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(document, json_schema())
+
+
+def test_no_frameworks_skips_the_probes() -> None:
+    document = json.loads(tuxai("doctor", "--json", "--no-frameworks").stdout)
+    assert document["frameworks"] == []
+
+
+def test_dgx_inventory_shows_gpus_nvlink_and_mig() -> None:
+    done = tuxai("doctor", "--inventory", str(EXAMPLES / "dgx-a100.yaml"))
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert out.count("A100-SXM4-80GB") >= 8
+    assert "topology (GPU ↔ GPU)" in out and out.count("NV12") == 56
+    assert "MIG instances" in out and out.count("1g.10gb") == 7
+    document = json.loads(tuxai("doctor", "--json", "--inventory", str(EXAMPLES / "dgx-a100.yaml")).stdout)
+    jsonschema.validate(document, json_schema())
+    assert len(document["gpus"]) == 8 and len(document["gpus"][0]["mig_devices"]) == 7
+    assert document["links"][0][1] == {"label": "NV12", "kind": "NV", "nvlinks": 12, "hops": None, "weight": None}
+
+
+def test_inventory_from_the_environment() -> None:
+    done = tuxai("doctor", "--json", env={"TUXAI_INVENTORY": str(EXAMPLES / "mi250x-node.yaml")})
+    document = json.loads(done.stdout)
+    assert len(document["gpus"]) == 8 and document["gpus"][0]["vendor"] == "amd"
+
+
+def test_every_example_inventory_validates() -> None:
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        done = tuxai("doctor", "--json", "--inventory", str(path))
+        assert done.returncode == 0, f"{path.name}: {done.stderr}"
+        jsonschema.validate(json.loads(done.stdout), json_schema())
+
+
+def test_replay_of_a_gaudi_box_exits_1_on_ecc_errors(tmp_path: Path) -> None:
+    (tmp_path / "hl-smi.txt").write_text((FIXTURES / "hl-smi/gaudi2-hl225-x8-drv1.21.1.hl-smi-table.txt").read_text())
+    done = tuxai("doctor", "--replay", str(tmp_path))
+    assert done.returncode == 1
+    assert "gpu.ecc_uncorrectable" in done.stdout and "Traceback" not in done.stdout + done.stderr
+
+
+def test_truncated_capture_in_a_replay_is_a_finding_not_a_traceback(tmp_path: Path) -> None:
+    text = (FIXTURES / "nvidia-smi-xml/tesla-t4-drv515.105.01.xml").read_text()
+    (tmp_path / "nvidia-smi-q-x.xml").write_text(text[:3000])
+    done = tuxai("doctor", "--replay", str(tmp_path), "--json")
+    assert done.returncode == 1
+    document = json.loads(done.stdout)
+    jsonschema.validate(document, json_schema())
+    (finding,) = [f for f in document["findings"] if f["id"] == "probe.tool_output"]
+    assert finding["severity"] == "error" and finding["message"].startswith("nvidia-smi -q -x:")
+
+
+def test_record_then_replay_round_trip(tmp_path: Path) -> None:
+    recorded = tuxai("doctor", "--json", "--record", str(tmp_path / "box"))
+    replayed = tuxai("doctor", "--json", "--replay", str(tmp_path / "box"))
+    assert recorded.returncode == replayed.returncode == 0
+    first, second = json.loads(recorded.stdout), json.loads(replayed.stdout)
+    first.pop("source"), second.pop("source")
+    assert first == second
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("doctor", "--inventory", "/nonexistent.yaml"), "cannot read inventory file /nonexistent.yaml"),
+        (("doctor", "--replay", "/nonexistent-dir"), "no recording folder at /nonexistent-dir"),
+        (("doctor", "--replay", "/tmp", "--inventory", "x.yaml"), "--inventory and --replay cannot be used together"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(args: tuple[str, ...], message: str) -> None:
+    done = tuxai(*args)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and lines[0].startswith("error:")
+
+
+def test_malformed_inventory_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("gpus:\n  - model: NVIDIA H100\n    count: -3\n")
+    done = tuxai("doctor", "--inventory", str(bad))
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert "gpus[0].count must be an integer ≥ 1, got -3" in line
+
+
+def test_unknown_flag_exits_2() -> None:
+    done = tuxai("doctor", "--frobnicate")
+    assert done.returncode == 2
+    assert "No such option" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_debug_shows_the_traceback() -> None:
+    done = tuxai("doctor", "--inventory", "/nonexistent.yaml", "--debug")
+    assert done.returncode != 0 and "Traceback" in done.stderr
+
+
+def test_version() -> None:
+    done = tuxai("--version")
+    assert done.returncode == 0 and done.stdout.startswith("tuxai ")
