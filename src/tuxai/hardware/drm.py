@@ -6,15 +6,14 @@ import re
 from pathlib import Path
 
 from tuxai.hardware.sysfs import read_text
-from tuxai.model.gpu import Gpu, PcieLink, Vendor
+from tuxai.model.gpu import PCIE_GEN_BY_GTS, Gpu, PcieLink, Vendor
 
 AMD_PCI_VENDOR = "0x1002"
-_GTS_TO_GEN = {"2.5": 1, "5.0": 2, "8.0": 3, "16.0": 4, "32.0": 5, "64.0": 6}
 
 
 def _gen(text: str | None) -> int | None:
     match = re.match(r"^([\d.]+) GT/s", text or "")
-    return _GTS_TO_GEN.get(match.group(1)) if match else None
+    return PCIE_GEN_BY_GTS.get(float(match.group(1))) if match else None
 
 
 def _number(text: str | None) -> int | None:

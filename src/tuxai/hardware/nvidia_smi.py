@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 from tuxai.errors import ToolOutputError
-from tuxai.model.gpu import Ecc, Gpu, MigDevice, PcieLink, Vendor
+from tuxai.model.gpu import Ecc, Gpu, MigDevice, PcieLink, Vendor, normalize_bus_id
 
 TOOL = "nvidia-smi -q -x"
 
@@ -28,7 +28,7 @@ _COMPUTE_CAPABILITY = (
 )
 
 # SMs in one MIG compute slice, by architecture, to name a profile the XML leaves out.
-_SM_PER_SLICE = {"Ampere": 14, "Hopper": 16, "Blackwell": 18}
+SM_PER_MIG_SLICE = {"Ampere": 14, "Hopper": 16, "Blackwell": 18}
 
 _THROTTLE_NAMES = {
     "sw_power_cap": "sw_power_cap",
@@ -100,23 +100,15 @@ def _flag(node: ET.Element | None, path: str, yes: str = "Enabled") -> bool | No
     return None if value is None else value == yes
 
 
-def _bus_id(raw: str | None) -> str | None:
-    """``00000000:81:00.0`` → ``0000:81:00.0``, lower case, as sysfs names it."""
-    if raw is None:
-        return None
-    domain, _, rest = raw.partition(":")
-    return f"{domain[-4:]}:{rest}".lower()
-
-
 def mig_profile_name(sm_count: int | None, memory_bytes: int | None, architecture: str | None) -> str | None:
     """Name a MIG profile the XML leaves unnamed: 14 SMs, 19968 MiB on Ampere → ``"1g.20gb"``.
 
     The memory part rounds to NVIDIA's nominal sizes (multiples of 5 GB);
     NVML's profile name, when present, wins over this.
     """
-    if sm_count is None or memory_bytes is None or architecture not in _SM_PER_SLICE:
+    if sm_count is None or memory_bytes is None or architecture not in SM_PER_MIG_SLICE:
         return None
-    slices = max(1, round(sm_count / _SM_PER_SLICE[architecture]))
+    slices = max(1, round(sm_count / SM_PER_MIG_SLICE[architecture]))
     gib = memory_bytes / 1024**3
     nominal = max(5, int(5 * round(gib / 5)))
     return f"{slices}g.{nominal}gb"
@@ -210,7 +202,7 @@ def _gpu(node: ET.Element, position: int, driver: str | None, cuda: str | None) 
         name=name,
         uuid=_text(node, "uuid"),
         memory_total_bytes=_mib(node, "fb_memory_usage/total"),
-        pci_bus_id=_bus_id(_text(node, "pci/pci_bus_id") or node.get("id")),
+        pci_bus_id=normalize_bus_id(_text(node, "pci/pci_bus_id") or node.get("id")),
         driver_version=driver,
         cuda_version=cuda,
         compute_capability=compute_capability_for(name),

@@ -12,7 +12,7 @@ from typing import Any
 
 from tuxai.errors import ToolOutputError
 from tuxai.hardware.nvidia_smi import compute_capability_for
-from tuxai.model.gpu import Ecc, Gpu, MigDevice, PcieLink, Vendor
+from tuxai.model.gpu import Ecc, Gpu, MigDevice, PcieLink, Vendor, normalize_bus_id
 
 TOOL = "NVML"
 
@@ -146,13 +146,6 @@ def _cuda(version: Any) -> str | None:
     return f"{version // 1000}.{(version % 1000) // 10}"
 
 
-def _bus_id(raw: Any) -> str | None:
-    if not raw:
-        return None
-    domain, _, rest = str(raw).partition(":")
-    return f"{domain[-4:]}:{rest}".lower()
-
-
 def parse_nvml_snapshot(snapshot: dict[str, Any]) -> tuple[Gpu, ...]:
     """An ``nvml_snapshot()`` dict → ``Gpu`` objects.
 
@@ -183,7 +176,7 @@ def parse_nvml_snapshot(snapshot: dict[str, Any]) -> tuple[Gpu, ...]:
                 name=device["name"],
                 uuid=device.get("uuid"),
                 memory_total_bytes=device.get("memory_total_bytes"),
-                pci_bus_id=_bus_id(device.get("pci_bus_id")),
+                pci_bus_id=normalize_bus_id(device.get("pci_bus_id")),
                 driver_version=driver,
                 cuda_version=cuda,
                 compute_capability=device.get("compute_capability") or compute_capability_for(device["name"]),

@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from tuxai.errors import ToolOutputError
-from tuxai.model.gpu import Gpu, PcieLink, Vendor
+from tuxai.model.gpu import PCIE_GEN_BY_GTS, Gpu, PcieLink, Vendor
 from tuxai.model.links import Link, LinkKind, LinkMatrix
 
 TOOL = "rocm-smi --showallinfo --json"
-_GTS_TO_GEN = {2.5: 1, 5.0: 2, 8.0: 3, 16.0: 4, 32.0: 5, 64.0: 6}
 _PCIE = re.compile(r"([\d.]+)GT/s x(\d+)")
 _PAIR = re.compile(r"^\(Topology\) (Weight|Hops|Link type) between DRM devices (\d+) and (\d+)$")
 
@@ -44,7 +43,7 @@ def _pcie_gen(text: str | None) -> tuple[int | None, int | None]:
     match = _PCIE.search(text or "")
     if not match:
         return None, None
-    return _GTS_TO_GEN.get(float(match.group(1))), int(match.group(2))
+    return PCIE_GEN_BY_GTS.get(float(match.group(1))), int(match.group(2))
 
 
 def _pcie(card: dict[str, Any]) -> PcieLink:

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from tuxai.errors import InventoryError, ToolOutputError
-from tuxai.hardware.nvidia_smi import compute_capability_for
+from tuxai.hardware.nvidia_smi import SM_PER_MIG_SLICE, compute_capability_for
 from tuxai.hardware.nvidia_topo import parse_link, parse_nvidia_topo
 from tuxai.model.cpu import CpuTopology, NumaNode, parse_cpulist
 from tuxai.model.gpu import Ecc, Gpu, MigDevice, PcieLink, Vendor
@@ -25,7 +25,6 @@ from tuxai.model.units import parse_bytes
 
 _NAMESPACE = uuid.UUID("6f1c3a52-55c1-4a5e-9d6b-7475786169a1")
 _MIG_PROFILE = re.compile(r"^(\d)g\.(\d+)gb$")
-_SM_PER_SLICE = {"Ampere": 14, "Hopper": 16, "Blackwell": 18}
 _ARCHITECTURE = {"8.0": "Ampere", "8.6": "Ampere", "8.9": "Ada Lovelace", "9.0": "Hopper", "10.0": "Blackwell"}
 
 
@@ -143,7 +142,7 @@ def _mig(group: _Reader, spec: Any, where: str, architecture: str | None, seed: 
                 index=index,
                 profile=profile,
                 memory_total_bytes=int(match.group(2)) * 1024**3,
-                sm_count=slices * _SM_PER_SLICE[architecture] if architecture in _SM_PER_SLICE else None,
+                sm_count=slices * SM_PER_MIG_SLICE[architecture] if architecture in SM_PER_MIG_SLICE else None,
                 uuid=f"MIG-{uuid.uuid5(_NAMESPACE, f'{seed}/mig{index}')}",
                 gpu_instance_id=index,
                 compute_instance_id=0,

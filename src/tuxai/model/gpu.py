@@ -5,6 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+# PCIe transfer rate per lane → generation, as sysfs and rocm-smi state the rate.
+PCIE_GEN_BY_GTS = {2.5: 1, 5.0: 2, 8.0: 3, 16.0: 4, 32.0: 5, 64.0: 6}
+
+
+def normalize_bus_id(raw: str | None) -> str | None:
+    """``"00000000:81:00.0"`` (NVIDIA's 8-digit domain) → ``"0000:81:00.0"``, lower case, as sysfs names it."""
+    if not raw:
+        return None
+    domain, _, rest = raw.strip().partition(":")
+    return f"{domain[-4:]}:{rest}".lower()
+
 
 class Vendor(StrEnum):
     """Who made the accelerator."""
