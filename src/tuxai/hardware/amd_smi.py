@@ -47,9 +47,10 @@ def _gpu(position: int, entry: dict[str, Any]) -> Gpu:
     node = numa.get("node")
     bdf = _known(bus.get("bdf"))
     serial = _known(asic.get("asic_serial"))
+    index = entry.get("gpu", position)
     return Gpu(
         vendor=Vendor.AMD,
-        index=int(entry.get("gpu", position)),
+        index=index if isinstance(index, int) and not isinstance(index, bool) else position,
         name=_known(asic.get("market_name")) or _known(board.get("product_name")) or "AMD GPU",
         uuid=f"GPU-{str(serial).removeprefix('0x').lower()}" if serial else None,
         memory_total_bytes=_bytes(_section(entry, "vram").get("size")),

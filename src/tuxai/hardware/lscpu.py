@@ -62,19 +62,23 @@ def parse_lscpu_json(text: str) -> LscpuReport:
         return int(value) if value and value.isdigit() else None
 
     numa: dict[int, tuple[int, ...]] = {}
-    for name, value in fields.items():
-        match = _NODE.match(name)
-        if match:
-            numa[int(match.group(1))] = parse_cpulist(value)
-    online = fields.get("On-line CPU(s) list:")
-    max_mhz = fields.get("CPU max MHz:")
+    try:
+        for name, value in fields.items():
+            match = _NODE.match(name)
+            if match:
+                numa[int(match.group(1))] = parse_cpulist(value)
+        online = fields.get("On-line CPU(s) list:")
+        online_cpus = parse_cpulist(online) if online else ()
+        max_mhz = float(fields["CPU max MHz:"]) if fields.get("CPU max MHz:") else None
+    except ValueError as exc:
+        raise ToolOutputError(TOOL, f"a CPU list or number is malformed ({exc})") from None
     return LscpuReport(
         model=fields.get("Model name:"),
         cpus=number("CPU(s):"),
-        online_cpus=parse_cpulist(online) if online else (),
+        online_cpus=online_cpus,
         sockets=number("Socket(s):"),
         cores_per_socket=number("Core(s) per socket:"),
         threads_per_core=number("Thread(s) per core:"),
         numa_cpus=numa,
-        max_mhz=float(max_mhz) if max_mhz else None,
+        max_mhz=max_mhz,
     )

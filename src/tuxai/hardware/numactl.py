@@ -34,7 +34,12 @@ def parse_numactl_hardware(text: str) -> tuple[NumaNode, ...]:
             continue
         match = re.match(r"^node (\d+) cpus:(.*)$", line)
         if match:
-            cpus[int(match.group(1))] = tuple(int(v) for v in match.group(2).split())
+            values = match.group(2).split()
+            if not all(v.isdigit() for v in values):
+                raise ToolOutputError(
+                    TOOL, f"node {match.group(1)} has a malformed CPU list: {match.group(2).strip()!r}"
+                )
+            cpus[int(match.group(1))] = tuple(int(v) for v in values)
             continue
         match = re.match(r"^node (\d+) size: (\d+) MB$", line)
         if match:
