@@ -148,3 +148,22 @@ def test_debug_shows_the_traceback() -> None:
 def test_version() -> None:
     done = tuxai("--version")
     assert done.returncode == 0 and done.stdout.startswith("tuxai ")
+
+
+def test_record_onto_a_full_disk_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    folder = tmp_path / "box"
+    folder.mkdir()
+    (folder / "host-facts.json").symlink_to("/dev/full")  # every write to it fails with ENOSPC
+    done = tuxai("doctor", "--record", str(folder), "--no-frameworks")
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert "No space left on device" in line and "host-facts.json" in line
+
+
+def test_bad_config_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("probe_timeout_s: soon\n")
+    done = tuxai("doctor", env={"TUXAI_CONFIG": str(config)})
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert "probe_timeout_s must be a number of seconds" in line

@@ -206,9 +206,9 @@ class RecordingSource(LiveSource):
         """Run the tool and keep its output (and error, if any)."""
         run = super().tool(file)
         if run.output is not None:
-            (self.folder / file).write_text(run.output)
+            self._write(self.folder / file, run.output.encode())
         if run.error is not None:
-            (self.folder / f"{file}.error").write_text(run.error + "\n")
+            self._write(self.folder / f"{file}.error", (run.error + "\n").encode())
         return run
 
     def facts(self) -> dict[str, Any]:
@@ -219,7 +219,22 @@ class RecordingSource(LiveSource):
 
     def save(self, file: str, document: Any) -> None:
         """Write a JSON document into the folder."""
-        (self.folder / file).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+        self._write(self.folder / file, (json.dumps(document, indent=2, sort_keys=True) + "\n").encode())
+
+    def _write(self, path: Path, content: bytes) -> None:
+        """Write one file of the recording.
+
+        Raises:
+            UsageError: the disk is full or the folder is not writable.
+        """
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot write the recording file {path}: {exc.strerror}",
+                "free some space or pick another folder for --record",
+            ) from None
 
     def _copy_sysfs(self) -> None:
         target = self.folder / SYSFS_DIR
@@ -229,9 +244,7 @@ class RecordingSource(LiveSource):
                     content = path.read_bytes()
                 except OSError:
                     continue
-                destination = target / path.relative_to("/")
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                destination.write_bytes(content)
+                self._write(target / path.relative_to("/"), content)
 
 
 class ReplaySource:
