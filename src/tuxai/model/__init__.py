@@ -5,14 +5,17 @@ from tuxai.model.framework import Framework
 from tuxai.model.gpu import Ecc, Gpu, MigDevice, PcieLink, Vendor
 from tuxai.model.inventory import Host, HugePages, Inventory, ProbeProblem
 from tuxai.model.links import Link, LinkKind, LinkMatrix
+from tuxai.model.resources import Allocation, GpuShare, Request
 from tuxai.model.system import DeviceNode, SystemFacts
 
 __all__ = [
+    "Allocation",
     "CpuTopology",
     "DeviceNode",
     "Ecc",
     "Framework",
     "Gpu",
+    "GpuShare",
     "Host",
     "HugePages",
     "Inventory",
@@ -23,6 +26,7 @@ __all__ = [
     "NumaNode",
     "PcieLink",
     "ProbeProblem",
+    "Request",
     "SystemFacts",
     "Vendor",
     "format_cpulist",

@@ -1,0 +1,126 @@
+"""Free resources per node: GPUs (whole, shared milli and memory, MIG instances), CPUs, memory.
+
+Built from the nodes' inventories minus the running allocations; mutable so a
+``decide`` pass can take what it hands out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from tuxai.model.inventory import Inventory
+from tuxai.model.resources import WHOLE_GPU_MILLI, Allocation
+
+
+@dataclass
+class GpuFree:
+    """What is left of one GPU."""
+
+    index: int
+    uuid: str | None
+    name: str
+    numa: int | None
+    memory_total: int | None
+    milli_free: int = WHOLE_GPU_MILLI
+    memory_free: int | None = None
+    mig: bool = False
+    mig_free: dict[int, tuple[str, str | None]] = field(default_factory=dict)  # mig index → (profile, uuid)
+
+    @property
+    def whole_free(self) -> bool:
+        """Nothing of it is taken and it is not split into MIG instances."""
+        return not self.mig and self.milli_free == WHOLE_GPU_MILLI and self.memory_free == self.memory_total
+
+
+@dataclass
+class NodeFree:
+    """What is left of one node."""
+
+    name: str
+    inventory: Inventory
+    gpus: list[GpuFree]
+    cpus_free: set[int]
+    memory_free: int
+
+    def take(self, allocation: Allocation, clamp: bool = False) -> None:
+        """Remove an allocation's resources from what is free.
+
+        ``clamp`` keeps counts at zero when some of it is already taken (a view
+        that holds a reservation as well as what runs now).
+        """
+        for share in allocation.gpus:
+            gpu = self.gpus[share.index]
+            if share.mig_index is not None:
+                gpu.mig_free.pop(share.mig_index, None)
+                continue
+            gpu.milli_free -= share.milli
+            if gpu.memory_free is not None:
+                gpu.memory_free -= share.memory_bytes if share.memory_bytes is not None else gpu.memory_free
+            if clamp:
+                gpu.milli_free = max(0, gpu.milli_free)
+                gpu.memory_free = None if gpu.memory_free is None else max(0, gpu.memory_free)
+        self.cpus_free.difference_update(allocation.cpus)
+        self.memory_free -= allocation.memory_bytes
+        if clamp:
+            self.memory_free = max(0, self.memory_free)
+
+    def copy(self) -> NodeFree:
+        """An independent copy to try things on."""
+        return NodeFree(
+            self.name,
+            self.inventory,
+            [replace(g, mig_free=dict(g.mig_free)) for g in self.gpus],
+            set(self.cpus_free),
+            self.memory_free,
+        )
+
+    def give(self, allocation: Allocation) -> None:
+        """Return an allocation's resources (a job that ends or is preempted)."""
+        for share in allocation.gpus:
+            gpu = self.gpus[share.index]
+            if share.mig_index is not None:
+                mig = next(
+                    (m for m in self.inventory.gpus[share.index].mig_devices if m.index == share.mig_index), None
+                )
+                if mig is not None:
+                    gpu.mig_free[mig.index] = (mig.profile or "", mig.uuid)
+                continue
+            gpu.milli_free += share.milli
+            if gpu.memory_free is not None and gpu.memory_total is not None:
+                taken = share.memory_bytes if share.memory_bytes is not None else gpu.memory_total - gpu.memory_free
+                gpu.memory_free = min(gpu.memory_total, gpu.memory_free + taken)
+        self.cpus_free.update(allocation.cpus)
+        self.memory_free += allocation.memory_bytes
+
+    @property
+    def whole_gpus_free(self) -> int:
+        """How many GPUs are entirely free."""
+        return sum(1 for g in self.gpus if g.whole_free)
+
+
+def empty_node(name: str, inventory: Inventory) -> NodeFree:
+    """A node with nothing running."""
+    gpus = [
+        GpuFree(
+            index=position,
+            uuid=gpu.uuid,
+            name=gpu.name,
+            numa=gpu.numa_node,
+            memory_total=gpu.memory_total_bytes,
+            memory_free=gpu.memory_total_bytes,
+            mig=bool(gpu.mig_enabled),
+            mig_free={m.index: (m.profile or "", m.uuid) for m in gpu.mig_devices} if gpu.mig_enabled else {},
+        )
+        for position, gpu in enumerate(inventory.gpus)
+    ]
+    memory = inventory.host.memory_total_bytes or 0
+    return NodeFree(name, inventory, gpus, set(inventory.cpu.online_cpus), memory)
+
+
+def free_state(nodes: list[tuple[str, Inventory]], running: list[tuple[str, Allocation]]) -> dict[str, NodeFree]:
+    """Every node's free resources: empty nodes minus what ``running`` holds (by node name)."""
+    state = {name: empty_node(name, inventory) for name, inventory in nodes}
+    for node, allocation in running:
+        if node in state:
+            state[node].take(allocation)
+    return state

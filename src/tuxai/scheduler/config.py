@@ -1,0 +1,72 @@
+"""Scheduler configuration: weights, fair-share half-life, backfill and preemption, in one file.
+
+``parse_scheduler_config(text)`` is pure; the daemon or the CLI reads the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import yaml
+
+from tuxai.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """Every knob of the policy, with the defaults a shared box wants.
+
+    Priority = Σ weight × factor, each factor in [0, 1]:
+    ``priority`` (the job's own, 0–100 → 0–1), ``fairshare`` (2^(−usage/share),
+    usage decayed with ``half_life_s``), ``age`` (waited ÷ ``max_age_s``),
+    ``size`` (fewer GPUs → higher), ``short`` (shorter time limit → higher).
+    """
+
+    weight_priority: float = 1000.0
+    weight_fairshare: float = 1000.0
+    weight_age: float = 500.0
+    weight_size: float = 100.0
+    weight_short: float = 500.0
+    half_life_s: float = 7 * 24 * 3600.0
+    max_age_s: float = 24 * 3600.0
+    default_time_limit_s: float = 24 * 3600.0
+    max_time_limit_s: float = 30 * 24 * 3600.0
+    backfill: bool = True
+    preemption: bool = True
+    preempt_min_priority_gap: int = 1
+
+
+FIFO = SchedulerConfig(
+    weight_priority=0, weight_fairshare=0, weight_age=1, weight_size=0, weight_short=0, backfill=False, preemption=False
+)
+BACKFILL = replace(FIFO, backfill=True)
+
+
+def parse_scheduler_config(text: str, origin: str = "scheduler config") -> SchedulerConfig:
+    """YAML ``key: value`` lines → ``SchedulerConfig`` (unknown keys and bad values are errors).
+
+    Raises:
+        ConfigError: malformed YAML, an unknown key, or a value of the wrong type or sign.
+    """
+    try:
+        data: Any = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin} is not valid YAML: {getattr(exc, 'problem', exc)}", hint="fix the file") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin} must be a mapping of setting: value", hint="e.g. `preemption: false`")
+    known = {f.name: f for f in fields(SchedulerConfig)}
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(f"{origin}: unknown setting {key!r}", hint=f"known: {', '.join(sorted(known))}")
+        wants_bool = isinstance(getattr(SchedulerConfig(), key), bool)
+        if wants_bool and not isinstance(value, bool):
+            raise ConfigError(f"{origin}: {key} must be true or false, got {value!r}", hint="write true or false")
+        if not wants_bool and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
+            raise ConfigError(f"{origin}: {key} must be a number ≥ 0, got {value!r}", hint="e.g. 1000")
+        values[key] = value
+    config = replace(SchedulerConfig(), **values)
+    if config.half_life_s <= 0 or config.max_age_s <= 0:
+        raise ConfigError(f"{origin}: half_life_s and max_age_s must be positive", hint="e.g. 604800 for a week")
+    return config

@@ -1,0 +1,142 @@
+"""``decide(snapshot)``: admission, multifactor order, placement, EASY backfill, preemption."""
+
+from __future__ import annotations
+
+import math
+
+from tuxai.model.resources import Allocation, Request
+from tuxai.scheduler.admission import rejection
+from tuxai.scheduler.capacity import NodeFree, free_state
+from tuxai.scheduler.decisions import Decision, Preempt, Reject, Reserve, Start
+from tuxai.scheduler.placement import place
+from tuxai.scheduler.priority import queue_order, time_limit
+from tuxai.scheduler.snapshot import Job, Running, Snapshot
+
+
+def _copy(state: list[NodeFree]) -> list[NodeFree]:
+    return [node.copy() for node in state]
+
+
+def _by_name(state: list[NodeFree]) -> dict[str, NodeFree]:
+    return {node.name: node for node in state}
+
+
+def _reservation(
+    state: list[NodeFree], request: Request, ends: list[tuple[float, Allocation]]
+) -> tuple[float, Allocation] | None:
+    """When and where the head job fits if running jobs end at their time limits, soonest first."""
+    trial = _copy(state)
+    nodes = _by_name(trial)
+    for end, allocation in sorted(ends, key=lambda item: item[0]):
+        if allocation.node in nodes:
+            nodes[allocation.node].give(allocation)
+        placed = place(trial, request)
+        if placed is not None:
+            return end, placed
+    return None
+
+
+def _victims(state: list[NodeFree], head: Job, running: tuple[Running, ...], now: float) -> list[Running] | None:
+    """The preemptible lower-priority jobs to stop so the head fits, losing the least work, on one node."""
+    best: tuple[float, list[Running]] | None = None
+    for node in state:
+        candidates = [
+            r
+            for r in running
+            if r.allocation.node == node.name
+            and r.job.preemptible
+            and not r.draining
+            and r.job.priority < head.priority
+        ]
+        candidates.sort(key=lambda r: ((now - r.started_at) * max(r.job.request.gpu_equivalents, 0.1), r.job.id))
+        trial = node.copy()
+        chosen: list[Running] = []
+        for victim in candidates:
+            trial.give(victim.allocation)
+            chosen.append(victim)
+            if place([trial], head.request) is not None:
+                lost = sum((now - v.started_at) * max(v.job.request.gpu_equivalents, 0.1) for v in chosen)
+                if best is None or lost < best[0]:
+                    best = (lost, chosen)
+                break
+    return None if best is None else best[1]
+
+
+def _blocked_reason(state: list[NodeFree], request: Request) -> str:
+    if request.mig_profile is not None:
+        return f"waiting for {request.gpus} free MIG instance(s) of profile {request.mig_profile}"
+    if request.shared:
+        return "waiting for a GPU with room for this slice"
+    if request.gpus:
+        most = max((n.whole_gpus_free for n in state), default=0)
+        return f"waiting for {request.gpus} free GPUs on one node (the most free on a node now: {most})"
+    return "waiting for CPUs or memory"
+
+
+def decide(snapshot: Snapshot) -> list[Decision]:
+    """Decisions for this instant: who starts where, who is preempted, when the head job will run."""
+    config = snapshot.config
+    now = snapshot.now
+    nodes = [(n.name, n.inventory) for n in sorted(snapshot.nodes, key=lambda n: n.name)]
+    state = list(free_state(nodes, [(r.allocation.node, r.allocation) for r in snapshot.running]).values())
+    # Draining jobs still hold their resources now but give them back at once for planning.
+    ends = [
+        (now if r.draining else max(now, r.started_at + time_limit(r.job, config)), r.allocation)
+        for r in snapshot.running
+    ]
+    decisions: list[Decision] = []
+    rejected: dict[Request, str | None] = {}
+    head: Job | None = None
+    shadow = math.inf
+    outside: list[NodeFree] | None = None  # free now and outside the head's reservation
+    for rank, (job, score, terms) in enumerate(queue_order(snapshot), start=1):
+        if job.request not in rejected:
+            rejected[job.request] = rejection(job, snapshot.nodes)
+        reason = rejected[job.request]
+        if reason is not None:
+            decisions.append(Reject(job.id, reason))
+            continue
+        explanation: dict[str, object] = {"rank": rank, "score": round(score, 2), **terms}
+        limit = time_limit(job, config)
+        if head is None:
+            allocation = place(state, job.request)
+            if allocation is not None:
+                decisions.append(Start(job.id, allocation, explanation))
+                _by_name(state)[allocation.node].take(allocation)
+                ends.append((now + limit, allocation))
+                continue
+            head = job
+            explanation["reason"] = _blocked_reason(state, job.request)
+            if config.preemption:
+                victims = _victims(state, job, snapshot.running, now)
+                if victims:
+                    for victim in victims:
+                        decisions.append(Preempt(victim.job.id, job.id, f"preempted for higher-priority job {job.id}"))
+                        ends.append((now, victim.allocation))
+                    explanation["preempting"] = [v.job.id for v in victims]
+            reserved = _reservation(state, job.request, ends)
+            if reserved is not None:
+                shadow, where = reserved
+                explanation["reserved_on"] = where.node
+                decisions.append(Reserve(job.id, shadow, explanation))
+                outside = _copy(state)
+                _by_name(outside)[where.node].take(where, clamp=True)
+            if not config.backfill:
+                break
+            continue
+        # EASY backfill: start only what cannot delay the head's reserved start.
+        if outside is None:
+            allocation = place(state, job.request)
+        else:
+            allocation = place(outside, job.request)
+            if allocation is None and now + limit <= shadow:
+                allocation = place(state, job.request)
+        if allocation is None:
+            continue
+        explanation["backfilled_before"] = head.id
+        decisions.append(Start(job.id, allocation, explanation, backfilled=True))
+        _by_name(state)[allocation.node].take(allocation)
+        if outside is not None:
+            _by_name(outside)[allocation.node].take(allocation, clamp=True)
+        ends.append((now + limit, allocation))
+    return decisions

@@ -1,0 +1,57 @@
+"""What the scheduler sees: nodes, running jobs, the pending queue, usage and ``now``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tuxai.model.inventory import Inventory
+from tuxai.model.resources import Allocation, Request
+from tuxai.scheduler.config import SchedulerConfig
+
+
+@dataclass(frozen=True)
+class Node:
+    """One machine the scheduler may place jobs on."""
+
+    name: str
+    inventory: Inventory
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as the scheduler needs it: who, what, how long at most, how important."""
+
+    id: str
+    user: str
+    request: Request
+    submitted_at: float
+    time_limit_s: float | None = None
+    priority: int = 0
+    preemptible: bool = False
+
+
+@dataclass(frozen=True)
+class Running:
+    """A job that holds an allocation since ``started_at``; ``draining`` once told to stop."""
+
+    job: Job
+    allocation: Allocation
+    started_at: float
+    draining: bool = False
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything ``decide`` reads. ``usage`` is each user's decayed GPU-seconds."""
+
+    nodes: tuple[Node, ...]
+    now: float
+    pending: tuple[Job, ...] = ()
+    running: tuple[Running, ...] = ()
+    usage: dict[str, float] = field(default_factory=dict)
+    config: SchedulerConfig = field(default_factory=SchedulerConfig)
+
+
+def decay_usage(usage: float, elapsed_s: float, half_life_s: float) -> float:
+    """Usage ``elapsed_s`` later: halved every ``half_life_s``."""
+    return float(usage * 0.5 ** (max(0.0, elapsed_s) / half_life_s))

@@ -1,0 +1,1 @@
+"""Trace-driven simulation of the scheduler at cluster scale."""
