@@ -25,12 +25,13 @@ def _reservation(
     state: list[NodeFree], request: Request, ends: list[tuple[float, Allocation]]
 ) -> tuple[float, Allocation] | None:
     """When and where the head job fits if running jobs end at their time limits, soonest first."""
+    free_now = {n.name: frozenset(g.index for g in n.gpus if g.whole_free) for n in state}
     trial = _copy(state)
     nodes = _by_name(trial)
     for end, allocation in sorted(ends, key=lambda item: item[0]):
         if allocation.node in nodes:
             nodes[allocation.node].give(allocation)
-        placed = place(trial, request)
+        placed = place(trial, request, avoid=free_now)
         if placed is not None:
             return end, placed
     return None
@@ -60,6 +61,19 @@ def _victims(state: list[NodeFree], head: Job, running: tuple[Running, ...], now
                     best = (lost, chosen)
                 break
     return None if best is None else best[1]
+
+
+def _fits_after_draining(state: list[NodeFree], request: Request, running: tuple[Running, ...]) -> bool:
+    """Whether the jobs already told to stop free enough: then nobody more is preempted."""
+    draining = [r for r in running if r.draining]
+    if not draining:
+        return False
+    trial = _copy(state)
+    nodes = _by_name(trial)
+    for victim in draining:
+        if victim.allocation.node in nodes:
+            nodes[victim.allocation.node].give(victim.allocation)
+    return place(trial, request) is not None
 
 
 def _blocked_reason(state: list[NodeFree], request: Request) -> str:
@@ -107,7 +121,7 @@ def decide(snapshot: Snapshot) -> list[Decision]:
                 continue
             head = job
             explanation["reason"] = _blocked_reason(state, job.request)
-            if config.preemption:
+            if config.preemption and not _fits_after_draining(state, job.request, snapshot.running):
                 victims = _victims(state, job, snapshot.running, now)
                 if victims:
                     for victim in victims:

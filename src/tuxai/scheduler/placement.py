@@ -50,14 +50,16 @@ def _candidate_sets(free: list[GpuFree], count: int, links: LinkMatrix) -> list[
     return sorted(set(sets))
 
 
-def _whole(node: NodeFree, request: Request) -> tuple[tuple[int, ...], tuple[int, int, int]] | None:
+def _whole(
+    node: NodeFree, request: Request, avoid: frozenset[int] = frozenset()
+) -> tuple[tuple[int, ...], tuple[int, int, int, int]] | None:
     free = [g for g in node.gpus if g.whole_free and type_matches(g.name, request.gpu_types)]
     if len(free) < request.gpus:
         return None
     links = node.inventory.links
-    best: tuple[tuple[int, int, int], tuple[int, ...]] | None = None
+    best: tuple[tuple[int, int, int, int], tuple[int, ...]] | None = None
     for chosen in _candidate_sets(free, request.gpus, links):
-        cost = (*_link_cost(links, chosen), _breakage(node, chosen, free))
+        cost = (*_link_cost(links, chosen), sum(1 for i in chosen if i in avoid), _breakage(node, chosen, free))
         key = (cost, chosen)
         if best is None or key < best:
             best = key
@@ -66,13 +68,23 @@ def _whole(node: NodeFree, request: Request) -> tuple[tuple[int, ...], tuple[int
     return best[1], best[0]
 
 
+def slice_memory(gpu: GpuFree, request: Request) -> int | None:
+    """A slice's GPU memory: what it asked, else its compute share of the GPU's memory."""
+    if request.gpu_mem_bytes is not None:
+        return request.gpu_mem_bytes
+    if gpu.memory_total is None:
+        return None
+    return gpu.memory_total * request.gpu_milli // WHOLE_GPU_MILLI
+
+
 def _shared(node: NodeFree, request: Request) -> GpuFree | None:
     def fits(gpu: GpuFree) -> bool:
         if gpu.mig or not type_matches(gpu.name, request.gpu_types) or gpu.milli_free < request.gpu_milli:
             return False
-        if request.gpu_mem_bytes is None:
-            return True
-        return gpu.memory_free is not None and gpu.memory_free >= request.gpu_mem_bytes
+        memory = slice_memory(gpu, request)
+        if memory is None or gpu.memory_free is None:
+            return request.gpu_mem_bytes is None
+        return gpu.memory_free >= memory
 
     options = [g for g in node.gpus if fits(g)]
     # Tightest first; an already shared GPU before a whole one; then the lowest index.
@@ -103,8 +115,13 @@ def _cpus(node: NodeFree, count: int, numa_nodes: set[int | None]) -> tuple[int,
     return tuple(sorted((sorted(local) + rest)[:count]))
 
 
-def place_on_node(node: NodeFree, request: Request) -> tuple[Allocation, tuple[int, ...]] | None:
-    """The best allocation of ``request`` on one node and its cost (lower is better), or None."""
+def place_on_node(
+    node: NodeFree, request: Request, avoid: frozenset[int] = frozenset()
+) -> tuple[Allocation, tuple[int, ...]] | None:
+    """The best allocation of ``request`` on one node and its cost (lower is better), or None.
+
+    ``avoid``: GPU indices to use only when the links would otherwise be worse.
+    """
     if request.memory_bytes > node.memory_free or request.cpus > len(node.cpus_free):
         return None
     shares: list[GpuShare] = []
@@ -119,10 +136,10 @@ def place_on_node(node: NodeFree, request: Request) -> tuple[Allocation, tuple[i
         gpu = _shared(node, request)
         if gpu is None:
             return None
-        shares = [GpuShare(gpu.index, gpu.uuid, request.gpu_milli, request.gpu_mem_bytes)]
+        shares = [GpuShare(gpu.index, gpu.uuid, request.gpu_milli, slice_memory(gpu, request) or 0)]
         cost = (0, 0, gpu.milli_free - request.gpu_milli)
     elif request.gpus:
-        whole = _whole(node, request)
+        whole = _whole(node, request, avoid)
         if whole is None:
             return None
         chosen, cost = whole
@@ -135,13 +152,17 @@ def place_on_node(node: NodeFree, request: Request) -> tuple[Allocation, tuple[i
     return allocation, cost
 
 
-def place(nodes: list[NodeFree], request: Request) -> Allocation | None:
-    """The best node for the request: best links first, then the node left tightest (best fit), then name."""
+def place(nodes: list[NodeFree], request: Request, avoid: dict[str, frozenset[int]] | None = None) -> Allocation | None:
+    """The best node for the request: best links first, then the node left tightest (best fit), then name.
+
+    ``avoid`` maps node names to GPUs to spare where links allow (a reservation
+    prefers GPUs that are busy now, so free ones stay free for backfill).
+    """
     best: tuple[tuple[object, ...], Allocation] | None = None
     for node in nodes:
         if request.gpus and not request.shared and request.mig_profile is None and node.whole_gpus_free < request.gpus:
             continue
-        placed = place_on_node(node, request)
+        placed = place_on_node(node, request, (avoid or {}).get(node.name, frozenset()))
         if placed is None:
             continue
         allocation, cost = placed
