@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
+from functools import lru_cache
 
+from tuxai.model.resources import Request
 from tuxai.model.units import format_bytes
 from tuxai.scheduler.capacity import empty_node
 from tuxai.scheduler.placement import place_on_node, type_matches
@@ -25,7 +27,11 @@ def _describe(nodes: tuple[Node, ...]) -> str:
 
 def rejection(job: Job, nodes: tuple[Node, ...]) -> str | None:
     """Why the job could not run even on empty nodes, or None when some node could take it."""
-    request = job.request
+    return _rejection(job.request, nodes)
+
+
+@lru_cache(maxsize=4096)
+def _rejection(request: Request, nodes: tuple[Node, ...]) -> str | None:
     if any(place_on_node(empty_node(n.name, n.inventory), request) is not None for n in nodes):
         return None
     matching = [[g for g in n.inventory.gpus if type_matches(g.name, request.gpu_types)] for n in nodes]

@@ -6,7 +6,7 @@ Built from the nodes' inventories minus the running allocations; mutable so a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from tuxai.model.inventory import Inventory
 from tuxai.model.resources import WHOLE_GPU_MILLI, Allocation
@@ -41,6 +41,13 @@ class NodeFree:
     gpus: list[GpuFree]
     cpus_free: set[int]
     memory_free: int
+    whole_gpus_free: int = -1  # kept current by take and give
+
+    def __post_init__(self) -> None:
+        self._count_whole()
+
+    def _count_whole(self) -> None:
+        self.whole_gpus_free = sum(1 for g in self.gpus if g.whole_free)
 
     def take(self, allocation: Allocation, clamp: bool = False) -> None:
         """Remove an allocation's resources from what is free.
@@ -63,16 +70,17 @@ class NodeFree:
         self.memory_free -= allocation.memory_bytes
         if clamp:
             self.memory_free = max(0, self.memory_free)
+        self._count_whole()
 
     def copy(self) -> NodeFree:
         """An independent copy to try things on."""
-        return NodeFree(
-            self.name,
-            self.inventory,
-            [replace(g, mig_free=dict(g.mig_free)) for g in self.gpus],
-            set(self.cpus_free),
-            self.memory_free,
-        )
+        gpus = [
+            GpuFree(
+                g.index, g.uuid, g.name, g.numa, g.memory_total, g.milli_free, g.memory_free, g.mig, dict(g.mig_free)
+            )
+            for g in self.gpus
+        ]
+        return NodeFree(self.name, self.inventory, gpus, set(self.cpus_free), self.memory_free)
 
     def give(self, allocation: Allocation) -> None:
         """Return an allocation's resources (a job that ends or is preempted)."""
@@ -91,11 +99,7 @@ class NodeFree:
                 gpu.memory_free = min(gpu.memory_total, gpu.memory_free + taken)
         self.cpus_free.update(allocation.cpus)
         self.memory_free += allocation.memory_bytes
-
-    @property
-    def whole_gpus_free(self) -> int:
-        """How many GPUs are entirely free."""
-        return sum(1 for g in self.gpus if g.whole_free)
+        self._count_whole()
 
 
 def empty_node(name: str, inventory: Inventory) -> NodeFree:

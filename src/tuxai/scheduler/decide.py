@@ -26,12 +26,15 @@ def _reservation(
 ) -> tuple[float, Allocation] | None:
     """When and where the head job fits if running jobs end at their time limits, soonest first."""
     free_now = {n.name: frozenset(g.index for g in n.gpus if g.whole_free) for n in state}
-    trial = _copy(state)
-    nodes = _by_name(trial)
+    current = _by_name(state)
+    trial: dict[str, NodeFree] = {}
     for end, allocation in sorted(ends, key=lambda item: item[0]):
-        if allocation.node in nodes:
-            nodes[allocation.node].give(allocation)
-        placed = place(trial, request, avoid=free_now)
+        if allocation.node not in current:
+            continue
+        node = trial.setdefault(allocation.node, current[allocation.node].copy())
+        node.give(allocation)
+        # It did not fit before: only the node that just got resources back can take it now.
+        placed = place([node], request, avoid=free_now)
         if placed is not None:
             return end, placed
     return None
@@ -103,17 +106,21 @@ def decide(snapshot: Snapshot) -> list[Decision]:
     head: Job | None = None
     shadow = math.inf
     outside: list[NodeFree] | None = None  # free now and outside the head's reservation
-    for rank, (job, score, terms) in enumerate(queue_order(snapshot), start=1):
+    reserved_node = ""
+    failed_now: set[Request] = set()
+    failed_outside: set[Request] = set()
+    for rank, ranked in enumerate(queue_order(snapshot), start=1):
+        job = ranked.job
         if job.request not in rejected:
             rejected[job.request] = rejection(job, snapshot.nodes)
         reason = rejected[job.request]
         if reason is not None:
             decisions.append(Reject(job.id, reason))
             continue
-        explanation: dict[str, object] = {"rank": rank, "score": round(score, 2), **terms}
         limit = time_limit(job, config)
         if head is None:
             allocation = place(state, job.request)
+            explanation: dict[str, object] = {"rank": rank, "score": round(ranked.score, 2), **ranked.explain()}
             if allocation is not None:
                 decisions.append(Start(job.id, allocation, explanation))
                 _by_name(state)[allocation.node].take(allocation)
@@ -133,24 +140,36 @@ def decide(snapshot: Snapshot) -> list[Decision]:
                 shadow, where = reserved
                 explanation["reserved_on"] = where.node
                 decisions.append(Reserve(job.id, shadow, explanation))
-                outside = _copy(state)
+                # Free now and outside the reservation: the reserved node is a copy, the rest are shared.
+                outside = [node.copy() if node.name == where.node else node for node in state]
                 _by_name(outside)[where.node].take(where, clamp=True)
+                reserved_node = where.node
             if not config.backfill:
                 break
             continue
         # EASY backfill: start only what cannot delay the head's reserved start.
+        # Resources only shrink during a pass: a request that failed once fails again.
+        allocation = None
         if outside is None:
-            allocation = place(state, job.request)
-        else:
-            allocation = place(outside, job.request)
-            if allocation is None and now + limit <= shadow:
+            if job.request not in failed_now:
                 allocation = place(state, job.request)
+                if allocation is None:
+                    failed_now.add(job.request)
+        else:
+            if job.request not in failed_outside:
+                allocation = place(outside, job.request)
+                if allocation is None:
+                    failed_outside.add(job.request)
+            if allocation is None and now + limit <= shadow and job.request not in failed_now:
+                allocation = place(state, job.request)
+                if allocation is None:
+                    failed_now.add(job.request)
         if allocation is None:
             continue
-        explanation["backfilled_before"] = head.id
+        explanation = {"rank": rank, "score": round(ranked.score, 2), **ranked.explain(), "backfilled_before": head.id}
         decisions.append(Start(job.id, allocation, explanation, backfilled=True))
         _by_name(state)[allocation.node].take(allocation)
-        if outside is not None:
+        if outside is not None and allocation.node == reserved_node:
             _by_name(outside)[allocation.node].take(allocation, clamp=True)
         ends.append((now + limit, allocation))
     return decisions

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from tuxai.scheduler.config import SchedulerConfig
 from tuxai.scheduler.snapshot import Job, Snapshot
 
 MAX_JOB_PRIORITY = 100
 _REFERENCE_GPUS = 8.0
+FACTORS = ("priority", "fairshare", "age", "size", "short")
 
 
 def time_limit(job: Job, config: SchedulerConfig) -> float:
@@ -18,48 +20,68 @@ def time_limit(job: Job, config: SchedulerConfig) -> float:
 
 def fairshare(user: str, usage: dict[str, float], users: set[str]) -> float:
     """2^(−U/S): U the user's share of all decayed usage, S an equal share among active users."""
-    total = sum(usage.values())
-    if total <= 0:
-        return 1.0
-    share = 1.0 / max(1, len(users | set(usage)))
-    return float(2.0 ** (-(usage.get(user, 0.0) / total) / share))
+    return _FairShare(usage, users).factor(user)
 
 
-def factors(job: Job, snapshot: Snapshot, users: set[str]) -> dict[str, float]:
-    """Each factor in [0, 1]."""
-    config = snapshot.config
-    limit = time_limit(job, config)
-    return {
-        "priority": max(0, min(job.priority, MAX_JOB_PRIORITY)) / MAX_JOB_PRIORITY,
-        "fairshare": fairshare(job.user, snapshot.usage, users),
-        "age": min(1.0, max(0.0, snapshot.now - job.submitted_at) / config.max_age_s),
-        "size": 1.0 - min(1.0, job.request.gpu_equivalents / _REFERENCE_GPUS),
-        "short": 1.0 - min(1.0, math.log1p(limit) / math.log1p(config.max_time_limit_s)),
-    }
+class _FairShare:
+    """Totals computed once per snapshot, factors per user on demand."""
+
+    def __init__(self, usage: dict[str, float], users: set[str]) -> None:
+        self.usage = usage
+        self.total = sum(usage.values())
+        self.share = 1.0 / max(1, len(users | set(usage)))
+        self.cache: dict[str, float] = {}
+
+    def factor(self, user: str) -> float:
+        if self.total <= 0:
+            return 1.0
+        if user not in self.cache:
+            self.cache[user] = float(2.0 ** (-(self.usage.get(user, 0.0) / self.total) / self.share))
+        return self.cache[user]
 
 
-def priority(job: Job, snapshot: Snapshot, users: set[str]) -> tuple[float, dict[str, float]]:
-    """The weighted sum and, for ``why is my job waiting?``, every factor and its weighted term."""
-    config = snapshot.config
-    values = factors(job, snapshot, users)
-    weights = {
-        "priority": config.weight_priority,
-        "fairshare": config.weight_fairshare,
-        "age": config.weight_age,
-        "size": config.weight_size,
-        "short": config.weight_short,
-    }
-    terms = {name: weights[name] * value for name, value in values.items()}
-    explanation = {
-        **{f"{k}_factor": round(v, 4) for k, v in values.items()},
-        **{k: round(v, 2) for k, v in terms.items()},
-    }
-    return sum(terms.values()), explanation
+@dataclass(frozen=True)
+class Ranked:
+    """A pending job with its priority; ``explain()`` gives every factor and weighted term."""
+
+    job: Job
+    score: float
+    factors: tuple[float, ...]
+    weights: tuple[float, ...]
+
+    def explain(self) -> dict[str, float]:
+        """``{"priority_factor": 0.3, …, "priority": 300.0, …}`` for ``why is my job waiting?``."""
+        out: dict[str, float] = {}
+        for name, value in zip(FACTORS, self.factors, strict=True):
+            out[f"{name}_factor"] = round(value, 4)
+        for name, value, weight in zip(FACTORS, self.factors, self.weights, strict=True):
+            out[name] = round(value * weight, 2)
+        return out
 
 
-def queue_order(snapshot: Snapshot) -> list[tuple[Job, float, dict[str, float]]]:
+def queue_order(snapshot: Snapshot) -> list[Ranked]:
     """Pending jobs, highest priority first; ties: earliest submitted, then id."""
+    config = snapshot.config
     users = {j.user for j in snapshot.pending} | {r.job.user for r in snapshot.running}
-    scored = [(job, *priority(job, snapshot, users)) for job in snapshot.pending]
-    scored.sort(key=lambda item: (-item[1], item[0].submitted_at, item[0].id))
-    return scored
+    shares = _FairShare(snapshot.usage, users)
+    weights = (
+        config.weight_priority,
+        config.weight_fairshare,
+        config.weight_age,
+        config.weight_size,
+        config.weight_short,
+    )
+    log_max = math.log1p(config.max_time_limit_s)
+    ranked = []
+    for job in snapshot.pending:
+        values = (
+            max(0, min(job.priority, MAX_JOB_PRIORITY)) / MAX_JOB_PRIORITY,
+            shares.factor(job.user) if weights[1] else 1.0,
+            min(1.0, max(0.0, snapshot.now - job.submitted_at) / config.max_age_s),
+            1.0 - min(1.0, job.request.gpu_equivalents / _REFERENCE_GPUS),
+            1.0 - min(1.0, math.log1p(time_limit(job, config)) / log_max),
+        )
+        score = sum(w * v for w, v in zip(weights, values, strict=True))
+        ranked.append(Ranked(job, score, values, weights))
+    ranked.sort(key=lambda r: (-r.score, r.job.submitted_at, r.job.id))
+    return ranked

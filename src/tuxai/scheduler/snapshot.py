@@ -9,9 +9,9 @@ from tuxai.model.resources import Allocation, Request
 from tuxai.scheduler.config import SchedulerConfig
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Node:
-    """One machine the scheduler may place jobs on."""
+    """One machine the scheduler may place jobs on (compared by identity: inventories are large)."""
 
     name: str
     inventory: Inventory
