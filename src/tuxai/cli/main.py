@@ -80,6 +80,54 @@ def doctor(
     raise typer.Exit(code)
 
 
+@app.command()
+def sim(
+    jobs: Annotated[Path, typer.Option("--jobs", help="The trace's pod (job) list CSV.", metavar="POD_CSV")],
+    cluster: Annotated[Path, typer.Option("--cluster", help="The trace's node list CSV.", metavar="NODE_CSV")],
+    mode: Annotated[str, typer.Option("--mode", help="time or packing.")] = "packing",
+    policy: Annotated[
+        str,
+        typer.Option(
+            "--policy", help="Comma-separated: packing random,best-fit,fgd,tuxai; time fifo,backfill,sjf,tuxai."
+        ),
+    ] = "tuxai",
+    format_name: Annotated[str, typer.Option("--format", help="The trace format.")] = "openb",
+    seed: Annotated[int | None, typer.Option("--seed", help="One seed (default 42).")] = None,
+    seeds: Annotated[str | None, typer.Option("--seeds", help="Several seeds: 42-51 or 42,43.")] = None,
+    runtimes: Annotated[
+        Path | None, typer.Option("--runtimes", help="Time mode: runtime CSV (philly_runtime.csv).", metavar="FILE")
+    ] = None,
+    count: Annotated[int, typer.Option("--count", help="Time mode: jobs to draw.")] = 5000,
+    nodes: Annotated[int, typer.Option("--nodes", help="Time mode: nodes to sample.")] = 64,
+    load: Annotated[float, typer.Option("--load", help="Time mode: offered GPU load.")] = 0.95,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per policy.")] = False,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Draw the curves into a PNG.", metavar="FILE")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Replay a cluster trace through the scheduler and compare policies."""
+    from tuxai.cli.sim import run_sim
+
+    code = _guard(
+        lambda: run_sim(
+            format_name=format_name,
+            jobs=jobs,
+            cluster=cluster,
+            mode=mode,
+            policies=policy,
+            seed=seed,
+            seeds=seeds,
+            runtimes=runtimes,
+            count=count,
+            nodes=nodes,
+            load=load,
+            as_json=as_json,
+            plot=plot,
+        ),
+        debug,
+    )
+    raise typer.Exit(code)
+
+
 def _guard(action: Callable[[], int], debug: bool) -> int:
     """Run a command body; a ``TuxaiError`` becomes one line on stderr and exit 2."""
     try:

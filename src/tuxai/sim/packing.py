@@ -74,15 +74,20 @@ def _fgd_scores(state: ClusterState, pod: OpenbPod, nodes: IntArray, exact: bool
 
 
 def _tuxai_scores(state: ClusterState, pod: OpenbPod, nodes: IntArray) -> FloatArray:
-    """FGD's gradient without the integer truncation, best-fit breaking what is still tied.
+    """FGD's score, with its many ties broken by consolidation instead of by node name.
 
-    Truncating the sigmoid to 0–100 makes most candidate nodes tie, and the
-    tie then goes to the smallest node name; keeping the exact fragmentation
-    growth, and preferring the node left tightest among equals, wastes less.
+    Among nodes whose fragmentation grows equally (the same integer FGD score),
+    prefer a node already in use (keep empty nodes empty for large pods), then
+    the node left tightest (best fit); among a node's GPUs for a shared pod, the
+    tightest one. Each tie-break term stays below 1, so FGD's order is kept.
     """
-    fgd = _fgd_scores(state, pod, nodes, exact=True)
-    tight = _best_fit_scores(state, pod, nodes) / 1000
-    return fgd + tight
+    scores = _fgd_scores(state, pod, nodes)
+    used = state.gpu_free[nodes].sum(axis=1) < state.exists[nodes].sum(axis=1) * WHOLE
+    scores = scores + 0.5 * used[:, None] + _best_fit_scores(state, pod, nodes) / 1000
+    if scores.shape[1] > 1:
+        room = np.where(np.isfinite(scores), state.gpu_free[nodes], WHOLE)
+        scores = scores - room / 1e7
+    return scores
 
 
 def _choose(state: ClusterState, pod: OpenbPod, policy: str, rng: random.Random) -> tuple[int, list[int]] | None:
