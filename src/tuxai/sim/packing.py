@@ -87,7 +87,8 @@ def _tuxai_scores(state: ClusterState, pod: OpenbPod, nodes: IntArray) -> FloatA
     if scores.shape[1] > 1:
         room = np.where(np.isfinite(scores), state.gpu_free[nodes], WHOLE)
         scores = scores - room / 1e7
-    return scores
+    result: FloatArray = scores
+    return result
 
 
 def _choose(state: ClusterState, pod: OpenbPod, policy: str, rng: random.Random) -> tuple[int, list[int]] | None:
