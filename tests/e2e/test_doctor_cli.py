@@ -167,3 +167,129 @@ def test_bad_config_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
     assert "probe_timeout_s must be a number of seconds" in line
+
+
+TRACES = FIXTURES / "traces"
+
+
+def test_sim_packing_json_and_plot(tmp_path: Path) -> None:
+    plot = tmp_path / "curves.png"
+    done = tuxai(
+        "sim",
+        "--format",
+        "openb",
+        "--jobs",
+        str(TRACES / "openb-pods-sample.csv"),
+        "--cluster",
+        str(TRACES / "openb-nodes-sample.csv"),
+        "--mode",
+        "packing",
+        "--policy",
+        "random,best-fit,fgd,tuxai",
+        "--seeds",
+        "42-43",
+        "--json",
+        "--plot",
+        str(plot),
+    )
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    assert [r["policy"] for r in rows] == ["random", "best-fit", "fgd", "tuxai"]
+    for row in rows:
+        assert row["mode"] == "packing" and row["seeds"] == [42, 43] and row["jobs"] > 0
+        assert 0 < row["allocated_gpu_share"] <= 1 and len(row["curve"]) == 131
+        assert row["unallocated_gpus"] >= 0 and "std" in row["spread"]["allocated_gpu_share"]
+    assert plot.stat().st_size > 10_000
+
+
+def test_sim_time_mode_table() -> None:
+    done = tuxai(
+        "sim",
+        "--jobs",
+        str(TRACES / "openb-pods-sample.csv"),
+        "--cluster",
+        str(TRACES / "openb-nodes-sample.csv"),
+        "--mode",
+        "time",
+        "--policy",
+        "fifo,backfill,tuxai",
+        "--runtimes",
+        str(TRACES / "philly-runtime-sample.csv"),
+        "--count",
+        "150",
+        "--nodes",
+        "12",
+        "--load",
+        "0.9",
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    for row in rows:
+        for key in ("policy", "mode", "jobs", "avg_jct_s", "p95_jct_s", "avg_wait_s", "p95_wait_s", "makespan_s"):
+            assert key in row
+        assert row["jobs"] == 150 and isinstance(row["p95_wait_by_gpus_s"], dict)
+    table = tuxai(
+        "sim",
+        "--jobs",
+        str(TRACES / "openb-pods-sample.csv"),
+        "--cluster",
+        str(TRACES / "openb-nodes-sample.csv"),
+        "--mode",
+        "time",
+        "--policy",
+        "backfill",
+        "--runtimes",
+        str(TRACES / "philly-runtime-sample.csv"),
+        "--count",
+        "50",
+        "--nodes",
+        "8",
+    )
+    assert table.returncode == 0 and "avg JCT" in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--mode", "time", "--policy", "fifo"), "time mode needs --runtimes FILE"),
+        (("--mode", "packing", "--policy", "fifo"), "policy fifo is not a packing-mode policy"),
+        (("--mode", "sideways"), "--mode must be time or packing"),
+        (("--format", "philly"), "unknown trace format 'philly'"),
+        (("--seeds", "x-y"), "--seeds must look like 42-51"),
+    ],
+)
+def test_sim_usage_errors(args: tuple[str, ...], message: str) -> None:
+    done = tuxai(
+        "sim",
+        "--jobs",
+        str(TRACES / "openb-pods-sample.csv"),
+        "--cluster",
+        str(TRACES / "openb-nodes-sample.csv"),
+        *args,
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert message in line
+
+
+def test_sim_time_mode_on_a_resource_only_list_names_the_missing_columns() -> None:
+    done = tuxai(
+        "sim",
+        "--jobs",
+        str(TRACES / "openb-pods-sample-resources-only.csv"),
+        "--cluster",
+        str(TRACES / "openb-nodes-sample.csv"),
+        "--mode",
+        "time",
+        "--policy",
+        "fifo",
+        "--runtimes",
+        str(TRACES / "philly-runtime-sample.csv"),
+    )
+    assert done.returncode == 2 and "lacks the column(s) gpu_spec, qos" in done.stderr
+
+
+def test_sim_missing_file() -> None:
+    done = tuxai("sim", "--jobs", "/nope.csv", "--cluster", str(TRACES / "openb-nodes-sample.csv"))
+    assert done.returncode == 2 and "cannot read the pod list /nope.csv" in done.stderr

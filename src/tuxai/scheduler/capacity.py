@@ -42,12 +42,14 @@ class NodeFree:
     cpus_free: set[int]
     memory_free: int
     whole_gpus_free: int = -1  # kept current by take and give
+    max_slice_milli: int = -1  # the most compute left on one non-MIG GPU
 
     def __post_init__(self) -> None:
         self._count_whole()
 
     def _count_whole(self) -> None:
         self.whole_gpus_free = sum(1 for g in self.gpus if g.whole_free)
+        self.max_slice_milli = max((g.milli_free for g in self.gpus if not g.mig), default=0)
 
     def take(self, allocation: Allocation, clamp: bool = False) -> None:
         """Remove an allocation's resources from what is free.

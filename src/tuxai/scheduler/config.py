@@ -20,7 +20,8 @@ class SchedulerConfig:
     Priority = Σ weight × factor, each factor in [0, 1]:
     ``priority`` (the job's own, 0–100 → 0–1), ``fairshare`` (2^(−usage/share),
     usage decayed with ``half_life_s``), ``age`` (waited ÷ ``max_age_s``),
-    ``size`` (fewer GPUs → higher), ``short`` (shorter time limit → higher).
+    ``size`` (fewer GPUs → higher; more GPUs → higher with ``favor_small: false``,
+    Slurm's PriorityFavorSmall), ``short`` (shorter time limit → higher).
     """
 
     weight_priority: float = 1000.0
@@ -32,6 +33,7 @@ class SchedulerConfig:
     max_age_s: float = 24 * 3600.0
     default_time_limit_s: float = 24 * 3600.0
     max_time_limit_s: float = 30 * 24 * 3600.0
+    favor_small: bool = True
     backfill: bool = True
     preemption: bool = True
     preempt_min_priority_gap: int = 1

@@ -160,7 +160,13 @@ def place(nodes: list[NodeFree], request: Request, avoid: dict[str, frozenset[in
     """
     best: tuple[tuple[object, ...], Allocation] | None = None
     for node in nodes:
-        if request.gpus and not request.shared and request.mig_profile is None and node.whole_gpus_free < request.gpus:
+        # Cheap necessary conditions first: most nodes are ruled out here on a busy cluster.
+        if request.cpus > len(node.cpus_free) or request.memory_bytes > node.memory_free:
+            continue
+        if request.shared:
+            if node.max_slice_milli < request.gpu_milli:
+                continue
+        elif request.gpus and request.mig_profile is None and node.whole_gpus_free < request.gpus:
             continue
         placed = place_on_node(node, request, (avoid or {}).get(node.name, frozenset()))
         if placed is None:

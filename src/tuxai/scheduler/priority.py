@@ -59,6 +59,11 @@ class Ranked:
         return out
 
 
+def _size(gpus: float, favor_small: bool) -> float:
+    share = min(1.0, gpus / _REFERENCE_GPUS)
+    return 1.0 - share if favor_small else share
+
+
 def queue_order(snapshot: Snapshot) -> list[Ranked]:
     """Pending jobs, highest priority first; ties: earliest submitted, then id."""
     config = snapshot.config
@@ -78,7 +83,7 @@ def queue_order(snapshot: Snapshot) -> list[Ranked]:
             max(0, min(job.priority, MAX_JOB_PRIORITY)) / MAX_JOB_PRIORITY,
             shares.factor(job.user) if weights[1] else 1.0,
             min(1.0, max(0.0, snapshot.now - job.submitted_at) / config.max_age_s),
-            1.0 - min(1.0, job.request.gpu_equivalents / _REFERENCE_GPUS),
+            _size(job.request.gpu_equivalents, config.favor_small),
             1.0 - min(1.0, math.log1p(time_limit(job, config)) / log_max),
         )
         score = sum(w * v for w, v in zip(weights, values, strict=True))
