@@ -41,6 +41,8 @@ unit: $(DEV_STAMP)
 ## bench: the performance benchmarks (ratios against a baseline in the same process)
 bench: $(DEV_STAMP)
 	$(BIN)/python bench/doctor.py
+	$(BIN)/python bench/scheduler.py
+	$(BIN)/python bench/sim.py
 
 ## test-gpu: the opt-in tests for a machine with a real GPU
 test-gpu: $(DEV_STAMP)

@@ -28,13 +28,16 @@ TIME_POLICIES: dict[str, SchedulerConfig] = {
     "fifo": FIFO,
     "backfill": BACKFILL,
     "sjf": replace(FIFO, weight_age=0.0, weight_short=1.0, backfill=True),
+    # Short time limits first (close to shortest-first), but age catches up within six hours and
+    # larger jobs get a head start, so 4- and 8-GPU jobs are not starved (bench/sim-results.md).
     "tuxai": SchedulerConfig(
         weight_priority=0.0,
         weight_fairshare=0.0,
-        weight_age=400.0,
-        weight_size=0.0,
+        weight_age=1000.0,
+        max_age_s=6 * 3600.0,
+        weight_size=300.0,
+        favor_small=False,
         weight_short=1000.0,
-        max_age_s=12 * 3600.0,
         preemption=False,
     ),
 }
