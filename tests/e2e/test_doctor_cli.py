@@ -172,6 +172,20 @@ def test_bad_config_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
 TRACES = FIXTURES / "traces"
 
 
+def sim(*args: str, pods: str = "openb-pods-sample.csv") -> subprocess.CompletedProcess[str]:
+    """`tuxai sim` on the trace samples."""
+    return tuxai(
+        "sim",
+        "--jobs",
+        str(TRACES / pods),
+        "--cluster",
+        str(TRACES / "openb-nodes-sample.csv"),
+        "--runtimes",
+        str(TRACES / "philly-runtime-sample.csv"),
+        *args,
+    )
+
+
 def test_sim_packing_json_and_plot(tmp_path: Path) -> None:
     plot = tmp_path / "curves.png"
     done = tuxai(
@@ -203,18 +217,11 @@ def test_sim_packing_json_and_plot(tmp_path: Path) -> None:
 
 
 def test_sim_time_mode_table() -> None:
-    done = tuxai(
-        "sim",
-        "--jobs",
-        str(TRACES / "openb-pods-sample.csv"),
-        "--cluster",
-        str(TRACES / "openb-nodes-sample.csv"),
+    done = sim(
         "--mode",
         "time",
         "--policy",
         "fifo,backfill,tuxai",
-        "--runtimes",
-        str(TRACES / "philly-runtime-sample.csv"),
         "--count",
         "150",
         "--nodes",
@@ -229,30 +236,13 @@ def test_sim_time_mode_table() -> None:
         for key in ("policy", "mode", "jobs", "avg_jct_s", "p95_jct_s", "avg_wait_s", "p95_wait_s", "makespan_s"):
             assert key in row
         assert row["jobs"] == 150 and isinstance(row["p95_wait_by_gpus_s"], dict)
-    table = tuxai(
-        "sim",
-        "--jobs",
-        str(TRACES / "openb-pods-sample.csv"),
-        "--cluster",
-        str(TRACES / "openb-nodes-sample.csv"),
-        "--mode",
-        "time",
-        "--policy",
-        "backfill",
-        "--runtimes",
-        str(TRACES / "philly-runtime-sample.csv"),
-        "--count",
-        "50",
-        "--nodes",
-        "8",
-    )
+    table = sim("--mode", "time", "--policy", "backfill", "--count", "50", "--nodes", "8")
     assert table.returncode == 0 and "avg JCT" in table.stdout
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--mode", "time", "--policy", "fifo"), "time mode needs --runtimes FILE"),
         (("--mode", "packing", "--policy", "fifo"), "policy fifo is not a packing-mode policy"),
         (("--mode", "sideways"), "--mode must be time or packing"),
         (("--format", "philly"), "unknown trace format 'philly'"),
@@ -260,34 +250,30 @@ def test_sim_time_mode_table() -> None:
     ],
 )
 def test_sim_usage_errors(args: tuple[str, ...], message: str) -> None:
-    done = tuxai(
-        "sim",
-        "--jobs",
-        str(TRACES / "openb-pods-sample.csv"),
-        "--cluster",
-        str(TRACES / "openb-nodes-sample.csv"),
-        *args,
-    )
+    done = sim(*args)
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
     assert message in line
 
 
 def test_sim_time_mode_on_a_resource_only_list_names_the_missing_columns() -> None:
+    done = sim("--mode", "time", "--policy", "fifo", pods="openb-pods-sample-resources-only.csv")
+    assert done.returncode == 2 and "lacks the column(s) gpu_spec, qos" in done.stderr
+
+
+def test_sim_time_mode_needs_runtimes() -> None:
     done = tuxai(
         "sim",
         "--jobs",
-        str(TRACES / "openb-pods-sample-resources-only.csv"),
+        str(TRACES / "openb-pods-sample.csv"),
         "--cluster",
         str(TRACES / "openb-nodes-sample.csv"),
         "--mode",
         "time",
         "--policy",
         "fifo",
-        "--runtimes",
-        str(TRACES / "philly-runtime-sample.csv"),
     )
-    assert done.returncode == 2 and "lacks the column(s) gpu_spec, qos" in done.stderr
+    assert done.returncode == 2 and "time mode needs --runtimes FILE" in done.stderr
 
 
 def test_sim_missing_file() -> None:

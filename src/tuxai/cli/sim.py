@@ -7,8 +7,9 @@ import io
 import json
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.progress import Progress
@@ -19,6 +20,8 @@ from tuxai.sim.openb import TIME_COLUMNS, parse_nodes, parse_pods
 from tuxai.sim.packing import PACKING_POLICIES, replay_packing
 from tuxai.sim.report import packing_row, parse_seeds, time_row
 from tuxai.sim.timemode import TIME_POLICIES, draw_workload, replay_time
+
+T = TypeVar("T")
 
 
 def _read(path: Path, what: str) -> str:
@@ -73,6 +76,15 @@ class _LateProgress:
             self.progress.stop()
 
 
+def _shown(console: Console, policy: str, seed: int, replay: Callable[[Callable[[int, int], None]], T]) -> T:
+    """Run one replay with a progress bar that shows up only if it takes over a second."""
+    bar = _LateProgress(console, f"{policy} seed {seed}")
+    try:
+        return replay(bar)
+    finally:
+        bar.close()
+
+
 def run_sim(
     *,
     format_name: str,
@@ -113,14 +125,14 @@ def run_sim(
     if mode == "packing":
         pods = parse_pods(_read(jobs, "pod list"), str(jobs))
         for policy in chosen:
-            results = []
-            for one in seed_list:
-                bar = _LateProgress(stderr, f"{policy} seed {one}")
-                try:
-                    results.append(replay_packing(node_list, pods, policy, one, bar))
-                finally:
-                    bar.close()
-            rows.append(packing_row(results))
+            rows.append(
+                packing_row(
+                    [
+                        _shown(stderr, policy, one, partial(replay_packing, node_list, pods, policy, one))
+                        for one in seed_list
+                    ]
+                )
+            )
     else:
         pods = parse_pods(_read(jobs, "pod list"), str(jobs), require=TIME_COLUMNS)
         if runtimes is None:
@@ -128,14 +140,14 @@ def run_sim(
         runtime_list = read_runtimes(_read(runtimes, "runtime list"), str(runtimes))
         workloads = {one: draw_workload(node_list, pods, runtime_list, count, nodes, load, one) for one in seed_list}
         for policy in chosen:
-            time_results = []
-            for one, (sampled, drawn) in workloads.items():
-                bar = _LateProgress(stderr, f"{policy} seed {one}")
-                try:
-                    time_results.append(replay_time(sampled, drawn, policy, one, bar))
-                finally:
-                    bar.close()
-            rows.append(time_row(time_results))
+            rows.append(
+                time_row(
+                    [
+                        _shown(stderr, policy, one, partial(replay_time, *workload, policy, one))
+                        for one, workload in workloads.items()
+                    ]
+                )
+            )
     if plot is not None:
         _plot(rows, mode, plot)
     if as_json:
