@@ -279,3 +279,52 @@ def test_sim_time_mode_needs_runtimes() -> None:
 def test_sim_missing_file() -> None:
     done = tuxai("sim", "--jobs", "/nope.csv", "--cluster", str(TRACES / "openb-nodes-sample.csv"))
     assert done.returncode == 2 and "cannot read the pod list /nope.csv" in done.stderr
+
+
+def test_errors_stay_on_one_line_in_a_narrow_terminal(tmp_path: Path) -> None:
+    bad = tmp_path / "scheduler.yaml"
+    bad.write_text("colour: blue\n")
+    done = tuxai(
+        "sim",
+        "--jobs",
+        str(TRACES / "openb-pods-sample.csv"),
+        "--cluster",
+        str(TRACES / "openb-nodes-sample.csv"),
+        "--runtimes",
+        str(TRACES / "philly-runtime-sample.csv"),
+        "--mode",
+        "time",
+        "--policy",
+        "tuxai",
+        "--scheduler-config",
+        str(bad),
+        env={"COLUMNS": "40"},
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert "unknown setting 'colour'" in line and "weight_short" in line
+
+
+def test_scheduler_config_changes_the_tuxai_policy(tmp_path: Path) -> None:
+    config = tmp_path / "scheduler.yaml"
+    config.write_text("weight_short: 0\nweight_age: 1\nweight_size: 0\nmax_age_s: 3600\npreemption: false\n")
+    plain = json.loads(
+        sim("--mode", "time", "--policy", "tuxai,fifo", "--count", "150", "--nodes", "6", "--json").stdout
+    )
+    fifo_like = json.loads(
+        sim(
+            "--mode",
+            "time",
+            "--policy",
+            "tuxai",
+            "--count",
+            "150",
+            "--nodes",
+            "6",
+            "--json",
+            "--scheduler-config",
+            str(config),
+        ).stdout
+    )
+    # Age alone with backfill on: not the tuned policy any more.
+    assert fifo_like[0]["avg_wait_s"] != plain[0]["avg_wait_s"]

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from tuxai import __version__
 from tuxai.errors import TuxaiError
@@ -102,6 +101,12 @@ def sim(
     load: Annotated[float, typer.Option("--load", help="Time mode: offered GPU load.")] = 0.95,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per policy.")] = False,
     plot: Annotated[Path | None, typer.Option("--plot", help="Draw the curves into a PNG.", metavar="FILE")] = None,
+    scheduler_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--scheduler-config", help="Time mode: weights for the tuxai policy (docs/scheduler.md).", metavar="FILE"
+        ),
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Replay a cluster trace through the scheduler and compare policies."""
@@ -122,6 +127,7 @@ def sim(
             load=load,
             as_json=as_json,
             plot=plot,
+            scheduler_config=scheduler_config,
         ),
         debug,
     )
@@ -136,9 +142,8 @@ def _guard(action: Callable[[], int], debug: bool) -> int:
     except TuxaiError as exc:
         if debug:
             raise
-        Console(stderr=True, highlight=False).print(
-            f"[bold red]error:[/] {exc.message}" + (f" ({exc.hint})" if exc.hint else ""), markup=True
-        )
+        # One line, never wrapped: scripts and people both read it.
+        print(f"error: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""), file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -19,7 +19,7 @@ from tuxai.errors import UsageError
 from tuxai.sim.openb import TIME_COLUMNS, parse_nodes, parse_pods
 from tuxai.sim.packing import PACKING_POLICIES, replay_packing
 from tuxai.sim.report import packing_row, parse_seeds, time_row
-from tuxai.sim.timemode import TIME_POLICIES, draw_workload, replay_time
+from tuxai.sim.timemode import TIME_POLICIES, PolicyConfig, draw_workload, policy_config, replay_time
 
 T = TypeVar("T")
 
@@ -85,6 +85,12 @@ def _shown(console: Console, policy: str, seed: int, replay: Callable[[Callable[
         bar.close()
 
 
+def _replay_time(
+    cluster: Any, jobs: Any, policy: str, seed: int, config: PolicyConfig | None, bar: Callable[[int, int], None]
+) -> Any:
+    return replay_time(cluster, jobs, policy, seed, bar, config)
+
+
 def run_sim(
     *,
     format_name: str,
@@ -100,6 +106,7 @@ def run_sim(
     load: float,
     as_json: bool,
     plot: Path | None,
+    scheduler_config: Path | None = None,
 ) -> int:
     """Run the replay for every policy and seed, print the comparison; returns the exit status.
 
@@ -138,12 +145,20 @@ def run_sim(
         if runtimes is None:
             raise UsageError("time mode needs --runtimes FILE", hint="e.g. --runtimes philly_runtime.csv")
         runtime_list = read_runtimes(_read(runtimes, "runtime list"), str(runtimes))
+        custom = None
+        if scheduler_config is not None:
+            custom = policy_config(_read(scheduler_config, "scheduler config"), str(scheduler_config))
         workloads = {one: draw_workload(node_list, pods, runtime_list, count, nodes, load, one) for one in seed_list}
         for policy in chosen:
             rows.append(
                 time_row(
                     [
-                        _shown(stderr, policy, one, partial(replay_time, *workload, policy, one))
+                        _shown(
+                            stderr,
+                            policy,
+                            one,
+                            partial(_replay_time, *workload, policy, one, custom if policy == "tuxai" else None),
+                        )
                         for one, workload in workloads.items()
                     ]
                 )

@@ -36,7 +36,7 @@ class SchedulerConfig:
     favor_small: bool = True
     backfill: bool = True
     preemption: bool = True
-    preempt_min_priority_gap: int = 1
+    preempt_min_priority_gap: int = 1  # a job preempts only jobs at least this much lower in job priority
 
 
 FIFO = SchedulerConfig(

@@ -40,7 +40,9 @@ def _reservation(
     return None
 
 
-def _victims(state: list[NodeFree], head: Job, running: tuple[Running, ...], now: float) -> list[Running] | None:
+def _victims(
+    state: list[NodeFree], head: Job, running: tuple[Running, ...], now: float, gap: int
+) -> list[Running] | None:
     """The preemptible lower-priority jobs to stop so the head fits, losing the least work, on one node."""
     best: tuple[float, list[Running]] | None = None
     for node in state:
@@ -129,7 +131,7 @@ def decide(snapshot: Snapshot) -> list[Decision]:
             head = job
             explanation["reason"] = _blocked_reason(state, job.request)
             if config.preemption and not _fits_after_draining(state, job.request, snapshot.running):
-                victims = _victims(state, job, snapshot.running, now)
+                victims = _victims(state, job, snapshot.running, now, max(1, config.preempt_min_priority_gap))
                 if victims:
                     for victim in victims:
                         decisions.append(Preempt(victim.job.id, job.id, f"preempted for higher-priority job {job.id}"))

@@ -21,7 +21,7 @@ from tuxai.model.inventory import Host, Inventory
 from tuxai.model.resources import Request
 from tuxai.scheduler import Job, Node, Running, Snapshot, Start, decide
 from tuxai.scheduler.admission import rejection
-from tuxai.scheduler.config import BACKFILL, FIFO, SchedulerConfig
+from tuxai.scheduler.config import BACKFILL, FIFO, SchedulerConfig, parse_scheduler_config
 from tuxai.sim.openb import OpenbNode, OpenbPod
 
 TIME_POLICIES: dict[str, SchedulerConfig] = {
@@ -69,6 +69,18 @@ class TimeResult:
     p95_wait_by_gpus_s: dict[str, float]
     avg_jct_by_gpus_s: dict[str, float]
     allocation: tuple[tuple[float, float], ...]  # (time, allocated GPU share), sampled
+
+
+PolicyConfig = SchedulerConfig  # what --scheduler-config gives the tuxai policy
+
+
+def policy_config(text: str, origin: str) -> SchedulerConfig:
+    """A scheduler configuration file for the ``tuxai`` policy (``tuxai sim --scheduler-config``).
+
+    Raises:
+        ConfigError: the file is malformed (see ``parse_scheduler_config``).
+    """
+    return parse_scheduler_config(text, origin)
 
 
 def node_inventory(node: OpenbNode) -> Inventory:
@@ -188,8 +200,9 @@ def replay_time(
     policy: str,
     seed: int,
     progress: Callable[[int, int], None] | None = None,
+    config: SchedulerConfig | None = None,
 ) -> TimeResult:
-    """Run the jobs through ``decide`` under one policy's configuration.
+    """Run the jobs through ``decide`` under one policy's configuration (``config`` overrides it).
 
     Raises:
         UsageError: a policy time mode does not know.
@@ -198,7 +211,7 @@ def replay_time(
         raise UsageError(
             f"policy {policy!r} is not a time-mode policy", hint=f"time mode runs {', '.join(TIME_POLICIES)}"
         )
-    config = TIME_POLICIES[policy]
+    config = config or TIME_POLICIES[policy]
     capacity = sum(len(n.inventory.gpus) for n in cluster)
     runtime_of = {j.job.id: j.runtime_s for j in jobs}
     arrivals = sorted(jobs, key=lambda j: (j.job.submitted_at, j.job.id))
