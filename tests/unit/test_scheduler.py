@@ -209,3 +209,14 @@ def test_amd_node_whole_gpus_over_xgmi() -> None:
     (start,) = started(run((MI250X,), (job("a", 4),))).values()
     assert len(start.allocation.gpus) == 4
     assert start.allocation.visible_devices.count("GPU-") == 4
+
+
+def test_starving_jobs_go_first_oldest_first() -> None:
+    config = replace(SchedulerConfig(), weight_short=1000.0, starvation_s=3600.0, preemption=False)
+    long_old = job("long-old", 4, at=0.0, time_limit_s=10**6)
+    short_new = job("short-new", 4, at=5000.0, time_limit_s=60)
+    # Both ask the whole workstation; the long job has waited 5000 s, past the 3600 s threshold.
+    order = started(run((WORKSTATION,), (long_old, short_new), now=5000.0, config=config))
+    assert set(order) == {"long-old"} and order["long-old"].explanation["starving"] == 1.0
+    plain = started(run((WORKSTATION,), (long_old, short_new), now=5000.0, config=replace(config, starvation_s=0.0)))
+    assert set(plain) == {"short-new"}

@@ -34,6 +34,7 @@ class SchedulerConfig:
     default_time_limit_s: float = 24 * 3600.0
     max_time_limit_s: float = 30 * 24 * 3600.0
     favor_small: bool = True
+    starvation_s: float = 0.0  # > 0: jobs waiting this long go first, oldest first (anti-starvation)
     backfill: bool = True
     preemption: bool = True
     preempt_min_priority_gap: int = 1  # a job preempts only jobs at least this much lower in job priority

@@ -48,6 +48,7 @@ class Ranked:
     score: float
     factors: tuple[float, ...]
     weights: tuple[float, ...]
+    starving: bool = False
 
     def explain(self) -> dict[str, float]:
         """``{"priority_factor": 0.3, …, "priority": 300.0, …}`` for ``why is my job waiting?``."""
@@ -56,6 +57,8 @@ class Ranked:
             out[f"{name}_factor"] = round(value, 4)
         for name, value, weight in zip(FACTORS, self.factors, self.weights, strict=True):
             out[name] = round(value * weight, 2)
+        if self.starving:
+            out["starving"] = 1.0
         return out
 
 
@@ -87,6 +90,10 @@ def queue_order(snapshot: Snapshot) -> list[Ranked]:
             1.0 - min(1.0, math.log1p(time_limit(job, config)) / log_max),
         )
         score = sum(w * v for w, v in zip(weights, values, strict=True))
-        ranked.append(Ranked(job, score, values, weights))
-    ranked.sort(key=lambda r: (-r.score, r.job.submitted_at, r.job.id))
+        starving = config.starvation_s > 0 and snapshot.now - job.submitted_at >= config.starvation_s
+        ranked.append(Ranked(job, score, values, weights, starving))
+    # Starving jobs first, oldest first; then by score.
+    ranked.sort(
+        key=lambda r: (not r.starving, r.job.submitted_at if r.starving else -r.score, r.job.submitted_at, r.job.id)
+    )
     return ranked
