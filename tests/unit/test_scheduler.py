@@ -220,3 +220,14 @@ def test_starving_jobs_go_first_oldest_first() -> None:
     assert set(order) == {"long-old"} and order["long-old"].explanation["starving"] == 1.0
     plain = started(run((WORKSTATION,), (long_old, short_new), now=5000.0, config=replace(config, starvation_s=0.0)))
     assert set(plain) == {"short-new"}
+
+
+def test_protected_large_jobs_keep_arrival_order_ahead_of_short_ones() -> None:
+    config = replace(SchedulerConfig(), weight_short=1000.0, protect_gpus=4, preemption=False)
+    big = job("big", 4, at=0.0, time_limit_s=10**6)
+    small = job("small", 4, at=10.0, time_limit_s=60)  # same size, so not protected? it is: 4 ≥ 4
+    tiny = job("tiny", 2, at=5.0, time_limit_s=60)
+    order = started(run((WORKSTATION,), (small, tiny, big), now=20.0, config=config))
+    assert "big" in order  # the oldest protected job is placed first, despite its long limit
+    unprotected = started(run((WORKSTATION,), (small, tiny, big), now=20.0, config=replace(config, protect_gpus=0)))
+    assert "big" not in unprotected

@@ -169,3 +169,10 @@ def test_bad_seeds() -> None:
         parse_seeds(1, "1-2")
     with pytest.raises(UsageError, match="must look like"):
         parse_seeds(None, "a-b")
+
+
+def test_qos_becomes_priority_and_preemptibility() -> None:
+    _, jobs = draw_workload(_nodes(), _pods(require=TIME_COLUMNS), _runtimes(), 200, 12, 0.9, 5)
+    assert {j.job.priority for j in jobs} <= {0, 5, 10} and len({j.job.priority for j in jobs}) > 1
+    assert all(j.job.preemptible == (j.job.priority == 0) for j in jobs if j.job.priority in (5, 10))
+    assert any(j.job.preemptible for j in jobs)

@@ -35,6 +35,7 @@ class SchedulerConfig:
     max_time_limit_s: float = 30 * 24 * 3600.0
     favor_small: bool = True
     starvation_s: float = 0.0  # > 0: jobs waiting this long go first, oldest first (anti-starvation)
+    protect_gpus: int = 0  # > 0: jobs asking this many GPUs or more go first, oldest first (no large-job starvation)
     backfill: bool = True
     preemption: bool = True
     preempt_min_priority_gap: int = 1  # a job preempts only jobs at least this much lower in job priority

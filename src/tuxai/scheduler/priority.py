@@ -90,9 +90,11 @@ def queue_order(snapshot: Snapshot) -> list[Ranked]:
             1.0 - min(1.0, math.log1p(time_limit(job, config)) / log_max),
         )
         score = sum(w * v for w, v in zip(weights, values, strict=True))
-        starving = config.starvation_s > 0 and snapshot.now - job.submitted_at >= config.starvation_s
+        starving = (config.starvation_s > 0 and snapshot.now - job.submitted_at >= config.starvation_s) or (
+            config.protect_gpus > 0 and job.request.gpu_equivalents >= config.protect_gpus
+        )
         ranked.append(Ranked(job, score, values, weights, starving))
-    # Starving jobs first, oldest first; then by score.
+    # Starving (or protected large) jobs first, oldest first; then by score.
     ranked.sort(
         key=lambda r: (not r.starving, r.job.submitted_at if r.starving else -r.score, r.job.submitted_at, r.job.id)
     )

@@ -28,8 +28,9 @@ TIME_POLICIES: dict[str, SchedulerConfig] = {
     "fifo": FIFO,
     "backfill": BACKFILL,
     "sjf": replace(FIFO, weight_age=0.0, weight_short=1.0, backfill=True),
-    # Short time limits first (close to shortest-first), but age catches up within six hours and
-    # larger jobs get a head start, so 4- and 8-GPU jobs are not starved (bench/sim-results.md).
+    # Short time limits first (close to shortest-first) with backfill; jobs of 4 GPUs or more keep
+    # their place in arrival order ahead of the rest, and age catches up within six hours, so large
+    # jobs are not starved (bench/sim-results.md).
     "tuxai": SchedulerConfig(
         weight_priority=0.0,
         weight_fairshare=0.0,
@@ -38,6 +39,7 @@ TIME_POLICIES: dict[str, SchedulerConfig] = {
         weight_size=300.0,
         favor_small=False,
         weight_short=1000.0,
+        protect_gpus=4,
         preemption=False,
     ),
 }
@@ -148,9 +150,8 @@ def draw_workload(
     shapes = [p for p in pods if rejection(Job("probe", "sim", request_of(p), 0.0), cluster) is None]
     if not shapes:
         raise UsageError("no pod shape of the list fits the sampled nodes", hint="sample more --nodes")
-    drawn = [(request_of(rng.choice(shapes)), float(rng.choice(runtimes))) for _ in range(count)]
-    pod_of = {id(p): p for p in shapes}
-    del pod_of
+    picked = [(rng.choice(shapes), float(rng.choice(runtimes))) for _ in range(count)]
+    drawn = [(request_of(pod), runtime) for pod, runtime in picked]
     unit = [rng.expovariate(1.0) for _ in range(count)]
     cumulative = list(_accumulate(unit))
     low, high = 1e-9, 1e3  # arrival rate (jobs per second), found by bisection on the offered load
@@ -171,6 +172,10 @@ def draw_workload(
                 request=request,
                 submitted_at=cumulative[i] / rate,
                 time_limit_s=max(1.0, runtime * factors[i]),
+                # The trace's QoS class: best-effort pods may be preempted, latency-sensitive ones rank higher
+                # (used by a --scheduler-config that turns on priority weights or preemption).
+                priority=QOS_PRIORITY.get(picked[i][0].qos, 0),
+                preemptible=picked[i][0].qos == "BE",
             ),
             runtime,
         )
