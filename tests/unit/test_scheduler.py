@@ -147,6 +147,8 @@ def test_preemption_frees_the_right_gpus_losing_least_work() -> None:
     preempts = [d for d in decisions if isinstance(d, Preempt)]
     assert [p.job_id for p in preempts] == ["new"]  # started 10 s ago: the least work lost
     assert preempts[0].for_job == "urgent"
+    (reserve,) = [d for d in decisions if isinstance(d, Reserve)]
+    assert reserve.at == 100.0 and reserve.explanation["preempting"] == ["new"]  # as soon as the victim is gone
     # Next tick, with the victim draining, nothing more is preempted.
     draining = (running[0], replace(running[1], draining=True))
     assert not [d for d in run((WORKSTATION,), (urgent,), running=draining) if isinstance(d, Preempt)]

@@ -99,10 +99,12 @@ def decide(snapshot: Snapshot) -> list[Decision]:
     nodes = [(n.name, n.inventory) for n in sorted(snapshot.nodes, key=lambda n: n.name)]
     state = list(free_state(nodes, [(r.allocation.node, r.allocation) for r in snapshot.running]).values())
     # Draining jobs still hold their resources now but give them back at once for planning.
-    ends = [
-        (now if r.draining else max(now, r.started_at + time_limit(r.job, config)), r.allocation)
+    # When each allocation comes back, by job id (a preempted job's end moves to now).
+    ends = {
+        r.job.id: (now if r.draining else max(now, r.started_at + time_limit(r.job, config)), r.allocation)
         for r in snapshot.running
-    ]
+    }
+    by_name = _by_name(state)
     decisions: list[Decision] = []
     rejected: dict[Request, str | None] = {}
     head: Job | None = None
@@ -125,8 +127,8 @@ def decide(snapshot: Snapshot) -> list[Decision]:
             explanation: dict[str, object] = {"rank": rank, "score": round(ranked.score, 2), **ranked.explain()}
             if allocation is not None:
                 decisions.append(Start(job.id, allocation, explanation))
-                _by_name(state)[allocation.node].take(allocation)
-                ends.append((now + limit, allocation))
+                by_name[allocation.node].take(allocation)
+                ends[job.id] = (now + limit, allocation)
                 continue
             head = job
             explanation["reason"] = _blocked_reason(state, job.request)
@@ -135,9 +137,9 @@ def decide(snapshot: Snapshot) -> list[Decision]:
                 if victims:
                     for victim in victims:
                         decisions.append(Preempt(victim.job.id, job.id, f"preempted for higher-priority job {job.id}"))
-                        ends.append((now, victim.allocation))
+                        ends[victim.job.id] = (now, victim.allocation)
                     explanation["preempting"] = [v.job.id for v in victims]
-            reserved = _reservation(state, job.request, ends)
+            reserved = _reservation(state, job.request, list(ends.values()))
             if reserved is not None:
                 shadow, where = reserved
                 explanation["reserved_on"] = where.node
@@ -170,8 +172,8 @@ def decide(snapshot: Snapshot) -> list[Decision]:
             continue
         explanation = {"rank": rank, "score": round(ranked.score, 2), **ranked.explain(), "backfilled_before": head.id}
         decisions.append(Start(job.id, allocation, explanation, backfilled=True))
-        _by_name(state)[allocation.node].take(allocation)
+        by_name[allocation.node].take(allocation)
         if outside is not None and allocation.node == reserved_node:
             _by_name(outside)[allocation.node].take(allocation, clamp=True)
-        ends.append((now + limit, allocation))
+        ends[job.id] = (now + limit, allocation)
     return decisions
