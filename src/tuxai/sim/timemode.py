@@ -28,9 +28,9 @@ TIME_POLICIES: dict[str, SchedulerConfig] = {
     "fifo": FIFO,
     "backfill": BACKFILL,
     "sjf": replace(FIFO, weight_age=0.0, weight_short=1.0, backfill=True),
-    # Short time limits first (close to shortest-first) with backfill; jobs of 4 GPUs or more keep
-    # their place in arrival order ahead of the rest, and age catches up within six hours, so large
-    # jobs are not starved (bench/sim-results.md).
+    # Short time limits first (close to shortest-first) with backfill; multi-GPU jobs keep their
+    # place in arrival order ahead of the rest, and age catches up within six hours, so large jobs
+    # are not starved (bench/sim-results.md).
     "tuxai": SchedulerConfig(
         weight_priority=0.0,
         weight_fairshare=0.0,
@@ -39,7 +39,7 @@ TIME_POLICIES: dict[str, SchedulerConfig] = {
         weight_size=300.0,
         favor_small=False,
         weight_short=1000.0,
-        protect_gpus=4,
+        protect_gpus=2,
         preemption=False,
     ),
 }
