@@ -40,7 +40,7 @@ class _FairShare:
         return self.cache[user]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Ranked:
     """A pending job with its priority; ``explain()`` gives every factor and weighted term."""
 
@@ -80,17 +80,26 @@ def queue_order(snapshot: Snapshot) -> list[Ranked]:
         config.weight_short,
     )
     log_max = math.log1p(config.max_time_limit_s)
+    w_priority, w_fairshare, w_age, w_size, w_short = weights
+    max_age = config.max_age_s
     ranked = []
     for job in snapshot.pending:
+        waited = snapshot.now - job.submitted_at
         values = (
             max(0, min(job.priority, MAX_JOB_PRIORITY)) / MAX_JOB_PRIORITY,
-            shares.factor(job.user) if weights[1] else 1.0,
-            min(1.0, max(0.0, snapshot.now - job.submitted_at) / config.max_age_s),
+            shares.factor(job.user) if w_fairshare else 1.0,
+            min(1.0, max(0.0, waited) / max_age),
             _size(job.request.gpu_equivalents, config.favor_small),
             1.0 - min(1.0, math.log1p(time_limit(job, config)) / log_max),
         )
-        score = sum(w * v for w, v in zip(weights, values, strict=True))
-        starving = (config.starvation_s > 0 and snapshot.now - job.submitted_at >= config.starvation_s) or (
+        score = (
+            w_priority * values[0]
+            + w_fairshare * values[1]
+            + w_age * values[2]
+            + w_size * values[3]
+            + w_short * values[4]
+        )
+        starving = (config.starvation_s > 0 and waited >= config.starvation_s) or (
             config.protect_gpus > 0 and job.request.gpu_equivalents >= config.protect_gpus
         )
         ranked.append(Ranked(job, score, values, weights, starving))
