@@ -328,3 +328,10 @@ def test_scheduler_config_changes_the_tuxai_policy(tmp_path: Path) -> None:
     )
     # Age alone with backfill on: not the tuned policy any more.
     assert fifo_like[0]["avg_wait_s"] != plain[0]["avg_wait_s"]
+
+
+def test_doctor_with_a_missing_interpreter_is_one_line_and_exit_2() -> None:
+    done = tuxai("doctor", "--python", "/nonexistent/python")
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert "cannot run the interpreter /nonexistent/python" in line

@@ -143,3 +143,14 @@ def test_malformed_saved_json_becomes_a_finding(tmp_path: Path) -> None:
     inventory, findings = _replay(folder)
     assert inventory.frameworks == ()  # type: ignore[attr-defined]
     assert any(f[0] == "probe.tool_output" and "frameworks.json" in f[2] for f in findings)
+
+
+def test_damaged_sysfs_and_host_facts_become_findings(tmp_path: Path) -> None:
+    folder = _recording(tmp_path, {"lscpu-J.json": "lscpu/util-linux-dump-x86_64-epyc_7451.lscpu-J.json"})
+    write(folder / "sysfs", "/sys/devices/system/node/node0/cpulist", "0-x")
+    (folder / "host-facts.json").write_text(json.dumps({"device_nodes": [{"path": "/dev/nvidia0"}]}))
+    inventory, findings = _replay(folder)
+    assert inventory.cpu.model == "AMD EPYC 7451 24-Core Processor"  # type: ignore[attr-defined]
+    problems = [f[2] for f in findings if f[0] == "probe.tool_output"]
+    assert any(p.startswith("sysfs CPU topology: unreadable") for p in problems)
+    assert any(p.startswith("host facts: unreadable") for p in problems)

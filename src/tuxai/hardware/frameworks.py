@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
+from tuxai.errors import UsageError
 from tuxai.model.framework import Framework
 
 FRAMEWORKS = ("torch", "tensorflow", "jax", "onnxruntime")
@@ -142,14 +143,24 @@ def probe_framework(name: str, python: str, timeout_s: float) -> Framework:
 
 
 def installed(name: str, python: str) -> bool:
-    """Whether ``name`` can be imported by ``python`` (checked without importing it)."""
+    """Whether ``name`` can be imported by ``python`` (checked without importing it).
+
+    Raises:
+        UsageError: ``python`` cannot be run.
+    """
     if python == sys.executable:
         return importlib.util.find_spec(name) is not None
-    done = subprocess.run(
-        [python, "-c", f"import importlib.util,sys; sys.exit(importlib.util.find_spec({name!r}) is None)"],
-        capture_output=True,
-        check=False,
-    )
+    try:
+        done = subprocess.run(
+            [python, "-c", f"import importlib.util,sys; sys.exit(importlib.util.find_spec({name!r}) is None)"],
+            capture_output=True,
+            check=False,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise UsageError(
+            f"cannot run the interpreter {python}: {exc}", hint="--python must name a working Python interpreter"
+        ) from None
     return done.returncode == 0
 
 

@@ -7,6 +7,8 @@ or prints something unreadable becomes a ``ProbeProblem`` (never a traceback).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
 from tuxai.errors import ProbeError, ToolOutputError
 from tuxai.hardware.amd_smi import parse_amd_smi_static
@@ -25,6 +27,7 @@ from tuxai.model.framework import Framework
 from tuxai.model.gpu import Gpu
 from tuxai.model.inventory import Inventory, ProbeProblem
 from tuxai.model.links import Link, LinkKind, LinkMatrix
+from tuxai.model.system import SystemFacts
 
 
 @dataclass(frozen=True)
@@ -173,12 +176,25 @@ def _block_links(blocks: list[tuple[list[Gpu], LinkMatrix | None]]) -> LinkMatri
     return LinkMatrix(tuple(rows))
 
 
+def _system_facts(collector: _Collector, root: Path, facts: dict[str, Any]) -> SystemFacts:
+    try:
+        return read_system_facts(root, facts)
+    except (ValueError, TypeError, KeyError) as exc:  # a damaged host-facts.json
+        collector.problems.append(ProbeProblem("host facts", f"unreadable ({exc}); Linux settings not judged"))
+        return SystemFacts()
+
+
 def collect_inventory(source: Source, options: ProbeOptions | None = None) -> Inventory:
     """Probe everything the source offers and merge it into one ``Inventory``."""
     options = options or ProbeOptions()
     collector = _Collector(source)
     root = source.root
-    cpu = read_cpu_topology(root, _lscpu(collector))
+    lscpu = _lscpu(collector)
+    try:
+        cpu = read_cpu_topology(root, lscpu)
+    except ValueError as exc:  # a malformed cpulist or distance file (a damaged recording)
+        collector.problems.append(ProbeProblem("sysfs CPU topology", f"unreadable ({exc}); CPUs taken from lscpu"))
+        cpu = read_cpu_topology(Path("/nonexistent"), lscpu)
     nvidia, topology = _nvidia(collector)
     if topology is not None:
         nvidia = [
@@ -213,6 +229,7 @@ def collect_inventory(source: Source, options: ProbeOptions | None = None) -> In
     except ToolOutputError as exc:
         collector.problem(exc)
         facts = {}
+    system = _system_facts(collector, root, facts)
     return Inventory(
         host=read_host(root),
         cpu=cpu,
@@ -220,6 +237,6 @@ def collect_inventory(source: Source, options: ProbeOptions | None = None) -> In
         links=_block_links(blocks),
         frameworks=frameworks,
         problems=tuple(collector.problems),
-        system=read_system_facts(root, facts),
+        system=system,
         source=source.name,
     )
