@@ -176,3 +176,9 @@ def test_qos_becomes_priority_and_preemptibility() -> None:
     assert {j.job.priority for j in jobs} <= {0, 5, 10} and len({j.job.priority for j in jobs}) > 1
     assert all(j.job.preemptible == (j.job.priority == 0) for j in jobs if j.job.priority in (5, 10))
     assert any(j.job.preemptible for j in jobs)
+
+
+def test_packing_without_gpus_is_a_clear_error() -> None:
+    nodes = (OpenbNode("a", 32000, 65536, 0, "CPU"),)
+    with pytest.raises(UsageError, match="packing needs GPUs"):
+        replay_packing(nodes, (OpenbPod("p", 1000, 1, 1, 1000),), "best-fit", 1)

@@ -137,6 +137,8 @@ def replay_packing(
     if policy not in PACKING_POLICIES:
         raise UsageError(f"no packing policy {policy!r}", hint=f"choose from {', '.join(PACKING_POLICIES)}")
     state = ClusterState(nodes, typical_pods(pods, nodes))
+    if state.capacity_milli == 0 or not any(p.gpu_milli_total for p in pods):
+        raise UsageError("packing needs GPUs in the node list and GPU requests in the pod list", hint="check the CSVs")
     sequence = inflate(pods, state.capacity_milli, seed)
     rng = random.Random(seed)
     capacity = state.capacity_milli

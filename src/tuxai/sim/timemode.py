@@ -147,6 +147,8 @@ def draw_workload(
     chosen = sorted(rng.sample(list(nodes), node_count), key=lambda n: n.name)
     cluster = tuple(Node(n.name, node_inventory(n)) for n in chosen)
     capacity = sum(n.gpus for n in chosen)
+    if capacity == 0:
+        raise UsageError("the sampled nodes have no GPUs", hint="sample more --nodes or check the node list")
     shapes = [p for p in pods if rejection(Job("probe", "sim", request_of(p), 0.0), cluster) is None]
     if not shapes:
         raise UsageError("no pod shape of the list fits the sampled nodes", hint="sample more --nodes")
