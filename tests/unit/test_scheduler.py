@@ -9,7 +9,7 @@ import pytest
 from tests.scheduler_helpers import DGX, MI250X, WORKSTATION, job, run, started
 from tuxai.errors import ConfigError
 from tuxai.scheduler import Preempt, Reject, Reserve, Running, SchedulerConfig, parse_scheduler_config
-from tuxai.scheduler.config import FIFO
+from tuxai.scheduler.config import BACKFILL, FIFO
 from tuxai.scheduler.priority import fairshare
 from tuxai.scheduler.snapshot import decay_usage
 
@@ -233,3 +233,21 @@ def test_protected_large_jobs_keep_arrival_order_ahead_of_short_ones() -> None:
     assert "big" in order  # the oldest protected job is placed first, despite its long limit
     unprotected = started(run((WORKSTATION,), (small, tiny, big), now=20.0, config=replace(config, protect_gpus=0)))
     assert "big" not in unprotected
+
+
+def test_a_second_reservation_protects_the_second_blocked_job() -> None:
+    ws_busy = job("ws-busy", 4, gpu_types=("RTX",), time_limit_s=3600)
+    mi_busy = job("mi-busy", 7, gpu_types=("MI250X",), time_limit_s=7200)
+    first = started(run((WORKSTATION, MI250X), (ws_busy, mi_busy)))
+    running = (Running(ws_busy, first["ws-busy"].allocation, 0.0), Running(mi_busy, first["mi-busy"].allocation, 0.0))
+    pending = (
+        job("big-rtx", 4, gpu_types=("RTX",), at=1),
+        job("big-mi", 8, gpu_types=("MI250X",), at=2),
+        job("long-mi", 1, gpu_types=("MI250X",), at=3, time_limit_s=10**5),
+    )
+    one = run((WORKSTATION, MI250X), pending, running=running, config=replace(BACKFILL, reservations=1))
+    assert [d.job_id for d in one if isinstance(d, Reserve)] == ["big-rtx"]
+    assert "long-mi" in started(one)  # outside the only reservation
+    two = run((WORKSTATION, MI250X), pending, running=running, config=replace(BACKFILL, reservations=2))
+    assert [(d.job_id, d.at) for d in two if isinstance(d, Reserve)] == [("big-rtx", 3600.0), ("big-mi", 7200.0)]
+    assert "long-mi" not in started(two)  # it would hold a GPU big-mi is promised at t=7200

@@ -51,7 +51,7 @@ class NodeFree:
         self.whole_gpus_free = sum(1 for g in self.gpus if g.whole_free)
         self.max_slice_milli = max((g.milli_free for g in self.gpus if not g.mig), default=0)
 
-    def take(self, allocation: Allocation, clamp: bool = False) -> None:
+    def take(self, allocation: Allocation, clamp: bool = False, memory: bool = True) -> None:
         """Remove an allocation's resources from what is free.
 
         ``clamp`` keeps counts at zero when some of it is already taken (a view
@@ -69,7 +69,8 @@ class NodeFree:
                 gpu.milli_free = max(0, gpu.milli_free)
                 gpu.memory_free = None if gpu.memory_free is None else max(0, gpu.memory_free)
         self.cpus_free.difference_update(allocation.cpus)
-        self.memory_free -= allocation.memory_bytes
+        if memory:
+            self.memory_free -= allocation.memory_bytes
         if clamp:
             self.memory_free = max(0, self.memory_free)
         self._count_whole()

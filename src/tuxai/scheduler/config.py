@@ -37,6 +37,7 @@ class SchedulerConfig:
     starvation_s: float = 0.0  # > 0: jobs waiting this long go first, oldest first (anti-starvation)
     protect_gpus: int = 0  # > 0: jobs asking this many GPUs or more go first, oldest first (no large-job starvation)
     backfill: bool = True
+    reservations: int = 1  # blocked jobs that get a reservation backfill must respect (1 = EASY)
     preemption: bool = True
     preempt_min_priority_gap: int = 1  # a job preempts only jobs at least this much lower in job priority
 

@@ -22,9 +22,15 @@ def _by_name(state: list[NodeFree]) -> dict[str, NodeFree]:
 
 
 def _reservation(
-    state: list[NodeFree], request: Request, ends: list[tuple[float, Allocation]]
+    state: list[NodeFree],
+    request: Request,
+    ends: list[tuple[float, Allocation]],
+    held: list[Allocation] | None = None,
 ) -> tuple[float, Allocation] | None:
-    """When and where the head job fits if running jobs end at their time limits, soonest first."""
+    """When and where a blocked job fits if running jobs end at their time limits, soonest first.
+
+    ``held``: earlier reservations, which keep their GPUs and CPUs whatever ends.
+    """
     free_now = {n.name: frozenset(g.index for g in n.gpus if g.whole_free) for n in state}
     current = _by_name(state)
     trial: dict[str, NodeFree] = {}
@@ -33,6 +39,9 @@ def _reservation(
             continue
         node = trial.setdefault(allocation.node, current[allocation.node].copy())
         node.give(allocation)
+        for reserved in held or ():
+            if reserved.node == node.name:
+                node.take(reserved, clamp=True, memory=False)
         # It did not fit before: only the node that just got resources back can take it now.
         placed = place([node], request, avoid=free_now)
         if placed is not None:
@@ -66,6 +75,30 @@ def _victims(
                     best = (lost, chosen)
                 break
     return None if best is None else best[1]
+
+
+def _reserve(
+    job: Job,
+    explanation: dict[str, object],
+    view: list[NodeFree],
+    ends: list[tuple[float, Allocation]],
+    held: list[tuple[float, Allocation]],
+    decisions: list[Decision],
+) -> list[NodeFree] | None:
+    """Reserve for a blocked job; returns the view of what is free now outside every reservation.
+
+    ``view`` is free-now minus earlier reservations; the node reserved on becomes a copy.
+    """
+    reserved = _reservation(view, job.request, ends, [where for _, where in held])
+    if reserved is None:
+        return None
+    at, where = reserved
+    explanation["reserved_on"] = where.node
+    decisions.append(Reserve(job.id, at, explanation))
+    held.append((at, where))
+    outside = [node.copy() if node.name == where.node else node for node in view]
+    _by_name(outside)[where.node].take(where, clamp=True)
+    return outside
 
 
 def _fits_after_draining(state: list[NodeFree], request: Request, running: tuple[Running, ...]) -> bool:
@@ -109,8 +142,8 @@ def decide(snapshot: Snapshot) -> list[Decision]:
     rejected: dict[Request, str | None] = {}
     head: Job | None = None
     shadow = math.inf
-    outside: list[NodeFree] | None = None  # free now and outside the head's reservation
-    reserved_node = ""
+    outside: list[NodeFree] | None = None  # free now and outside every reservation
+    held: list[tuple[float, Allocation]] = []  # the reservations made in this pass, in order
     failed_now: set[Request] = set()
     failed_outside: set[Request] = set()
     for rank, ranked in enumerate(queue_order(snapshot), start=1):
@@ -139,15 +172,9 @@ def decide(snapshot: Snapshot) -> list[Decision]:
                         decisions.append(Preempt(victim.job.id, job.id, f"preempted for higher-priority job {job.id}"))
                         ends[victim.job.id] = (now, victim.allocation)
                     explanation["preempting"] = [v.job.id for v in victims]
-            reserved = _reservation(state, job.request, list(ends.values()))
-            if reserved is not None:
-                shadow, where = reserved
-                explanation["reserved_on"] = where.node
-                decisions.append(Reserve(job.id, shadow, explanation))
-                # Free now and outside the reservation: the reserved node is a copy, the rest are shared.
-                outside = [node.copy() if node.name == where.node else node for node in state]
-                _by_name(outside)[where.node].take(where, clamp=True)
-                reserved_node = where.node
+            outside = _reserve(job, explanation, state, list(ends.values()), held, decisions)
+            if outside is not None:
+                shadow = min(shadow, held[-1][0])
             if not config.backfill:
                 break
             continue
@@ -169,11 +196,18 @@ def decide(snapshot: Snapshot) -> list[Decision]:
                 if allocation is None:
                     failed_now.add(job.request)
         if allocation is None:
+            if len(held) < config.reservations and outside is not None:
+                explanation = {"rank": rank, "score": round(ranked.score, 2), **ranked.explain()}
+                explanation["reason"] = _blocked_reason(state, job.request)
+                view = _reserve(job, explanation, outside, list(ends.values()), held, decisions)
+                if view is not None:
+                    outside = view
+                    shadow = min(shadow, held[-1][0])
             continue
         explanation = {"rank": rank, "score": round(ranked.score, 2), **ranked.explain(), "backfilled_before": head.id}
         decisions.append(Start(job.id, allocation, explanation, backfilled=True))
         by_name[allocation.node].take(allocation)
-        if outside is not None and allocation.node == reserved_node:
+        if outside is not None and any(allocation.node == where.node for _, where in held):
             _by_name(outside)[allocation.node].take(allocation, clamp=True)
         ends[job.id] = (now + limit, allocation)
     return decisions
