@@ -41,15 +41,34 @@ class NodeFree:
     gpus: list[GpuFree]
     cpus_free: set[int]
     memory_free: int
-    whole_gpus_free: int = -1  # kept current by take and give
-    max_slice_milli: int = -1  # the most compute left on one non-MIG GPU
+    _dirty: bool = True  # the counts below are recomputed on first read after take or give
+    _whole: int = 0
+    _max_slice: int = 0
 
-    def __post_init__(self) -> None:
-        self._count_whole()
+    @property
+    def whole_gpus_free(self) -> int:
+        """How many GPUs are entirely free."""
+        if self._dirty:
+            self._count()
+        return self._whole
 
-    def _count_whole(self) -> None:
-        self.whole_gpus_free = sum(1 for g in self.gpus if g.whole_free)
-        self.max_slice_milli = max((g.milli_free for g in self.gpus if not g.mig), default=0)
+    @property
+    def max_slice_milli(self) -> int:
+        """The most compute left on one non-MIG GPU."""
+        if self._dirty:
+            self._count()
+        return self._max_slice
+
+    def _count(self) -> None:
+        whole, most = 0, 0
+        for gpu in self.gpus:
+            if gpu.mig:
+                continue
+            if gpu.milli_free > most:
+                most = gpu.milli_free
+            if gpu.milli_free == WHOLE_GPU_MILLI and gpu.memory_free == gpu.memory_total:
+                whole += 1
+        self._whole, self._max_slice, self._dirty = whole, most, False
 
     def take(self, allocation: Allocation, clamp: bool = False, memory: bool = True) -> None:
         """Remove an allocation's resources from what is free.
@@ -73,7 +92,7 @@ class NodeFree:
             self.memory_free -= allocation.memory_bytes
         if clamp:
             self.memory_free = max(0, self.memory_free)
-        self._count_whole()
+        self._dirty = True
 
     def copy(self) -> NodeFree:
         """An independent copy to try things on."""
@@ -102,7 +121,7 @@ class NodeFree:
                 gpu.memory_free = min(gpu.memory_total, gpu.memory_free + taken)
         self.cpus_free.update(allocation.cpus)
         self.memory_free += allocation.memory_bytes
-        self._count_whole()
+        self._dirty = True
 
 
 def empty_node(name: str, inventory: Inventory) -> NodeFree:

@@ -8,7 +8,7 @@ from tuxai.model.resources import Allocation, Request
 from tuxai.scheduler.admission import rejection
 from tuxai.scheduler.capacity import NodeFree, free_state
 from tuxai.scheduler.decisions import Decision, Preempt, Reject, Reserve, Start
-from tuxai.scheduler.placement import place
+from tuxai.scheduler.placement import place, type_matches
 from tuxai.scheduler.priority import queue_order, time_limit
 from tuxai.scheduler.snapshot import Job, Running, Snapshot
 
@@ -21,21 +21,42 @@ def _by_name(state: list[NodeFree]) -> dict[str, NodeFree]:
     return {node.name: node for node in state}
 
 
+def _could_host(node: NodeFree, request: Request) -> bool:
+    """A cheap necessary condition: the node, empty, has enough of every kind the request asks."""
+    inventory = node.inventory
+    if request.cpus > inventory.cpu.logical_cpus or request.memory_bytes > (inventory.host.memory_total_bytes or 0):
+        return False
+    gpus = [g for g in node.gpus if type_matches(g.name, request.gpu_types)]
+    if request.mig_profile is not None:
+        return sum(1 for g in gpus if g.mig) > 0
+    if request.gpus == 0:
+        return True
+    return sum(1 for g in gpus if not g.mig) >= (1 if request.shared else request.gpus)
+
+
 def _reservation(
     state: list[NodeFree],
     request: Request,
     ends: list[tuple[float, Allocation]],
     held: list[Allocation] | None = None,
+    free_now: dict[str, frozenset[int]] | None = None,
+    hosts: dict[Request, frozenset[str]] | None = None,
 ) -> tuple[float, Allocation] | None:
     """When and where a blocked job fits if running jobs end at their time limits, soonest first.
 
     ``held``: earlier reservations, which keep their GPUs and CPUs whatever ends.
     """
-    free_now = {n.name: frozenset(g.index for g in n.gpus if g.whole_free) for n in state}
+    if free_now is None:
+        free_now = {n.name: frozenset(g.index for g in n.gpus if g.whole_free) for n in state}
     current = _by_name(state)
+    # Nodes that could hold the request if empty; releases elsewhere cannot help it.
+    hosts = {} if hosts is None else hosts
+    if request not in hosts:
+        hosts[request] = frozenset(n.name for n in state if _could_host(n, request))
+    possible = hosts[request]
     trial: dict[str, NodeFree] = {}
     for end, allocation in sorted(ends, key=lambda item: item[0]):
-        if allocation.node not in current:
+        if allocation.node not in possible:
             continue
         node = trial.setdefault(allocation.node, current[allocation.node].copy())
         node.give(allocation)
@@ -84,12 +105,14 @@ def _reserve(
     ends: list[tuple[float, Allocation]],
     held: list[tuple[float, Allocation]],
     decisions: list[Decision],
+    free_now: dict[str, frozenset[int]],
+    hosts: dict[Request, frozenset[str]],
 ) -> list[NodeFree] | None:
     """Reserve for a blocked job; returns the view of what is free now outside every reservation.
 
     ``view`` is free-now minus earlier reservations; the node reserved on becomes a copy.
     """
-    reserved = _reservation(view, job.request, ends, [where for _, where in held])
+    reserved = _reservation(view, job.request, ends, [where for _, where in held], free_now, hosts)
     if reserved is None:
         return None
     at, where = reserved
@@ -139,11 +162,13 @@ def decide(snapshot: Snapshot) -> list[Decision]:
     }
     by_name = _by_name(state)
     decisions: list[Decision] = []
+    hosts: dict[Request, frozenset[str]] = {}  # which nodes could ever host a request, this pass
     rejected: dict[Request, str | None] = {}
     head: Job | None = None
     shadow = math.inf
     outside: list[NodeFree] | None = None  # free now and outside every reservation
     held: list[tuple[float, Allocation]] = []  # the reservations made in this pass, in order
+    free_now: dict[str, frozenset[int]] = {}
     failed_now: set[Request] = set()
     failed_outside: set[Request] = set()
     for rank, ranked in enumerate(queue_order(snapshot), start=1):
@@ -172,7 +197,8 @@ def decide(snapshot: Snapshot) -> list[Decision]:
                         decisions.append(Preempt(victim.job.id, job.id, f"preempted for higher-priority job {job.id}"))
                         ends[victim.job.id] = (now, victim.allocation)
                     explanation["preempting"] = [v.job.id for v in victims]
-            outside = _reserve(job, explanation, state, list(ends.values()), held, decisions)
+            free_now = {n.name: frozenset(g.index for g in n.gpus if g.whole_free) for n in state}
+            outside = _reserve(job, explanation, state, list(ends.values()), held, decisions, free_now, hosts)
             if outside is not None:
                 shadow = min(shadow, held[-1][0])
             if not config.backfill:
@@ -199,7 +225,7 @@ def decide(snapshot: Snapshot) -> list[Decision]:
             if len(held) < config.reservations and outside is not None:
                 explanation = {"rank": rank, "score": round(ranked.score, 2), **ranked.explain()}
                 explanation["reason"] = _blocked_reason(state, job.request)
-                view = _reserve(job, explanation, outside, list(ends.values()), held, decisions)
+                view = _reserve(job, explanation, outside, list(ends.values()), held, decisions, free_now, hosts)
                 if view is not None:
                     outside = view
                     shadow = min(shadow, held[-1][0])

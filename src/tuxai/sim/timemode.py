@@ -29,8 +29,8 @@ TIME_POLICIES: dict[str, SchedulerConfig] = {
     "backfill": BACKFILL,
     "sjf": replace(FIFO, weight_age=0.0, weight_short=1.0, backfill=True),
     # Short time limits first (close to shortest-first) with backfill; multi-GPU jobs keep their
-    # place in arrival order ahead of the rest, and age catches up within six hours, so large jobs
-    # are not starved (bench/sim-results.md).
+    # place in arrival order ahead of the rest, age catches up within six hours, and the first eight
+    # blocked jobs hold reservations, so large jobs are not starved (bench/sim-results.md).
     "tuxai": SchedulerConfig(
         weight_priority=0.0,
         weight_fairshare=0.0,
@@ -40,6 +40,7 @@ TIME_POLICIES: dict[str, SchedulerConfig] = {
         favor_small=False,
         weight_short=1000.0,
         protect_gpus=2,
+        reservations=8,
         preemption=False,
     ),
 }
