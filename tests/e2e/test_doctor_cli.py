@@ -26,6 +26,13 @@ def tuxai(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
     )
 
 
+def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    """A usage error: exit status 2 and exactly one line on stderr, which is returned."""
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    return line
+
+
 def test_doctor_on_this_machine_exits_0() -> None:
     done = tuxai("doctor")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -129,8 +136,7 @@ def test_malformed_inventory_is_one_line_and_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("gpus:\n  - model: NVIDIA H100\n    count: -3\n")
     done = tuxai("doctor", "--inventory", str(bad))
-    assert done.returncode == 2
-    (line,) = done.stderr.strip().splitlines()
+    line = one_line_error(done)
     assert "gpus[0].count must be an integer ≥ 1, got -3" in line
 
 
@@ -155,8 +161,7 @@ def test_record_onto_a_full_disk_is_one_line_and_exit_2(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "host-facts.json").symlink_to("/dev/full")  # every write to it fails with ENOSPC
     done = tuxai("doctor", "--record", str(folder), "--no-frameworks")
-    assert done.returncode == 2
-    (line,) = done.stderr.strip().splitlines()
+    line = one_line_error(done)
     assert "No space left on device" in line and "host-facts.json" in line
 
 
@@ -164,8 +169,7 @@ def test_bad_config_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text("probe_timeout_s: soon\n")
     done = tuxai("doctor", env={"TUXAI_CONFIG": str(config)})
-    assert done.returncode == 2
-    (line,) = done.stderr.strip().splitlines()
+    line = one_line_error(done)
     assert "probe_timeout_s must be a number of seconds" in line
 
 
@@ -251,8 +255,7 @@ def test_sim_time_mode_table() -> None:
 )
 def test_sim_usage_errors(args: tuple[str, ...], message: str) -> None:
     done = sim(*args)
-    assert done.returncode == 2
-    (line,) = done.stderr.strip().splitlines()
+    line = one_line_error(done)
     assert message in line
 
 
@@ -300,8 +303,7 @@ def test_errors_stay_on_one_line_in_a_narrow_terminal(tmp_path: Path) -> None:
         str(bad),
         env={"COLUMNS": "40"},
     )
-    assert done.returncode == 2
-    (line,) = done.stderr.strip().splitlines()
+    line = one_line_error(done)
     assert "unknown setting 'colour'" in line and "weight_short" in line
 
 
@@ -332,6 +334,5 @@ def test_scheduler_config_changes_the_tuxai_policy(tmp_path: Path) -> None:
 
 def test_doctor_with_a_missing_interpreter_is_one_line_and_exit_2() -> None:
     done = tuxai("doctor", "--python", "/nonexistent/python")
-    assert done.returncode == 2
-    (line,) = done.stderr.strip().splitlines()
+    line = one_line_error(done)
     assert "cannot run the interpreter /nonexistent/python" in line
