@@ -149,7 +149,7 @@ def _blocked_reason(state: list[NodeFree], request: Request) -> str:
 
 
 def decide(snapshot: Snapshot) -> list[Decision]:
-    """Decisions for this instant: who starts where, who is preempted, when the head job will run."""
+    """Decisions for this instant: who starts where, who is preempted, when blocked jobs will run."""
     config = snapshot.config
     now = snapshot.now
     nodes = [(n.name, n.inventory) for n in sorted(snapshot.nodes, key=lambda n: n.name)]
@@ -204,7 +204,7 @@ def decide(snapshot: Snapshot) -> list[Decision]:
             if not config.backfill:
                 break
             continue
-        # EASY backfill: start only what cannot delay the head's reserved start.
+        # Backfill: start only what cannot delay a reservation (EASY when there is one).
         # Resources only shrink during a pass: a request that failed once fails again.
         allocation = None
         if outside is None:
