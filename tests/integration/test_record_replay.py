@@ -154,3 +154,16 @@ def test_damaged_sysfs_and_host_facts_become_findings(tmp_path: Path) -> None:
     problems = [f[2] for f in findings if f[0] == "probe.tool_output"]
     assert any(p.startswith("sysfs CPU topology: unreadable") for p in problems)
     assert any(p.startswith("host facts: unreadable") for p in problems)
+
+
+def test_numactl_gives_numa_nodes_when_sysfs_hides_them(tmp_path: Path) -> None:
+    # A container without /sys/devices/system/node: the Genoa box's numactl capture fills in.
+    folder = _recording(
+        tmp_path, {"numactl-hardware.txt": "numactl/asus-esc8000a-e12-genoa-2node.numactl-hardware.txt"}
+    )
+    shutil.rmtree(folder / "sysfs/sys/devices/system/node")
+    inventory, _ = _replay(folder)
+    nodes = inventory.cpu.numa_nodes  # type: ignore[attr-defined]
+    assert [(n.id, n.cpus[0], n.cpus[-1]) for n in nodes] == [(0, 0, 31), (1, 32, 63)]
+    assert [n.memory_total_bytes for n in nodes] == [193129 * 1024**2, 193477 * 1024**2]
+    assert [n.distances for n in nodes] == [(10, 32), (32, 10)]

@@ -16,6 +16,7 @@ from tuxai.hardware.drm import read_drm_amd
 from tuxai.hardware.frameworks import frameworks_from_json, frameworks_to_json, probe_frameworks
 from tuxai.hardware.hl_smi import parse_hl_smi
 from tuxai.hardware.lscpu import LscpuReport, parse_lscpu_json
+from tuxai.hardware.numactl import parse_numactl_hardware
 from tuxai.hardware.nvidia_smi import parse_nvidia_smi_xml
 from tuxai.hardware.nvidia_topo import Topology, parse_nvidia_topo
 from tuxai.hardware.nvml import nvml_snapshot, parse_nvml_snapshot
@@ -23,6 +24,7 @@ from tuxai.hardware.rocm_smi import RocmSmiReport, parse_rocm_smi_json
 from tuxai.hardware.source import FRAMEWORKS_FILE, NVML_FILE, TOOLS, Source
 from tuxai.hardware.sysfs import pci_numa_node, read_cpu_topology, read_host
 from tuxai.hardware.system import read_system_facts
+from tuxai.model.cpu import NumaNode
 from tuxai.model.framework import Framework
 from tuxai.model.gpu import Gpu
 from tuxai.model.inventory import Inventory, ProbeProblem
@@ -68,6 +70,17 @@ def _lscpu(collector: _Collector) -> LscpuReport | None:
     except ToolOutputError as exc:
         collector.problem(exc)
         return None
+
+
+def _numactl(collector: _Collector) -> tuple[NumaNode, ...]:
+    text = collector.text("numactl-hardware.txt")
+    if not text:
+        return ()
+    try:
+        return parse_numactl_hardware(text)
+    except ToolOutputError as exc:
+        collector.problem(exc)
+        return ()
 
 
 def _nvidia(collector: _Collector) -> tuple[list[Gpu], Topology | None]:
@@ -189,12 +202,14 @@ def collect_inventory(source: Source, options: ProbeOptions | None = None) -> In
     options = options or ProbeOptions()
     collector = _Collector(source)
     root = source.root
-    lscpu = _lscpu(collector)
+    lscpu, numactl = _lscpu(collector), _numactl(collector)
     try:
-        cpu = read_cpu_topology(root, lscpu)
+        cpu = read_cpu_topology(root, lscpu, numactl)
     except ValueError as exc:  # a malformed cpulist or distance file (a damaged recording)
-        collector.problems.append(ProbeProblem("sysfs CPU topology", f"unreadable ({exc}); CPUs taken from lscpu"))
-        cpu = read_cpu_topology(Path("/nonexistent"), lscpu)
+        collector.problems.append(
+            ProbeProblem("sysfs CPU topology", f"unreadable ({exc}); CPUs taken from numactl and lscpu")
+        )
+        cpu = read_cpu_topology(Path("/nonexistent"), lscpu, numactl)  # an empty root: the tools' answers only
     nvidia, topology = _nvidia(collector)
     if topology is not None:
         nvidia = [

@@ -96,8 +96,8 @@ def _cpu_model(root: Path) -> str | None:
     return match.group(1).strip() if match else None
 
 
-def read_cpu_topology(root: Path, lscpu: LscpuReport | None = None) -> CpuTopology:
-    """Sockets, cores, threads and NUMA nodes: sysfs first, ``lscpu`` to fill gaps.
+def read_cpu_topology(root: Path, lscpu: LscpuReport | None = None, numactl: tuple[NumaNode, ...] = ()) -> CpuTopology:
+    """Sockets, cores, threads and NUMA nodes: sysfs first, then ``numactl``, then ``lscpu`` to fill gaps.
 
     Without any NUMA directory (a kernel without NUMA) every CPU is put on node 0.
     """
@@ -116,6 +116,8 @@ def read_cpu_topology(root: Path, lscpu: LscpuReport | None = None) -> CpuTopolo
         lscpu.cores_per_socket * sockets if lscpu and lscpu.cores_per_socket else len(online) or 1
     )
     nodes = _numa_nodes(root)
+    if not nodes and numactl:
+        nodes = numactl
     if not nodes and lscpu and lscpu.numa_cpus:
         nodes = tuple(NumaNode(id=n, cpus=c) for n, c in sorted(lscpu.numa_cpus.items()))
     if not nodes:

@@ -95,8 +95,3 @@ class Gpu:
     mig_devices: tuple[MigDevice, ...] = ()
     throttle_reasons: tuple[str, ...] = ()
     utilization_pct: float | None = None
-
-    @property
-    def key(self) -> str:
-        """A stable identity: the UUID, else the PCI bus id, else vendor and index."""
-        return self.uuid or self.pci_bus_id or f"{self.vendor}:{self.index}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import statistics
-from dataclasses import asdict
 from typing import Any
 
 from tuxai.errors import UsageError
@@ -85,8 +84,3 @@ def time_row(results: list[TimeResult]) -> dict[str, Any]:
         row[name] = {k: statistics.fmean(getattr(r, name)[k] for r in results if k in getattr(r, name)) for k in sizes}
     row["allocation"] = [list(point) for point in first.allocation]
     return row
-
-
-def as_dict(result: PackingResult | TimeResult) -> dict[str, Any]:
-    """A single result as plain data."""
-    return asdict(result)

@@ -13,6 +13,7 @@ import random
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from itertools import accumulate
 
 from tuxai.errors import UsageError
 from tuxai.model.cpu import CpuTopology, NumaNode
@@ -156,7 +157,7 @@ def draw_workload(
     picked = [(rng.choice(shapes), float(rng.choice(runtimes))) for _ in range(count)]
     drawn = [(request_of(pod), runtime) for pod, runtime in picked]
     unit = [rng.expovariate(1.0) for _ in range(count)]
-    cumulative = list(_accumulate(unit))
+    cumulative = list(accumulate(unit))
     low, high = 1e-9, 1e3  # arrival rate (jobs per second), found by bisection on the offered load
     for _ in range(100):
         rate = math.sqrt(low * high)
@@ -185,14 +186,6 @@ def draw_workload(
         for i, (request, runtime) in enumerate(drawn)
     ]
     return cluster, jobs
-
-
-def _accumulate(values: list[float]) -> list[float]:
-    total, out = 0.0, []
-    for value in values:
-        total += value
-        out.append(total)
-    return out
 
 
 def _percentile(values: list[float], q: float) -> float:
