@@ -9,7 +9,11 @@ happened and the bad value, its ``hint`` says what to do.
     ├── InventoryError          a simulated inventory file is malformed
     ├── ProbeError              a tool's output could not be read
     │   └── ToolOutputError     the output is truncated or malformed
-    └── InvalidTransition       a job state change the table forbids
+    ├── InvalidTransition       a job state change the table forbids
+    ├── StoreError              the store cannot be opened or written (disk full, damaged, newer)
+    ├── JobNotFound             no job with that id
+    ├── PermissionDenied        the job belongs to somebody else
+    └── DaemonError             the daemon is not running, or answered something unreadable
 """
 
 from __future__ import annotations
@@ -69,3 +73,23 @@ class InvalidTransition(TuxaiError):
         self.job_id = job_id
         self.from_state = from_state
         self.to_state = to_state
+
+
+class StoreError(TuxaiError):
+    """The store cannot be opened or written: a full disk, a damaged file, a newer schema."""
+
+
+class JobNotFound(TuxaiError):
+    """No job has this id."""
+
+    def __init__(self, job_id: int | str) -> None:
+        super().__init__(f"no job {job_id}", hint="`tuxai ls` lists the jobs you can see")
+        self.job_id = job_id
+
+
+class PermissionDenied(TuxaiError):
+    """A user tried to act on a job that is not theirs."""
+
+
+class DaemonError(TuxaiError):
+    """The daemon is not running or not reachable, or answered something unreadable."""

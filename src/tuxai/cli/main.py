@@ -134,6 +134,199 @@ def sim(
     raise typer.Exit(code)
 
 
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", help="The daemon's home: data, socket, logs (env TUXAI_HOME).", metavar="DIR"),
+]
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (docs/jobs.md).")]
+
+
+@app.command()
+def up(
+    home: HomeOption = None,
+    inventory: Annotated[
+        Path | None, typer.Option("--inventory", help="Schedule a simulated inventory (YAML).", metavar="FILE")
+    ] = None,
+    detach: Annotated[bool, typer.Option("--detach", help="Run in the background; return once it answers.")] = False,
+    tcp: Annotated[
+        str | None, typer.Option("--tcp", help="Also listen on HOST:PORT, with the token in <home>/token.")
+    ] = None,
+    scheduler_config: Annotated[
+        Path | None, typer.Option("--scheduler-config", help="Policy weights (docs/scheduler.md).", metavar="FILE")
+    ] = None,
+    no_cgroups: Annotated[bool, typer.Option("--no-cgroups", help="Do not put jobs in cgroups.")] = False,
+    debug: DebugOption = False,
+) -> None:
+    """Start the daemon (foreground; --detach for the background)."""
+    from tuxai.cli.jobs import daemon_argv, home_dir, run_up
+
+    def action() -> int:
+        where = home_dir(home)
+        return run_up(daemon_argv(where, inventory, tcp, scheduler_config, not no_cgroups), where, detach)
+
+    raise typer.Exit(_guard(action, debug))
+
+
+@app.command()
+def down(home: HomeOption = None, debug: DebugOption = False) -> None:
+    """Stop the daemon; running jobs go on and are adopted by the next `tuxai up`."""
+    from tuxai.cli.jobs import home_dir, run_down
+
+    raise typer.Exit(_guard(lambda: run_down(home_dir(home)), debug))
+
+
+@app.command(context_settings={"allow_interspersed_args": False})
+def submit(
+    command: Annotated[list[str] | None, typer.Argument(help="The command, after --.", metavar="-- COMMAND")] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="A YAML job file.", metavar="FILE")] = None,
+    name: Annotated[str | None, typer.Option("--name", "-n", help="A name for the job.")] = None,
+    gpus: Annotated[int | None, typer.Option("--gpus", "-g", help="Whole GPUs.")] = None,
+    gpu_share: Annotated[
+        float | None, typer.Option("--gpu-share", help="A slice of one GPU (0-1], with MPS.")
+    ] = None,
+    gpu_mem: Annotated[str | None, typer.Option("--gpu-mem", help="GPU memory for a slice: 10GiB.")] = None,
+    mig: Annotated[str | None, typer.Option("--mig", help="MIG profile: 1g.10gb (with --gpus N instances).")] = None,
+    gpu_type: Annotated[str | None, typer.Option("--gpu-type", help="Allowed models: A100|H100.")] = None,
+    cpus: Annotated[int | None, typer.Option("--cpus", "-c", help="CPUs (pinned, NUMA-local to the GPUs).")] = None,
+    mem: Annotated[str | None, typer.Option("--mem", help="Memory limit: 32GiB (cgroup).")] = None,
+    time_limit: Annotated[str | None, typer.Option("--time", "-t", help="Time limit: 90s, 30m, 4h, 1:30:00.")] = None,
+    grace: Annotated[str | None, typer.Option("--grace", help="SIGTERM → SIGKILL grace (default 60s).")] = None,
+    priority: Annotated[int | None, typer.Option("--priority", help="0-100 (default 0).")] = None,
+    retries: Annotated[int | None, typer.Option("--retries", help="Restart a failed job up to N times.")] = None,
+    retry_backoff: Annotated[
+        str | None, typer.Option("--retry-backoff", help="First retry delay, doubled each time (default 5s).")
+    ] = None,
+    no_requeue: Annotated[
+        bool, typer.Option("--no-requeue", help="A preempted job ends as preempted instead of requeued.")
+    ] = False,
+    preemptible: Annotated[bool, typer.Option("--preemptible", help="Higher-priority jobs may preempt it.")] = False,
+    workdir: Annotated[str | None, typer.Option("--workdir", "-w", help="Working directory (default: here).")] = None,
+    export: Annotated[
+        list[str] | None, typer.Option("--export", "-e", help="VAR=value for the job (repeatable).")
+    ] = None,
+    env: Annotated[
+        str | None,
+        typer.Option("--env", help="requirements.txt, a project dir or a venv: the job's Python environment."),
+    ] = None,
+    hold: Annotated[bool, typer.Option("--hold", help="Submit held (`tuxai release` lets it start).")] = False,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Queue a job: tuxai submit --gpus 2 -- python train.py."""
+    from tuxai.cli.jobs import build_spec, home_dir, run_submit
+
+    def action() -> int:
+        flags: dict[str, object] = {
+            "name": name,
+            "gpus": gpus,
+            "gpu_share": gpu_share,
+            "gpu_mem": gpu_mem,
+            "mig": mig,
+            "gpu_type": gpu_type,
+            "cpus": cpus,
+            "mem": mem,
+            "time": time_limit,
+            "grace": grace,
+            "priority": priority,
+            "retries": retries,
+            "retry_backoff": retry_backoff,
+            "requeue": False if no_requeue else None,
+            "preemptible": True if preemptible else None,
+            "workdir": workdir,
+            "export": export,
+            "env": env,
+            "hold": True if hold else None,
+        }
+        spec = build_spec(file, flags, list(command or []))
+        where = home_dir(home)
+
+        def build_env(source: str) -> str:
+            from tuxai.envs import ensure_env
+
+            return str(ensure_env(source, where / "envs"))
+
+        return run_submit(where, spec, build_env, as_json)
+
+    raise typer.Exit(_guard(action, debug))
+
+
+@app.command(name="ls")
+def list_jobs(
+    everything: Annotated[bool, typer.Option("--all", "-a", help="Finished jobs too.")] = False,
+    state: Annotated[list[str] | None, typer.Option("--state", help="Only these states (repeatable).")] = None,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """The queue: state, user, GPUs, waited, ran, and why a job waits."""
+    from tuxai.cli.jobs import run_ls
+
+    raise typer.Exit(_guard(lambda: run_ls(home, everything, list(state or []), as_json), debug))
+
+
+@app.command()
+def show(
+    job: Annotated[int, typer.Argument(help="The job id.")],
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """One job in full, with its history."""
+    from tuxai.cli.jobs import run_show
+
+    raise typer.Exit(_guard(lambda: run_show(home, job, as_json), debug))
+
+
+@app.command()
+def logs(
+    job: Annotated[int, typer.Argument(help="The job id.")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")] = False,
+    home: HomeOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """A job's output (stdout and stderr)."""
+    from tuxai.cli.jobs import run_logs
+
+    raise typer.Exit(_guard(lambda: run_logs(home, job, follow), debug))
+
+
+JobIds = Annotated[list[int], typer.Argument(help="Job ids.")]
+
+
+@app.command()
+def cancel(jobs: JobIds, home: HomeOption = None, debug: DebugOption = False) -> None:
+    """Cancel jobs (running ones get SIGTERM, their grace period, then SIGKILL)."""
+    from tuxai.cli.jobs import run_each
+
+    raise typer.Exit(_guard(lambda: run_each(home, "cancel", jobs), debug))
+
+
+@app.command()
+def hold(jobs: JobIds, home: HomeOption = None, debug: DebugOption = False) -> None:
+    """Keep pending jobs from starting."""
+    from tuxai.cli.jobs import run_each
+
+    raise typer.Exit(_guard(lambda: run_each(home, "hold", jobs), debug))
+
+
+@app.command()
+def release(jobs: JobIds, home: HomeOption = None, debug: DebugOption = False) -> None:
+    """Let held jobs start."""
+    from tuxai.cli.jobs import run_each
+
+    raise typer.Exit(_guard(lambda: run_each(home, "release", jobs), debug))
+
+
+@app.command()
+def gpus(as_json: JsonOption = False, home: HomeOption = None, debug: DebugOption = False) -> None:
+    """Who holds which GPU."""
+    from tuxai.cli.jobs import run_gpus
+
+    raise typer.Exit(_guard(lambda: run_gpus(home, as_json), debug))
+
+
 def _guard(action: Callable[[], int], debug: bool) -> int:
     """Run a command body; a ``TuxaiError`` becomes one line on stderr and exit 2."""
     try:

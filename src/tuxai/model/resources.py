@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 WHOLE_GPU_MILLI = 1000
 
@@ -68,3 +69,43 @@ class Allocation:
     def visible_devices(self) -> str:
         """The value for ``CUDA_VISIBLE_DEVICES``: MIG UUIDs, else GPU UUIDs, else indices."""
         return ",".join(g.mig_uuid or g.uuid or str(g.index) for g in self.gpus)
+
+
+def allocation_to_dict(allocation: Allocation) -> dict[str, object]:
+    """``Allocation`` → plain JSON data (the stored form)."""
+    return {
+        "node": allocation.node,
+        "gpus": [
+            {
+                "index": g.index,
+                "uuid": g.uuid,
+                "milli": g.milli,
+                "memory_bytes": g.memory_bytes,
+                "mig_uuid": g.mig_uuid,
+                "mig_index": g.mig_index,
+            }
+            for g in allocation.gpus
+        ],
+        "cpus": list(allocation.cpus),
+        "memory_bytes": allocation.memory_bytes,
+    }
+
+
+def allocation_from_dict(data: dict[str, Any]) -> Allocation:
+    """The stored form → ``Allocation`` (``KeyError``/``TypeError`` on a damaged record)."""
+    return Allocation(
+        node=str(data["node"]),
+        gpus=tuple(
+            GpuShare(
+                index=int(g["index"]),
+                uuid=g.get("uuid"),
+                milli=int(g.get("milli", WHOLE_GPU_MILLI)),
+                memory_bytes=g.get("memory_bytes"),
+                mig_uuid=g.get("mig_uuid"),
+                mig_index=g.get("mig_index"),
+            )
+            for g in data.get("gpus", [])
+        ),
+        cpus=tuple(int(c) for c in data.get("cpus", [])),
+        memory_bytes=int(data.get("memory_bytes", 0)),
+    )

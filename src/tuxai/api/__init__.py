@@ -1,0 +1,1 @@
+"""The HTTP API over the daemon (``app``) and the Python SDK (``client``)."""

@@ -1,0 +1,181 @@
+"""``create_app(daemon, auth)``: the FastAPI application over a ``Daemon``.
+
+Identity: on the Unix socket, the peer's uid from ``SO_PEERCRED`` (put in the ASGI scope by
+``tuxai.api.peercred``); on TCP, a bearer token that stands for the daemon's owner.
+Errors are ``{"error", "message", "hint"}`` with the status that fits. ``/openapi.json``
+describes it all.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Body, Depends, FastAPI, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from tuxai import __version__
+from tuxai.api.peercred import peer_from_scope
+from tuxai.api.views import gpu_view, job_view
+from tuxai.daemon.core import Caller, Daemon
+from tuxai.errors import (
+    DaemonError,
+    InvalidTransition,
+    JobNotFound,
+    PermissionDenied,
+    StoreError,
+    TuxaiError,
+    UsageError,
+)
+from tuxai.model.jobfile import spec_from_dict
+
+STATUS = {
+    UsageError: 400,
+    PermissionDenied: 403,
+    JobNotFound: 404,
+    InvalidTransition: 409,
+    StoreError: 507,
+    DaemonError: 503,
+}
+
+
+@dataclass(frozen=True)
+class Auth:
+    """Who the daemon runs as, and the TCP bearer token (empty: no TCP)."""
+
+    owner_uid: int
+    token: str = ""
+
+
+def _caller(request: Request) -> Caller:
+    auth: Auth = request.app.state.auth
+    peer = peer_from_scope(request.scope)
+    if peer is not None:
+        uid, gid, groups = peer
+        return Caller(_user_name(uid), uid, gid, groups, admin=uid in (0, auth.owner_uid))
+    header = request.headers.get("authorization", "")
+    if auth.token and header.startswith("Bearer ") and hmac.compare_digest(header[7:].strip(), auth.token):
+        uid = auth.owner_uid
+        return Caller(_user_name(uid), uid, os.getgid(), (), admin=True)
+    raise PermissionDenied(
+        "no identity: connect through the Unix socket, or send the bearer token on TCP",
+        hint="the token is in <home>/token (mode 0600)",
+    )
+
+
+def _user_name(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+CallerDep = Annotated[Caller, Depends(_caller)]
+
+
+def create_app(daemon: Daemon, auth: Auth) -> FastAPI:
+    """The API of one daemon."""
+    app = FastAPI(title="tuxai", version=__version__, description="Jobs on a shared GPU box.")
+    app.state.auth = auth
+    app.state.shutdown = None  # set by the server: a callable that stops it
+
+    @app.exception_handler(TuxaiError)
+    async def _tuxai_error(request: Request, exc: TuxaiError) -> JSONResponse:
+        status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 500)
+        return JSONResponse(
+            {"error": type(exc).__name__, "message": exc.message, "hint": exc.hint}, status_code=status
+        )
+
+    @app.get("/v1/health")
+    def health() -> dict[str, Any]:
+        """The daemon answers: its pid, version, home and the machine it schedules."""
+        inventory = daemon.config.inventory
+        return {
+            "ok": True,
+            "pid": os.getpid(),
+            "version": __version__,
+            "home": str(daemon.config.home),
+            "inventory": inventory.source,
+            "gpus": len(inventory.gpus),
+            "cpus": inventory.cpu.logical_cpus,
+            "cgroups": daemon.config.cgroups.version,
+            "ticks": daemon.ticks,
+        }
+
+    @app.post("/v1/jobs", status_code=201)
+    def submit(caller: CallerDep, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+        """Submit a job: ``{"spec": {job file fields}, "environment": {VAR: value}}`` → ``{"id"}``."""
+        environment = body.get("environment") or {}
+        if not isinstance(environment, dict) or not all(isinstance(v, str) for v in environment.values()):
+            raise UsageError("environment must be a mapping of VAR: text", hint="send os.environ as JSON")
+        unknown = sorted(set(body) - {"spec", "environment"})
+        if unknown:
+            raise UsageError(f"unknown submit fields: {', '.join(unknown)}", hint="send spec and environment")
+        spec = spec_from_dict(body.get("spec"), origin="spec")
+        job_id = daemon.submit(spec, caller, {str(k): v for k, v in environment.items()}, time.time())
+        return {"id": job_id}
+
+    @app.get("/v1/jobs")
+    def jobs(caller: CallerDep, state: Annotated[list[str] | None, Query()] = None) -> list[dict[str, Any]]:
+        """The jobs the caller may see, oldest first, optionally only in some states."""
+        now = time.time()
+        found = daemon.jobs(caller)
+        if state:
+            found = [j for j in found if j.state.value in state]
+        return [job_view(j, now) for j in found]
+
+    @app.get("/v1/jobs/{job_id}")
+    def show(caller: CallerDep, job_id: int) -> dict[str, Any]:
+        """One job, with its history."""
+        view = job_view(daemon.job(job_id, caller), time.time())
+        view["events"] = daemon.store.events(job_id)
+        return view
+
+    @app.post("/v1/jobs/{job_id}/cancel")
+    def cancel(caller: CallerDep, job_id: int) -> dict[str, Any]:
+        """Cancel: at once if waiting; SIGTERM, grace, SIGKILL if running."""
+        return job_view(daemon.cancel(job_id, caller, time.time()), time.time())
+
+    @app.post("/v1/jobs/{job_id}/hold")
+    def hold(caller: CallerDep, job_id: int) -> dict[str, Any]:
+        """Keep a waiting job from starting."""
+        return job_view(daemon.hold(job_id, caller, True), time.time())
+
+    @app.post("/v1/jobs/{job_id}/release")
+    def release(caller: CallerDep, job_id: int) -> dict[str, Any]:
+        """Let a held job start again."""
+        return job_view(daemon.hold(job_id, caller, False), time.time())
+
+    @app.get("/v1/jobs/{job_id}/log")
+    def log(caller: CallerDep, job_id: int, offset: Annotated[int, Query(ge=0)] = 0) -> Response:
+        """The job's output from byte ``offset``; headers give the next offset and the state."""
+        job = daemon.job(job_id, caller)
+        data = b""
+        if job.log_path and Path(job.log_path).is_file():
+            with open(job.log_path, "rb") as handle:
+                handle.seek(offset)
+                data = handle.read(4 * 2**20)
+        headers = {"X-Tuxai-Next-Offset": str(offset + len(data)), "X-Tuxai-State": job.state.value}
+        return Response(data, media_type="application/octet-stream", headers=headers)
+
+    @app.get("/v1/gpus")
+    def gpus(caller: CallerDep) -> list[dict[str, Any]]:
+        """Every GPU and who holds it (users and job ids: the point of the question)."""
+        return gpu_view(daemon.config.inventory, daemon.store.jobs(), caller)
+
+    @app.post("/v1/shutdown")
+    def shutdown(caller: CallerDep) -> dict[str, Any]:
+        """Stop the daemon (its running jobs go on and are adopted at the next start)."""
+        if not caller.admin:
+            raise PermissionDenied("only root or the daemon's owner can stop it", hint="ask the admin")
+        if app.state.shutdown is not None:
+            app.state.shutdown()
+        return {"ok": True}
+
+    return app

@@ -1,0 +1,178 @@
+"""``Client``: the Python SDK, the same verbs as the CLI (which uses it).
+
+    from tuxai.api.client import Client
+    client = Client.for_home()               # $TUXAI_HOME or the default data directory
+    job_id = client.submit({"command": ["python", "train.py"], "gpus": 1})
+    client.wait(job_id)["state"]             # 'succeeded'
+
+Errors come back as the ``TuxaiError`` the daemon raised (``UsageError``, ``JobNotFound``,
+``PermissionDenied`` …); no daemon is a ``DaemonError`` that says how to start one.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tuxai import errors
+from tuxai.errors import DaemonError, TuxaiError
+
+_ERRORS: dict[str, type[TuxaiError]] = {
+    name: kind
+    for name, kind in vars(errors).items()
+    if isinstance(kind, type) and issubclass(kind, TuxaiError) and kind is not errors.ToolOutputError
+}
+_DONE = {"succeeded", "failed", "cancelled", "timeout", "preempted"}
+
+
+def default_home(env: Mapping[str, str] | None = None) -> Path:
+    """``$TUXAI_HOME``, else the data directory of ``tuxai.settings``."""
+    from tuxai.settings import default_data_dir
+
+    env = os.environ if env is None else env
+    if env.get("TUXAI_HOME"):
+        return Path(env["TUXAI_HOME"]).expanduser()
+    if env.get("TUXAI_DATA_DIR"):
+        return Path(env["TUXAI_DATA_DIR"]).expanduser()
+    return default_data_dir(env, os.getuid())
+
+
+class Client:
+    """One connection to a daemon: its Unix socket, or a URL with a bearer token."""
+
+    def __init__(self, socket_path: Path | None = None, url: str = "", token: str = "", timeout_s: float = 30.0):
+        if socket_path is None and not url:
+            raise ValueError("give the daemon's socket_path or url")
+        self.where = str(socket_path) if socket_path is not None else url
+        transport = httpx.HTTPTransport(uds=str(socket_path)) if socket_path is not None else None
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(
+            transport=transport, base_url=url or "http://tuxai", headers=headers, timeout=timeout_s
+        )
+
+    @classmethod
+    def for_home(cls, home: Path | None = None, timeout_s: float = 30.0) -> Client:
+        """The daemon of ``home`` (default: ``default_home()``) over its Unix socket."""
+        return cls((home or default_home()) / "tuxai.sock", timeout_s=timeout_s)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except (httpx.ConnectError, FileNotFoundError, ConnectionRefusedError):
+            raise DaemonError(
+                f"the tuxai daemon is not running (nothing answers at {self.where})",
+                hint="start it with `tuxai up` (or `tuxai up --detach`), with the same --home",
+            ) from None
+        except httpx.TimeoutException:
+            raise DaemonError(f"the tuxai daemon at {self.where} did not answer in time", hint="see its log") from None
+        except httpx.HTTPError as exc:
+            raise DaemonError(f"cannot talk to the tuxai daemon at {self.where}: {exc}", hint="see its log") from None
+        if response.status_code >= 400:
+            raise _error(response)
+        return response
+
+    def health(self) -> dict[str, Any]:
+        """The daemon's pid, version, home and machine."""
+        data: dict[str, Any] = self._call("GET", "/v1/health").json()
+        return data
+
+    def submit(self, spec: Mapping[str, Any], environment: Mapping[str, str] | None = None) -> int:
+        """Submit a job (job file fields: ``command``, ``gpus``, ``cpus``, ``mem``, ``time`` …); its id.
+
+        ``environment`` is the job's base environment (default: this process's).
+        """
+        env = dict(os.environ if environment is None else environment)
+        body = {"spec": dict(spec), "environment": env}
+        return int(self._call("POST", "/v1/jobs", json=body).json()["id"])
+
+    def jobs(self, states: list[str] | None = None) -> list[dict[str, Any]]:
+        """The jobs you may see (everyone's for root or the daemon's owner)."""
+        params = [("state", s) for s in states or []]
+        data: list[dict[str, Any]] = self._call("GET", "/v1/jobs", params=params).json()
+        return data
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        """One job with its history (``events``)."""
+        data: dict[str, Any] = self._call("GET", f"/v1/jobs/{job_id}").json()
+        return data
+
+    def cancel(self, job_id: int) -> dict[str, Any]:
+        """Cancel a job (a running one gets SIGTERM, its grace period, then SIGKILL)."""
+        data: dict[str, Any] = self._call("POST", f"/v1/jobs/{job_id}/cancel").json()
+        return data
+
+    def hold(self, job_id: int) -> dict[str, Any]:
+        """Keep a pending job from starting."""
+        data: dict[str, Any] = self._call("POST", f"/v1/jobs/{job_id}/hold").json()
+        return data
+
+    def release(self, job_id: int) -> dict[str, Any]:
+        """Let a held job start."""
+        data: dict[str, Any] = self._call("POST", f"/v1/jobs/{job_id}/release").json()
+        return data
+
+    def gpus(self) -> list[dict[str, Any]]:
+        """Every GPU and the jobs holding it."""
+        data: list[dict[str, Any]] = self._call("GET", "/v1/gpus").json()
+        return data
+
+    def shutdown(self) -> None:
+        """Stop the daemon (jobs go on)."""
+        self._call("POST", "/v1/shutdown")
+
+    def log(self, job_id: int, offset: int = 0) -> tuple[bytes, int, str]:
+        """Output from ``offset``: (bytes, next offset, job state)."""
+        response = self._call("GET", f"/v1/jobs/{job_id}/log", params={"offset": offset})
+        return response.content, int(response.headers["x-tuxai-next-offset"]), response.headers["x-tuxai-state"]
+
+    def follow(self, job_id: int, poll_s: float = 0.2) -> Iterator[bytes]:
+        """The job's output as it is written, until the job ends."""
+        offset = 0
+        while True:
+            data, offset, state = self.log(job_id, offset)
+            if data:
+                yield data
+            elif state in _DONE:
+                return
+            else:
+                time.sleep(poll_s)
+
+    def wait(self, job_id: int, timeout_s: float = 3600.0, poll_s: float = 0.05) -> dict[str, Any]:
+        """Poll until the job ended; the job. Raises ``DaemonError`` after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            job = self.job(job_id)
+            if job["state"] in _DONE:
+                return job
+            if time.monotonic() > deadline:
+                raise DaemonError(f"job {job_id} still {job['state']} after {timeout_s:g} s", hint="wait longer")
+            time.sleep(poll_s)
+
+
+def _error(response: httpx.Response) -> TuxaiError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or "message" not in body:
+        detail = body.get("detail") if isinstance(body, dict) else response.text[:200]
+        return errors.UsageError(f"the daemon refused the request ({response.status_code}): {detail}")
+    kind = _ERRORS.get(str(body.get("error")), TuxaiError)
+    error = TuxaiError.__new__(kind)
+    TuxaiError.__init__(error, str(body["message"]), str(body.get("hint", "")))
+    return error

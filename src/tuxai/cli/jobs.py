@@ -1,0 +1,305 @@
+"""The job commands: ``up``, ``down``, ``submit``, ``ls``, ``show``, ``logs``, ``cancel``, ``hold``,
+``release``, ``gpus``. Each parses, makes one SDK call (``tuxai.api.client``), renders."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from tuxai.api.client import Client, default_home
+from tuxai.errors import DaemonError, TuxaiError, UsageError
+from tuxai.model.jobfile import load_job_file, spec_from_dict
+from tuxai.model.units import format_bytes
+
+ACTIVE = ("pending", "running", "requeued")
+
+
+def home_dir(home: Path | None) -> Path:
+    """``--home``, else ``$TUXAI_HOME``, else the default data directory."""
+    return (home or default_home()).expanduser().resolve()
+
+
+def client(home: Path | None) -> Client:
+    """The SDK client of the daemon of ``home``."""
+    return Client.for_home(home_dir(home))
+
+
+def _print_json(data: object) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True))
+
+
+def _ago(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.1f}s" if seconds < 10 else f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f}m{seconds % 60:02.0f}s"
+    return f"{seconds // 3600:.0f}h{seconds % 3600 // 60:02.0f}m"
+
+
+# ---- up / down ------------------------------------------------------------------------------
+
+
+def daemon_argv(
+    home: Path, inventory: Path | None, tcp: str | None, scheduler: Path | None, cgroups: bool
+) -> list[str]:
+    """The daemon's command line."""
+    argv = [sys.executable, "-m", "tuxai.api.server", "--home", str(home)]
+    if inventory is not None:
+        if not inventory.is_file():
+            raise UsageError(f"inventory file {inventory} does not exist", hint="see examples/inventories/")
+        argv += ["--inventory", str(inventory.resolve())]
+    if tcp:
+        argv += ["--tcp", tcp]
+    if scheduler is not None:
+        argv += ["--scheduler-config", str(scheduler.resolve())]
+    if not cgroups:
+        argv.append("--no-cgroups")
+    return argv
+
+
+def run_up(argv: list[str], home: Path, detach: bool, timeout_s: float = 30.0) -> int:
+    """Foreground: become the daemon. ``--detach``: start it in the background and wait until it answers."""
+    with contextlib.suppress(TuxaiError), Client.for_home(home, timeout_s=2) as probe:
+        pid = probe.health()["pid"]
+        raise UsageError(f"a tuxai daemon already runs for {home} (pid {pid})", hint="`tuxai down` stops it")
+    if not detach:
+        os.execv(argv[0], argv)
+    home.mkdir(parents=True, exist_ok=True)
+    log_path = home / "daemon.log"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    deadline = time.monotonic() + timeout_s
+    with Client.for_home(home, timeout_s=2) as probe:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                lines = log_path.read_text(errors="replace").strip().splitlines()
+                last = lines[-1] if lines else f"exit status {process.returncode}"
+                raise DaemonError(f"the daemon did not start: {last.removeprefix('error: ')}", hint=f"see {log_path}")
+            with contextlib.suppress(DaemonError):
+                health = probe.health()
+                print(f"tuxai daemon up (pid {health['pid']}), home {home}, log {log_path}")
+                print("  see the queue: tuxai ls    stop it: tuxai down")
+                return 0
+            time.sleep(0.05)
+    raise DaemonError(f"the daemon did not answer within {timeout_s:g} s", hint=f"see {log_path}")
+
+
+def run_down(home: Path, timeout_s: float = 15.0) -> int:
+    """Ask the daemon to stop and wait until it is gone (running jobs go on)."""
+    with Client.for_home(home, timeout_s=5) as api:
+        pid = api.health()["pid"]
+        api.shutdown()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                api.health()
+            except DaemonError:
+                print(f"tuxai daemon {pid} stopped (running jobs go on; `tuxai up` adopts them)")
+                return 0
+            time.sleep(0.05)
+    raise DaemonError(f"the daemon (pid {pid}) is still up after {timeout_s:g} s", hint=f"kill {pid}")
+
+
+# ---- submit ---------------------------------------------------------------------------------
+
+
+def build_spec(file: Path | None, flags: dict[str, Any], command: list[str]) -> dict[str, Any]:
+    """Job file fields, overridden by the flags given, with the command after ``--``.
+
+    Raises:
+        UsageError: unreadable file, no command, or a bad field (validated here, before the daemon).
+    """
+    data: dict[str, Any] = {}
+    if file is not None:
+        if not file.is_file():
+            raise UsageError(f"job file {file} does not exist", hint="check the path")
+        data = load_job_file(file.read_text(), str(file))
+    data.update({k: v for k, v in flags.items() if v is not None and v != [] and v != ()})
+    if command:
+        data["command"] = command
+    if not data.get("command"):
+        raise UsageError("no command to run", hint="tuxai submit [OPTIONS] -- COMMAND [ARGS...], or --file job.yaml")
+    data.setdefault("workdir", os.getcwd())
+    spec_from_dict(data, origin=str(file) if file else "submit")  # fail here, with the field's name
+    return data
+
+
+def run_submit(home: Path | None, spec: dict[str, Any], env_cache: Callable[[str], str] | None, as_json: bool) -> int:
+    """Build the job's environment if asked (progress on stderr), submit, print the id."""
+    if spec.get("env") and env_cache is not None:
+        spec["env"] = env_cache(str(spec["env"]))
+    with client(home) as api:
+        job_id = api.submit(spec)
+    if as_json:
+        print(json.dumps({"id": job_id}))
+    else:
+        print(f"submitted job {job_id}")
+    return 0
+
+
+# ---- ls / show / logs -----------------------------------------------------------------------
+
+
+def run_ls(home: Path | None, everything: bool, states: list[str], as_json: bool) -> int:
+    """The queue: active jobs (``--all``: every job), as a table or JSON."""
+    with client(home) as api:
+        jobs = api.jobs(states or None)
+    if not everything and not states:
+        jobs = [j for j in jobs if j["state"] in ACTIVE]
+    if as_json:
+        _print_json(jobs)
+        return 0
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("ID", "NAME", "USER", "STATE", "GPUS", "CPUS", "WAITED", "RAN", "REASON"):
+        table.add_column(column, no_wrap=column != "REASON")
+    for job in jobs:
+        gpus = ",".join(str(i) for i in job["gpu_indices"]) or "-"
+        table.add_row(
+            str(job["id"]),
+            job["name"][:24],
+            job["user"],
+            job["state"] + (f" ({job['exit_code']})" if job["exit_code"] not in (None, 0) else ""),
+            gpus,
+            str(len(job["cpus"])) if job["cpus"] else "-",
+            _ago(job["waited_s"]),
+            _ago(job["ran_s"]),
+            job["reason"],
+        )
+    Console(width=200 if not sys.stdout.isatty() else None).print(table)
+    if not jobs:
+        print("no jobs" + ("" if everything else " waiting or running (--all shows finished ones)"))
+    return 0
+
+
+def run_show(home: Path | None, job_id: int, as_json: bool) -> int:
+    """One job in full, with its history."""
+    with client(home) as api:
+        job = api.job(job_id)
+    if as_json:
+        _print_json(job)
+        return 0
+    spec = job["spec"]
+    rows = [
+        ("job", f"{job['id']} {job['name']}"),
+        ("user", job["user"]),
+        ("state", job["state"] + (f": {job['reason']}" if job["reason"] else "")),
+        ("command", " ".join(job["command"])),
+        ("asked", _asked(spec)),
+        ("gpus", ", ".join(f"{i} {u}" for i, u in zip(job["gpu_indices"], job["gpus"], strict=True)) or "-"),
+        ("cpus", ",".join(str(c) for c in job["cpus"]) or "-"),
+        ("exit", _exit(job)),
+        ("waited", _ago(job["waited_s"])),
+        ("ran", _ago(job["ran_s"])),
+        ("cpu time", _ago(job["cpu_s"])),
+        ("peak memory", format_bytes(job["max_rss_bytes"]) if job["max_rss_bytes"] else "-"),
+        ("attempts", f"{job['attempt']} (failures {job['failures']}, requeues {job['requeues']})"),
+        ("log", job["log_path"] or "-"),
+    ]
+    for key, value in rows:
+        print(f"{key:>12}  {value}")
+    print(f"{'history':>12}")
+    for event in job["events"]:
+        stamp = time.strftime("%H:%M:%S", time.localtime(event["at"]))
+        print(f"{'':>12}  {stamp}  {event['to_state']:<10} {event['reason']}")
+    return 0
+
+
+def _asked(spec: dict[str, Any]) -> str:
+    parts = [f"{spec.get('gpus', 0)} GPU", f"{spec.get('cpus', 1)} CPU"]
+    if spec.get("gpu_share"):
+        parts[0] = f"{spec['gpu_share']:g} of a GPU"
+    if spec.get("mig"):
+        parts[0] = f"{spec.get('gpus', 1)} × MIG {spec['mig']}"
+    if spec.get("mem"):
+        parts.append(format_bytes(int(spec["mem"])))
+    if spec.get("time"):
+        parts.append(f"time limit {_ago(float(spec['time']))}")
+    if spec.get("retries"):
+        parts.append(f"{spec['retries']} retries")
+    return ", ".join(parts)
+
+
+def _exit(job: dict[str, Any]) -> str:
+    if job["signal"]:
+        return f"signal {job['signal']}" + (" (out of memory)" if job["oom_killed"] else "")
+    return "-" if job["exit_code"] is None else str(job["exit_code"])
+
+
+def run_logs(home: Path | None, job_id: int, follow: bool) -> int:
+    """Print the job's output; ``-f`` keeps printing until the job ends."""
+    out = sys.stdout.buffer
+    with client(home) as api:
+        if follow:
+            for chunk in api.follow(job_id):
+                out.write(chunk)
+                out.flush()
+        else:
+            offset = 0
+            while True:
+                data, offset, _ = api.log(job_id, offset)
+                if not data:
+                    break
+                out.write(data)
+    out.flush()
+    return 0
+
+
+# ---- cancel / hold / release / gpus ---------------------------------------------------------
+
+
+def run_each(home: Path | None, verb: str, job_ids: list[int]) -> int:
+    """``cancel``, ``hold`` or ``release`` every id; one line per failure, exit 2 if any failed."""
+    failed = 0
+    with client(home) as api:
+        action = {"cancel": api.cancel, "hold": api.hold, "release": api.release}[verb]
+        for job_id in job_ids:
+            try:
+                job = action(job_id)
+            except DaemonError:
+                raise
+            except TuxaiError as exc:
+                failed += 1
+                print(f"error: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""), file=sys.stderr)
+                continue
+            print(f"job {job_id}: {job['state']}" + (f" ({job['reason']})" if job["reason"] else ""))
+    return 2 if failed else 0
+
+
+def run_gpus(home: Path | None, as_json: bool) -> int:
+    """Who holds which GPU."""
+    with client(home) as api:
+        gpus = api.gpus()
+    if as_json:
+        _print_json(gpus)
+        return 0
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("GPU", "MODEL", "MEMORY", "UUID", "HELD BY"):
+        table.add_column(column, no_wrap=True)
+    for gpu in gpus:
+        holders = ", ".join(
+            f"{h['user']} job {h['job']}" + (f" ({h['share']:g})" if h["share"] < 1 else "") for h in gpu["holders"]
+        )
+        table.add_row(
+            str(gpu["index"]),
+            gpu["name"],
+            format_bytes(gpu["memory_total_bytes"]),
+            gpu["uuid"] or "-",
+            holders or "free",
+        )
+    Console(width=200 if not sys.stdout.isatty() else None).print(table)
+    if not gpus:
+        print("this machine has no GPU the daemon knows of")
+    return 0

@@ -1,0 +1,363 @@
+"""``Daemon``: the control loop's one step, ``tick(now)``, and the operations the API calls.
+
+    tick(now): observe running attempts → finish what ended → snapshot → scheduler.decide
+               → start / preempt / reserve → pending reasons → store
+
+Everything a job is lives in the store and in its run directory; the daemon's memory holds
+nothing that a restart would miss. ``reconcile(now)`` at start adopts live shims, finishes
+what ended while it was away, and gives up attempts that never started (they run again).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tuxai.daemon.outcome import Outcome, classify
+from tuxai.errors import InvalidTransition, PermissionDenied, UsageError
+from tuxai.executor.environment import JobContext, job_environment, real_cpus
+from tuxai.executor.local import Executor, Seen, kill_group
+from tuxai.executor.rundir import Launch, write_launch
+from tuxai.hardware.cgroups import CgroupSupport
+from tuxai.model.inventory import Inventory
+from tuxai.model.job import JobRecord, JobSpec, JobState
+from tuxai.model.resources import Allocation
+from tuxai.scheduler.admission import rejection
+from tuxai.scheduler.config import SchedulerConfig
+from tuxai.scheduler.decide import decide
+from tuxai.scheduler.decisions import Preempt, Reject, Reserve, Start
+from tuxai.scheduler.snapshot import Job, Node, Running, Snapshot, decay_usage
+from tuxai.store.jobs import Store
+
+START_TIMEOUT_S = 30.0  # an attempt no shim claimed after this long is given up and run again
+WAITING = (JobState.PENDING, JobState.REQUEUED)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks: from ``SO_PEERCRED`` on the socket, or the owner for a token on TCP."""
+
+    user: str
+    uid: int
+    gid: int
+    groups: tuple[int, ...] = ()
+    admin: bool = False  # root, or the user the daemon runs as
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """What one daemon manages: its home, the machine, the policy."""
+
+    home: Path
+    inventory: Inventory
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    cgroups: CgroupSupport = field(default_factory=lambda: CgroupSupport(0, problem="not probed"))
+    online_cpus: tuple[int, ...] = ()
+    node: str = "local"
+    notify_socket: str = ""
+
+
+class Daemon:
+    """The one place that wires store, scheduler and executor together."""
+
+    def __init__(self, config: DaemonConfig, store: Store, executor: Executor) -> None:
+        self.config, self.store, self.executor = config, store, executor
+        self.node = Node(config.node, config.inventory)
+        self.wake = threading.Event()
+        self._lock = threading.RLock()
+        self.ticks = 0
+
+    # ---- operations (API) -------------------------------------------------------------
+
+    def submit(self, spec: JobSpec, caller: Caller, environment: dict[str, str], now: float) -> int:
+        """Validate against the machine, store durably, wake the loop; returns the job id.
+
+        Raises:
+            UsageError: the request can never fit this machine (the message says what it has).
+        """
+        reason = rejection(Job("new", caller.user, spec.request, now), (self.node,))
+        if reason is not None:
+            raise UsageError(f"impossible request: {reason}", hint="ask for what the machine has (`tuxai gpus`)")
+        if spec.workdir and not Path(spec.workdir).is_dir():
+            raise UsageError(f"working directory {spec.workdir} does not exist", hint="pass an existing --workdir")
+        job_id = self.store.submit(
+            spec,
+            (caller.user, caller.uid, caller.gid, caller.groups),
+            environment,
+            now,
+            reason="held" if spec.held else "submitted",
+        )
+        self.wake.set()
+        return job_id
+
+    def visible(self, caller: Caller, job: JobRecord) -> bool:
+        """Users see their own jobs; admins see all."""
+        return caller.admin or job.uid == caller.uid
+
+    def job(self, job_id: int, caller: Caller) -> JobRecord:
+        """One job the caller may see (``JobNotFound`` for another user's: ids are not secrets,
+        but their commands may be)."""
+        job = self.store.get(job_id)
+        if not self.visible(caller, job):
+            raise PermissionDenied(f"job {job_id} belongs to {job.user}", hint="you can only see your own jobs")
+        return job
+
+    def jobs(self, caller: Caller) -> list[JobRecord]:
+        """The caller's jobs; an admin's list has everybody's."""
+        return self.store.jobs(user=None if caller.admin else caller.user)
+
+    def cancel(self, job_id: int, caller: Caller, now: float) -> JobRecord:
+        """Cancel a waiting job at once; ask a running one to stop (grace period, then SIGKILL)."""
+        with self._lock:
+            job = self._own(job_id, caller, "cancel")
+            if job.state.waiting:
+                return self.store.transition(job_id, JobState.CANCELLED, now, f"cancelled by {caller.user}")
+            if job.state is JobState.RUNNING:
+                if job.stop_request != "cancel":
+                    self.store.update(job_id, stop_request="cancel", reason=f"cancelling (by {caller.user})")
+                    self.executor.stop(Path(job.run_dir), "cancel")
+                return self.store.get(job_id)
+            raise UsageError(f"job {job_id} already ended ({job.state.value})", hint="nothing to cancel")
+
+    def hold(self, job_id: int, caller: Caller, held: bool) -> JobRecord:
+        """Keep a waiting job from starting (``held``) or let it go again."""
+        with self._lock:
+            job = self._own(job_id, caller, "hold" if held else "release")
+            if not job.state.waiting:
+                raise UsageError(
+                    f"job {job_id} is {job.state.value}: only pending jobs can be held or released",
+                    hint="`tuxai cancel` stops a running job",
+                )
+            self.store.update(job_id, held=held, reason="held" if held else "released")
+            self.wake.set()
+            return self.store.get(job_id)
+
+    def _own(self, job_id: int, caller: Caller, verb: str) -> JobRecord:
+        job = self.store.get(job_id)
+        if not (caller.admin or job.uid == caller.uid):
+            raise PermissionDenied(
+                f"job {job_id} belongs to {job.user}: you cannot {verb} it", hint="only its owner or root can"
+            )
+        return job
+
+    # ---- the control loop ---------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """One pass: finish what ended, decide, start and stop, record why the rest waits."""
+        with self._lock:
+            self.ticks += 1
+            running = []
+            for job in self.store.jobs([JobState.RUNNING]):
+                if not self._observe(job, now, reconciling=False):
+                    running.append(job)
+            waiting = self.store.jobs(list(WAITING))
+            self._schedule(running, waiting, now)
+
+    def reconcile(self, now: float) -> None:
+        """At start: adopt live shims, finish ended attempts, give up the ones that never started."""
+        with self._lock:
+            for job in self.store.jobs([JobState.RUNNING]):
+                self._observe(job, now, reconciling=True)
+
+    def resend_stops(self) -> None:
+        """Ask again every running job with a stop request (a lost signal, a daemon restart)."""
+        with self._lock:
+            for job in self.store.jobs([JobState.RUNNING]):
+                if job.stop_request:
+                    self.executor.stop(Path(job.run_dir), job.stop_request)
+
+    def _observe(self, job: JobRecord, now: float, reconciling: bool) -> bool:
+        """Look at a running job's attempt; True when it ended (and was recorded)."""
+        run_dir = Path(job.run_dir)
+        observed = self.executor.observe(run_dir)
+        if observed.seen is Seen.EXITED and observed.status is not None:
+            self._finish(job, classify(job, observed.status), now)
+            return True
+        if observed.seen is Seen.NOT_STARTED:
+            late = now - (job.started_at or now) > START_TIMEOUT_S
+            if (reconciling or late) and self.executor.abandon(run_dir):
+                why = "the daemon stopped before the job started" if reconciling else "its shim never started"
+                self._finish(job, Outcome(JobState.REQUEUED, f"{why}: requeued, not counted as a failure"), now)
+                return True
+            return False
+        if observed.seen is Seen.LOST:
+            kill_group(observed.status.pgid if observed.status else None)
+            self._finish(job, classify(job, None), now)
+            return True
+        return False
+
+    def _finish(self, job: JobRecord, outcome: Outcome, now: float) -> None:
+        fields = dict(outcome.fields)
+        fields.setdefault("ended_at", now)
+        if outcome.state is JobState.REQUEUED:
+            fields.setdefault("eligible_at", now)
+        try:
+            self.store.transition(job.id, outcome.state, now, outcome.reason, stop_request=None, **fields)
+        except InvalidTransition:
+            return  # somebody (a cancel) got there first
+        started = job.started_at or now
+        gpus = job.spec.request.gpu_equivalents
+        if gpus > 0:
+            self._charge(job.user, gpus * max(0.0, float(fields.get("ended_at", now)) - started), now)
+
+    def _charge(self, user: str, gpu_seconds: float, now: float) -> None:
+        previous, at = self.store.usage().get(user, (0.0, now))
+        decayed = decay_usage(previous, now - at, self.config.scheduler.half_life_s)
+        self.store.set_usage(user, decayed + gpu_seconds, now)
+
+    def _usage(self, now: float) -> dict[str, float]:
+        half_life = self.config.scheduler.half_life_s
+        return {u: decay_usage(s, now - at, half_life) for u, (s, at) in self.store.usage().items()}
+
+    def _schedule(self, running: Sequence[JobRecord], waiting: Sequence[JobRecord], now: float) -> None:
+        eligible = [j for j in waiting if not j.held and j.eligible_at <= now]
+        snapshot = Snapshot(
+            nodes=(self.node,),
+            now=now,
+            pending=tuple(_scheduler_job(j) for j in eligible),
+            running=tuple(
+                Running(_scheduler_job(j), j.allocation, j.started_at or now, draining=bool(j.stop_request))
+                for j in running
+                if j.allocation is not None
+            ),
+            usage=self._usage(now),
+            config=self.config.scheduler,
+        )
+        decisions = decide(snapshot) if eligible else []
+        by_id = {j.id: j for j in [*running, *waiting]}
+        reasons: dict[int, str] = {}
+        head: str | None = None
+        for decision in decisions:
+            job_id = int(decision.job_id)
+            if isinstance(decision, Start):
+                self._start(by_id[job_id], decision, now)
+            elif isinstance(decision, Preempt):
+                victim = by_id[job_id]
+                self.store.update(job_id, stop_request="preempt", for_job=int(decision.for_job))
+                self.executor.stop(Path(victim.run_dir), "preempt")
+            elif isinstance(decision, Reserve):
+                head = head or decision.job_id
+                why = str(decision.explanation.get("reason", "waiting for resources"))
+                wait = max(0.0, decision.at - now)
+                # An estimate from default time limits (jobs without --time) says nothing: leave it out.
+                known = wait < self.config.scheduler.default_time_limit_s * 0.99
+                reasons[job_id] = f"{why}; next in line" + (f", starts within {wait:.0f} s" if known else "")
+            elif isinstance(decision, Reject):
+                self.store.transition(job_id, JobState.FAILED, now, f"can never run here: {decision.reason}")
+        started = {int(d.job_id) for d in decisions if isinstance(d, Start | Reject)}
+        for job in waiting:
+            if job.id in started or job.id in reasons:
+                continue
+            if job.held:
+                reasons[job.id] = "held (`tuxai release` lets it start)"
+            elif job.eligible_at > now:
+                reasons[job.id] = _backoff_reason(job, now)
+            else:
+                reasons[job.id] = f"waiting for resources behind job {head}" if head else "waiting for resources"
+        changes = [(i, {"reason": r}) for i, r in reasons.items() if by_id[i].reason != r]
+        self.store.update_many(changes)
+
+    def _start(self, job: JobRecord, decision: Start, now: float) -> None:
+        attempt = job.attempt + 1
+        job_dir = self.config.home / "jobs" / str(job.id)
+        run_dir = job_dir / f"run-{attempt}"
+        log_path = job.log_path or str(job_dir / "output.log")
+        launch = self._launch(job, decision.allocation, attempt, run_dir, log_path)
+        write_launch(run_dir, launch)
+        ahead = decision.explanation.get("backfilled_before")
+        reason = f"backfilled ahead of job {ahead}" if decision.backfilled else ""
+        self.store.transition(
+            job.id,
+            JobState.RUNNING,
+            now,
+            reason,
+            attempt=attempt,
+            run_dir=str(run_dir),
+            log_path=log_path,
+            allocation=decision.allocation,
+            started_at=now,
+            ended_at=None,
+            exit_code=None,
+            signal=None,
+            oom_killed=False,
+            stop_request=None,
+        )
+        self.executor.start(run_dir)
+
+    def _launch(self, job: JobRecord, allocation: Allocation, attempt: int, run_dir: Path, log_path: str) -> Launch:
+        inventory = self.config.inventory
+        gpus = {g.index: g for g in inventory.gpus}
+        first = gpus.get(allocation.gpus[0].index) if allocation.gpus else None
+        context = JobContext(
+            job_id=job.id,
+            attempt=attempt,
+            checkpoint_dir=str(self.config.home / "jobs" / str(job.id) / "checkpoint"),
+            vendor=first.vendor if first else None,
+            env_path=job.spec.env_path,
+        )
+        env = job_environment(
+            self.store.environment(job.id),
+            dict(job.spec.exports),
+            allocation,
+            context,
+            first.memory_total_bytes if first else None,
+        )
+        support = self.config.cgroups
+        cgroup = {}
+        if support.version:
+            cgroup = {
+                "version": support.version,
+                "dirs": {c: str(Path(p) / f"job-{job.id}-{attempt}") for c, p in support.parents.items()},
+            }
+        request = job.spec.request
+        return Launch(
+            job_id=job.id,
+            attempt=attempt,
+            command=job.spec.command,
+            env=env,
+            cwd=job.spec.workdir,
+            log_path=log_path,
+            cpus=real_cpus(allocation.cpus, self.config.online_cpus),
+            memory_limit_bytes=request.memory_bytes,
+            cpu_quota=request.cpus if cgroup else 0,
+            time_limit_s=job.spec.time_limit_s,
+            grace_s=job.spec.grace_s,
+            user=(job.uid, job.gid, job.groups),
+            cgroup=cgroup,
+            notify_socket=self.config.notify_socket,
+        )
+
+
+def _backoff_reason(job: JobRecord, now: float) -> str:
+    return f"{job.reason.split(';')[0]}; retry in {job.eligible_at - now:.0f} s"
+
+
+def _scheduler_job(job: JobRecord) -> Job:
+    return Job(
+        id=str(job.id),
+        user=job.user,
+        request=job.spec.request,
+        submitted_at=job.submitted_at,
+        time_limit_s=job.spec.time_limit_s,
+        priority=job.spec.priority,
+        preemptible=job.spec.preemptible,
+    )
+
+
+def run_loop(daemon: Daemon, stop: threading.Event, period_s: float, clock: Callable[[], float] = time.time) -> None:
+    """Tick on every wake-up (submit, exit, cancel) and every ``period_s``; never a busy poll."""
+    last_resend = clock()
+    while not stop.is_set():
+        daemon.wake.wait(timeout=period_s)
+        daemon.wake.clear()
+        if stop.is_set():
+            break
+        now = clock()
+        daemon.tick(now)
+        if now - last_resend >= period_s:
+            daemon.resend_stops()
+            last_resend = now
+

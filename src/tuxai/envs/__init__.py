@@ -1,0 +1,204 @@
+"""Job environments: a virtual environment per requirements file or project, built once with ``uv``.
+
+    --env requirements.txt   → <cache>/<hash of the file, the Python, the pip settings>/
+    --env path/to/project    → the same, hashed over pyproject.toml (the project is installed)
+    --env path/to/venv       → used as it is (a directory with bin/python)
+
+uv does not read pip's configuration; ``pip_settings`` reads what ``pip config list``
+shows (find-links, index URLs, constraints, certificates) and ``uv_flags`` hands it to uv,
+so that wheels on local disk (this machine's PyTorch CPU build) win over a download.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tuxai.errors import UsageError
+
+READY = ".tuxai-ready"
+
+
+@dataclass(frozen=True)
+class PipSettings:
+    """The pip settings that decide where packages come from."""
+
+    index_url: str = ""
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    constraints: tuple[str, ...] = ()
+    cert: str = ""
+    origins: dict[str, str] = field(default_factory=dict)  # setting → where pip found it
+
+
+def parse_pip_config(text: str) -> PipSettings:
+    """``pip config list`` output → ``PipSettings``; later lines (env over files) win.
+
+    >>> parse_pip_config("global.find-links='/opt/wheels'").find_links
+    ('/opt/wheels',)
+    """
+    values: dict[str, str] = {}
+    origins: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, raw = line.partition("=")
+        if not sep or "." not in key:
+            continue
+        scope, _, name = key.rpartition(".")
+        if scope not in (":env:", "global", "install", "user", "site"):
+            continue
+        values[name] = raw.strip().strip("'\"")
+        origins[name] = "PIP_* environment" if scope == ":env:" else f"pip config [{scope}]"
+
+    def words(name: str) -> tuple[str, ...]:
+        return tuple(values.get(name, "").split())
+
+    return PipSettings(
+        index_url=values.get("index-url", ""),
+        extra_index_urls=words("extra-index-url"),
+        find_links=words("find-links"),
+        constraints=words("constraint"),
+        cert=values.get("cert", ""),
+        origins=origins,
+    )
+
+
+def read_pip_settings(python: str = sys.executable) -> PipSettings:
+    """Run ``python -m pip config list`` (pip reads its files and PIP_* variables); empty if no pip."""
+    try:
+        done = subprocess.run(
+            [python, "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return PipSettings()
+    return parse_pip_config(done.stdout) if done.returncode == 0 else PipSettings()
+
+
+def uv_flags(settings: PipSettings) -> list[str]:
+    """The ``uv pip install`` flags that carry ``settings`` over.
+
+    >>> uv_flags(PipSettings(find_links=("/opt/wheels",), constraints=("/etc/c.txt",)))
+    ['--find-links', '/opt/wheels', '--constraints', '/etc/c.txt']
+    """
+    flags: list[str] = []
+    if settings.index_url:
+        flags += ["--index-url", settings.index_url]
+    for url in settings.extra_index_urls:
+        flags += ["--extra-index-url", url]
+    for place in settings.find_links:
+        flags += ["--find-links", place]
+    for path in settings.constraints:
+        if Path(path).is_file() or "://" in path:
+            flags += ["--constraints", path]
+    if settings.extra_index_urls or settings.find_links:
+        # pip takes the best version from every source; uv stops at the first index unless told.
+        flags += ["--index-strategy", "unsafe-best-match"]
+    return flags
+
+
+def describe(settings: PipSettings) -> list[str]:
+    """One line per setting, for ``tuxai doctor``."""
+    lines = []
+    for name, value in (
+        ("index-url", settings.index_url),
+        ("extra-index-url", " ".join(settings.extra_index_urls)),
+        ("find-links", " ".join(settings.find_links)),
+        ("constraint", " ".join(settings.constraints)),
+        ("cert", settings.cert),
+    ):
+        if value:
+            lines.append(f"{name} = {value} (from {settings.origins.get(name, 'pip')})")
+    return lines
+
+
+def _source(spec: str) -> tuple[str, Path]:
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return "requirements", path.resolve()
+    if (path / "bin" / "python").exists():
+        return "venv", path.resolve()
+    if (path / "pyproject.toml").is_file():
+        return "project", path.resolve()
+    raise UsageError(
+        f"--env {spec}: not a requirements file, a project directory with pyproject.toml, or a virtual environment",
+        hint="pass e.g. --env requirements.txt",
+    )
+
+
+def env_key(kind: str, content: bytes, python: str, settings: PipSettings) -> str:
+    """The cache key: what is installed, into which Python, from where."""
+    digest = hashlib.sha256()
+    for part in (kind.encode(), content, python.encode(), json.dumps(uv_flags(settings)).encode()):
+        digest.update(part + b"\0")
+    return digest.hexdigest()[:20]
+
+
+def _uv() -> str:
+    found = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
+    if not Path(found).exists():
+        raise UsageError("uv is not installed", hint="pip install uv (it comes with tuxai)")
+    return found
+
+
+def ensure_env(
+    spec: str,
+    cache: Path,
+    python: str = sys.executable,
+    settings: PipSettings | None = None,
+    output: Callable[[str], None] | None = None,
+) -> Path:
+    """The virtual environment for ``spec``, built now unless the cache has it.
+
+    Concurrent builders of the same env wait for each other (a lock per key). uv's output
+    (its progress) goes to this process's stderr.
+
+    Raises:
+        UsageError: ``spec`` is none of the three kinds, or uv failed (its last lines say why).
+    """
+    kind, path = _source(spec)
+    if kind == "venv":
+        return path
+    settings = read_pip_settings(python) if settings is None else settings
+    content = path.read_bytes() if kind == "requirements" else (path / "pyproject.toml").read_bytes()
+    key = env_key(kind, content + str(path).encode() if kind == "project" else content, python, settings)
+    target = cache / key
+    if (target / READY).exists():
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / READY).exists():
+            return target
+        if target.exists():
+            shutil.rmtree(target)  # a build that died half-way
+        say = output or (lambda text: print(text, file=sys.stderr, flush=True))
+        say(f"building the job environment {target} from {path} (once; later jobs reuse it)")
+        uv = _uv()
+        steps = [
+            [uv, "venv", "--quiet", "--python", python, str(target)],
+            [uv, "pip", "install", "--python", str(target / "bin" / "python"), *uv_flags(settings)]
+            + (["-r", str(path)] if kind == "requirements" else [str(path)]),
+        ]
+        env = {**os.environ, "UV_NO_CONFIG": "1"}
+        if settings.cert:
+            env.setdefault("SSL_CERT_FILE", settings.cert)
+        for step in steps:
+            # uv's progress and errors go straight to our stderr: the person sees them as they come.
+            done = subprocess.run(step, env=env, stdout=subprocess.DEVNULL, check=False)
+            if done.returncode != 0:
+                with contextlib.suppress(OSError):
+                    shutil.rmtree(target)
+                raise UsageError(
+                    f"building the environment from {path} failed (uv exit {done.returncode}; its message is above)",
+                    hint="fix the requirements, or try them with `uv pip install -r FILE` in a fresh venv",
+                )
+        (target / READY).write_text(str(path) + "\n")
+    return target

@@ -1,0 +1,1 @@
+"""Running jobs: the per-job shim, its launcher, environments, cgroups, the local backend."""

@@ -1,0 +1,150 @@
+"""One job's cgroup: create with limits, attach the job, read what it used, kill and remove.
+
+The daemon decides the directories (``plan``); the shim does the rest. v1 keeps one
+directory per controller, v2 one directory. Device rules are written on v1 only (v2 needs
+an eBPF program).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CPU_PERIOD_US = 100_000
+NVIDIA_MAJOR = 195
+
+
+@dataclass(frozen=True)
+class CgroupStats:
+    """What the job used, as the cgroup counted it (None where it does not count)."""
+
+    oom_killed: bool = False
+    max_memory_bytes: int | None = None
+    cpu_s: float | None = None
+
+
+def plan(version: int, parents: dict[str, str], name: str) -> dict[str, Any]:
+    """The directories of job group ``name`` under each parent (the data put in ``launch.json``)."""
+    if version == 0:
+        return {}
+    return {"version": version, "dirs": {c: str(Path(p) / name) for c, p in parents.items()}}
+
+
+def _write(path: Path, value: str) -> None:
+    path.write_text(value)
+
+
+def create(cgroup: dict[str, Any], memory_bytes: int, cpus: int, devices: list[str] | None = None) -> None:
+    """Make the job's groups and set memory (no swap), CPU quota and device rules.
+
+    Raises:
+        OSError: a group could not be made or a limit set.
+    """
+    dirs = {c: Path(p) for c, p in cgroup.get("dirs", {}).items()}
+    for directory in dirs.values():
+        directory.mkdir(exist_ok=True)
+    if cgroup.get("version") == 2:
+        unified = dirs["unified"]
+        if memory_bytes:
+            _write(unified / "memory.max", str(memory_bytes))
+            with contextlib.suppress(OSError):
+                _write(unified / "memory.swap.max", "0")
+        if cpus:
+            _write(unified / "cpu.max", f"{cpus * CPU_PERIOD_US} {CPU_PERIOD_US}")
+        return
+    if memory_bytes and "memory" in dirs:
+        _write(dirs["memory"] / "memory.limit_in_bytes", str(memory_bytes))
+        with contextlib.suppress(OSError):  # only with swap accounting
+            _write(dirs["memory"] / "memory.memsw.limit_in_bytes", str(memory_bytes))
+    if cpus and "cpu" in dirs:
+        _write(dirs["cpu"] / "cpu.cfs_period_us", str(CPU_PERIOD_US))
+        _write(dirs["cpu"] / "cpu.cfs_quota_us", str(cpus * CPU_PERIOD_US))
+    if devices is not None and "devices" in dirs:
+        _write(dirs["devices"] / "devices.deny", f"c {NVIDIA_MAJOR}:* rwm")
+        for rule in devices:
+            _write(dirs["devices"] / "devices.allow", rule)
+
+
+def nvidia_device_rules(minors: list[int]) -> list[str]:
+    """v1 ``devices.allow`` lines for the allocated ``/dev/nvidiaN`` plus the control devices.
+
+    >>> nvidia_device_rules([2])
+    ['c 195:2 rwm', 'c 195:255 rwm', 'c 195:254 rwm']
+    """
+    return [f"c {NVIDIA_MAJOR}:{m} rwm" for m in minors] + [f"c {NVIDIA_MAJOR}:255 rwm", f"c {NVIDIA_MAJOR}:254 rwm"]
+
+
+def attach(cgroup: dict[str, Any], pid: int) -> None:
+    """Move ``pid`` into every group of the job (called in the child before ``exec``)."""
+    for directory in cgroup.get("dirs", {}).values():
+        _write(Path(directory) / "cgroup.procs", str(pid))
+
+
+def _number(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _keyed(path: Path) -> dict[str, int]:
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return {}
+    values = {}
+    for line in lines:
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            values[parts[0]] = int(parts[1])
+    return values
+
+
+def stats(cgroup: dict[str, Any]) -> CgroupStats:
+    """OOM kills, peak memory and CPU time of the job's groups."""
+    dirs = {c: Path(p) for c, p in cgroup.get("dirs", {}).items()}
+    if cgroup.get("version") == 2:
+        unified = dirs["unified"]
+        usage = _keyed(unified / "cpu.stat").get("usage_usec")
+        return CgroupStats(
+            oom_killed=_keyed(unified / "memory.events").get("oom_kill", 0) > 0,
+            max_memory_bytes=_number(unified / "memory.peak"),
+            cpu_s=None if usage is None else usage / 1e6,
+        )
+    if "memory" not in dirs:
+        return CgroupStats()
+    memory = dirs["memory"]
+    return CgroupStats(
+        oom_killed=_keyed(memory / "memory.oom_control").get("oom_kill", 0) > 0,
+        max_memory_bytes=_number(memory / "memory.max_usage_in_bytes"),
+    )
+
+
+def pids(cgroup: dict[str, Any]) -> list[int]:
+    """Processes still in the job's groups."""
+    found: set[int] = set()
+    for directory in cgroup.get("dirs", {}).values():
+        with contextlib.suppress(OSError):
+            found.update(int(p) for p in (Path(directory) / "cgroup.procs").read_text().split())
+    return sorted(found)
+
+
+def kill_and_remove(cgroup: dict[str, Any]) -> None:
+    """SIGKILL whatever is left in the groups, then remove them (best effort: the job already ended)."""
+    for pid in pids(cgroup):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    for directory in cgroup.get("dirs", {}).values():
+        for _ in range(100):  # the killed processes leave the group within milliseconds
+            try:
+                os.rmdir(directory)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.01)

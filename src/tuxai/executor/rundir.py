@@ -1,0 +1,178 @@
+"""The run directory of one attempt: how the daemon and the shim talk without talking.
+
+    <home>/jobs/<id>/run-<attempt>/
+        launch.json   written by the daemon before the start: everything the shim needs
+        shim.lock     flock-ed by the shim for its whole life (alive ⇔ locked)
+        claimed       created once (O_EXCL) by whoever owns the attempt: the shim before
+                      it starts the job, or the daemon when it abandons an attempt that
+                      never started — so an attempt runs at most once
+        status.json   written atomically by the shim: starting → running → exited
+        stop.json     written by the daemon to ask for a stop (cancel, preempt), then SIGTERM
+        shim.log      the shim's own errors
+
+Every write is a temp file renamed into place: a reader sees the old or the new file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+LAUNCH = "launch.json"
+LOCK = "shim.lock"
+CLAIMED = "claimed"
+STATUS = "status.json"
+STOP = "stop.json"
+SHIM_LOG = "shim.log"
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What the shim runs and how: written by the daemon, read by the shim."""
+
+    job_id: int
+    attempt: int
+    command: tuple[str, ...]
+    env: dict[str, str]
+    cwd: str
+    log_path: str
+    cpus: tuple[int, ...] = ()  # CPU affinity (real CPU numbers); empty: leave as is
+    memory_limit_bytes: int = 0  # 0: none
+    cpu_quota: int = 0  # CPUs' worth of time per period; 0: none
+    time_limit_s: float | None = None
+    grace_s: float = 60.0
+    user: tuple[int, int, tuple[int, ...]] | None = None  # uid, gid, groups to run as (daemon is root)
+    cgroup: dict[str, Any] = field(default_factory=dict)  # executor.cgroups.CgroupPlan as data
+    notify_socket: str = ""
+
+
+@dataclass(frozen=True)
+class Status:
+    """What the shim reports. ``phase``: starting, running, exited."""
+
+    phase: str
+    shim_pid: int
+    pid: int | None = None
+    pgid: int | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    oom_killed: bool = False
+    timed_out: bool = False
+    stop_reason: str | None = None  # cancel, preempt, shutdown
+    wall_s: float | None = None
+    cpu_s: float | None = None
+    max_rss_bytes: int | None = None
+    error: str = ""  # the job could not be started: why
+
+
+def write_atomic(path: Path, data: dict[str, Any], durable: bool = False) -> None:
+    """Write JSON to ``path`` through a temp file and a rename (``durable``: fsync first)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as handle:
+        json.dump(data, handle)
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_launch(run_dir: Path, launch: Launch) -> None:
+    """Create the run directory and its ``launch.json``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(run_dir / LAUNCH, asdict(launch), durable=True)
+
+
+def read_launch(run_dir: Path) -> Launch:
+    """``launch.json`` → ``Launch`` (``ValueError`` when missing or damaged)."""
+    data = _read(run_dir / LAUNCH)
+    if data is None:
+        raise ValueError(f"{run_dir / LAUNCH} is missing or damaged")
+    user = data.get("user")
+    return Launch(
+        **{
+            **data,
+            "command": tuple(data["command"]),
+            "cpus": tuple(data.get("cpus", ())),
+            "user": None if user is None else (int(user[0]), int(user[1]), tuple(user[2])),
+        }
+    )
+
+
+def write_status(run_dir: Path, status: Status, durable: bool = False) -> None:
+    """Replace ``status.json``."""
+    write_atomic(run_dir / STATUS, asdict(status), durable=durable)
+
+
+def read_status(run_dir: Path) -> Status | None:
+    """``status.json`` → ``Status``, or ``None`` before the shim wrote one."""
+    data = _read(run_dir / STATUS)
+    if data is None:
+        return None
+    try:
+        return Status(**data)
+    except TypeError:
+        return None
+
+
+def write_stop(run_dir: Path, reason: str) -> None:
+    """Ask the shim to stop the job (it reads this when it gets SIGTERM or before it starts)."""
+    write_atomic(run_dir / STOP, {"reason": reason})
+
+
+def read_stop(run_dir: Path) -> str | None:
+    """The stop reason the daemon wrote, if any."""
+    data = _read(run_dir / STOP)
+    return None if data is None else str(data.get("reason", "cancel"))
+
+
+def claim(run_dir: Path) -> bool:
+    """Create ``claimed`` if nobody did; True for the one caller that did."""
+    try:
+        fd = os.open(run_dir / CLAIMED, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    os.close(fd)
+    return True
+
+
+def is_claimed(run_dir: Path) -> bool:
+    """Somebody owns the attempt."""
+    return (run_dir / CLAIMED).exists()
+
+
+@contextlib.contextmanager
+def lock_if_free(run_dir: Path) -> Any:
+    """Yield True holding the shim lock when no shim holds it, else yield False."""
+    try:
+        fd = os.open(run_dir / LOCK, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o644)
+    except FileNotFoundError:
+        yield True  # no run directory: nothing alive there
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

@@ -1,0 +1,226 @@
+"""The shim: one per attempt, in its own session; it owns the job's process group and cgroup.
+
+``python -m tuxai.executor.shim [--detach] RUN_DIR`` (or forked by the launcher). It takes
+the attempt (lock, then claim — see ``rundir``), starts the job with its environment, CPU
+affinity, cgroup limits and user, enforces the time limit, turns SIGTERM from the daemon
+into SIGTERM → grace → SIGKILL of the job's process group, and writes the outcome to
+``status.json``. It does not need the daemon: it outlives it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import resource
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from tuxai.executor import cgroups
+from tuxai.executor.rundir import (
+    LOCK,
+    Launch,
+    Status,
+    claim,
+    read_launch,
+    read_stop,
+    write_status,
+)
+
+EXIT_CANNOT_START = 127
+
+
+class Shim:
+    """One attempt of one job, from start to recorded exit."""
+
+    def __init__(self, run_dir: Path, launch: Launch) -> None:
+        self.run_dir, self.launch = run_dir, launch
+        self.stop_reason: str | None = None
+        self.kill_at: float | None = None
+        self.pgid: int | None = None
+        self.timed_out = False
+
+    def _status(self, phase: str, durable: bool = False, **fields: object) -> None:
+        write_status(self.run_dir, Status(phase, os.getpid(), **fields), durable)  # type: ignore[arg-type]
+
+    def _notify(self) -> None:
+        if not self.launch.notify_socket:
+            return
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.sendto(str(self.launch.job_id).encode(), self.launch.notify_socket)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.begin_stop(read_stop(self.run_dir) or "shutdown")
+
+    def begin_stop(self, reason: str) -> None:
+        """SIGTERM to the job's process group now, SIGKILL after the grace period."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        if self.pgid is not None and self.kill_at is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pgid, signal.SIGTERM)
+            self.kill_at = time.monotonic() + self.launch.grace_s
+
+    def _preexec(self) -> None:
+        """In the child, before ``exec``: join the cgroup, pin the CPUs."""
+        if self.launch.cgroup:
+            cgroups.attach(self.launch.cgroup, os.getpid())
+        if self.launch.cpus:
+            os.sched_setaffinity(0, self.launch.cpus)
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        launch = self.launch
+        uid: int | None = None
+        gid: int | None = None
+        groups: list[int] | None = None
+        if launch.user is not None and os.getuid() == 0 and launch.user[0] != 0:
+            uid, gid, groups = launch.user[0], launch.user[1], list(launch.user[2])
+            for path in (launch.log_path, launch.env.get("TUXAI_CHECKPOINT_DIR", "")):
+                if path:
+                    with contextlib.suppress(OSError):
+                        os.chown(path, uid, launch.user[1])
+        with open(launch.log_path, "ab") as log:
+            return subprocess.Popen(
+                list(launch.command),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=launch.cwd or None,
+                env=launch.env,
+                process_group=0,
+                preexec_fn=self._preexec if (launch.cgroup or launch.cpus) else None,
+                user=uid,
+                group=gid,
+                extra_groups=groups,
+            )
+
+    def run(self) -> int:
+        """Start the job, wait for it, record the outcome. Returns the shim's exit code (0)."""
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_w)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_signal)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        self._status("starting")
+        stopped = read_stop(self.run_dir)
+        if stopped is not None:
+            self._status(
+                "exited", durable=True, stop_reason=stopped, ended_at=time.time(), error="stopped before start"
+            )
+            self._notify()
+            return 0
+        launch = self.launch
+        try:
+            if launch.cgroup:
+                cgroups.create(launch.cgroup, launch.memory_limit_bytes, launch.cpu_quota)
+            os.makedirs(launch.env.get("TUXAI_CHECKPOINT_DIR") or self.run_dir, exist_ok=True)
+            process = self._spawn()
+        except (OSError, subprocess.SubprocessError) as exc:
+            if launch.cgroup:
+                cgroups.kill_and_remove(launch.cgroup)
+            self._status(
+                "exited",
+                durable=True,
+                exit_code=EXIT_CANNOT_START,
+                ended_at=time.time(),
+                error=f"cannot start {launch.command[0]!r}: {exc}",
+            )
+            self._notify()
+            return 0
+        started_at, started = time.time(), time.monotonic()
+        self.pgid = process.pid
+        self._status("running", pid=process.pid, pgid=process.pid, started_at=started_at)
+        if self.stop_reason is not None:  # a SIGTERM arrived while starting
+            self.begin_stop(self.stop_reason)
+        status, rusage = self._wait(process.pid, started, wake_r)
+        ended_at = time.time()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)  # what the job left behind in its group
+        usage = cgroups.stats(launch.cgroup) if launch.cgroup else cgroups.CgroupStats()
+        if launch.cgroup:
+            cgroups.kill_and_remove(launch.cgroup)
+        code = os.waitstatus_to_exitcode(status)
+        self._status(
+            "exited",
+            durable=True,
+            pid=process.pid,
+            pgid=process.pid,
+            started_at=started_at,
+            ended_at=ended_at,
+            exit_code=code if code >= 0 else None,
+            signal=-code if code < 0 else None,
+            oom_killed=usage.oom_killed,
+            timed_out=self.timed_out,
+            stop_reason=self.stop_reason,
+            wall_s=round(ended_at - started_at, 6),
+            cpu_s=usage.cpu_s if usage.cpu_s is not None else round(rusage.ru_utime + rusage.ru_stime, 6),
+            max_rss_bytes=max(rusage.ru_maxrss * 1024, usage.max_memory_bytes or 0),
+        )
+        self._notify()
+        return 0
+
+    def _wait(self, pid: int, started: float, wake: int) -> tuple[int, resource.struct_rusage]:
+        """Wait for the job, enforcing the time limit and the grace period."""
+        pidfd = os.pidfd_open(pid)
+        deadline = None if self.launch.time_limit_s is None else started + self.launch.time_limit_s
+        try:
+            while True:
+                now = time.monotonic()
+                if deadline is not None and now >= deadline and not self.timed_out:
+                    self.timed_out = True
+                    self.begin_stop("timeout")
+                if self.kill_at is not None and now >= self.kill_at:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(pid, signal.SIGKILL)
+                    self.kill_at = None
+                moments = [t for t in (None if self.timed_out else deadline, self.kill_at) if t is not None]
+                timeout = max(0.0, min(moments) - now) if moments else None
+                ready, _, _ = select.select([pidfd, wake], [], [], timeout)
+                if wake in ready:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(wake, 512)
+                if pidfd in ready:
+                    _, status, rusage = os.wait4(pid, 0)
+                    return status, rusage
+        finally:
+            os.close(pidfd)
+
+
+def run_attempt(run_dir: Path) -> int:
+    """Lock, claim and run the attempt in ``run_dir``; 0 also when the daemon abandoned it."""
+    lock = os.open(run_dir / LOCK, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o644)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not claim(run_dir):
+        return 0  # the daemon gave this attempt up before we got here
+    return Shim(run_dir, read_launch(run_dir)).run()
+
+
+def detach() -> bool:
+    """Double fork into a new session; True in the grandchild, which goes on."""
+    if os.fork() != 0:
+        return False
+    os.setsid()
+    if os.fork() != 0:
+        os._exit(0)
+    return True
+
+
+def main(argv: list[str]) -> int:
+    """``python -m tuxai.executor.shim [--detach] RUN_DIR``."""
+    if not argv or argv[-1].startswith("-"):
+        print("usage: python -m tuxai.executor.shim [--detach] RUN_DIR", file=sys.stderr)
+        return 2
+    run_dir = Path(argv[-1])
+    if "--detach" in argv and not detach():
+        return 0
+    return run_attempt(run_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

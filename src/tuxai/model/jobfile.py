@@ -1,0 +1,274 @@
+"""Job specs from people and from the wire: a YAML job file, ``submit`` flags, the API's JSON.
+
+``spec_from_dict(data, origin)`` is the one validator: every error names the field and why.
+
+    # job.yaml
+    name: train
+    command: python train.py --epochs 3     # or a list
+    gpus: 2                                  # or gpu_share: 0.25 / gpu_mem: 10GiB / mig: 1g.10gb
+    cpus: 8
+    mem: 32GiB
+    time: 4h                                 # 90, 90s, 30m, 4h, 2d, 1:30:00
+    grace: 2m
+    retries: 3
+    export: {WANDB_MODE: offline}
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Any
+
+import yaml
+
+from tuxai.errors import UsageError
+from tuxai.model.job import JobSpec
+from tuxai.model.resources import WHOLE_GPU_MILLI, Request
+from tuxai.model.units import parse_bytes
+
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*$")
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HINT = "see `tuxai submit --help` or docs/jobs.md for the job file fields"
+
+FIELDS = (
+    *("name", "command", "gpus", "gpu_share", "gpu_mem", "mig", "gpu_type", "cpus", "mem", "time", "grace"),
+    *("priority", "retries", "retry_backoff", "requeue", "preemptible", "workdir", "export", "env", "hold"),
+)
+
+
+def parse_duration(text: str | float | int) -> float:
+    """``"90"`` / ``"90s"`` → 90.0, ``"30m"`` → 1800.0, ``"1:30:00"`` → 5400.0.
+
+    Raises:
+        ValueError: not a duration.
+    """
+    if isinstance(text, bool):
+        raise ValueError(f"{text!r} is not a duration")
+    if isinstance(text, int | float):
+        value = float(text)
+    elif ":" in text:
+        parts = text.strip().split(":")
+        if len(parts) > 3 or not all(p.isdigit() for p in parts):
+            raise ValueError(f"{text!r} is not a duration")
+        value = float(sum(int(p) * 60**i for i, p in enumerate(reversed(parts))))
+    else:
+        match = _DURATION.match(text)
+        if match is None:
+            raise ValueError(f"{text!r} is not a duration (use 90s, 30m, 4h, 2d or 1:30:00)")
+        value = float(match.group(1)) * _SECONDS[match.group(2)]
+    if value < 0:
+        raise ValueError(f"{text!r} is negative")
+    return value
+
+
+class _Fields:
+    """Typed reads of one mapping; each failure is a ``UsageError`` naming the field."""
+
+    def __init__(self, data: dict[str, Any], origin: str) -> None:
+        self.data, self.origin = data, origin
+
+    def fail(self, key: str, expected: str) -> UsageError:
+        return UsageError(f"{self.origin}: {key} must be {expected}, got {self.data.get(key)!r}", hint=_HINT)
+
+    def integer(self, key: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+        value = self.data.get(key, default)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip().lstrip("-").isdigit():
+            raise self.fail(key, "an integer")
+        number = int(value)
+        if number < minimum or (maximum is not None and number > maximum):
+            bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            raise self.fail(key, f"an integer {bound}")
+        return number
+
+    def duration(self, key: str) -> float | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        try:
+            return parse_duration(value)
+        except (ValueError, TypeError):
+            raise self.fail(key, "a duration such as 90s, 30m, 4h or 1:30:00") from None
+
+    def size(self, key: str) -> int | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            raise self.fail(key, "a size such as 512MiB or 32GiB")
+        try:
+            return parse_bytes(value)
+        except (ValueError, TypeError):
+            raise self.fail(key, "a size such as 512MiB or 32GiB") from None
+
+    def text(self, key: str) -> str:
+        value = self.data.get(key)
+        if value is None:
+            return ""
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise self.fail(key, "text")
+        return str(value)
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(key, "true or false")
+        return value
+
+
+def _command(fields: _Fields) -> tuple[str, ...]:
+    value = fields.data.get("command")
+    if isinstance(value, str):
+        try:
+            words = shlex.split(value)
+        except ValueError as exc:
+            raise fields.fail("command", f"a command line ({exc})") from None
+    elif isinstance(value, list) and all(isinstance(w, str | int | float) for w in value):
+        words = [str(w) for w in value]
+    else:
+        raise fields.fail("command", "a command line or a list of words")
+    if not words:
+        raise fields.fail("command", "a non-empty command")
+    return tuple(words)
+
+
+def _request(fields: _Fields) -> Request:
+    gpus = fields.integer("gpus", 0, maximum=1024)
+    share = fields.data.get("gpu_share")
+    milli = WHOLE_GPU_MILLI
+    if share is not None:
+        if isinstance(share, bool) or not isinstance(share, int | float | str):
+            raise fields.fail("gpu_share", "a fraction of one GPU between 0 and 1")
+        try:
+            fraction = float(share)
+        except ValueError:
+            raise fields.fail("gpu_share", "a fraction of one GPU between 0 and 1") from None
+        if not 0 < fraction <= 1:
+            raise fields.fail("gpu_share", "a fraction of one GPU between 0 and 1")
+        milli = round(fraction * WHOLE_GPU_MILLI)
+    gpu_mem = fields.size("gpu_mem")
+    mig = fields.text("mig") or None
+    if mig is not None and not re.match(r"^\d+g\.\d+gb$", mig):
+        raise fields.fail("mig", "a MIG profile such as 1g.10gb")
+    if (share is not None or gpu_mem is not None) and mig is not None:
+        raise UsageError(f"{fields.origin}: gpu_share/gpu_mem and mig cannot be combined", hint="ask for one kind")
+    if (share is not None or gpu_mem is not None) and gpus == 0:
+        gpus = 1
+    if (share is not None or gpu_mem is not None) and gpus != 1:
+        raise UsageError(f"{fields.origin}: a GPU share is a slice of one GPU, got gpus={gpus}", hint="drop gpus")
+    if mig is not None and gpus == 0:
+        gpus = 1
+    types = tuple(t for t in fields.text("gpu_type").split("|") if t)
+    return Request(
+        gpus=gpus,
+        gpu_milli=milli,
+        gpu_mem_bytes=gpu_mem,
+        mig_profile=mig,
+        gpu_types=types,
+        cpus=fields.integer("cpus", 1, minimum=1, maximum=100_000),
+        memory_bytes=fields.size("mem") or 0,
+    )
+
+
+def _exports(fields: _Fields) -> tuple[tuple[str, str], ...]:
+    value = fields.data.get("export") or {}
+    if isinstance(value, list):
+        pairs = []
+        for item in value:
+            if not isinstance(item, str) or "=" not in item:
+                raise fields.fail("export", "VAR=value items")
+            key, _, text = item.partition("=")
+            pairs.append((key, text))
+    elif isinstance(value, dict):
+        pairs = [(str(k), "" if v is None else str(v)) for k, v in value.items()]
+    else:
+        raise fields.fail("export", "a mapping of VAR: value")
+    for key, _ in pairs:
+        if not _NAME.match(key):
+            raise UsageError(f"{fields.origin}: export: {key!r} is not a variable name", hint="use VAR=value")
+    return tuple(pairs)
+
+
+def spec_from_dict(data: object, origin: str = "job") -> JobSpec:
+    """A mapping (job file, API body) → ``JobSpec``.
+
+    Raises:
+        UsageError: an unknown field, or a field with a wrong value; the message names it.
+    """
+    if not isinstance(data, dict):
+        raise UsageError(f"{origin} must be a mapping of field: value, got {type(data).__name__}", hint=_HINT)
+    unknown = sorted(str(k) for k in data if k not in FIELDS)
+    if unknown:
+        raise UsageError(f"{origin}: unknown field {', '.join(unknown)}", hint=f"known fields: {', '.join(FIELDS)}")
+    fields = _Fields(data, origin)
+    grace = fields.duration("grace")
+    backoff = fields.duration("retry_backoff")
+    time_limit = fields.duration("time")
+    if time_limit is not None and time_limit <= 0:
+        raise fields.fail("time", "a positive duration")
+    return JobSpec(
+        command=_command(fields),
+        name=fields.text("name"),
+        request=_request(fields),
+        time_limit_s=time_limit,
+        grace_s=60.0 if grace is None else grace,
+        priority=fields.integer("priority", 0, maximum=100),
+        retries=fields.integer("retries", 0, maximum=100),
+        retry_backoff_s=5.0 if backoff is None else backoff,
+        requeue=fields.flag("requeue", True),
+        preemptible=fields.flag("preemptible", False),
+        workdir=fields.text("workdir"),
+        exports=_exports(fields),
+        env_path=fields.text("env"),
+        held=fields.flag("hold", False),
+    )
+
+
+def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
+    """``JobSpec`` → the mapping ``spec_from_dict`` reads back (the stored and wire form)."""
+    request = spec.request
+    data: dict[str, Any] = {
+        "name": spec.name,
+        "command": list(spec.command),
+        "gpus": request.gpus,
+        "cpus": request.cpus,
+        "grace": spec.grace_s,
+        "priority": spec.priority,
+        "retries": spec.retries,
+        "retry_backoff": spec.retry_backoff_s,
+        "requeue": spec.requeue,
+        "preemptible": spec.preemptible,
+        "hold": spec.held,
+    }
+    if request.gpu_milli != WHOLE_GPU_MILLI:
+        data["gpu_share"] = request.gpu_milli / WHOLE_GPU_MILLI
+    optional = {
+        "gpu_mem": request.gpu_mem_bytes,
+        "mig": request.mig_profile,
+        "gpu_type": "|".join(request.gpu_types) or None,
+        "mem": request.memory_bytes or None,
+        "time": spec.time_limit_s,
+        "workdir": spec.workdir or None,
+        "env": spec.env_path or None,
+        "export": dict(spec.exports) or None,
+    }
+    data.update({k: v for k, v in optional.items() if v is not None})
+    return data
+
+
+def load_job_file(text: str, origin: str) -> dict[str, Any]:
+    """A YAML job file → its mapping (validated later with the flags merged in).
+
+    Raises:
+        UsageError: not YAML, or not a mapping.
+    """
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{origin} is not valid YAML: {getattr(exc, 'problem', exc)}", hint=_HINT) from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{origin} must be a mapping of field: value", hint=_HINT)
+    return data

@@ -1,0 +1,295 @@
+"""``Store``: jobs, their events and the users' usage in one SQLite file (WAL, ``synchronous=FULL``).
+
+One process writes (the daemon); its threads share one connection behind a lock. A submit
+is durable when ``submit`` returns: the row is committed and fsynced before the API answers.
+Every state change goes through ``transition``, which checks the table of
+``tuxai.model.job`` and the current state in the same ``UPDATE`` (no lost update).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tuxai.errors import JobNotFound, StoreError
+from tuxai.model.job import JobRecord, JobSpec, JobState, check_transition
+from tuxai.model.jobfile import spec_from_dict, spec_to_dict
+from tuxai.model.resources import Allocation, allocation_from_dict, allocation_to_dict
+from tuxai.store.schema import MIGRATIONS
+
+_COLUMNS = {
+    "reason",
+    "eligible_at",
+    "started_at",
+    "ended_at",
+    "exit_code",
+    "signal",
+    "attempt",
+    "failures",
+    "requeues",
+    "held",
+    "stop_request",
+    "for_job",
+    "allocation",
+    "log_path",
+    "run_dir",
+    "wall_s",
+    "cpu_s",
+    "max_rss_bytes",
+    "oom_killed",
+}
+
+
+def _disk_hint(exc: Exception) -> str:
+    text = str(exc).lower()
+    if "full" in text or "disk i/o" in text:
+        return "free disk space under the tuxai home and retry; nothing was written"
+    if "readonly" in text or "read-only" in text:
+        return "the store is read-only: check the permissions of the tuxai home"
+    return "see the daemon log; the store was left as it was"
+
+
+class Store:
+    """The jobs table and friends. Methods are thread-safe; time comes in as ``now``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10.0)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open the store {path}: {exc}", hint=_disk_hint(exc)) from None
+        except OSError as exc:
+            raise StoreError(f"cannot create the store {path}: {exc.strerror}", hint=_disk_hint(exc)) from None
+
+    def close(self) -> None:
+        """Close the connection (the WAL is checkpointed by SQLite)."""
+        with self._lock:
+            self._db.close()
+
+    def _migrate(self) -> None:
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"the store {self.path} has schema version {version}, newer than this tuxai ({len(MIGRATIONS)})",
+                hint="upgrade tuxai, or point --home elsewhere",
+            )
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self._write():
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version={number}")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction; rolled back (store intact) on any error."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot write the store {self.path}: {exc}", hint=_disk_hint(exc)) from None
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._db.execute("ROLLBACK")
+                raise StoreError(f"cannot write the store {self.path}: {exc}", hint=_disk_hint(exc)) from None
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def submit(
+        self,
+        spec: JobSpec,
+        owner: tuple[str, int, int, Sequence[int]],
+        environment: dict[str, str],
+        now: float,
+        reason: str = "",
+    ) -> int:
+        """Insert a pending job for ``owner`` (user, uid, gid, groups); returns its id once committed.
+
+        ``environment`` is the submitter's environment, the base of the job's.
+        """
+        user, uid, gid, groups = owner
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO jobs (name, user, uid, gid, groups_json, spec_json, environment_json, state, reason,"
+                " priority, submitted_at, held) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    spec.display_name,
+                    user,
+                    uid,
+                    gid,
+                    json.dumps(list(groups)),
+                    json.dumps(spec_to_dict(spec)),
+                    json.dumps(environment),
+                    JobState.PENDING.value,
+                    reason,
+                    spec.priority,
+                    now,
+                    int(spec.held),
+                ),
+            )
+            job_id = int(cursor.lastrowid or 0)
+            db.execute(
+                "INSERT INTO events (job_id, at, from_state, to_state, reason) VALUES (?,?,?,?,?)",
+                (job_id, now, None, JobState.PENDING.value, "submitted"),
+            )
+        return job_id
+
+    def get(self, job_id: int) -> JobRecord:
+        """One job. Raises ``JobNotFound``."""
+        with self._lock:
+            row = self._db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFound(job_id)
+        return _record(row)
+
+    def jobs(self, states: Sequence[JobState] | None = None, user: str | None = None) -> list[JobRecord]:
+        """Jobs in id order, optionally only in ``states`` and of ``user``."""
+        clauses: list[str] = []
+        params: list[str] = []
+        if states is not None:
+            clauses.append(f"state IN ({','.join('?' * len(states))})")
+            params.extend(s.value for s in states)
+        if user is not None:
+            clauses.append("user=?")
+            params.append(user)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._lock:
+            rows = self._db.execute(f"SELECT * FROM jobs{where} ORDER BY id", params).fetchall()
+        return [_record(row) for row in rows]
+
+    def transition(self, job_id: int, target: JobState, now: float, reason: str, **fields: Any) -> JobRecord:
+        """Move a job to ``target`` (checked against the table), setting ``fields``, with an event.
+
+        Raises:
+            InvalidTransition: the table does not allow it from the job's current state.
+            JobNotFound: no such job.
+        """
+        with self._write() as db:
+            row = db.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()
+            if row is None:
+                raise JobNotFound(job_id)
+            current = JobState(row["state"])
+            check_transition(job_id, current, target)
+            names, values = _assignments({**fields, "reason": reason})
+            db.execute(
+                f"UPDATE jobs SET state=?, {names} WHERE id=? AND state=?",
+                (target.value, *values, job_id, current.value),
+            )
+            db.execute(
+                "INSERT INTO events (job_id, at, from_state, to_state, reason) VALUES (?,?,?,?,?)",
+                (job_id, now, current.value, target.value, reason),
+            )
+        return self.get(job_id)
+
+    def update(self, job_id: int, **fields: Any) -> None:
+        """Set fields without a state change (a pending reason, a stop request, the hold flag)."""
+        names, values = _assignments(fields)
+        with self._write() as db:
+            db.execute(f"UPDATE jobs SET {names} WHERE id=?", (*values, job_id))
+
+    def update_many(self, changes: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """Several ``update``s in one transaction (the pending reasons of one tick)."""
+        if not changes:
+            return
+        with self._write() as db:
+            for job_id, fields in changes:
+                names, values = _assignments(fields)
+                db.execute(f"UPDATE jobs SET {names} WHERE id=?", (*values, job_id))
+
+    def environment(self, job_id: int) -> dict[str, str]:
+        """The environment the job was submitted from."""
+        with self._lock:
+            row = self._db.execute("SELECT environment_json FROM jobs WHERE id=?", (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFound(job_id)
+        loaded: dict[str, str] = json.loads(row[0])
+        return loaded
+
+    def events(self, job_id: int) -> list[dict[str, Any]]:
+        """A job's history, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT at, from_state, to_state, reason FROM events WHERE job_id=? ORDER BY id", (job_id,)
+            ).fetchall()
+        return [dict(row) for row in rows]
+
+    def usage(self) -> dict[str, tuple[float, float]]:
+        """Each user's GPU-seconds and when they were last decayed."""
+        with self._lock:
+            rows = self._db.execute("SELECT user, gpu_seconds, updated_at FROM usage").fetchall()
+        return {row["user"]: (float(row["gpu_seconds"]), float(row["updated_at"])) for row in rows}
+
+    def set_usage(self, user: str, gpu_seconds: float, now: float) -> None:
+        """Store a user's decayed usage as of ``now``."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO usage (user, gpu_seconds, updated_at) VALUES (?,?,?)"
+                " ON CONFLICT(user) DO UPDATE SET gpu_seconds=excluded.gpu_seconds, updated_at=excluded.updated_at",
+                (user, gpu_seconds, now),
+            )
+
+
+def _assignments(fields: dict[str, Any]) -> tuple[str, list[Any]]:
+    unknown = set(fields) - _COLUMNS
+    if unknown:
+        raise ValueError(f"not job columns: {sorted(unknown)}")
+    names: list[str] = []
+    values: list[Any] = []
+    for key, value in fields.items():
+        if key == "allocation":
+            names.append("allocation_json=?")
+            values.append(None if value is None else json.dumps(allocation_to_dict(value)))
+        else:
+            names.append(f"{key}=?")
+            values.append(int(value) if isinstance(value, bool) else value)
+    return ", ".join(names), values
+
+
+def _record(row: sqlite3.Row) -> JobRecord:
+    allocation: Allocation | None = None
+    if row["allocation_json"]:
+        allocation = allocation_from_dict(json.loads(row["allocation_json"]))
+    return JobRecord(
+        id=int(row["id"]),
+        spec=spec_from_dict(json.loads(row["spec_json"]), origin=f"stored job {row['id']}"),
+        user=row["user"],
+        uid=int(row["uid"]),
+        gid=int(row["gid"]),
+        groups=tuple(json.loads(row["groups_json"])),
+        state=JobState(row["state"]),
+        reason=row["reason"],
+        submitted_at=float(row["submitted_at"]),
+        eligible_at=float(row["eligible_at"]),
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        exit_code=row["exit_code"],
+        signal=row["signal"],
+        attempt=int(row["attempt"]),
+        failures=int(row["failures"]),
+        requeues=int(row["requeues"]),
+        held=bool(row["held"]),
+        stop_request=row["stop_request"],
+        for_job=row["for_job"],
+        allocation=allocation,
+        log_path=row["log_path"],
+        run_dir=row["run_dir"],
+        wall_s=row["wall_s"],
+        cpu_s=row["cpu_s"],
+        max_rss_bytes=row["max_rss_bytes"],
+        oom_killed=bool(row["oom_killed"]),
+    )

@@ -1,0 +1,56 @@
+"""Numbered migrations, applied in order; ``PRAGMA user_version`` says how far a file is."""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: jobs, their history, and the users' decayed GPU usage (fair share).
+    """
+    CREATE TABLE jobs (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        name          TEXT NOT NULL,
+        user          TEXT NOT NULL,
+        uid           INTEGER NOT NULL,
+        gid           INTEGER NOT NULL,
+        groups_json   TEXT NOT NULL DEFAULT '[]',
+        spec_json     TEXT NOT NULL,
+        environment_json TEXT NOT NULL DEFAULT '{}',
+        state         TEXT NOT NULL,
+        reason        TEXT NOT NULL DEFAULT '',
+        priority      INTEGER NOT NULL DEFAULT 0,
+        submitted_at  REAL NOT NULL,
+        eligible_at   REAL NOT NULL DEFAULT 0,
+        started_at    REAL,
+        ended_at      REAL,
+        exit_code     INTEGER,
+        signal        INTEGER,
+        attempt       INTEGER NOT NULL DEFAULT 0,
+        failures      INTEGER NOT NULL DEFAULT 0,
+        requeues      INTEGER NOT NULL DEFAULT 0,
+        held          INTEGER NOT NULL DEFAULT 0,
+        stop_request  TEXT,
+        for_job       INTEGER,
+        allocation_json TEXT,
+        log_path      TEXT NOT NULL DEFAULT '',
+        run_dir       TEXT NOT NULL DEFAULT '',
+        wall_s        REAL,
+        cpu_s         REAL,
+        max_rss_bytes INTEGER,
+        oom_killed    INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX jobs_state ON jobs(state);
+    CREATE TABLE events (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id     INTEGER NOT NULL REFERENCES jobs(id),
+        at         REAL NOT NULL,
+        from_state TEXT,
+        to_state   TEXT NOT NULL,
+        reason     TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX events_job ON events(job_id);
+    CREATE TABLE usage (
+        user        TEXT PRIMARY KEY,
+        gpu_seconds REAL NOT NULL,
+        updated_at  REAL NOT NULL
+    );
+    """,
+)
