@@ -19,3 +19,7 @@ def fixture_text(relative: str) -> str:
 def fixtures() -> Path:
     """The fixtures folder."""
     return FIXTURES
+
+
+# The `daemon` fixture (a real daemon process on a simulated 2-GPU box) for every tier.
+from tests.daemon_helpers import daemon  # noqa: E402, F401

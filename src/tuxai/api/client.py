@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ class Client:
         if socket_path is None and not url:
             raise ValueError("give the daemon's socket_path or url")
         self.where = str(socket_path) if socket_path is not None else url
+        self._socket_path = socket_path
         transport = httpx.HTTPTransport(uds=str(socket_path)) if socket_path is not None else None
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(
@@ -71,17 +73,26 @@ class Client:
         self.close()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except (httpx.ConnectError, FileNotFoundError, ConnectionRefusedError):
-            raise DaemonError(
-                f"the tuxai daemon is not running (nothing answers at {self.where})",
-                hint="start it with `tuxai up` (or `tuxai up --detach`), with the same --home",
-            ) from None
-        except httpx.TimeoutException:
-            raise DaemonError(f"the tuxai daemon at {self.where} did not answer in time", hint="see its log") from None
-        except httpx.HTTPError as exc:
-            raise DaemonError(f"cannot talk to the tuxai daemon at {self.where}: {exc}", hint="see its log") from None
+        not_running = DaemonError(
+            f"the tuxai daemon is not running (nothing answers at {self.where})",
+            hint="start it with `tuxai up` (or `tuxai up --detach`), with the same --home",
+        )
+        if self._socket_path is not None and not os.path.exists(self._socket_path):
+            raise not_running
+        failure: DaemonError | None = None
+        with warnings.catch_warnings():
+            # httpcore leaves the socket of a refused Unix-socket connect to the garbage collector.
+            warnings.simplefilter("ignore", ResourceWarning)
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except (httpx.ConnectError, FileNotFoundError, ConnectionRefusedError):
+                failure = not_running
+            except httpx.TimeoutException:
+                failure = DaemonError(f"the tuxai daemon at {self.where} did not answer in time", hint="see its log")
+            except httpx.HTTPError as exc:
+                failure = DaemonError(f"cannot talk to the tuxai daemon at {self.where}: {exc}", hint="see its log")
+        if failure is not None:
+            raise failure
         if response.status_code >= 400:
             raise _error(response)
         return response
