@@ -95,6 +95,13 @@ def kill_leftovers(home: Path) -> None:
                         kill(int(data[key]), signal.SIGKILL)
 
 
+def finish(process: DaemonProcess) -> None:
+    """Stop the daemon, kill what its jobs left running, close the client."""
+    process.stop()
+    kill_leftovers(process.home)
+    process.client.close()
+
+
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
     """A started daemon on the simulated 2-GPU box; stopped and cleaned up afterwards."""
@@ -102,9 +109,7 @@ def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
     try:
         yield process
     finally:
-        process.stop()
-        kill_leftovers(process.home)
-        process.client.close()
+        finish(process)
 
 
 def shell(script: str, **fields: object) -> dict[str, object]:
