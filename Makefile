@@ -43,6 +43,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python bench/doctor.py
 	$(BIN)/python bench/scheduler.py
 	$(BIN)/python bench/sim.py
+	$(BIN)/python bench/dispatch.py
 
 ## test-gpu: the opt-in tests for a machine with a real GPU
 test-gpu: $(DEV_STAMP)

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
 from tuxai.api.client import Client
 from tuxai.errors import DaemonError
 
+REPO = Path(__file__).parent.parent
 TWO_GPUS = REPO / "examples" / "inventories" / "two-gpu-box.yaml"
 DONE = {"succeeded", "failed", "cancelled", "timeout", "preempted"}
 

@@ -15,6 +15,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 PREFIX = "peercred:"
 
@@ -31,18 +32,36 @@ def _groups(pid: int) -> tuple[int, ...]:
     return ()
 
 
-class PeerCredProtocol(H11Protocol):
+def peer_client(transport: asyncio.Transport) -> tuple[str, int] | None:
+    """The ``client`` value for a Unix-socket peer (None for TCP)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.family != socket.AF_UNIX:
+        return None
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, gid = struct.unpack("3i", raw)
+    groups = ",".join(str(g) for g in _groups(pid))
+    return (f"{PREFIX}{uid}:{gid}:{pid}:{groups}", 0)
+
+
+class PeerCredH11Protocol(H11Protocol):
     """uvicorn's h11 protocol, with the peer's credentials as ``client`` on Unix sockets."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Record ``SO_PEERCRED`` of a Unix-socket peer before the first request."""
         super().connection_made(transport)
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family == socket.AF_UNIX:
-            raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-            pid, uid, gid = struct.unpack("3i", raw)
-            groups = ",".join(str(g) for g in _groups(pid))
-            self.client = (f"{PREFIX}{uid}:{gid}:{pid}:{groups}", 0)
+        self.client = peer_client(transport) or self.client
+
+
+class PeerCredHttpToolsProtocol(HttpToolsProtocol):
+    """The same over uvicorn's httptools protocol (about twice as fast as h11)."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Record ``SO_PEERCRED`` of a Unix-socket peer before the first request."""
+        super().connection_made(transport)
+        self.client = peer_client(transport) or self.client
+
+
+PeerCredProtocol = PeerCredHttpToolsProtocol
 
 
 def peer_from_scope(scope: MutableMapping[str, Any]) -> tuple[int, int, tuple[int, ...]] | None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tuxai.daemon.outcome import Outcome, classify
-from tuxai.errors import InvalidTransition, PermissionDenied, UsageError
+from tuxai.errors import PermissionDenied, UsageError
 from tuxai.executor.environment import JobContext, job_environment, real_cpus
 from tuxai.executor.local import Executor, Seen, kill_group
 from tuxai.executor.rundir import Launch, write_launch
@@ -149,18 +149,26 @@ class Daemon:
         """One pass: finish what ended, decide, start and stop, record why the rest waits."""
         with self._lock:
             self.ticks += 1
-            running = []
+            running, ended = [], []
             for job in self.store.jobs([JobState.RUNNING]):
-                if not self._observe(job, now, reconciling=False):
+                outcome = self._observe(job, now, reconciling=False)
+                if outcome is None:
                     running.append(job)
+                else:
+                    ended.append((job, outcome))
+            self._finish(ended, now)
             waiting = self.store.jobs(list(WAITING))
             self._schedule(running, waiting, now)
 
     def reconcile(self, now: float) -> None:
         """At start: adopt live shims, finish ended attempts, give up the ones that never started."""
         with self._lock:
+            ended = []
             for job in self.store.jobs([JobState.RUNNING]):
-                self._observe(job, now, reconciling=True)
+                outcome = self._observe(job, now, reconciling=True)
+                if outcome is not None:
+                    ended.append((job, outcome))
+            self._finish(ended, now)
 
     def resend_stops(self) -> None:
         """Ask again every running job with a stop request (a lost signal, a daemon restart)."""
@@ -169,39 +177,38 @@ class Daemon:
                 if job.stop_request:
                     self.executor.stop(Path(job.run_dir), job.stop_request)
 
-    def _observe(self, job: JobRecord, now: float, reconciling: bool) -> bool:
-        """Look at a running job's attempt; True when it ended (and was recorded)."""
+    def _observe(self, job: JobRecord, now: float, reconciling: bool) -> Outcome | None:
+        """Look at a running job's attempt; its ``Outcome`` when it ended, else None."""
         run_dir = Path(job.run_dir)
         observed = self.executor.observe(run_dir)
         if observed.seen is Seen.EXITED and observed.status is not None:
-            self._finish(job, classify(job, observed.status), now)
-            return True
+            return classify(job, observed.status)
         if observed.seen is Seen.NOT_STARTED:
             late = now - (job.started_at or now) > START_TIMEOUT_S
             if (reconciling or late) and self.executor.abandon(run_dir):
                 why = "the daemon stopped before the job started" if reconciling else "its shim never started"
-                self._finish(job, Outcome(JobState.REQUEUED, f"{why}: requeued, not counted as a failure"), now)
-                return True
-            return False
+                return Outcome(JobState.REQUEUED, f"{why}: requeued, not counted as a failure")
+            return None
         if observed.seen is Seen.LOST:
             kill_group(observed.status.pgid if observed.status else None)
-            self._finish(job, classify(job, None), now)
-            return True
-        return False
+            return classify(job, None)
+        return None
 
-    def _finish(self, job: JobRecord, outcome: Outcome, now: float) -> None:
-        fields = dict(outcome.fields)
-        fields.setdefault("ended_at", now)
-        if outcome.state is JobState.REQUEUED:
-            fields.setdefault("eligible_at", now)
-        try:
-            self.store.transition(job.id, outcome.state, now, outcome.reason, stop_request=None, **fields)
-        except InvalidTransition:
-            return  # somebody (a cancel) got there first
-        started = job.started_at or now
-        gpus = job.spec.request.gpu_equivalents
-        if gpus > 0:
-            self._charge(job.user, gpus * max(0.0, float(fields.get("ended_at", now)) - started), now)
+    def _finish(self, ended: list[tuple[JobRecord, Outcome]], now: float) -> None:
+        """Record the ends of one pass in one transaction, then charge GPU time to the users."""
+        changes = []
+        for job, outcome in ended:
+            fields = {**outcome.fields, "stop_request": None}
+            fields.setdefault("ended_at", now)
+            if outcome.state is JobState.REQUEUED:
+                fields.setdefault("eligible_at", now)
+            changes.append((job.id, outcome.state, outcome.reason, fields))
+        moved = set(self.store.transitions(changes, now))  # a cancel may have got there first
+        for (job, _), (_, _, _, fields) in zip(ended, changes, strict=True):
+            gpus = job.spec.request.gpu_equivalents
+            if job.id in moved and gpus > 0:
+                ran = max(0.0, float(fields["ended_at"]) - (job.started_at or now))
+                self._charge(job.user, gpus * ran, now)
 
     def _charge(self, user: str, gpu_seconds: float, now: float) -> None:
         previous, at = self.store.usage().get(user, (0.0, now))
@@ -230,11 +237,12 @@ class Daemon:
         by_id = {j.id: j for j in [*running, *waiting]}
         reasons: dict[int, str] = {}
         head: str | None = None
+        self._start([(by_id[int(d.job_id)], d) for d in decisions if isinstance(d, Start)], now)
         for decision in decisions:
             job_id = int(decision.job_id)
             if isinstance(decision, Start):
-                self._start(by_id[job_id], decision, now)
-            elif isinstance(decision, Preempt):
+                continue
+            if isinstance(decision, Preempt):
                 victim = by_id[job_id]
                 self.store.update(job_id, stop_request="preempt", for_job=int(decision.for_job))
                 self.executor.stop(Path(victim.run_dir), "preempt")
@@ -260,32 +268,40 @@ class Daemon:
         changes = [(i, {"reason": r}) for i, r in reasons.items() if by_id[i].reason != r]
         self.store.update_many(changes)
 
-    def _start(self, job: JobRecord, decision: Start, now: float) -> None:
-        attempt = job.attempt + 1
-        job_dir = self.config.home / "jobs" / str(job.id)
-        run_dir = job_dir / f"run-{attempt}"
-        log_path = job.log_path or str(job_dir / "output.log")
-        launch = self._launch(job, decision.allocation, attempt, run_dir, log_path)
-        write_launch(run_dir, launch)
-        ahead = decision.explanation.get("backfilled_before")
-        reason = f"backfilled ahead of job {ahead}" if decision.backfilled else ""
-        self.store.transition(
-            job.id,
-            JobState.RUNNING,
-            now,
-            reason,
-            attempt=attempt,
-            run_dir=str(run_dir),
-            log_path=log_path,
-            allocation=decision.allocation,
-            started_at=now,
-            ended_at=None,
-            exit_code=None,
-            signal=None,
-            oom_killed=False,
-            stop_request=None,
-        )
-        self.executor.start(run_dir)
+    def _start(self, starts: list[tuple[JobRecord, Start]], now: float) -> None:
+        """Write each attempt's launch.json, record them all running in one transaction, then start them.
+
+        In this order a crash leaves either a pending job (run again) or a running job whose
+        attempt no shim claimed (given up at the next start, then run again): never two runs.
+        """
+        changes = []
+        for job, decision in starts:
+            attempt = job.attempt + 1
+            job_dir = self.config.home / "jobs" / str(job.id)
+            run_dir = job_dir / f"run-{attempt}"
+            while run_dir.exists():  # left by an attempt whose start a power cut erased: never reuse it
+                attempt += 1
+                run_dir = job_dir / f"run-{attempt}"
+            log_path = job.log_path or str(job_dir / "output.log")
+            write_launch(run_dir, self._launch(job, decision.allocation, attempt, run_dir, log_path))
+            ahead = decision.explanation.get("backfilled_before")
+            fields = {
+                "attempt": attempt,
+                "run_dir": str(run_dir),
+                "log_path": log_path,
+                "allocation": decision.allocation,
+                "started_at": now,
+                "ended_at": None,
+                "exit_code": None,
+                "signal": None,
+                "oom_killed": False,
+                "stop_request": None,
+            }
+            changes.append((job.id, JobState.RUNNING, f"backfilled ahead of job {ahead}" if ahead else "", fields))
+        moved = set(self.store.transitions(changes, now))
+        for job_id, _, _, fields in changes:
+            if job_id in moved:
+                self.executor.start(Path(str(fields["run_dir"])))
 
     def _launch(self, job: JobRecord, allocation: Allocation, attempt: int, run_dir: Path, log_path: str) -> Launch:
         inventory = self.config.inventory
@@ -308,9 +324,11 @@ class Daemon:
         support = self.config.cgroups
         cgroup = {}
         if support.version:
+            # The devices controller only when there are device files to fence (a real NVIDIA box).
+            parents = {c: p for c, p in support.parents.items() if c != "devices"}
             cgroup = {
                 "version": support.version,
-                "dirs": {c: str(Path(p) / f"job-{job.id}-{attempt}") for c, p in support.parents.items()},
+                "dirs": {c: str(Path(p) / f"job-{job.id}-{attempt}") for c, p in parents.items()},
             }
         request = job.spec.request
         return Launch(

@@ -1,10 +1,11 @@
 """The launcher: a small fork server that starts shims in about a millisecond.
 
 Starting ``python -m tuxai.executor.shim`` costs ~20 ms of CPU per job; the launcher pays
-the interpreter start once, then for each run directory it reads on stdin it forks
-twice (the shim gets its own session and is nobody's child) and goes back to reading.
-It is single-threaded, so forking it is safe, and it exits when the daemon closes the
-pipe (the shims it started go on). ``python -m tuxai.executor.launcher``.
+the interpreter start once, then for each run directory it reads on stdin it forks a
+shim into a session of its own and goes back to reading. It ignores SIGCHLD, so the
+kernel reaps its shims; when it exits (the daemon closed the pipe, or died) they are
+handed to init and go on. It is single-threaded, so forking it is safe.
+``python -m tuxai.executor.launcher``.
 """
 
 from __future__ import annotations
@@ -20,16 +21,12 @@ from tuxai.executor.shim import run_attempt
 
 
 def _start(run_dir: Path) -> None:
-    pid = os.fork()
-    if pid != 0:
-        os.waitpid(pid, 0)
+    if os.fork() != 0:
         return
     code = 70
     try:
         os.setsid()
-        if os.fork() != 0:
-            os._exit(0)
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
             signal.signal(signum, signal.SIG_DFL)
         null = os.open(os.devnull, os.O_RDONLY)
         log = os.open(run_dir / SHIM_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -47,6 +44,7 @@ def _start(run_dir: Path) -> None:
 def serve() -> int:
     """Read run directories, one per line, until the daemon closes stdin."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C on `tuxai up` stops the daemon; it closes us
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # no zombies: the kernel reaps the shims
     for line in sys.stdin.buffer:
         text = line.decode().strip()
         if text:

@@ -95,7 +95,9 @@ def _read(path: Path) -> dict[str, Any] | None:
 def write_launch(run_dir: Path, launch: Launch) -> None:
     """Create the run directory and its ``launch.json``."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(run_dir / LAUNCH, asdict(launch), durable=True)
+    # No fsync: after a power cut the shim is gone too, and an attempt without launch.json is
+    # one that never started (the daemon gives it up and runs the job again).
+    write_atomic(run_dir / LAUNCH, asdict(launch))
 
 
 def read_launch(run_dir: Path) -> Launch:

@@ -1,7 +1,10 @@
-"""``Store``: jobs, their events and the users' usage in one SQLite file (WAL, ``synchronous=FULL``).
+"""``Store``: jobs, their events and the users' usage in one SQLite file (WAL).
 
-One process writes (the daemon); its threads share one connection behind a lock. A submit
-is durable when ``submit`` returns: the row is committed and fsynced before the API answers.
+One process writes (the daemon); its threads share one connection behind a lock. What a
+person asked for is durable when the call returns (``synchronous=FULL``: submit, cancel,
+hold). What the control loop writes is not fsynced one by one (``NORMAL``): after a power
+cut it is rebuilt from the run directories (the shims fsync their final status), and the
+WAL is sequential, so the next durable commit carries it too.
 Every state change goes through ``transition``, which checks the table of
 ``tuxai.model.job`` and the current state in the same ``UPDATE`` (no lost update).
 """
@@ -16,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tuxai.errors import JobNotFound, StoreError
+from tuxai.errors import InvalidTransition, JobNotFound, StoreError
 from tuxai.model.job import JobRecord, JobSpec, JobState, check_transition
 from tuxai.model.jobfile import spec_from_dict, spec_to_dict
 from tuxai.model.resources import Allocation, allocation_from_dict, allocation_to_dict
@@ -60,12 +63,14 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.RLock()
+        self._specs: dict[int, JobSpec] = {}  # a spec never changes after submit: parse it once
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10.0)
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            self._durable = True
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.DatabaseError as exc:
@@ -93,10 +98,16 @@ class Store:
                 self._db.execute(f"PRAGMA user_version={number}")
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` transaction; rolled back (store intact) on any error."""
+    def _write(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction; rolled back (store intact) on any error.
+
+        ``durable``: fsync at commit (the default); False for the control loop's own records.
+        """
         with self._lock:
             try:
+                if durable != self._durable:
+                    self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                    self._durable = durable
                 self._db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot write the store {self.path}: {exc}", hint=_disk_hint(exc)) from None
@@ -155,7 +166,7 @@ class Store:
             row = self._db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
         if row is None:
             raise JobNotFound(job_id)
-        return _record(row)
+        return _record(row, self._specs)
 
     def jobs(self, states: Sequence[JobState] | None = None, user: str | None = None) -> list[JobRecord]:
         """Jobs in id order, optionally only in ``states`` and of ``user``."""
@@ -170,7 +181,7 @@ class Store:
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._lock:
             rows = self._db.execute(f"SELECT * FROM jobs{where} ORDER BY id", params).fetchall()
-        return [_record(row) for row in rows]
+        return [_record(row, self._specs) for row in rows]
 
     def transition(self, job_id: int, target: JobState, now: float, reason: str, **fields: Any) -> JobRecord:
         """Move a job to ``target`` (checked against the table), setting ``fields``, with an event.
@@ -180,21 +191,42 @@ class Store:
             JobNotFound: no such job.
         """
         with self._write() as db:
-            row = db.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()
-            if row is None:
-                raise JobNotFound(job_id)
-            current = JobState(row["state"])
-            check_transition(job_id, current, target)
-            names, values = _assignments({**fields, "reason": reason})
-            db.execute(
-                f"UPDATE jobs SET state=?, {names} WHERE id=? AND state=?",
-                (target.value, *values, job_id, current.value),
-            )
-            db.execute(
-                "INSERT INTO events (job_id, at, from_state, to_state, reason) VALUES (?,?,?,?,?)",
-                (job_id, now, current.value, target.value, reason),
-            )
+            self._transition(db, job_id, target, now, reason, fields)
         return self.get(job_id)
+
+    def transitions(self, changes: Sequence[tuple[int, JobState, str, dict[str, Any]]], now: float) -> list[int]:
+        """Several transitions in one transaction, not fsynced (the control loop's); a change the
+        table forbids is left out.
+
+        Returns the ids that moved.
+        """
+        moved = []
+        with self._write(durable=False) as db:
+            for job_id, target, reason, fields in changes:
+                try:
+                    self._transition(db, job_id, target, now, reason, fields)
+                except InvalidTransition:
+                    continue
+                moved.append(job_id)
+        return moved
+
+    def _transition(
+        self, db: sqlite3.Connection, job_id: int, target: JobState, now: float, reason: str, fields: dict[str, Any]
+    ) -> None:
+        row = db.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFound(job_id)
+        current = JobState(row["state"])
+        check_transition(job_id, current, target)
+        names, values = _assignments({**fields, "reason": reason})
+        db.execute(
+            f"UPDATE jobs SET state=?, {names} WHERE id=? AND state=?",
+            (target.value, *values, job_id, current.value),
+        )
+        db.execute(
+            "INSERT INTO events (job_id, at, from_state, to_state, reason) VALUES (?,?,?,?,?)",
+            (job_id, now, current.value, target.value, reason),
+        )
 
     def update(self, job_id: int, **fields: Any) -> None:
         """Set fields without a state change (a pending reason, a stop request, the hold flag)."""
@@ -203,10 +235,10 @@ class Store:
             db.execute(f"UPDATE jobs SET {names} WHERE id=?", (*values, job_id))
 
     def update_many(self, changes: Sequence[tuple[int, dict[str, Any]]]) -> None:
-        """Several ``update``s in one transaction (the pending reasons of one tick)."""
+        """Several ``update``s in one transaction, not fsynced (the control loop's reasons)."""
         if not changes:
             return
-        with self._write() as db:
+        with self._write(durable=False) as db:
             for job_id, fields in changes:
                 names, values = _assignments(fields)
                 db.execute(f"UPDATE jobs SET {names} WHERE id=?", (*values, job_id))
@@ -236,7 +268,7 @@ class Store:
 
     def set_usage(self, user: str, gpu_seconds: float, now: float) -> None:
         """Store a user's decayed usage as of ``now``."""
-        with self._write() as db:
+        with self._write(durable=False) as db:
             db.execute(
                 "INSERT INTO usage (user, gpu_seconds, updated_at) VALUES (?,?,?)"
                 " ON CONFLICT(user) DO UPDATE SET gpu_seconds=excluded.gpu_seconds, updated_at=excluded.updated_at",
@@ -260,13 +292,17 @@ def _assignments(fields: dict[str, Any]) -> tuple[str, list[Any]]:
     return ", ".join(names), values
 
 
-def _record(row: sqlite3.Row) -> JobRecord:
+def _record(row: sqlite3.Row, specs: dict[int, JobSpec]) -> JobRecord:
+    job_id = int(row["id"])
+    spec = specs.get(job_id)
+    if spec is None:
+        spec = specs[job_id] = spec_from_dict(json.loads(row["spec_json"]), origin=f"stored job {job_id}")
     allocation: Allocation | None = None
     if row["allocation_json"]:
         allocation = allocation_from_dict(json.loads(row["allocation_json"]))
     return JobRecord(
-        id=int(row["id"]),
-        spec=spec_from_dict(json.loads(row["spec_json"]), origin=f"stored job {row['id']}"),
+        id=job_id,
+        spec=spec,
         user=row["user"],
         uid=int(row["uid"]),
         gid=int(row["gid"]),
