@@ -72,8 +72,10 @@ def daemon_argv(
 
 def run_up(argv: list[str], home: Path, detach: bool, timeout_s: float = 30.0) -> int:
     """Foreground: become the daemon. ``--detach``: start it in the background and wait until it answers."""
-    with contextlib.suppress(TuxaiError), Client.for_home(home, timeout_s=2) as probe:
+    pid = None
+    with contextlib.suppress(DaemonError), Client.for_home(home, timeout_s=2) as probe:
         pid = probe.health()["pid"]
+    if pid is not None:
         raise UsageError(f"a tuxai daemon already runs for {home} (pid {pid})", hint="`tuxai down` stops it")
     if not detach:
         os.execv(argv[0], argv)
@@ -131,6 +133,7 @@ def build_spec(file: Path | None, flags: dict[str, Any], command: list[str]) -> 
     if command:
         data["command"] = command
     if not data.get("command"):
+        spec_from_dict({**data, "command": ["-"]}, origin=str(file) if file else "submit")  # other fields first
         raise UsageError("no command to run", hint="tuxai submit [OPTIONS] -- COMMAND [ARGS...], or --file job.yaml")
     data.setdefault("workdir", os.getcwd())
     spec_from_dict(data, origin=str(file) if file else "submit")  # fail here, with the field's name
