@@ -19,9 +19,10 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@ $(RUN_STAMP)
 
-## run: set up and run the main job (today: the doctor on this machine)
+## run: set up, check the machine, start the daemon and run example PyTorch + TensorFlow jobs
 run: $(RUN_STAMP)
-	$(BIN)/tuxai doctor
+	-$(BIN)/tuxai doctor --no-frameworks
+	$(BIN)/python examples/demo.py
 
 ## test: set up, lint, type-check, check the layers, run the tests
 test: $(DEV_STAMP) lint typecheck layers unit

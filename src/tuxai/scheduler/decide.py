@@ -144,7 +144,8 @@ def _blocked_reason(state: list[NodeFree], request: Request) -> str:
         return "waiting for a GPU with room for this slice"
     if request.gpus:
         most = max((n.whole_gpus_free for n in state), default=0)
-        return f"waiting for {request.gpus} free GPUs on one node (the most free on a node now: {most})"
+        gpus = f"{request.gpus} free GPU{'s' if request.gpus != 1 else ''}"
+        return f"waiting for {gpus} on one node (the most free on a node now: {most})"
     return "waiting for CPUs or memory"
 
 
