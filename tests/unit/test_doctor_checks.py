@@ -258,3 +258,20 @@ def test_driver_comparison() -> None:
     assert driver_at_least("570.26", "570.26")
     assert driver_at_least("580.65.06", "580")
     assert not driver_at_least("525.60.12", "525.60.13")
+
+
+def test_jobs_checks_say_what_jobs_get() -> None:
+    from tuxai.doctor.jobs_checks import jobs_findings
+    from tuxai.envs import PipSettings
+    from tuxai.hardware.cgroups import CgroupSupport
+
+    off = jobs_findings(CgroupSupport(0, problem="cgroup v2: /sys/fs/cgroup/x/tuxai: Permission denied"), PipSettings())
+    assert off[0].id == "jobs.cgroups_unavailable" and off[0].severity.value == "warn"
+    assert "Permission denied" in off[0].message and "Delegate=yes" in off[0].remedy
+    assert off[1].message == "job environments (--env) install from PyPI (no pip settings)"
+    on = jobs_findings(
+        CgroupSupport(2, {"unified": "/sys/fs/cgroup/user.slice/tuxai"}),
+        PipSettings(find_links=("/opt/wheels",), origins={"find-links": "pip config [global]"}),
+    )
+    assert on[0].id == "jobs.cgroups" and "cgroup v2" in on[0].message and "user.slice/tuxai" in on[0].message
+    assert "find-links = /opt/wheels (from pip config [global])" in on[1].message

@@ -47,7 +47,15 @@ def run_doctor(
             frameworks=frameworks, python=settings.python, framework_timeout_s=settings.framework_timeout_s
         )
         machine = collect_inventory(source, options)
-    report = diagnose(machine)
+    extra = []
+    if settings.inventory is None and replay is None and record is None:
+        # The host itself, live (a recording replays without these): what its jobs will get.
+        from tuxai.doctor.jobs_checks import jobs_findings
+        from tuxai.envs import read_pip_settings
+        from tuxai.hardware.cgroups import detect_cgroups
+
+        extra = jobs_findings(detect_cgroups(), read_pip_settings())
+    report = diagnose(machine, extra)
     if as_json:
         print(json.dumps(report_to_json(report), indent=2))
     else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from tuxai.doctor.findings import Finding, Severity
 from tuxai.doctor.framework_checks import framework_findings
@@ -25,9 +25,10 @@ def _probe_findings(inventory: Inventory) -> Iterator[Finding]:
         )
 
 
-def diagnose(inventory: Inventory) -> Report:
-    """Run every check over the inventory."""
+def diagnose(inventory: Inventory, extra: Sequence[Finding] = ()) -> Report:
+    """Run every check over the inventory; ``extra``: findings about this host made elsewhere."""
     findings = [
+        *extra,
         *_probe_findings(inventory),
         *gpu_findings(inventory),
         *framework_findings(inventory),

@@ -1,0 +1,43 @@
+"""Checks of what jobs will get on this host: cgroups for their limits, pip settings for their envs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from tuxai.doctor.findings import Finding, Severity
+from tuxai.envs import PipSettings, describe
+from tuxai.hardware.cgroups import CgroupSupport
+
+
+def check_cgroups(support: CgroupSupport) -> Iterator[Finding]:
+    """Memory and CPU limits (and OOM detection) need a cgroup tuxai may create."""
+    if support.version == 0:
+        yield Finding(
+            "jobs.cgroups_unavailable",
+            Severity.WARN,
+            f"jobs cannot be put in cgroups: {support.problem}; --mem limits and OOM detection are off",
+            "run the daemon as root, or give it a delegated cgroup (systemd: Delegate=yes, see packaging/)",
+        )
+        return
+    where = ", ".join(f"{c} {p}" for c, p in sorted(support.parents.items()))
+    # The devices controller is detected but not used yet: GPUs are named, not fenced.
+    fence = "; GPUs are given by CUDA_VISIBLE_DEVICES, not fenced by device rules (not done yet)"
+    yield Finding(
+        "jobs.cgroups",
+        Severity.OK,
+        f"jobs get cgroup v{support.version} memory and CPU limits ({where}){fence}",
+    )
+
+
+def check_job_envs(settings: PipSettings) -> Iterator[Finding]:
+    """Which package sources `--env` builds will use (uv, given pip's settings)."""
+    lines = describe(settings)
+    if not lines:
+        yield Finding("jobs.envs", Severity.OK, "job environments (--env) install from PyPI (no pip settings)")
+        return
+    yield Finding("jobs.envs", Severity.OK, "job environments (--env) use pip's settings: " + "; ".join(lines))
+
+
+def jobs_findings(cgroups: CgroupSupport, pip: PipSettings) -> list[Finding]:
+    """Both checks."""
+    return [*check_cgroups(cgroups), *check_job_envs(pip)]
