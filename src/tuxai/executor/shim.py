@@ -67,25 +67,28 @@ class Shim:
                 os.killpg(self.pgid, signal.SIGTERM)
             self.kill_at = time.monotonic() + self.launch.grace_s
 
-    def _preexec(self) -> None:
-        """In the child, before ``exec``: join the cgroup, pin the CPUs."""
+    def _preexec(self, user: tuple[int, int, tuple[int, ...]] | None) -> None:
+        """In the child, before ``exec``: join the cgroup and pin the CPUs (as root), then become the user."""
         if self.launch.cgroup:
             cgroups.attach(self.launch.cgroup, os.getpid())
         if self.launch.cpus:
             os.sched_setaffinity(0, self.launch.cpus)
+        if user is not None:
+            uid, gid, groups = user
+            os.setgroups(list(groups))
+            os.setgid(gid)
+            os.setuid(uid)
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         launch = self.launch
-        uid: int | None = None
-        gid: int | None = None
-        groups: list[int] | None = None
-        if launch.user is not None and os.getuid() == 0 and launch.user[0] != 0:
-            uid, gid, groups = launch.user[0], launch.user[1], list(launch.user[2])
-            for path in (launch.log_path, launch.env.get("TUXAI_CHECKPOINT_DIR", "")):
-                if path:
-                    with contextlib.suppress(OSError):
-                        os.chown(path, uid, launch.user[1])
+        user = launch.user if launch.user is not None and os.getuid() == 0 and launch.user[0] != 0 else None
         with open(launch.log_path, "ab") as log:
+            if user is not None:
+                for path in (launch.log_path, launch.env.get("TUXAI_CHECKPOINT_DIR", "")):
+                    if path:
+                        with contextlib.suppress(OSError):
+                            os.chown(path, user[0], user[1])
+            needed = bool(launch.cgroup or launch.cpus or user)
             return subprocess.Popen(
                 list(launch.command),
                 stdin=subprocess.DEVNULL,
@@ -94,10 +97,7 @@ class Shim:
                 cwd=launch.cwd or None,
                 env=launch.env,
                 process_group=0,
-                preexec_fn=self._preexec if (launch.cgroup or launch.cpus) else None,
-                user=uid,
-                group=gid,
-                extra_groups=groups,
+                preexec_fn=(lambda: self._preexec(user)) if needed else None,
             )
 
     def run(self) -> int:

@@ -115,11 +115,15 @@ class Store:
                 yield self._db
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
-                self._db.execute("ROLLBACK")
+                self._rollback()  # SQLite may have rolled back already (a full disk does)
                 raise StoreError(f"cannot write the store {self.path}: {exc}", hint=_disk_hint(exc)) from None
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
 
     def submit(
         self,
