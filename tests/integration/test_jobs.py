@@ -150,3 +150,26 @@ def _wait_for_log(daemon: DaemonProcess, job_id: int, text: str, timeout_s: floa
             return
         time.sleep(0.02)
     raise AssertionError(f"job {job_id} never printed {text!r}")
+
+
+def test_tcp_needs_the_bearer_token_and_openapi_describes_the_api(tmp_path: Path) -> None:
+    import httpx
+
+    from tests.daemon_helpers import finish
+    from tuxai.api.client import Client
+    from tuxai.errors import PermissionDenied
+
+    daemon = DaemonProcess(tmp_path / "home", extra=("--tcp", "127.0.0.1:0")).start()
+    try:
+        address = (daemon.home / "tcp.addr").read_text().strip()
+        token = (daemon.home / "token").read_text().strip()
+        assert (daemon.home / "token").stat().st_mode & 0o777 == 0o600
+        with Client(url=f"http://{address}", token="wrong") as stranger, pytest.raises(PermissionDenied):
+            stranger.jobs()
+        with Client(url=f"http://{address}", token=token) as remote:
+            job_id = remote.submit(shell("echo over tcp"))
+            assert remote.wait(job_id)["state"] == "succeeded"
+        schema = httpx.get(f"http://{address}/openapi.json").json()
+        assert {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/cancel", "/v1/gpus"} <= set(schema["paths"])
+    finally:
+        finish(daemon)
