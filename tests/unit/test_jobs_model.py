@@ -223,3 +223,19 @@ def test_cgroup_mounts_and_own_groups() -> None:
     assert plan(1, {"memory": "/m/tuxai"}, "job-3-1") == {"version": 1, "dirs": {"memory": "/m/tuxai/job-3-1"}}
     assert plan(0, {}, "x") == {}
     assert nvidia_device_rules([0, 1])[:2] == ["c 195:0 rwm", "c 195:1 rwm"]
+
+
+def test_device_rules_follow_minor_numbers_not_indices() -> None:
+    from tests.conftest import fixture_text
+    from tuxai.daemon.core import device_rules
+    from tuxai.hardware.nvidia_smi import parse_nvidia_smi_xml
+
+    gpus = parse_nvidia_smi_xml(fixture_text("nvidia-smi-xml/rtx-a5000-x2-drv590.44.01-v13.xml")).gpus
+    assert [(g.index, g.minor_number) for g in gpus] == [(0, 1), (1, 0)]
+    by_index = {g.index: g for g in gpus}
+    allocation = Allocation("n", (GpuShare(0, gpus[0].uuid),))
+    assert device_rules(allocation, by_index, exists=lambda path: True) == (
+        "c 195:1 rwm", "c 195:255 rwm", "c 195:254 rwm"
+    )  # fmt: skip
+    assert device_rules(allocation, by_index, exists=lambda path: False) == ()  # a simulated box: no device files
+    assert device_rules(Allocation("n", cpus=(0,)), by_index, exists=lambda path: True) == ()

@@ -10,6 +10,7 @@ what ended while it was away, and gives up attempts that never started (they run
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -18,10 +19,12 @@ from pathlib import Path
 
 from tuxai.daemon.outcome import Outcome, classify
 from tuxai.errors import PermissionDenied, UsageError
+from tuxai.executor.cgroups import nvidia_device_rules
 from tuxai.executor.environment import JobContext, job_environment, real_cpus
 from tuxai.executor.local import Executor, Seen, kill_group
 from tuxai.executor.rundir import Launch, write_launch
 from tuxai.hardware.cgroups import CgroupSupport
+from tuxai.model.gpu import Gpu, Vendor
 from tuxai.model.inventory import Inventory
 from tuxai.model.job import JobRecord, JobSpec, JobState
 from tuxai.model.resources import Allocation
@@ -323,9 +326,12 @@ class Daemon:
         )
         support = self.config.cgroups
         cgroup = {}
+        devices: tuple[str, ...] = ()
         if support.version:
+            if support.device_rules:
+                devices = device_rules(allocation, gpus)
             # The devices controller only when there are device files to fence (a real NVIDIA box).
-            parents = {c: p for c, p in support.parents.items() if c != "devices"}
+            parents = {c: p for c, p in support.parents.items() if c != "devices" or devices}
             cgroup = {
                 "version": support.version,
                 "dirs": {c: str(Path(p) / f"job-{job.id}-{attempt}") for c, p in parents.items()},
@@ -345,8 +351,29 @@ class Daemon:
             grace_s=job.spec.grace_s,
             user=(job.uid, job.gid, job.groups),
             cgroup=cgroup,
+            devices=devices,
             notify_socket=self.config.notify_socket,
         )
+
+
+def device_rules(
+    allocation: Allocation, gpus: dict[int, Gpu], exists: Callable[[str], bool] = os.path.exists
+) -> tuple[str, ...]:
+    """cgroup v1 rules that let a job open only its own ``/dev/nvidiaN`` (and the control devices).
+
+    Only for NVIDIA GPUs whose minor numbers are known and whose device files exist (a real
+    box, not a simulated one); otherwise none: the job is then held to its GPUs by
+    ``CUDA_VISIBLE_DEVICES`` alone.
+    """
+    minors = []
+    for share in allocation.gpus:
+        gpu = gpus.get(share.index)
+        if gpu is None or gpu.vendor is not Vendor.NVIDIA or gpu.minor_number is None:
+            return ()
+        if not exists(f"/dev/nvidia{gpu.minor_number}"):
+            return ()
+        minors.append(gpu.minor_number)
+    return tuple(nvidia_device_rules(minors)) if minors else ()
 
 
 def _backoff_reason(job: JobRecord, now: float) -> str:

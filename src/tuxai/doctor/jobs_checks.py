@@ -20,8 +20,11 @@ def check_cgroups(support: CgroupSupport) -> Iterator[Finding]:
         )
         return
     where = ", ".join(f"{c} {p}" for c, p in sorted(support.parents.items()))
-    # The devices controller is detected but not used yet: GPUs are named, not fenced.
-    fence = "; GPUs are given by CUDA_VISIBLE_DEVICES, not fenced by device rules (not done yet)"
+    fence = (
+        "; a job may open only its own /dev/nvidiaN (v1 device rules)"
+        if support.device_rules
+        else "; GPUs are given by CUDA_VISIBLE_DEVICES only (device rules need cgroup v1's devices controller)"
+    )
     yield Finding(
         "jobs.cgroups",
         Severity.OK,

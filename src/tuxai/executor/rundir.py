@@ -47,7 +47,8 @@ class Launch:
     time_limit_s: float | None = None
     grace_s: float = 60.0
     user: tuple[int, int, tuple[int, ...]] | None = None  # uid, gid, groups to run as (daemon is root)
-    cgroup: dict[str, Any] = field(default_factory=dict)  # executor.cgroups.CgroupPlan as data
+    cgroup: dict[str, Any] = field(default_factory=dict)  # the job's groups (executor.cgroups.plan)
+    devices: tuple[str, ...] = ()  # v1 devices.allow rules; empty: no device fencing
     notify_socket: str = ""
 
 
@@ -111,6 +112,7 @@ def read_launch(run_dir: Path) -> Launch:
             **data,
             "command": tuple(data["command"]),
             "cpus": tuple(data.get("cpus", ())),
+            "devices": tuple(data.get("devices", ())),
             "user": None if user is None else (int(user[0]), int(user[1]), tuple(user[2])),
         }
     )

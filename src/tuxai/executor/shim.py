@@ -118,7 +118,9 @@ class Shim:
         launch = self.launch
         try:
             if launch.cgroup:
-                cgroups.create(launch.cgroup, launch.memory_limit_bytes, launch.cpu_quota)
+                cgroups.create(
+                    launch.cgroup, launch.memory_limit_bytes, launch.cpu_quota, list(launch.devices) or None
+                )
             os.makedirs(launch.env.get("TUXAI_CHECKPOINT_DIR") or self.run_dir, exist_ok=True)
             process = self._spawn()
         except (OSError, subprocess.SubprocessError) as exc:

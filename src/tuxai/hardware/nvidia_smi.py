@@ -210,6 +210,7 @@ def _gpu(node: ET.Element, position: int, driver: str | None, cuda: str | None) 
         persistence_mode=_flag(node, "persistence_mode"),
         power_limit_w=power_limit,
         performance_state=_text(node, "performance_state"),
+        minor_number=_int(node, "minor_number"),
         pcie=PcieLink(
             current_gen=_int(node, "pci/pci_gpu_link_info/pcie_gen/current_link_gen"),
             max_gen=_int(node, "pci/pci_gpu_link_info/pcie_gen/max_link_gen"),

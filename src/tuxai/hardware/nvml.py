@@ -70,6 +70,7 @@ def nvml_snapshot() -> dict[str, Any] | None:
                 "pci_bus_id": _text(pci.busId) if pci else None,
                 "compute_capability": f"{capability[0]}.{capability[1]}" if capability else None,
                 "persistence_mode": call(pynvml.nvmlDeviceGetPersistenceMode, handle),
+                "minor_number": call(getattr(pynvml, "nvmlDeviceGetMinorNumber", lambda _: None), handle),
                 "power_limit_mw": call(pynvml.nvmlDeviceGetEnforcedPowerLimit, handle),
                 "pstate": call(pynvml.nvmlDeviceGetPerformanceState, handle),
                 "pcie_current_gen": call(pynvml.nvmlDeviceGetCurrPcieLinkGeneration, handle),
@@ -183,6 +184,7 @@ def parse_nvml_snapshot(snapshot: dict[str, Any]) -> tuple[Gpu, ...]:
                 persistence_mode=None if device.get("persistence_mode") is None else device["persistence_mode"] == 1,
                 power_limit_w=power / 1000 if isinstance(power, int | float) else None,
                 performance_state=f"P{pstate}" if isinstance(pstate, int) else None,
+                minor_number=device["minor_number"] if isinstance(device.get("minor_number"), int) else None,
                 pcie=PcieLink(
                     current_gen=device.get("pcie_current_gen"),
                     max_gen=device.get("pcie_max_gen"),

@@ -95,3 +95,4 @@ class Gpu:
     mig_devices: tuple[MigDevice, ...] = ()
     throttle_reasons: tuple[str, ...] = ()
     utilization_pct: float | None = None
+    minor_number: int | None = None  # NVIDIA: the N of /dev/nvidiaN (not always the index)
