@@ -1,6 +1,6 @@
 """Dispatch: 500 trivial jobs (``true``) through the daemon, against bare ``subprocess.Popen``.
 
-    python bench/dispatch.py [--jobs 500] [--no-cgroups]
+    python bench/dispatch.py [--jobs 500] [--mem]   (--mem: every job gets a cgroup with a memory limit)
 
 Baseline, same process, same machine: ``Popen(["true"])`` then ``wait()``, one after the
 other; submit→start is the ``Popen`` call. tuxai: the SDK submits every job as fast as it
@@ -47,11 +47,11 @@ def bare_popen(count: int) -> tuple[list[float], float]:
     return latencies, count / (time.perf_counter() - began)
 
 
-def through_daemon(count: int, cgroups: bool) -> tuple[list[float], float, dict[str, object]]:
+def through_daemon(count: int, memory_limit: bool) -> tuple[list[float], float, dict[str, object]]:
     """Latencies (s) submit→start and jobs/s through a real daemon."""
+    spec: dict[str, object] = {"command": ["true"], **({"mem": "1GiB"} if memory_limit else {})}
     with tempfile.TemporaryDirectory() as tmp:
-        extra = () if cgroups else ("--no-cgroups",)
-        daemon = DaemonProcess(Path(tmp) / "home", INVENTORY, extra).start()
+        daemon = DaemonProcess(Path(tmp) / "home", INVENTORY).start()
         try:
             client = daemon.client
             client.submit({"command": ["true"]})  # warm the launcher and the connection
@@ -60,7 +60,7 @@ def through_daemon(count: int, cgroups: bool) -> tuple[list[float], float, dict[
             began = time.time()
             for _ in range(count):
                 t0 = time.time()
-                submitted[client.submit({"command": ["true"]}, environment={"PATH": "/usr/bin:/bin"})] = t0
+                submitted[client.submit(spec, environment={"PATH": "/usr/bin:/bin"})] = t0
             jobs = daemon.wait_all(list(submitted), timeout_s=600)
             ended = max(float(j["ended_at"]) for j in jobs.values())  # type: ignore[arg-type]
             latencies = [float(jobs[i]["started_at"]) - t0 for i, t0 in submitted.items()]  # type: ignore[arg-type]
@@ -75,11 +75,12 @@ def main() -> int:
     """Run both, print the table and the ratios."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=500)
-    parser.add_argument("--no-cgroups", action="store_true")
+    parser.add_argument("--mem", action="store_true", help="each job asks --mem 1GiB (a cgroup per job)")
     args = parser.parse_args()
     base, base_rate = bare_popen(args.jobs)
-    ours, rate, info = through_daemon(args.jobs, cgroups=not args.no_cgroups)
-    print(f"dispatch of {args.jobs} jobs `true` (cgroups {'off' if args.no_cgroups else 'on'}), {info}")
+    ours, rate, info = through_daemon(args.jobs, memory_limit=args.mem)
+    what = "with --mem 1GiB (a cgroup each)" if args.mem else "without limits (no cgroup)"
+    print(f"dispatch of {args.jobs} jobs `true` {what}, {info}")
     print(f"{'':14} {'p50 ms':>8} {'p99 ms':>8} {'jobs/s':>8}")
     for name, values, jobs_s in (("bare Popen", base, base_rate), ("tuxai", ours, rate)):
         p50, p99 = percentile(values, 50) * 1e3, percentile(values, 99) * 1e3

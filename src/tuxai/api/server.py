@@ -100,10 +100,13 @@ def _notify_listener(path: Path, daemon: Daemon, stop: threading.Event) -> socke
     def listen() -> None:
         while not stop.is_set():
             try:
-                sock.recv(64)
+                data = sock.recv(64)
             except OSError:
                 return
-            daemon.wake.set()
+            if data.strip().isdigit():
+                daemon.ended(int(data))
+            else:
+                daemon.wake.set()
 
     threading.Thread(target=listen, name="notify", daemon=True).start()
     return sock
@@ -131,6 +134,7 @@ def build_config(args: argparse.Namespace) -> DaemonConfig:
         scheduler=scheduler,
         cgroups=cgroups,
         online_cpus=tuple(sorted(os.sched_getaffinity(0))),
+        cgroup_every_job=args.cgroup_every_job,
         notify_socket=str(home / "notify.sock"),
     )
 
@@ -204,6 +208,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tcp", help="also listen on HOST:PORT (bearer token in <home>/token)")
     p.add_argument("--scheduler-config", help="policy weights (docs/scheduler.md)")
     p.add_argument("--no-cgroups", action="store_true", help="do not put jobs in cgroups")
+    p.add_argument(
+        "--cgroup-every-job", action="store_true", help="a cgroup for every job, not only those with --mem"
+    )
     return p
 
 

@@ -53,7 +53,7 @@ def _ago(seconds: float | None) -> str:
 
 
 def daemon_argv(
-    home: Path, inventory: Path | None, tcp: str | None, scheduler: Path | None, cgroups: bool
+    home: Path, inventory: Path | None, tcp: str | None, scheduler: Path | None, cgroups: str
 ) -> list[str]:
     """The daemon's command line."""
     argv = [sys.executable, "-m", "tuxai.api.server", "--home", str(home)]
@@ -65,8 +65,9 @@ def daemon_argv(
         argv += ["--tcp", tcp]
     if scheduler is not None:
         argv += ["--scheduler-config", str(scheduler.resolve())]
-    if not cgroups:
-        argv.append("--no-cgroups")
+    if cgroups not in ("limits", "all", "off"):
+        raise UsageError(f"--cgroups must be limits, all or off, got {cgroups!r}", hint="the default is limits")
+    argv += {"limits": [], "all": ["--cgroup-every-job"], "off": ["--no-cgroups"]}[cgroups]
     return argv
 
 

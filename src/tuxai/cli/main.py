@@ -155,7 +155,10 @@ def up(
     scheduler_config: Annotated[
         Path | None, typer.Option("--scheduler-config", help="Policy weights (docs/scheduler.md).", metavar="FILE")
     ] = None,
-    no_cgroups: Annotated[bool, typer.Option("--no-cgroups", help="Do not put jobs in cgroups.")] = False,
+    cgroups: Annotated[
+        str,
+        typer.Option("--cgroups", help="limits: a cgroup for jobs with --mem (default); all: every job; off."),
+    ] = "limits",
     debug: DebugOption = False,
 ) -> None:
     """Start the daemon (foreground; --detach for the background)."""
@@ -163,7 +166,7 @@ def up(
 
     def action() -> int:
         where = home_dir(home)
-        return run_up(daemon_argv(where, inventory, tcp, scheduler_config, not no_cgroups), where, detach)
+        return run_up(daemon_argv(where, inventory, tcp, scheduler_config, cgroups), where, detach)
 
     raise typer.Exit(_guard(action, debug))
 
