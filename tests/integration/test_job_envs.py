@@ -26,12 +26,16 @@ def submit(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.timeout(900)
 def test_tensorflow_and_pytorch_jobs_in_their_own_envs_side_by_side(daemon: DaemonProcess) -> None:
-    torch_done = submit(daemon.home, "--env", "requirements-torch.txt", "-n", "torch", "--", "python", "train_torch.py")
+    # Held until both environments are built (a cold uv cache downloads TensorFlow), then let go together.
+    torch_done = submit(daemon.home, "--hold", "--env", "requirements-torch.txt", "-n", "torch", "--", "python",
+                        "train_torch.py")  # fmt: skip
     assert torch_done.returncode == 0, torch_done.stderr
     assert "building the job environment" in torch_done.stderr  # the progress a person sees
-    tf_done = submit(daemon.home, "--env", "requirements-tf.txt", "--name", "tf", "--", "python", "train_tf.py")
+    tf_done = submit(daemon.home, "--hold", "--env", "requirements-tf.txt", "-n", "tf", "--", "python", "train_tf.py")
     assert tf_done.returncode == 0, tf_done.stderr
     ids = [json.loads(torch_done.stdout)["id"], json.loads(tf_done.stdout)["id"]]
+    for job_id in ids:
+        daemon.client.release(job_id)
     jobs = daemon.wait_all(ids, timeout_s=300)
     torch_job, tf_job = (jobs[i] for i in ids)
     assert torch_job["state"] == "succeeded", daemon.log(ids[0])
@@ -50,6 +54,22 @@ def test_tensorflow_and_pytorch_jobs_in_their_own_envs_side_by_side(daemon: Daem
     job_id = json.loads(again.stdout)["id"]
     daemon.wait_all([job_id])
     assert daemon.log(job_id).strip() == torch_job["spec"]["env"]
+
+    # A named environment: made once, then used by its name.
+    env = {**os.environ, "TUXAI_HOME": str(daemon.home)}
+    tuxai = [sys.executable, "-m", "tuxai"]
+    made = subprocess.run([*tuxai, "env", "create", "torch", "requirements-torch.txt"], cwd=JOBS, env=env,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    listed = json.loads(subprocess.run([*tuxai, "env", "ls", "--json"], env=env, capture_output=True, text=True).stdout)
+    assert {e["names"] for e in listed} == {"torch", ""} and len(listed) == 2
+    named = submit(daemon.home, "--env", "torch", "--", "python", "-c", prefix)
+    assert named.returncode == 0, named.stderr
+    job_id = json.loads(named.stdout)["id"]
+    daemon.wait_all([job_id])
+    assert daemon.log(job_id).strip() == torch_job["spec"]["env"]
+    unknown = submit(daemon.home, "--env", "nosuchenv", "--", "true")
+    assert unknown.returncode == 2 and "no such file, directory or named environment" in unknown.stderr
 
 
 def test_pip_settings_are_carried_to_uv() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -328,6 +329,50 @@ def gpus(as_json: JsonOption = False, home: HomeOption = None, debug: DebugOptio
     from tuxai.cli.jobs import run_gpus
 
     raise typer.Exit(_guard(lambda: run_gpus(home, as_json), debug))
+
+
+env_app = typer.Typer(help="Job environments: build once, name, list.", no_args_is_help=True)
+app.add_typer(env_app, name="env")
+
+
+@env_app.command("create")
+def env_create(
+    name: Annotated[str, typer.Argument(help="The name jobs will use: --env NAME.")],
+    source: Annotated[str, typer.Argument(help="requirements.txt, a project directory, or a venv.")],
+    home: HomeOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Build (or reuse) the environment of SOURCE and call it NAME."""
+    from tuxai.cli.jobs import home_dir
+    from tuxai.envs import ensure_env, name_env
+
+    def action() -> int:
+        cache = home_dir(home) / "envs"
+        target = ensure_env(source, cache)
+        print(f"environment {name}: {name_env(name, target, cache)} → {target}")
+        return 0
+
+    raise typer.Exit(_guard(action, debug))
+
+
+@env_app.command("ls")
+def env_list(as_json: JsonOption = False, home: HomeOption = None, debug: DebugOption = False) -> None:
+    """The built environments, what they were built from, and their names."""
+    from tuxai.cli.jobs import home_dir
+    from tuxai.envs import list_envs
+
+    def action() -> int:
+        envs = list_envs(home_dir(home) / "envs")
+        if as_json:
+            print(json.dumps(envs, indent=2))
+        else:
+            for env in envs:
+                print(f"{env['names'] or '-':<16} {env['path']}  (from {env['source']})")
+            if not envs:
+                print("no environments built yet (tuxai submit --env FILE or tuxai env create NAME FILE)")
+        return 0
+
+    raise typer.Exit(_guard(action, debug))
 
 
 def _guard(action: Callable[[], int], debug: bool) -> int:

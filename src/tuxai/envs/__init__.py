@@ -3,6 +3,7 @@
     --env requirements.txt   → <cache>/<hash of the file, the Python, the pip settings>/
     --env path/to/project    → the same, hashed over pyproject.toml (the project is installed)
     --env path/to/venv       → used as it is (a directory with bin/python)
+    --env NAME               → an environment made with `tuxai env create NAME SOURCE`
 
 uv does not read pip's configuration; ``pip_settings`` reads what ``pip config list``
 shows (find-links, index URLs, constraints, certificates) and ``uv_flags`` hands it to uv,
@@ -16,6 +17,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -119,8 +121,19 @@ def describe(settings: PipSettings) -> list[str]:
     return lines
 
 
-def _source(spec: str) -> tuple[str, Path]:
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _source(spec: str, cache: Path) -> tuple[str, Path]:
     path = Path(spec).expanduser()
+    named = cache / "named" / spec
+    if NAME.match(spec) and not path.exists():
+        if named.is_symlink() and (named / READY).exists():
+            return "venv", named.resolve()
+        raise UsageError(
+            f"--env {spec}: no such file, directory or named environment",
+            hint=f"create it with `tuxai env create {spec} requirements.txt`, or pass a path",
+        )
     if path.is_file():
         return "requirements", path.resolve()
     if (path / "bin" / "python").exists():
@@ -163,7 +176,7 @@ def ensure_env(
     Raises:
         UsageError: ``spec`` is none of the three kinds, or uv failed (its last lines say why).
     """
-    kind, path = _source(spec)
+    kind, path = _source(spec, cache)
     if kind == "venv":
         return path
     settings = read_pip_settings(python) if settings is None else settings
@@ -202,3 +215,34 @@ def ensure_env(
                 )
         (target / READY).write_text(str(path) + "\n")
     return target
+
+
+def name_env(name: str, target: Path, cache: Path) -> Path:
+    """Point ``<cache>/named/NAME`` at a built environment (replacing an older one atomically).
+
+    Raises:
+        UsageError: not a usable name.
+    """
+    if not NAME.match(name):
+        raise UsageError(f"{name!r} is not an environment name", hint="use letters, digits, '.', '-' and '_'")
+    named = cache / "named"
+    named.mkdir(parents=True, exist_ok=True)
+    tmp = named / f".{name}.{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    tmp.symlink_to(target)
+    os.replace(tmp, named / name)
+    return named / name
+
+
+def list_envs(cache: Path) -> list[dict[str, str]]:
+    """Built environments: path, what they were built from, and the names pointing at them."""
+    names: dict[Path, list[str]] = {}
+    for link in sorted((cache / "named").glob("*")) if (cache / "named").is_dir() else []:
+        if link.is_symlink():
+            names.setdefault(link.resolve(), []).append(link.name)
+    found = []
+    for ready in sorted(cache.glob(f"*/{READY}")):
+        env = ready.parent.resolve()
+        found.append({"path": str(env), "source": ready.read_text().strip(), "names": ",".join(names.get(env, []))})
+    return found
