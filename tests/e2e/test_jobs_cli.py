@@ -112,3 +112,12 @@ def test_up_detach_then_down_and_a_second_up_refused(tmp_path: Path) -> None:
     assert down.returncode == 0 and "stopped" in down.stdout
     assert "not running" in one_line_error(cli(home, "ls"))
     assert "does not exist" in one_line_error(cli(home, "up", "--inventory", str(tmp_path / "missing.yaml")))
+
+
+def test_ls_filters_by_state(daemon: DaemonProcess) -> None:
+    done = daemon.client.submit({"command": ["true"]})
+    held = daemon.client.submit({"command": ["true"], "hold": True})
+    daemon.wait_all([done])
+    assert [j["id"] for j in json.loads(cli(daemon.home, "ls", "--json").stdout)] == [held]
+    assert [j["id"] for j in json.loads(cli(daemon.home, "ls", "--state", "succeeded", "--json").stdout)] == [done]
+    assert "unknown state" in one_line_error(cli(daemon.home, "ls", "--state", "sleeping"))

@@ -31,6 +31,7 @@ from tuxai.errors import (
     TuxaiError,
     UsageError,
 )
+from tuxai.model.job import JobState
 from tuxai.model.jobfile import spec_from_dict
 
 STATUS = {
@@ -127,11 +128,13 @@ def create_app(daemon: Daemon, auth: Auth) -> FastAPI:
     @app.get("/v1/jobs")
     def jobs(caller: CallerDep, state: Annotated[list[str] | None, Query()] = None) -> list[dict[str, Any]]:
         """The jobs the caller may see, oldest first, optionally only in some states."""
+        try:
+            states = [JobState(s) for s in state] if state else None
+        except ValueError:
+            known = ", ".join(s.value for s in JobState)
+            raise UsageError(f"unknown state in {state}", hint=f"states: {known}") from None
         now = time.time()
-        found = daemon.jobs(caller)
-        if state:
-            found = [j for j in found if j.state.value in state]
-        return [job_view(j, now) for j in found]
+        return [job_view(j, now) for j in daemon.jobs(caller, states)]
 
     @app.get("/v1/jobs/{job_id}")
     def show(caller: CallerDep, job_id: int) -> dict[str, Any]:

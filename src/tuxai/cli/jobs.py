@@ -160,9 +160,7 @@ def run_submit(home: Path | None, spec: dict[str, Any], env_cache: Callable[[str
 def run_ls(home: Path | None, everything: bool, states: list[str], as_json: bool) -> int:
     """The queue: active jobs (``--all``: every job), as a table or JSON."""
     with client(home) as api:
-        jobs = api.jobs(states or None)
-    if not everything and not states:
-        jobs = [j for j in jobs if j["state"] in ACTIVE]
+        jobs = api.jobs(states or (None if everything else list(ACTIVE)))
     if as_json:
         _print_json(jobs)
         return 0

@@ -104,16 +104,20 @@ class Daemon:
         return caller.admin or job.uid == caller.uid
 
     def job(self, job_id: int, caller: Caller) -> JobRecord:
-        """One job the caller may see (``JobNotFound`` for another user's: ids are not secrets,
-        but their commands may be)."""
+        """One job the caller may see.
+
+        Raises:
+            JobNotFound: no such job.
+            PermissionDenied: another user's job (its command and environment are theirs).
+        """
         job = self.store.get(job_id)
         if not self.visible(caller, job):
             raise PermissionDenied(f"job {job_id} belongs to {job.user}", hint="you can only see your own jobs")
         return job
 
-    def jobs(self, caller: Caller) -> list[JobRecord]:
-        """The caller's jobs; an admin's list has everybody's."""
-        return self.store.jobs(user=None if caller.admin else caller.user)
+    def jobs(self, caller: Caller, states: Sequence[JobState] | None = None) -> list[JobRecord]:
+        """The caller's jobs (optionally only in ``states``); an admin's list has everybody's."""
+        return self.store.jobs(states, user=None if caller.admin else caller.user)
 
     def cancel(self, job_id: int, caller: Caller, now: float) -> JobRecord:
         """Cancel a waiting job at once; ask a running one to stop (grace period, then SIGKILL)."""
