@@ -30,7 +30,9 @@ class DaemonProcess:
     """``python -m tuxai.api.server`` on a home of its own."""
 
     def __init__(self, home: Path, inventory: Path = TWO_GPUS, extra: tuple[str, ...] = ()) -> None:
-        self.home, self.inventory, self.extra = home, inventory, extra
+        self.home, self.inventory = home, inventory
+        # Any free port for Prometheus: several test daemons run at once.
+        self.extra = extra if "--metrics-addr" in extra else ("--metrics-addr", "127.0.0.1:0", *extra)
         self.process: subprocess.Popen[bytes] | None = None
         self.client = Client.for_home(home, timeout_s=30)
 

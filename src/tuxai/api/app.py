@@ -11,17 +11,18 @@ from __future__ import annotations
 import hmac
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from tuxai import __version__
 from tuxai.api.peercred import peer_from_scope
 from tuxai.api.views import gpu_view, job_view
 from tuxai.daemon.core import Caller, Daemon
+from tuxai.daemon.telemetry import TelemetryLoop
 from tuxai.errors import (
     DaemonError,
     InvalidTransition,
@@ -80,11 +81,60 @@ def _user_name(uid: int) -> str:
 CallerDep = Annotated[Caller, Depends(_caller)]
 
 
-def create_app(daemon: Daemon, auth: Auth) -> FastAPI:
-    """The API of one daemon."""
+class MetricsOnly:
+    """Pure ASGI middleware: on the Prometheus socket, only ``/metrics`` answers (no API, no token)."""
+
+    def __init__(self, app: Any, address: str) -> None:
+        self.app = app
+        host, _, port = address.rpartition(":")
+        self.server = (host, int(port))
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        server = scope.get("server")
+        if scope["type"] == "http" and server and tuple(server) == self.server and scope["path"] != "/metrics":
+            response = JSONResponse(
+                {"error": "NotFound", "message": "this address serves /metrics only", "hint": "use the socket"},
+                status_code=404,
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def create_app(
+    daemon: Daemon, auth: Auth, telemetry: TelemetryLoop | None = None, metrics_address: str = ""
+) -> FastAPI:
+    """The API of one daemon; ``metrics_address``: the TCP socket that serves ``/metrics`` only."""
     app = FastAPI(title="tuxai", version=__version__, description="Jobs on a shared GPU box.")
     app.state.auth = auth
     app.state.shutdown = None  # set by the server: a callable that stops it
+    if metrics_address:
+        app.add_middleware(MetricsOnly, address=metrics_address)
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def metrics() -> PlainTextResponse:
+        """Prometheus exposition: dcgm-exporter's GPU series, tuxai's job and queue series."""
+        body = telemetry.metrics() if telemetry is not None else ""
+        return PlainTextResponse(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/v1/telemetry")
+    def live(caller: CallerDep) -> dict[str, Any]:
+        """The latest sample of every GPU with its holders, and the running jobs' usage (for `tuxai top`)."""
+        if telemetry is None:
+            return {"sampler": "none", "gpus": [], "usage": {}}
+        holders = {g["index"]: g["holders"] for g in gpu_view(daemon.config.inventory, daemon.store.jobs(), caller)}
+        names = {g.index: g.name for g in daemon.config.inventory.gpus}
+        return {
+            "sampler": telemetry.telemetry.sampler.method,
+            "cpu_energy": telemetry.telemetry.cpu_method,
+            "cpu_energy_problem": telemetry.telemetry.cpu_problem,
+            "gpus": [
+                {**asdict(s), "name": names.get(s.index, ""), "holders": holders.get(s.index, [])}
+                for s in telemetry.telemetry.latest
+            ],
+            "usage": {str(j): asdict(u) | {"pids": sorted(u.pids)} for j, u in telemetry.telemetry.usage.items()},
+            "flags": {str(j): sorted(f) for j, f in telemetry.telemetry.flags.items() if f},
+        }
 
     @app.exception_handler(TuxaiError)
     async def _tuxai_error(request: Request, exc: TuxaiError) -> JSONResponse:
@@ -106,7 +156,11 @@ def create_app(daemon: Daemon, auth: Auth) -> FastAPI:
             "gpus": len(inventory.gpus),
             "cpus": inventory.cpu.logical_cpus,
             "cgroups": daemon.config.cgroups.version,
+            "cgroups_problem": daemon.config.cgroups.problem,
             "ticks": daemon.ticks,
+            "metrics": metrics_address,
+            "sampler": telemetry.telemetry.sampler.method if telemetry else "none",
+            "cpu_energy": telemetry.telemetry.cpu_method if telemetry else "none",
         }
 
     @app.post("/v1/jobs", status_code=201, response_model=None)
@@ -141,6 +195,7 @@ def create_app(daemon: Daemon, auth: Auth) -> FastAPI:
         """One job, with its history."""
         view = job_view(daemon.job(job_id, caller), time.time())
         view["events"] = daemon.store.events(job_id)
+        view["energy"] = telemetry.energy(job_id) if telemetry is not None else None
         return view
 
     @app.post("/v1/jobs/{job_id}/cancel")

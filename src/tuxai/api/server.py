@@ -29,6 +29,7 @@ import uvicorn
 from tuxai.api.app import Auth, create_app
 from tuxai.api.peercred import PeerCredProtocol
 from tuxai.daemon.core import Daemon, DaemonConfig, run_loop
+from tuxai.daemon.telemetry import POLICIES, TelemetryLoop
 from tuxai.errors import DaemonError, TuxaiError, UsageError
 from tuxai.executor.local import LocalExecutor
 from tuxai.hardware.cgroups import CgroupSupport, detect_cgroups
@@ -38,8 +39,28 @@ from tuxai.hardware.source import LiveSource
 from tuxai.model.inventory import Inventory
 from tuxai.scheduler.config import SchedulerConfig, parse_scheduler_config
 from tuxai.store.jobs import Store
+from tuxai.telemetry.collector import Telemetry, TelemetryConfig
+from tuxai.telemetry.detection import DetectionConfig
+from tuxai.telemetry.samplers import sampler_for
 
 PERIOD_S = 5.0  # the slow tick: a safety net under the event-driven one
+DEFAULT_METRICS = "127.0.0.1:9465"
+
+
+def _telemetry(args: argparse.Namespace, config: DaemonConfig) -> Telemetry:
+    inventory = config.inventory
+    sampler = sampler_for(list(inventory.gpus), simulated=inventory.source.startswith("simulated"))
+    detection = DetectionConfig(idle_after_s=args.idle_after, hung_after_s=args.hung_after)
+    return Telemetry(
+        sampler,
+        TelemetryConfig(
+            period_s=args.telemetry_period,
+            watts_per_cpu=args.watts_per_cpu,
+            grid_g_per_kwh=args.grid_intensity,
+            pue=args.pue,
+            detection=detection,
+        ),
+    )
 
 
 def _lock_home(home: Path) -> int:
@@ -88,6 +109,17 @@ def _tcp_socket(address: str) -> socket.socket:
         raise UsageError(f"cannot listen on {address}: {exc.strerror}", hint="pick another port") from None
     sock.listen(512)
     return sock
+
+
+def _metrics_socket(address: str, explicit: bool) -> socket.socket | None:
+    """The Prometheus socket; the default address may be taken (another daemon): then none, said in the log."""
+    try:
+        return _tcp_socket(address)
+    except UsageError as exc:
+        if explicit:
+            raise
+        print(f"warning: no Prometheus endpoint on TCP: {exc.message} (set --metrics-addr)", flush=True)
+        return None
 
 
 def _notify_listener(path: Path, daemon: Daemon, stop: threading.Event) -> socket.socket:
@@ -153,6 +185,8 @@ def serve(args: argparse.Namespace) -> int:
     loop = threading.Thread(target=run_loop, args=(daemon, stop, PERIOD_S), name="tick", daemon=True)
     loop.start()
     daemon.wake.set()
+    telemetry = TelemetryLoop(daemon, _telemetry(args, config), policy=args.on_hung)
+    threading.Thread(target=telemetry.run, args=(stop,), name="telemetry", daemon=True).start()
 
     sockets = [_unix_socket(home / "tuxai.sock", 0o666 if os.getuid() == 0 else 0o600)]
     token = ""
@@ -162,7 +196,14 @@ def serve(args: argparse.Namespace) -> int:
         token = _token(home)
         host, port = tcp.getsockname()[:2]
         (home / "tcp.addr").write_text(f"{host}:{port}\n")
-    app = create_app(daemon, Auth(owner_uid=os.getuid(), token=token))
+    metrics_address = ""
+    metrics = _metrics_socket(args.metrics_addr or DEFAULT_METRICS, explicit=bool(args.metrics_addr))
+    if metrics is not None:
+        sockets.append(metrics)
+        host, port = metrics.getsockname()[:2]
+        metrics_address = f"{host}:{port}"
+        (home / "metrics.addr").write_text(metrics_address + "\n")
+    app = create_app(daemon, Auth(owner_uid=os.getuid(), token=token), telemetry, metrics_address)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -192,12 +233,19 @@ def serve(args: argparse.Namespace) -> int:
         notify.close()
         executor.close()
         store.close()
-        for name in ("tuxai.sock", "notify.sock", "tcp.addr"):
+        for name in ("tuxai.sock", "notify.sock", "tcp.addr", "metrics.addr"):
             with contextlib.suppress(FileNotFoundError):
                 (home / name).unlink()
         os.close(lock)
         print(f"tuxai daemon {os.getpid()} stopped; running jobs go on and are adopted at the next start", flush=True)
     return 0
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -208,6 +256,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tcp", help="also listen on HOST:PORT (bearer token in <home>/token)")
     p.add_argument("--scheduler-config", help="policy weights (docs/scheduler.md)")
     p.add_argument("--no-cgroups", action="store_true", help="do not put jobs in cgroups")
+    p.add_argument("--metrics-addr", help=f"Prometheus endpoint HOST:PORT (default {DEFAULT_METRICS}; port 0: any)")
+    p.add_argument("--telemetry-period", type=_positive, default=1.0, help="seconds between samples")
+    p.add_argument("--idle-after", type=_positive, default=600.0, help="seconds of idle GPUs before a job is idle")
+    p.add_argument("--hung-after", type=_positive, default=1800.0, help="seconds without progress before hung")
+    p.add_argument("--on-hung", choices=POLICIES, default="none", help="what to do with a hung job")
+    p.add_argument("--grid-intensity", type=_positive, default=475.0, help="grid carbon intensity, gCO2e/kWh")
+    p.add_argument("--pue", type=_positive, default=1.0, help="power usage effectiveness of the room")
+    p.add_argument("--watts-per-cpu", type=_positive, default=10.0, help="CPU estimate without RAPL")
     p.add_argument(
         "--cgroup-every-job", action="store_true", help="a cgroup for every job, not only those with --mem"
     )

@@ -51,6 +51,7 @@ def job_view(job: JobRecord, now: float) -> dict[str, Any]:
         "cpu_s": job.cpu_s,
         "max_rss_bytes": job.max_rss_bytes,
         "oom_killed": job.oom_killed,
+        "flags": list(job.flags),
         "spec": spec_to_dict(job.spec),
     }
 

@@ -160,6 +160,17 @@ def up(
         str,
         typer.Option("--cgroups", help="limits: a cgroup for jobs with --mem (default); all: every job; off."),
     ] = "limits",
+    metrics_addr: Annotated[
+        str | None, typer.Option("--metrics-addr", help="Prometheus endpoint HOST:PORT (127.0.0.1:9465; port 0: any).")
+    ] = None,
+    telemetry_period: Annotated[float | None, typer.Option("--telemetry-period", help="Seconds per sample.")] = None,
+    idle_after: Annotated[float | None, typer.Option("--idle-after", help="Seconds of idle GPUs: idle.")] = None,
+    hung_after: Annotated[float | None, typer.Option("--hung-after", help="Seconds without progress: hung.")] = None,
+    on_hung: Annotated[str | None, typer.Option("--on-hung", help="none, cancel or requeue a hung job.")] = None,
+    grid_intensity: Annotated[
+        float | None, typer.Option("--grid-intensity", help="Grid carbon intensity, gCO2e/kWh (475).")
+    ] = None,
+    pue: Annotated[float | None, typer.Option("--pue", help="Power usage effectiveness of the room (1.0).")] = None,
     debug: DebugOption = False,
 ) -> None:
     """Start the daemon (foreground; --detach for the background)."""
@@ -167,7 +178,19 @@ def up(
 
     def action() -> int:
         where = home_dir(home)
-        return run_up(daemon_argv(where, inventory, tcp, scheduler_config, cgroups), where, detach)
+        argv = daemon_argv(where, inventory, tcp, scheduler_config, cgroups)
+        for flag, value in (
+            ("--metrics-addr", metrics_addr),
+            ("--telemetry-period", telemetry_period),
+            ("--idle-after", idle_after),
+            ("--hung-after", hung_after),
+            ("--on-hung", on_hung),
+            ("--grid-intensity", grid_intensity),
+            ("--pue", pue),
+        ):
+            if value is not None:
+                argv += [flag, str(value)]
+        return run_up(argv, where, detach)
 
     raise typer.Exit(_guard(action, debug))
 

@@ -132,6 +132,16 @@ class Daemon:
                 return self.store.get(job_id)
             raise UsageError(f"job {job_id} already ended ({job.state.value})", hint="nothing to cancel")
 
+    def stop_flagged(self, job_id: int, policy: str, now: float) -> None:
+        """Telemetry's policy for a hung job: ``cancel`` it, or ``requeue`` it (SIGTERM, grace, run again)."""
+        with self._lock:
+            job = self.store.get(job_id)
+            if job.state is not JobState.RUNNING or job.stop_request:
+                return
+            kind = "cancel" if policy == "cancel" else "requeue"
+            self.store.update(job_id, stop_request=kind, reason=f"{kind} (flagged hung)")
+            self.executor.stop(Path(job.run_dir), kind)
+
     def hold(self, job_id: int, caller: Caller, held: bool) -> JobRecord:
         """Keep a waiting job from starting (``held``) or let it go again."""
         with self._lock:

@@ -135,3 +135,4 @@ class JobRecord:
     max_rss_bytes: int | None = None
     oom_killed: bool = False
     for_job: int | None = None  # the job a preemption made room for
+    flags: tuple[str, ...] = ()  # telemetry's: idle, hung

@@ -27,6 +27,7 @@ from tuxai.store.schema import MIGRATIONS
 
 _COLUMNS = {
     "reason",
+    "flags",
     "eligible_at",
     "started_at",
     "ended_at",
@@ -247,6 +248,20 @@ class Store:
                 names, values = _assignments(fields)
                 db.execute(f"UPDATE jobs SET {names} WHERE id=?", (*values, job_id))
 
+    def note(self, job_id: int, now: float, reason: str, **fields: Any) -> None:
+        """Set fields and record an event without a state change (an idle or hung flag)."""
+        names, values = _assignments(fields) if fields else ("", [])
+        with self._write(durable=False) as db:
+            row = db.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()
+            if row is None:
+                raise JobNotFound(job_id)
+            if names:
+                db.execute(f"UPDATE jobs SET {names} WHERE id=?", (*values, job_id))
+            db.execute(
+                "INSERT INTO events (job_id, at, from_state, to_state, reason) VALUES (?,?,?,?,?)",
+                (job_id, now, row["state"], row["state"], reason),
+            )
+
     def environment(self, job_id: int) -> dict[str, str]:
         """The environment the job was submitted from."""
         with self._lock:
@@ -332,4 +347,5 @@ def _record(row: sqlite3.Row, specs: dict[int, JobSpec]) -> JobRecord:
         cpu_s=row["cpu_s"],
         max_rss_bytes=row["max_rss_bytes"],
         oom_killed=bool(row["oom_killed"]),
+        flags=tuple(f for f in row["flags"].split(",") if f),
     )

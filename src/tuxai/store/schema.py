@@ -53,4 +53,29 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at  REAL NOT NULL
     );
     """,
+    # 2: telemetry — GPU series at three resolutions, each job's energy, idle/hung flags.
+    """
+    CREATE TABLE gpu_series (
+        resolution    INTEGER NOT NULL,
+        gpu           INTEGER NOT NULL,
+        at            REAL NOT NULL,
+        util_pct      REAL,
+        memory_used   REAL,
+        power_w       REAL,
+        energy_j      REAL,
+        temperature_c REAL,
+        PRIMARY KEY (resolution, gpu, at)
+    ) WITHOUT ROWID;
+    CREATE TABLE job_energy (
+        job_id         INTEGER PRIMARY KEY REFERENCES jobs(id),
+        gpu_j          REAL NOT NULL DEFAULT 0,
+        cpu_j          REAL NOT NULL DEFAULT 0,
+        gpu_s          REAL NOT NULL DEFAULT 0,
+        methods_json   TEXT NOT NULL DEFAULT '{}',
+        grid_g_per_kwh REAL NOT NULL,
+        pue            REAL NOT NULL,
+        updated_at     REAL NOT NULL
+    );
+    ALTER TABLE jobs ADD COLUMN flags TEXT NOT NULL DEFAULT ''
+    """,
 )

@@ -1,0 +1,150 @@
+"""The daemon's telemetry thread: every period, ``Telemetry.step`` over the running jobs, then store
+samples and energy, flag idle and hung jobs (and act on them if asked), roll up and prune."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+from tuxai.daemon.core import Daemon
+from tuxai.executor.rundir import read_status
+from tuxai.model.job import JobRecord, JobState
+from tuxai.store.telemetry import TelemetryStore
+from tuxai.telemetry.collector import RunningJob, StepResult, Telemetry
+from tuxai.telemetry.energy import Holding, totals
+from tuxai.telemetry.prometheus import JobRow, MetricsView, render
+
+ROLLUP_EVERY_S = 60.0
+POLICIES = ("none", "cancel", "requeue")
+
+
+class TelemetryLoop:
+    """Samples, stores, flags. ``policy``: what to do with a hung job (none, cancel, requeue)."""
+
+    def __init__(self, daemon: Daemon, telemetry: Telemetry, policy: str = "none") -> None:
+        self.daemon, self.telemetry, self.policy = daemon, telemetry, policy
+        self.store = TelemetryStore(daemon.store)
+        self._pgids: dict[int, int] = {}
+        self._last_rollup = 0.0
+        self.steps = 0
+        self.cpu_s = 0.0  # this thread's own CPU time (bench/telemetry.py reads it)
+
+    def running(self, jobs: list[JobRecord]) -> list[RunningJob]:
+        """The running jobs as telemetry needs them (the pgid from the shim's status, once known)."""
+        found = []
+        for job in jobs:
+            if job.id not in self._pgids and job.run_dir:
+                status = read_status(Path(job.run_dir))
+                if status is not None and status.pgid:
+                    self._pgids[job.id] = status.pgid
+            holdings = tuple(
+                Holding(job.id, g.index, g.milli, g.mig_uuid is not None)
+                for g in (job.allocation.gpus if job.allocation else ())
+            )
+            found.append(RunningJob(job.id, job.user, self._pgids.get(job.id), holdings, job.log_path))
+        return found
+
+    def step(self, now: float) -> StepResult:
+        """One sample of the machine, stored; flags recorded."""
+        started = time.thread_time()
+        jobs = self.daemon.store.jobs([JobState.RUNNING])
+        result = self.telemetry.step(now, self.running(jobs))
+        self.store.add_samples(
+            [
+                (
+                    s.index,
+                    s.at,
+                    s.util_pct,
+                    s.memory_used_bytes,
+                    s.power_w,
+                    result.gpu_energy_j.get(s.index, (None, ""))[0],
+                    s.temperature_c,
+                )
+                for s in result.samples
+            ]
+        )
+        config = self.telemetry.config
+        self.store.add_energy(
+            {j: (e.gpu_j, e.cpu_j, e.gpu_s, e.methods) for j, e in result.energy.items()},
+            config.grid_g_per_kwh,
+            config.pue,
+            now,
+        )
+        self._flag(jobs, result, now)
+        if now - self._last_rollup >= ROLLUP_EVERY_S:
+            self.store.rollup(now)
+            self.store.prune(now)
+            self._last_rollup = now
+        self._pgids = {j: p for j, p in self._pgids.items() if j in result.usage}
+        self.steps += 1
+        self.cpu_s += time.thread_time() - started
+        return result
+
+    def _flag(self, jobs: list[JobRecord], result: StepResult, now: float) -> None:
+        detection = self.telemetry.config.detection
+        for job in jobs:
+            flags = result.flags.get(job.id, set())
+            if set(job.flags) == flags:
+                continue
+            words = []
+            if "idle" in flags and "idle" not in job.flags:
+                words.append(f"flagged idle: its GPUs under {detection.busy_pct:g} % for {detection.idle_after_s:g} s")
+            if "hung" in flags and "hung" not in job.flags:
+                words.append(f"flagged hung: no CPU, GPU or log progress for {detection.hung_after_s:g} s")
+            cleared = set(job.flags) - flags
+            if cleared:
+                words.append(f"no longer {' or '.join(sorted(cleared))}")
+            self.daemon.store.note(job.id, now, "; ".join(words), flags=",".join(sorted(flags)))
+            if "hung" in flags and "hung" not in job.flags and self.policy != "none":
+                self.daemon.stop_flagged(job.id, self.policy, now)
+
+    def run(self, stop: threading.Event) -> None:
+        """Step every period until ``stop``; a failing step is logged, not fatal."""
+        period = self.telemetry.config.period_s
+        next_at = time.time()
+        while not stop.wait(max(0.0, next_at - time.time())):
+            next_at += period
+            try:
+                self.step(time.time())
+            except Exception as exc:  # noqa: BLE001 (telemetry must never take the daemon down)
+                print(f"telemetry step failed: {exc!r}", flush=True)
+
+    def metrics(self) -> str:
+        """The Prometheus scrape body."""
+        jobs = self.daemon.store.jobs()
+        running = [j for j in jobs if j.state is JobState.RUNNING]
+        inventory = self.daemon.config.inventory
+        view = MetricsView(
+            hostname=inventory.host.hostname or socket.gethostname(),
+            samples=self.telemetry.latest,
+            models={g.index: g.name for g in inventory.gpus},
+            running=[
+                JobRow(
+                    j.id,
+                    j.user,
+                    j.spec.display_name,
+                    tuple(g.index for g in j.allocation.gpus) if j.allocation else (),
+                    frozenset(j.flags),
+                )
+                for j in running
+            ],
+            usage=dict(self.telemetry.usage),
+            energy=self.store.all_energy(),
+            users={j.id: j.user for j in jobs},
+            queue=dict(Counter(j.state.value for j in jobs)),
+            sampler=self.telemetry.sampler.method,
+        )
+        return render(view)
+
+    def energy(self, job_id: int) -> dict[str, object] | None:
+        """The ``energy`` object of a job (None before its first sample)."""
+        from tuxai.telemetry.energy import JobEnergy
+
+        row = self.store.energy(job_id)
+        if row is None:
+            return None
+        used = JobEnergy(row["gpu_j"], row["cpu_j"], row["gpu_s"], row["methods"])
+        return totals(used, row["grid_g_per_kwh"], row["pue"])

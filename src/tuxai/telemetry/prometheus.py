@@ -1,0 +1,152 @@
+"""Prometheus text exposition (format 0.0.4). Pure: ``render(view)`` → text.
+
+Per-GPU series carry dcgm-exporter's names and labels (``gpu``, ``UUID``, ``modelName``,
+``Hostname``) so existing dashboards work; tuxai adds who holds what: ``tuxai_gpu_holder``,
+``tuxai_job_*`` with ``job`` and ``user`` labels, and the queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from tuxai.telemetry.samples import GpuSample, JobUsage
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """A job as the metrics show it."""
+
+    job_id: int
+    user: str
+    name: str
+    gpus: tuple[int, ...] = ()
+    flags: frozenset[str] = frozenset()
+
+
+@dataclass
+class MetricsView:
+    """Everything one scrape shows."""
+
+    hostname: str
+    samples: list[GpuSample]
+    models: dict[int, str]
+    running: list[JobRow]
+    usage: dict[int, JobUsage]
+    energy: dict[int, dict[str, float]]  # job → gpu_j, cpu_j, gpu_s (every job the store knows)
+    users: dict[int, str]  # job → user, for the energy of ended jobs
+    queue: dict[str, int]  # state → jobs
+    sampler: str = "simulated"
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def _escape(value: object) -> str:
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(**labels: object) -> str:
+    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items()) + "}"
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def family(self, name: str, kind: str, help_text: str, rows: Iterable[tuple[str, float]]) -> None:
+        rows = list(rows)
+        if not rows:
+            return
+        self.lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+        self.lines += [f"{name}{labels} {value:.10g}" for labels, value in rows]
+
+
+def render(view: MetricsView) -> str:
+    """The scrape body."""
+    out = _Writer()
+
+    def gpu(sample: GpuSample) -> dict[str, object]:
+        return {
+            "gpu": sample.index,
+            "UUID": sample.uuid or "",
+            "modelName": view.models.get(sample.index, ""),
+            "Hostname": view.hostname,
+        }
+
+    def each(attribute: str, scale: float = 1.0) -> list[tuple[str, float]]:
+        rows = []
+        for sample in view.samples:
+            value = getattr(sample, attribute)
+            if value is not None:
+                rows.append((_labels(**gpu(sample)), float(value) * scale))
+        return rows
+
+    out.family("DCGM_FI_DEV_GPU_UTIL", "gauge", "GPU utilization (in %).", each("util_pct"))
+    out.family("DCGM_FI_DEV_FB_USED", "gauge", "Framebuffer memory used (in MiB).", each("memory_used_bytes", 2**-20))
+    out.family("DCGM_FI_DEV_POWER_USAGE", "gauge", "Power draw (in W).", each("power_w"))
+    out.family(
+        "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION",
+        "counter",
+        "Total energy consumption since boot (in mJ).",
+        each("energy_j", 1000.0),
+    )
+    out.family("DCGM_FI_DEV_GPU_TEMP", "gauge", "GPU temperature (in C).", each("temperature_c"))
+    out.family("DCGM_FI_DEV_SM_CLOCK", "gauge", "SM clock frequency (in MHz).", each("sm_clock_mhz"))
+    out.family("DCGM_FI_DEV_MEM_CLOCK", "gauge", "Memory clock frequency (in MHz).", each("memory_clock_mhz"))
+    out.family(
+        "tuxai_gpu_sampler_info",
+        "gauge",
+        "Where the GPU series come from (nvml, amd-sysfs, simulated).",
+        [(_labels(sampler=view.sampler, Hostname=view.hostname), 1.0)],
+    )
+    out.family(
+        "tuxai_gpu_holder",
+        "gauge",
+        "1 for each GPU held by a running job.",
+        [
+            (_labels(gpu=g, job=job.job_id, user=job.user, name=job.name), 1.0)
+            for job in view.running
+            for g in job.gpus
+        ],
+    )
+    running = [(job, _labels(job=job.job_id, user=job.user, name=job.name)) for job in view.running]
+    out.family("tuxai_job_running", "gauge", "1 for each running job.", [(labels, 1.0) for _, labels in running])
+    out.family(
+        "tuxai_job_cpu_seconds_total",
+        "counter",
+        "CPU time of a running job's processes (in s).",
+        [(labels, view.usage[job.job_id].cpu_s) for job, labels in running if job.job_id in view.usage],
+    )
+    out.family(
+        "tuxai_job_memory_bytes",
+        "gauge",
+        "Resident memory of a running job's processes (in bytes).",
+        [(labels, float(view.usage[job.job_id].memory_bytes)) for job, labels in running if job.job_id in view.usage],
+    )
+    for flag in ("idle", "hung"):
+        out.family(
+            f"tuxai_job_{flag}",
+            "gauge",
+            f"1 while a running job is flagged {flag}.",
+            [(labels, 1.0 if flag in job.flags else 0.0) for job, labels in running],
+        )
+    for key, name, help_text in (
+        ("gpu_j", "tuxai_job_gpu_energy_joules_total", "GPU energy attributed to a job (in J)."),
+        ("cpu_j", "tuxai_job_cpu_energy_joules_total", "CPU energy attributed to a job (in J)."),
+        ("gpu_s", "tuxai_job_gpu_seconds_total", "GPU time held by a job (in GPU-seconds)."),
+    ):
+        out.family(
+            name,
+            "counter",
+            help_text,
+            [
+                (_labels(job=job_id, user=view.users.get(job_id, "")), float(row[key]))
+                for job_id, row in sorted(view.energy.items())
+            ],
+        )
+    out.family(
+        "tuxai_queue_jobs",
+        "gauge",
+        "Jobs by state.",
+        [(_labels(state=state), float(count)) for state, count in sorted(view.queue.items())],
+    )
+    return "\n".join(out.lines) + "\n"
