@@ -5,7 +5,10 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.installed-run
 DEV_STAMP  := $(VENV)/.installed-dev
 
-.PHONY: run test lint typecheck layers unit bench test-gpu clean
+.PHONY: run test system-deps lint typecheck layers unit bench test-gpu clean
+
+# Real programs the tests drive: a Prometheus server scrapes the daemon, tmux shows `tuxai top`.
+SYSTEM_TOOLS := prometheus tmux
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +28,16 @@ run: $(RUN_STAMP)
 	$(BIN)/python examples/demo.py
 
 ## test: set up, lint, type-check, check the layers, run the tests
-test: $(DEV_STAMP) lint typecheck layers unit
+test: $(DEV_STAMP) system-deps lint typecheck layers unit
+
+## system-deps: Debian packages the tests need (installed when root, as in CI; else says what to install)
+system-deps:
+	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	  else echo "make test needs:$$missing (Debian: sudo apt-get install$$missing)"; exit 1; fi; \
+	fi
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests bench
@@ -45,6 +57,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python bench/scheduler.py
 	$(BIN)/python bench/sim.py
 	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/telemetry.py
 
 ## test-gpu: the opt-in tests for a machine with a real GPU
 test-gpu: $(DEV_STAMP)

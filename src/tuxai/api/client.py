@@ -142,6 +142,15 @@ class Client:
         data: list[dict[str, Any]] = self._call("GET", "/v1/gpus").json()
         return data
 
+    def telemetry(self) -> dict[str, Any]:
+        """The latest sample of every GPU with its holders, and the running jobs' usage."""
+        data: dict[str, Any] = self._call("GET", "/v1/telemetry").json()
+        return data
+
+    def metrics(self) -> str:
+        """The Prometheus exposition text."""
+        return self._call("GET", "/metrics").text
+
     def shutdown(self) -> None:
         """Stop the daemon (jobs go on)."""
         self._call("POST", "/v1/shutdown")

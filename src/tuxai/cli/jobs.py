@@ -209,7 +209,19 @@ def run_show(home: Path | None, job_id: int, as_json: bool) -> int:
         ("peak memory", format_bytes(job["max_rss_bytes"]) if job["max_rss_bytes"] else "-"),
         ("attempts", f"{job['attempt']} (failures {job['failures']}, requeues {job['requeues']})"),
         ("log", job["log_path"] or "-"),
+        ("flags", ", ".join(job["flags"]) or "-"),
     ]
+    energy = job.get("energy")
+    if energy:
+        methods = ", ".join(f"{device}: {how}" for device, how in energy["methods"].items())
+        wh = {k: energy[f"{k}_kwh"] * 1000 for k in ("total", "gpu", "cpu")}
+        grid = f"{energy['grid_g_per_kwh']:g} g/kWh, PUE {energy['pue']:g}"
+        rows += [
+            ("GPU-hours", f"{energy['gpu_hours']:.4f}"),
+            ("energy", f"{wh['total']:.3f} Wh (GPU {wh['gpu']:.3f}, CPU {wh['cpu']:.3f})"),
+            ("CO2e", f"{energy['co2e_kg'] * 1000:.3f} g at {grid}"),
+            ("measured by", methods or "-"),
+        ]
     for key, value in rows:
         print(f"{key:>12}  {value}")
     print(f"{'history':>12}")

@@ -354,6 +354,51 @@ def gpus(as_json: JsonOption = False, home: HomeOption = None, debug: DebugOptio
     raise typer.Exit(_guard(lambda: run_gpus(home, as_json), debug))
 
 
+@app.command()
+def top(
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between refreshes.")] = 1.0,
+    once: Annotated[bool, typer.Option("--once", help="Print one frame and exit.")] = False,
+    home: HomeOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Live view: every GPU's use and power, the job and user on it, the queue. q quits."""
+    from tuxai.cli.jobs import client
+    from tuxai.cli.top import run_top
+
+    def action() -> int:
+        with client(home) as api:
+            api.health()  # fail here, with the one-line error, rather than inside the live screen
+            return run_top(api, interval, once)
+
+    raise typer.Exit(_guard(action, debug))
+
+
+@app.command()
+def status(as_json: JsonOption = False, home: HomeOption = None, debug: DebugOption = False) -> None:
+    """The daemon: pid, home, machine, cgroups, telemetry and the Prometheus address."""
+    from tuxai.cli.jobs import client
+
+    def action() -> int:
+        with client(home) as api:
+            health = api.health()
+        if as_json:
+            print(json.dumps(health, indent=2))
+            return 0
+        rows = [
+            ("daemon", f"pid {health['pid']}, tuxai {health['version']}"),
+            ("home", health["home"]),
+            ("machine", f"{health['gpus']} GPUs, {health['cpus']} CPUs ({health['inventory']})"),
+            ("cgroups", f"v{health['cgroups']}" if health["cgroups"] else f"off: {health['cgroups_problem']}"),
+            ("telemetry", f"GPUs by {health['sampler']}, CPU energy by {health['cpu_energy']}"),
+            ("prometheus", f"http://{health['metrics']}/metrics" if health["metrics"] else "not on TCP"),
+        ]
+        for key, value in rows:
+            print(f"{key:>10}  {value}")
+        return 0
+
+    raise typer.Exit(_guard(action, debug))
+
+
 env_app = typer.Typer(help="Job environments: build once, name, list.", no_args_is_help=True)
 app.add_typer(env_app, name="env")
 

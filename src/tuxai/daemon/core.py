@@ -138,8 +138,8 @@ class Daemon:
             job = self.store.get(job_id)
             if job.state is not JobState.RUNNING or job.stop_request:
                 return
-            kind = "cancel" if policy == "cancel" else "requeue"
-            self.store.update(job_id, stop_request=kind, reason=f"{kind} (flagged hung)")
+            kind = "cancel-hung" if policy == "cancel" else "requeue"
+            self.store.update(job_id, stop_request=kind, reason=f"{kind.split('-')[0]}ing: flagged hung")
             self.executor.stop(Path(job.run_dir), kind)
 
     def hold(self, job_id: int, caller: Caller, held: bool) -> JobRecord:

@@ -66,6 +66,8 @@ def classify(job: JobRecord, status: Status | None) -> Outcome:
     stop = job.stop_request or status.stop_reason
     if stop == "cancel":
         return Outcome(JobState.CANCELLED, "cancelled", fields)
+    if stop == "cancel-hung":
+        return Outcome(JobState.CANCELLED, "cancelled: flagged hung (no progress)", fields)
     if stop == "requeue":
         return Outcome(JobState.REQUEUED, "requeued: flagged hung (no progress)", fields)
     if stop == "preempt":

@@ -2,7 +2,8 @@
 
 Per-GPU series carry dcgm-exporter's names and labels (``gpu``, ``UUID``, ``modelName``,
 ``Hostname``) so existing dashboards work; tuxai adds who holds what: ``tuxai_gpu_holder``,
-``tuxai_job_*`` with ``job`` and ``user`` labels, and the queue.
+``tuxai_job_*`` with ``job_id`` and ``user`` labels (not ``job``: Prometheus gives that
+name to the scrape target and would rename ours ``exported_job``), and the queue.
 """
 
 from __future__ import annotations
@@ -103,12 +104,12 @@ def render(view: MetricsView) -> str:
         "gauge",
         "1 for each GPU held by a running job.",
         [
-            (_labels(gpu=g, job=job.job_id, user=job.user, name=job.name), 1.0)
+            (_labels(gpu=g, job_id=job.job_id, user=job.user, name=job.name), 1.0)
             for job in view.running
             for g in job.gpus
         ],
     )
-    running = [(job, _labels(job=job.job_id, user=job.user, name=job.name)) for job in view.running]
+    running = [(job, _labels(job_id=job.job_id, user=job.user, name=job.name)) for job in view.running]
     out.family("tuxai_job_running", "gauge", "1 for each running job.", [(labels, 1.0) for _, labels in running])
     out.family(
         "tuxai_job_cpu_seconds_total",
@@ -139,7 +140,7 @@ def render(view: MetricsView) -> str:
             "counter",
             help_text,
             [
-                (_labels(job=job_id, user=view.users.get(job_id, "")), float(row[key]))
+                (_labels(job_id=job_id, user=view.users.get(job_id, "")), float(row[key]))
                 for job_id, row in sorted(view.energy.items())
             ],
         )
