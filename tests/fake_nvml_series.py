@@ -78,6 +78,9 @@ class FakeNvmlSeries:
     def nvmlDeviceGetCurrentClocksEventReasons(self, handle: Any) -> int:
         return int(self._gpu(handle)["throttle"])
 
+    def nvmlDeviceGetTotalEccErrors(self, handle: Any, error_type: int, counter: int) -> int:
+        return int(self._gpu(handle).get("ecc_uncorrected", 0))
+
     def nvmlDeviceGetComputeRunningProcesses(self, handle: Any) -> list[Any]:
         return [SimpleNamespace(pid=p["pid"], usedGpuMemory=p["used"]) for p in self._gpu(handle)["processes"]]
 

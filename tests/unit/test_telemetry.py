@@ -39,7 +39,7 @@ def test_nvml_sampler_reads_every_field_and_energy_by_counter_or_power() -> None
         1410, 1593, 400.0, "GPU-1c7a1d2e-0000-4000-8000-000000000000"
     )  # fmt: skip
     assert busy.processes == (GpuProcess(4101, 60 * 2**30, 99.0),)
-    assert seen[3][0].throttle_reasons == 4
+    assert seen[3][0].throttle_reasons == 4 and busy.ecc_uncorrected == 0
     assert seen[1][1].energy_j is None  # GPU 1 has no counter in this series
     # GPU 0: the counter's deltas (mJ → J); GPU 1: trapezoids of power.
     assert [round(j, 3) for j, _ in energy[0]] == [190.0, 315.0, 319.0, 204.0, 75.0]

@@ -161,6 +161,7 @@ def create_app(
             "metrics": metrics_address,
             "sampler": telemetry.telemetry.sampler.method if telemetry else "none",
             "cpu_energy": telemetry.telemetry.cpu_method if telemetry else "none",
+            "cpu_energy_problem": telemetry.telemetry.cpu_problem if telemetry else "",
             "telemetry_steps": telemetry.steps if telemetry else 0,
             "telemetry_cpu_s": round(telemetry.cpu_s, 6) if telemetry else 0.0,
         }

@@ -173,7 +173,9 @@ def run_ls(home: Path | None, everything: bool, states: list[str], as_json: bool
             str(job["id"]),
             job["name"][:24],
             job["user"],
-            job["state"] + (f" ({job['exit_code']})" if job["exit_code"] not in (None, 0) else ""),
+            job["state"]
+            + (f" ({job['exit_code']})" if job["exit_code"] not in (None, 0) else "")
+            + (f" [{','.join(job['flags'])}]" if job["flags"] else ""),
             gpus,
             str(len(job["cpus"])) if job["cpus"] else "-",
             _ago(job["waited_s"]),

@@ -390,6 +390,7 @@ def status(as_json: JsonOption = False, home: HomeOption = None, debug: DebugOpt
             ("machine", f"{health['gpus']} GPUs, {health['cpus']} CPUs ({health['inventory']})"),
             ("cgroups", f"v{health['cgroups']}" if health["cgroups"] else f"off: {health['cgroups_problem']}"),
             ("telemetry", f"GPUs by {health['sampler']}, CPU energy by {health['cpu_energy']}"),
+            *([("", health["cpu_energy_problem"])] if health.get("cpu_energy_problem") else []),
             ("prometheus", f"http://{health['metrics']}/metrics" if health["metrics"] else "not on TCP"),
         ]
         for key, value in rows:

@@ -94,6 +94,10 @@ def render(view: MetricsView) -> str:
     out.family("DCGM_FI_DEV_SM_CLOCK", "gauge", "SM clock frequency (in MHz).", each("sm_clock_mhz"))
     out.family("DCGM_FI_DEV_MEM_CLOCK", "gauge", "Memory clock frequency (in MHz).", each("memory_clock_mhz"))
     out.family(
+        "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "counter", "Volatile double-bit (uncorrectable) ECC errors.",
+        each("ecc_uncorrected"),
+    )  # fmt: skip
+    out.family(
         "tuxai_gpu_sampler_info",
         "gauge",
         "Where the GPU series come from (nvml, amd-sysfs, simulated).",

@@ -17,6 +17,8 @@ from tuxai.telemetry.samples import GpuProcess, GpuSample
 NVML_TEMPERATURE_GPU = 0
 NVML_CLOCK_SM = 1
 NVML_CLOCK_MEM = 2
+NVML_MEMORY_ERROR_TYPE_UNCORRECTED = 1
+NVML_VOLATILE_ECC = 0
 
 
 class GpuSampler(Protocol):
@@ -90,6 +92,9 @@ class NvmlSampler:
                     sm_clock_mhz=self._call("nvmlDeviceGetClockInfo", handle, NVML_CLOCK_SM),
                     memory_clock_mhz=self._call("nvmlDeviceGetClockInfo", handle, NVML_CLOCK_MEM),
                     throttle_reasons=self._call("nvmlDeviceGetCurrentClocksEventReasons", handle) or 0,
+                    ecc_uncorrected=self._call(
+                        "nvmlDeviceGetTotalEccErrors", handle, NVML_MEMORY_ERROR_TYPE_UNCORRECTED, NVML_VOLATILE_ECC
+                    ),
                     processes=self._processes(position, handle),
                 )
             )
