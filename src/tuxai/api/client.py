@@ -12,12 +12,13 @@ Errors come back as the ``TuxaiError`` the daemon raised (``UsageError``, ``JobN
 from __future__ import annotations
 
 import os
+import socket
 import time
-import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import httpcore
 import httpx
 
 from tuxai import errors
@@ -43,6 +44,35 @@ def default_home(env: Mapping[str, str] | None = None) -> Path:
     return default_data_dir(env, os.getuid())
 
 
+class _ClosingUnixBackend(httpcore.SyncBackend):
+    """httpcore's backend, except that a refused Unix-socket connect closes its socket.
+
+    (httpcore leaves it to the garbage collector: a ResourceWarning each time the daemon is
+    down.) A probe connect, closed either way, comes first; pooled connections make it rare.
+    """
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(timeout)
+            try:
+                probe.connect(path)
+            except TimeoutError as exc:
+                raise httpcore.ConnectTimeout(str(exc)) from exc
+            except OSError as exc:
+                raise httpcore.ConnectError(str(exc)) from exc
+        return super().connect_unix_socket(path, timeout, socket_options)
+
+
+class _UnixTransport(httpx.HTTPTransport):
+    """httpx over a Unix socket, with the closing backend."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(uds=path)
+        self._pool = httpcore.ConnectionPool(uds=path, network_backend=_ClosingUnixBackend())
+
+
 class Client:
     """One connection to a daemon: its Unix socket, or a URL with a bearer token."""
 
@@ -51,7 +81,7 @@ class Client:
             raise ValueError("give the daemon's socket_path or url")
         self.where = str(socket_path) if socket_path is not None else url
         self._socket_path = socket_path
-        transport = httpx.HTTPTransport(uds=str(socket_path)) if socket_path is not None else None
+        transport = _UnixTransport(str(socket_path)) if socket_path is not None else None
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(
             transport=transport, base_url=url or "http://tuxai", headers=headers, timeout=timeout_s
@@ -79,20 +109,14 @@ class Client:
         )
         if self._socket_path is not None and not os.path.exists(self._socket_path):
             raise not_running
-        failure: DaemonError | None = None
-        with warnings.catch_warnings():
-            # httpcore leaves the socket of a refused Unix-socket connect to the garbage collector.
-            warnings.simplefilter("ignore", ResourceWarning)
-            try:
-                response = self._http.request(method, path, **kwargs)
-            except (httpx.ConnectError, FileNotFoundError, ConnectionRefusedError):
-                failure = not_running
-            except httpx.TimeoutException:
-                failure = DaemonError(f"the tuxai daemon at {self.where} did not answer in time", hint="see its log")
-            except httpx.HTTPError as exc:
-                failure = DaemonError(f"cannot talk to the tuxai daemon at {self.where}: {exc}", hint="see its log")
-        if failure is not None:
-            raise failure
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except (httpx.ConnectError, FileNotFoundError, ConnectionRefusedError):
+            raise not_running from None
+        except httpx.TimeoutException:
+            raise DaemonError(f"the tuxai daemon at {self.where} did not answer in time", hint="see its log") from None
+        except httpx.HTTPError as exc:
+            raise DaemonError(f"cannot talk to the tuxai daemon at {self.where}: {exc}", hint="see its log") from None
         if response.status_code >= 400:
             raise _error(response)
         return response
