@@ -400,6 +400,46 @@ def status(as_json: JsonOption = False, home: HomeOption = None, debug: DebugOpt
     raise typer.Exit(_guard(action, debug))
 
 
+@app.command()
+def serve(
+    target: Annotated[Path, typer.Argument(help="A model file (.onnx, .pt) or a model repository.", metavar="MODEL")],
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port (0: any free one).")] = 8000,
+    token_file: Annotated[
+        Path | None, typer.Option("--token-file", help="Bearer token file (required off loopback).")
+    ] = None,
+    max_batch_size: Annotated[int, typer.Option("--max-batch-size", help="Largest merged batch.")] = 64,
+    max_queue_delay_ms: Annotated[
+        float, typer.Option("--max-queue-delay-ms", help="Extra wait for a fuller batch, only when others wait.")
+    ] = 0.0,
+    instances: Annotated[int, typer.Option("--instances", help="Concurrent model runs per version.")] = 1,
+    no_watch: Annotated[bool, typer.Option("--no-watch", help="Do not pick up new version directories.")] = False,
+    endpoint_file: Annotated[
+        Path | None, typer.Option("--endpoint-file", help="Write the URL here once serving.", metavar="FILE")
+    ] = None,
+    debug: DebugOption = False,
+) -> None:
+    """Serve ONNX, PyTorch and TensorFlow models over the Open Inference Protocol (KServe v2)."""
+    from tuxai.serving.repository import ModelConfig
+    from tuxai.serving.server import ServeOptions, run_server
+
+    def action() -> int:
+        if max_batch_size < 1 or instances < 1 or max_queue_delay_ms < 0 or not 0 <= port < 65536:
+            from tuxai.errors import UsageError
+
+            raise UsageError(
+                "--max-batch-size and --instances must be ≥ 1, --max-queue-delay-ms ≥ 0, --port 0-65535",
+                hint="see `tuxai serve --help`",
+            )
+        defaults = ModelConfig(
+            max_batch_size=max_batch_size, max_queue_delay_ms=max_queue_delay_ms, instances=instances
+        )
+        options = ServeOptions(target, host, port, token_file, defaults, not no_watch, endpoint_file)
+        return run_server(options)
+
+    raise typer.Exit(_guard(action, debug))
+
+
 env_app = typer.Typer(help="Job environments: build once, name, list.", no_args_is_help=True)
 app.add_typer(env_app, name="env")
 

@@ -1,0 +1,213 @@
+"""The Open Inference Protocol (KServe v2) on the wire: datatypes, JSON tensors, Triton's binary
+tensor extension. Pure: bytes and dicts in, numpy arrays out, and back.
+
+    POST /v2/models/mlp/infer
+    Inference-Header-Content-Length: 140
+    {"inputs":[{"name":"x","shape":[1,256],"datatype":"FP32","parameters":{"binary_data_size":1024}}]}<1024 bytes>
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+DATATYPES: dict[str, Any] = {
+    "BOOL": np.bool_,
+    "UINT8": np.uint8,
+    "UINT16": np.uint16,
+    "UINT32": np.uint32,
+    "UINT64": np.uint64,
+    "INT8": np.int8,
+    "INT16": np.int16,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "FP16": np.float16,
+    "FP32": np.float32,
+    "FP64": np.float64,
+    "BYTES": np.object_,
+}
+HEADER = "inference-header-content-length"
+
+
+class ProtocolError(Exception):
+    """A request the protocol (or the model's signature) does not allow: HTTP 400 with this message."""
+
+
+def datatype_of(dtype: np.dtype[Any]) -> str:
+    """numpy dtype → v2 datatype (``BYTES`` for strings and objects)."""
+    if dtype.kind in ("O", "S", "U"):
+        return "BYTES"
+    for name, kind in DATATYPES.items():
+        if kind is not np.object_ and np.dtype(kind) == dtype:
+            return name
+    raise ProtocolError(f"numpy type {dtype} has no Open Inference Protocol datatype")
+
+
+@dataclass(frozen=True)
+class Requested:
+    """One decoded request: its tensors, which outputs to send (None: all), and how."""
+
+    inputs: dict[str, np.ndarray[Any, Any]]
+    outputs: list[str] | None
+    binary_outputs: set[str]
+    binary_default: bool
+    request_id: str | None
+
+
+def _bytes_elements(blob: bytes) -> list[bytes]:
+    """BYTES in binary form: each element a 4-byte little-endian length, then the bytes."""
+    items, offset = [], 0
+    while offset < len(blob):
+        if offset + 4 > len(blob):
+            raise ProtocolError("BYTES tensor data is truncated (a length prefix is cut)")
+        (size,) = struct.unpack_from("<I", blob, offset)
+        offset += 4
+        if offset + size > len(blob):
+            raise ProtocolError("BYTES tensor data is truncated (an element is cut)")
+        items.append(blob[offset : offset + size])
+        offset += size
+    return items
+
+
+def _shape(value: object, name: str) -> tuple[int, ...]:
+    if not isinstance(value, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value):
+        raise ProtocolError(f"input '{name}': shape must be a list of non-negative integers, got {value!r}")
+    return tuple(value)
+
+
+def _tensor(spec: dict[str, Any], blob: bytes | None) -> np.ndarray[Any, Any]:
+    name = spec.get("name")
+    if not isinstance(name, str):
+        raise ProtocolError("every input needs a string 'name'")
+    datatype = spec.get("datatype")
+    if datatype not in DATATYPES:
+        raise ProtocolError(f"input '{name}': unknown datatype {datatype!r} (one of {', '.join(DATATYPES)})")
+    shape = _shape(spec.get("shape"), name)
+    count = int(np.prod(shape)) if shape else 1
+    dtype = DATATYPES[datatype]
+    if blob is not None:
+        if datatype == "BYTES":
+            items = _bytes_elements(blob)
+            if len(items) != count:
+                raise ProtocolError(f"input '{name}': {len(items)} BYTES elements for shape {list(shape)}")
+            return np.array(items, dtype=np.object_).reshape(shape)
+        expected = count * np.dtype(dtype).itemsize
+        if len(blob) != expected:
+            raise ProtocolError(f"input '{name}': {len(blob)} bytes of binary data, {expected} expected for {shape}")
+        return np.frombuffer(blob, dtype=dtype).reshape(shape)
+    data = spec.get("data")
+    if data is None:
+        raise ProtocolError(f"input '{name}' has neither 'data' nor binary data")
+    try:
+        if datatype == "BYTES":
+            flat = np.array([d.encode() if isinstance(d, str) else d for d in _flatten(data)], dtype=np.object_)
+        else:
+            flat = np.asarray(_flatten(data), dtype=dtype)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ProtocolError(f"input '{name}': data is not {datatype}: {exc}") from None
+    if flat.size != count:
+        raise ProtocolError(f"input '{name}': {flat.size} values for shape {list(shape)} ({count} expected)")
+    return flat.reshape(shape)
+
+
+def _flatten(data: object) -> list[Any]:
+    if isinstance(data, list):
+        if data and isinstance(data[0], list):
+            out: list[Any] = []
+            for item in data:
+                out.extend(_flatten(item))
+            return out
+        return data
+    return [data]
+
+
+def decode_request(body: bytes, header_length: int | None) -> Requested:
+    """The request body (JSON, or JSON + binary with the header length) → tensors.
+
+    Raises:
+        ProtocolError: malformed JSON, unknown datatype, wrong sizes, truncated binary data.
+    """
+    if header_length is not None:
+        if header_length < 0 or header_length > len(body):
+            raise ProtocolError(f"Inference-Header-Content-Length {header_length} is beyond the body ({len(body)})")
+        head, rest = body[:header_length], memoryview(body)[header_length:]
+    else:
+        head, rest = body, memoryview(b"")
+    try:
+        request = json.loads(head)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"the request is not JSON: {exc}") from None
+    if not isinstance(request, dict) or not isinstance(request.get("inputs"), list) or not request["inputs"]:
+        raise ProtocolError("the request must be an object with a non-empty 'inputs' list")
+    inputs, offset = {}, 0
+    for spec in request["inputs"]:
+        if not isinstance(spec, dict):
+            raise ProtocolError("every input must be an object")
+        parameters = spec.get("parameters") or {}
+        size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+        blob = None
+        if size is not None:
+            if not isinstance(size, int) or size < 0 or offset + size > len(rest):
+                raise ProtocolError(f"input '{spec.get('name')}': binary_data_size {size!r} is beyond the body")
+            blob = bytes(rest[offset : offset + size])
+            offset += size
+        tensor = _tensor(spec, blob)
+        inputs[spec["name"]] = tensor
+    if offset != len(rest):
+        raise ProtocolError(f"{len(rest) - offset} bytes of binary data belong to no input")
+    parameters = request.get("parameters") or {}
+    binary_default = bool(parameters.get("binary_data_output", False)) if isinstance(parameters, dict) else False
+    outputs, binary = None, set()
+    if isinstance(request.get("outputs"), list):
+        outputs = []
+        for item in request["outputs"]:
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                raise ProtocolError("every requested output must be an object with a 'name'")
+            outputs.append(item["name"])
+            wanted = (item.get("parameters") or {}).get("binary_data", binary_default)
+            if wanted:
+                binary.add(item["name"])
+    request_id = request.get("id") if isinstance(request.get("id"), str) else None
+    return Requested(inputs, outputs, binary, binary_default, request_id)
+
+
+def encode_response(
+    model: str, version: str, outputs: dict[str, np.ndarray[Any, Any]], requested: Requested
+) -> tuple[bytes, int | None]:
+    """Outputs → the response body and, when any output is binary, the JSON header's length."""
+    names = requested.outputs if requested.outputs is not None else list(outputs)
+    described, blobs = [], []
+    for name in names:
+        array = outputs[name]
+        datatype = datatype_of(array.dtype)
+        entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
+        if name in requested.binary_outputs or (requested.outputs is None and requested.binary_default):
+            blob = _binary(array, datatype)
+            entry["parameters"] = {"binary_data_size": len(blob)}
+            blobs.append(blob)
+        elif datatype == "BYTES":
+            entry["data"] = [v.decode(errors="replace") if isinstance(v, bytes) else str(v) for v in array.ravel()]
+        else:
+            entry["data"] = array.ravel().tolist()
+        described.append(entry)
+    response: dict[str, Any] = {"model_name": model, "model_version": version, "outputs": described}
+    if requested.request_id is not None:
+        response["id"] = requested.request_id
+    head = json.dumps(response, separators=(",", ":")).encode()
+    if not blobs:
+        return head, None
+    return head + b"".join(blobs), len(head)
+
+
+def _binary(array: np.ndarray[Any, Any], datatype: str) -> bytes:
+    if datatype != "BYTES":
+        return np.ascontiguousarray(array).tobytes()
+    parts = []
+    for value in array.ravel():
+        raw = value if isinstance(value, bytes) else str(value).encode()
+        parts.append(struct.pack("<I", len(raw)) + raw)
+    return b"".join(parts)

@@ -1,0 +1,249 @@
+"""The model repository: ``repo/<name>/<version>/model.onnx | model.pt | model.savedmodel/`` with an
+optional ``repo/<name>/config.yaml``, versions loaded by policy and swapped without dropping requests.
+
+    # repo/mlp/config.yaml
+    max_batch_size: 64          # 0: the model takes no batch dimension
+    max_queue_delay_ms: 0
+    instances: 1
+    version_policy: {latest: 1}  # or {specific: [1, 3]}, or all
+    inputs:  [{name: x, datatype: FP32, shape: [-1, 256]}]   # needed for model.pt only
+    outputs: [{name: y, datatype: FP32, shape: [-1, 10]}]
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tuxai.errors import UsageError
+from tuxai.serving.batcher import Batcher
+from tuxai.serving.models import FILES, LoadError, Model, TensorSpec, load_model
+from tuxai.serving.protocol import DATATYPES
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One model's serving settings (``config.yaml`` over the server's flags)."""
+
+    max_batch_size: int = 64
+    max_queue_delay_ms: float = 0.0
+    instances: int = 1
+    max_queue: int = 1024
+    latest: int | None = 1  # serve the newest N versions; None with ``specific``
+    specific: tuple[int, ...] = ()
+    inputs: tuple[TensorSpec, ...] = ()
+    outputs: tuple[TensorSpec, ...] = ()
+
+
+def _specs(value: object, where: str) -> tuple[TensorSpec, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise UsageError(f"{where} must be a list of {{name, datatype, shape}}", hint="see docs/serving.md")
+    specs = []
+    for item in value:
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("name"), str)
+            or item.get("datatype") not in DATATYPES
+            or not isinstance(item.get("shape"), list)
+        ):
+            raise UsageError(f"{where}: {item!r} needs name, datatype (FP32, INT64, …) and shape", hint="fix it")
+        specs.append(TensorSpec(item["name"], item["datatype"], tuple(int(d) for d in item["shape"])))
+    return tuple(specs)
+
+
+def parse_config(text: str, origin: str, defaults: ModelConfig) -> ModelConfig:
+    """``config.yaml`` → ``ModelConfig`` over ``defaults``.
+
+    Raises:
+        UsageError: not YAML, an unknown key, or a bad value (named).
+    """
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{origin} is not valid YAML: {exc}", hint="fix it") from None
+    known = {"max_batch_size", "max_queue_delay_ms", "instances", "max_queue", "version_policy", "inputs", "outputs"}
+    if not isinstance(data, dict) or set(data) - known:
+        extra = sorted(set(data) - known) if isinstance(data, dict) else data
+        raise UsageError(f"{origin}: unknown settings {extra}", hint=f"known: {', '.join(sorted(known))}")
+    config = defaults
+    for key in ("max_batch_size", "instances", "max_queue"):
+        if key in data:
+            if not isinstance(data[key], int) or data[key] < (0 if key == "max_batch_size" else 1):
+                raise UsageError(f"{origin}: {key} must be a whole number, got {data[key]!r}", hint="fix it")
+            config = replace(config, **{key: data[key]})
+    if "max_queue_delay_ms" in data:
+        if not isinstance(data["max_queue_delay_ms"], int | float) or data["max_queue_delay_ms"] < 0:
+            raise UsageError(f"{origin}: max_queue_delay_ms must be ≥ 0", hint="fix it")
+        config = replace(config, max_queue_delay_ms=float(data["max_queue_delay_ms"]))
+    policy = data.get("version_policy")
+    if policy == "all":
+        config = replace(config, latest=None, specific=())
+    elif isinstance(policy, dict) and isinstance(policy.get("latest"), int) and policy["latest"] >= 1:
+        config = replace(config, latest=policy["latest"], specific=())
+    elif isinstance(policy, dict) and isinstance(policy.get("specific"), list):
+        config = replace(config, latest=None, specific=tuple(int(v) for v in policy["specific"]))
+    elif policy is not None:
+        raise UsageError(f"{origin}: version_policy must be all, {{latest: N}} or {{specific: [..]}}", hint="fix it")
+    return replace(config, inputs=_specs(data.get("inputs"), f"{origin}: inputs"),
+                   outputs=_specs(data.get("outputs"), f"{origin}: outputs"))  # fmt: skip
+
+
+@dataclass
+class Version:
+    """One version of one model: its state, model and batcher."""
+
+    name: str
+    number: int
+    path: Path
+    state: str = "LOADING"  # LOADING, READY, UNLOADING, UNAVAILABLE
+    reason: str = ""
+    model: Model | None = None
+    batcher: Batcher | None = None
+    config: ModelConfig = field(default_factory=ModelConfig)
+
+
+class Repository:
+    """Every model the server knows, by name, and their versions."""
+
+    def __init__(self, root: Path, defaults: ModelConfig, single: Path | None = None, observe: Any = None) -> None:
+        self.root, self.defaults, self.single, self.observe = root, defaults, single, observe
+        self.versions: dict[str, dict[int, Version]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def names(self) -> list[str]:
+        """The models on disk."""
+        if self.single is not None:
+            return [self.single.stem]
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def _on_disk(self, name: str) -> dict[int, Path]:
+        if self.single is not None:
+            return {1: self.single}
+        base = self.root / name
+        found = {}
+        for child in base.iterdir() if base.is_dir() else []:
+            if child.name.isdigit() and any((child / f).exists() for f in FILES):
+                found[int(child.name)] = child
+        return found
+
+    def _config(self, name: str) -> ModelConfig:
+        path = self.root / name / "config.yaml"
+        if self.single is None and path.is_file():
+            return parse_config(path.read_text(), str(path), self.defaults)
+        return self.defaults
+
+    def wanted(self, name: str, config: ModelConfig) -> dict[int, Path]:
+        """The versions the policy serves."""
+        disk = self._on_disk(name)
+        if config.specific:
+            return {v: p for v, p in disk.items() if v in config.specific}
+        if config.latest is None:
+            return disk
+        return {v: disk[v] for v in sorted(disk)[-config.latest :]}
+
+    async def load(self, name: str) -> list[Version]:
+        """Load (or reload) a model: new wanted versions load, then unwanted ones drain and go.
+
+        Raises:
+            UsageError: no such model, or its config.yaml is wrong.
+        """
+        if name not in self.names():
+            raise UsageError(f"no model '{name}' in the repository", hint=f"models: {', '.join(self.names())}")
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            config = self._config(name)
+            wanted = self.wanted(name, config)
+            current = self.versions.setdefault(name, {})
+            for number, path in sorted(wanted.items()):
+                known = current.get(number)
+                if known is not None and known.state == "READY":
+                    continue
+                version = Version(name, number, path, config=config)
+                current[number] = version
+                await self._load_version(version)
+            for number in [n for n in current if n not in wanted]:
+                await self._unload_version(current.pop(number))
+            return list(current.values())
+
+    async def _load_version(self, version: Version) -> None:
+        config = version.config
+        try:
+            model = await asyncio.to_thread(load_model, version.path, list(config.inputs), list(config.outputs))
+        except LoadError as exc:
+            version.state, version.reason = "UNAVAILABLE", str(exc)
+            print(f"model {version.name} version {version.number} failed to load: {exc}", flush=True)
+            return
+        batching = config.max_batch_size if _batchable(model) else 0
+        version.model = model
+        version.config = replace(config, max_batch_size=batching)
+        observe = self.observe
+
+        def seen(size: int, waits: list[float]) -> None:
+            if observe is not None:
+                observe(version, size, waits)
+
+        version.batcher = Batcher(
+            model.run, batching or 1, config.max_queue_delay_ms, config.instances, config.max_queue, observe=seen
+        )
+        version.batcher.start()
+        version.state = "READY"
+
+    async def _unload_version(self, version: Version) -> None:
+        version.state = "UNLOADING"
+        if version.batcher is not None:
+            await version.batcher.drain()  # in-flight and queued requests finish on the old version
+            version.batcher.close()
+        version.model, version.batcher = None, None
+
+    async def unload(self, name: str) -> None:
+        """Drain and unload every version of a model."""
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            for version in list(self.versions.pop(name, {}).values()):
+                await self._unload_version(version)
+
+    def resolve(self, name: str, number: int | None) -> Version:
+        """The version to serve (the newest ready one when none is named).
+
+        Raises:
+            LookupError: unknown model or version (404); ``RuntimeError``: not ready (the reason).
+        """
+        versions = self.versions.get(name)
+        if not versions:
+            raise LookupError(f"no model '{name}' is loaded (models: {', '.join(sorted(self.versions)) or 'none'})")
+        if number is None:
+            ready = [v for n, v in sorted(versions.items()) if v.state == "READY"]
+            if not ready:
+                reasons = "; ".join(f"version {v.number}: {v.state} {v.reason}".strip() for v in versions.values())
+                raise RuntimeError(f"model '{name}' is not ready ({reasons})")
+            return ready[-1]
+        if number not in versions:
+            raise LookupError(f"model '{name}' has no version {number} (loaded: {sorted(versions)})")
+        version = versions[number]
+        if version.state != "READY":
+            raise RuntimeError(f"model '{name}' version {number} is {version.state}: {version.reason}")
+        return version
+
+    def changed(self) -> list[str]:
+        """Models whose wanted versions differ from the loaded ones (what a watch reloads)."""
+        out = []
+        for name in self.names():
+            try:
+                wanted = set(self.wanted(name, self._config(name)))
+            except UsageError:
+                continue
+            loaded = {n for n, v in self.versions.get(name, {}).items() if v.state in ("READY", "LOADING")}
+            if name in self.versions and wanted != loaded:
+                out.append(name)
+        return out
+
+
+def _batchable(model: Model) -> bool:
+    """A model takes batches when every input and output has a free first dimension."""
+    return all(spec.shape and spec.shape[0] == -1 for spec in [*model.inputs, *model.outputs])
