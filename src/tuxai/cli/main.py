@@ -413,6 +413,7 @@ def serve(
         float, typer.Option("--max-queue-delay-ms", help="Extra wait for a fuller batch, only when others wait.")
     ] = 0.0,
     instances: Annotated[int, typer.Option("--instances", help="Concurrent model runs per version.")] = 1,
+    threads: Annotated[int, typer.Option("--threads", help="ONNX Runtime threads per instance (0: default).")] = 0,
     no_watch: Annotated[bool, typer.Option("--no-watch", help="Do not pick up new version directories.")] = False,
     endpoint_file: Annotated[
         Path | None, typer.Option("--endpoint-file", help="Write the URL here once serving.", metavar="FILE")
@@ -432,7 +433,7 @@ def serve(
                 hint="see `tuxai serve --help`",
             )
         defaults = ModelConfig(
-            max_batch_size=max_batch_size, max_queue_delay_ms=max_queue_delay_ms, instances=instances
+            max_batch_size=max_batch_size, max_queue_delay_ms=max_queue_delay_ms, instances=instances, threads=threads
         )
         options = ServeOptions(target, host, port, token_file, defaults, not no_watch, endpoint_file)
         return run_server(options)

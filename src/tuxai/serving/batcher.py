@@ -53,11 +53,11 @@ def split(outputs: Arrays, sizes: list[int]) -> list[Arrays]:
     """Cut batched outputs back into each request's part."""
     if len(sizes) == 1:
         return [outputs]
-    bounds = np.cumsum(sizes)[:-1]
-    parts: list[Arrays] = [{} for _ in sizes]
-    for name, array in outputs.items():
-        for part, piece in zip(parts, np.split(array, bounds), strict=True):
-            part[name] = piece
+    parts: list[Arrays] = []
+    start = 0
+    for size in sizes:
+        parts.append({name: array[start : start + size] for name, array in outputs.items()})
+        start += size
     return parts
 
 

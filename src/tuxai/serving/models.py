@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from tuxai.serving.protocol import DATATYPES, ProtocolError
+from tuxai.serving.protocol import DATATYPES, DTYPE_NAMES, ProtocolError
 
 FILES = {"model.onnx": "onnxruntime_onnx", "model.pt": "pytorch_libtorch", "model.savedmodel": "tensorflow_savedmodel"}
 
@@ -200,9 +200,7 @@ def check_inputs(model: Model, inputs: dict[str, np.ndarray[Any, Any]], max_batc
     batch = None
     for spec in model.inputs:
         array = inputs[spec.name]
-        datatype = "BYTES" if array.dtype == np.object_ else next(
-            (k for k, v in DATATYPES.items() if v is not np.object_ and np.dtype(v) == array.dtype), "?"
-        )
+        datatype = "BYTES" if array.dtype == np.object_ else DTYPE_NAMES.get(array.dtype, str(array.dtype))
         if datatype != spec.datatype:
             raise ProtocolError(f"input '{spec.name}' is {datatype}; the model expects {expected}")
         if len(array.shape) != len(spec.shape) or any(

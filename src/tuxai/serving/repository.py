@@ -33,6 +33,7 @@ class ModelConfig:
     max_queue_delay_ms: float = 0.0
     instances: int = 1
     max_queue: int = 1024
+    threads: int = 0  # ONNX Runtime intra-op threads per instance (0: its default)
     latest: int | None = 1  # serve the newest N versions; None with ``specific``
     specific: tuple[int, ...] = ()
     inputs: tuple[TensorSpec, ...] = ()
@@ -67,14 +68,15 @@ def parse_config(text: str, origin: str, defaults: ModelConfig) -> ModelConfig:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise UsageError(f"{origin} is not valid YAML: {exc}", hint="fix it") from None
-    known = {"max_batch_size", "max_queue_delay_ms", "instances", "max_queue", "version_policy", "inputs", "outputs"}
+    known = {"max_batch_size", "max_queue_delay_ms", "instances", "max_queue", "threads", "version_policy", "inputs",
+             "outputs"}  # fmt: skip
     if not isinstance(data, dict) or set(data) - known:
         extra = sorted(set(data) - known) if isinstance(data, dict) else data
         raise UsageError(f"{origin}: unknown settings {extra}", hint=f"known: {', '.join(sorted(known))}")
     config = defaults
-    for key in ("max_batch_size", "instances", "max_queue"):
+    for key in ("max_batch_size", "instances", "max_queue", "threads"):
         if key in data:
-            if not isinstance(data[key], int) or data[key] < (0 if key == "max_batch_size" else 1):
+            if not isinstance(data[key], int) or data[key] < (0 if key in ("max_batch_size", "threads") else 1):
                 raise UsageError(f"{origin}: {key} must be a whole number, got {data[key]!r}", hint="fix it")
             config = replace(config, **{key: data[key]})
     if "max_queue_delay_ms" in data:
@@ -174,7 +176,9 @@ class Repository:
     async def _load_version(self, version: Version) -> None:
         config = version.config
         try:
-            model = await asyncio.to_thread(load_model, version.path, list(config.inputs), list(config.outputs))
+            model = await asyncio.to_thread(
+                load_model, version.path, list(config.inputs), list(config.outputs), config.threads
+            )
         except LoadError as exc:
             version.state, version.reason = "UNAVAILABLE", str(exc)
             print(f"model {version.name} version {version.number} failed to load: {exc}", flush=True)
@@ -218,6 +222,9 @@ class Repository:
         if not versions:
             raise LookupError(f"no model '{name}' is loaded (models: {', '.join(sorted(self.versions)) or 'none'})")
         if number is None:
+            newest = max(versions)
+            if versions[newest].state == "READY":  # the common case, without sorting
+                return versions[newest]
             ready = [v for n, v in sorted(versions.items()) if v.state == "READY"]
             if not ready:
                 reasons = "; ".join(f"version {v.number}: {v.state} {v.reason}".strip() for v in versions.values())
