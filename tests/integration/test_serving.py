@@ -266,3 +266,37 @@ def test_token_and_loopback_rule(tmp_path: Path, repo: Path) -> None:
         assert metadata.status_code == 200 and metadata.json()["name"] == "model"  # named after the file
     finally:
         assert server.stop() == 0
+
+
+def test_serve_as_a_scheduled_job_on_its_gpu(tmp_path: Path, repo: Path) -> None:
+    from tests.daemon_helpers import DaemonProcess, finish
+
+    daemon = DaemonProcess(tmp_path / "home").start()
+    try:
+        env = {**__import__("os").environ, "TUXAI_HOME": str(daemon.home)}
+        done = subprocess.run(
+            [sys.executable, "-m", "tuxai", "submit", "--json", "--gpus", "1", "--serve", str(repo / "mlp")],
+            capture_output=True, text=True, env=env, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        job_id = json.loads(done.stdout)["id"]
+        deadline = time.monotonic() + 90
+        job = daemon.client.job(job_id)
+        while not job.get("endpoint") and time.monotonic() < deadline:
+            time.sleep(0.2)
+            job = daemon.client.job(job_id)
+        assert job["endpoint"], daemon.log(job_id)
+        assert job["name"] == "serve-mlp" and job["spec"]["retries"] == 3 and len(job["gpus"]) == 1
+        client = triton.InferenceServerClient(job["endpoint"].removeprefix("http://"))
+        tensor = triton.InferInput("x", [1, 256], "FP32")
+        tensor.set_data_from_numpy(np.zeros((1, 256), dtype=np.float32))
+        assert client.infer("mlp", [tensor]).as_numpy("y").shape == (1, 10)
+        client.close()
+        shown = subprocess.run([sys.executable, "-m", "tuxai", "show", str(job_id)], capture_output=True, text=True,
+                               env=env).stdout  # fmt: skip
+        assert f"endpoint  {job['endpoint']}" in shown
+        daemon.client.cancel(job_id)
+        assert daemon.wait_all([job_id])[job_id]["state"] == "cancelled"
+        assert "drained and stopped (SIGTERM)" in daemon.log(job_id)
+    finally:
+        finish(daemon)

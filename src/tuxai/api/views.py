@@ -6,6 +6,7 @@ Stable keys (docs/jobs.md): ``id``, ``name``, ``user``, ``state``, ``exit_code``
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from tuxai.daemon.core import Caller
@@ -52,8 +53,19 @@ def job_view(job: JobRecord, now: float) -> dict[str, Any]:
         "max_rss_bytes": job.max_rss_bytes,
         "oom_killed": job.oom_killed,
         "flags": list(job.flags),
+        "endpoint": _endpoint(job),
         "spec": spec_to_dict(job.spec),
     }
+
+
+def _endpoint(job: JobRecord) -> str | None:
+    """A served model's URL, from the file ``tuxai serve --endpoint-file`` wrote (``submit --serve``)."""
+    if job.state is not JobState.RUNNING or not job.log_path:
+        return None
+    try:
+        return (Path(job.log_path).parent / "checkpoint" / "endpoint").read_text().strip() or None
+    except OSError:
+        return None
 
 
 def gpu_view(inventory: Inventory, jobs: list[JobRecord], caller: Caller) -> list[dict[str, Any]]:

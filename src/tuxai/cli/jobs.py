@@ -141,6 +141,19 @@ def build_spec(file: Path | None, flags: dict[str, Any], command: list[str]) -> 
     return data
 
 
+def serve_command(target: Path) -> list[str]:
+    """The job command of ``submit --serve``: the model server on a free loopback port, its URL
+    written to the job's checkpoint directory (``tuxai show`` reads it as the endpoint)."""
+    target = target.expanduser().resolve()
+    if not target.exists():
+        raise UsageError(f"--serve {target}: no such model or repository", hint="pass a .onnx/.pt file or a repo dir")
+    script = (
+        f'exec "{sys.executable}" -m tuxai serve "{target}" --port 0 '
+        '--endpoint-file "$TUXAI_CHECKPOINT_DIR/endpoint"'
+    )
+    return ["sh", "-c", script]
+
+
 def run_submit(home: Path | None, spec: dict[str, Any], env_cache: Callable[[str], str] | None, as_json: bool) -> int:
     """Build the job's environment if asked (progress on stderr), submit, print the id."""
     if spec.get("env") and env_cache is not None:
@@ -212,6 +225,7 @@ def run_show(home: Path | None, job_id: int, as_json: bool) -> int:
         ("attempts", f"{job['attempt']} (failures {job['failures']}, requeues {job['requeues']})"),
         ("log", job["log_path"] or "-"),
         ("flags", ", ".join(job["flags"]) or "-"),
+        *([("endpoint", job["endpoint"])] if job.get("endpoint") else []),
     ]
     energy = job.get("energy")
     if energy:

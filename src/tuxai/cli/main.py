@@ -237,12 +237,17 @@ def submit(
         typer.Option("--env", help="requirements.txt, a project dir or a venv: the job's Python environment."),
     ] = None,
     hold: Annotated[bool, typer.Option("--hold", help="Submit held (`tuxai release` lets it start).")] = False,
+    serve_repo: Annotated[
+        Path | None,
+        typer.Option("--serve", help="Run `tuxai serve` on this model or repository as the job.", metavar="REPO"),
+    ] = None,
     as_json: JsonOption = False,
     home: HomeOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Queue a job: tuxai submit --gpus 2 -- python train.py."""
     from tuxai.cli.jobs import build_spec, home_dir, run_submit
+    from tuxai.errors import UsageError
 
     def action() -> int:
         flags: dict[str, object] = {
@@ -266,7 +271,17 @@ def submit(
             "env": env,
             "hold": True if hold else None,
         }
-        spec = build_spec(file, flags, list(command or []))
+        if serve_repo is not None:
+            from tuxai.cli.jobs import serve_command
+
+            if command:
+                raise UsageError("--serve runs the model server: give no command after --", hint="drop the command")
+            command_words = serve_command(serve_repo)
+            flags["name"] = flags["name"] or f"serve-{serve_repo.resolve().name}"
+            flags["retries"] = 3 if flags["retries"] is None else flags["retries"]
+        else:
+            command_words = list(command or [])
+        spec = build_spec(file, flags, command_words)
         where = home_dir(home)
 
         def build_env(source: str) -> str:

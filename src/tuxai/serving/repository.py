@@ -113,8 +113,12 @@ class Version:
 class Repository:
     """Every model the server knows, by name, and their versions."""
 
-    def __init__(self, root: Path, defaults: ModelConfig, single: Path | None = None, observe: Any = None) -> None:
-        self.root, self.defaults, self.single, self.observe = root, defaults, single, observe
+    def __init__(
+        self, root: Path, defaults: ModelConfig, single: Path | None = None, only: str | None = None
+    ) -> None:
+        """``single``: one model file, no repository; ``only``: one model directory of ``root``."""
+        self.root, self.defaults, self.single, self.only = root, defaults, single, only
+        self.observe: Any = None
         self.versions: dict[str, dict[int, Version]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -122,6 +126,8 @@ class Repository:
         """The models on disk."""
         if self.single is not None:
             return [self.single.stem]
+        if self.only is not None:
+            return [self.only]
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
     def _on_disk(self, name: str) -> dict[int, Path]:

@@ -72,7 +72,12 @@ def build(options: ServeOptions) -> tuple[InferenceApp, Repository]:
     if not target.exists():
         raise UsageError(f"{target} does not exist", hint="pass a model file (.onnx, .pt) or a model repository")
     single = target if target.is_file() or target.suffix == ".savedmodel" else None
-    repository = Repository(target.parent if single else target, options.defaults, single)
+    if single is not None:
+        repository = Repository(target.parent, options.defaults, single)
+    elif any(child.name.isdigit() for child in target.iterdir()):  # one model's directory of versions
+        repository = Repository(target.parent, options.defaults, only=target.name)
+    else:
+        repository = Repository(target, options.defaults)
     return InferenceApp(repository, _token(options)), repository
 
 
