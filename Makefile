@@ -52,12 +52,15 @@ unit: $(DEV_STAMP)
 	$(BIN)/pytest
 
 ## bench: the performance benchmarks (ratios against a baseline in the same process)
-bench: $(DEV_STAMP)
+bench: $(DEV_STAMP) system-deps
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y wrk; } || { echo "bench/serving.py needs wrk"; exit 1; }
+	$(BIN)/pip install --quiet litserve
 	$(BIN)/python bench/doctor.py
 	$(BIN)/python bench/scheduler.py
 	$(BIN)/python bench/sim.py
 	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/telemetry.py
+	$(BIN)/python bench/serving.py
 
 ## test-gpu: the opt-in tests for a machine with a real GPU
 test-gpu: $(DEV_STAMP)

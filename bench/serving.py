@@ -97,7 +97,9 @@ def bodies(tmp: Path) -> dict[str, tuple[Path, dict[str, str]]]:
     }
 
 
-def wrk(url: str, body: Path, headers: dict[str, str], connections: int, seconds: int, tmp: Path) -> tuple[float, float]:
+def wrk(
+    url: str, body: Path, headers: dict[str, str], connections: int, seconds: int, tmp: Path
+) -> tuple[float, float]:
     """Requests/s and p50 latency (ms) from ``wrk`` on CPU 0."""
     script = tmp / f"{body.stem}.lua"
     lines = ['wrk.method = "POST"', f'local f = io.open("{body}", "rb")', "wrk.body = f:read('*all')", "f:close()"]
@@ -174,7 +176,8 @@ def main() -> int:
             try:
                 for connections in CONCURRENCY:
                     url = f"http://127.0.0.1:{port + 1}/predict"
-                    results[("litserve json", connections)] = wrk(url, *requests["json"], connections, args.seconds, tmp)
+                    answer = wrk(url, *requests["json"], connections, args.seconds, tmp)
+                    results[("litserve json", connections)] = answer
             finally:
                 stop(server)
     print(f"\n{'':16}" + "".join(f"{'c=' + str(c) + ' req/s':>14}{'p50 ms':>9}" for c in CONCURRENCY))
