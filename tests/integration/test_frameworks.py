@@ -19,7 +19,10 @@ def test_real_frameworks_installed_here() -> None:
     onnx = found["onnxruntime"]
     assert onnx.installed and onnx.error is None and onnx.version
     assert onnx.gpu_support is False
-    assert found["tensorflow"].installed is False  # not installed by [dev]
+    tensorflow = found["tensorflow"]  # installed by [dev] for the serving tests
+    assert tensorflow.installed and tensorflow.error is None and tensorflow.version == "2.21.0"
+    assert tensorflow.gpu_support is False and tensorflow.devices == ()
+    assert found["jax"].installed is False  # not installed by [dev]
 
 
 def _interpreter_with(tmp_path: Path, module: str, body: str) -> str:

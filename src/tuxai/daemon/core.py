@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tuxai.daemon.outcome import Outcome, classify
 from tuxai.errors import PermissionDenied, UsageError
-from tuxai.executor.cgroups import nvidia_device_rules
+from tuxai.executor.cgroups import nvidia_device_rules, plan
 from tuxai.executor.environment import JobContext, job_environment, real_cpus
 from tuxai.executor.local import Executor, Seen, kill_group
 from tuxai.executor.rundir import Launch, write_launch
@@ -367,10 +367,7 @@ class Daemon:
         if support.version and wanted:
             # The devices controller only when there are device files to fence (a real NVIDIA box).
             parents = {c: p for c, p in support.parents.items() if c != "devices" or devices}
-            cgroup = {
-                "version": support.version,
-                "dirs": {c: str(Path(p) / f"job-{job.id}-{attempt}") for c, p in parents.items()},
-            }
+            cgroup = plan(support.version, parents, f"job-{job.id}-{attempt}")
         request = job.spec.request
         return Launch(
             job_id=job.id,

@@ -14,7 +14,7 @@ from tuxai.executor.rundir import read_status
 from tuxai.model.job import JobRecord, JobState
 from tuxai.store.telemetry import TelemetryStore
 from tuxai.telemetry.collector import RunningJob, StepResult, Telemetry
-from tuxai.telemetry.energy import Holding, totals
+from tuxai.telemetry.energy import Holding, JobEnergy, totals
 from tuxai.telemetry.prometheus import JobRow, MetricsView, render
 
 ROLLUP_EVERY_S = 60.0
@@ -141,8 +141,6 @@ class TelemetryLoop:
 
     def energy(self, job_id: int) -> dict[str, object] | None:
         """The ``energy`` object of a job (None before its first sample)."""
-        from tuxai.telemetry.energy import JobEnergy
-
         row = self.store.energy(job_id)
         if row is None:
             return None
