@@ -76,7 +76,9 @@ class Telemetry:
         self._rapl_last: RaplReading | None = None
         first = rapl()
         self.cpu_method = "rapl" if not first.problem else "estimate"
-        self.cpu_problem = "" if not first.problem else f"{first.problem} ({RAPL_HINT})"
+        # The hint only where a permission is what stands in the way.
+        fixable = "root only" in first.problem
+        self.cpu_problem = f"{first.problem} ({RAPL_HINT})" if fixable else first.problem
         self._rapl_last = None if first.problem else first
 
     def _host_energy(self) -> float | None:
