@@ -100,7 +100,7 @@ class Daemon:
         return job_id
 
     def visible(self, caller: Caller, job: JobRecord) -> bool:
-        """Users see their own jobs; admins see all."""
+        """Users see and act on their own jobs; admins on all."""
         return caller.admin or job.uid == caller.uid
 
     def job(self, job_id: int, caller: Caller) -> JobRecord:
@@ -157,7 +157,7 @@ class Daemon:
 
     def _own(self, job_id: int, caller: Caller, verb: str) -> JobRecord:
         job = self.store.get(job_id)
-        if not (caller.admin or job.uid == caller.uid):
+        if not self.visible(caller, job):
             raise PermissionDenied(
                 f"job {job_id} belongs to {job.user}: you cannot {verb} it", hint="only its owner or root can"
             )
