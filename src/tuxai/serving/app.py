@@ -12,7 +12,9 @@ Triton's binary tensor extension, the repository extension, Prometheus metrics, 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import hmac
+import itertools
 import json
 import re
 import time
@@ -29,6 +31,7 @@ from tuxai.serving.repository import ModelConfig, Repository, Version
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 MODEL = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?(/ready|/infer)?$")
+HEADER_BYTES = HEADER.encode()
 REPOSITORY = re.compile(r"^/v2/repository/models/([^/]+)/(load|unload)$")
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -41,16 +44,17 @@ class Histogram:
         self.buckets, self.counts, self.sum, self.count = buckets, [0] * len(buckets), 0.0, 0
 
     def observe(self, value: float) -> None:
-        """Count one value."""
+        """Count one value (in its own bucket; the exposition adds them up)."""
         self.sum += value
         self.count += 1
-        for i, bound in enumerate(self.buckets):
-            if value <= bound:
-                self.counts[i] += 1
+        index = bisect.bisect_left(self.buckets, value)
+        if index < len(self.buckets):
+            self.counts[index] += 1
 
     def lines(self, name: str, labels: str) -> list[str]:
-        """Exposition lines."""
-        out = [f'{name}_bucket{{{labels},le="{b:g}"}} {c}' for b, c in zip(self.buckets, self.counts, strict=True)]
+        """Exposition lines (cumulative buckets)."""
+        cumulative = itertools.accumulate(self.counts)
+        out = [f'{name}_bucket{{{labels},le="{b:g}"}} {c}' for b, c in zip(self.buckets, cumulative, strict=True)]
         out.append(f'{name}_bucket{{{labels},le="+Inf"}} {self.count}')
         return [*out, f"{name}_sum{{{labels}}} {self.sum:.9g}", f"{name}_count{{{labels}}} {self.count}"]
 
@@ -256,7 +260,11 @@ class InferenceApp:
                 await _json(send, 503, {"error": str(exc)}, [(b"retry-after", b"1")])
                 return
             label = str(version.number)
-            header = next((int(v) for k, v in scope["headers"] if k == HEADER.encode() and v.isdigit()), None)
+            header = None
+            for key, value in scope["headers"]:
+                if key == HEADER_BYTES:
+                    header = int(value) if value.isdigit() else -1
+                    break
             body = await _body(receive)
             try:
                 requested = decode_request(body, header)

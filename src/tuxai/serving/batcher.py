@@ -35,11 +35,11 @@ class Pending:
     size: int
     future: asyncio.Future[Arrays]
     enqueued: float = field(default_factory=time.perf_counter)
+    key: tuple[tuple[str, str, tuple[int, ...]], ...] = field(init=False)
 
-    @property
-    def key(self) -> tuple[tuple[str, str, tuple[int, ...]], ...]:
-        """Requests merge when names, types and non-batch dimensions agree."""
-        return tuple(sorted((n, a.dtype.str, a.shape[1:]) for n, a in self.inputs.items()))
+    def __post_init__(self) -> None:
+        # Requests merge when names, types and non-batch dimensions agree.
+        self.key = tuple(sorted((n, a.dtype.str, a.shape[1:]) for n, a in self.inputs.items()))
 
 
 def merge(requests: list[Pending]) -> Arrays:

@@ -193,23 +193,23 @@ def check_inputs(model: Model, inputs: dict[str, np.ndarray[Any, Any]], max_batc
     Raises:
         ProtocolError: a wrong name, datatype or shape; the message names the expected signature.
     """
-    expected = ", ".join(f"{s.name} {s.datatype} {list(s.shape)}" for s in model.inputs)
-    names = {s.name for s in model.inputs}
-    if set(inputs) != names:
-        raise ProtocolError(f"inputs {sorted(inputs)} do not match the model's: {expected}")
+    def expected() -> str:  # built only for an error message: this runs on every request
+        return ", ".join(f"{s.name} {s.datatype} {list(s.shape)}" for s in model.inputs)
+
+    if len(inputs) != len(model.inputs) or any(s.name not in inputs for s in model.inputs):
+        raise ProtocolError(f"inputs {sorted(inputs)} do not match the model's: {expected()}")
     batch = None
     for spec in model.inputs:
         array = inputs[spec.name]
         datatype = "BYTES" if array.dtype == np.object_ else DTYPE_NAMES.get(array.dtype, str(array.dtype))
         if datatype != spec.datatype:
-            raise ProtocolError(f"input '{spec.name}' is {datatype}; the model expects {expected}")
-        if len(array.shape) != len(spec.shape) or any(
-            want not in (-1, got) for want, got in zip(spec.shape, array.shape, strict=True)
-        ):
-            raise ProtocolError(f"input '{spec.name}' has shape {list(array.shape)}; the model expects {expected}")
+            raise ProtocolError(f"input '{spec.name}' is {datatype}; the model expects {expected()}")
+        shape = array.shape
+        if len(shape) != len(spec.shape) or not all(w == -1 or w == g for w, g in zip(spec.shape, shape, strict=True)):
+            raise ProtocolError(f"input '{spec.name}' has shape {list(shape)}; the model expects {expected()}")
         if max_batch_size:
             if not array.shape or array.shape[0] < 1:
-                raise ProtocolError(f"input '{spec.name}' needs a batch dimension; the model expects {expected}")
+                raise ProtocolError(f"input '{spec.name}' needs a batch dimension; the model expects {expected()}")
             if batch is not None and array.shape[0] != batch:
                 raise ProtocolError("all inputs must have the same batch size")
             batch = array.shape[0]

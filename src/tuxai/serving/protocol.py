@@ -154,7 +154,9 @@ def decode_request(body: bytes, header_length: int | None) -> Requested:
         ProtocolError: malformed JSON, unknown datatype, wrong sizes, truncated binary data.
     """
     if header_length is not None:
-        if header_length < 0 or header_length > len(body):
+        if header_length < 0:
+            raise ProtocolError("Inference-Header-Content-Length must be the JSON header's length in bytes")
+        if header_length > len(body):
             raise ProtocolError(f"Inference-Header-Content-Length {header_length} is beyond the body ({len(body)})")
         head, rest = body[:header_length], memoryview(body)[header_length:]
     else:
