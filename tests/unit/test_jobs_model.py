@@ -227,7 +227,7 @@ def test_cgroup_mounts_and_own_groups() -> None:
 
 def test_device_rules_follow_minor_numbers_not_indices() -> None:
     from tests.conftest import fixture_text
-    from tuxai.daemon.core import device_rules
+    from tuxai.daemon.launch import device_rules
     from tuxai.hardware.nvidia_smi import parse_nvidia_smi_xml
 
     gpus = parse_nvidia_smi_xml(fixture_text("nvidia-smi-xml/rtx-a5000-x2-drv590.44.01-v13.xml")).gpus

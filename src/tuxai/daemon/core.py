@@ -10,26 +10,19 @@ what ended while it was away, and gives up attempts that never started (they run
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from tuxai.daemon.config import Caller, DaemonConfig
+from tuxai.daemon.launch import build_launch
 from tuxai.daemon.outcome import Outcome, classify
 from tuxai.errors import PermissionDenied, UsageError
-from tuxai.executor.cgroups import nvidia_device_rules, plan
-from tuxai.executor.environment import JobContext, job_environment, real_cpus
 from tuxai.executor.local import Executor, Seen, kill_group
-from tuxai.executor.rundir import Launch, write_launch
-from tuxai.hardware.cgroups import CgroupSupport
-from tuxai.model.gpu import Gpu, Vendor
-from tuxai.model.inventory import Inventory
+from tuxai.executor.rundir import write_launch
 from tuxai.model.job import JobRecord, JobSpec, JobState
-from tuxai.model.resources import Allocation
 from tuxai.scheduler.admission import rejection
-from tuxai.scheduler.config import SchedulerConfig
 from tuxai.scheduler.decide import decide
 from tuxai.scheduler.decisions import Preempt, Reject, Reserve, Start
 from tuxai.scheduler.snapshot import Job, Node, Running, Snapshot, decay_usage
@@ -37,31 +30,7 @@ from tuxai.store.jobs import Store
 
 START_TIMEOUT_S = 30.0  # an attempt no shim claimed after this long is given up and run again
 WAITING = (JobState.PENDING, JobState.REQUEUED)
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who asks: from ``SO_PEERCRED`` on the socket, or the owner for a token on TCP."""
-
-    user: str
-    uid: int
-    gid: int
-    groups: tuple[int, ...] = ()
-    admin: bool = False  # root, or the user the daemon runs as
-
-
-@dataclass(frozen=True)
-class DaemonConfig:
-    """What one daemon manages: its home, the machine, the policy."""
-
-    home: Path
-    inventory: Inventory
-    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
-    cgroups: CgroupSupport = field(default_factory=lambda: CgroupSupport(0, problem="not probed"))
-    online_cpus: tuple[int, ...] = ()
-    cgroup_every_job: bool = False  # else only jobs with a memory limit or device rules get one
-    node: str = "local"
-    notify_socket: str = ""
+__all__ = ["Caller", "Daemon", "DaemonConfig", "run_loop"]  # Caller and DaemonConfig live in daemon.config
 
 
 class Daemon:
@@ -318,7 +287,9 @@ class Daemon:
                 attempt += 1
                 run_dir = job_dir / f"run-{attempt}"
             log_path = job.log_path or str(job_dir / "output.log")
-            write_launch(run_dir, self._launch(job, decision.allocation, attempt, run_dir, log_path))
+            environment = self.store.environment(job.id)
+            launch = build_launch(self.config, job, decision.allocation, attempt, log_path, environment)
+            write_launch(run_dir, launch)
             ahead = decision.explanation.get("backfilled_before")
             fields = {
                 "attempt": attempt,
@@ -337,75 +308,6 @@ class Daemon:
         for job_id, _, _, fields in changes:
             if job_id in moved:
                 self.executor.start(Path(str(fields["run_dir"])))
-
-    def _launch(self, job: JobRecord, allocation: Allocation, attempt: int, run_dir: Path, log_path: str) -> Launch:
-        inventory = self.config.inventory
-        gpus = {g.index: g for g in inventory.gpus}
-        first = gpus.get(allocation.gpus[0].index) if allocation.gpus else None
-        context = JobContext(
-            job_id=job.id,
-            attempt=attempt,
-            checkpoint_dir=str(self.config.home / "jobs" / str(job.id) / "checkpoint"),
-            vendor=first.vendor if first else None,
-            env_path=job.spec.env_path,
-        )
-        env = job_environment(
-            self.store.environment(job.id),
-            dict(job.spec.exports),
-            allocation,
-            context,
-            first.memory_total_bytes if first else None,
-        )
-        support = self.config.cgroups
-        cgroup = {}
-        devices: tuple[str, ...] = ()
-        if support.version and support.device_rules:
-            devices = device_rules(allocation, gpus)
-        # A cgroup costs ~15 ms to make on v1 (the memory controller): made when there is a
-        # limit to enforce; CPU pinning already holds a job to its CPUs.
-        wanted = bool(job.spec.request.memory_bytes or devices or self.config.cgroup_every_job)
-        if support.version and wanted:
-            # The devices controller only when there are device files to fence (a real NVIDIA box).
-            parents = {c: p for c, p in support.parents.items() if c != "devices" or devices}
-            cgroup = plan(support.version, parents, f"job-{job.id}-{attempt}")
-        request = job.spec.request
-        return Launch(
-            job_id=job.id,
-            attempt=attempt,
-            command=job.spec.command,
-            env=env,
-            cwd=job.spec.workdir,
-            log_path=log_path,
-            cpus=real_cpus(allocation.cpus, self.config.online_cpus),
-            memory_limit_bytes=request.memory_bytes,
-            cpu_quota=request.cpus if cgroup else 0,
-            time_limit_s=job.spec.time_limit_s,
-            grace_s=job.spec.grace_s,
-            user=(job.uid, job.gid, job.groups),
-            cgroup=cgroup,
-            devices=devices,
-            notify_socket=self.config.notify_socket,
-        )
-
-
-def device_rules(
-    allocation: Allocation, gpus: dict[int, Gpu], exists: Callable[[str], bool] = os.path.exists
-) -> tuple[str, ...]:
-    """cgroup v1 rules that let a job open only its own ``/dev/nvidiaN`` (and the control devices).
-
-    Only for NVIDIA GPUs whose minor numbers are known and whose device files exist (a real
-    box, not a simulated one); otherwise none: the job is then held to its GPUs by
-    ``CUDA_VISIBLE_DEVICES`` alone.
-    """
-    minors = []
-    for share in allocation.gpus:
-        gpu = gpus.get(share.index)
-        if gpu is None or gpu.vendor is not Vendor.NVIDIA or gpu.minor_number is None:
-            return ()
-        if not exists(f"/dev/nvidia{gpu.minor_number}"):
-            return ()
-        minors.append(gpu.minor_number)
-    return tuple(nvidia_device_rules(minors)) if minors else ()
 
 
 def _backoff_reason(job: JobRecord, now: float) -> str:

@@ -1,0 +1,35 @@
+"""Who asks (``Caller``) and what one daemon manages (``DaemonConfig``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tuxai.hardware.cgroups import CgroupSupport
+from tuxai.model.inventory import Inventory
+from tuxai.scheduler.config import SchedulerConfig
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks: from ``SO_PEERCRED`` on the socket, or the owner for a token on TCP."""
+
+    user: str
+    uid: int
+    gid: int
+    groups: tuple[int, ...] = ()
+    admin: bool = False  # root, or the user the daemon runs as
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """What one daemon manages: its home, the machine, the policy."""
+
+    home: Path
+    inventory: Inventory
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    cgroups: CgroupSupport = field(default_factory=lambda: CgroupSupport(0, problem="not probed"))
+    online_cpus: tuple[int, ...] = ()
+    cgroup_every_job: bool = False  # else only jobs with a memory limit or device rules get one
+    node: str = "local"
+    notify_socket: str = ""
