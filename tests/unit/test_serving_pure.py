@@ -76,7 +76,6 @@ def test_merge_and_split_are_inverse() -> None:
 
 def test_full_queue_is_overloaded() -> None:
     async def scenario() -> None:
-        gate = asyncio.Event()
         batcher = Batcher(lambda inputs: inputs, max_batch_size=1, max_queue=2)
         batcher.start()
         batcher.slots = asyncio.Semaphore(0)  # no instance free: everything waits
@@ -86,7 +85,6 @@ def test_full_queue_is_overloaded() -> None:
             await batcher.submit({"x": np.zeros((1, 1))}, 1)
         for task in waiting:
             task.cancel()
-        gate.set()
         batcher.close()
 
     asyncio.run(scenario())
