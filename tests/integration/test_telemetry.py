@@ -119,3 +119,23 @@ def test_a_real_prometheus_scrapes_the_job_series(tmp_path: Path) -> None:
         server.terminate()
         server.wait(timeout=10)
         finish(daemon)
+
+
+def test_a_job_with_a_memory_limit_is_measured_by_its_cgroup(fast_daemon: DaemonProcess) -> None:
+    from tuxai.hardware.cgroups import detect_cgroups
+
+    if detect_cgroups().version == 0:
+        pytest.skip("cgroups are not writable here: jobs with --mem get no cgroup to measure")
+    # The memory is held by a process that leaves the job's process group (setsid): only the
+    # cgroup still sees it.
+    hold = f"setsid -w {PY} -c 'import time; x = bytearray(64 * 2**20); time.sleep(30)'"
+    job_id = fast_daemon.client.submit(shell(hold, mem="256MiB", grace="1s"))
+    deadline = time.monotonic() + 20
+    usage: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        usage = fast_daemon.client.telemetry()["usage"].get(str(job_id), {})
+        if int(usage.get("memory_bytes", 0)) > 64 * 2**20:  # type: ignore[call-overload]
+            break
+        time.sleep(0.2)
+    assert 64 * 2**20 < int(usage.get("memory_bytes", 0)) < 256 * 2**20, usage  # type: ignore[call-overload]
+    fast_daemon.client.cancel(job_id)

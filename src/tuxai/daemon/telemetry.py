@@ -3,14 +3,16 @@ samples and energy, flag idle and hung jobs (and act on them if asked), roll up 
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from tuxai.daemon.core import Daemon
-from tuxai.executor.rundir import read_status
+from tuxai.executor.rundir import read_launch, read_status
 from tuxai.model.job import JobRecord, JobState
 from tuxai.store.telemetry import TelemetryStore
 from tuxai.telemetry.collector import RunningJob, StepResult, Telemetry
@@ -28,6 +30,7 @@ class TelemetryLoop:
         self.daemon, self.telemetry, self.policy = daemon, telemetry, policy
         self.store = TelemetryStore(daemon.store)
         self._pgids: dict[int, int] = {}
+        self._cgroups: dict[int, dict[str, Any]] = {}
         self._last_rollup = 0.0
         self.steps = 0
         self.cpu_s = 0.0  # this thread's own CPU time (bench/telemetry.py reads it)
@@ -40,11 +43,17 @@ class TelemetryLoop:
                 status = read_status(Path(job.run_dir))
                 if status is not None and status.pgid:
                     self._pgids[job.id] = status.pgid
+                    with contextlib.suppress(ValueError):
+                        self._cgroups[job.id] = read_launch(Path(job.run_dir)).cgroup
             holdings = tuple(
                 Holding(job.id, g.index, g.milli, g.mig_uuid is not None)
                 for g in (job.allocation.gpus if job.allocation else ())
             )
-            found.append(RunningJob(job.id, job.user, self._pgids.get(job.id), holdings, job.log_path))
+            found.append(
+                RunningJob(
+                    job.id, job.user, self._pgids.get(job.id), holdings, job.log_path, self._cgroups.get(job.id, {})
+                )
+            )
         return found
 
     def step(self, now: float) -> StepResult:
@@ -79,6 +88,7 @@ class TelemetryLoop:
             self.store.prune(now)
             self._last_rollup = now
         self._pgids = {j: p for j, p in self._pgids.items() if j in result.usage}
+        self._cgroups = {j: c for j, c in self._cgroups.items() if j in result.usage}
         self.steps += 1
         self.cpu_s += time.thread_time() - started
         return result

@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tuxai.telemetry import procfs
 from tuxai.telemetry.detection import DetectionConfig, Watch
@@ -41,6 +42,7 @@ class RunningJob:
     pgid: int | None
     holdings: tuple[Holding, ...]
     log_path: str = ""
+    cgroup: dict[str, Any] = field(default_factory=dict)  # its groups, when it has some (--mem)
 
 
 @dataclass
@@ -99,6 +101,10 @@ class Telemetry:
         usage = {}
         for job in running:
             cpu, rss, read, written, pids = groups.get(job.pgid or -1, (0.0, 0, 0, 0, frozenset()))
+            if job.cgroup:  # the cgroup counts what left the process group too
+                group_cpu, group_memory = procfs.cgroup_usage(job.cgroup)
+                cpu = group_cpu if group_cpu is not None else cpu
+                rss = group_memory if group_memory is not None else rss
             previous = self.usage.get(job.job_id)
             if previous is not None and cpu < previous.cpu_s:
                 cpu = previous.cpu_s  # a child exited unwaited: its time left the group's sum

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -67,3 +68,28 @@ def host_cpu_seconds(proc: Path = Path("/proc")) -> float:
         fields = handle.readline().split()[1:]
     values = [int(v) for v in fields[:8]]
     return (sum(values) - values[3] - values[4]) / TICKS
+
+
+def _first_number(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def cgroup_usage(cgroup: dict[str, Any]) -> tuple[float | None, int | None]:
+    """(CPU seconds, memory bytes) of a job's cgroup (``executor.cgroups.plan``'s data); None
+    for what the groups do not count (v1 without cpuacct: CPU from the process group)."""
+    dirs = {c: Path(p) for c, p in cgroup.get("dirs", {}).items()}
+    if cgroup.get("version") == 2 and "unified" in dirs:
+        usage = None
+        try:
+            for line in (dirs["unified"] / "cpu.stat").read_text().splitlines():
+                if line.startswith("usage_usec "):
+                    usage = int(line.split()[1]) / 1e6
+        except (OSError, ValueError):
+            usage = None
+        return usage, _first_number(dirs["unified"] / "memory.current")
+    cpu_ns = _first_number(dirs["cpu"] / "cpuacct.usage") if "cpu" in dirs else None  # cpu,cpuacct co-mounted
+    memory = _first_number(dirs["memory"] / "memory.usage_in_bytes") if "memory" in dirs else None
+    return (None if cpu_ns is None else cpu_ns / 1e9), memory
