@@ -12,7 +12,6 @@ import hmac
 import os
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, Query, Request
@@ -21,7 +20,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from tuxai import __version__
 from tuxai.api.peercred import peer_from_scope
 from tuxai.api.views import gpu_view, job_view
-from tuxai.daemon.core import Caller, Daemon
+from tuxai.daemon.core import Caller, Daemon, read_log
 from tuxai.daemon.telemetry import TelemetryLoop
 from tuxai.errors import (
     DaemonError,
@@ -220,11 +219,7 @@ def create_app(
     def log(caller: CallerDep, job_id: int, offset: Annotated[int, Query(ge=0)] = 0) -> Response:
         """The job's output from byte ``offset``; headers give the next offset and the state."""
         job = daemon.job(job_id, caller)
-        data = b""
-        if job.log_path and Path(job.log_path).is_file():
-            with open(job.log_path, "rb") as handle:
-                handle.seek(offset)
-                data = handle.read(4 * 2**20)
+        data = read_log(job, offset, 4 * 2**20)  # the job's own regular file, never a link or a FIFO
         headers = {"X-Tuxai-Next-Offset": str(offset + len(data)), "X-Tuxai-State": job.state.value}
         return Response(data, media_type="application/octet-stream", headers=headers)
 

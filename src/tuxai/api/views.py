@@ -6,10 +6,9 @@ Stable keys (docs/jobs.md): ``id``, ``name``, ``user``, ``state``, ``exit_code``
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from tuxai.daemon.core import Caller
+from tuxai.daemon.core import Caller, job_endpoint
 from tuxai.model.inventory import Inventory
 from tuxai.model.job import JobRecord, JobState
 from tuxai.model.jobfile import spec_to_dict
@@ -59,13 +58,8 @@ def job_view(job: JobRecord, now: float) -> dict[str, Any]:
 
 
 def _endpoint(job: JobRecord) -> str | None:
-    """A served model's URL, from the file ``tuxai serve --endpoint-file`` wrote (``submit --serve``)."""
-    if job.state is not JobState.RUNNING or not job.log_path:
-        return None
-    try:
-        return (Path(job.log_path).parent / "checkpoint" / "endpoint").read_text().strip() or None
-    except OSError:
-        return None
+    """A served model's URL (``submit --serve``), read safely by the daemon (``job_endpoint``)."""
+    return job_endpoint(job)
 
 
 def gpu_view(inventory: Inventory, jobs: list[JobRecord], caller: Caller) -> list[dict[str, Any]]:

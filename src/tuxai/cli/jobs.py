@@ -143,13 +143,13 @@ def build_spec(file: Path | None, flags: dict[str, Any], command: list[str]) -> 
 
 def serve_command(target: Path) -> list[str]:
     """The job command of ``submit --serve``: the model server on a free loopback port, its URL
-    written to the job's checkpoint directory (``tuxai show`` reads it as the endpoint)."""
+    written to ``$TUXAI_ENDPOINT_FILE`` (``tuxai show`` reads it as the endpoint)."""
     target = target.expanduser().resolve()
     if not target.exists():
         raise UsageError(f"--serve {target}: no such model or repository", hint="pass a .onnx/.pt file or a repo dir")
     script = (
         f'exec "{sys.executable}" -m tuxai serve "{target}" --port 0 '
-        '--endpoint-file "$TUXAI_CHECKPOINT_DIR/endpoint"'
+        '--endpoint-file "$TUXAI_ENDPOINT_FILE"'
     )
     return ["sh", "-c", script]
 

@@ -30,6 +30,7 @@ class DaemonConfig:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     cgroups: CgroupSupport = field(default_factory=lambda: CgroupSupport(0, problem="not probed"))
     online_cpus: tuple[int, ...] = ()
-    cgroup_every_job: bool = False  # else only jobs with a memory limit or device rules get one
+    cgroup_every_job: bool = False  # memory and cpu groups for every job, not only those with --mem
+    job_pids_max: int = 16384  # tasks (processes + threads) one job may have; 0: no cap
     node: str = "local"
     notify_socket: str = ""

@@ -10,17 +10,23 @@ what ended while it was away, and gives up attempts that never started (they run
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from tuxai.daemon.config import Caller, DaemonConfig
-from tuxai.daemon.launch import build_launch
+from tuxai.daemon.health import LoopHealth
+from tuxai.daemon.launch import build_launch, cgroup_name
 from tuxai.daemon.outcome import Outcome, classify
-from tuxai.errors import PermissionDenied, UsageError
-from tuxai.executor.local import Executor, Seen, kill_group
-from tuxai.executor.rundir import write_launch
+from tuxai.errors import PermissionDenied, StoreError, UsageError
+from tuxai.executor.cgroups import plan
+from tuxai.executor.environment import is_protected
+from tuxai.executor.files import make_dir, read_user_file
+from tuxai.executor.local import Executor, Seen
+from tuxai.executor.rundir import ENDPOINT, OUTPUT, write_launch
 from tuxai.model.job import JobRecord, JobSpec, JobState
 from tuxai.scheduler.admission import rejection
 from tuxai.scheduler.decide import decide
@@ -56,7 +62,18 @@ class Daemon:
         reason = rejection(Job("new", caller.user, spec.request, now), (self.node,))
         if reason is not None:
             raise UsageError(f"impossible request: {reason}", hint="ask for what the machine has (`tuxai gpus`)")
-        if spec.workdir and not Path(spec.workdir).is_dir():
+        protected = sorted(name for name, _ in spec.exports if is_protected(name))
+        if protected:
+            raise UsageError(
+                f"export: {', '.join(protected)} is set by tuxai for every job and cannot be exported",
+                hint="TUXAI_* and the GPU visibility variables come from the scheduler's decision",
+            )
+        # Checked here only for the daemon's own user: a check as root would let anybody probe
+        # paths they cannot see (security issue A8). The shim enters it as the job's user, and
+        # a missing or forbidden directory fails the job with the reason.
+        if spec.workdir and not os.path.isabs(spec.workdir):
+            raise UsageError(f"working directory {spec.workdir!r} is not an absolute path", hint="pass a full path")
+        if spec.workdir and caller.uid == os.getuid() and not Path(spec.workdir).is_dir():
             raise UsageError(f"working directory {spec.workdir} does not exist", hint="pass an existing --workdir")
         job_id = self.store.submit(
             spec,
@@ -194,9 +211,23 @@ class Daemon:
                 return Outcome(JobState.REQUEUED, f"{why}: requeued, not counted as a failure")
             return None
         if observed.seen is Seen.LOST:
-            kill_group(observed.status.pgid if observed.status else None)
+            self.executor.kill_lost(observed.status, self._cgroup(job))
             return classify(job, None)
+        if observed.seen is Seen.VANISHED:
+            # Nothing proves the attempt ended: kill what is provably its own (its cgroup) and
+            # never run it again on our own (security issue D9: a second attempt started).
+            self.executor.kill_lost(None, self._cgroup(job))
+            return Outcome(
+                JobState.FAILED,
+                f"its run directory {run_dir} vanished while it ran: what was left of it was killed",
+                {},
+            )
         return None
+
+    def _cgroup(self, job: JobRecord) -> dict[str, Any]:
+        """Every group the job's attempt may have (whichever controllers it used)."""
+        support = self.config.cgroups
+        return plan(support.version, support.parents, cgroup_name(self.config.home, job.id, job.attempt))
 
     def _finish(self, ended: list[tuple[JobRecord, Outcome]], now: float) -> None:
         """Record the ends of one pass in one transaction, then charge GPU time to the users."""
@@ -281,12 +312,12 @@ class Daemon:
         changes = []
         for job, decision in starts:
             attempt = job.attempt + 1
-            job_dir = self.config.home / "jobs" / str(job.id)
+            job_dir = Path(job.log_path).parent if job.log_path else self._new_job_dir(job.id)
             run_dir = job_dir / f"run-{attempt}"
             while run_dir.exists():  # left by an attempt whose start a power cut erased: never reuse it
                 attempt += 1
                 run_dir = job_dir / f"run-{attempt}"
-            log_path = job.log_path or str(job_dir / "output.log")
+            log_path = str(job_dir / OUTPUT)
             environment = self.store.environment(job.id)
             launch = build_launch(self.config, job, decision.allocation, attempt, log_path, environment)
             write_launch(run_dir, launch)
@@ -310,6 +341,50 @@ class Daemon:
                 self.executor.start(Path(str(fields["run_dir"])))
 
 
+    def _new_job_dir(self, job_id: int) -> Path:
+        """A directory no job ever had (security issue D4: an emptied store reuses ids).
+
+        ``jobs/<id>``, or ``jobs/<id>.<n>`` when that name was taken by an earlier store.
+        Both levels are the daemon's and 0711: a user reaches only the files inside that are
+        theirs (``executor.files``), and can rename or plant nothing.
+        """
+        jobs = self.config.home / "jobs"
+        make_dir(jobs, 0o711)
+        for n in range(10_000):
+            job_dir = jobs / (str(job_id) if n == 0 else f"{job_id}.{n}")
+            try:
+                make_dir(job_dir, 0o711, exclusive=True)
+            except FileExistsError:
+                continue
+            return job_dir
+        raise StoreError(f"no free directory for job {job_id} under {jobs}", hint="clean up old job directories")
+
+
+ENDPOINT_MAX_BYTES = 4096
+
+
+def job_endpoint(job: JobRecord) -> str | None:
+    """A served model's URL, which the job wrote to its ``$TUXAI_ENDPOINT_FILE`` (``submit --serve``).
+
+    Read as ``executor.files`` reads a user's file: no link, no FIFO, the job's own, 4 KiB
+    at most (security issues A6, A7); anything but one ``http(s)://`` line shows as nothing.
+    """
+    if job.state is not JobState.RUNNING or not job.log_path:
+        return None
+    data = read_user_file(Path(job.log_path).parent / ENDPOINT, (job.uid, os.geteuid()), ENDPOINT_MAX_BYTES)
+    text = (data or b"").decode("utf-8", "replace").strip()
+    if not text.startswith(("http://", "https://")) or any(c.isspace() or not c.isprintable() for c in text):
+        return None
+    return text
+
+
+def read_log(job: JobRecord, offset: int, limit_bytes: int) -> bytes:
+    """Up to ``limit_bytes`` of the job's output from ``offset`` (the job's own regular file only)."""
+    if not job.log_path:
+        return b""
+    return read_user_file(Path(job.log_path), (job.uid, os.geteuid()), limit_bytes, offset) or b""
+
+
 def _backoff_reason(job: JobRecord, now: float) -> str:
     return f"{job.reason.split(';')[0]}; retry in {job.eligible_at - now:.0f} s"
 
@@ -326,19 +401,38 @@ def _scheduler_job(job: JobRecord) -> Job:
     )
 
 
-def run_loop(daemon: Daemon, stop: threading.Event, period_s: float, clock: Callable[[], float] = time.time) -> None:
+def run_loop(
+    daemon: Daemon,
+    stop: threading.Event,
+    period_s: float,
+    clock: Callable[[], float] = time.time,
+    health: LoopHealth | None = None,
+) -> None:
     """Tick on every wake-up (submit, a job's end, cancel, hold); every ``period_s`` a full tick
-    that looks at every running job and re-sends stop requests. Never a busy poll."""
+    that looks at every running job and re-sends stop requests. Never a busy poll.
+
+    A tick that raises (a damaged store, a full disk) is logged with its traceback and tried
+    again, full, after a backoff (0.1 s doubling to 30 s; wake-ups do not shorten it);
+    ``health`` records the last good tick. The loop ends only with ``stop``."""
+    health = health if health is not None else LoopHealth("tick", stale_after_s=3 * period_s)
     last_full = clock()
+    retry = False
     while not stop.is_set():
-        daemon.wake.wait(timeout=period_s)
+        if not retry:
+            daemon.wake.wait(timeout=period_s)
         daemon.wake.clear()
         if stop.is_set():
             break
         now = clock()
-        full = now - last_full >= period_s
-        daemon.tick(now, full=full)
-        if full:
-            daemon.resend_stops()
-            last_full = now
-
+        full = retry or now - last_full >= period_s
+        try:
+            daemon.tick(now, full=full)
+            if full:
+                daemon.resend_stops()
+                last_full = now
+        except Exception as exc:  # noqa: BLE001 (whatever a tick meets, the loop must go on)
+            retry = True
+            stop.wait(health.failed(exc))
+            continue
+        retry = False
+        health.succeeded(clock())

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 from tuxai.daemon.config import DaemonConfig
 from tuxai.executor.cgroups import nvidia_device_rules, plan
 from tuxai.executor.environment import JobContext, job_environment, real_cpus
-from tuxai.executor.rundir import Launch
+from tuxai.executor.rundir import CHECKPOINT, ENDPOINT, Launch
 from tuxai.model.gpu import Gpu, Vendor
 from tuxai.model.job import JobRecord
 from tuxai.model.resources import Allocation
@@ -24,12 +26,14 @@ def build_launch(
     inventory = config.inventory
     gpus = {g.index: g for g in inventory.gpus}
     first = gpus.get(allocation.gpus[0].index) if allocation.gpus else None
+    job_dir = Path(log_path).parent
     context = JobContext(
         job_id=job.id,
         attempt=attempt,
-        checkpoint_dir=str(config.home / "jobs" / str(job.id) / "checkpoint"),
+        checkpoint_dir=str(job_dir / CHECKPOINT),
         vendor=first.vendor if first else None,
         env_path=job.spec.env_path,
+        endpoint_file=str(job_dir / ENDPOINT),
     )
     env = job_environment(
         base,
@@ -39,17 +43,16 @@ def build_launch(
         first.memory_total_bytes if first else None,
     )
     support = config.cgroups
-    cgroup = {}
     devices: tuple[str, ...] = ()
     if support.version and support.device_rules:
         devices = device_rules(allocation, gpus)
-    # A cgroup costs ~15 ms to make on v1 (the memory controller): made when there is a
-    # limit to enforce; CPU pinning already holds a job to its CPUs.
-    wanted = bool(job.spec.request.memory_bytes or devices or config.cgroup_every_job)
-    if support.version and wanted:
-        # The devices controller only when there are device files to fence (a real NVIDIA box).
-        parents = {c: p for c, p in support.parents.items() if c != "devices" or devices}
-        cgroup = plan(support.version, parents, f"job-{job.id}-{attempt}")
+    # Every job gets a group where one can be made: on v1 the pids controller at least
+    # (0.1 ms: it holds every process of the job and caps their number); memory and cpu
+    # when there is a limit to enforce (CPU pinning already holds a job to its CPUs).
+    limited = bool(job.spec.request.memory_bytes or config.cgroup_every_job)
+    wanted = {"pids", "unified", *(("memory", "cpu") if limited else ()), *(("devices",) if devices else ())}
+    parents = {c: p for c, p in support.parents.items() if c in wanted}
+    cgroup = plan(support.version, parents, cgroup_name(config.home, job.id, attempt)) if parents else {}
     request = job.spec.request
     return Launch(
         job_id=job.id,
@@ -60,14 +63,26 @@ def build_launch(
         log_path=log_path,
         cpus=real_cpus(allocation.cpus, config.online_cpus),
         memory_limit_bytes=request.memory_bytes,
-        cpu_quota=request.cpus if cgroup else 0,
+        cpu_quota=request.cpus if cgroup and limited else 0,
         time_limit_s=job.spec.time_limit_s,
         grace_s=job.spec.grace_s,
         user=(job.uid, job.gid, job.groups),
         cgroup=cgroup,
         devices=devices,
         notify_socket=config.notify_socket,
+        job_dir=str(job_dir),
+        pids_max=config.job_pids_max,
     )
+
+
+def cgroup_name(home: Path, job_id: int, attempt: int) -> str:
+    """The job's group name, unique per home: two daemons on two homes never share a group (D12).
+
+    >>> cgroup_name(Path("/var/lib/tuxai"), 12, 1)
+    'tuxai-49d460aa-job-12-1'
+    """
+    tag = hashlib.sha256(str(home).encode()).hexdigest()[:8]
+    return f"tuxai-{tag}-job-{job_id}-{attempt}"
 
 
 def device_rules(

@@ -2,7 +2,9 @@
 
 The daemon decides the directories (``plan``); the shim does the rest. v1 keeps one
 directory per controller, v2 one directory. Device rules are written on v1 only (v2 needs
-an eBPF program).
+an eBPF program). Every job gets at least a ``pids`` group where one can be made (about a
+tenth of a millisecond here): it caps the job's tasks (a fork bomb stays in it) and knows
+every process of the job, also one that left its process group with ``setsid``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,15 @@ from typing import Any
 
 CPU_PERIOD_US = 100_000
 NVIDIA_MAJOR = 195
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a job's groups enforce; 0 means no limit."""
+
+    memory_bytes: int = 0
+    cpus: int = 0  # CPUs' worth of time per period
+    pids_max: int = 0  # tasks: processes and threads
 
 
 @dataclass(frozen=True)
@@ -39,15 +50,19 @@ def _write(path: Path, value: str) -> None:
     path.write_text(value)
 
 
-def create(cgroup: dict[str, Any], memory_bytes: int, cpus: int, devices: list[str] | None = None) -> None:
-    """Make the job's groups and set memory (no swap), CPU quota and device rules.
+def create(cgroup: dict[str, Any], limits: Limits, devices: list[str] | None = None) -> None:
+    """Make the job's groups and set memory (no swap), CPU quota, task cap and device rules.
 
     Raises:
         OSError: a group could not be made or a limit set.
     """
+    memory_bytes, cpus = limits.memory_bytes, limits.cpus
     dirs = {c: Path(p) for c, p in cgroup.get("dirs", {}).items()}
     for directory in dirs.values():
         directory.mkdir(exist_ok=True)
+    pids_dir = dirs.get("unified" if cgroup.get("version") == 2 else "pids")
+    if limits.pids_max and pids_dir is not None and (pids_dir / "pids.max").exists():
+        _write(pids_dir / "pids.max", str(limits.pids_max))
     if cgroup.get("version") == 2:
         unified = dirs["unified"]
         if memory_bytes:
@@ -134,11 +149,24 @@ def pids(cgroup: dict[str, Any]) -> list[int]:
     return sorted(found)
 
 
+def kill(cgroup: dict[str, Any]) -> None:
+    """SIGKILL every process in the job's groups, again until none is left (a forking job races)."""
+    for directory in cgroup.get("dirs", {}).values():
+        with contextlib.suppress(OSError):  # v2 on Linux ≥ 5.14: one write kills the whole group
+            _write(Path(directory) / "cgroup.kill", "1")
+    for _ in range(100):
+        left = pids(cgroup)
+        if not left:
+            return
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.005)
+
+
 def kill_and_remove(cgroup: dict[str, Any]) -> None:
     """SIGKILL whatever is left in the groups, then remove them (best effort: the job already ended)."""
-    for pid in pids(cgroup):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
+    kill(cgroup)
     for directory in cgroup.get("dirs", {}).values():
         for _ in range(100):  # the killed processes leave the group within milliseconds
             try:

@@ -28,6 +28,22 @@ DEVICE_VARIABLES = (
     "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE",
     "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT",
 )
+# Variables a job may not set itself (``export``) nor bring from the submitter's environment:
+# the daemon's decisions (devices, shares) and its own ``TUXAI_*`` names. (Security issue A5:
+# an exported ``TUXAI_CHECKPOINT_DIR`` once pointed the root shim at a root-owned directory.)
+PROTECTED_VARIABLES = frozenset(
+    (*DEVICE_VARIABLES, "CUDA_DEVICE_ORDER", "HABANA_VISIBLE_MODULES", "NVIDIA_VISIBLE_DEVICES")
+)
+PROTECTED_PREFIX = "TUXAI_"
+
+
+def is_protected(name: str) -> bool:
+    """True for a variable only the daemon sets (a job's ``export`` of it is refused).
+
+    >>> is_protected("TUXAI_CHECKPOINT_DIR"), is_protected("CUDA_VISIBLE_DEVICES"), is_protected("OMP_NUM_THREADS")
+    (True, True, False)
+    """
+    return name in PROTECTED_VARIABLES or name.startswith(PROTECTED_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -39,6 +55,7 @@ class JobContext:
     checkpoint_dir: str
     vendor: Vendor | None  # of the allocated GPUs; None without GPUs
     env_path: str = ""  # a virtual environment to put first on PATH
+    endpoint_file: str = ""  # where a served model writes its URL (``submit --serve``)
 
 
 def _devices(allocation: Allocation, vendor: Vendor | None) -> dict[str, str]:
@@ -89,10 +106,12 @@ def job_environment(
 ) -> dict[str, str]:
     """The job's environment: ``base`` (the submitter's), then ours, then the job's own exports.
 
+    Neither ``base`` nor ``exports`` can set a protected variable (``is_protected``).
+
     >>> job_environment({}, {}, Allocation("n", cpus=(0, 1)), JobContext(7, 1, "/c", None))["OMP_NUM_THREADS"]
     '2'
     """
-    env = {k: v for k, v in base.items() if k not in DEVICE_VARIABLES}
+    env = {k: v for k, v in base.items() if not is_protected(k)}
     env.update(_devices(allocation, context.vendor))
     env.update(_memory_caps(allocation, gpu_memory_total))
     if allocation.cpus:
@@ -107,11 +126,13 @@ def job_environment(
             "TUXAI_CPUS": ",".join(str(c) for c in allocation.cpus),
         }
     )
+    if context.endpoint_file:
+        env["TUXAI_ENDPOINT_FILE"] = context.endpoint_file
     if context.env_path:
         env["VIRTUAL_ENV"] = context.env_path
         env["PATH"] = f"{context.env_path}/bin:{env.get('PATH', '/usr/local/bin:/usr/bin:/bin')}"
         env.pop("PYTHONHOME", None)
-    env.update(exports)
+    env.update({k: v for k, v in exports.items() if not is_protected(k)})
     return env
 
 

@@ -15,8 +15,10 @@ import threading
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
+from tuxai.executor import cgroups
+from tuxai.executor.processes import kill_proven_group
 from tuxai.executor.rundir import (
     SHIM_LOG,
     Status,
@@ -35,6 +37,7 @@ class Seen(StrEnum):
     ALIVE = "alive"  # the shim holds its lock
     NOT_STARTED = "not-started"  # no shim ever claimed the attempt (it may still be on its way)
     LOST = "lost"  # a shim claimed it and died without recording an outcome
+    VANISHED = "vanished"  # the run directory is gone: nothing says whether the attempt still runs
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,9 @@ class Executor(Protocol):
 
     def abandon(self, run_dir: Path) -> bool:
         """Make sure a not-started attempt never starts; True when it is now abandoned."""
+
+    def kill_lost(self, status: Status | None, cgroup: dict[str, Any]) -> None:
+        """SIGKILL what is provably left of an attempt whose shim is gone: its group, its cgroup."""
 
     def close(self) -> None:
         """Release what the executor holds (running jobs are not touched)."""
@@ -122,7 +128,9 @@ class LocalExecutor:
                 os.kill(status.shim_pid, signal.SIGTERM)
 
     def observe(self, run_dir: Path) -> Observed:
-        """Exited (status written), alive (lock held), never started, or lost."""
+        """Exited (status written), alive (lock held), never started, lost, or vanished."""
+        if not run_dir.is_dir():
+            return Observed(Seen.VANISHED, None)
         status = read_status(run_dir)
         if status is not None and status.phase == "exited":
             return Observed(Seen.EXITED, status)
@@ -143,6 +151,15 @@ class LocalExecutor:
         with lock_if_free(run_dir) as free:
             return bool(free) and claim(run_dir)
 
+    def kill_lost(self, status: Status | None, cgroup: dict[str, Any]) -> None:
+        """SIGKILL what is provably left of a lost attempt: its cgroup, and its process group
+        only when the leader is the one recorded (same boot, same start time — never a pid
+        that now belongs to somebody else)."""
+        if cgroup:
+            cgroups.kill(cgroup)
+        if status is not None:
+            kill_proven_group(status.pgid, status.boot_id, status.start_ticks)
+
     def close(self) -> None:
         """Close the launcher's stdin: it exits; the shims it started go on."""
         with self._lock:
@@ -154,10 +171,3 @@ class LocalExecutor:
             if self._log is not None:
                 self._log.close()
                 self._log = None
-
-
-def kill_group(pgid: int | None) -> None:
-    """SIGKILL a lost attempt's process group, if anything is left of it."""
-    if pgid:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)

@@ -1,6 +1,6 @@
 """The run directory of one attempt: how the daemon and the shim talk without talking.
 
-    <home>/jobs/<id>/run-<attempt>/
+    <home>/jobs/<id>/run-<attempt>/      (0700, the daemon's; the job's own files: executor.files)
         launch.json   written by the daemon before the start: everything the shim needs
         shim.lock     flock-ed by the shim for its whole life (alive ⇔ locked)
         claimed       created once (O_EXCL) by whoever owns the attempt: the shim before
@@ -9,13 +9,15 @@
         status.json   written atomically by the shim: starting → running → exited
         stop.json     written by the daemon to ask for a stop (cancel, preempt), then SIGTERM
         shim.log      the shim's own errors
+        reserve       a few KiB the shim frees when the disk is full, to record the outcome
 
-Every write is a temp file renamed into place: a reader sees the old or the new file.
+Every write is a temp file (0600) renamed into place: a reader sees the old or the new file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -29,6 +31,12 @@ CLAIMED = "claimed"
 STATUS = "status.json"
 STOP = "stop.json"
 SHIM_LOG = "shim.log"
+RESERVE = "reserve"
+RESERVE_BYTES = 16384
+# In the job's directory (``Launch.job_dir``), owned by the job's user:
+OUTPUT = "output.log"
+CHECKPOINT = "checkpoint"
+ENDPOINT = "endpoint"
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,7 @@ class Launch:
     env: dict[str, str]
     cwd: str
     log_path: str
+    job_dir: str = ""  # the job's directory: the shim makes checkpoint/ and endpoint here for the user
     cpus: tuple[int, ...] = ()  # CPU affinity (real CPU numbers); empty: leave as is
     memory_limit_bytes: int = 0  # 0: none
     cpu_quota: int = 0  # CPUs' worth of time per period; 0: none
@@ -50,6 +59,7 @@ class Launch:
     cgroup: dict[str, Any] = field(default_factory=dict)  # the job's groups (executor.cgroups.plan)
     devices: tuple[str, ...] = ()  # v1 devices.allow rules; empty: no device fencing
     notify_socket: str = ""
+    pids_max: int = 0  # tasks (processes and threads) the job's cgroup allows; 0: no limit
 
 
 @dataclass(frozen=True)
@@ -71,31 +81,43 @@ class Status:
     cpu_s: float | None = None
     max_rss_bytes: int | None = None
     error: str = ""  # the job could not be started: why
+    boot_id: str = ""  # the kernel's boot id when the job started: a pid means nothing after a reboot
+    start_ticks: int | None = None  # the job leader's start time (/proc/<pid>/stat field 22)
 
 
 def write_atomic(path: Path, data: dict[str, Any], durable: bool = False) -> None:
     """Write JSON to ``path`` through a temp file and a rename (``durable``: fsync first)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as handle:
-        json.dump(data, handle)
-        if durable:
-            handle.flush()
-            os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _read(path: Path) -> dict[str, Any] | None:
     try:
         with open(path) as handle:
             data = json.load(handle)
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
 
 
 def write_launch(run_dir: Path, launch: Launch) -> None:
-    """Create the run directory and its ``launch.json``."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """Create the run directory (0700) and its ``launch.json``.
+
+    Raises:
+        FileExistsError: the run directory exists: an attempt directory is never reused.
+    """
+    run_dir.mkdir(mode=0o700)
     # No fsync: after a power cut the shim is gone too, and an attempt without launch.json is
     # one that never started (the daemon gives it up and runs the job again).
     write_atomic(run_dir / LAUNCH, asdict(launch))
@@ -119,8 +141,28 @@ def read_launch(run_dir: Path) -> Launch:
 
 
 def write_status(run_dir: Path, status: Status, durable: bool = False) -> None:
-    """Replace ``status.json``."""
-    write_atomic(run_dir / STATUS, asdict(status), durable=durable)
+    """Replace ``status.json``; on a full disk, free the reserve and try once more.
+
+    Raises:
+        OSError: it could not be written even so.
+    """
+    try:
+        write_atomic(run_dir / STATUS, asdict(status), durable=durable)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not (run_dir / RESERVE).exists():
+            raise
+        os.unlink(run_dir / RESERVE)
+        write_atomic(run_dir / STATUS, asdict(status), durable=durable)
+
+
+def make_reserve(run_dir: Path) -> None:
+    """Set aside room for the final status (security issue D8: it was lost on a full disk)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(run_dir / RESERVE, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, RESERVE_BYTES)
+        finally:
+            os.close(fd)
 
 
 def read_status(run_dir: Path) -> Status | None:
@@ -148,7 +190,7 @@ def read_stop(run_dir: Path) -> str | None:
 def claim(run_dir: Path) -> bool:
     """Create ``claimed`` if nobody did; True for the one caller that did."""
     try:
-        fd = os.open(run_dir / CLAIMED, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        fd = os.open(run_dir / CLAIMED, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
     except FileExistsError:
         return False
     os.close(fd)
@@ -164,7 +206,7 @@ def is_claimed(run_dir: Path) -> bool:
 def lock_if_free(run_dir: Path) -> Any:
     """Yield True holding the shim lock when no shim holds it, else yield False."""
     try:
-        fd = os.open(run_dir / LOCK, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o644)
+        fd = os.open(run_dir / LOCK, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     except FileNotFoundError:
         yield True  # no run directory: nothing alive there
         return

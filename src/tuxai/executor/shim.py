@@ -5,11 +5,18 @@ the attempt (lock, then claim — see ``rundir``), starts the job with its envir
 affinity, cgroup limits and user, enforces the time limit, turns SIGTERM from the daemon
 into SIGTERM → grace → SIGKILL of the job's process group, and writes the outcome to
 ``status.json``. It does not need the daemon: it outlives it.
+
+Running as root for another user, it makes the job's files itself (``executor.files``: no
+link followed, owned by the user) from the paths in ``launch.json`` — never from the job's
+environment — and enters the working directory as the user. It is a child subreaper: a
+process the job detaches (``setsid``, a double fork) is still its descendant, and dies with
+the job even without a cgroup.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import os
 import resource
@@ -23,17 +30,29 @@ from pathlib import Path
 from types import FrameType
 
 from tuxai.executor import cgroups
+from tuxai.executor.files import make_dir, open_user_file
+from tuxai.executor.processes import boot_id, descendants, start_ticks
 from tuxai.executor.rundir import (
+    CHECKPOINT,
+    ENDPOINT,
     LOCK,
     Launch,
     Status,
     claim,
+    make_reserve,
     read_launch,
     read_stop,
     write_status,
 )
 
 EXIT_CANNOT_START = 127
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> None:
+    """Orphaned descendants come back to this process instead of init (best effort)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
 class Shim:
@@ -59,16 +78,42 @@ class Shim:
         self.begin_stop(read_stop(self.run_dir) or "shutdown")
 
     def begin_stop(self, reason: str) -> None:
-        """SIGTERM to the job's process group now, SIGKILL after the grace period."""
+        """SIGTERM to the job's process group (and what it detached) now, SIGKILL after the grace period."""
         if self.stop_reason is None:
             self.stop_reason = reason
         if self.pgid is not None and self.kill_at is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pgid, signal.SIGTERM)
+            self._signal_all(signal.SIGTERM)
             self.kill_at = time.monotonic() + self.launch.grace_s
 
+    def _signal_all(self, signum: int) -> None:
+        """``signum`` to the job's process group, its cgroup and every descendant of this shim."""
+        if self.pgid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pgid, signum)
+        pids = set(descendants(os.getpid()))
+        if self.launch.cgroup:
+            pids.update(cgroups.pids(self.launch.cgroup))
+        pids.discard(os.getpid())
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signum)
+
+    def _kill_leftovers(self) -> None:
+        """SIGKILL what the job left (its group, detached descendants), and reap the orphans."""
+        for _ in range(50):
+            self._signal_all(signal.SIGKILL)
+            while True:
+                try:
+                    pid, _ = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    return
+                if pid == 0:
+                    break
+            time.sleep(0.01)
+
     def _preexec(self, user: tuple[int, int, tuple[int, ...]] | None) -> None:
-        """In the child, before ``exec``: join the cgroup and pin the CPUs (as root), then become the user."""
+        """In the child, before ``exec``: join the cgroup and pin the CPUs (as root), become the
+        user, then enter the working directory as the user (security issue A8)."""
         if self.launch.cgroup:
             cgroups.attach(self.launch.cgroup, os.getpid())
         if self.launch.cpus:
@@ -78,27 +123,35 @@ class Shim:
             os.setgroups(list(groups))
             os.setgid(gid)
             os.setuid(uid)
+        if self.launch.cwd:
+            os.chdir(self.launch.cwd)
+
+    def _job_files(self, owner: tuple[int, int] | None) -> int:
+        """Make the job's log, checkpoint directory and endpoint file, owned by ``owner``; the log's fd."""
+        launch = self.launch
+        if launch.job_dir:
+            job_dir = Path(launch.job_dir)
+            make_dir(job_dir / CHECKPOINT, 0o700, owner)
+            os.close(open_user_file(job_dir / ENDPOINT, owner, fresh=True))
+        return open_user_file(Path(launch.log_path), owner)
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         launch = self.launch
         user = launch.user if launch.user is not None and os.getuid() == 0 and launch.user[0] != 0 else None
-        with open(launch.log_path, "ab") as log:
-            if user is not None:
-                for path in (launch.log_path, launch.env.get("TUXAI_CHECKPOINT_DIR", "")):
-                    if path:
-                        with contextlib.suppress(OSError):
-                            os.chown(path, user[0], user[1])
-            needed = bool(launch.cgroup or launch.cpus or user)
+        log = self._job_files(None if user is None else (user[0], user[1]))
+        try:
+            needed = bool(launch.cgroup or launch.cpus or user or launch.cwd)
             return subprocess.Popen(
                 list(launch.command),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                cwd=launch.cwd or None,
                 env=launch.env,
                 process_group=0,
                 preexec_fn=(lambda: self._preexec(user)) if needed else None,
             )
+        finally:
+            os.close(log)
 
     def run(self) -> int:
         """Start the job, wait for it, record the outcome. Returns the shim's exit code (0)."""
@@ -108,6 +161,8 @@ class Shim:
             signal.signal(signum, self._on_signal)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         self._status("starting")
+        make_reserve(self.run_dir)
+        become_subreaper()
         stopped = read_stop(self.run_dir)
         if stopped is not None:
             self._status(
@@ -119,9 +174,10 @@ class Shim:
         try:
             if launch.cgroup:
                 cgroups.create(
-                    launch.cgroup, launch.memory_limit_bytes, launch.cpu_quota, list(launch.devices) or None
+                    launch.cgroup,
+                    cgroups.Limits(launch.memory_limit_bytes, launch.cpu_quota, launch.pids_max),
+                    list(launch.devices) or None,
                 )
-            os.makedirs(launch.env.get("TUXAI_CHECKPOINT_DIR") or self.run_dir, exist_ok=True)
             process = self._spawn()
         except (OSError, subprocess.SubprocessError) as exc:
             if launch.cgroup:
@@ -137,13 +193,15 @@ class Shim:
             return 0
         started_at, started = time.time(), time.monotonic()
         self.pgid = process.pid
-        self._status("running", pid=process.pid, pgid=process.pid, started_at=started_at)
+        boot, ticks = boot_id(), start_ticks(process.pid)
+        self._status(
+            "running", pid=process.pid, pgid=process.pid, started_at=started_at, boot_id=boot, start_ticks=ticks
+        )
         if self.stop_reason is not None:  # a SIGTERM arrived while starting
             self.begin_stop(self.stop_reason)
         status, rusage = self._wait(process.pid, started, wake_r)
         ended_at = time.time()
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)  # what the job left behind in its group
+        self._kill_leftovers()  # what the job left behind: its group, its cgroup, what it detached
         usage = cgroups.stats(launch.cgroup) if launch.cgroup else cgroups.CgroupStats()
         if launch.cgroup:
             cgroups.kill_and_remove(launch.cgroup)
@@ -163,6 +221,8 @@ class Shim:
             wall_s=round(ended_at - started_at, 6),
             cpu_s=usage.cpu_s if usage.cpu_s is not None else round(rusage.ru_utime + rusage.ru_stime, 6),
             max_rss_bytes=max(rusage.ru_maxrss * 1024, usage.max_memory_bytes or 0),
+            boot_id=boot,
+            start_ticks=ticks,
         )
         self._notify()
         return 0
@@ -178,8 +238,7 @@ class Shim:
                     self.timed_out = True
                     self.begin_stop("timeout")
                 if self.kill_at is not None and now >= self.kill_at:
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.killpg(pid, signal.SIGKILL)
+                    self._signal_all(signal.SIGKILL)
                     self.kill_at = None
                 moments = [t for t in (None if self.timed_out else deadline, self.kill_at) if t is not None]
                 timeout = max(0.0, min(moments) - now) if moments else None
@@ -196,7 +255,7 @@ class Shim:
 
 def run_attempt(run_dir: Path) -> int:
     """Lock, claim and run the attempt in ``run_dir``; 0 also when the daemon abandoned it."""
-    lock = os.open(run_dir / LOCK, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o644)
+    lock = os.open(run_dir / LOCK, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     fcntl.flock(lock, fcntl.LOCK_EX)
     if not claim(run_dir):
         return 0  # the daemon gave this attempt up before we got here

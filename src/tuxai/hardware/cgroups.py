@@ -1,4 +1,4 @@
-"""Which cgroups this process may create for jobs: v2, else v1 (memory + cpu), else none, and why.
+"""Which cgroups this process may create for jobs: v2, else v1 (memory + cpu + pids), else none, and why.
 
 Parsers are pure (``parse_mountinfo``, ``parse_proc_cgroup``); ``detect_cgroups`` reads
 ``/proc/self/mountinfo`` and ``/proc/self/cgroup`` and tries to create the parent group.
@@ -82,8 +82,9 @@ def _v2(mount: str, own: str) -> CgroupSupport | None:
     if not problem:
         try:
             # Controllers reach job groups only when every level enables them.
+            wanted = " ".join(f"+{c}" for c in ("memory", "cpu", "pids") if c in controllers)
             for level in (base, parent):
-                (level / "cgroup.subtree_control").write_text("+memory +cpu")
+                (level / "cgroup.subtree_control").write_text(wanted)
         except OSError as exc:
             problem = f"cannot enable memory and cpu under {base} ({exc.strerror}: delegate it, systemd Delegate=yes)"
     if problem:
@@ -109,7 +110,7 @@ def detect_cgroups(mountinfo: str | None = None, proc_cgroup: str | None = None)
             if v2 is not None:
                 problems.append(v2.problem)
     parents: dict[str, str] = {}
-    for controller in ("memory", "cpu", "devices"):
+    for controller in ("memory", "cpu", "devices", "pids"):
         mount = next((p for p, kind, opts in mounts if kind == "cgroup" and controller in opts), None)
         if mount is None:
             continue
