@@ -78,17 +78,20 @@ def test_durations(text: str | int, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
+TEXT = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")  # what a process can be given
+
+
 @given(
     st.builds(
         JobSpec,
-        command=st.lists(st.text(min_size=1, max_size=8), min_size=1, max_size=4).map(tuple),
-        name=st.text(max_size=10),
+        command=st.lists(st.text(TEXT, min_size=1, max_size=8), min_size=1, max_size=4).map(tuple),
+        name=st.text(TEXT, max_size=10),
         request=st.builds(Request, gpus=st.integers(0, 8), cpus=st.integers(1, 64), memory_bytes=st.integers(0, 2**40)),
         time_limit_s=st.none() | st.floats(1, 1e6),
         grace_s=st.floats(0, 600),
         priority=st.integers(0, 100),
         retries=st.integers(0, 100),
-        exports=st.dictionaries(st.from_regex(r"[A-Z_][A-Z0-9_]{0,8}", fullmatch=True), st.text(max_size=8)).map(
+        exports=st.dictionaries(st.from_regex(r"[A-Z_][A-Z0-9_]{0,8}", fullmatch=True), st.text(TEXT, max_size=8)).map(
             lambda d: tuple(d.items())
         ),
     )

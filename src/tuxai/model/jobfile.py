@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 from typing import Any
@@ -30,7 +31,10 @@ from tuxai.model.units import parse_bytes
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*$")
 _SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SHARE = f"a fraction of one GPU between {1 / WHOLE_GPU_MILLI:g} and 1"
 _HINT = "see `tuxai submit --help` or docs/jobs.md for the job file fields"
+MAX_DURATION_S = 365 * 86400.0  # a time limit, grace or backoff longer than a year is a mistake
+MAX_BYTES = 1024 * 2**40  # 1024 TiB: more than any machine has, and far below SQLite's integer limit
 
 FIELDS = (
     *("name", "command", "gpus", "gpu_share", "gpu_mem", "mig", "gpu_type", "cpus", "mem", "time", "grace"),
@@ -52,12 +56,15 @@ def parse_duration(text: str | float | int) -> float:
         parts = text.strip().split(":")
         if len(parts) > 3 or not all(p.isdigit() for p in parts):
             raise ValueError(f"{text!r} is not a duration")
-        value = float(sum(int(p) * 60**i for i, p in enumerate(reversed(parts))))
+        total = sum(int(p) * 60**i for i, p in enumerate(reversed(parts)))
+        value = float(total) if total < 10**300 else math.inf
     else:
         match = _DURATION.match(text)
         if match is None:
             raise ValueError(f"{text!r} is not a duration (use 90s, 30m, 4h, 2d or 1:30:00)")
         value = float(match.group(1)) * _SECONDS[match.group(2)]
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite duration")
     if value < 0:
         raise ValueError(f"{text!r} is negative")
     return value
@@ -71,6 +78,10 @@ class _Fields:
 
     def fail(self, key: str, expected: str) -> UsageError:
         return UsageError(f"{self.origin}: {key} must be {expected}, got {self.data.get(key)!r}", hint=_HINT)
+
+    def clean(self, key: str, text: str) -> str:
+        """``text`` if a process can be given it: no NUL byte, encodable as UTF-8."""
+        return checked_text(text, f"{self.origin}: {key}")
 
     def integer(self, key: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
         value = self.data.get(key, default)
@@ -88,21 +99,32 @@ class _Fields:
         value = self.data.get(key)
         if value is None:
             return None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.fail(key, "a finite duration such as 90s, 30m, 4h or 1:30:00")
         try:
-            return parse_duration(value)
+            seconds = parse_duration(value)
         except (ValueError, TypeError):
             raise self.fail(key, "a duration such as 90s, 30m, 4h or 1:30:00") from None
+        if seconds > MAX_DURATION_S:
+            raise self.fail(key, "at most 365 days (for no time limit, leave the field out)")
+        return seconds
 
     def size(self, key: str) -> int | None:
         value = self.data.get(key)
         if value is None:
             return None
+        expected = "a size such as 512MiB or 32GiB, above 0"
         if isinstance(value, bool):
-            raise self.fail(key, "a size such as 512MiB or 32GiB")
+            raise self.fail(key, expected)
         try:
-            return parse_bytes(value)
+            count = parse_bytes(value)
         except (ValueError, TypeError):
-            raise self.fail(key, "a size such as 512MiB or 32GiB") from None
+            raise self.fail(key, expected) from None
+        if count <= 0:
+            raise self.fail(key, expected)
+        if count > MAX_BYTES:
+            raise self.fail(key, "at most 1024 TiB")
+        return count
 
     def text(self, key: str) -> str:
         value = self.data.get(key)
@@ -110,7 +132,7 @@ class _Fields:
             return ""
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise self.fail(key, "text")
-        return str(value)
+        return self.clean(key, str(value))
 
     def flag(self, key: str, default: bool) -> bool:
         value = self.data.get(key, default)
@@ -132,7 +154,7 @@ def _command(fields: _Fields) -> tuple[str, ...]:
         raise fields.fail("command", "a command line or a list of words")
     if not words:
         raise fields.fail("command", "a non-empty command")
-    return tuple(words)
+    return tuple(fields.clean("command", word) for word in words)
 
 
 def _request(fields: _Fields) -> Request:
@@ -141,13 +163,13 @@ def _request(fields: _Fields) -> Request:
     milli = WHOLE_GPU_MILLI
     if share is not None:
         if isinstance(share, bool) or not isinstance(share, int | float | str):
-            raise fields.fail("gpu_share", "a fraction of one GPU between 0 and 1")
+            raise fields.fail("gpu_share", _SHARE)
         try:
             fraction = float(share)
         except ValueError:
-            raise fields.fail("gpu_share", "a fraction of one GPU between 0 and 1") from None
-        if not 0 < fraction <= 1:
-            raise fields.fail("gpu_share", "a fraction of one GPU between 0 and 1")
+            raise fields.fail("gpu_share", _SHARE) from None
+        if not 1 / WHOLE_GPU_MILLI <= fraction <= 1:  # also refuses NaN; a share that rounds to 0 is none
+            raise fields.fail("gpu_share", _SHARE)
         milli = round(fraction * WHOLE_GPU_MILLI)
     gpu_mem = fields.size("gpu_mem")
     mig = fields.text("mig") or None
@@ -186,10 +208,46 @@ def _exports(fields: _Fields) -> tuple[tuple[str, str], ...]:
         pairs = [(str(k), "" if v is None else str(v)) for k, v in value.items()]
     else:
         raise fields.fail("export", "a mapping of VAR: value")
-    for key, _ in pairs:
+    for key, text in pairs:
         if not _NAME.match(key):
             raise UsageError(f"{fields.origin}: export: {key!r} is not a variable name", hint="use VAR=value")
+        fields.clean("export", text)
     return tuple(pairs)
+
+
+def checked_text(text: str, where: str) -> str:
+    """``text`` unchanged if a process can be given it (no NUL byte, valid UTF-8).
+
+    Raises:
+        UsageError: naming ``where`` (``spec: command``), with the offending text escaped.
+    """
+    if "\x00" in text:
+        raise UsageError(f"{where} contains a NUL byte: {text!r}", hint="arguments and variables cannot hold NUL")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"{where} is not UTF-8 text: {text!r}", hint="send text encodable as UTF-8") from None
+    return text
+
+
+def check_environment(environment: object, origin: str = "environment") -> dict[str, str]:
+    """A submitter's environment (``VAR: value``) as ``execve`` can carry it.
+
+    Names are anything but empty or with ``=`` (a shell's ``BASH_FUNC_f%%`` is fine).
+
+    Raises:
+        UsageError: not a mapping of text to text, a bad name, a NUL byte or text that is not UTF-8.
+    """
+    if not isinstance(environment, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in environment.items()
+    ):
+        raise UsageError(f"{origin} must be a mapping of VAR: text", hint="send os.environ as JSON")
+    for name, value in environment.items():
+        checked_text(name, f"{origin}: variable name {name!r}")
+        if not name or "=" in name:
+            raise UsageError(f"{origin}: {name!r} is not a variable name", hint="names cannot be empty or hold '='")
+        checked_text(value, f"{origin}: {name}")
+    return environment
 
 
 def spec_from_dict(data: object, origin: str = "job") -> JobSpec:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNITS = {
@@ -27,14 +28,19 @@ def parse_bytes(text: str | int) -> int:
     """``"80GiB"`` → ``85899345920``; plain integers are bytes.
 
     Raises:
-        ValueError: the text is not a number with a known unit.
+        ValueError: the text is not a number with a known unit, or the count is negative or endless.
     """
+    if isinstance(text, bool) or (isinstance(text, int) and text < 0):
+        raise ValueError(f"not a byte quantity: {text!r} (a count of bytes is 0 or more)")
     if isinstance(text, int):
         return text
     match = _QUANTITY.match(text)
     if not match or match.group(2).lower() not in _UNITS:
         raise ValueError(f"not a byte quantity: {text!r} (write e.g. 80GiB, 512MiB or 16GB)")
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    value = float(match.group(1)) * _UNITS[match.group(2).lower()]
+    if not math.isfinite(value):
+        raise ValueError(f"not a byte quantity: {text!r} (too large)")
+    return int(value)
 
 
 def format_bytes(count: int | None) -> str:
