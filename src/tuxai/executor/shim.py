@@ -64,6 +64,7 @@ class Shim:
         self.kill_at: float | None = None
         self.pgid: int | None = None
         self.timed_out = False
+        self._errors_w = -1  # the child's end of a pipe that says why it could not start
 
     def _status(self, phase: str, durable: bool = False, **fields: object) -> None:
         write_status(self.run_dir, Status(phase, os.getpid(), **fields), durable)  # type: ignore[arg-type]
@@ -124,7 +125,12 @@ class Shim:
             os.setgid(gid)
             os.setuid(uid)
         if self.launch.cwd:
-            os.chdir(self.launch.cwd)
+            try:
+                os.chdir(self.launch.cwd)
+            except OSError as exc:  # subprocess says only "Exception occurred in preexec_fn"
+                message = f"cannot enter working directory {self.launch.cwd}: {exc.strerror}"
+                os.write(self._errors_w, message.encode())
+                raise
 
     def _job_files(self, owner: tuple[int, int] | None) -> int:
         """Make the job's log, checkpoint directory and endpoint file, owned by ``owner``; the log's fd."""
@@ -139,6 +145,7 @@ class Shim:
         launch = self.launch
         user = launch.user if launch.user is not None and os.getuid() == 0 and launch.user[0] != 0 else None
         log = self._job_files(None if user is None else (user[0], user[1]))
+        errors_r, self._errors_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         try:
             needed = bool(launch.cgroup or launch.cpus or user or launch.cwd)
             return subprocess.Popen(
@@ -150,8 +157,15 @@ class Shim:
                 process_group=0,
                 preexec_fn=(lambda: self._preexec(user)) if needed else None,
             )
+        except subprocess.SubprocessError as exc:
+            with contextlib.suppress(BlockingIOError):
+                why = os.read(errors_r, 4096).decode(errors="replace")
+                if why:
+                    raise subprocess.SubprocessError(why) from exc
+            raise
         finally:
-            os.close(log)
+            for fd in (log, errors_r, self._errors_w):
+                os.close(fd)
 
     def run(self) -> int:
         """Start the job, wait for it, record the outcome. Returns the shim's exit code (0)."""
