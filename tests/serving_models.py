@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +129,11 @@ def saved_model(directory: Path) -> Path:
     target = directory / "model.savedmodel"
     tf.saved_model.save(module, str(target), signatures={"serving_default": module.serve})
     return target
+
+
+def control_token_path(log: str) -> Path:
+    """Where ``tuxai serve`` (no ``--token-file``) said it wrote the token that repository control needs."""
+    match = re.search(r"needs the bearer token in (/\S+)$", log, re.MULTILINE)
+    if match is None:
+        raise AssertionError(f"the server named no control token file:\n{log}")
+    return Path(match.group(1))

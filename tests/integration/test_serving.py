@@ -20,7 +20,15 @@ import tritonclient.http as triton
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.serving_models import TORCH_CONFIG, batch_size_onnx, mlp_onnx, saved_model, slow_onnx, torch_export
+from tests.serving_models import (
+    TORCH_CONFIG,
+    batch_size_onnx,
+    control_token_path,
+    mlp_onnx,
+    saved_model,
+    slow_onnx,
+    torch_export,
+)
 
 
 class Server:
@@ -178,13 +186,15 @@ def test_no_malformed_request_gets_a_500(server: Server, body: object, header: i
 def test_broken_model_says_why_and_the_repository_extension(server: Server) -> None:
     ready = server.http.get("/v2/models/broken/ready")
     assert ready.status_code == 400 and "ONNX Runtime cannot load" in ready.json()["error"]
-    index = {(r["name"], r.get("version")): r for r in server.http.post("/v2/repository/index").json()}
+    # the repository extension needs the token the server made (E9)
+    bearer = {"Authorization": f"Bearer {control_token_path(server.log.read_text()).read_text().strip()}"}
+    index = {(r["name"], r.get("version")): r for r in server.http.post("/v2/repository/index", headers=bearer).json()}
     assert index[("broken", "1")]["state"] == "UNAVAILABLE" and index[("mlp", "1")]["state"] == "READY"
-    assert server.http.post("/v2/repository/models/affine/unload").status_code == 200
+    assert server.http.post("/v2/repository/models/affine/unload", headers=bearer).status_code == 200
     assert server.http.get("/v2/models/affine/ready").status_code == 404
-    assert server.http.post("/v2/repository/models/affine/load").status_code == 200
+    assert server.http.post("/v2/repository/models/affine/load", headers=bearer).status_code == 200
     assert server.http.get("/v2/models/affine/ready").status_code == 200
-    assert server.http.post("/v2/repository/models/ghost/load").status_code == 400
+    assert server.http.post("/v2/repository/models/ghost/load", headers=bearer).status_code == 400
     assert "failed to load" in Path(server.log).read_text()
 
 

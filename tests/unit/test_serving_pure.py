@@ -12,6 +12,7 @@ import pytest
 
 from tuxai.errors import UsageError
 from tuxai.serving.batcher import Batcher, Overloaded, Pending, merge, split
+from tuxai.serving.metrics import Metrics, labels
 from tuxai.serving.protocol import ProtocolError, decode_request, encode_response
 from tuxai.serving.repository import ModelConfig, Repository, parse_config
 
@@ -48,6 +49,10 @@ def test_binary_request_with_bytes_and_fp32_round_trips() -> None:
         (b'{"inputs": [{"name": "x", "shape": [-1], "datatype": "FP32", "data": [1]}]}', None, "non-negative"),
         (b"[1, 2]", None, "must be an object"),
         (b'{"inputs": [{"name": "x", "shape": [1], "datatype": "INT8", "data": [999]}]}', None, "is not INT8"),
+        (b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]},'
+         b' {"name": "x", "shape": [1], "datatype": "FP32", "data": [2]}]}', None, "input 'x' appears twice"),
+        (b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}],'
+         b' "outputs": [{"name": "y"}, {"name": "y"}]}', None, "output 'y' is requested twice"),
     ],
 )  # fmt: skip
 def test_bad_requests_are_protocol_errors(body: bytes, header: int | None, message: str) -> None:
@@ -111,3 +116,11 @@ def test_config_and_version_policies(tmp_path: Path) -> None:
     for bad, message in bad_configs:
         with pytest.raises(UsageError, match=message):
             parse_config(bad, "c.yaml", ModelConfig())
+
+
+def test_E7_label_values_are_escaped_as_the_text_format_says() -> None:
+    assert labels(model='a"b\\c\nd', version="1") == 'model="a\\"b\\\\c\\nd",version="1"'
+    metrics = Metrics()
+    metrics.request('m"\n', "1", 200, 0.001)
+    assert all(line.startswith(("# ", "tuxai_serve_")) for line in metrics.render().splitlines())
+    assert 'tuxai_serve_requests_total{model="m\\"\\n",version="1",code="200"} 1' in metrics.render()

@@ -150,6 +150,7 @@ def serve(
     endpoint_file: Annotated[
         Path | None, typer.Option("--endpoint-file", help="Write the URL here once serving.", metavar="FILE")
     ] = None,
+    max_body: Annotated[str, typer.Option("--max-body", help="Largest request body (413 past it).")] = "64MiB",
     debug: DebugOption = False,
 ) -> None:
     """Serve ONNX, PyTorch and TensorFlow models over the Open Inference Protocol (KServe v2)."""
@@ -157,17 +158,22 @@ def serve(
     from tuxai.serving.server import ServeOptions, run_server
 
     def action() -> int:
-        if max_batch_size < 1 or instances < 1 or max_queue_delay_ms < 0 or not 0 <= port < 65536:
-            from tuxai.errors import UsageError
+        from tuxai.errors import UsageError
+        from tuxai.model.units import parse_bytes
 
+        try:
+            max_body_bytes = parse_bytes(max_body)
+        except ValueError as exc:
+            raise UsageError(f"--max-body: {exc}", hint="e.g. --max-body 64MiB") from None
+        if max_batch_size < 1 or instances < 1 or max_queue_delay_ms < 0 or not 0 <= port < 65536 or max_body_bytes < 1:
             raise UsageError(
-                "--max-batch-size and --instances must be ≥ 1, --max-queue-delay-ms ≥ 0, --port 0-65535",
+                "--max-batch-size, --instances and --max-body must be ≥ 1, --max-queue-delay-ms ≥ 0, --port 0-65535",
                 hint="see `tuxai serve --help`",
             )
         defaults = ModelConfig(
             max_batch_size=max_batch_size, max_queue_delay_ms=max_queue_delay_ms, instances=instances, threads=threads
         )
-        options = ServeOptions(target, host, port, token_file, defaults, not no_watch, endpoint_file)
+        options = ServeOptions(target, host, port, token_file, defaults, not no_watch, endpoint_file, max_body_bytes)
         return run_server(options)
 
     raise typer.Exit(guard(action, debug))

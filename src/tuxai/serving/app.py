@@ -1,6 +1,11 @@
 """The inference server as a raw ASGI app (no framework on the hot path): KServe v2 REST,
 Triton's binary tensor extension, the repository extension, Prometheus metrics, a token.
 
+The bearer token guards every route but liveness; with ``open_reads`` (loopback, no token given)
+only the repository extension (load, unload, index) needs it. Request bodies stop at
+``max_body_bytes``: 413 before a byte is read when Content-Length says more, or as soon as a
+streamed body passes it.
+
     GET  /v2/health/live | /v2/health/ready | /v2
     GET  /v2/models/{name}[/versions/{v}]            metadata
     GET  /v2/models/{name}[/versions/{v}]/ready
@@ -12,9 +17,7 @@ Triton's binary tensor extension, the repository extension, Prometheus metrics, 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import hmac
-import itertools
 import json
 import re
 import time
@@ -23,95 +26,43 @@ from typing import Any
 
 from tuxai import __version__
 from tuxai.errors import UsageError
+from tuxai.model.units import format_bytes
 from tuxai.serving.batcher import Overloaded
+from tuxai.serving.metrics import Metrics
 from tuxai.serving.models import check_inputs
 from tuxai.serving.protocol import HEADER, ProtocolError, decode_request, encode_response
-from tuxai.serving.repository import ModelConfig, Repository, Version
+from tuxai.serving.repository import ModelConfig, Repository
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 MODEL = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?(/ready|/infer)?$")
 HEADER_BYTES = HEADER.encode()
+CONTROL = "/v2/repository/"  # the repository extension: always behind the token
 REPOSITORY = re.compile(r"^/v2/repository/models/([^/]+)/(load|unload)$")
-LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+MAX_BODY_BYTES = 64 * 1024 * 1024  # as Triton's --http-max-input-size
 
 
-class Histogram:
-    """A Prometheus histogram: cumulative buckets, sum, count."""
-
-    def __init__(self, buckets: tuple[float, ...]) -> None:
-        self.buckets, self.counts, self.sum, self.count = buckets, [0] * len(buckets), 0.0, 0
-
-    def observe(self, value: float) -> None:
-        """Count one value (in its own bucket; the exposition adds them up)."""
-        self.sum += value
-        self.count += 1
-        index = bisect.bisect_left(self.buckets, value)
-        if index < len(self.buckets):
-            self.counts[index] += 1
-
-    def lines(self, name: str, labels: str) -> list[str]:
-        """Exposition lines (cumulative buckets)."""
-        cumulative = itertools.accumulate(self.counts)
-        out = [f'{name}_bucket{{{labels},le="{b:g}"}} {c}' for b, c in zip(self.buckets, cumulative, strict=True)]
-        out.append(f'{name}_bucket{{{labels},le="+Inf"}} {self.count}')
-        return [*out, f"{name}_sum{{{labels}}} {self.sum:.9g}", f"{name}_count{{{labels}}} {self.count}"]
+class BodyTooLarge(Exception):
+    """A request body over the server's cap: HTTP 413, and the connection closes."""
 
 
-class Metrics:
-    """Requests, failures, latency, queue time and batch sizes per model and version."""
-
-    def __init__(self) -> None:
-        self.requests: dict[tuple[str, str, int], int] = {}
-        self.latency: dict[tuple[str, str], Histogram] = {}
-        self.queue: dict[tuple[str, str], Histogram] = {}
-        self.batches: dict[tuple[str, str], Histogram] = {}
-
-    def request(self, model: str, version: str, status: int, seconds: float) -> None:
-        """One answered inference request."""
-        key = (model, version, status)
-        self.requests[key] = self.requests.get(key, 0) + 1
-        self.latency.setdefault((model, version), Histogram(LATENCY_BUCKETS)).observe(seconds)
-
-    def batch(self, version: Version, size: int, waits: list[float]) -> None:
-        """One batch the model ran, and how long its requests waited."""
-        key = (version.name, str(version.number))
-        self.batches.setdefault(key, Histogram(BATCH_BUCKETS)).observe(size)
-        queue = self.queue.setdefault(key, Histogram(LATENCY_BUCKETS))
-        for wait in waits:
-            queue.observe(wait)
-
-    def render(self) -> str:
-        """The scrape body."""
-        lines = ["# HELP tuxai_serve_requests_total Inference requests by model, version and HTTP status.",
-                 "# TYPE tuxai_serve_requests_total counter"]  # fmt: skip
-        for (model, version, status), count in sorted(self.requests.items()):
-            lines.append(f'tuxai_serve_requests_total{{model="{model}",version="{version}",code="{status}"}} {count}')
-        lines += ["# HELP tuxai_serve_failures_total Inference requests that failed (4xx and 5xx).",
-                  "# TYPE tuxai_serve_failures_total counter"]  # fmt: skip
-        failures: dict[tuple[str, str], int] = {}
-        for (model, version, status), count in self.requests.items():
-            if status >= 400:
-                failures[(model, version)] = failures.get((model, version), 0) + count
-        for (model, version), count in sorted(failures.items()):
-            lines.append(f'tuxai_serve_failures_total{{model="{model}",version="{version}"}} {count}')
-        for name, help_text, table in (
-            ("tuxai_serve_request_seconds", "Request latency in the server.", self.latency),
-            ("tuxai_serve_queue_seconds", "Time a request waited for its batch.", self.queue),
-            ("tuxai_serve_batch_size", "Items in each batch the model ran.", self.batches),
-        ):
-            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
-            for (model, version), histogram in sorted(table.items()):
-                lines += histogram.lines(name, f'model="{model}",version="{version}"')
-        return "\n".join(lines) + "\n"
-
-
-async def _body(receive: Receive) -> bytes:
-    chunks = []
+async def _body(scope: dict[str, Any], receive: Receive, limit: int) -> bytes:
+    """The request body, or ``BodyTooLarge`` past ``limit`` bytes: at once when Content-Length says
+    so (nothing read; a client that sent ``Expect: 100-continue`` sends nothing), else as soon as
+    the chunks received add up past it."""
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            if value.isdigit() and (len(value) > 15 or int(value) > limit):
+                raise BodyTooLarge
+            break
+    chunks, size = [], 0
     while True:
         message = await receive()
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
 
@@ -128,10 +79,16 @@ async def _json(send: Send, status: int, data: object, extra: list[tuple[bytes, 
 
 
 class InferenceApp:
-    """The ASGI callable. ``token``: required as ``Authorization: Bearer`` on every route but liveness."""
+    """The ASGI callable. ``token``: required as ``Authorization: Bearer`` on every route but liveness,
+    or with ``open_reads`` on the repository extension only."""
 
-    def __init__(self, repository: Repository, token: str = "") -> None:
-        self.repository, self.token = repository, token.encode()
+    def __init__(
+        self, repository: Repository, token: str, *, open_reads: bool = False, max_body_bytes: int = MAX_BODY_BYTES
+    ) -> None:
+        if not token:
+            raise ValueError("the inference app needs a bearer token (tuxai serve makes one when given none)")
+        self.repository, self.token, self.open_reads = repository, token.encode(), open_reads
+        self.max_body_bytes = max_body_bytes
         self.metrics = Metrics()
         self.draining = False
         repository.observe = self.metrics.batch
@@ -146,12 +103,17 @@ class InferenceApp:
         if path == "/v2/health/live":
             await _json(send, 200, {"live": True})
             return
-        if self.token and not self._authorized(scope):
+        if (not self.open_reads or path.startswith(CONTROL)) and not self._authorized(scope):
             await _json(send, 401, {"error": "a bearer token is required (Authorization: Bearer …)"},
                         [(b"www-authenticate", b"Bearer")])  # fmt: skip
             return
         try:
             await self._route(scope, receive, send, path, method)
+        except BodyTooLarge:
+            limit = f"{format_bytes(self.max_body_bytes)} ({self.max_body_bytes} bytes)"
+            message = f"the request body is over this server's limit of {limit}"
+            await _json(send, 413, {"error": f"{message}: send less per request, or raise `tuxai serve --max-body`"},
+                        [(b"connection", b"close")])  # fmt: skip
         except ProtocolError as exc:
             await _json(send, 400, {"error": str(exc)})
         except UsageError as exc:
@@ -210,7 +172,7 @@ class InferenceApp:
         elif path == "/v2/repository/index" and method == "POST":
             await _json(send, 200, self._index())
         elif (repo := REPOSITORY.match(path)) is not None and method == "POST":
-            await _body(receive)
+            await _body(scope, receive, self.max_body_bytes)
             if repo.group(2) == "load":
                 await self.repository.load(repo.group(1))
             else:
@@ -251,22 +213,25 @@ class InferenceApp:
 
     async def _infer(self, scope: dict[str, Any], receive: Receive, send: Send, name: str, number: int | None) -> None:
         started = time.perf_counter()
-        status, label = 200, "?"
+        status, model_label, version_label = 200, "", ""  # a name the repository does not know: model=""
         try:
             try:
                 version = self.repository.resolve(name, number)
+            except LookupError:
+                status, model_label = 404, name if name in self.repository.versions else ""
+                raise
             except RuntimeError as exc:
-                status = 503
+                status, model_label = 503, name
                 await _json(send, 503, {"error": str(exc)}, [(b"retry-after", b"1")])
                 return
-            label = str(version.number)
+            model_label, version_label = name, str(version.number)
             header = None
             for key, value in scope["headers"]:
                 if key == HEADER_BYTES:
-                    header = int(value) if value.isdigit() else -1
+                    header = int(value) if value.isdigit() and len(value) <= 15 else -1
                     break
-            body = await _body(receive)
             try:
+                body = await _body(scope, receive, self.max_body_bytes)
                 requested = decode_request(body, header)
                 model, batcher = version.model, version.batcher
                 assert model is not None and batcher is not None
@@ -277,6 +242,9 @@ class InferenceApp:
                     if unknown:
                         raise ProtocolError(f"unknown outputs {unknown}; the model has {sorted(known)}")
                 outputs = await batcher.submit(requested.inputs, size)
+            except BodyTooLarge:
+                status = 413
+                raise
             except ProtocolError:
                 status = 400
                 raise
@@ -288,12 +256,12 @@ class InferenceApp:
                 status = 500
                 await _json(send, 500, {"error": f"model '{name}' failed: {exc}"})
                 return
-            payload, head = encode_response(name, label, outputs, requested)
+            payload, head = encode_response(name, version_label, outputs, requested)
             extra = [(b"inference-header-content-length", str(head).encode())] if head is not None else []
             await _send(send, 200, payload, b"application/octet-stream" if head is not None else b"application/json",
                         extra)  # fmt: skip
         finally:
-            self.metrics.request(name, label, status, time.perf_counter() - started)
+            self.metrics.request(model_label, version_label, status, time.perf_counter() - started)
 
 
 def _version(text: str) -> int:

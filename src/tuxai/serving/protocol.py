@@ -171,6 +171,8 @@ def decode_request(body: bytes, header_length: int | None) -> Requested:
     for spec in request["inputs"]:
         if not isinstance(spec, dict):
             raise ProtocolError("every input must be an object")
+        if isinstance(spec.get("name"), str) and spec["name"] in inputs:
+            raise ProtocolError(f"input '{spec['name']}' appears twice in the request: name each input once")
         parameters = spec.get("parameters") or {}
         size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
         blob = None
@@ -187,12 +189,16 @@ def decode_request(body: bytes, header_length: int | None) -> Requested:
     binary_default = bool(parameters.get("binary_data_output", False)) if isinstance(parameters, dict) else False
     outputs, binary = None, set()
     if isinstance(request.get("outputs"), list):
-        outputs = []
+        outputs, seen = [], set[str]()
         for item in request["outputs"]:
             if not isinstance(item, dict) or not isinstance(item.get("name"), str):
                 raise ProtocolError("every requested output must be an object with a 'name'")
+            if item["name"] in seen:
+                raise ProtocolError(f"output '{item['name']}' is requested twice: name each output once")
+            seen.add(item["name"])
             outputs.append(item["name"])
-            wanted = (item.get("parameters") or {}).get("binary_data", binary_default)
+            options = item.get("parameters")
+            wanted = options.get("binary_data", binary_default) if isinstance(options, dict) else binary_default
             if wanted:
                 binary.add(item["name"])
     request_id = request.get("id") if isinstance(request.get("id"), str) else None

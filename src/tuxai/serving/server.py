@@ -1,25 +1,34 @@
 """``tuxai serve MODEL_OR_REPO``: run the inference server (uvicorn, uvloop when installed, httptools).
 
-Loopback by default; any other address needs ``--token-file``. SIGTERM drains: no new
-connections, in-flight requests answered, then exit.
+Loopback by default; any other address needs ``--token-file``, then required on every route but
+liveness. On loopback without one, inference stays open and the repository extension needs a
+token the server makes (``tokens.py``). Request bodies stop at ``--max-body`` (413), a request's
+line and headers at 64 KiB (431). SIGTERM drains: no new connections, in-flight requests
+answered, then exit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import signal
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from tuxai.errors import UsageError
-from tuxai.serving.app import InferenceApp, watch
+from tuxai.model.units import format_bytes
+from tuxai.serving.app import MAX_BODY_BYTES, InferenceApp, watch
 from tuxai.serving.repository import ModelConfig, Repository
+from tuxai.serving.tokens import ControlToken, make_control_token, read_token_file
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+MAX_HEAD_BYTES = 64 * 1024  # a request's line and headers
 
 
 @dataclass(frozen=True)
@@ -33,24 +42,52 @@ class ServeOptions:
     defaults: ModelConfig = field(default_factory=ModelConfig)
     watch: bool = True
     endpoint_file: Path | None = None
+    max_body_bytes: int = MAX_BODY_BYTES
 
 
-def _token(options: ServeOptions) -> str:
+def _operator_token(options: ServeOptions) -> str | None:
+    """The ``--token-file`` token; None on loopback without one (the server makes a control token)."""
     if options.token_file is not None:
-        try:
-            token = options.token_file.read_text().strip()
-        except OSError as exc:
-            where = options.token_file
-            raise UsageError(f"cannot read --token-file {where}: {exc.strerror}", hint="check the path") from None
-        if not token:
-            raise UsageError(f"--token-file {options.token_file} is empty", hint="put a long random string in it")
-        return token
+        return read_token_file(options.token_file)
     if options.host not in LOOPBACK:
         raise UsageError(
             f"serving on {options.host} without a token would let anyone on the network use the models",
             hint="pass --token-file FILE (a secret, mode 0600), or --host 127.0.0.1",
         )
-    return ""
+    return None
+
+
+class BoundedHttpTools(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a cap on a request's line and headers: httptools keeps any
+    amount (uvicorn offers a cap for h11 only). Past ``MAX_HEAD_BYTES`` of an unfinished head the
+    answer is 431 and the connection closes."""
+
+    head_bytes, in_head = 0, True  # bytes received while a head is unfinished; a connection starts in one
+
+    def on_headers_complete(self) -> None:
+        """The head is whole: stop counting."""
+        self.head_bytes, self.in_head = 0, False
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        """What comes next is the next request's head."""
+        self.in_head = True
+        super().on_message_complete()
+
+    def data_received(self, data: bytes) -> None:
+        """Feed the parser; refuse a head that grew past the cap."""
+        if self.in_head:
+            self.head_bytes += len(data)
+        super().data_received(data)
+        if self.in_head and self.head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
+            if self.cycle is None or self.cycle.response_complete:
+                error = f"the request line and headers are over this server's limit of {format_bytes(MAX_HEAD_BYTES)}"
+                body = json.dumps({"error": error}).encode()
+                self.transport.write(
+                    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+                    b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+                )
+            self.transport.close()
 
 
 def _socket(host: str, port: int) -> socket.socket:
@@ -66,25 +103,41 @@ def _socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def build(options: ServeOptions) -> tuple[InferenceApp, Repository]:
-    """The app and its repository for ``options`` (models load when the app starts)."""
+def open_repository(options: ServeOptions) -> Repository:
+    """The repository ``options.target`` names: one model file, one model's versions, or many models."""
     target = options.target.expanduser()
     if not target.exists():
         raise UsageError(f"{target} does not exist", hint="pass a model file (.onnx, .pt) or a model repository")
     single = target if target.is_file() or target.suffix == ".savedmodel" else None
     if single is not None:
-        repository = Repository(target.parent, options.defaults, single)
-    elif any(child.name.isdigit() for child in target.iterdir()):  # one model's directory of versions
-        repository = Repository(target.parent, options.defaults, only=target.name)
-    else:
-        repository = Repository(target, options.defaults)
-    return InferenceApp(repository, _token(options)), repository
+        return Repository(target.parent, options.defaults, single)
+    if any(child.name.isdigit() for child in target.iterdir()):  # one model's directory of versions
+        return Repository(target.parent, options.defaults, only=target.name)
+    return Repository(target, options.defaults)
 
 
 def run_server(options: ServeOptions) -> int:
     """Serve until SIGINT/SIGTERM."""
-    app, repository = build(options)
+    repository = open_repository(options)
+    token = _operator_token(options)
     sock = _socket(options.host, options.port)
+    control: ControlToken | None = None
+    try:
+        if token is None:
+            control = make_control_token(sock.getsockname()[1], os.environ)
+            token = control.token
+        app = InferenceApp(repository, token, open_reads=control is not None, max_body_bytes=options.max_body_bytes)
+        return _serve(app, repository, sock, options, control)
+    except UsageError:
+        sock.close()
+        raise
+    finally:
+        if control is not None:
+            control.remove()
+
+
+def _serve(app: InferenceApp, repository: Repository, sock: socket.socket, options: ServeOptions,
+           control: ControlToken | None) -> int:  # fmt: skip
     host, port = sock.getsockname()[:2]
     try:
         import uvloop
@@ -93,7 +146,7 @@ def run_server(options: ServeOptions) -> int:
     except ImportError:
         loop = "asyncio"
     config = uvicorn.Config(
-        app, loop=loop, http="httptools", lifespan="on", access_log=False, log_level="warning",
+        app, loop=loop, http=BoundedHttpTools, lifespan="on", access_log=False, log_level="warning",
         timeout_graceful_shutdown=30, proxy_headers=False,
     )  # fmt: skip
     server = uvicorn.Server(config)
@@ -107,6 +160,8 @@ def run_server(options: ServeOptions) -> int:
             endpoint = f"http://{host}:{port}"
             for version in (v for versions in repository.versions.values() for v in versions.values()):
                 print(f"model {version.name} version {version.number}: {version.state} {version.reason}".strip())
+            if control is not None:
+                print(f"repository control (load, unload, index) needs the bearer token in {control.path}")
             print(f"serving on {endpoint} (KServe v2: {endpoint}/v2/models/<name>/infer)", flush=True)
             if options.endpoint_file is not None:
                 options.endpoint_file.write_text(endpoint + "\n")
