@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from tuxai.api.client import Client, default_home
 from tuxai.errors import DaemonError, TuxaiError, UsageError
@@ -22,6 +24,26 @@ from tuxai.model.jobfile import load_job_file, spec_from_dict
 from tuxai.model.units import format_bytes
 
 ACTIVE = ("pending", "running", "requeued")
+# C0 and C1 controls, DEL, bidi overrides and isolates, zero-width marks, line separators, surrogates.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
+
+
+def printable(value: object) -> str:
+    """Users' text as a terminal may show it, control characters escaped: ``"a\\x1b]0;x"`` shows ``a\\x1b]0;x``.
+
+    A job's name, command or reason comes from its user and is printed on root's terminal.
+    """
+    return _UNPRINTABLE.sub(_escaped, str(value))
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def cell(value: object) -> Text:
+    """``printable`` text for a Rich table: a ``Text``, never read as markup (a job named ``[/bold]``)."""
+    return Text(printable(value))
 
 
 def home_dir(home: Path | None) -> Path:
@@ -183,17 +205,19 @@ def run_ls(home: Path | None, everything: bool, states: list[str], as_json: bool
     for job in jobs:
         gpus = ",".join(str(i) for i in job["gpu_indices"]) or "-"
         table.add_row(
-            str(job["id"]),
-            job["name"][:24],
-            job["user"],
-            job["state"]
-            + (f" ({job['exit_code']})" if job["exit_code"] not in (None, 0) else "")
-            + (f" [{','.join(job['flags'])}]" if job["flags"] else ""),
-            gpus,
-            str(len(job["cpus"])) if job["cpus"] else "-",
-            _ago(job["waited_s"]),
-            _ago(job["ran_s"]),
-            job["reason"],
+            cell(job["id"]),
+            cell(printable(job["name"])[:24]),
+            cell(job["user"]),
+            cell(
+                job["state"]
+                + (f" ({job['exit_code']})" if job.get("exit_code") not in (None, 0) else "")
+                + (f" [{','.join(job['flags'])}]" if job["flags"] else "")
+            ),
+            cell(gpus),
+            cell(len(job["cpus"]) if job["cpus"] else "-"),
+            cell(_ago(job["waited_s"])),
+            cell(_ago(job["ran_s"])),
+            cell(job["reason"]),
         )
     Console(width=200 if not sys.stdout.isatty() else None).print(table)
     if not jobs:
@@ -202,28 +226,33 @@ def run_ls(home: Path | None, everything: bool, states: list[str], as_json: bool
 
 
 def run_show(home: Path | None, job_id: int, as_json: bool) -> int:
-    """One job in full, with its history."""
+    """One job in full, with its history (another user's: its public fields)."""
     with client(home) as api:
         job = api.job(job_id)
     if as_json:
         _print_json(job)
         return 0
-    spec = job["spec"]
+    mine = "spec" in job  # the daemon sends the rest to the job's owner and root only
     rows = [
         ("job", f"{job['id']} {job['name']}"),
         ("user", job["user"]),
         ("state", job["state"] + (f": {job['reason']}" if job["reason"] else "")),
-        ("command", " ".join(job["command"])),
-        ("asked", _asked(spec)),
+        *([("command", " ".join(job["command"])), ("asked", _asked(job["spec"]))] if mine else []),
         ("gpus", ", ".join(f"{i} {u}" for i, u in zip(job["gpu_indices"], job["gpus"], strict=True)) or "-"),
         ("cpus", ",".join(str(c) for c in job["cpus"]) or "-"),
         ("exit", _exit(job)),
         ("waited", _ago(job["waited_s"])),
         ("ran", _ago(job["ran_s"])),
-        ("cpu time", _ago(job["cpu_s"])),
-        ("peak memory", format_bytes(job["max_rss_bytes"]) if job["max_rss_bytes"] else "-"),
-        ("attempts", f"{job['attempt']} (failures {job['failures']}, requeues {job['requeues']})"),
-        ("log", job["log_path"] or "-"),
+        *(
+            [
+                ("cpu time", _ago(job["cpu_s"])),
+                ("peak memory", format_bytes(job["max_rss_bytes"]) if job["max_rss_bytes"] else "-"),
+                ("attempts", f"{job['attempt']} (failures {job['failures']}, requeues {job['requeues']})"),
+                ("log", job["log_path"] or "-"),
+            ]
+            if mine
+            else [("private", "another user's job: its command, log and history are theirs")]
+        ),
         ("flags", ", ".join(job["flags"]) or "-"),
         *([("endpoint", job["endpoint"])] if job.get("endpoint") else []),
     ]
@@ -239,11 +268,12 @@ def run_show(home: Path | None, job_id: int, as_json: bool) -> int:
             ("measured by", methods or "-"),
         ]
     for key, value in rows:
-        print(f"{key:>12}  {value}")
-    print(f"{'history':>12}")
-    for event in job["events"]:
+        print(f"{key:>12}  {printable(value)}")
+    if mine:
+        print(f"{'history':>12}")
+    for event in job.get("events", []):
         stamp = time.strftime("%H:%M:%S", time.localtime(event["at"]))
-        print(f"{'':>12}  {stamp}  {event['to_state']:<10} {event['reason']}")
+        print(f"{'':>12}  {stamp}  {event['to_state']:<10} {printable(event['reason'])}")
     return 0
 
 
@@ -264,7 +294,7 @@ def _asked(spec: dict[str, Any]) -> str:
 
 def _exit(job: dict[str, Any]) -> str:
     if job["signal"]:
-        return f"signal {job['signal']}" + (" (out of memory)" if job["oom_killed"] else "")
+        return f"signal {job['signal']}" + (" (out of memory)" if job.get("oom_killed") else "")
     return "-" if job["exit_code"] is None else str(job["exit_code"])
 
 
@@ -304,7 +334,7 @@ def run_each(home: Path | None, verb: str, job_ids: list[int]) -> int:
                 failed += 1
                 print(f"error: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""), file=sys.stderr)
                 continue
-            print(f"job {job_id}: {job['state']}" + (f" ({job['reason']})" if job["reason"] else ""))
+            print(printable(f"job {job_id}: {job['state']}" + (f" ({job['reason']})" if job["reason"] else "")))
     return 2 if failed else 0
 
 
@@ -320,14 +350,17 @@ def run_gpus(home: Path | None, as_json: bool) -> int:
         table.add_column(column, no_wrap=True)
     for gpu in gpus:
         holders = ", ".join(
-            f"{h['user']} job {h['job']}" + (f" ({h['share']:g})" if h["share"] < 1 else "") for h in gpu["holders"]
+            f"{h['user']} job {h['job']}"
+            + (f" {h['name']}" if h["name"] else "")
+            + (f" ({h['share']:g})" if h["share"] < 1 else "")
+            for h in gpu["holders"]
         )
         table.add_row(
-            str(gpu["index"]),
-            gpu["name"],
-            format_bytes(gpu["memory_total_bytes"]),
-            gpu["uuid"] or "-",
-            holders or "free",
+            cell(gpu["index"]),
+            cell(gpu["name"]),
+            cell(format_bytes(gpu["memory_total_bytes"])),
+            cell(gpu["uuid"] or "-"),
+            cell(holders or "free"),
         )
     Console(width=200 if not sys.stdout.isatty() else None).print(table)
     if not gpus:

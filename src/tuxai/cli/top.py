@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tuxai.api.client import Client
+from tuxai.cli.jobs import cell, printable
 from tuxai.model.units import format_bytes
 
 BAR = 20
@@ -42,13 +43,13 @@ def _gpu_table(live: dict[str, Any]) -> Table:
         power = gpu["power_w"], gpu["power_limit_w"]
         holders = ", ".join(f"{h['job']} {h['user']}" + (f" {h['name']}" if h["name"] else "") for h in gpu["holders"])
         table.add_row(
-            str(gpu["index"]),
-            gpu["name"],
+            cell(gpu["index"]),
+            cell(gpu["name"]),
             bar(None if gpu["util_pct"] is None else gpu["util_pct"] / 100),
             bar(memory[0] / memory[1] if memory[0] is not None and memory[1] else None),
             bar(power[0] / power[1] if power[0] is not None and power[1] else None),
             "-" if gpu["temperature_c"] is None else f"{gpu['temperature_c']:.0f}°C",
-            holders or "free",
+            cell(holders or "free"),
         )
     return table
 
@@ -60,14 +61,14 @@ def _queue_table(jobs: list[dict[str, Any]], live: dict[str, Any]) -> Table:
     for job in jobs:
         usage = live["usage"].get(str(job["id"]))
         table.add_row(
-            str(job["id"]),
-            job["user"],
-            job["name"][:20],
-            job["state"],
-            ",".join(str(i) for i in job["gpu_indices"]) or "-",
+            cell(job["id"]),
+            cell(job["user"]),
+            cell(printable(job["name"])[:20]),
+            cell(job["state"]),
+            cell(",".join(str(i) for i in job["gpu_indices"]) or "-"),
             f"{usage['cpu_s']:.0f}s" if usage else "-",
             format_bytes(usage["memory_bytes"]) if usage else "-",
-            ", ".join(job["flags"]) or job["reason"],
+            cell(", ".join(job["flags"]) or job["reason"]),
         )
     return table
 
