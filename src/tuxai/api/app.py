@@ -8,9 +8,11 @@ describes it all.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
@@ -21,6 +23,7 @@ from tuxai import __version__
 from tuxai.api.peercred import peer_from_scope
 from tuxai.api.views import gpu_view, job_view
 from tuxai.daemon.core import Caller, Daemon, read_log
+from tuxai.daemon.health import LoopHealth
 from tuxai.daemon.telemetry import TelemetryLoop
 from tuxai.errors import (
     DaemonError,
@@ -80,35 +83,40 @@ def _user_name(uid: int) -> str:
 CallerDep = Annotated[Caller, Depends(_caller)]
 
 
-class MetricsOnly:
-    """Pure ASGI middleware: on the Prometheus socket, only ``/metrics`` answers (no API, no token)."""
+class MetricsApp:
+    """The whole application of the Prometheus listener: ``GET /metrics``, and no API route on it
+    whatever address it binds (no token is asked there; the API is on the socket and --tcp)."""
 
-    def __init__(self, app: Any, address: str) -> None:
-        self.app = app
-        host, _, port = address.rpartition(":")
-        self.server = (host, int(port))
+    def __init__(self, body: Callable[[], str]) -> None:
+        self.body = body
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        server = scope.get("server")
-        if scope["type"] == "http" and server and tuple(server) == self.server and scope["path"] != "/metrics":
+        """Answer one HTTP request: the scrape body, else 404."""
+        if scope["type"] != "http":
+            return
+        response: Response
+        if scope["path"] == "/metrics" and scope["method"] in ("GET", "HEAD"):
+            text = await asyncio.to_thread(self.body)
+            response = PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+        else:
             response = JSONResponse(
-                {"error": "NotFound", "message": "this address serves /metrics only", "hint": "use the socket"},
+                {
+                    "error": "NotFound",
+                    "message": "this address serves /metrics only",
+                    "hint": "the API is on the socket",
+                },
                 status_code=404,
             )
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
+        await response(scope, receive, send)
 
 
 def create_app(
     daemon: Daemon, auth: Auth, telemetry: TelemetryLoop | None = None, metrics_address: str = ""
 ) -> FastAPI:
-    """The API of one daemon; ``metrics_address``: the TCP socket that serves ``/metrics`` only."""
+    """The API of one daemon; ``metrics_address``: where ``MetricsApp`` listens (shown by health)."""
     app = FastAPI(title="tuxai", version=__version__, description="Jobs on a shared GPU box.")
     app.state.auth = auth
     app.state.shutdown = None  # set by the server: a callable that stops it
-    if metrics_address:
-        app.add_middleware(MetricsOnly, address=metrics_address)
 
     @app.get("/metrics", response_class=PlainTextResponse)
     def metrics() -> PlainTextResponse:
@@ -142,11 +150,13 @@ def create_app(
             {"error": type(exc).__name__, "message": exc.message, "hint": exc.hint}, status_code=status
         )
 
-    @app.get("/v1/health")
-    def health() -> dict[str, Any]:
-        """The daemon answers: its pid, version, home and the machine it schedules."""
+    @app.get("/v1/health", response_model=None)
+    def health(request: Request) -> dict[str, Any] | JSONResponse:
+        """The daemon answers: its pid, version, home, machine and loops; 503 while the scheduling loop is stuck."""
         inventory = daemon.config.inventory
-        return {
+        tick: LoopHealth | None = getattr(request.app.state, "tick", None)  # set by the server
+        now = time.time()
+        body: dict[str, Any] = {
             "ok": True,
             "pid": os.getpid(),
             "version": __version__,
@@ -157,13 +167,26 @@ def create_app(
             "cgroups": daemon.config.cgroups.version,
             "cgroups_problem": daemon.config.cgroups.problem,
             "ticks": daemon.ticks,
+            "last_tick_age_s": round(tick.age_s(now), 3) if tick else None,
+            "tick_errors": tick.errors if tick else 0,
             "metrics": metrics_address,
             "sampler": telemetry.telemetry.sampler.method if telemetry else "none",
             "cpu_energy": telemetry.telemetry.cpu_method if telemetry else "none",
             "cpu_energy_problem": telemetry.telemetry.cpu_problem if telemetry else "",
             "telemetry_steps": telemetry.steps if telemetry else 0,
             "telemetry_cpu_s": round(telemetry.cpu_s, 6) if telemetry else 0.0,
+            "telemetry_errors": telemetry.health.errors if telemetry else 0,
         }
+        if tick is None or not tick.stale(now):
+            return body
+        body.update(
+            ok=False,
+            error="DaemonError",
+            message=f"the scheduling loop has had no good tick for {tick.age_s(now):.0f} s: no job starts or ends"
+            f" ({tick.errors} errors; the last: {tick.last_error})",
+            hint=f"see the daemon's log ({daemon.config.home / 'daemon.log'} under `tuxai up --detach`); it retries",
+        )
+        return JSONResponse(body, status_code=503)
 
     @app.post("/v1/jobs", status_code=201, response_model=None)
     async def submit(caller: CallerDep, body: Annotated[dict[str, Any], Body()]) -> JSONResponse:

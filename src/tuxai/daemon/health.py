@@ -25,7 +25,7 @@ def backoff_s(failures: int, first_s: float = BACKOFF_FIRST_S, max_s: float = BA
     >>> [backoff_s(n) for n in (1, 2, 3)], backoff_s(20)
     ([0.1, 0.2, 0.4], 30.0)
     """
-    return min(max_s, first_s * 2 ** max(0, failures - 1))
+    return min(max_s, first_s * 2.0 ** max(0, failures - 1))
 
 
 @dataclass
@@ -43,7 +43,10 @@ class LoopHealth:
     def succeeded(self, now: float) -> None:
         """A pass went through: the age restarts, the backoff resets."""
         with self._lock:
+            failing, since = self.failing, self.last_ok_at
             self.last_ok_at, self.failing = now, 0
+        if failing:
+            log.warning("%s works again after %d failures (%.1f s)", self.name, failing, now - since)
 
     def failed(self, error: BaseException) -> float:
         """Log ``error`` with its traceback; returns the seconds to wait before the next try."""

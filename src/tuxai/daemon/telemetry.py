@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tuxai.daemon.core import Daemon
+from tuxai.daemon.health import BACKOFF_MAX_S, LoopHealth
 from tuxai.executor.rundir import read_launch, read_status
 from tuxai.model.job import JobRecord, JobState
 from tuxai.store.telemetry import TelemetryStore
@@ -34,6 +35,7 @@ class TelemetryLoop:
         self._last_rollup = 0.0
         self.steps = 0
         self.cpu_s = 0.0  # this thread's own CPU time (bench/telemetry.py reads it)
+        self.health = LoopHealth("telemetry step", stale_after_s=3 * telemetry.config.period_s + BACKOFF_MAX_S)
 
     def running(self, jobs: list[JobRecord]) -> list[RunningJob]:
         """The running jobs as telemetry needs them (the pgid from the shim's status, once known)."""
@@ -112,15 +114,18 @@ class TelemetryLoop:
                 self.daemon.stop_flagged(job.id, self.policy, now)
 
     def run(self, stop: threading.Event) -> None:
-        """Step every period until ``stop``; a failing step is logged, not fatal."""
+        """Step every period until ``stop``; a failing step is logged and tried again after a backoff."""
         period = self.telemetry.config.period_s
         next_at = time.time()
         while not stop.wait(max(0.0, next_at - time.time())):
-            next_at += period
+            next_at = max(next_at + period, time.time())  # late (a slow step): no burst to catch up
             try:
                 self.step(time.time())
             except Exception as exc:  # noqa: BLE001 (telemetry must never take the daemon down)
-                print(f"telemetry step failed: {exc!r}", flush=True)
+                # Logged (a print to a full disk raised again, here, and ended the thread: D7).
+                next_at = max(next_at, time.time() + self.health.failed(exc))
+                continue
+            self.health.succeeded(time.time())
 
     def metrics(self) -> str:
         """The Prometheus scrape body."""
