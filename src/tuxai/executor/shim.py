@@ -124,7 +124,7 @@ class Shim:
             os.setgroups(list(groups))
             os.setgid(gid)
             os.setuid(uid)
-        if self.launch.cwd:
+        if self.launch.cwd and user is not None:
             try:
                 os.chdir(self.launch.cwd)
             except OSError as exc:  # subprocess says only "Exception occurred in preexec_fn"
@@ -147,12 +147,15 @@ class Shim:
         log = self._job_files(None if user is None else (user[0], user[1]))
         errors_r, self._errors_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         try:
-            needed = bool(launch.cgroup or launch.cpus or user or launch.cwd)
+            needed = bool(launch.cgroup or launch.cpus or user)
             return subprocess.Popen(
                 list(launch.command),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                # As another user, the directory is entered after the switch (in _preexec):
+                # Popen's cwd= would enter it as root (security issue A8).
+                cwd=(launch.cwd or None) if user is None else None,
                 env=launch.env,
                 process_group=0,
                 preexec_fn=(lambda: self._preexec(user)) if needed else None,
