@@ -155,3 +155,161 @@ def test_D7_full_disk_stalls_the_loop_health_says_so_and_jobs_start_again_once_f
         wait_for(lambda: http.get("/v1/health").json()["telemetry_steps"] > steps + 3, 10, "telemetry goes on")
     log = (home / "daemon.log").read_text()
     assert "tuxai.daemon" in log  # logged with a time and the logger's name (what fitted on the disk)
+
+
+# ---- B5: the Prometheus listener serves /metrics and nothing else --------------------------------
+
+
+def test_B5_metrics_listener_on_any_address_serves_no_api(tmp_path: Path) -> None:
+    with running(tmp_path / "home", "--metrics-addr", "0.0.0.0:0") as daemon:
+        host, _, port = (daemon.home / "metrics.addr").read_text().strip().rpartition(":")
+        assert host == "0.0.0.0"
+        url = f"http://127.0.0.1:{port}"  # only loopback traffic, though it listens on every address
+        scrape = httpx.get(f"{url}/metrics", timeout=10)
+        assert scrape.status_code == 200 and "tuxai_" in scrape.text
+        for method, path in (("GET", "/v1/health"), ("GET", "/v1/jobs"), ("GET", "/openapi.json"),
+                             ("GET", "/docs"), ("POST", "/v1/shutdown"), ("POST", "/v1/jobs")):  # fmt: skip
+            answer = httpx.request(method, f"{url}{path}", json={}, timeout=10)
+            assert answer.status_code == 404, (method, path, answer.text)
+            assert answer.json()["message"] == "this address serves /metrics only"
+        assert daemon.client.health()["ok"]  # still up: the shutdown above never reached the API
+
+
+# ---- B7: the API on a non-loopback TCP address needs --insecure-tcp ------------------------------
+
+
+def test_B7_tcp_off_loopback_is_refused_without_insecure_tcp(base: Path) -> None:
+    home = base / "home"
+    for address in ("0.0.0.0:0", "[::]:0"):
+        refused = daemon_run(home, "--tcp", address)
+        assert refused.returncode == 2
+        assert refused.stderr.strip().splitlines() == [
+            f"error: --tcp {address} is not a loopback address: the API and its bearer token would travel in plain"
+            " HTTP (listen on 127.0.0.1 and put a TLS proxy in front, or pass --insecure-tcp)"
+        ]
+    cli = subprocess.run(
+        [TUXAI, "up", "--detach", "--home", str(home), "--inventory", str(TWO_GPUS), "--tcp", "0.0.0.0:0"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert cli.returncode == 2 and len(cli.stderr.strip().splitlines()) == 1 and "--insecure-tcp" in cli.stderr
+    with running(home, "--tcp", "0.0.0.0:0", "--insecure-tcp") as daemon:
+        assert (home / "tcp.addr").read_text().startswith("0.0.0.0:")
+        assert daemon.client.health()["ok"]
+    with running(home, "--tcp", "localhost:0") as daemon:
+        assert daemon.client.health()["ok"]
+
+
+# ---- A10: a home of somebody else, or with links, is refused -------------------------------------
+
+
+def test_A10_home_of_another_user_is_refused_and_nothing_is_written_through_its_links(base: Path) -> None:
+    victim = base / "victim"
+    victim.write_text("root's file\n")
+    home = base / "theirs"
+    home.mkdir()
+    os.symlink(victim, home / "daemon.log")  # planted by the home's owner, nobody
+    os.symlink(victim, home / "tuxai.db")
+    os.lchown(home / "daemon.log", NOBODY, NOBODY)
+    os.lchown(home / "tuxai.db", NOBODY, NOBODY)
+    os.chown(home, NOBODY, NOBODY)
+    refused = daemon_run(home)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        f"error: the home {home} belongs to uid 65534 (nobody), not to the daemon's user (uid 0 (root)) "
+        f"(pass a home of your own (--home), or `chown 0 {home}` if it is yours)"
+    ]
+    cli = subprocess.run(
+        [TUXAI, "up", "--detach", "--home", str(home), "--inventory", str(TWO_GPUS)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert cli.returncode == 2 and cli.stderr.count("\n") == 1 and "belongs to uid 65534" in cli.stderr
+    assert victim.read_text() == "root's file\n"  # neither the CLI's log nor the store went through the links
+    assert sorted(p.name for p in home.iterdir()) == ["daemon.log", "tuxai.db"]
+
+
+def test_A10_home_that_is_a_link_or_writable_by_others_or_under_such_a_directory_is_refused(base: Path) -> None:
+    real = base / "real"
+    real.mkdir()
+    (base / "link").symlink_to(real)
+    refused = daemon_run(base / "link")
+    assert refused.returncode == 2 and f"the home {base / 'link'} is a symbolic link (to {real})" in refused.stderr
+    assert f"--home {real}" in refused.stderr
+    real.chmod(0o777)
+    refused = daemon_run(real)
+    assert refused.returncode == 2 and "is writable by its group and everybody (mode 777)" in refused.stderr
+    assert f"(chmod go-w {real})" in refused.stderr
+    shared = base / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # not sticky: anybody can rename the home away and put theirs in its place
+    refused = daemon_run(shared / "home")
+    assert refused.returncode == 2 and f"{shared}, above the home" in refused.stderr
+    assert not (shared / "home").exists()
+    owned = base / "owned"
+    owned.mkdir()
+    os.chown(owned, NOBODY, NOBODY)
+    refused = daemon_run(owned / "home")
+    assert refused.returncode == 2
+    assert f"{owned}, above the home {owned / 'home'}, belongs to uid 65534 (nobody)" in refused.stderr
+    for output in (refused.stdout, refused.stderr):
+        assert "Traceback" not in output
+
+
+def test_A10_a_link_in_place_of_the_store_is_refused(base: Path) -> None:
+    victim = base / "victim"
+    victim.write_text("root's file\n")
+    home = base / "home"
+    home.mkdir()
+    (home / "tuxai.db").symlink_to(victim)
+    refused = daemon_run(home)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        f"error: cannot use {home / 'tuxai.db'}: a symbolic link (the home's files must be the daemon's own "
+        "regular files, never links: remove it)"
+    ]
+    assert victim.read_text() == "root's file\n"
+
+
+def test_A10_home_and_its_files_are_private_but_the_api_socket_reachable(base: Path) -> None:
+    home = base / "home"
+    with running(home, "--tcp", "127.0.0.1:0") as daemon:
+        (home / "metrics.addr").unlink()  # a link left where the daemon writes is replaced, never followed
+        modes = {p.name: stat.S_IMODE(p.lstat().st_mode) for p in home.iterdir() if p.name != "daemon.log"}
+        assert stat.S_IMODE(home.stat().st_mode) == 0o711
+        for name in ("daemon.lock", "token", "tcp.addr", "tuxai.db"):
+            assert modes[name] == 0o600, (name, oct(modes[name]))
+        assert modes["tuxai.sock"] == 0o666 and modes["notify.sock"] == 0o600
+        code = as_nobody(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket",
+                          str(home / "tuxai.sock"), "http://tuxai/v1/health"])  # fmt: skip
+        assert code.stdout == "200"
+        listing = as_nobody(["ls", str(home)])
+        assert listing.returncode != 0 and "Permission denied" in listing.stderr
+        assert daemon.client.health()["ok"]
+
+
+# ---- D14: `tuxai down` returns once the daemon has exited, its store closed ----------------------
+
+
+def test_D14_down_returns_once_the_daemon_exited_and_a_copy_of_the_store_is_complete(tmp_path: Path) -> None:
+    import sqlite3
+
+    process = DaemonProcess(tmp_path / "home").start()
+    home = process.home
+    try:
+        ids = [process.client.submit(shell("true", hold=True)) for _ in range(30)]
+        down = subprocess.run([TUXAI, "down", "--home", str(home)], capture_output=True, text=True, timeout=60)
+        assert down.returncode == 0, down.stderr
+        exited = process.process.poll() if process.process else None
+        backup = tmp_path / "backup.db"
+        shutil.copyfile(home / "tuxai.db", backup)  # what an admin's backup right after `down` takes
+        lock = os.open(home / "daemon.lock", os.O_RDONLY)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free: the daemon let go of its home
+        finally:
+            os.close(lock)
+        assert exited is not None, "`tuxai down` returned while the daemon was still running"
+        assert not (home / "tuxai.db-wal").exists()  # closed: everything is in tuxai.db
+        with contextlib.closing(sqlite3.connect(backup)) as copy:
+            assert copy.execute("SELECT count(*) FROM jobs").fetchone()[0] == len(ids)
+        assert down.stdout.startswith(f"tuxai daemon {process.process.pid} stopped, its store closed")  # type: ignore[union-attr]
+    finally:
+        finish(process)

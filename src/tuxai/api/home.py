@@ -216,7 +216,7 @@ def wait_stopped(home: Path, pid: int | None, timeout_s: float) -> None:
     started = _started(pid) if pid else None
     try:
         fd = open_private(home / LOCK, os.O_RDONLY)
-    except FileNotFoundError:
+    except OSError:  # none (it never locked), or not ours to read: the pid alone says
         fd = -1
     try:
         while fd >= 0:

@@ -24,8 +24,11 @@ def up(
     ] = None,
     detach: Annotated[bool, typer.Option("--detach", help="Run in the background; return once it answers.")] = False,
     tcp: Annotated[
-        str | None, typer.Option("--tcp", help="Also listen on HOST:PORT, with the token in <home>/token.")
+        str | None, typer.Option("--tcp", help="Also listen on HOST:PORT (loopback), with the token in <home>/token.")
     ] = None,
+    insecure_tcp: Annotated[
+        bool, typer.Option("--insecure-tcp", help="Let --tcp be a non-loopback address (the token travels in clear).")
+    ] = False,
     scheduler_config: Annotated[
         Path | None, typer.Option("--scheduler-config", help="Policy weights (docs/scheduler.md).", metavar="FILE")
     ] = None,
@@ -51,7 +54,7 @@ def up(
 
     def action() -> int:
         where = home_dir(home)
-        argv = daemon_argv(where, inventory, tcp, scheduler_config, cgroups)
+        argv = daemon_argv(where, inventory, tcp, scheduler_config, cgroups, insecure_tcp)
         for flag, value in (
             ("--metrics-addr", metrics_addr),
             ("--telemetry-period", telemetry_period),

@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tuxai.api.client import Client, default_home
+from tuxai.api.home import check_home, daemon_pid, open_private, read_private, wait_stopped
 from tuxai.errors import DaemonError, TuxaiError, UsageError
 from tuxai.model.jobfile import load_job_file, spec_from_dict
 from tuxai.model.units import format_bytes
@@ -75,16 +76,21 @@ def _ago(seconds: float | None) -> str:
 
 
 def daemon_argv(
-    home: Path, inventory: Path | None, tcp: str | None, scheduler: Path | None, cgroups: str
+    home: Path,
+    inventory: Path | None,
+    tcp: str | None,
+    scheduler: Path | None,
+    cgroups: str,
+    insecure_tcp: bool = False,
 ) -> list[str]:
-    """The daemon's command line."""
+    """The daemon's command line (``insecure_tcp``: let ``tcp`` be a non-loopback address)."""
     argv = [sys.executable, "-m", "tuxai.api.server", "--home", str(home)]
     if inventory is not None:
         if not inventory.is_file():
             raise UsageError(f"inventory file {inventory} does not exist", hint="see examples/inventories/")
         argv += ["--inventory", str(inventory.resolve())]
     if tcp:
-        argv += ["--tcp", tcp]
+        argv += ["--tcp", tcp, *(["--insecure-tcp"] if insecure_tcp else [])]
     if scheduler is not None:
         argv += ["--scheduler-config", str(scheduler.resolve())]
     if cgroups not in ("limits", "all", "off"):
@@ -94,7 +100,12 @@ def daemon_argv(
 
 
 def run_up(argv: list[str], home: Path, detach: bool, timeout_s: float = 30.0) -> int:
-    """Foreground: become the daemon. ``--detach``: start it in the background and wait until it answers."""
+    """Foreground: become the daemon. ``--detach``: start it in the background and wait until it answers.
+
+    Raises:
+        UsageError: the home is not safe to use (another user's, a link: ``api.home.check_home``).
+        DaemonError: one already runs, or the new one did not start (its last log line says why).
+    """
     pid = None
     with contextlib.suppress(DaemonError), Client.for_home(home, timeout_s=2) as probe:
         pid = probe.health()["pid"]
@@ -102,15 +113,21 @@ def run_up(argv: list[str], home: Path, detach: bool, timeout_s: float = 30.0) -
         raise UsageError(f"a tuxai daemon already runs for {home} (pid {pid})", hint="`tuxai down` stops it")
     if not detach:
         os.execv(argv[0], argv)
-    home.mkdir(parents=True, exist_ok=True)
+    home = check_home(home)  # before daemon.log: never write through a link somebody planted
     log_path = home / "daemon.log"
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    try:
+        log = open_private(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write {log_path}: {exc.strerror}", hint="it must be your own file, not a link"
+        ) from None
+    with os.fdopen(log, "ab") as handle:
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=handle, stderr=handle, start_new_session=True)
     deadline = time.monotonic() + timeout_s
     with Client.for_home(home, timeout_s=2) as probe:
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                lines = log_path.read_text(errors="replace").strip().splitlines()
+                lines = read_private(log_path).strip().splitlines()
                 last = lines[-1] if lines else f"exit status {process.returncode}"
                 raise DaemonError(f"the daemon did not start: {last.removeprefix('error: ')}", hint=f"see {log_path}")
             with contextlib.suppress(DaemonError):
@@ -123,19 +140,18 @@ def run_up(argv: list[str], home: Path, detach: bool, timeout_s: float = 30.0) -
 
 
 def run_down(home: Path, timeout_s: float = 15.0) -> int:
-    """Ask the daemon to stop and wait until it is gone (running jobs go on)."""
+    """Ask the daemon to stop and return once it has exited, its store closed (running jobs go on).
+
+    Raises:
+        DaemonError: none runs, or it is still there after ``timeout_s``.
+        PermissionDenied: neither root nor the daemon's owner.
+    """
+    pid = daemon_pid(home)  # from daemon.lock: a daemon whose loop is stuck answers no health
     with Client.for_home(home, timeout_s=5) as api:
-        pid = api.health()["pid"]
         api.shutdown()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                api.health()
-            except DaemonError:
-                print(f"tuxai daemon {pid} stopped (running jobs go on; `tuxai up` adopts them)")
-                return 0
-            time.sleep(0.05)
-    raise DaemonError(f"the daemon (pid {pid}) is still up after {timeout_s:g} s", hint=f"kill {pid}")
+    wait_stopped(home, pid, timeout_s)
+    print(f"tuxai daemon {pid or ''} stopped, its store closed (running jobs go on; `tuxai up` adopts them)")
+    return 0
 
 
 # ---- submit ---------------------------------------------------------------------------------
