@@ -23,6 +23,8 @@ import pytest
 from tests.integration import test_serving
 from tests.integration.test_serving import Server
 from tests.serving_models import batch_size_onnx, control_token_path, mlp_onnx
+from tuxai.errors import UsageError
+from tuxai.serving.tokens import make_control_token
 
 NOBODY = 65534
 MiB = 1024 * 1024
@@ -265,3 +267,25 @@ def test_E9_token_goes_under_the_runtime_dir_and_an_unsafe_one_is_refused(
     (runtime / "tuxai").symlink_to(runtime / "elsewhere")
     refused = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "symbolic link" in refused.stderr
+
+
+def test_E9_a_stale_token_file_is_replaced_and_a_foreign_directory_refused(tmp_path: Path) -> None:
+    environ = {"XDG_RUNTIME_DIR": str(tmp_path)}
+    first = make_control_token(8000, environ)
+    second = make_control_token(8000, environ)  # the first server died without removing its file
+    assert first.path == second.path == tmp_path / "tuxai" / "serve-8000.token"
+    assert first.token != second.token and second.path.read_text() == second.token + "\n"
+    assert stat.S_IMODE(second.path.lstat().st_mode) == 0o600
+    second.remove()
+    assert not second.path.exists() and (tmp_path / "tuxai").is_dir()  # the runtime directory stays
+    if os.getuid() == 0:
+        os.chown(tmp_path / "tuxai", NOBODY, NOBODY)
+        with pytest.raises(UsageError, match="uid 65534"):
+            make_control_token(8000, environ)
+    fallback = make_control_token(8001, {})
+    try:
+        assert fallback.path.parent.name.startswith("tuxai-serve-")
+        assert stat.S_IMODE(fallback.path.parent.lstat().st_mode) == 0o700
+    finally:
+        fallback.remove()
+    assert not fallback.path.parent.exists()

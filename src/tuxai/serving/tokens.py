@@ -61,7 +61,7 @@ def _runtime_directory(environ: Mapping[str, str]) -> tuple[Path, bool]:
     if not runtime or not os.path.isdir(runtime):
         return Path(tempfile.mkdtemp(prefix="tuxai-serve-")), True
     base = Path(runtime) / "tuxai"
-    with contextlib.suppress(FileExistsError):
+    with contextlib.suppress(OSError):  # there already, or cannot be made: opening it says which
         base.mkdir(mode=0o700)
     return base, False
 
