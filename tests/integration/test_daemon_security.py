@@ -313,3 +313,93 @@ def test_D14_down_returns_once_the_daemon_exited_and_a_copy_of_the_store_is_comp
         assert down.stdout.startswith(f"tuxai daemon {process.process.pid} stopped, its store closed")  # type: ignore[union-attr]
     finally:
         finish(process)
+
+
+# ---- A9: supplementary groups are the connecting process's, not those of whoever has its pid now ---
+
+CONNECT_THEN_LEAVE = r"""
+import os, socket, sys
+sock = socket.socket(socket.AF_UNIX)
+sock.connect(sys.argv[1])
+if os.fork():
+    os._exit(0)  # the process that connected is gone: its pid is free for another
+if sys.stdin.readline() != "go\n":
+    os._exit(1)
+body = sys.argv[2].encode()
+sock.sendall(b"POST /v1/jobs HTTP/1.1\r\nHost: tuxai\r\nContent-Type: application/json\r\n"
+             b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+answer = b""
+while chunk := sock.recv(65536):
+    answer += chunk
+sys.stdout.write(answer.decode())
+"""
+
+
+def _stopped(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "T"
+
+
+def _take_pid(pid: int) -> subprocess.Popen[bytes] | None:
+    """A root process with supplementary group 4242 at ``pid`` (ns_last_pid), or None if another got it."""
+    Path("/proc/sys/kernel/ns_last_pid").write_text(str(pid - 1))
+    squatter = subprocess.Popen(["sleep", "60"], extra_groups=[4242])
+    if squatter.pid == pid:
+        return squatter
+    squatter.kill()
+    squatter.wait()
+    return None
+
+
+def test_A9_groups_of_a_job_are_its_submitter_s_even_when_its_pid_is_reused_by_root(base: Path) -> None:
+    body = json.dumps({"spec": {"command": ["id", "-G"], "workdir": "/tmp"}})
+    with running(base / "home") as daemon:
+        server = daemon.process.pid  # type: ignore[union-attr]
+        attacker, squatter = None, None
+        os.kill(server, signal.SIGSTOP)  # the race, made certain: the daemon accepts late
+        try:
+            wait_for(lambda: _stopped(server), 5, "the daemon stopped")
+            for _ in range(10):
+                attacker = subprocess.Popen(
+                    [SYSTEM_PYTHON, "-c", CONNECT_THEN_LEAVE, str(daemon.home / "tuxai.sock"), body],
+                    user=NOBODY, group=NOBODY, extra_groups=[], cwd="/tmp", stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, text=True, env={"PATH": "/usr/bin:/bin"},
+                )  # fmt: skip
+                assert attacker.wait(timeout=30) == 0  # the connecting process is reaped: its pid is free
+                squatter = _take_pid(attacker.pid)
+                if squatter is not None:
+                    break
+                attacker.communicate("no\n", timeout=30)  # another process took the pid: try again
+            assert squatter is not None, "could not reuse the pid of the connecting process"
+        finally:
+            os.kill(server, signal.SIGCONT)
+        try:
+            answer, _ = attacker.communicate("go\n", timeout=60)  # type: ignore[union-attr]
+        finally:
+            squatter.kill()
+            squatter.wait()
+        assert " 201 " in answer.splitlines()[0], answer
+        job_id = json.loads(answer.rpartition("\n\n")[2])["id"]  # (text mode: no \r)
+        job = daemon.wait_all([job_id])[job_id]
+        assert job["user"] == "nobody" and job["state"] == "succeeded", job["reason"]
+        assert daemon.log(job_id).split() == [str(NOBODY)]  # not 4242: root's squatter's group
+
+
+def test_A9_groups_are_the_connecting_process_s_own(base: Path) -> None:
+    listener = socket.socket(socket.AF_UNIX)
+    path = base / "groups.sock"
+    listener.bind(str(path))
+    path.chmod(0o666)
+    listener.listen(1)
+    from tuxai.api.peercred import peer_groups
+
+    with listener:
+        connect = f"import socket; s = socket.socket(socket.AF_UNIX); s.connect({str(path)!r}); s.recv(1)"
+        client = subprocess.Popen(
+            [SYSTEM_PYTHON, "-c", connect],
+            user=NOBODY, group=NOBODY, extra_groups=[4242, 4343], cwd="/tmp", env={"PATH": "/usr/bin:/bin"},
+        )  # fmt: skip
+        connection, _ = listener.accept()
+        with connection:
+            assert sorted(peer_groups(connection, NOBODY, NOBODY)) == [4242, 4343]
+            connection.send(b"x")
+        client.wait(timeout=30)

@@ -13,7 +13,10 @@ no limit of its own and httptools keeps a header's value in memory until it ends
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import os
+import pwd
 import socket
 import struct
 from collections.abc import MutableMapping
@@ -26,16 +29,32 @@ PREFIX = "peercred:"
 MAX_HEAD_BYTES = 64 * 2**10  # h11's default is 16 KiB, nginx's 4 × 8 KiB
 
 
-def _groups(pid: int) -> tuple[int, ...]:
-    """Supplementary groups of ``pid`` from ``/proc/PID/status`` (empty if it is gone)."""
+SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)  # Linux ≥ 4.13; Python names it from 3.13 on
+_GID = struct.Struct("=I")  # gid_t
+
+
+def parse_groups(raw: bytes) -> tuple[int, ...]:
+    """``SO_PEERGROUPS``' array of ``gid_t`` → the groups.
+
+    >>> parse_groups(struct.pack("=2I", 27, 1000))
+    (27, 1000)
+    """
+    return tuple(gid for (gid,) in _GID.iter_unpack(raw[: len(raw) - len(raw) % _GID.size]))
+
+
+def peer_groups(sock: socket.socket, uid: int, gid: int) -> tuple[int, ...]:
+    """The peer's supplementary groups when it connected (``SO_PEERGROUPS``); on a kernel without it,
+    those the user database gives ``uid``. Never /proc/PID: the pid may be another process's by now."""
+    for count in (64, 65536):  # NGROUPS_MAX is 65536; the kernel says ERANGE when the buffer is short
+        try:
+            return parse_groups(sock.getsockopt(socket.SOL_SOCKET, SO_PEERGROUPS, _GID.size * count))
+        except OSError as exc:
+            if exc.errno != errno.ERANGE:
+                break
     try:
-        with open(f"/proc/{pid}/status") as handle:
-            for line in handle:
-                if line.startswith("Groups:"):
-                    return tuple(int(g) for g in line.split()[1:])
-    except OSError:
-        pass
-    return ()
+        return tuple(os.getgrouplist(pwd.getpwuid(uid).pw_name, gid))
+    except (KeyError, OSError):
+        return ()
 
 
 def peer_client(transport: asyncio.Transport) -> tuple[str, int] | None:
@@ -45,7 +64,7 @@ def peer_client(transport: asyncio.Transport) -> tuple[str, int] | None:
         return None
     raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     pid, uid, gid = struct.unpack("3i", raw)
-    groups = ",".join(str(g) for g in _groups(pid))
+    groups = ",".join(str(g) for g in peer_groups(sock, uid, gid))
     return (f"{PREFIX}{uid}:{gid}:{pid}:{groups}", 0)
 
 
