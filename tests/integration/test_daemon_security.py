@@ -403,3 +403,58 @@ def test_A9_groups_are_the_connecting_process_s_own(base: Path) -> None:
             assert sorted(peer_groups(connection, NOBODY, NOBODY)) == [4242, 4343]
             connection.send(b"x")
         client.wait(timeout=30)
+
+
+# ---- A12: a flood of datagrams on notify.sock costs (almost) nothing -----------------------------
+
+FLOOD = r"""
+import socket, sys
+path, payload, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+sent = refused = 0
+for i in range(count):
+    try:
+        sock.sendto((str(10**6 + i) if payload == "many" else payload).encode(), path)
+        sent += 1
+    except OSError:
+        refused += 1
+print(sent, refused)
+"""
+
+
+def _flood(home: Path, payload: str, count: int, user: int | None = None) -> tuple[int, int, int, float]:
+    """``count`` datagrams on the notify socket (as ``user``): sent, refused, the ticks the daemon made
+    meanwhile, and the seconds it took."""
+    with raw(home) as http:
+        before = http.get("/v1/health").json()["ticks"]
+        argv = [SYSTEM_PYTHON, "-c", FLOOD, str(home / "notify.sock"), payload, str(count)]
+        started = time.monotonic()
+        done = as_nobody(argv) if user == NOBODY else subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        took = time.monotonic() - started
+        assert done.returncode == 0, done.stderr
+        time.sleep(0.3)  # the last batch reaches the loop
+        sent, refused = (int(n) for n in done.stdout.split())
+        return sent, refused, http.get("/v1/health").json()["ticks"] - before, took
+
+
+def test_A12_notify_flood_from_anyone_costs_at_most_a_few_ticks(base: Path) -> None:
+    with running(base / "home") as daemon:
+        job = daemon.client.submit(shell("sleep 60", grace="1s"))
+        wait_for(lambda: daemon.client.job(job)["state"] == "running", 20, "the job runs")
+        n = 100_000
+        sent, refused, ticks, took = _flood(daemon.home, str(job), n, user=NOBODY)
+        print(f"nobody, its job's id × {n}: {sent} sent, {refused} refused, {ticks} ticks in {took:.1f} s")
+        assert (sent, refused) == (0, n) and ticks <= 1 + took / 5  # 0600: only the 5 s safety ticks
+        sent, _, ticks, took = _flood(daemon.home, "many", n)
+        print(f"root, {n} ids of no running job: {sent} sent, {ticks} ticks in {took:.1f} s")
+        assert sent == n and ticks <= 1 + took / 5
+        sent, _, ticks, took = _flood(daemon.home, str(job), n)
+        print(f"root, the running job's id × {n}: {sent} sent, {ticks} ticks in {took:.1f} s")
+        assert sent == n and ticks <= 2 + took / 0.5 + took / 5  # once per 0.5 s for the same id
+        assert daemon.client.job(job)["state"] == "running"  # said to have ended, it is looked at: it runs
+        # A shim's own datagram still ends a job at once, not at the next 5 s safety tick.
+        quick = daemon.client.submit(shell("true"))
+        started = time.monotonic()
+        assert daemon.wait_all([quick], timeout_s=10)[quick]["state"] == "succeeded"
+        assert time.monotonic() - started < 2.0
+        daemon.client.cancel(job)
