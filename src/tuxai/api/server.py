@@ -163,7 +163,8 @@ def build_config(args: argparse.Namespace) -> DaemonConfig:
         if not path.is_file():
             raise UsageError(f"scheduler config {path} does not exist", hint="check the path")
         scheduler = parse_scheduler_config(path.read_text(), str(path))
-    cgroups = CgroupSupport(0, problem="disabled with --no-cgroups") if args.no_cgroups else detect_cgroups()
+    disabled = CgroupSupport(0, problem="disabled with --no-cgroups")
+    cgroups = disabled if args.no_cgroups else detect_cgroups(prepare=True)
     return DaemonConfig(
         home=home,
         inventory=_inventory(Path(args.inventory) if args.inventory else None),

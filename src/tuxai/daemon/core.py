@@ -22,6 +22,7 @@ from tuxai.daemon.health import LoopHealth
 from tuxai.daemon.launch import build_launch, cgroup_name
 from tuxai.daemon.outcome import Outcome, classify
 from tuxai.errors import PermissionDenied, StoreError, UsageError
+from tuxai.executor import systemd
 from tuxai.executor.cgroups import plan
 from tuxai.executor.environment import is_protected
 from tuxai.executor.files import make_dir, read_user_file
@@ -227,7 +228,10 @@ class Daemon:
     def _cgroup(self, job: JobRecord) -> dict[str, Any]:
         """Every group the job's attempt may have (whichever controllers it used)."""
         support = self.config.cgroups
-        return plan(support.version, support.parents, cgroup_name(self.config.home, job.id, job.attempt))
+        name = cgroup_name(self.config.home, job.id, job.attempt)
+        if support.systemd:
+            return systemd.plan(support.parents["unified"], name, (), support.systemd_version)
+        return plan(support.version, support.parents, name)
 
     def _finish(self, ended: list[tuple[JobRecord, Outcome]], now: float) -> None:
         """Record the ends of one pass in one transaction, then charge GPU time to the users."""

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tuxai.daemon.config import DaemonConfig
+from tuxai.executor import systemd
 from tuxai.executor.cgroups import nvidia_device_rules, plan
 from tuxai.executor.environment import JobContext, job_environment, real_cpus
 from tuxai.executor.rundir import CHECKPOINT, ENDPOINT, Launch
@@ -43,16 +44,24 @@ def build_launch(
         first.memory_total_bytes if first else None,
     )
     support = config.cgroups
-    devices: tuple[str, ...] = ()
-    if support.version and support.device_rules:
-        devices = device_rules(allocation, gpus)
-    # Every job gets a group where one can be made: on v1 the pids controller at least
-    # (0.1 ms: it holds every process of the job and caps their number); memory and cpu
-    # when there is a limit to enforce (CPU pinning already holds a job to its CPUs).
     limited = bool(job.spec.request.memory_bytes or config.cgroup_every_job)
-    wanted = {"pids", "unified", *(("memory", "cpu") if limited else ()), *(("devices",) if devices else ())}
-    parents = {c: p for c, p in support.parents.items() if c in wanted}
-    cgroup = plan(support.version, parents, cgroup_name(config.home, job.id, attempt)) if parents else {}
+    cpus = real_cpus(allocation.cpus, config.online_cpus)
+    minors = gpu_minors(allocation, gpus) if support.version and support.device_rules else ()
+    name = cgroup_name(config.home, job.id, attempt)
+    devices: tuple[str, ...] = ()
+    if support.systemd:
+        fence = systemd.device_properties(minors, _proc_devices()) if minors else []
+        quota = job.spec.request.cpus if limited else 0
+        limits = systemd.properties(job.spec.request.memory_bytes, quota, cpus, config.job_pids_max, fence)
+        cgroup = systemd.plan(support.parents["unified"], name, limits, support.systemd_version)
+    else:
+        devices = tuple(nvidia_device_rules(list(minors))) if minors else ()
+        # Every job gets a group where one can be made: on v1 the pids controller at least
+        # (0.1 ms: it holds every process of the job and caps their number); memory and cpu
+        # when there is a limit to enforce (CPU pinning already holds a job to its CPUs).
+        wanted = {"pids", "unified", *(("memory", "cpu") if limited else ()), *(("devices",) if devices else ())}
+        parents = {c: p for c, p in support.parents.items() if c in wanted}
+        cgroup = plan(support.version, parents, name) if parents else {}
     request = job.spec.request
     return Launch(
         job_id=job.id,
@@ -61,7 +70,7 @@ def build_launch(
         env=env,
         cwd=job.spec.workdir,
         log_path=log_path,
-        cpus=real_cpus(allocation.cpus, config.online_cpus),
+        cpus=cpus,
         memory_limit_bytes=request.memory_bytes,
         cpu_quota=request.cpus if cgroup and limited else 0,
         time_limit_s=job.spec.time_limit_s,
@@ -85,10 +94,10 @@ def cgroup_name(home: Path, job_id: int, attempt: int) -> str:
     return f"tuxai-{tag}-job-{job_id}-{attempt}"
 
 
-def device_rules(
+def gpu_minors(
     allocation: Allocation, gpus: dict[int, Gpu], exists: Callable[[str], bool] = os.path.exists
-) -> tuple[str, ...]:
-    """cgroup v1 rules that let a job open only its own ``/dev/nvidiaN`` (and the control devices).
+) -> tuple[int, ...]:
+    """The minor numbers of the job's ``/dev/nvidiaN``, to fence it to them (v1 device rules, systemd).
 
     Only for NVIDIA GPUs whose minor numbers are known and whose device files exist (a real
     box, not a simulated one); otherwise none: the job is then held to its GPUs by
@@ -102,4 +111,19 @@ def device_rules(
         if not exists(f"/dev/nvidia{gpu.minor_number}"):
             return ()
         minors.append(gpu.minor_number)
-    return tuple(nvidia_device_rules(minors)) if minors else ()
+    return tuple(minors)
+
+
+def device_rules(
+    allocation: Allocation, gpus: dict[int, Gpu], exists: Callable[[str], bool] = os.path.exists
+) -> tuple[str, ...]:
+    """cgroup v1 rules that let a job open only its own ``/dev/nvidiaN`` (and the control devices)."""
+    minors = gpu_minors(allocation, gpus, exists)
+    return tuple(nvidia_device_rules(list(minors))) if minors else ()
+
+
+def _proc_devices() -> str:
+    try:
+        return Path("/proc/devices").read_text()
+    except OSError:
+        return ""

@@ -20,16 +20,24 @@ def check_cgroups(support: CgroupSupport) -> Iterator[Finding]:
         )
         return
     where = ", ".join(f"{c} {p}" for c, p in sorted(support.parents.items()))
-    fence = (
-        "; a job may open only its own /dev/nvidiaN (v1 device rules)"
-        if support.device_rules
-        else "; GPUs are given by CUDA_VISIBLE_DEVICES only (device rules need cgroup v1's devices controller)"
-    )
-    yield Finding(
-        "jobs.cgroups",
-        Severity.OK,
-        f"jobs get cgroup v{support.version} memory and CPU limits ({where}){fence}",
-    )
+    if support.systemd:
+        message = (
+            f"jobs get systemd transient scopes on cgroup v2 (path: systemd, under {where}): memory, CPUs, "
+            "tasks and the GPU device policy are enforced by systemd"
+        )
+    elif support.version == 2:
+        message = (
+            f"jobs get cgroup v2 groups written by tuxai (path: cgroupfs v2, {where}): memory, CPU and task "
+            "limits; GPUs are given by CUDA_VISIBLE_DEVICES only (device fencing on v2 needs systemd)"
+        )
+    else:
+        fence = (
+            "; a job may open only its own /dev/nvidiaN (v1 device rules)"
+            if support.device_rules
+            else "; GPUs are given by CUDA_VISIBLE_DEVICES only (device rules need cgroup v1's devices controller)"
+        )
+        message = f"jobs get cgroup v1 memory, CPU and task limits (path: cgroupfs v1, {where}){fence}"
+    yield Finding("jobs.cgroups", Severity.OK, message)
 
 
 def check_job_envs(settings: PipSettings) -> Iterator[Finding]:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tuxai.executor import systemd
+
 CPU_PERIOD_US = 100_000
 NVIDIA_MAJOR = 195
 
@@ -28,6 +30,7 @@ class Limits:
     memory_bytes: int = 0
     cpus: int = 0  # CPUs' worth of time per period
     pids_max: int = 0  # tasks: processes and threads
+    cpu_set: tuple[int, ...] = ()  # the CPUs the group may run on (v2 cpuset, where enabled)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ def create(cgroup: dict[str, Any], limits: Limits, devices: list[str] | None = N
     Raises:
         OSError: a group could not be made or a limit set.
     """
+    if "systemd" in cgroup:
+        return  # systemd makes the scope and its slice when systemd-run starts the job
     memory_bytes, cpus = limits.memory_bytes, limits.cpus
     dirs = {c: Path(p) for c, p in cgroup.get("dirs", {}).items()}
     for directory in dirs.values():
@@ -71,6 +76,8 @@ def create(cgroup: dict[str, Any], limits: Limits, devices: list[str] | None = N
                 _write(unified / "memory.swap.max", "0")
         if cpus:
             _write(unified / "cpu.max", f"{cpus * CPU_PERIOD_US} {CPU_PERIOD_US}")
+        if limits.cpu_set and (unified / "cpuset.cpus").exists():
+            _write(unified / "cpuset.cpus", ",".join(str(c) for c in limits.cpu_set))
         return
     if memory_bytes and "memory" in dirs:
         _write(dirs["memory"] / "memory.limit_in_bytes", str(memory_bytes))
@@ -96,6 +103,8 @@ def nvidia_device_rules(minors: list[int]) -> list[str]:
 
 def attach(cgroup: dict[str, Any], pid: int) -> None:
     """Move ``pid`` into every group of the job (called in the child before ``exec``)."""
+    if "systemd" in cgroup:
+        return  # systemd-run puts the job in its scope
     for directory in cgroup.get("dirs", {}).values():
         _write(Path(directory) / "cgroup.procs", str(pid))
 
@@ -141,11 +150,12 @@ def stats(cgroup: dict[str, Any]) -> CgroupStats:
 
 
 def pids(cgroup: dict[str, Any]) -> list[int]:
-    """Processes still in the job's groups."""
+    """Processes still in the job's groups (and their child groups: a systemd slice has its scope)."""
     found: set[int] = set()
     for directory in cgroup.get("dirs", {}).values():
-        with contextlib.suppress(OSError):
-            found.update(int(p) for p in (Path(directory) / "cgroup.procs").read_text().split())
+        for root, _, _ in os.walk(directory):
+            with contextlib.suppress(OSError, ValueError):
+                found.update(int(p) for p in (Path(root) / "cgroup.procs").read_text().split())
     return sorted(found)
 
 
@@ -167,6 +177,9 @@ def kill(cgroup: dict[str, Any]) -> None:
 def kill_and_remove(cgroup: dict[str, Any]) -> None:
     """SIGKILL whatever is left in the groups, then remove them (best effort: the job already ended)."""
     kill(cgroup)
+    if "systemd" in cgroup:
+        systemd.stop(cgroup)
+        return
     for directory in cgroup.get("dirs", {}).values():
         for _ in range(100):  # the killed processes leave the group within milliseconds
             try:

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from tuxai.executor import cgroups
+from tuxai.executor import cgroups, systemd
 from tuxai.executor.files import make_dir, open_user_file
 from tuxai.executor.processes import boot_id, descendants, start_ticks
 from tuxai.executor.rundir import (
@@ -122,6 +122,8 @@ class Shim:
         if user is not None:
             uid, gid, groups = user
             os.setgroups(list(groups))
+            if "systemd" in self.launch.cgroup:
+                return  # systemd-run asks for the scope as root, then switches (--uid, --gid, env -C)
             os.setgid(gid)
             os.setuid(uid)
         if self.launch.cwd and user is not None:
@@ -148,8 +150,12 @@ class Shim:
         errors_r, self._errors_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         try:
             needed = bool(launch.cgroup or launch.cpus or user)
+            command = list(launch.command)
+            if "systemd" in launch.cgroup:
+                owner = None if user is None else (user[0], user[1])
+                command = systemd.run_argv(launch.cgroup, owner, launch.cwd if user is not None else "") + command
             return subprocess.Popen(
-                list(launch.command),
+                command,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -190,11 +196,8 @@ class Shim:
         launch = self.launch
         try:
             if launch.cgroup:
-                cgroups.create(
-                    launch.cgroup,
-                    cgroups.Limits(launch.memory_limit_bytes, launch.cpu_quota, launch.pids_max),
-                    list(launch.devices) or None,
-                )
+                limits = cgroups.Limits(launch.memory_limit_bytes, launch.cpu_quota, launch.pids_max, launch.cpus)
+                cgroups.create(launch.cgroup, limits, list(launch.devices) or None)
             process = self._spawn()
         except (OSError, subprocess.SubprocessError) as exc:
             if launch.cgroup:

@@ -1,16 +1,35 @@
-"""Which cgroups this process may create for jobs: v2, else v1 (memory + cpu + pids), else none, and why.
+"""Which cgroups this process may create for jobs, by which path, and why not.
+
+Three paths, tried in this order:
+
+- ``systemd``: a pure cgroup v2 host whose PID 1 is systemd, and a root daemon: each job
+  runs in a transient scope (``systemd-run --scope``) inside a slice of its own under
+  ``tuxai.slice``; systemd sets memory, CPUs, tasks and — with its own BPF program —
+  the device policy. What Ubuntu 22.04+, Debian 12 and RHEL 9 run.
+- ``cgroupfs v2``: cgroup v2 without systemd (or a non-root daemon in a delegated group):
+  tuxai writes the groups itself under ``<own group>/tuxai``, after moving itself into a
+  leaf (``<own group>/tuxai-daemon``: v2 lets a group with processes enable no
+  controllers for its children). No device fencing (that needs a BPF program).
+- ``cgroupfs v1``: one directory per controller (memory, cpu, pids, devices).
 
 Parsers are pure (``parse_mountinfo``, ``parse_proc_cgroup``); ``detect_cgroups`` reads
-``/proc/self/mountinfo`` and ``/proc/self/cgroup`` and tries to create the parent group.
+``/proc/self/mountinfo`` and ``/proc/self/cgroup`` and tries to create the parent group
+(``prepare``: the daemon also moves itself into its leaf; the doctor only looks).
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 PARENT = "tuxai"
+SLICE = "tuxai.slice"
+LEAF = "tuxai-daemon"
+SYSTEMD_RUNTIME = Path("/run/systemd/system")  # exists when systemd is PID 1 (sd_booted)
 
 
 @dataclass(frozen=True)
@@ -20,7 +39,14 @@ class CgroupSupport:
     version: int
     parents: dict[str, str] = field(default_factory=dict)
     problem: str = ""
-    device_rules: bool = False  # v1 ``devices`` controller writable (v2 needs eBPF: not done)
+    device_rules: bool = False  # jobs can be fenced to their GPU device files (v1 devices, or systemd)
+    path: str = ""  # "systemd", "cgroupfs v2" or "cgroupfs v1"; "" with no cgroups
+    systemd_version: int = 0  # of systemd-run, on the systemd path
+
+    @property
+    def systemd(self) -> bool:
+        """Jobs get transient scopes from systemd."""
+        return self.path == "systemd"
 
 
 def parse_mountinfo(text: str) -> list[tuple[str, str, set[str]]]:
@@ -69,7 +95,49 @@ def _writable_parent(directory: Path) -> str:
     return ""
 
 
-def _v2(mount: str, own: str) -> CgroupSupport | None:
+def systemd_problem(euid: int | None = None) -> str:
+    """Why systemd cannot give jobs their scopes here ('' when it can)."""
+    if not SYSTEMD_RUNTIME.is_dir():
+        return "systemd is not PID 1"
+    if shutil.which("systemd-run") is None:
+        return "systemd-run is not on PATH"
+    if (os.geteuid() if euid is None else euid) != 0:
+        return "the daemon is not root (a user's daemon cannot start system scopes)"
+    return ""
+
+
+def parse_systemd_version(text: str) -> int:
+    """``systemd-run --version``'s first line → the number (0 when it says something else).
+
+    >>> parse_systemd_version("systemd 252 (252.22-1~deb12u1)\n+PAM +AUDIT")
+    252
+    """
+    words = text.split()
+    return int(words[1]) if len(words) > 1 and words[0] == "systemd" and words[1].isdigit() else 0
+
+
+def systemd_version() -> int:
+    """The version of ``systemd-run`` (runs ``systemd-run --version``); 0 when it does not answer."""
+    try:
+        done = subprocess.run(["systemd-run", "--version"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return parse_systemd_version(done.stdout)
+
+
+def _enable(level: Path, controllers: list[str]) -> None:
+    wanted = " ".join(f"+{c}" for c in ("memory", "cpu", "cpuset", "pids") if c in controllers)
+    (level / "cgroup.subtree_control").write_text(wanted)
+
+
+def _into_leaf(base: Path) -> None:
+    """Move this process into ``base/tuxai-daemon``, so that ``base`` may enable controllers."""
+    leaf = base / LEAF
+    leaf.mkdir(exist_ok=True)
+    (leaf / "cgroup.procs").write_text(str(os.getpid()))
+
+
+def _v2(mount: str, own: str, prepare: bool) -> CgroupSupport | None:
     base = Path(mount) / own.lstrip("/")
     try:
         controllers = (Path(mount) / "cgroup.controllers").read_text().split()
@@ -77,23 +145,37 @@ def _v2(mount: str, own: str) -> CgroupSupport | None:
         return None
     if "memory" not in controllers:
         return None
+    why_not_systemd = systemd_problem()
+    if not why_not_systemd and mount == "/sys/fs/cgroup":
+        slice_dir = {"unified": str(Path(mount) / SLICE)}
+        return CgroupSupport(2, slice_dir, device_rules=True, path="systemd", systemd_version=systemd_version())
     parent = base / PARENT
     problem = _writable_parent(parent)
     if not problem:
         try:
             # Controllers reach job groups only when every level enables them.
-            wanted = " ".join(f"+{c}" for c in ("memory", "cpu", "pids") if c in controllers)
-            for level in (base, parent):
-                (level / "cgroup.subtree_control").write_text(wanted)
+            try:
+                _enable(base, controllers)
+            except OSError as exc:
+                if exc.errno != errno.EBUSY or not prepare:
+                    raise
+                _into_leaf(base)  # v2: a group with processes in it enables nothing below it
+                _enable(base, controllers)
+            _enable(parent, controllers)
         except OSError as exc:
             problem = f"cannot enable memory and cpu under {base} ({exc.strerror}: delegate it, systemd Delegate=yes)"
     if problem:
-        return CgroupSupport(0, problem=f"cgroup v2: {problem}")
-    return CgroupSupport(2, {"unified": str(parent)})
+        return CgroupSupport(0, problem=f"cgroup v2: {problem} (systemd: {why_not_systemd})")
+    return CgroupSupport(2, {"unified": str(parent)}, path="cgroupfs v2")
 
 
-def detect_cgroups(mountinfo: str | None = None, proc_cgroup: str | None = None) -> CgroupSupport:
-    """What this process may do with cgroups, trying v2 first, then v1 memory + cpu."""
+def detect_cgroups(
+    mountinfo: str | None = None, proc_cgroup: str | None = None, prepare: bool = False
+) -> CgroupSupport:
+    """What this process may do with cgroups: systemd, then cgroupfs v2, then v1 (module docstring).
+
+    ``prepare``: the daemon's call — it may move itself into a leaf group (cgroupfs v2).
+    """
     try:
         mountinfo = Path("/proc/self/mountinfo").read_text() if mountinfo is None else mountinfo
         proc_cgroup = Path("/proc/self/cgroup").read_text() if proc_cgroup is None else proc_cgroup
@@ -104,7 +186,7 @@ def detect_cgroups(mountinfo: str | None = None, proc_cgroup: str | None = None)
     problems = []
     for point, kind, _ in mounts:
         if kind == "cgroup2":
-            v2 = _v2(point, own.get("", "/"))
+            v2 = _v2(point, own.get("", "/"), prepare)
             if v2 is not None and v2.version:
                 return v2
             if v2 is not None:
@@ -122,8 +204,9 @@ def detect_cgroups(mountinfo: str | None = None, proc_cgroup: str | None = None)
             parents[controller] = str(parent)
     if "memory" in parents:
         devices = parents.pop("devices", None)
-        support = CgroupSupport(1, parents, device_rules=devices is not None)
-        return support if devices is None else CgroupSupport(1, {**parents, "devices": devices}, device_rules=True)
+        if devices is None:
+            return CgroupSupport(1, parents, path="cgroupfs v1")
+        return CgroupSupport(1, {**parents, "devices": devices}, device_rules=True, path="cgroupfs v1")
     if not mounts:
         problems.append("no cgroup file system is mounted")
     return CgroupSupport(0, problem="; ".join(problems) or "no writable memory controller")
