@@ -73,7 +73,7 @@ def _reservation(
 def _victims(
     state: list[NodeFree], head: Job, running: tuple[Running, ...], now: float, gap: int
 ) -> list[Running] | None:
-    """The preemptible lower-priority jobs to stop so the head fits, losing the least work, on one node."""
+    """The preemptible jobs ``gap`` or more below the head's priority to stop so it fits, losing the least work."""
     best: tuple[float, list[Running]] | None = None
     for node in state:
         candidates = [
@@ -82,7 +82,7 @@ def _victims(
             if r.allocation.node == node.name
             and r.job.preemptible
             and not r.draining
-            and r.job.priority < head.priority
+            and head.priority - r.job.priority >= gap
         ]
         candidates.sort(key=lambda r: ((now - r.started_at) * max(r.job.request.gpu_equivalents, 0.1), r.job.id))
         trial = node.copy()
