@@ -32,6 +32,7 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 SITE = next((REPO / ".venv" / "lib").glob("python3*/site-packages"), REPO)
 NOBODY_PATH = f"{REPO / 'src'}:{SITE}"  # what nobody's interpreter imports: our sources and our dependencies
 TUXAI = str(Path(sys.executable).parent / "tuxai")
+NOBODY_BIN = f"/usr/bin:/bin:{Path(sys.executable).parent}"  # uv comes from there (nobody may run it)
 
 pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="needs root: the daemon runs as root, nobody attacks it")
 
@@ -93,7 +94,7 @@ def as_nobody(argv: list[str], env: dict[str, str] | None = None, **kwargs: obje
     """``argv`` as uid/gid 65534 with no supplementary group."""
     return subprocess.run(  # type: ignore[call-overload, no-any-return]
         argv, user=NOBODY, group=NOBODY, extra_groups=[], cwd="/tmp", text=True, capture_output=True,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": NOBODY_PATH, **(env or {})}, timeout=120, **kwargs,
+        env={"PATH": NOBODY_BIN, "PYTHONPATH": NOBODY_PATH, **(env or {})}, timeout=120, **kwargs,
     )  # fmt: skip
 
 
@@ -458,3 +459,50 @@ def test_A12_notify_flood_from_anyone_costs_at_most_a_few_ticks(base: Path) -> N
         assert daemon.wait_all([quick], timeout_s=10)[quick]["state"] == "succeeded"
         assert time.monotonic() - started < 2.0
         daemon.client.cancel(job)
+
+
+# ---- A15: a user's --env under a root daemon builds in the user's own cache ---------------------
+
+
+def _nobody_home(base: Path) -> Path:
+    home = base / "nobody-home"
+    home.mkdir()
+    os.chown(home, NOBODY, NOBODY)
+    return home
+
+
+def test_A15_env_of_a_user_under_a_root_daemon_is_built_in_their_cache(base: Path) -> None:
+    own = _nobody_home(base)
+    (own / "requirements.txt").write_text("# nothing to install: a bare environment\n")
+    with running(base / "home") as daemon:
+        submit = [SYSTEM_PYTHON, "-m", "tuxai", "submit", "--json", "--home", str(daemon.home), "--workdir", str(own),
+                  "--env", str(own / "requirements.txt"), "--", "sh", "-c", "command -v python"]  # fmt: skip
+        done = as_nobody(submit, env={"HOME": str(own)})
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr and "building the job environment" in done.stderr
+        job_id = json.loads(done.stdout)["id"]
+        job = daemon.wait_all([job_id])[job_id]
+        assert job["state"] == "succeeded", job["reason"]
+        python = Path(daemon.log(job_id).strip())
+        assert python.parent.parent.parent == own / ".cache" / "tuxai" / "envs" and python.name == "python"
+        assert python.parent.parent.stat().st_uid == NOBODY
+        assert not (daemon.home / "envs").exists()
+        # Again: the environment is reused, not built again.
+        again = as_nobody(submit, env={"HOME": str(own)})
+        assert again.returncode == 0 and "building" not in again.stderr
+
+
+def test_A15_env_failure_is_one_line_without_a_traceback(base: Path) -> None:
+    (base / "requirements.txt").write_text("# nothing\n")
+    unusable = base / "root-owned"  # nobody's HOME, which nobody cannot write to
+    unusable.mkdir()
+    with running(base / "home") as daemon:
+        done = as_nobody(
+            [SYSTEM_PYTHON, "-m", "tuxai", "submit", "--home", str(daemon.home), "--workdir", "/tmp",
+             "--env", str(base / "requirements.txt"), "--", "true"],
+            env={"HOME": str(unusable)},
+        )  # fmt: skip
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: cannot build the environment")
+        assert str(unusable / ".cache" / "tuxai" / "envs") in done.stderr
+        assert daemon.client.jobs() == []

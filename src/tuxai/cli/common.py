@@ -15,7 +15,12 @@ EXIT_USAGE = 2
 
 HomeOption = Annotated[
     Path | None,
-    typer.Option("--home", help="The daemon's home: data, socket, logs (env TUXAI_HOME).", metavar="DIR"),
+    typer.Option(
+        "--home",
+        help="The daemon's home: data, socket, logs (env TUXAI_HOME).",
+        metavar="DIR",
+        readable=False,  # a root daemon's home is 0711: users reach its socket but cannot list it
+    ),
 ]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (docs/jobs.md).")]

@@ -161,9 +161,12 @@ def submit(
         where = home_dir(home)
 
         def build_env(source: str) -> str:
-            from tuxai.envs import ensure_env
+            import os
 
-            return str(ensure_env(source, where / "envs"))
+            from tuxai.envs import ensure_env, user_cache
+
+            shared = where / "envs"  # not writable for a user of a root daemon: then their own cache
+            return str(ensure_env(source, user_cache(shared, os.environ), shared=(shared,)))
 
         return run_submit(where, spec, build_env, as_json)
 
@@ -302,12 +305,15 @@ def env_create(
     debug: DebugOption = False,
 ) -> None:
     """Build (or reuse) the environment of SOURCE and call it NAME."""
+    import os
+
     from tuxai.cli.jobs import home_dir
-    from tuxai.envs import ensure_env, name_env
+    from tuxai.envs import ensure_env, name_env, user_cache
 
     def action() -> int:
-        cache = home_dir(home) / "envs"
-        target = ensure_env(source, cache)
+        shared = home_dir(home) / "envs"
+        cache = user_cache(shared, os.environ)
+        target = ensure_env(source, cache, shared=(shared,))
         print(f"environment {name}: {name_env(name, target, cache)} → {target}")
         return 0
 
@@ -317,11 +323,15 @@ def env_create(
 @env_app.command("ls")
 def env_list(as_json: JsonOption = False, home: HomeOption = None, debug: DebugOption = False) -> None:
     """The built environments, what they were built from, and their names."""
+    import os
+
     from tuxai.cli.jobs import home_dir
-    from tuxai.envs import list_envs
+    from tuxai.envs import list_envs, user_cache
 
     def action() -> int:
-        envs = list_envs(home_dir(home) / "envs")
+        shared = home_dir(home) / "envs"
+        cache = user_cache(shared, os.environ)
+        envs = list_envs(cache) + (list_envs(shared) if cache != shared else [])
         if as_json:
             print(json.dumps(envs, indent=2))
         else:

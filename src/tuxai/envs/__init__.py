@@ -21,7 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,12 +124,13 @@ def describe(settings: PipSettings) -> list[str]:
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-def _source(spec: str, cache: Path) -> tuple[str, Path]:
+def _source(spec: str, caches: Sequence[Path]) -> tuple[str, Path]:
     path = Path(spec).expanduser()
-    named = cache / "named" / spec
     if NAME.match(spec) and not path.exists():
-        if named.is_symlink() and (named / READY).exists():
-            return "venv", named.resolve()
+        for cache in caches:
+            named = cache / "named" / spec
+            if named.is_symlink() and (named / READY).exists():
+                return "venv", named.resolve()
         raise UsageError(
             f"--env {spec}: no such file, directory or named environment",
             hint=f"create it with `tuxai env create {spec} requirements.txt`, or pass a path",
@@ -144,6 +145,18 @@ def _source(spec: str, cache: Path) -> tuple[str, Path]:
         f"--env {spec}: not a requirements file, a project directory with pyproject.toml, or a virtual environment",
         hint="pass e.g. --env requirements.txt",
     )
+
+
+def user_cache(shared: Path, environ: Mapping[str, str]) -> Path:
+    """Where this user builds environments: ``shared`` (the daemon's ``<home>/envs``) when they may
+    write there, else their own cache: ``$XDG_CACHE_HOME/tuxai/envs``, ``~/.cache/tuxai/envs``."""
+    nearest = shared
+    while not nearest.exists() and nearest != nearest.parent:
+        nearest = nearest.parent  # the nearest directory that exists decides whether it can be made
+    if os.access(nearest, os.W_OK | os.X_OK):
+        return shared
+    base = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME") or Path.home()) / ".cache")
+    return Path(base) / "tuxai" / "envs"
 
 
 def env_key(kind: str, content: bytes, python: str, settings: PipSettings) -> str:
@@ -167,24 +180,39 @@ def ensure_env(
     python: str = sys.executable,
     settings: PipSettings | None = None,
     output: Callable[[str], None] | None = None,
+    shared: Sequence[Path] = (),
 ) -> Path:
-    """The virtual environment for ``spec``, built now unless the cache has it.
+    """The virtual environment for ``spec``, built now in ``cache`` unless it or one of the ``shared``
+    caches (read only: the daemon's, for a user who cannot write there) has it.
 
     Concurrent builders of the same env wait for each other (a lock per key). uv's output
     (its progress) goes to this process's stderr.
 
     Raises:
-        UsageError: ``spec`` is none of the three kinds, or uv failed (its last lines say why).
+        UsageError: ``spec`` is none of the three kinds, uv failed (its last lines say why), or the
+            cache cannot be written (one line, the path and why).
     """
-    kind, path = _source(spec, cache)
+    caches = [cache, *(c for c in shared if c != cache)]
+    kind, path = _source(spec, caches)
     if kind == "venv":
         return path
     settings = read_pip_settings(python) if settings is None else settings
-    content = path.read_bytes() if kind == "requirements" else (path / "pyproject.toml").read_bytes()
-    key = env_key(kind, content + str(path).encode() if kind == "project" else content, python, settings)
-    target = cache / key
-    if (target / READY).exists():
-        return target
+    try:
+        content = path.read_bytes() if kind == "requirements" else (path / "pyproject.toml").read_bytes()
+        key = env_key(kind, content + str(path).encode() if kind == "project" else content, python, settings)
+        built = next((c / key for c in caches if (c / key / READY).exists()), None)
+        return built or _build(kind, path, cache / key, python, settings, output)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot build the environment in {cache}: {exc.strerror or exc} ({exc.filename or path})",
+            hint="set XDG_CACHE_HOME to a directory of yours, or pass --env an existing virtual environment",
+        ) from None
+
+
+def _build(
+    kind: str, path: Path, target: Path, python: str, settings: PipSettings, output: Callable[[str], None] | None
+) -> Path:
+    cache, key = target.parent, target.name
     cache.mkdir(parents=True, exist_ok=True)
     with open(cache / f"{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -221,17 +249,22 @@ def name_env(name: str, target: Path, cache: Path) -> Path:
     """Point ``<cache>/named/NAME`` at a built environment (replacing an older one atomically).
 
     Raises:
-        UsageError: not a usable name.
+        UsageError: not a usable name, or ``cache`` cannot be written.
     """
     if not NAME.match(name):
         raise UsageError(f"{name!r} is not an environment name", hint="use letters, digits, '.', '-' and '_'")
     named = cache / "named"
-    named.mkdir(parents=True, exist_ok=True)
     tmp = named / f".{name}.{os.getpid()}"
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    tmp.symlink_to(target)
-    os.replace(tmp, named / name)
+    try:
+        named.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        tmp.symlink_to(target)
+        os.replace(tmp, named / name)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot name the environment in {named}: {exc.strerror}", hint="check its permissions"
+        ) from None
     return named / name
 
 
