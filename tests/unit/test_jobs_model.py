@@ -147,14 +147,28 @@ def test_outcomes() -> None:
     assert lost.state is JobState.FAILED and "shim died" in lost.reason
 
 
-def test_stop_requests_decide_the_outcome() -> None:
+def test_stops_the_shim_acted_on_decide_the_outcome() -> None:
     base = _job()
-    cancelled = classify(JobRecord(**{**base.__dict__, "stop_request": "cancel"}), _status(exit_code=143))
+    cancelled = classify(
+        JobRecord(**{**base.__dict__, "stop_request": "cancel"}), _status(exit_code=143, stop_reason="cancel")
+    )
     assert (cancelled.state, cancelled.reason) == (JobState.CANCELLED, "cancelled")
-    preempted = classify(JobRecord(**{**base.__dict__, "stop_request": "preempt", "for_job": 9}), _status(signal=9))
+    preempting = JobRecord(**{**base.__dict__, "stop_request": "preempt", "for_job": 9})
+    preempted = classify(preempting, _status(signal=9, stop_reason="preempt"))
     assert (preempted.state, preempted.reason) == (JobState.REQUEUED, "preempted for job 9; requeued")
     no_requeue = JobRecord(**{**_job(requeue=False).__dict__, "stop_request": "preempt"})
-    assert classify(no_requeue, _status(exit_code=0)).state is JobState.PREEMPTED
+    assert classify(no_requeue, _status(exit_code=0, stop_reason="preempt")).state is JobState.PREEMPTED
+    # Ended on its own before the stop reached it (the shim never acted on it): its own outcome.
+    assert classify(preempting, _status(exit_code=0)).state is JobState.SUCCEEDED
+    assert (
+        classify(JobRecord(**{**base.__dict__, "stop_request": "cancel"}), _status(exit_code=1)).state
+        is JobState.FAILED
+    )
+
+
+def test_a_lost_shims_retry_waits_its_backoff_from_when_it_was_seen() -> None:
+    lost = classify(_job(retries=2, retry_backoff_s=4.0), None, now=1000.0)
+    assert lost.state is JobState.REQUEUED and lost.fields["eligible_at"] == 1004.0
 
 
 def test_retry_backoff_doubles_and_is_capped() -> None:

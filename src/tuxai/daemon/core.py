@@ -204,7 +204,7 @@ class Daemon:
         run_dir = Path(job.run_dir)
         observed = self.executor.observe(run_dir)
         if observed.seen is Seen.EXITED and observed.status is not None:
-            return classify(job, observed.status)
+            return classify(job, observed.status, now)
         if observed.seen is Seen.NOT_STARTED:
             late = now - (job.started_at or now) > START_TIMEOUT_S
             if (reconciling or late) and self.executor.abandon(run_dir):
@@ -213,7 +213,7 @@ class Daemon:
             return None
         if observed.seen is Seen.LOST:
             self.executor.kill_lost(observed.status, self._cgroup(job))
-            return classify(job, None)
+            return classify(job, None, now)
         if observed.seen is Seen.VANISHED:
             # Nothing proves the attempt ended: kill what is provably its own (its cgroup) and
             # never run it again on our own (security issue D9: a second attempt started).

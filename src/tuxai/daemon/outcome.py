@@ -47,10 +47,16 @@ def _failed(job: JobRecord, what: str, fields: dict[str, Any], retry: bool = Tru
     return Outcome(JobState.FAILED, what + suffix, fields)
 
 
-def classify(job: JobRecord, status: Status | None) -> Outcome:
-    """The attempt's recorded ``status`` (None: the shim died without one) → ``Outcome``."""
+def classify(job: JobRecord, status: Status | None, now: float = 0.0) -> Outcome:
+    """The attempt's recorded ``status`` (None: the shim died without one, seen at ``now``) → ``Outcome``.
+
+    A stop decides the outcome only when the shim acted on it (``status.stop_reason``): a
+    job that ended on its own before a cancel or a preemption reached it keeps its own
+    outcome (it finished: its results are whole).
+    """
     if status is None:
-        return _failed(job, "the shim died without recording the job's exit (killed, or the machine restarted)", {})
+        what = "the shim died without recording the job's exit (killed, or the machine restarted)"
+        return _failed(job, what, {"ended_at": now} if now else {})
     fields: dict[str, Any] = {
         "exit_code": status.exit_code,
         "signal": status.signal,
@@ -63,7 +69,7 @@ def classify(job: JobRecord, status: Status | None) -> Outcome:
         fields["started_at"] = status.started_at
     if status.ended_at is not None:
         fields["ended_at"] = status.ended_at
-    stop = job.stop_request or status.stop_reason
+    stop = status.stop_reason
     if stop == "cancel":
         return Outcome(JobState.CANCELLED, "cancelled", fields)
     if stop == "cancel-hung":

@@ -1,0 +1,93 @@
+"""An in-memory ``Executor`` for driving ``Daemon.tick(now)`` through races without processes.
+
+The test plays the shim: ``claim`` (the shim took the attempt), ``exit`` (it recorded an
+outcome), ``die`` (it vanished without one). The fake keeps the same rules as the run
+directory: an attempt is claimed once, by the shim or by the daemon's ``abandon``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tuxai.executor.local import Observed, Seen
+from tuxai.executor.rundir import Status
+
+
+@dataclass
+class Attempt:
+    """One run directory as the fake sees it."""
+
+    claimed_by: str = ""  # "", "shim" or "daemon"
+    alive: bool = False
+    status: Status | None = None
+    stops: list[str] = field(default_factory=list)  # the stop requests it was sent, in order
+
+
+class FakeExecutor:
+    """Attempts in a dict; the test moves them along."""
+
+    def __init__(self) -> None:
+        self.attempts: dict[Path, Attempt] = {}
+        self.started: list[Path] = []
+        self.killed: list[dict[str, Any]] = []
+
+    # ---- the Executor protocol ----------------------------------------------------------
+
+    def start(self, run_dir: Path) -> None:
+        self.attempts[run_dir] = Attempt()
+        self.started.append(run_dir)
+
+    def stop(self, run_dir: Path, reason: str) -> None:
+        self.attempts.setdefault(run_dir, Attempt()).stops.append(reason)
+
+    def observe(self, run_dir: Path) -> Observed:
+        attempt = self.attempts.get(run_dir)
+        if attempt is None:
+            return Observed(Seen.VANISHED, None)
+        if attempt.status is not None and attempt.status.phase == "exited":
+            return Observed(Seen.EXITED, attempt.status)
+        if attempt.alive:
+            return Observed(Seen.ALIVE, attempt.status)
+        if not attempt.claimed_by:
+            return Observed(Seen.NOT_STARTED, attempt.status)
+        return Observed(Seen.LOST, attempt.status)
+
+    def abandon(self, run_dir: Path) -> bool:
+        attempt = self.attempts.setdefault(run_dir, Attempt())
+        if attempt.claimed_by:
+            return attempt.claimed_by == "daemon"
+        attempt.claimed_by = "daemon"
+        return True
+
+    def kill_lost(self, status: Status | None, cgroup: dict[str, Any]) -> None:
+        self.killed.append(cgroup)
+
+    def close(self) -> None:
+        pass
+
+    # ---- the shim's side, played by the test ---------------------------------------------
+
+    def claim(self, run_dir: Path, now: float) -> bool:
+        """The shim takes the attempt (False: the daemon abandoned it first) and starts the job."""
+        attempt = self.attempts[run_dir]
+        if attempt.claimed_by:
+            return False
+        attempt.claimed_by, attempt.alive = "shim", True
+        attempt.status = Status("running", 4242, pid=4243, pgid=4243, started_at=now)
+        return True
+
+    def exit(self, run_dir: Path, now: float, code: int | None = 0, signal: int | None = None, stop: str = "") -> None:
+        """The job ended and the shim recorded it (``stop``: the stop the shim had acted on)."""
+        attempt = self.attempts[run_dir]
+        started = attempt.status.started_at if attempt.status else now
+        attempt.alive = False
+        attempt.status = Status(
+            "exited", 4242, pid=4243, pgid=4243, started_at=started, ended_at=now,
+            exit_code=code, signal=signal, stop_reason=stop or None,
+        )  # fmt: skip
+
+    def die(self, run_dir: Path) -> None:
+        """The shim was killed (kill -9, the OOM killer) before it recorded anything."""
+        self.attempts[run_dir].alive = False
