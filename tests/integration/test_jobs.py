@@ -169,7 +169,8 @@ def test_tcp_needs_the_bearer_token_and_openapi_describes_the_api(tmp_path: Path
         with Client(url=f"http://{address}", token=token) as remote:
             job_id = remote.submit(shell("echo over tcp"))
             assert remote.wait(job_id)["state"] == "succeeded"
-        schema = httpx.get(f"http://{address}/openapi.json").json()
+        assert httpx.get(f"http://{address}/openapi.json").status_code == 401  # TCP: the token, for everything
+        schema = httpx.get(f"http://{address}/openapi.json", headers={"authorization": f"Bearer {token}"}).json()
         assert {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/cancel", "/v1/gpus"} <= set(schema["paths"])
     finally:
         finish(daemon)

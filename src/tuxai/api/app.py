@@ -1,27 +1,40 @@
 """``create_app(daemon, auth)``: the FastAPI application over a ``Daemon``.
 
 Identity: on the Unix socket, the peer's uid from ``SO_PEERCRED`` (put in the ASGI scope by
-``tuxai.api.peercred``); on TCP, a bearer token that stands for the daemon's owner.
-Errors are ``{"error", "message", "hint"}`` with the status that fits. ``/openapi.json``
-describes it all.
+``tuxai.api.peercred``); on TCP, a bearer token that stands for the daemon's owner, asked of
+every request by ``tuxai.api.guard.Guard`` (which also caps bodies at 1 MiB). Errors, the
+request validation's included, are ``{"error", "message", "hint"}`` with the status that
+fits. What a caller sees of other users' jobs: ``tuxai.api.views.public_fields``.
+``/openapi.json`` describes it all.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.exceptions import HTTPException
 
 from tuxai import __version__
+from tuxai.api.guard import ErrorResponse, Guard, bearer_ok, http_error, validation_message
 from tuxai.api.peercred import peer_from_scope
-from tuxai.api.views import gpu_view, job_view
+from tuxai.api.views import (
+    SubmitBody,
+    Submitted,
+    error_responses,
+    gpu_view,
+    job_view,
+    public_fields,
+    shown,
+    without_422,
+)
 from tuxai.daemon.core import Caller, Daemon, read_log
 from tuxai.daemon.health import LoopHealth
 from tuxai.daemon.telemetry import TelemetryLoop
@@ -35,7 +48,7 @@ from tuxai.errors import (
     UsageError,
 )
 from tuxai.model.job import JobState
-from tuxai.model.jobfile import spec_from_dict
+from tuxai.model.jobfile import check_environment, spec_from_dict
 
 STATUS = {
     UsageError: 400,
@@ -45,6 +58,11 @@ STATUS = {
     StoreError: 507,
     DaemonError: 503,
 }
+STATES = [state.value for state in JobState]
+MAX_ID = 2**63 - 1  # SQLite's largest integer: a larger id is no job
+JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="a job id")]
+ON_A_JOB = error_responses(403, 404)
+CHANGES_A_JOB = error_responses(403, 404, 409)
 
 
 @dataclass(frozen=True)
@@ -61,8 +79,7 @@ async def _caller(request: Request) -> Caller:
     if peer is not None:
         uid, gid, groups = peer
         return Caller(_user_name(uid), uid, gid, groups, admin=uid in (0, auth.owner_uid))
-    header = request.headers.get("authorization", "")
-    if auth.token and header.startswith("Bearer ") and hmac.compare_digest(header[7:].strip(), auth.token):
+    if bearer_ok(request.scope.get("headers") or [], auth.token):
         uid = auth.owner_uid
         return Caller(_user_name(uid), uid, os.getgid(), (), admin=True)
     raise PermissionDenied(
@@ -111,12 +128,37 @@ class MetricsApp:
 
 
 def create_app(
-    daemon: Daemon, auth: Auth, telemetry: TelemetryLoop | None = None, metrics_address: str = ""
+    daemon: Daemon,
+    auth: Auth,
+    telemetry: TelemetryLoop | None = None,
+    metrics_address: str = "",
+    private_queue: bool = False,
 ) -> FastAPI:
-    """The API of one daemon; ``metrics_address``: where ``MetricsApp`` listens (shown by health)."""
-    app = FastAPI(title="tuxai", version=__version__, description="Jobs on a shared GPU box.")
+    """The API of one daemon; ``metrics_address``: where ``MetricsApp`` listens (shown by health);
+    ``private_queue``: users see only their own jobs (else the queue is everyone's, ``public_fields``)."""
+    app = FastAPI(
+        title="tuxai",
+        version=__version__,
+        description="Jobs on a shared GPU box.",
+        responses=error_responses(400, 401, 413, 431, 503, 507),
+    )
     app.state.auth = auth
     app.state.shutdown = None  # set by the server: a callable that stops it
+    app.add_middleware(Guard, token=auth.token)
+    document = app.openapi
+    app.openapi = lambda: app.openapi_schema or without_422(document())  # type: ignore[method-assign]
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> ErrorResponse:
+        errors = exc.errors()
+        if errors and all(next(iter(e.get("loc", ("",)))) == "path" for e in errors):
+            missing = JobNotFound(request.path_params.get("job_id", "?"))  # not an id the store can hold
+            return ErrorResponse(404, "JobNotFound", missing.message, missing.hint)
+        return ErrorResponse(400, "UsageError", validation_message(errors), "see /openapi.json or docs/jobs.md")
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> ErrorResponse:
+        return http_error(exc)
 
     @app.get("/metrics", response_class=PlainTextResponse)
     def metrics() -> PlainTextResponse:
@@ -129,8 +171,11 @@ def create_app(
         """The latest sample of every GPU with its holders, and the running jobs' usage (for `tuxai top`)."""
         if telemetry is None:
             return {"sampler": "none", "gpus": [], "usage": {}}
-        holders = {g["index"]: g["holders"] for g in gpu_view(daemon.config.inventory, daemon.store.jobs(), caller)}
+        jobs = daemon.store.jobs()
+        gpus = gpu_view(daemon.config.inventory, jobs, caller, private_queue)
+        holders = {g["index"]: g["holders"] for g in gpus}
         names = {g.index: g.name for g in daemon.config.inventory.gpus}
+        seen = {j.id for j in jobs if public_fields(j, caller, private_queue) != frozenset()}
         return {
             "sampler": telemetry.telemetry.sampler.method,
             "cpu_energy": telemetry.telemetry.cpu_method,
@@ -139,16 +184,16 @@ def create_app(
                 {**asdict(s), "name": names.get(s.index, ""), "holders": holders.get(s.index, [])}
                 for s in telemetry.telemetry.latest
             ],
-            "usage": {str(j): asdict(u) | {"pids": sorted(u.pids)} for j, u in telemetry.telemetry.usage.items()},
-            "flags": {str(j): sorted(f) for j, f in telemetry.telemetry.flags.items() if f},
+            "usage": {
+                str(j): asdict(u) | {"pids": sorted(u.pids)} for j, u in telemetry.telemetry.usage.items() if j in seen
+            },
+            "flags": {str(j): sorted(f) for j, f in telemetry.telemetry.flags.items() if f and j in seen},
         }
 
     @app.exception_handler(TuxaiError)
-    async def _tuxai_error(request: Request, exc: TuxaiError) -> JSONResponse:
+    async def _tuxai_error(request: Request, exc: TuxaiError) -> ErrorResponse:
         status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 500)
-        return JSONResponse(
-            {"error": type(exc).__name__, "message": exc.message, "hint": exc.hint}, status_code=status
-        )
+        return ErrorResponse(status, type(exc).__name__, exc.message, exc.hint)
 
     @app.get("/v1/health", response_model=None)
     def health(request: Request) -> dict[str, Any] | JSONResponse:
@@ -165,6 +210,7 @@ def create_app(
             "gpus": len(inventory.gpus),
             "cpus": inventory.cpu.logical_cpus,
             "cgroups": daemon.config.cgroups.version,
+            "cgroups_path": daemon.config.cgroups.path,
             "cgroups_problem": daemon.config.cgroups.problem,
             "ticks": daemon.ticks,
             "last_tick_age_s": round(tick.age_s(now), 3) if tick else None,
@@ -188,59 +234,74 @@ def create_app(
         )
         return JSONResponse(body, status_code=503)
 
-    @app.post("/v1/jobs", status_code=201, response_model=None)
-    async def submit(caller: CallerDep, body: Annotated[dict[str, Any], Body()]) -> JSONResponse:
+    @app.post("/v1/jobs", status_code=201, response_model=Submitted, responses=error_responses(403))
+    async def submit(caller: CallerDep, body: SubmitBody) -> JSONResponse:
         """Submit a job: ``{"spec": {job file fields}, "environment": {VAR: value}}`` → ``{"id"}``.
 
         On the event loop, not a worker thread: the hot path of dispatch (one SQLite commit).
         """
-        environment = body.get("environment") or {}
-        if not isinstance(environment, dict) or not all(isinstance(v, str) for v in environment.values()):
-            raise UsageError("environment must be a mapping of VAR: text", hint="send os.environ as JSON")
-        unknown = sorted(set(body) - {"spec", "environment"})
-        if unknown:
-            raise UsageError(f"unknown submit fields: {', '.join(unknown)}", hint="send spec and environment")
-        spec = spec_from_dict(body.get("spec"), origin="spec")
-        job_id = daemon.submit(spec, caller, {str(k): v for k, v in environment.items()}, time.time())
+        environment = check_environment(body.environment)
+        spec = spec_from_dict(body.spec.model_dump(exclude_unset=True), origin="spec")
+        job_id = daemon.submit(spec, caller, environment, time.time())
         return JSONResponse({"id": job_id}, status_code=201)
 
     @app.get("/v1/jobs")
-    def jobs(caller: CallerDep, state: Annotated[list[str] | None, Query()] = None) -> list[dict[str, Any]]:
-        """The jobs the caller may see, oldest first, optionally only in some states."""
+    def jobs(
+        caller: CallerDep,
+        state: Annotated[list[str] | None, Query(json_schema_extra={"items": {"enum": STATES}})] = None,
+    ) -> list[dict[str, Any]]:
+        """The queue, oldest first (optionally only some states): others' jobs with their public fields."""
         try:
             states = [JobState(s) for s in state] if state else None
         except ValueError:
             known = ", ".join(s.value for s in JobState)
             raise UsageError(f"unknown state in {state}", hint=f"states: {known}") from None
         now = time.time()
-        return [job_view(j, now) for j in daemon.jobs(caller, states)]
+        views = (shown(j, now, caller, private_queue) for j in daemon.store.jobs(states))
+        return [view for view in views if view is not None]
 
-    @app.get("/v1/jobs/{job_id}")
-    def show(caller: CallerDep, job_id: int) -> dict[str, Any]:
-        """One job, with its history."""
-        view = job_view(daemon.job(job_id, caller), time.time())
+    @app.get("/v1/jobs/{job_id}", responses=ON_A_JOB)
+    def show(caller: CallerDep, job_id: JobId) -> dict[str, Any]:
+        """One job: in full with its history for its owner, its public fields for others."""
+        job = daemon.store.get(job_id)
+        if public_fields(job, caller, private_queue) is not None:
+            view = shown(job, time.time(), caller, private_queue)
+            if view is None:
+                raise PermissionDenied(f"job {job_id} belongs to {job.user}", hint="you can only see your own jobs")
+            return view
+        view = job_view(job, time.time())
         view["events"] = daemon.store.events(job_id)
         view["energy"] = telemetry.energy(job_id) if telemetry is not None else None
         return view
 
-    @app.post("/v1/jobs/{job_id}/cancel")
-    def cancel(caller: CallerDep, job_id: int) -> dict[str, Any]:
+    @app.post("/v1/jobs/{job_id}/cancel", responses=CHANGES_A_JOB)
+    def cancel(caller: CallerDep, job_id: JobId) -> dict[str, Any]:
         """Cancel: at once if waiting; SIGTERM, grace, SIGKILL if running."""
         return job_view(daemon.cancel(job_id, caller, time.time()), time.time())
 
-    @app.post("/v1/jobs/{job_id}/hold")
-    def hold(caller: CallerDep, job_id: int) -> dict[str, Any]:
+    @app.post("/v1/jobs/{job_id}/hold", responses=CHANGES_A_JOB)
+    def hold(caller: CallerDep, job_id: JobId) -> dict[str, Any]:
         """Keep a waiting job from starting."""
         return job_view(daemon.hold(job_id, caller, True), time.time())
 
-    @app.post("/v1/jobs/{job_id}/release")
-    def release(caller: CallerDep, job_id: int) -> dict[str, Any]:
+    @app.post("/v1/jobs/{job_id}/release", responses=CHANGES_A_JOB)
+    def release(caller: CallerDep, job_id: JobId) -> dict[str, Any]:
         """Let a held job start again."""
         return job_view(daemon.hold(job_id, caller, False), time.time())
 
-    @app.get("/v1/jobs/{job_id}/log")
-    def log(caller: CallerDep, job_id: int, offset: Annotated[int, Query(ge=0)] = 0) -> Response:
-        """The job's output from byte ``offset``; headers give the next offset and the state."""
+    @app.get(
+        "/v1/jobs/{job_id}/log",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "up to 4 MiB of output; X-Tuxai-Next-Offset and X-Tuxai-State say what follows",
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            },
+            **ON_A_JOB,
+        },
+    )
+    def log(caller: CallerDep, job_id: JobId, offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0) -> Response:
+        """The job's output from byte ``offset`` (its owner's only); headers give the next offset and the state."""
         job = daemon.job(job_id, caller)
         data = read_log(job, offset, 4 * 2**20)  # the job's own regular file, never a link or a FIFO
         headers = {"X-Tuxai-Next-Offset": str(offset + len(data)), "X-Tuxai-State": job.state.value}
@@ -249,9 +310,9 @@ def create_app(
     @app.get("/v1/gpus")
     def gpus(caller: CallerDep) -> list[dict[str, Any]]:
         """Every GPU and who holds it (users and job ids: the point of the question)."""
-        return gpu_view(daemon.config.inventory, daemon.store.jobs(), caller)
+        return gpu_view(daemon.config.inventory, daemon.store.jobs(), caller, private_queue)
 
-    @app.post("/v1/shutdown")
+    @app.post("/v1/shutdown", responses=error_responses(403))
     def shutdown(caller: CallerDep) -> dict[str, Any]:
         """Stop the daemon (its running jobs go on and are adopted at the next start)."""
         if not caller.admin:

@@ -150,7 +150,7 @@ _Exports = Annotated[Any, WithJsonSchema(_EXPORTS)]
 class JobSpecFields(BaseModel):
     """A job file's fields (docs/jobs.md); values are checked by ``tuxai.model.jobfile.spec_from_dict``."""
 
-    model_config = ConfigDict(extra="allow", title="JobSpec", json_schema_extra={"additionalProperties": False})
+    model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": False})
 
     command: _Command = Field(description="a command line or a list of words")
     name: _Text = Field(None, description="shown by `tuxai ls`")
@@ -182,7 +182,11 @@ class SubmitBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     spec: JobSpecFields
-    environment: dict[str, str] = Field(default_factory=dict, description="VAR: value, as os.environ")
+    environment: dict[str, str] = Field(
+        default_factory=dict,
+        description="VAR: value, as os.environ",
+        json_schema_extra={"propertyNames": {"pattern": "^[^=\u0000]+$"}},
+    )
 
 
 class Submitted(BaseModel):
@@ -215,3 +219,13 @@ _MEANING = {
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI ``responses`` of these error codes, each with ``ErrorBody``."""
     return {code: {"model": ErrorBody, "description": _MEANING[code]} for code in codes}
+
+
+def without_422(document: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI document without FastAPI's 422: this API answers a request it cannot validate with 400."""
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            operation.get("responses", {}).pop("422", None)
+    for name in ("HTTPValidationError", "ValidationError"):
+        document.get("components", {}).get("schemas", {}).pop(name, None)
+    return document
