@@ -310,3 +310,24 @@ def test_serve_as_a_scheduled_job_on_its_gpu(tmp_path: Path, repo: Path) -> None
         assert "drained and stopped (SIGTERM)" in daemon.log(job_id)
     finally:
         finish(daemon)
+
+
+def test_onnx_runtime_threads_follow_the_cpu_affinity(tmp_path: Path) -> None:
+    """Pinned to one CPU (as a --serve job is pinned to its CPUs), the model starts no pool thread.
+
+    ONNX Runtime's default counts the machine's cores (here: one extra thread on one CPU).
+    """
+    model = mlp_onnx(tmp_path / "m.onnx", sizes=(4, 8, 2))
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "import onnxruntime\n"
+        "from tuxai.serving.models import OnnxModel\n"
+        "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
+        "count = lambda: int(next(l for l in open('/proc/self/status') if l.startswith('Threads')).split()[1])\n"
+        "before = count()\n"
+        "model = OnnxModel(Path(sys.argv[1]))  # kept: a collected session joins its threads\n"
+        "print(count() - before)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(model)], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "0", done.stdout + done.stderr

@@ -74,8 +74,9 @@ class OnnxModel:
     def __init__(self, path: Path, threads: int = 0) -> None:
         ort = _import("onnxruntime", "onnx")
         options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
+        # ONNX Runtime sizes its pool by the machine's cores, not by the CPUs this process may
+        # use: a server pinned to 2 CPUs of a 64-core box (a --serve job) would start 64 threads.
+        options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
         available = ort.get_available_providers()
         visible = os.environ.get("CUDA_VISIBLE_DEVICES", "unset") != ""
         wanted = [p for p in ("CUDAExecutionProvider", "ROCMExecutionProvider") if p in available and visible]
