@@ -26,6 +26,9 @@ import pytest
 
 from tests.daemon_helpers import DaemonProcess, finish, shell
 from tests.integration.test_identity import as_nobody
+from tuxai.api.views import public_fields, public_name, shown
+from tuxai.daemon.config import Caller
+from tuxai.model.job import JobRecord, JobSpec, JobState
 
 REPO = Path(__file__).parent.parent.parent
 TUXAI = REPO / ".venv" / "bin" / "tuxai"
@@ -302,6 +305,16 @@ def test_B4_ordinary_headers_still_pass(api: Api) -> None:
 
 PUBLIC = {"id", "name", "user", "state", "reason", "exit_code", "signal", "held", "priority", "gpus", "gpu_indices"}
 PUBLIC |= {"cpus", "node", "submitted_at", "started_at", "ended_at", "waited_s", "ran_s", "flags"}
+
+
+def test_A13_one_function_decides_what_others_see_and_a_private_queue_hides_it() -> None:
+    job = JobRecord(1, JobSpec(("python", "train.py"), name="train"), "alice", 1000, 1000, JobState.RUNNING, 0.0)
+    alice, bob, root = Caller("alice", 1000, 1000), Caller("bob", 1001, 1001), Caller("root", 0, 0, admin=True)
+    assert public_fields(job, alice) is None and public_fields(job, root) is None  # everything
+    assert public_fields(job, bob) == PUBLIC and {"command", "spec", "log_path", "endpoint"}.isdisjoint(PUBLIC)
+    assert public_name(job, bob) == public_name(job) == "train"  # /metrics names it as anyone sees it
+    assert public_fields(job, bob, private_queue=True) == frozenset() and shown(job, 0.0, bob, True) is None
+    assert public_name(job, private_queue=True) == "" and public_name(job, alice, private_queue=True) == "train"
 
 
 def wait_running(api: Api, job_id: int) -> None:

@@ -32,6 +32,7 @@ from tuxai.api.views import (
     gpu_view,
     job_view,
     public_fields,
+    public_name,
     shown,
     without_422,
 )
@@ -145,6 +146,8 @@ def create_app(
     app.state.auth = auth
     app.state.shutdown = None  # set by the server: a callable that stops it
     app.add_middleware(Guard, token=auth.token)
+    if telemetry is not None:  # /metrics, on its own listener too, names jobs by the same rule
+        telemetry.public_name = lambda job: public_name(job, private_queue=private_queue)
     document = app.openapi
     app.openapi = lambda: app.openapi_schema or without_422(document())  # type: ignore[method-assign]
 

@@ -38,6 +38,12 @@ def public_fields(job: JobRecord, caller: Caller, private_queue: bool = False) -
     return frozenset() if private_queue else PUBLIC
 
 
+def public_name(job: JobRecord, caller: Caller = ANYONE, private_queue: bool = False) -> str:
+    """The job's name if ``public_fields`` lets ``caller`` see it (``ANYONE``: /metrics), else ``""``."""
+    fields = public_fields(job, caller, private_queue)
+    return job.spec.display_name if fields is None or "name" in fields else ""
+
+
 def shown(job: JobRecord, now: float, caller: Caller, private_queue: bool = False) -> dict[str, Any] | None:
     """``job_view`` cut to what ``caller`` may see (``public_fields``); None if nothing."""
     fields = public_fields(job, caller, private_queue)
@@ -106,13 +112,13 @@ def gpu_view(
     for job in jobs:
         if job.state is not JobState.RUNNING or job.allocation is None:
             continue
-        fields = public_fields(job, caller, private_queue)
+        name = public_name(job, caller, private_queue)
         for share in job.allocation.gpus:
             holders.setdefault(share.index, []).append(
                 {
                     "job": job.id,
                     "user": job.user,
-                    "name": job.spec.display_name if fields is None or "name" in fields else "",
+                    "name": name,
                     "share": share.milli / 1000,
                     "mig": share.mig_uuid,
                 }

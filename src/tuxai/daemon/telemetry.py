@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from tuxai.daemon.core import Daemon
 from tuxai.daemon.health import BACKOFF_MAX_S, LoopHealth
 from tuxai.executor.rundir import read_launch, read_status
 from tuxai.model.job import JobRecord, JobState
-from tuxai.store.telemetry import TelemetryStore
+from tuxai.store.telemetry import EnergyDelta, SampleRow, TelemetryStore
 from tuxai.telemetry.collector import RunningJob, StepResult, Telemetry
 from tuxai.telemetry.energy import Holding, JobEnergy, totals
 from tuxai.telemetry.prometheus import JobRow, MetricsView, render
@@ -36,6 +37,9 @@ class TelemetryLoop:
         self.steps = 0
         self.cpu_s = 0.0  # this thread's own CPU time (bench/telemetry.py reads it)
         self.health = LoopHealth("telemetry step", stale_after_s=3 * telemetry.config.period_s + BACKOFF_MAX_S)
+        # The job name /metrics shows (anyone who reaches it may scrape it): the API sets its
+        # visibility rule here (tuxai.api.views.public_name); the display name until then.
+        self.public_name: Callable[[JobRecord], str] = lambda job: job.spec.display_name
 
     def running(self, jobs: list[JobRecord]) -> list[RunningJob]:
         """The running jobs as telemetry needs them (the pgid from the shim's status, once known)."""
@@ -65,7 +69,7 @@ class TelemetryLoop:
         result = self.telemetry.step(now, self.running(jobs))
         self.store.add_samples(
             [
-                (
+                SampleRow(
                     s.index,
                     s.at,
                     s.util_pct,
@@ -79,7 +83,7 @@ class TelemetryLoop:
         )
         config = self.telemetry.config
         self.store.add_energy(
-            {j: (e.gpu_j, e.cpu_j, e.gpu_s, e.methods) for j, e in result.energy.items()},
+            {j: EnergyDelta(e.gpu_j, e.cpu_j, e.gpu_s, dict(e.methods)) for j, e in result.energy.items()},
             config.grid_g_per_kwh,
             config.pue,
             now,
@@ -140,7 +144,7 @@ class TelemetryLoop:
                 JobRow(
                     j.id,
                     j.user,
-                    j.spec.display_name,
+                    self.public_name(j),
                     tuple(g.index for g in j.allocation.gpus) if j.allocation else (),
                     frozenset(j.flags),
                 )
