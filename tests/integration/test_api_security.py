@@ -28,6 +28,7 @@ from tests.daemon_helpers import DaemonProcess, finish, shell
 from tests.integration.test_identity import as_nobody
 from tuxai.api.views import public_fields, public_name, shown
 from tuxai.daemon.config import Caller
+from tuxai.errors import UsageError
 from tuxai.model.job import JobRecord, JobSpec, JobState
 
 REPO = Path(__file__).parent.parent.parent
@@ -173,6 +174,14 @@ def test_C6_nul_bytes_and_bad_variable_names_are_refused_at_submit(
 )
 def test_C7_lone_surrogates_are_a_400_not_a_500(api: Api, body: bytes) -> None:
     refused(post_raw(api, body))
+
+
+def test_C7_the_sdk_sends_any_text_and_the_daemon_names_what_is_wrong(api: Api) -> None:
+    # A variable holding bytes that are not UTF-8 arrives in os.environ as a lone surrogate.
+    with pytest.raises(UsageError, match="environment: LANG_BYTES is not UTF-8 text"):
+        api.daemon.client.submit({"command": ["true"]}, environment={"LANG_BYTES": "caf\udce9"})
+    with pytest.raises(UsageError, match="spec: grace must be a finite duration"):
+        api.daemon.client.submit({"command": ["true"], "grace": float("nan")}, environment={})
 
 
 # ---- C10: job ids out of range --------------------------------------------------------------------------

@@ -11,6 +11,7 @@ Errors come back as the ``TuxaiError`` the daemon raised (``UsageError``, ``JobN
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -132,8 +133,11 @@ class Client:
         ``environment`` is the job's base environment (default: this process's).
         """
         env = dict(os.environ if environment is None else environment)
-        body = {"spec": dict(spec), "environment": env}
-        return int(self._call("POST", "/v1/jobs", json=body).json()["id"])
+        # Encoded here, ASCII-only and NaN allowed, so that whatever the text (a variable holding
+        # non-UTF-8 bytes, a float('nan')) the daemon names the bad field rather than httpx raising.
+        body = json.dumps({"spec": dict(spec), "environment": env}, ensure_ascii=True).encode()
+        headers = {"content-type": "application/json"}
+        return int(self._call("POST", "/v1/jobs", content=body, headers=headers).json()["id"])
 
     def jobs(self, states: list[str] | None = None) -> list[dict[str, Any]]:
         """The jobs you may see (everyone's for root or the daemon's owner)."""
