@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tuxai.store import Store
-from tuxai.store.telemetry import TelemetryStore
+from tuxai.store.telemetry import SampleRow, TelemetryStore
 
 DAY = 86400.0
 
@@ -19,7 +19,7 @@ def _feed(series: TelemetryStore, start: float, end: float, step: float, gpus: i
         batch = []
         stop = min(end, at + 3600.0)
         while at < stop:
-            batch += [(g, at, 50.0, 2.0**30, 100.0, 100.0 * step, 60.0) for g in range(gpus)]
+            batch += [SampleRow(g, at, 50.0, 2.0**30, 100.0, 100.0 * step, 60.0) for g in range(gpus)]
             at += step
         series.add_samples(batch)
         series.rollup(at)

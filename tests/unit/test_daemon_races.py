@@ -225,3 +225,27 @@ def test_a_vanished_run_directory_fails_the_job_and_never_starts_it_again(rig: R
     assert record.state is JobState.FAILED and "vanished" in record.reason
     rig.daemon.tick(T0 + 100)
     assert rig.fake.started == [run_dir] and len(rig.fake.killed) == 1
+
+
+# ---- retention ---------------------------------------------------------------------------
+
+
+def test_ended_jobs_past_their_retention_are_forgotten_with_their_files(rig: Rig) -> None:
+    old = rig.submit()
+    rig.daemon.tick(T0)
+    rig.fake.claim(rig.run_dir(old), T0)
+    rig.fake.exit(rig.run_dir(old), T0 + 10)
+    rig.daemon.tick(T0 + 10)
+    recent = rig.submit(T0 + 20)
+    rig.daemon.tick(T0 + 20)
+    rig.fake.claim(rig.run_dir(recent), T0 + 20)
+    old_dir = rig.run_dir(old).parent
+    assert old_dir.is_dir() and (old_dir / "run-1" / "launch.json").exists()
+    keep = rig.daemon.config.keep_finished_s
+    assert keep == 365 * 86400.0  # the default: a year
+    assert rig.daemon.prune_finished(T0 + keep) == []  # not yet a year
+    assert rig.daemon.prune_finished(T0 + keep + 11) == [old]
+    assert not old_dir.exists() and rig.run_dir(recent).parent.is_dir()
+    assert [j.id for j in rig.store.jobs()] == [recent]  # still running: kept, however old
+    assert rig.store.events(old) == []
+    assert rig.submit(T0 + keep + 12) == recent + 1  # ids are never handed out again

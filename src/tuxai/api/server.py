@@ -46,6 +46,7 @@ from tuxai.hardware.probe import ProbeOptions, collect_inventory
 from tuxai.hardware.simulated import load_inventory_file
 from tuxai.hardware.source import LiveSource
 from tuxai.model.inventory import Inventory
+from tuxai.model.jobfile import parse_duration
 from tuxai.scheduler.config import SchedulerConfig, parse_scheduler_config
 from tuxai.store.jobs import Store
 from tuxai.telemetry.collector import Telemetry, TelemetryConfig
@@ -173,6 +174,7 @@ def build_config(args: argparse.Namespace) -> DaemonConfig:
         online_cpus=tuple(sorted(os.sched_getaffinity(0))),
         cgroup_every_job=args.cgroup_every_job,
         job_pids_max=max(0, args.job_pids_max),
+        keep_finished_s=args.keep_finished,
         notify_socket=str(home / "notify.sock"),
     )
 
@@ -295,6 +297,13 @@ def _run(args: argparse.Namespace, home: Path) -> int:
     return 0
 
 
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _positive(text: str) -> float:
     value = float(text)
     if value <= 0:
@@ -329,6 +338,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--watts-per-cpu", type=_positive, default=10.0, help="CPU estimate without RAPL")
     p.add_argument(
         "--cgroup-every-job", action="store_true", help="memory and cpu groups for every job, not only with --mem"
+    )
+    p.add_argument(
+        "--keep-finished",
+        type=_duration,
+        default=365 * 86400.0,
+        help="keep ended jobs, their logs and checkpoints this long (e.g. 90d; 0: forever)",
     )
     p.add_argument(
         "--job-pids-max", type=int, default=16384, help="tasks (processes + threads) one job may have; 0: no cap"

@@ -32,5 +32,6 @@ class DaemonConfig:
     online_cpus: tuple[int, ...] = ()
     cgroup_every_job: bool = False  # memory and cpu groups for every job, not only those with --mem
     job_pids_max: int = 16384  # tasks (processes + threads) one job may have; 0: no cap
+    keep_finished_s: float = 365 * 86400.0  # ended jobs (and their files) kept this long; 0: forever
     node: str = "local"
     notify_socket: str = ""

@@ -11,6 +11,7 @@ what ended while it was away, and gives up attempts that never started (they run
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +36,7 @@ from tuxai.scheduler.decisions import Preempt, Reject, Reserve, Start
 from tuxai.scheduler.snapshot import Job, Node, Running, Snapshot, decay_usage
 from tuxai.store.jobs import Store
 
+PRUNE_EVERY_S = 3600.0  # how often ended jobs past their retention are forgotten
 START_TIMEOUT_S = 30.0  # an attempt no shim claimed after this long is given up and run again
 WAITING = (JobState.PENDING, JobState.REQUEUED)
 __all__ = ["Caller", "Daemon", "DaemonConfig", "run_loop"]  # Caller and DaemonConfig live in daemon.config
@@ -51,6 +53,7 @@ class Daemon:
         self._ended: set[int] = set()
         self._ended_lock = threading.Lock()
         self.ticks = 0
+        self._last_prune = 0.0
 
     # ---- operations (API) -------------------------------------------------------------
 
@@ -181,6 +184,27 @@ class Daemon:
             self._finish(ended, now)
             waiting = self.store.jobs(list(WAITING))
             self._schedule(running, waiting, now)
+            if full and now - self._last_prune >= PRUNE_EVERY_S:
+                self._last_prune = now
+                self.prune_finished(now)
+
+    def prune_finished(self, now: float) -> list[int]:
+        """Forget jobs that ended more than ``keep_finished_s`` ago, and remove their directories.
+
+        Their ids are never handed out again (the store's AUTOINCREMENT), nor their directories
+        (``_new_job_dir``). Returns the ids forgotten.
+        """
+        keep = self.config.keep_finished_s
+        if not keep:
+            return []
+        old = self.store.ended_before(now - keep)
+        jobs_root = (self.config.home / "jobs").resolve()
+        for job in old:
+            job_dir = Path(job.log_path).parent if job.log_path else None
+            if job_dir is not None and job_dir.parent == jobs_root and not job_dir.is_symlink():
+                shutil.rmtree(job_dir, ignore_errors=True)  # fd-based: no link inside is followed
+        self.store.forget([j.id for j in old])
+        return [j.id for j in old]
 
     def reconcile(self, now: float) -> None:
         """At start: adopt live shims, finish ended attempts, give up the ones that never started."""
@@ -250,13 +274,14 @@ class Daemon:
                 self._charge(job.user, gpus * ran, now)
 
     def _charge(self, user: str, gpu_seconds: float, now: float) -> None:
-        previous, at = self.store.usage().get(user, (0.0, now))
+        known = self.store.usage().get(user)
+        previous, at = (known.gpu_seconds, known.updated_at) if known else (0.0, now)
         decayed = decay_usage(previous, now - at, self.config.scheduler.half_life_s)
         self.store.set_usage(user, decayed + gpu_seconds, now)
 
     def _usage(self, now: float) -> dict[str, float]:
         half_life = self.config.scheduler.half_life_s
-        return {u: decay_usage(s, now - at, half_life) for u, (s, at) in self.store.usage().items()}
+        return {u: decay_usage(k.gpu_seconds, now - k.updated_at, half_life) for u, k in self.store.usage().items()}
 
     def _schedule(self, running: Sequence[JobRecord], waiting: Sequence[JobRecord], now: float) -> None:
         eligible = [j for j in waiting if not j.held and j.eligible_at <= now]

@@ -1,4 +1,4 @@
-"""``Store``: jobs, their events and the users' usage in one SQLite file (WAL).
+"""``Store``: jobs, their events and the users' usage in one SQLite file (``store.database``).
 
 One process writes (the daemon); its threads share one connection behind a lock. What a
 person asked for is durable when the call returns (``synchronous=FULL``: submit, cancel,
@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tuxai.errors import InvalidTransition, JobNotFound, StoreError
+from tuxai.errors import InvalidTransition, JobNotFound
 from tuxai.model.job import JobRecord, JobSpec, JobState, check_transition
 from tuxai.model.jobfile import spec_from_dict, spec_to_dict
 from tuxai.model.resources import Allocation, allocation_from_dict, allocation_to_dict
-from tuxai.store.schema import MIGRATIONS
+from tuxai.store.database import Database
 
 _COLUMNS = {
     "reason",
@@ -49,13 +48,12 @@ _COLUMNS = {
 }
 
 
-def _disk_hint(exc: Exception) -> str:
-    text = str(exc).lower()
-    if "full" in text or "disk i/o" in text:
-        return "free disk space under the tuxai home and retry; nothing was written"
-    if "readonly" in text or "read-only" in text:
-        return "the store is read-only: check the permissions of the tuxai home"
-    return "see the daemon log; the store was left as it was"
+@dataclass(frozen=True)
+class Usage:
+    """A user's decayed GPU usage (fair share) as of ``updated_at``."""
+
+    gpu_seconds: float
+    updated_at: float
 
 
 class Store:
@@ -63,68 +61,12 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._lock = threading.RLock()
+        self.db = Database(path)
         self._specs: dict[int, JobSpec] = {}  # a spec never changes after submit: parse it once
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10.0)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._durable = True
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open the store {path}: {exc}", hint=_disk_hint(exc)) from None
-        except OSError as exc:
-            raise StoreError(f"cannot create the store {path}: {exc.strerror}", hint=_disk_hint(exc)) from None
 
     def close(self) -> None:
-        """Close the connection (the WAL is checkpointed by SQLite)."""
-        with self._lock:
-            self._db.close()
-
-    def _migrate(self) -> None:
-        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-        if version > len(MIGRATIONS):
-            raise StoreError(
-                f"the store {self.path} has schema version {version}, newer than this tuxai ({len(MIGRATIONS)})",
-                hint="upgrade tuxai, or point --home elsewhere",
-            )
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            with self._write():
-                for statement in script.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version={number}")
-
-    @contextmanager
-    def _write(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` transaction; rolled back (store intact) on any error.
-
-        ``durable``: fsync at commit (the default); False for the control loop's own records.
-        """
-        with self._lock:
-            try:
-                if durable != self._durable:
-                    self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-                    self._durable = durable
-                self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot write the store {self.path}: {exc}", hint=_disk_hint(exc)) from None
-            try:
-                yield self._db
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._rollback()  # SQLite may have rolled back already (a full disk does)
-                raise StoreError(f"cannot write the store {self.path}: {exc}", hint=_disk_hint(exc)) from None
-            except BaseException:
-                self._rollback()
-                raise
-
-    def _rollback(self) -> None:
-        if self._db.in_transaction:
-            self._db.execute("ROLLBACK")
+        """Close the store's connection."""
+        self.db.close()
 
     def submit(
         self,
@@ -139,7 +81,7 @@ class Store:
         ``environment`` is the submitter's environment, the base of the job's.
         """
         user, uid, gid, groups = owner
-        with self._write() as db:
+        with self.db.write() as db:
             cursor = db.execute(
                 "INSERT INTO jobs (name, user, uid, gid, groups_json, spec_json, environment_json, state, reason,"
                 " priority, submitted_at, held) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -167,8 +109,8 @@ class Store:
 
     def get(self, job_id: int) -> JobRecord:
         """One job. Raises ``JobNotFound``."""
-        with self._lock:
-            row = self._db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        with self.db.read() as db:
+            row = db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
         if row is None:
             raise JobNotFound(job_id)
         return _record(row, self._specs)
@@ -184,8 +126,8 @@ class Store:
             clauses.append("user=?")
             params.append(user)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self._lock:
-            rows = self._db.execute(f"SELECT * FROM jobs{where} ORDER BY id", params).fetchall()
+        with self.db.read() as db:
+            rows = db.execute(f"SELECT * FROM jobs{where} ORDER BY id", params).fetchall()
         return [_record(row, self._specs) for row in rows]
 
     def transition(self, job_id: int, target: JobState, now: float, reason: str, **fields: Any) -> JobRecord:
@@ -195,7 +137,7 @@ class Store:
             InvalidTransition: the table does not allow it from the job's current state.
             JobNotFound: no such job.
         """
-        with self._write() as db:
+        with self.db.write() as db:
             self._transition(db, job_id, target, now, reason, fields)
         return self.get(job_id)
 
@@ -206,7 +148,7 @@ class Store:
         Returns the ids that moved.
         """
         moved = []
-        with self._write(durable=False) as db:
+        with self.db.write(durable=False) as db:
             for job_id, target, reason, fields in changes:
                 try:
                     self._transition(db, job_id, target, now, reason, fields)
@@ -236,14 +178,14 @@ class Store:
     def update(self, job_id: int, **fields: Any) -> None:
         """Set fields without a state change (a pending reason, a stop request, the hold flag)."""
         names, values = _assignments(fields)
-        with self._write() as db:
+        with self.db.write() as db:
             db.execute(f"UPDATE jobs SET {names} WHERE id=?", (*values, job_id))
 
     def update_many(self, changes: Sequence[tuple[int, dict[str, Any]]]) -> None:
         """Several ``update``s in one transaction, not fsynced (the control loop's reasons)."""
         if not changes:
             return
-        with self._write(durable=False) as db:
+        with self.db.write(durable=False) as db:
             for job_id, fields in changes:
                 names, values = _assignments(fields)
                 db.execute(f"UPDATE jobs SET {names} WHERE id=?", (*values, job_id))
@@ -251,7 +193,7 @@ class Store:
     def note(self, job_id: int, now: float, reason: str, **fields: Any) -> None:
         """Set fields and record an event without a state change (an idle or hung flag)."""
         names, values = _assignments(fields) if fields else ("", [])
-        with self._write(durable=False) as db:
+        with self.db.write(durable=False) as db:
             row = db.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()
             if row is None:
                 raise JobNotFound(job_id)
@@ -264,8 +206,8 @@ class Store:
 
     def environment(self, job_id: int) -> dict[str, str]:
         """The environment the job was submitted from."""
-        with self._lock:
-            row = self._db.execute("SELECT environment_json FROM jobs WHERE id=?", (job_id,)).fetchone()
+        with self.db.read() as db:
+            row = db.execute("SELECT environment_json FROM jobs WHERE id=?", (job_id,)).fetchone()
         if row is None:
             raise JobNotFound(job_id)
         loaded: dict[str, str] = json.loads(row[0])
@@ -273,21 +215,43 @@ class Store:
 
     def events(self, job_id: int) -> list[dict[str, Any]]:
         """A job's history, oldest first."""
-        with self._lock:
-            rows = self._db.execute(
+        with self.db.read() as db:
+            rows = db.execute(
                 "SELECT at, from_state, to_state, reason FROM events WHERE job_id=? ORDER BY id", (job_id,)
             ).fetchall()
         return [dict(row) for row in rows]
 
-    def usage(self) -> dict[str, tuple[float, float]]:
+    def usage(self) -> dict[str, Usage]:
         """Each user's GPU-seconds and when they were last decayed."""
-        with self._lock:
-            rows = self._db.execute("SELECT user, gpu_seconds, updated_at FROM usage").fetchall()
-        return {row["user"]: (float(row["gpu_seconds"]), float(row["updated_at"])) for row in rows}
+        with self.db.read() as db:
+            rows = db.execute("SELECT user, gpu_seconds, updated_at FROM usage").fetchall()
+        return {row["user"]: Usage(float(row["gpu_seconds"]), float(row["updated_at"])) for row in rows}
+
+    def ended_before(self, cutoff: float) -> list[JobRecord]:
+        """Jobs that ended before ``cutoff`` (retention: what ``forget`` may drop)."""
+        terminal = [s.value for s in JobState if s.terminal]
+        with self.db.read() as db:
+            rows = db.execute(
+                f"SELECT * FROM jobs WHERE state IN ({','.join('?' * len(terminal))}) AND ended_at < ? ORDER BY id",
+                (*terminal, cutoff),
+            ).fetchall()
+        return [_record(row, self._specs) for row in rows]
+
+    def forget(self, job_ids: Sequence[int]) -> None:
+        """Drop ended jobs with their history and energy (their ids are never handed out again)."""
+        if not job_ids:
+            return
+        marks = ",".join("?" * len(job_ids))
+        with self.db.write(durable=False) as db:
+            for table in ("events", "job_energy"):
+                db.execute(f"DELETE FROM {table} WHERE job_id IN ({marks})", tuple(job_ids))
+            db.execute(f"DELETE FROM jobs WHERE id IN ({marks})", tuple(job_ids))
+        for job_id in job_ids:
+            self._specs.pop(job_id, None)
 
     def set_usage(self, user: str, gpu_seconds: float, now: float) -> None:
         """Store a user's decayed usage as of ``now``."""
-        with self._write(durable=False) as db:
+        with self.db.write(durable=False) as db:
             db.execute(
                 "INSERT INTO usage (user, gpu_seconds, updated_at) VALUES (?,?,?)"
                 " ON CONFLICT(user) DO UPDATE SET gpu_seconds=excluded.gpu_seconds, updated_at=excluded.updated_at",

@@ -8,7 +8,8 @@ so the file stops growing once a year of hours is there.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import astuple, dataclass, field
 from typing import Any
 
 from tuxai.store.jobs import Store
@@ -17,26 +18,49 @@ RETENTION_S = {1: 3600.0, 60: 7 * 86400.0, 3600: 365 * 86400.0}
 _FINER = {60: 1, 3600: 60}
 
 
+@dataclass(frozen=True)
+class SampleRow:
+    """One GPU's 1 s sample as stored (None: the sampler could not say)."""
+
+    gpu: int
+    at: float
+    util_pct: float | None
+    memory_used_bytes: float | None
+    power_w: float | None
+    energy_j: float | None  # in the interval since the previous sample
+    temperature_c: float | None
+
+
+@dataclass(frozen=True)
+class EnergyDelta:
+    """What one job used since the last step: joules on GPUs and CPUs, GPU-seconds, and how measured."""
+
+    gpu_j: float
+    cpu_j: float
+    gpu_s: float
+    methods: dict[str, str] = field(default_factory=dict)
+
+
 class TelemetryStore:
-    """The telemetry tables of one ``Store`` (same file, same lock)."""
+    """The telemetry tables of one ``Store`` (same file, same database)."""
 
     def __init__(self, store: Store) -> None:
-        self.store = store
+        self.db = store.db
 
-    def add_samples(self, rows: Sequence[tuple[int, float, Any, Any, Any, Any, Any]]) -> None:
-        """1 s rows: (gpu, at, util %, memory used bytes, power W, joules in the interval, °C)."""
+    def add_samples(self, rows: Sequence[SampleRow]) -> None:
+        """Store 1 s rows."""
         if not rows:
             return
-        with self.store._write(durable=False) as db:
+        with self.db.write(durable=False) as db:
             db.executemany(
                 "INSERT OR REPLACE INTO gpu_series (resolution, gpu, at, util_pct, memory_used, power_w, energy_j,"
                 " temperature_c) VALUES (1,?,?,?,?,?,?,?)",
-                rows,
+                [astuple(row) for row in rows],
             )
 
     def rollup(self, now: float) -> None:
         """Fold every finished minute (and hour) of the finer tier into the coarser one."""
-        with self.store._write(durable=False) as db:
+        with self.db.write(durable=False) as db:
             for resolution, finer in _FINER.items():
                 done = int(now // resolution) * resolution
                 row = db.execute("SELECT MAX(at) FROM gpu_series WHERE resolution=?", (resolution,)).fetchone()
@@ -51,7 +75,7 @@ class TelemetryStore:
     def prune(self, now: float) -> int:
         """Delete rows older than their tier keeps; how many went."""
         removed = 0
-        with self.store._write(durable=False) as db:
+        with self.db.write(durable=False) as db:
             for resolution, keep in RETENTION_S.items():
                 cursor = db.execute(
                     "DELETE FROM gpu_series WHERE resolution=? AND at < ?", (resolution, now - keep)
@@ -61,8 +85,8 @@ class TelemetryStore:
 
     def series(self, gpu: int, resolution: int, since: float) -> list[dict[str, Any]]:
         """One GPU's rows of one tier since ``since``."""
-        with self.store._lock:
-            rows = self.store._db.execute(
+        with self.db.read() as db:
+            rows = db.execute(
                 "SELECT at, util_pct, memory_used, power_w, energy_j, temperature_c FROM gpu_series"
                 " WHERE resolution=? AND gpu=? AND at >= ? ORDER BY at",
                 (resolution, gpu, since),
@@ -71,22 +95,21 @@ class TelemetryStore:
 
     def counts(self) -> dict[int, int]:
         """Rows per tier."""
-        with self.store._lock:
-            rows = self.store._db.execute(
+        with self.db.read() as db:
+            rows = db.execute(
                 "SELECT resolution, COUNT(*) FROM gpu_series GROUP BY resolution"
             ).fetchall()
         return {int(r[0]): int(r[1]) for r in rows}
 
-    def add_energy(
-        self, deltas: dict[int, tuple[float, float, float, dict[str, str]]], grid: float, pue: float, now: float
-    ) -> None:
-        """Add (GPU J, CPU J, GPU-seconds, methods) to each job; the grid factors are kept from the first."""
+    def add_energy(self, deltas: Mapping[int, EnergyDelta], grid: float, pue: float, now: float) -> None:
+        """Add each job's ``EnergyDelta``; the grid factors are kept from the first."""
         if not deltas:
             return
-        with self.store._write(durable=False) as db:
-            for job_id, (gpu_j, cpu_j, gpu_s, methods) in deltas.items():
+        with self.db.write(durable=False) as db:
+            for job_id, delta in deltas.items():
+                gpu_j, cpu_j, gpu_s = delta.gpu_j, delta.cpu_j, delta.gpu_s
                 row = db.execute("SELECT methods_json FROM job_energy WHERE job_id=?", (job_id,)).fetchone()
-                merged = {**(json.loads(row[0]) if row else {}), **methods}
+                merged = {**(json.loads(row[0]) if row else {}), **delta.methods}
                 db.execute(
                     "INSERT INTO job_energy (job_id, gpu_j, cpu_j, gpu_s, methods_json, grid_g_per_kwh, pue,"
                     " updated_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(job_id) DO UPDATE SET"
@@ -97,8 +120,8 @@ class TelemetryStore:
 
     def energy(self, job_id: int) -> dict[str, Any] | None:
         """A job's energy row (joules, GPU-seconds, methods, grid factors), or None."""
-        with self.store._lock:
-            row = self.store._db.execute("SELECT * FROM job_energy WHERE job_id=?", (job_id,)).fetchone()
+        with self.db.read() as db:
+            row = db.execute("SELECT * FROM job_energy WHERE job_id=?", (job_id,)).fetchone()
         if row is None:
             return None
         data = dict(row)
@@ -107,6 +130,6 @@ class TelemetryStore:
 
     def all_energy(self) -> dict[int, dict[str, Any]]:
         """Every job's energy row, by job id (for the metrics)."""
-        with self.store._lock:
-            rows = self.store._db.execute("SELECT job_id, gpu_j, cpu_j, gpu_s FROM job_energy").fetchall()
+        with self.db.read() as db:
+            rows = db.execute("SELECT job_id, gpu_j, cpu_j, gpu_s FROM job_energy").fetchall()
         return {int(r["job_id"]): dict(r) for r in rows}
