@@ -74,6 +74,9 @@ def test_uuids_are_stable_across_loads() -> None:
         ("gpus: {model: X, memory: lots}", "gpus[0].memory must be a size"),
         ("gpus: {model: X, count: 2, numa: [0]}", "gpus[0].numa must be a NUMA node"),
         ("gpus: {model: X, numa: 4}", "gpus[0].numa must be a NUMA node below 1"),
+        ("gpus: {model: X, count: 2, minor_number: [0]}", "gpus[0].minor_number must be a list of 2 distinct"),
+        ("gpus: {model: X, count: 2, minor_number: [1, 1]}", "gpus[0].minor_number must be a list of 2 distinct"),
+        ("gpus: {model: X, minor_number: -1}", "gpus[0].minor_number must be a list of 1 distinct integers ≥ 0"),
         ("gpus: {model: X, mig: {3: {1g.10gb: 7}}}", "gpus[0].mig must be keyed by GPU index"),
         ("gpus: {model: X, mig: {0: {7g.huge: 1}}}", "unknown MIG profile '7g.huge'"),
         ("cpu: {sockets: 2, numa_nodes: 3}", "cpu.numa_nodes must be a multiple of sockets"),
@@ -88,6 +91,15 @@ def test_bad_inventory_names_the_field(text: str, message: str) -> None:
     assert caught.value.message.startswith("bad.yaml")
     assert "\n" not in caught.value.message
     assert "docs/inventory.md" in caught.value.hint or "known keys" in caught.value.hint
+
+
+def test_minor_numbers_name_the_device_files() -> None:
+    """The N of /dev/nvidiaN is not always the index: a simulated box says it, as nvidia-smi does (VM tier)."""
+    inventory = load_inventory_file(REPO / "tests/vm/guest/two-gpu-vm.yaml")
+    assert [(g.index, g.minor_number) for g in inventory.gpus] == [(0, 0), (1, 1)]
+    swapped = inventory_from_yaml("gpus: {model: NVIDIA L4, count: 2, minor_number: [3, 2]}")
+    assert [g.minor_number for g in swapped.gpus] == [3, 2]
+    assert [g.minor_number for g in load_inventory_file(EXAMPLES / "two-gpu-box.yaml").gpus] == [None, None]
 
 
 def test_missing_file(tmp_path: Path) -> None:

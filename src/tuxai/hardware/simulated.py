@@ -151,6 +151,10 @@ def _mig(group: _Reader, spec: Any, where: str, architecture: str | None, seed: 
     return tuple(devices)
 
 
+def _natural(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _gpus(doc: _Reader, hostname: str, numa_count: int) -> list[Gpu]:
     raw = doc.data.get("gpus") or []
     groups = raw if isinstance(raw, list) else [raw]
@@ -170,6 +174,12 @@ def _gpus(doc: _Reader, hostname: str, numa_count: int) -> list[Gpu]:
         numa_list = numa if isinstance(numa, list) else [numa] * count
         if len(numa_list) != count or not all(isinstance(n, int) and 0 <= n < numa_count for n in numa_list):
             raise group.fail("numa", f"a NUMA node below {numa_count} or a list of {count} of them")
+        minors = group.data.get("minor_number")  # the N of /dev/nvidiaN: device rules need it
+        minor_list: list[int | None] = [None] * count
+        if minors is not None:
+            minor_list = minors if isinstance(minors, list) else [minors]
+            if len(minor_list) != count or len(set(minor_list)) != count or not all(map(_natural, minor_list)):
+                raise group.fail("minor_number", f"a list of {count} distinct integers ≥ 0, one per GPU")
         capability = group.text("compute_capability") or (
             compute_capability_for(name) if vendor is Vendor.NVIDIA else None
         )
@@ -193,6 +203,7 @@ def _gpus(doc: _Reader, hostname: str, numa_count: int) -> list[Gpu]:
                     uuid=f"GPU-{uuid.uuid5(_NAMESPACE, seed)}",
                     memory_total_bytes=group.size("memory"),
                     pci_bus_id=f"0000:{0x10 + index * 0x10:02x}:00.0",
+                    minor_number=minor_list[local],
                     numa_node=numa_list[local],
                     driver_version=group.text("driver"),
                     cuda_version=group.text("cuda") if vendor is Vendor.NVIDIA else None,
