@@ -305,6 +305,15 @@ def test_B4_huge_headers_are_refused_with_431(api: Api, where: str) -> None:
     assert api.daemon.client.health()["ok"]
 
 
+def test_B4_the_metrics_listener_caps_headers_too(api: Api) -> None:
+    host, port = api.metrics_url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nhost: tuxai\r\nx-big: " + b"a" * (70 * 2**10))
+        status, body = status_and_body(sock.recv(65536))
+    assert status == 431 and set(body) == {"error", "message", "hint"}
+    assert httpx.get(f"{api.metrics_url}/metrics").status_code == 200
+
+
 def test_B4_ordinary_headers_still_pass(api: Api) -> None:
     response = api.unix.get("/v1/health", headers={f"x-h{i}": "v" * 400 for i in range(40)})
     assert response.status_code == 200
@@ -324,6 +333,30 @@ def test_A13_one_function_decides_what_others_see_and_a_private_queue_hides_it()
     assert public_name(job, bob) == public_name(job) == "train"  # /metrics names it as anyone sees it
     assert public_fields(job, bob, private_queue=True) == frozenset() and shown(job, 0.0, bob, True) is None
     assert public_name(job, private_queue=True) == "" and public_name(job, alice, private_queue=True) == "train"
+
+
+def test_A13_a_private_queue_daemon_shows_users_only_their_own_jobs() -> None:
+    if os.getuid() != 0:
+        pytest.skip("needs root: another user (nobody) must reach the daemon's socket")
+    base = Path(tempfile.mkdtemp(prefix="tuxai-private-queue-"))
+    base.chmod(0o755)
+    daemon = DaemonProcess(base / "home", extra=("--private-queue",)).start()
+    try:
+        mine = daemon.client.submit(shell("sleep 60", name="root-secret-name", gpus=1, grace="1s"))
+        deadline = time.monotonic() + 30
+        while daemon.client.job(mine)["state"] != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert as_nobody(daemon.home, "GET", "/v1/jobs") == (200, [])
+        assert as_nobody(daemon.home, "GET", f"/v1/jobs/{mine}")[0] == 403
+        for path in ("/v1/gpus", "/v1/telemetry", "/metrics"):
+            code, text = as_nobody(daemon.home, "GET", path, raw=True)
+            assert code == 200 and "root-secret-name" not in str(text), path
+        assert [j["name"] for j in daemon.client.jobs()] == ["root-secret-name"]  # root sees all
+        daemon.client.cancel(mine)
+    finally:
+        finish(daemon)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def wait_running(api: Api, job_id: int) -> None:

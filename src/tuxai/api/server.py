@@ -269,8 +269,8 @@ def _run(args: argparse.Namespace, home: Path) -> int:
         metrics_address = f"{host}:{port}"
         with _home_file():
             write_private(home / "metrics.addr", metrics_address + "\n")
-        sidecar = (_Sidecar(_uvicorn(MetricsApp(telemetry.metrics))), metrics)
-    app = create_app(daemon, Auth(owner_uid=os.getuid(), token=token), telemetry, metrics_address)
+        sidecar = (_Sidecar(_uvicorn(MetricsApp(telemetry.metrics), PeerCredProtocol)), metrics)  # heads capped
+    app = create_app(daemon, Auth(os.getuid(), token), telemetry, metrics_address, private_queue=args.private_queue)
     app.state.tick = tick
     server = uvicorn.Server(_uvicorn(app, PeerCredProtocol))
     app.state.shutdown = lambda: setattr(server, "should_exit", True)
@@ -317,6 +317,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--home", required=True, help="data, socket and logs")
     p.add_argument("--inventory", help="a simulated inventory (YAML) instead of this machine")
     p.add_argument("--tcp", help="also listen on HOST:PORT (bearer token in <home>/token); a loopback address")
+    p.add_argument("--private-queue", action="store_true", help="users see only their own jobs, not the queue")
     p.add_argument(
         "--insecure-tcp", action="store_true", help="allow --tcp on a non-loopback address (the token travels in clear)"
     )
