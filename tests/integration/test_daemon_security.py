@@ -7,6 +7,7 @@ Real daemons, real faults (a full tmpfs, a reused pid, planted links), real clie
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import json
@@ -29,10 +30,30 @@ from tests.daemon_helpers import REPO, TWO_GPUS, DaemonProcess, finish, shell
 
 NOBODY = 65534
 SYSTEM_PYTHON = "/usr/bin/python3"
-SITE = next((REPO / ".venv" / "lib").glob("python3*/site-packages"), REPO)
-NOBODY_PATH = f"{REPO / 'src'}:{SITE}"  # what nobody's interpreter imports: our sources and our dependencies
+
+
+def _repo_for_nobody() -> Path:
+    """The repository at a path nobody can read: itself, or — when a clone sits under a
+    private directory (/root) — a bind mount of it under /tmp, undone at exit."""
+    if os.getuid() != 0:
+        return REPO
+    probe = [
+        "test", "-r", str(REPO / "src" / "tuxai" / "__init__.py"), "-a", "-x", str(REPO / ".venv" / "bin" / "uv")
+    ]  # fmt: skip
+    if subprocess.run(probe, user=NOBODY, group=NOBODY, extra_groups=[], check=False).returncode == 0:
+        return REPO
+    view = Path(tempfile.mkdtemp(prefix="tuxai-repo-view-"))
+    view.chmod(0o755)
+    subprocess.run(["mount", "--bind", str(REPO), str(view)], check=True)
+    atexit.register(lambda: subprocess.run(["umount", "-l", str(view)], check=False) and None)
+    return view
+
+
+NOBODY_REPO = _repo_for_nobody()
+SITE = next((NOBODY_REPO / ".venv" / "lib").glob("python3*/site-packages"), NOBODY_REPO)
+NOBODY_PATH = f"{NOBODY_REPO / 'src'}:{SITE}"  # what nobody's interpreter imports: our sources and our dependencies
 TUXAI = str(Path(sys.executable).parent / "tuxai")
-NOBODY_BIN = f"/usr/bin:/bin:{Path(sys.executable).parent}"  # uv comes from there (nobody may run it)
+NOBODY_BIN = f"/usr/bin:/bin:{NOBODY_REPO / '.venv' / 'bin'}"  # uv comes from there (nobody may run it)
 
 pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="needs root: the daemon runs as root, nobody attacks it")
 
