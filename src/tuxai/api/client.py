@@ -1,7 +1,7 @@
 """``Client``: the Python SDK, the same verbs as the CLI (which uses it).
 
     from tuxai.api.client import Client
-    client = Client.for_home()               # $TUXAI_HOME or the default data directory
+    client = Client.discover()               # $TUXAI_HOME's daemon; else yours, else the system's
     job_id = client.submit({"command": ["python", "train.py"], "gpus": 1})
     client.wait(job_id)["state"]             # 'succeeded'
 
@@ -34,15 +34,21 @@ _DONE = {"succeeded", "failed", "cancelled", "timeout", "preempted"}
 
 
 def default_home(env: Mapping[str, str] | None = None) -> Path:
-    """``$TUXAI_HOME``, else the data directory of ``tuxai.settings``."""
-    from tuxai.settings import default_data_dir
+    """``$TUXAI_HOME``, else the user's own home (``tuxai.settings.resolve_home``)."""
+    from tuxai.settings import resolve_home
 
-    env = os.environ if env is None else env
-    if env.get("TUXAI_HOME"):
-        return Path(env["TUXAI_HOME"]).expanduser()
-    if env.get("TUXAI_DATA_DIR"):
-        return Path(env["TUXAI_DATA_DIR"]).expanduser()
-    return default_data_dir(env, os.getuid())
+    return resolve_home(None, env)
+
+
+def _answers(socket_path: Path) -> bool:
+    """Whether something accepts connections on the Unix socket ``socket_path``."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(2.0)
+        try:
+            probe.connect(str(socket_path))
+        except OSError:
+            return False
+    return True
 
 
 class _ClosingUnixBackend(httpcore.SyncBackend):
@@ -81,6 +87,8 @@ class Client:
         if socket_path is None and not url:
             raise ValueError("give the daemon's socket_path or url")
         self.where = str(socket_path) if socket_path is not None else url
+        self.home = socket_path.parent if socket_path is not None else None
+        self.tried: tuple[str, ...] = (self.where,)  # where a daemon was looked for (``discover``)
         self._socket_path = socket_path
         transport = _UnixTransport(str(socket_path)) if socket_path is not None else None
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -92,6 +100,27 @@ class Client:
     def for_home(cls, home: Path | None = None, timeout_s: float = 30.0) -> Client:
         """The daemon of ``home`` (default: ``default_home()``) over its Unix socket."""
         return cls((home or default_home()) / "tuxai.sock", timeout_s=timeout_s)
+
+    @classmethod
+    def discover(
+        cls, home: Path | None = None, timeout_s: float = 30.0, env: Mapping[str, str] | None = None
+    ) -> Client:
+        """The daemon the user means: that of ``home`` or ``$TUXAI_HOME`` if given; else their own if it
+        runs, else the system daemon's (``/var/lib/tuxai``; ``$TUXAI_SYSTEM_HOME``). With none running,
+        the first call's ``DaemonError`` lists every place tried."""
+        from tuxai.settings import candidate_homes
+
+        homes = candidate_homes(home, env)
+        found = next((h for h in homes if _answers(h / "tuxai.sock")), homes[0])
+        client = cls.for_home(found, timeout_s=timeout_s)
+        client.tried = tuple(str(h / "tuxai.sock") for h in homes)
+        return client
+
+    def describe(self) -> str:
+        """Which daemon this client talks to, and why that one: for ``--debug`` and ``tuxai status``."""
+        if len(self.tried) > 1 and self.where != self.tried[0]:
+            return f"the system daemon at {self.where} (none answers at {self.tried[0]})"
+        return f"the daemon at {self.where}"
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -105,7 +134,7 @@ class Client:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         not_running = DaemonError(
-            f"the tuxai daemon is not running (nothing answers at {self.where})",
+            f"the tuxai daemon is not running (nothing answers at {' or '.join(self.tried)})",
             hint="start it with `tuxai up` (or `tuxai up --detach`), with the same --home",
         )
         if self._socket_path is not None and not os.path.exists(self._socket_path):

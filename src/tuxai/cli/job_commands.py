@@ -5,6 +5,7 @@ Declarations only; each body is one call into ``tuxai.cli.jobs`` (or ``top``) th
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Annotated
@@ -12,63 +13,63 @@ from typing import Annotated
 import typer
 
 from tuxai.cli.common import DebugOption, HomeOption, JsonOption, guard
+from tuxai.model.mapping import declared_fields
+from tuxai.settings import CONFIG_HELP, DaemonSettings
 
 jobs_app = typer.Typer()
 
 
-@jobs_app.command()
-def up(
-    home: HomeOption = None,
-    inventory: Annotated[
-        Path | None, typer.Option("--inventory", help="Schedule a simulated inventory (YAML).", metavar="FILE")
-    ] = None,
-    detach: Annotated[bool, typer.Option("--detach", help="Run in the background; return once it answers.")] = False,
-    tcp: Annotated[
-        str | None, typer.Option("--tcp", help="Also listen on HOST:PORT (loopback), with the token in <home>/token.")
-    ] = None,
-    insecure_tcp: Annotated[
-        bool, typer.Option("--insecure-tcp", help="Let --tcp be a non-loopback address (the token travels in clear).")
-    ] = False,
-    scheduler_config: Annotated[
-        Path | None, typer.Option("--scheduler-config", help="Policy weights (docs/scheduler.md).", metavar="FILE")
-    ] = None,
-    cgroups: Annotated[
-        str,
-        typer.Option("--cgroups", help="limits: a cgroup for jobs with --mem (default); all: every job; off."),
-    ] = "limits",
-    metrics_addr: Annotated[
-        str | None, typer.Option("--metrics-addr", help="Prometheus endpoint HOST:PORT (127.0.0.1:9465; port 0: any).")
-    ] = None,
-    telemetry_period: Annotated[float | None, typer.Option("--telemetry-period", help="Seconds per sample.")] = None,
-    idle_after: Annotated[float | None, typer.Option("--idle-after", help="Seconds of idle GPUs: idle.")] = None,
-    hung_after: Annotated[float | None, typer.Option("--hung-after", help="Seconds without progress: hung.")] = None,
-    on_hung: Annotated[str | None, typer.Option("--on-hung", help="none, cancel or requeue a hung job.")] = None,
-    grid_intensity: Annotated[
-        float | None, typer.Option("--grid-intensity", help="Grid carbon intensity, gCO2e/kWh (475).")
-    ] = None,
-    pue: Annotated[float | None, typer.Option("--pue", help="Power usage effectiveness of the room (1.0).")] = None,
-    debug: DebugOption = False,
-) -> None:
-    """Start the daemon (foreground; --detach for the background)."""
+def _up(home: Path | None, config: Path | None, detach: bool, debug: bool, **given: object) -> None:
+    """Start the daemon (foreground; --detach for the background). Each setting is also a TUXAI_* variable
+    and a key under `daemon:` in the config file (docs/jobs.md)."""
     from tuxai.cli.jobs import daemon_argv, home_dir, run_up
+
+    for alias, (key, value) in _ALIASES.items():  # --no-cgroups: --cgroups off
+        if given.pop(alias, False):
+            given[key] = value
 
     def action() -> int:
         where = home_dir(home)
-        argv = daemon_argv(where, inventory, tcp, scheduler_config, cgroups, insecure_tcp)
-        for flag, value in (
-            ("--metrics-addr", metrics_addr),
-            ("--telemetry-period", telemetry_period),
-            ("--idle-after", idle_after),
-            ("--hung-after", hung_after),
-            ("--on-hung", on_hung),
-            ("--grid-intensity", grid_intensity),
-            ("--pue", pue),
-        ):
-            if value is not None:
-                argv += [flag, str(value)]
-        return run_up(argv, where, detach)
+        return run_up(daemon_argv(where, config, given), where, detach)
 
     raise typer.Exit(guard(action, debug))
+
+
+def _parameter(name: str, annotation: object, default: object) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+def _up_parameters() -> list[inspect.Parameter]:
+    """``tuxai up``'s options: its own, then one per field of ``DaemonSettings`` (the daemon's flags)."""
+    parameters = [
+        _parameter("home", HomeOption, None),
+        _parameter("config", Annotated[Path | None, typer.Option("--config", help=CONFIG_HELP, metavar="FILE")], None),
+        _parameter(
+            "detach",
+            Annotated[bool, typer.Option("--detach", help="Run in the background; return once it answers.")],
+            False,
+        ),
+    ]
+    for field in declared_fields(DaemonSettings):
+        if field.kind == "flag":
+            option = typer.Option(field.flag, help=field.help())
+            parameters.append(_parameter(field.key, Annotated[bool, option], False))
+        else:
+            option = typer.Option(field.flag, help=field.help(), metavar=field.metavar)
+            parameters.append(_parameter(field.key, Annotated[str | None, option], None))
+        for alias, value in field.rules.aliases:
+            name = alias.removeprefix("--").replace("-", "_")
+            _ALIASES[name] = (field.key, value)
+            option = typer.Option(alias, help=f"Same as {field.flag} {value}.", hidden=True)
+            parameters.append(_parameter(name, Annotated[bool, option], False))
+    parameters.append(_parameter("debug", DebugOption, False))
+    return parameters
+
+
+_ALIASES: dict[str, tuple[str, str]] = {}  # the older flags of a setting: --no-cgroups → (cgroups, off)
+_up.__signature__ = inspect.Signature(_up_parameters())  # type: ignore[attr-defined]
+_up.__annotations__ = {p.name: p.annotation for p in _up.__signature__.parameters.values()}  # type: ignore[attr-defined]
+up = jobs_app.command(name="up")(_up)
 
 
 @jobs_app.command()

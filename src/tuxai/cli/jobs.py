@@ -10,7 +10,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,9 @@ from tuxai.api.client import Client, default_home
 from tuxai.api.home import check_home, daemon_pid, open_private, read_private, wait_stopped
 from tuxai.errors import DaemonError, TuxaiError, UsageError
 from tuxai.model.jobfile import load_job_file, spec_from_dict
+from tuxai.model.mapping import declared_fields
 from tuxai.model.units import format_bytes
+from tuxai.settings import DaemonSettings, load_daemon_settings
 
 ACTIVE = ("pending", "running", "requeued")
 # C0 and C1 controls, DEL, bidi overrides and isolates, zero-width marks, line separators, surrogates.
@@ -48,13 +50,15 @@ def cell(value: object) -> Text:
 
 
 def home_dir(home: Path | None) -> Path:
-    """``--home``, else ``$TUXAI_HOME``, else the default data directory."""
+    """``--home``, else ``$TUXAI_HOME``, else the user's own home (``tuxai.settings.resolve_home``)."""
     return (home or default_home()).expanduser().resolve()
 
 
 def client(home: Path | None) -> Client:
-    """The SDK client of the daemon of ``home``."""
-    return Client.for_home(home_dir(home))
+    """The SDK client of the daemon of ``home``; without one, the user's own or the system's (``Client.discover``)."""
+    from tuxai.cli.common import daemon_client
+
+    return daemon_client(home_dir(home) if home is not None else None)
 
 
 def _print_json(data: object) -> None:
@@ -75,27 +79,24 @@ def _ago(seconds: float | None) -> str:
 # ---- up / down ------------------------------------------------------------------------------
 
 
-def daemon_argv(
-    home: Path,
-    inventory: Path | None,
-    tcp: str | None,
-    scheduler: Path | None,
-    cgroups: str,
-    insecure_tcp: bool = False,
-) -> list[str]:
-    """The daemon's command line (``insecure_tcp``: let ``tcp`` be a non-loopback address)."""
+def daemon_argv(home: Path, config: Path | None, given: Mapping[str, object]) -> list[str]:
+    """The daemon's command line: its home, and the settings given as flags (by key: ``tick_period``).
+
+    Raises:
+        ConfigError: a bad value in a flag, a ``TUXAI_*`` variable or the config file, which the
+            daemon would read the same way: said here in one line rather than in its log.
+    """
+    load_daemon_settings(given, config_file=config)
     argv = [sys.executable, "-m", "tuxai.api.server", "--home", str(home)]
-    if inventory is not None:
-        if not inventory.is_file():
-            raise UsageError(f"inventory file {inventory} does not exist", hint="see examples/inventories/")
-        argv += ["--inventory", str(inventory.resolve())]
-    if tcp:
-        argv += ["--tcp", tcp, *(["--insecure-tcp"] if insecure_tcp else [])]
-    if scheduler is not None:
-        argv += ["--scheduler-config", str(scheduler.resolve())]
-    if cgroups not in ("limits", "all", "off"):
-        raise UsageError(f"--cgroups must be limits, all or off, got {cgroups!r}", hint="the default is limits")
-    argv += {"limits": [], "all": ["--cgroup-every-job"], "off": ["--no-cgroups"]}[cgroups]
+    if config is not None:
+        argv += ["--config", str(config.expanduser().resolve())]
+    for field in declared_fields(DaemonSettings):
+        value = given.get(field.key)
+        if value is True:
+            argv.append(field.flag)
+        elif value is not None and value is not False:
+            text = str(Path(str(value)).expanduser().resolve()) if field.kind == "path" else str(value)
+            argv += [field.flag, text]
     return argv
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from tuxai.hardware.cgroups import CgroupSupport
 from tuxai.model.inventory import Inventory
 from tuxai.scheduler.config import SchedulerConfig
+from tuxai.settings import DAEMON_DEFAULTS
 
 
 @dataclass(frozen=True)
@@ -23,15 +24,15 @@ class Caller:
 
 @dataclass(frozen=True)
 class DaemonConfig:
-    """What one daemon manages: its home, the machine, the policy."""
+    """What one daemon manages: its home, the machine, the policy (the settings' defaults: ``tuxai.settings``)."""
 
     home: Path
     inventory: Inventory
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     cgroups: CgroupSupport = field(default_factory=lambda: CgroupSupport(0, problem="not probed"))
     online_cpus: tuple[int, ...] = ()
-    cgroup_every_job: bool = False  # memory and cpu groups for every job, not only those with --mem
-    job_pids_max: int = 16384  # tasks (processes + threads) one job may have; 0: no cap
-    keep_finished_s: float = 365 * 86400.0  # ended jobs (and their files) kept this long; 0: forever
+    cgroup_every_job: bool = DAEMON_DEFAULTS.cgroups == "all"  # memory and cpu groups for every job, not only --mem
+    job_pids_max: int = DAEMON_DEFAULTS.job_pids_max  # tasks (processes + threads) one job may have; 0: no cap
+    keep_finished_s: float = DAEMON_DEFAULTS.keep_finished_s  # ended jobs (and their files) kept this long; 0: forever
     node: str = "local"
     notify_socket: str = ""

@@ -12,8 +12,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tuxai.errors import InventoryError, ToolOutputError
 from tuxai.hardware.nvidia_smi import SM_PER_MIG_SLICE, compute_capability_for
 from tuxai.hardware.nvidia_topo import parse_link, parse_nvidia_topo
@@ -21,62 +19,22 @@ from tuxai.model.cpu import CpuTopology, NumaNode, parse_cpulist
 from tuxai.model.gpu import Ecc, Gpu, MigDevice, PcieLink, Vendor
 from tuxai.model.inventory import Host, Inventory
 from tuxai.model.links import Link, LinkKind, LinkMatrix
-from tuxai.model.units import parse_bytes
+from tuxai.model.mapping import MappingReader, load_mapping
 
 _NAMESPACE = uuid.UUID("6f1c3a52-55c1-4a5e-9d6b-7475786169a1")
 _MIG_PROFILE = re.compile(r"^(\d)g\.(\d+)gb$")
 _ARCHITECTURE = {"8.0": "Ampere", "8.6": "Ampere", "8.9": "Ada Lovelace", "9.0": "Hopper", "10.0": "Blackwell"}
 
 
-class _Reader:
-    """Typed access to one YAML mapping, with errors that name the field."""
-
-    def __init__(self, origin: str, path: str, data: Any) -> None:
-        if not isinstance(data, dict):
-            raise InventoryError(f"{origin}: {path or 'the file'} must be a mapping", hint=_HINT)
-        self.origin, self.path, self.data = origin, path, data
-
-    def where(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def fail(self, key: str, expected: str) -> InventoryError:
-        return InventoryError(
-            f"{self.origin}: {self.where(key)} must be {expected}, got {self.data.get(key)!r}", hint=_HINT
-        )
-
-    def text(self, key: str, default: str | None = None) -> str | None:
-        value = self.data.get(key, default)
-        if value is None:
-            return None
-        if not isinstance(value, str | int | float):
-            raise self.fail(key, "text")
-        return str(value)
-
-    def integer(self, key: str, default: int | None = None, minimum: int = 0) -> int | None:
-        value = self.data.get(key, default)
-        if value is None:
-            return None
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            raise self.fail(key, f"an integer ≥ {minimum}")
-        return value
-
-    def size(self, key: str) -> int | None:
-        value = self.data.get(key)
-        if value is None:
-            return None
-        try:
-            return parse_bytes(value)
-        except (ValueError, TypeError):
-            raise self.fail(key, "a size such as 80GiB") from None
-
-    def child(self, key: str) -> _Reader:
-        return _Reader(self.origin, self.where(key), self.data.get(key) or {})
-
-
 _HINT = "see docs/inventory.md and examples/inventories/ for the format"
 
 
-def _cpu(cpu: _Reader, memory_bytes: int | None) -> CpuTopology:
+def _reader(origin: str, path: str, data: Any) -> MappingReader:
+    """Typed reads of one mapping of the file (``tuxai.model.mapping``): errors name the field."""
+    return MappingReader(data, origin, path=path, error=InventoryError, hint=_HINT)
+
+
+def _cpu(cpu: MappingReader, memory_bytes: int | None) -> CpuTopology:
     sockets = cpu.integer("sockets", 1, minimum=1) or 1
     cores = cpu.integer("cores_per_socket", 8, minimum=1) or 1
     threads = cpu.integer("threads_per_core", 1, minimum=1) or 1
@@ -86,7 +44,7 @@ def _cpu(cpu: _Reader, memory_bytes: int | None) -> CpuTopology:
     nodes: list[NumaNode] = []
     if isinstance(explicit, list):
         for position, entry in enumerate(explicit):
-            item = _Reader(cpu.origin, f"{cpu.where('numa')}[{position}]", entry)
+            item = _reader(cpu.origin, f"{cpu.where('numa')}[{position}]", entry)
             try:
                 cpus = parse_cpulist(item.text("cpus") or "")
             except ValueError:
@@ -118,7 +76,7 @@ def _cpu(cpu: _Reader, memory_bytes: int | None) -> CpuTopology:
     )
 
 
-def _mig(group: _Reader, spec: Any, where: str, architecture: str | None, seed: str) -> tuple[MigDevice, ...]:
+def _mig(group: MappingReader, spec: Any, where: str, architecture: str | None, seed: str) -> tuple[MigDevice, ...]:
     profiles: list[str] = []
     if isinstance(spec, dict):
         for name, count in spec.items():
@@ -155,12 +113,12 @@ def _natural(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _gpus(doc: _Reader, hostname: str, numa_count: int) -> list[Gpu]:
+def _gpus(doc: MappingReader, hostname: str, numa_count: int) -> list[Gpu]:
     raw = doc.data.get("gpus") or []
     groups = raw if isinstance(raw, list) else [raw]
     gpus: list[Gpu] = []
     for position, entry in enumerate(groups):
-        group = _Reader(doc.origin, f"gpus[{position}]", entry)
+        group = _reader(doc.origin, f"gpus[{position}]", entry)
         vendor_text = group.text("vendor", "nvidia") or "nvidia"
         try:
             vendor = Vendor(vendor_text)
@@ -225,7 +183,7 @@ def _gpus(doc: _Reader, hostname: str, numa_count: int) -> list[Gpu]:
     return gpus
 
 
-def _links(doc: _Reader, gpus: list[Gpu]) -> LinkMatrix:
+def _links(doc: MappingReader, gpus: list[Gpu]) -> LinkMatrix:
     spec = doc.data.get("links", "pcie")
     count = len(gpus)
     if not isinstance(spec, str):
@@ -258,14 +216,7 @@ def inventory_from_yaml(text: str, origin: str = "<inventory>") -> Inventory:
     Raises:
         InventoryError: the YAML is malformed or a field has a bad value (the message names it).
     """
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "cannot parse"
-        raise InventoryError(f"{origin}: not valid YAML{where}: {problem}", hint=_HINT) from None
-    doc = _Reader(origin, "", data if data is not None else {})
+    doc = load_mapping(text, origin, InventoryError, _HINT)
     known = {"name", "host", "cpu", "gpus", "links", "topology"}
     unknown = sorted(set(doc.data) - known)
     if unknown:
