@@ -5,10 +5,19 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.installed-run
 DEV_STAMP  := $(VENV)/.installed-dev
 
-.PHONY: run test system-deps lint typecheck layers unit bench test-gpu clean
+.PHONY: run test system-deps vm-deps lint typecheck layers unit test-vm bench test-gpu clean
 
-# Real programs the tests drive: a Prometheus server scrapes the daemon, tmux shows `tuxai top`.
-SYSTEM_TOOLS := prometheus tmux
+# Real programs the tests drive (program:package): a Prometheus server scrapes the daemon, tmux shows `tuxai top`.
+SYSTEM_TOOLS := prometheus:prometheus tmux:tmux
+# The VM tier's programs (tests/vm, docs/testing.md).
+VM_TOOLS := qemu-system-x86_64:qemu-system-x86 mmdebstrap:mmdebstrap mkfs.ext4:e2fsprogs debugfs:e2fsprogs
+
+# Waits for apt's locks (another apt running: exit 100 otherwise). `update` takes the lists
+# lock, which DPkg::Lock::Timeout does not cover on every apt: it is retried for 10 minutes.
+APT_OPTS    := -o DPkg::Lock::Timeout=600
+APT_UPDATE  := for try in $$(seq 60); do apt-get $(APT_OPTS) -q update && break; \
+               [ $$try = 60 ] && exit 1; echo "apt-get update failed (another apt?): retrying in 10 s"; sleep 10; done
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get $(APT_OPTS) install -y --no-install-recommends
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,16 +37,26 @@ run: $(RUN_STAMP)
 	$(BIN)/python examples/demo.py
 
 ## test: set up, lint, type-check, check the layers, run the tests
-test: $(DEV_STAMP) system-deps lint typecheck layers unit
+test: $(DEV_STAMP) system-deps lint typecheck layers unit test-vm
+
+# $(call install-missing,PROGRAM:PACKAGE …,WHO): install the packages of the programs not on
+# PATH when root (as in CI), else say which and fail.
+define install-missing
+@missing=""; for pair in $(1); do PATH="$$PATH:/usr/sbin:/sbin" command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; done; \
+if [ -n "$$missing" ]; then \
+  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+    $(APT_UPDATE); $(APT_INSTALL) $$missing; \
+  else echo "$(2) needs:$$missing (Debian: sudo apt-get install --no-install-recommends$$missing)"; exit 1; fi; \
+fi
+endef
 
 ## system-deps: Debian packages the tests need (installed when root, as in CI; else says what to install)
 system-deps:
-	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
-	  else echo "make test needs:$$missing (Debian: sudo apt-get install$$missing)"; exit 1; fi; \
-	fi
+	$(call install-missing,$(SYSTEM_TOOLS),make test)
+
+## vm-deps: Debian packages of the VM tier: qemu, mmdebstrap, e2fsprogs (installed when root)
+vm-deps:
+	$(call install-missing,$(VM_TOOLS),make test-vm)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests bench
@@ -51,9 +70,13 @@ layers: $(DEV_STAMP)
 unit: $(DEV_STAMP)
 	$(BIN)/pytest
 
+## test-vm: boot a Debian 12 VM (systemd, cgroup v2) and run the daemon there as a service (docs/testing.md)
+test-vm: $(DEV_STAMP) vm-deps
+	$(BIN)/pytest -m vm tests/vm
+
 ## bench: the performance benchmarks (ratios against a baseline in the same process)
 bench: $(DEV_STAMP) system-deps
-	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y wrk; } || { echo "bench/serving.py needs wrk"; exit 1; }
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && $(APT_INSTALL) wrk; } || { echo "bench/serving.py needs wrk"; exit 1; }
 	$(BIN)/pip install --quiet litserve
 	$(BIN)/python bench/doctor.py
 	$(BIN)/python bench/scheduler.py
