@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from tuxai.executor.local import Observed, Seen
 from tuxai.executor.rundir import Status
+from tuxai.model.cgroup import CgroupPlan
+from tuxai.model.job import StopReason
 
 
 @dataclass
@@ -22,7 +23,7 @@ class Attempt:
     claimed_by: str = ""  # "", "shim" or "daemon"
     alive: bool = False
     status: Status | None = None
-    stops: list[str] = field(default_factory=list)  # the stop requests it was sent, in order
+    stops: list[StopReason] = field(default_factory=list)  # the stop requests it was sent, in order
 
 
 class FakeExecutor:
@@ -31,7 +32,7 @@ class FakeExecutor:
     def __init__(self) -> None:
         self.attempts: dict[Path, Attempt] = {}
         self.started: list[Path] = []
-        self.killed: list[dict[str, Any]] = []
+        self.killed: list[CgroupPlan] = []
 
     # ---- the Executor protocol ----------------------------------------------------------
 
@@ -39,7 +40,7 @@ class FakeExecutor:
         self.attempts[run_dir] = Attempt()
         self.started.append(run_dir)
 
-    def stop(self, run_dir: Path, reason: str) -> None:
+    def stop(self, run_dir: Path, reason: StopReason) -> None:
         self.attempts.setdefault(run_dir, Attempt()).stops.append(reason)
 
     def observe(self, run_dir: Path) -> Observed:
@@ -61,7 +62,7 @@ class FakeExecutor:
         attempt.claimed_by = "daemon"
         return True
 
-    def kill_lost(self, status: Status | None, cgroup: dict[str, Any]) -> None:
+    def kill_lost(self, status: Status | None, cgroup: CgroupPlan) -> None:
         self.killed.append(cgroup)
 
     def close(self) -> None:
@@ -85,7 +86,7 @@ class FakeExecutor:
         attempt.alive = False
         attempt.status = Status(
             "exited", 4242, pid=4243, pgid=4243, started_at=started, ended_at=now,
-            exit_code=code, signal=signal, stop_reason=stop or None,
+            exit_code=code, signal=signal, stop_reason=StopReason.parse(stop),
         )  # fmt: skip
 
     def die(self, run_dir: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,6 +14,7 @@ from tuxai.executor.cgroups import nvidia_device_rules, plan
 from tuxai.executor.environment import JobContext, job_environment, real_cpus
 from tuxai.executor.rundir import Status
 from tuxai.hardware.cgroups import parse_mountinfo, parse_proc_cgroup
+from tuxai.model.cgroup import CgroupPlan
 from tuxai.model.gpu import Vendor
 from tuxai.model.job import TRANSITIONS, JobRecord, JobSpec, JobState, check_transition, retry_delay_s
 from tuxai.model.jobfile import load_job_file, parse_duration, spec_from_dict, spec_to_dict
@@ -237,8 +240,11 @@ def test_cgroup_mounts_and_own_groups() -> None:
     assert "memory" in mounts[1][2]
     own = parse_proc_cgroup("4:memory:/process_api/40cc\n1:cpu,cpuacct:/\n9:name=systemd:/\n0::/user.slice\n")
     assert own == {"memory": "/process_api/40cc", "cpu": "/", "cpuacct": "/", "systemd": "/", "": "/user.slice"}
-    assert plan(1, {"memory": "/m/tuxai"}, "job-3-1") == {"version": 1, "dirs": {"memory": "/m/tuxai/job-3-1"}}
-    assert plan(0, {}, "x") == {}
+    assert plan(1, {"memory": "/m/tuxai"}, "job-3-1") == CgroupPlan(1, {"memory": "/m/tuxai/job-3-1"})
+    assert not plan(0, {}, "x")
+    # launch.json carries it as JSON and back.
+    planned = plan(2, {"unified": "/u/tuxai"}, "job-3-1")
+    assert CgroupPlan.from_dict(json.loads(json.dumps(planned.to_dict()))) == planned
     assert nvidia_device_rules([0, 1])[:2] == ["c 195:0 rwm", "c 195:1 rwm"]
 
 

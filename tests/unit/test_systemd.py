@@ -55,7 +55,7 @@ def test_properties_carry_each_limit_and_only_those_asked() -> None:
 
 def test_the_command_line_switches_user_and_directory_after_the_scope() -> None:
     plan = systemd.plan("/sys/fs/cgroup/tuxai.slice", "tuxai-ab-job-7-2", ["TasksMax=9"], 255)
-    assert plan["dirs"] == {"unified": "/sys/fs/cgroup/tuxai.slice/tuxai-ab_job_7_2.slice"}
+    assert plan.dirs == {"unified": "/sys/fs/cgroup/tuxai.slice/tuxai-ab_job_7_2.slice"}
     argv = systemd.run_argv(plan, (1000, 100), "/home/ada/run")
     assert argv[:6] == [
         "systemd-run",
@@ -82,12 +82,12 @@ def test_a_systemd_host_gets_a_scope_per_job_with_its_limits(tmp_path: Path) -> 
     job = JobRecord(id=5, spec=spec, user="ada", uid=1000, gid=100, state=JobState.PENDING, submitted_at=0.0)
     allocation = Allocation("local", (GpuShare(0, inventory.gpus[0].uuid),), cpus=(0, 1))
     launch = build_launch(config, job, allocation, 1, str(tmp_path / "jobs" / "5" / "output.log"), {})
-    unit = launch.cgroup["systemd"]
-    assert unit["scope"] == cgroup_name(tmp_path, 5, 1) + ".scope"
-    assert {"MemoryMax=1073741824", "CPUQuota=200%", "AllowedCPUs=0,1", "TasksMax=128"} <= set(unit["properties"])
+    unit = launch.cgroup.systemd
+    assert unit is not None and unit.scope == cgroup_name(tmp_path, 5, 1) + ".scope"
+    assert {"MemoryMax=1073741824", "CPUQuota=200%", "AllowedCPUs=0,1", "TasksMax=128"} <= set(unit.properties)
     assert launch.devices == ()  # no v1 rules on this path
     # A simulated box has no /dev/nvidiaN: no device policy (CUDA_VISIBLE_DEVICES holds the job).
-    assert not any(p.startswith("Device") for p in unit["properties"])
+    assert not any(p.startswith("Device") for p in unit.properties)
 
 
 def test_systemd_is_the_path_only_where_it_can_be() -> None:

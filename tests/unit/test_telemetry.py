@@ -190,17 +190,18 @@ def test_prometheus_exposition() -> None:
 
 
 def test_cgroup_usage_v1_and_v2(tmp_path: Path) -> None:
+    from tuxai.model.cgroup import CgroupPlan
     from tuxai.telemetry.procfs import cgroup_usage
 
     memory, cpu, unified = tmp_path / "memory/job-1-1", tmp_path / "cpu/job-1-1", tmp_path / "unified/job-2-1"
     for directory in (memory, cpu, unified):
         directory.mkdir(parents=True)
     (memory / "memory.usage_in_bytes").write_text("104857600\n")
-    v1 = {"version": 1, "dirs": {"memory": str(memory), "cpu": str(cpu)}}
+    v1 = CgroupPlan(1, {"memory": str(memory), "cpu": str(cpu)})
     assert cgroup_usage(v1) == (None, 104857600)  # no cpuacct here: CPU comes from the process group
     (cpu / "cpuacct.usage").write_text("2500000000\n")  # cpu,cpuacct mounted together
     assert cgroup_usage(v1) == (2.5, 104857600)
     (unified / "cpu.stat").write_text("usage_usec 1500000\nuser_usec 1000000\nsystem_usec 500000\n")
     (unified / "memory.current").write_text("4096\n")
-    assert cgroup_usage({"version": 2, "dirs": {"unified": str(unified)}}) == (1.5, 4096)
-    assert cgroup_usage({"version": 2, "dirs": {"unified": str(tmp_path / "gone")}}) == (None, None)
+    assert cgroup_usage(CgroupPlan(2, {"unified": str(unified)})) == (1.5, 4096)
+    assert cgroup_usage(CgroupPlan(2, {"unified": str(tmp_path / "gone")})) == (None, None)

@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from tuxai.daemon.config import Caller, DaemonConfig
 from tuxai.daemon.health import LoopHealth
@@ -29,7 +28,8 @@ from tuxai.executor.environment import is_protected
 from tuxai.executor.files import make_dir, read_user_file
 from tuxai.executor.local import Executor, Seen
 from tuxai.executor.rundir import ENDPOINT, OUTPUT, write_launch
-from tuxai.model.job import JobRecord, JobSpec, JobState
+from tuxai.model.cgroup import CgroupPlan
+from tuxai.model.job import JobRecord, JobSpec, JobState, StopReason
 from tuxai.scheduler.admission import rejection
 from tuxai.scheduler.decide import decide
 from tuxai.scheduler.decisions import Preempt, Reject, Reserve, Start
@@ -116,9 +116,9 @@ class Daemon:
             if job.state.waiting:
                 return self.store.transition(job_id, JobState.CANCELLED, now, f"cancelled by {caller.user}")
             if job.state is JobState.RUNNING:
-                if job.stop_request != "cancel":
-                    self.store.update(job_id, stop_request="cancel", reason=f"cancelling (by {caller.user})")
-                    self.executor.stop(Path(job.run_dir), "cancel")
+                if job.stop_request is not StopReason.CANCEL:
+                    self.store.update(job_id, stop_request=StopReason.CANCEL, reason=f"cancelling (by {caller.user})")
+                    self.executor.stop(Path(job.run_dir), StopReason.CANCEL)
                 return self.store.get(job_id)
             raise UsageError(f"job {job_id} already ended ({job.state.value})", hint="nothing to cancel")
 
@@ -128,8 +128,8 @@ class Daemon:
             job = self.store.get(job_id)
             if job.state is not JobState.RUNNING or job.stop_request:
                 return
-            kind = "cancel-hung" if policy == "cancel" else "requeue"
-            self.store.update(job_id, stop_request=kind, reason=f"{kind.split('-')[0]}ing: flagged hung")
+            kind = StopReason.CANCEL_HUNG if policy == "cancel" else StopReason.REQUEUE
+            self.store.update(job_id, stop_request=kind, reason=f"{kind.value.split('-')[0]}ing: flagged hung")
             self.executor.stop(Path(job.run_dir), kind)
 
     def hold(self, job_id: int, caller: Caller, held: bool) -> JobRecord:
@@ -249,7 +249,7 @@ class Daemon:
             )
         return None
 
-    def _cgroup(self, job: JobRecord) -> dict[str, Any]:
+    def _cgroup(self, job: JobRecord) -> CgroupPlan:
         """Every group the job's attempt may have (whichever controllers it used)."""
         support = self.config.cgroups
         name = cgroup_name(self.config.home, job.id, job.attempt)
@@ -308,8 +308,8 @@ class Daemon:
                 continue
             if isinstance(decision, Preempt):
                 victim = by_id[job_id]
-                self.store.update(job_id, stop_request="preempt", for_job=int(decision.for_job))
-                self.executor.stop(Path(victim.run_dir), "preempt")
+                self.store.update(job_id, stop_request=StopReason.PREEMPT, for_job=int(decision.for_job))
+                self.executor.stop(Path(victim.run_dir), StopReason.PREEMPT)
             elif isinstance(decision, Reserve):
                 head = head or decision.job_id
                 why = str(decision.explanation.get("reason", "waiting for resources"))

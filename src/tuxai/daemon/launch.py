@@ -12,6 +12,7 @@ from tuxai.executor import systemd
 from tuxai.executor.cgroups import nvidia_device_rules, plan
 from tuxai.executor.environment import JobContext, job_environment, real_cpus
 from tuxai.executor.rundir import CHECKPOINT, ENDPOINT, Launch
+from tuxai.model.cgroup import CgroupPlan
 from tuxai.model.gpu import Gpu, Vendor
 from tuxai.model.job import JobRecord
 from tuxai.model.resources import Allocation
@@ -61,7 +62,7 @@ def build_launch(
         # when there is a limit to enforce (CPU pinning already holds a job to its CPUs).
         wanted = {"pids", "unified", *(("memory", "cpu") if limited else ()), *(("devices",) if devices else ())}
         parents = {c: p for c, p in support.parents.items() if c in wanted}
-        cgroup = plan(support.version, parents, name) if parents else {}
+        cgroup = plan(support.version, parents, name) if parents else CgroupPlan()
     request = job.spec.request
     return Launch(
         job_id=job.id,

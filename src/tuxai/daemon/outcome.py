@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tuxai.executor.rundir import Status
-from tuxai.model.job import MAX_REQUEUES, REQUEUE_EXIT_CODE, JobRecord, JobState, retry_delay_s
+from tuxai.model.job import MAX_REQUEUES, REQUEUE_EXIT_CODE, JobRecord, JobState, StopReason, retry_delay_s
 from tuxai.model.units import format_bytes
 
 
@@ -69,14 +69,14 @@ def classify(job: JobRecord, status: Status | None, now: float = 0.0) -> Outcome
         fields["started_at"] = status.started_at
     if status.ended_at is not None:
         fields["ended_at"] = status.ended_at
-    stop = status.stop_reason
-    if stop == "cancel":
+    stop = StopReason.parse(status.stop_reason)
+    if stop is StopReason.CANCEL:
         return Outcome(JobState.CANCELLED, "cancelled", fields)
-    if stop == "cancel-hung":
+    if stop is StopReason.CANCEL_HUNG:
         return Outcome(JobState.CANCELLED, "cancelled: flagged hung (no progress)", fields)
-    if stop == "requeue":
+    if stop is StopReason.REQUEUE:
         return Outcome(JobState.REQUEUED, "requeued: flagged hung (no progress)", fields)
-    if stop == "preempt":
+    if stop is StopReason.PREEMPT:
         who = f"job {job.for_job}" if job.for_job else "a higher-priority job"
         if job.spec.requeue:
             return Outcome(JobState.REQUEUED, f"preempted for {who}; requeued", fields)
@@ -100,7 +100,7 @@ def classify(job: JobRecord, status: Status | None, now: float = 0.0) -> Outcome
         return Outcome(JobState.REQUEUED, reason, {**fields, "requeues": job.requeues + 1})
     if status.signal is not None:
         what = f"killed by {_signal_name(status.signal)}"
-        if stop == "shutdown":
+        if stop is StopReason.SHUTDOWN:
             what += " after a SIGTERM from outside tuxai"
         return _failed(job, what, fields)
     return _failed(job, f"exit code {status.exit_code}", fields)

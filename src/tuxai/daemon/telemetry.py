@@ -10,11 +10,11 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from tuxai.daemon.core import Daemon
 from tuxai.daemon.health import BACKOFF_MAX_S, LoopHealth
 from tuxai.executor.rundir import read_launch, read_status
+from tuxai.model.cgroup import CgroupPlan
 from tuxai.model.job import JobRecord, JobState
 from tuxai.store.telemetry import EnergyDelta, SampleRow, TelemetryStore
 from tuxai.telemetry.collector import RunningJob, StepResult, Telemetry
@@ -32,7 +32,7 @@ class TelemetryLoop:
         self.daemon, self.telemetry, self.policy = daemon, telemetry, policy
         self.store = TelemetryStore(daemon.store)
         self._pgids: dict[int, int] = {}
-        self._cgroups: dict[int, dict[str, Any]] = {}
+        self._cgroups: dict[int, CgroupPlan] = {}
         self._last_rollup = 0.0
         self.steps = 0
         self.cpu_s = 0.0  # this thread's own CPU time (bench/telemetry.py reads it)
@@ -57,7 +57,12 @@ class TelemetryLoop:
             )
             found.append(
                 RunningJob(
-                    job.id, job.user, self._pgids.get(job.id), holdings, job.log_path, self._cgroups.get(job.id, {})
+                    job.id,
+                    job.user,
+                    self._pgids.get(job.id),
+                    holdings,
+                    job.log_path,
+                    self._cgroups.get(job.id, CgroupPlan()),
                 )
             )
         return found

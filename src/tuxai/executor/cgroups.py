@@ -13,11 +13,12 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from tuxai.executor import systemd
+from tuxai.model.cgroup import CgroupPlan
 
 CPU_PERIOD_US = 100_000
 NVIDIA_MAJOR = 195
@@ -42,33 +43,33 @@ class CgroupStats:
     cpu_s: float | None = None
 
 
-def plan(version: int, parents: dict[str, str], name: str) -> dict[str, Any]:
-    """The directories of job group ``name`` under each parent (the data put in ``launch.json``)."""
+def plan(version: int, parents: Mapping[str, str], name: str) -> CgroupPlan:
+    """The directories of job group ``name`` under each parent (what ``launch.json`` carries)."""
     if version == 0:
-        return {}
-    return {"version": version, "dirs": {c: str(Path(p) / name) for c, p in parents.items()}}
+        return CgroupPlan()
+    return CgroupPlan(version, {c: str(Path(p) / name) for c, p in parents.items()})
 
 
 def _write(path: Path, value: str) -> None:
     path.write_text(value)
 
 
-def create(cgroup: dict[str, Any], limits: Limits, devices: list[str] | None = None) -> None:
+def create(cgroup: CgroupPlan, limits: Limits, devices: list[str] | None = None) -> None:
     """Make the job's groups and set memory (no swap), CPU quota, task cap and device rules.
 
     Raises:
         OSError: a group could not be made or a limit set.
     """
-    if "systemd" in cgroup:
+    if cgroup.systemd is not None:
         return  # systemd makes the scope and its slice when systemd-run starts the job
     memory_bytes, cpus = limits.memory_bytes, limits.cpus
-    dirs = {c: Path(p) for c, p in cgroup.get("dirs", {}).items()}
+    dirs = {c: Path(p) for c, p in cgroup.dirs.items()}
     for directory in dirs.values():
         directory.mkdir(exist_ok=True)
-    pids_dir = dirs.get("unified" if cgroup.get("version") == 2 else "pids")
+    pids_dir = dirs.get("unified" if cgroup.version == 2 else "pids")
     if limits.pids_max and pids_dir is not None and (pids_dir / "pids.max").exists():
         _write(pids_dir / "pids.max", str(limits.pids_max))
-    if cgroup.get("version") == 2:
+    if cgroup.version == 2:
         unified = dirs["unified"]
         if memory_bytes:
             _write(unified / "memory.max", str(memory_bytes))
@@ -101,11 +102,11 @@ def nvidia_device_rules(minors: list[int]) -> list[str]:
     return [f"c {NVIDIA_MAJOR}:{m} rwm" for m in minors] + [f"c {NVIDIA_MAJOR}:255 rwm", f"c {NVIDIA_MAJOR}:254 rwm"]
 
 
-def attach(cgroup: dict[str, Any], pid: int) -> None:
+def attach(cgroup: CgroupPlan, pid: int) -> None:
     """Move ``pid`` into every group of the job (called in the child before ``exec``)."""
-    if "systemd" in cgroup:
+    if cgroup.systemd is not None:
         return  # systemd-run puts the job in its scope
-    for directory in cgroup.get("dirs", {}).values():
+    for directory in cgroup.dirs.values():
         _write(Path(directory) / "cgroup.procs", str(pid))
 
 
@@ -129,10 +130,10 @@ def _keyed(path: Path) -> dict[str, int]:
     return values
 
 
-def stats(cgroup: dict[str, Any]) -> CgroupStats:
+def stats(cgroup: CgroupPlan) -> CgroupStats:
     """OOM kills, peak memory and CPU time of the job's groups."""
-    dirs = {c: Path(p) for c, p in cgroup.get("dirs", {}).items()}
-    if cgroup.get("version") == 2:
+    dirs = {c: Path(p) for c, p in cgroup.dirs.items()}
+    if cgroup.version == 2:
         unified = dirs["unified"]
         usage = _keyed(unified / "cpu.stat").get("usage_usec")
         return CgroupStats(
@@ -149,19 +150,19 @@ def stats(cgroup: dict[str, Any]) -> CgroupStats:
     )
 
 
-def pids(cgroup: dict[str, Any]) -> list[int]:
+def pids(cgroup: CgroupPlan) -> list[int]:
     """Processes still in the job's groups (and their child groups: a systemd slice has its scope)."""
     found: set[int] = set()
-    for directory in cgroup.get("dirs", {}).values():
+    for directory in cgroup.dirs.values():
         for root, _, _ in os.walk(directory):
             with contextlib.suppress(OSError, ValueError):
                 found.update(int(p) for p in (Path(root) / "cgroup.procs").read_text().split())
     return sorted(found)
 
 
-def kill(cgroup: dict[str, Any]) -> None:
+def kill(cgroup: CgroupPlan) -> None:
     """SIGKILL every process in the job's groups, again until none is left (a forking job races)."""
-    for directory in cgroup.get("dirs", {}).values():
+    for directory in cgroup.dirs.values():
         with contextlib.suppress(OSError):  # v2 on Linux ≥ 5.14: one write kills the whole group
             _write(Path(directory) / "cgroup.kill", "1")
     for _ in range(100):
@@ -174,13 +175,13 @@ def kill(cgroup: dict[str, Any]) -> None:
         time.sleep(0.005)
 
 
-def kill_and_remove(cgroup: dict[str, Any]) -> None:
+def kill_and_remove(cgroup: CgroupPlan) -> None:
     """SIGKILL whatever is left in the groups, then remove them (best effort: the job already ended)."""
     kill(cgroup)
-    if "systemd" in cgroup:
+    if cgroup.systemd is not None:
         systemd.stop(cgroup)
         return
-    for directory in cgroup.get("dirs", {}).values():
+    for directory in cgroup.dirs.values():
         for _ in range(100):  # the killed processes leave the group within milliseconds
             try:
                 os.rmdir(directory)

@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Protocol
 
 from tuxai.executor import cgroups
 from tuxai.executor.processes import kill_proven_group
@@ -28,6 +28,8 @@ from tuxai.executor.rundir import (
     read_status,
     write_stop,
 )
+from tuxai.model.cgroup import CgroupPlan
+from tuxai.model.job import StopReason
 
 
 class Seen(StrEnum):
@@ -54,8 +56,8 @@ class Executor(Protocol):
     def start(self, run_dir: Path) -> None:
         """Start the attempt whose ``launch.json`` is in ``run_dir``."""
 
-    def stop(self, run_dir: Path, reason: str) -> None:
-        """Ask the attempt to stop (``cancel`` or ``preempt``): SIGTERM, grace, SIGKILL."""
+    def stop(self, run_dir: Path, reason: StopReason) -> None:
+        """Ask the attempt to stop: SIGTERM, grace, SIGKILL."""
 
     def observe(self, run_dir: Path) -> Observed:
         """What became of the attempt."""
@@ -63,7 +65,7 @@ class Executor(Protocol):
     def abandon(self, run_dir: Path) -> bool:
         """Make sure a not-started attempt never starts; True when it is now abandoned."""
 
-    def kill_lost(self, status: Status | None, cgroup: dict[str, Any]) -> None:
+    def kill_lost(self, status: Status | None, cgroup: CgroupPlan) -> None:
         """SIGKILL what is provably left of an attempt whose shim is gone: its group, its cgroup."""
 
     def close(self) -> None:
@@ -115,7 +117,7 @@ class LocalExecutor:
                 check=False,
             )
 
-    def stop(self, run_dir: Path, reason: str) -> None:
+    def stop(self, run_dir: Path, reason: StopReason) -> None:
         """Write the stop request, then SIGTERM the shim if it is alive (it reads the request)."""
         write_stop(run_dir, reason)
         status = read_status(run_dir)
@@ -151,7 +153,7 @@ class LocalExecutor:
         with lock_if_free(run_dir) as free:
             return bool(free) and claim(run_dir)
 
-    def kill_lost(self, status: Status | None, cgroup: dict[str, Any]) -> None:
+    def kill_lost(self, status: Status | None, cgroup: CgroupPlan) -> None:
         """SIGKILL what is provably left of a lost attempt: its cgroup, and its process group
         only when the leader is the one recorded (same boot, same start time — never a pid
         that now belongs to somebody else)."""

@@ -25,6 +25,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuxai.model.cgroup import CgroupPlan
+from tuxai.model.job import StopReason
+
 LAUNCH = "launch.json"
 LOCK = "shim.lock"
 CLAIMED = "claimed"
@@ -56,7 +59,7 @@ class Launch:
     time_limit_s: float | None = None
     grace_s: float = 60.0
     user: tuple[int, int, tuple[int, ...]] | None = None  # uid, gid, groups to run as (daemon is root)
-    cgroup: dict[str, Any] = field(default_factory=dict)  # the job's groups (executor.cgroups.plan)
+    cgroup: CgroupPlan = field(default_factory=CgroupPlan)  # the job's groups (empty: none)
     devices: tuple[str, ...] = ()  # v1 devices.allow rules; empty: no device fencing
     notify_socket: str = ""
     pids_max: int = 0  # tasks (processes and threads) the job's cgroup allows; 0: no limit
@@ -76,7 +79,7 @@ class Status:
     signal: int | None = None
     oom_killed: bool = False
     timed_out: bool = False
-    stop_reason: str | None = None  # cancel, preempt, shutdown
+    stop_reason: StopReason | None = None  # the stop the shim acted on
     wall_s: float | None = None
     cpu_s: float | None = None
     max_rss_bytes: int | None = None
@@ -120,7 +123,7 @@ def write_launch(run_dir: Path, launch: Launch) -> None:
     run_dir.mkdir(mode=0o700)
     # No fsync: after a power cut the shim is gone too, and an attempt without launch.json is
     # one that never started (the daemon gives it up and runs the job again).
-    write_atomic(run_dir / LAUNCH, asdict(launch))
+    write_atomic(run_dir / LAUNCH, {**asdict(launch), "cgroup": launch.cgroup.to_dict()})
 
 
 def read_launch(run_dir: Path) -> Launch:
@@ -136,6 +139,7 @@ def read_launch(run_dir: Path) -> Launch:
             "cpus": tuple(data.get("cpus", ())),
             "devices": tuple(data.get("devices", ())),
             "user": None if user is None else (int(user[0]), int(user[1]), tuple(user[2])),
+            "cgroup": CgroupPlan.from_dict(data.get("cgroup")),
         }
     )
 
@@ -171,20 +175,20 @@ def read_status(run_dir: Path) -> Status | None:
     if data is None:
         return None
     try:
-        return Status(**data)
+        return Status(**{**data, "stop_reason": StopReason.parse(data.get("stop_reason"))})
     except TypeError:
         return None
 
 
-def write_stop(run_dir: Path, reason: str) -> None:
+def write_stop(run_dir: Path, reason: StopReason) -> None:
     """Ask the shim to stop the job (it reads this when it gets SIGTERM or before it starts)."""
     write_atomic(run_dir / STOP, {"reason": reason})
 
 
-def read_stop(run_dir: Path) -> str | None:
+def read_stop(run_dir: Path) -> StopReason | None:
     """The stop reason the daemon wrote, if any."""
     data = _read(run_dir / STOP)
-    return None if data is None else str(data.get("reason", "cancel"))
+    return None if data is None else StopReason.parse(data.get("reason", "cancel"))
 
 
 def claim(run_dir: Path) -> bool:

@@ -44,6 +44,7 @@ from tuxai.executor.rundir import (
     read_stop,
     write_status,
 )
+from tuxai.model.job import StopReason
 
 EXIT_CANNOT_START = 127
 PR_SET_CHILD_SUBREAPER = 36
@@ -60,7 +61,7 @@ class Shim:
 
     def __init__(self, run_dir: Path, launch: Launch) -> None:
         self.run_dir, self.launch = run_dir, launch
-        self.stop_reason: str | None = None
+        self.stop_reason: StopReason | None = None
         self.kill_at: float | None = None
         self.pgid: int | None = None
         self.timed_out = False
@@ -76,9 +77,9 @@ class Shim:
             sock.sendto(str(self.launch.job_id).encode(), self.launch.notify_socket)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self.begin_stop(read_stop(self.run_dir) or "shutdown")
+        self.begin_stop(read_stop(self.run_dir) or StopReason.SHUTDOWN)
 
-    def begin_stop(self, reason: str) -> None:
+    def begin_stop(self, reason: StopReason) -> None:
         """SIGTERM to the job's process group (and what it detached) now, SIGKILL after the grace period."""
         if self.stop_reason is None:
             self.stop_reason = reason
@@ -122,7 +123,7 @@ class Shim:
         if user is not None:
             uid, gid, groups = user
             os.setgroups(list(groups))
-            if "systemd" in self.launch.cgroup:
+            if self.launch.cgroup.systemd is not None:
                 return  # systemd-run asks for the scope as root, then switches (--uid, --gid, env -C)
             os.setgid(gid)
             os.setuid(uid)
@@ -151,7 +152,7 @@ class Shim:
         try:
             needed = bool(launch.cgroup or launch.cpus or user)
             command = list(launch.command)
-            if "systemd" in launch.cgroup:
+            if launch.cgroup.systemd is not None:
                 owner = None if user is None else (user[0], user[1])
                 command = systemd.run_argv(launch.cgroup, owner, launch.cwd if user is not None else "") + command
             return subprocess.Popen(
@@ -256,7 +257,7 @@ class Shim:
                 now = time.monotonic()
                 if deadline is not None and now >= deadline and not self.timed_out:
                     self.timed_out = True
-                    self.begin_stop("timeout")
+                    self.begin_stop(StopReason.TIMEOUT)
                 if self.kill_at is not None and now >= self.kill_at:
                     self._signal_all(signal.SIGKILL)
                     self.kill_at = None

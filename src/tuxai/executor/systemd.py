@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tuxai.model.cgroup import CgroupPlan, SystemdUnit
+
 NVIDIA_MAJOR = 195
 # Devices every NVIDIA job needs besides its own /dev/nvidiaN (those that exist are listed).
 NVIDIA_SHARED = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset")
@@ -41,19 +43,11 @@ def slice_name(name: str) -> str:
     return "tuxai-" + name.removeprefix("tuxai-").replace("-", "_") + ".slice"
 
 
-def plan(root_slice_dir: str, name: str, properties: Sequence[str], version: int) -> dict[str, Any]:
+def plan(root_slice_dir: str, name: str, properties: Sequence[str], version: int) -> CgroupPlan:
     """The cgroup plan of a job run by systemd: the slice's directory (stats, kill) and the scope."""
     job_slice = slice_name(name)
-    return {
-        "version": 2,
-        "dirs": {"unified": str(Path(root_slice_dir) / job_slice)},
-        "systemd": {
-            "slice": job_slice,
-            "scope": f"{name}.scope",
-            "properties": list(properties),
-            "version": version,
-        },
-    }
+    unit = SystemdUnit(job_slice, f"{name}.scope", tuple(properties), version)
+    return CgroupPlan(2, {"unified": str(Path(root_slice_dir) / job_slice)}, unit)
 
 
 def parse_proc_devices(text: str) -> dict[str, list[tuple[int, str]]]:
@@ -112,18 +106,20 @@ def properties(
     return [*found, *devices]
 
 
-def run_argv(cgroup: dict[str, Any], user: tuple[int, int] | None, cwd: str) -> list[str]:
+def run_argv(cgroup: CgroupPlan, user: tuple[int, int] | None, cwd: str) -> list[str]:
     """What goes before the job's command: ``systemd-run --scope …`` and, as the user, ``env -C``.
 
     >>> run_argv(plan("/sys/fs/cgroup/tuxai.slice", "tuxai-1-job-2-1", ["TasksMax=9"], 252), (7, 8), "/w")[1:]
     ['--scope', '--quiet', '--collect', '--slice=tuxai-1_job_2_1.slice', '--unit=tuxai-1-job-2-1.scope', \
 '-p', 'TasksMax=9', '--uid=7', '--gid=8', '--', 'env', '-C', '/w', '--']
     """
-    unit = cgroup["systemd"]
-    argv = ["systemd-run", "--scope", "--quiet", "--collect", f"--slice={unit['slice']}", f"--unit={unit['scope']}"]
-    for prop in unit["properties"]:
+    unit = cgroup.systemd
+    if unit is None:
+        raise ValueError("not a systemd plan")
+    argv = ["systemd-run", "--scope", "--quiet", "--collect", f"--slice={unit.slice}", f"--unit={unit.scope}"]
+    for prop in unit.properties:
         argv += ["-p", prop]
-    if int(unit.get("version", 0)) >= EXPAND_ENVIRONMENT_SINCE:
+    if unit.version >= EXPAND_ENVIRONMENT_SINCE:
         argv.append("--expand-environment=no")  # the job's command line is the job's, $ and all
     if user is not None:
         argv += [f"--uid={user[0]}", f"--gid={user[1]}"]
@@ -134,14 +130,14 @@ def run_argv(cgroup: dict[str, Any], user: tuple[int, int] | None, cwd: str) -> 
     return argv
 
 
-def stop(cgroup: dict[str, Any]) -> None:
+def stop(cgroup: CgroupPlan) -> None:
     """Stop the job's slice (and whatever is left in it); best effort, the job already ended."""
-    unit = cgroup.get("systemd")
-    if not unit:
+    unit = cgroup.systemd
+    if unit is None:
         return
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         subprocess.run(
-            ["systemctl", "stop", "--no-block", unit["slice"]],
+            ["systemctl", "stop", "--no-block", unit.slice],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -99,6 +99,27 @@ def retry_delay_s(spec: JobSpec, failures: int) -> float:
     return float(min(3600.0, spec.retry_backoff_s * 2 ** max(0, failures - 1)))
 
 
+class StopReason(StrEnum):
+    """Why an attempt is asked to stop; the shim records the one it acted on."""
+
+    CANCEL = "cancel"  # a user or root: tuxai cancel
+    PREEMPT = "preempt"  # a higher-priority job needs its resources
+    REQUEUE = "requeue"  # flagged hung, under the requeue policy
+    CANCEL_HUNG = "cancel-hung"  # flagged hung, under the cancel policy
+    TIMEOUT = "timeout"  # its time limit (the shim's own)
+    SHUTDOWN = "shutdown"  # a SIGTERM from outside tuxai
+
+    @classmethod
+    def parse(cls, text: object) -> StopReason | None:
+        """A stored or written reason → the enum (None for none; an unknown one reads as a cancel)."""
+        if text is None or text == "":
+            return None
+        try:
+            return cls(str(text))
+        except ValueError:
+            return cls.CANCEL
+
+
 @dataclass(frozen=True)
 class JobRecord:
     """A job as the store knows it: the spec, who submitted it, and what happened so far.
@@ -126,7 +147,7 @@ class JobRecord:
     failures: int = 0
     requeues: int = 0
     held: bool = False
-    stop_request: str | None = None
+    stop_request: StopReason | None = None
     allocation: Allocation | None = None
     log_path: str = ""
     run_dir: str = ""

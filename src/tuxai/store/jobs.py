@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tuxai.errors import InvalidTransition, JobNotFound
-from tuxai.model.job import JobRecord, JobSpec, JobState, check_transition
+from tuxai.model.job import JobRecord, JobSpec, JobState, StopReason, check_transition
 from tuxai.model.jobfile import spec_from_dict, spec_to_dict
 from tuxai.model.resources import Allocation, allocation_from_dict, allocation_to_dict
 from tuxai.store.database import Database
@@ -302,7 +302,7 @@ def _record(row: sqlite3.Row, specs: dict[int, JobSpec]) -> JobRecord:
         failures=int(row["failures"]),
         requeues=int(row["requeues"]),
         held=bool(row["held"]),
-        stop_request=row["stop_request"],
+        stop_request=StopReason.parse(row["stop_request"]),
         for_job=row["for_job"],
         allocation=allocation,
         log_path=row["log_path"],

@@ -11,8 +11,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from tuxai.model.cgroup import CgroupPlan
 from tuxai.telemetry import procfs
 from tuxai.telemetry.detection import DetectionConfig, Watch
 from tuxai.telemetry.energy import EnergyMeter, Holding, JobEnergy, attribute_cpu, attribute_gpus
@@ -42,7 +42,7 @@ class RunningJob:
     pgid: int | None
     holdings: tuple[Holding, ...]
     log_path: str = ""
-    cgroup: dict[str, Any] = field(default_factory=dict)  # its groups, when it has some (--mem)
+    cgroup: CgroupPlan = field(default_factory=CgroupPlan)  # its groups, when it has some
 
 
 @dataclass

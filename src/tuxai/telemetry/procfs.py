@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+
+from tuxai.model.cgroup import CgroupPlan
 
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -77,11 +78,11 @@ def _first_number(path: Path) -> int | None:
         return None
 
 
-def cgroup_usage(cgroup: dict[str, Any]) -> tuple[float | None, int | None]:
-    """(CPU seconds, memory bytes) of a job's cgroup (``executor.cgroups.plan``'s data); None
-    for what the groups do not count (v1 without cpuacct: CPU from the process group)."""
-    dirs = {c: Path(p) for c, p in cgroup.get("dirs", {}).items()}
-    if cgroup.get("version") == 2 and "unified" in dirs:
+def cgroup_usage(cgroup: CgroupPlan) -> tuple[float | None, int | None]:
+    """(CPU seconds, memory bytes) of a job's cgroup; None for what the groups do not count
+    (v1 without cpuacct: CPU from the process group; v1 without a memory group: the same)."""
+    dirs = {c: Path(p) for c, p in cgroup.dirs.items()}
+    if cgroup.version == 2 and "unified" in dirs:
         usage = None
         try:
             for line in (dirs["unified"] / "cpu.stat").read_text().splitlines():
