@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException
 
 from tuxai import __version__
-from tuxai.api.guard import ErrorResponse, Guard, bearer_ok, http_error, validation_message
+from tuxai.api.guard import ErrorResponse, Guard, http_error, validation_message
 from tuxai.api.peercred import peer_from_scope
 from tuxai.api.views import (
     SubmitBody,
@@ -39,6 +39,7 @@ from tuxai.api.views import (
 from tuxai.daemon.core import Caller, Daemon, read_log
 from tuxai.daemon.health import LoopHealth
 from tuxai.daemon.telemetry import TelemetryLoop
+from tuxai.edge.bearer import bearer_ok
 from tuxai.errors import (
     DaemonError,
     InvalidTransition,

@@ -4,7 +4,8 @@
   and ``/openapi.json`` included (the Unix socket knows its peer from ``SO_PEERCRED``);
   a request body over ``MAX_BODY_BYTES`` is a 413, from ``Content-Length`` before anything
   is read, else by counting the chunks as the route reads them.
-- ``bearer_ok``: the token compared as bytes in constant time (any header bytes, no 500).
+- the token is checked by ``edge.bearer.bearer_ok`` (shared with the model server): compared
+  as bytes in constant time, any header bytes, no 500.
 - ``error_response``: the shape as JSON with every non-ASCII character escaped, so no text
   (a lone surrogate a client sent) can fail to encode.
 - ``validation_message``: FastAPI's ``RequestValidationError`` as one line naming the field.
@@ -12,7 +13,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from typing import Any
@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
 from tuxai.api.peercred import peer_from_scope
+from tuxai.edge.bearer import bearer_ok
 
 MAX_BODY_BYTES = 2**20  # 1 MiB: a job spec with its submitter's whole environment is a few KiB
 TOKEN_HINT = "send `Authorization: Bearer <token>`; the token is in <home>/token (mode 0600)"
@@ -66,17 +67,6 @@ def http_error(exc: HTTPException) -> ErrorResponse:
         return too_large(exc.limit)
     hints = {404: "see /openapi.json for the paths", 405: "see /openapi.json for the methods of each path"}
     return ErrorResponse(exc.status_code, "UsageError", str(exc.detail), hints.get(exc.status_code, ""), exc.headers)
-
-
-def bearer_ok(headers: Iterable[tuple[bytes, bytes]], token: str) -> bool:
-    """Whether the ``Authorization`` header is ``Bearer <token>`` (compared as bytes, in constant time)."""
-    if not token:
-        return False
-    for name, value in headers:
-        if name.lower() == b"authorization":
-            scheme, _, credentials = value.strip().partition(b" ")
-            return scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), token.encode())
-    return False
 
 
 class Guard:

@@ -5,16 +5,14 @@ uvicorn gives an app no socket, only ``scope["client"]``; on a Unix socket that 
 ``("peercred:UID:GID:PID:G1,G2", 0)``, which no TCP peer can produce (its host is an
 address), and ``peer_from_scope`` reads it back. Proxy headers are off on our servers.
 
-It also caps a request's head (request line and headers) at ``MAX_HEAD_BYTES``: llhttp has
-no limit of its own and httptools keeps a header's value in memory until it ends, so a
-10 MB header was read whole. Past the cap the answer is 431 and the connection closes.
+Its httptools protocol caps a request's head at 64 KiB (``edge.heads``, shared with the model
+server): past the cap the answer is 431 and the connection closes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
-import json
 import os
 import pwd
 import socket
@@ -23,10 +21,10 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from tuxai.edge.heads import HeadCappedHttpTools
 
 PREFIX = "peercred:"
-MAX_HEAD_BYTES = 64 * 2**10  # h11's default is 16 KiB, nginx's 4 × 8 KiB
 
 
 SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)  # Linux ≥ 4.13; Python names it from 3.13 on
@@ -77,59 +75,19 @@ class PeerCredH11Protocol(H11Protocol):
         self.client = peer_client(transport) or self.client
 
 
-class PeerCredHttpToolsProtocol(HttpToolsProtocol):
-    """The same over uvicorn's httptools protocol (about twice as fast as h11), with the head capped.
-
-    Bytes are counted per read while a head is incomplete; a read in which a request ended
-    is not counted (its start may be the previous body), so the cap is exact up to one read.
-    """
+class PeerCredHttpToolsProtocol(HeadCappedHttpTools):
+    """The same over uvicorn's httptools protocol (about twice as fast as h11), with the head
+    capped (``edge.heads``) and refused in the API's error shape."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Record ``SO_PEERCRED`` of a Unix-socket peer before the first request."""
         super().connection_made(transport)
         self.client = peer_client(transport) or self.client
-        self.head_bytes = 0
-        self.in_head = True
-        self.ended_in_read = False
-        self.refused = False
 
-    def data_received(self, data: bytes) -> None:
-        """Parse ``data``; past ``MAX_HEAD_BYTES`` of an unfinished head, answer 431 and close."""
-        if self.refused:
-            return
-        self.ended_in_read = False
-        super().data_received(data)
-        if self.in_head and not self.ended_in_read:
-            self.head_bytes += len(data)
-            if self.head_bytes > MAX_HEAD_BYTES:
-                self.refuse_head()
-
-    def on_headers_complete(self) -> None:
-        """The head is whole: stop counting."""
-        self.in_head, self.head_bytes = False, 0
-        super().on_headers_complete()
-
-    def on_message_complete(self) -> None:
-        """A request ended: the next head starts."""
-        self.in_head, self.head_bytes, self.ended_in_read = True, 0, True
-        super().on_message_complete()
-
-    def refuse_head(self) -> None:
-        """431 in the API's error shape, then close (nothing more of this connection is read)."""
-        self.refused = True
-        body = json.dumps(
-            {
-                "error": "UsageError",
-                "message": f"the request line and headers are larger than {MAX_HEAD_BYTES // 2**10} KiB",
-                "hint": "send fewer or shorter headers, and the job spec in the body",
-            }
-        ).encode()
-        head = (
-            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
-            b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
-        )
-        self.transport.write(head + body)
-        self.transport.close()
+    def refusal(self, message: str) -> dict[str, str]:
+        """The 431 as ``{error, message, hint}``."""
+        return {"error": "UsageError", "message": message,
+                "hint": "send fewer or shorter headers, and the job spec in the body"}  # fmt: skip
 
 
 PeerCredProtocol = PeerCredHttpToolsProtocol
