@@ -5,6 +5,8 @@ happened and the bad value, its ``hint`` says what to do.
 
     TuxaiError
     ├── UsageError              wrong flag, bad value, missing file
+    │   ├── InferenceInputError an inference request the protocol or the model's signature refuses (400)
+    │   └── RequestTooLarge     a request body over the server's cap (413)
     ├── ConfigError             settings file or environment variable is wrong
     ├── InventoryError          a simulated inventory file is malformed
     ├── ProbeError              a tool's output could not be read
@@ -13,10 +15,20 @@ happened and the bad value, its ``hint`` says what to do.
     ├── StoreError              the store cannot be opened or written (disk full, damaged, newer)
     ├── JobNotFound             no job with that id
     ├── PermissionDenied        the job belongs to somebody else
-    └── DaemonError             the daemon is not running, or answered something unreadable
+    ├── DaemonError             the daemon is not running, or answered something unreadable
+    └── ServingError            the model server cannot serve a model as asked
+        ├── ModelNotFound       no such model, or no such version of it, is loaded (404)
+        ├── ModelNotReady       the model is there but no version is READY: loading, failed, unloading (503)
+        ├── ModelLoadError      a model file its framework cannot load (the version is UNAVAILABLE)
+        └── ModelOverloaded     a version's queue is full (503 with Retry-After)
+
+The model server answers these in KServe's shape, ``{"error": message}``; the daemon's API in
+``{error, message, hint}``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 
 class TuxaiError(Exception):
@@ -93,3 +105,53 @@ class PermissionDenied(TuxaiError):
 
 class DaemonError(TuxaiError):
     """The daemon is not running or not reachable, or answered something unreadable."""
+
+
+class InferenceInputError(UsageError):
+    """An inference request the Open Inference Protocol or the model's signature refuses: malformed
+    JSON or binary data, a wrong input name, datatype or shape (the message names the expected one)."""
+
+
+class RequestTooLarge(UsageError):
+    """A request body over the server's cap (the message names the cap)."""
+
+
+class ServingError(TuxaiError):
+    """The model server cannot serve a model as asked."""
+
+
+class ModelNotFound(ServingError):
+    """No model of this name is loaded, or it has no such version."""
+
+    def __init__(self, name: str, version: int | None, loaded: Iterable[object]) -> None:
+        listed = ", ".join(str(item) for item in loaded) or "none"
+        if version is None:
+            super().__init__(f"no model '{name}' is loaded (models: {listed})")
+        else:
+            super().__init__(f"model '{name}' has no version {version} (loaded: {listed})")
+        self.name, self.version = name, version
+
+
+class ModelNotReady(ServingError):
+    """The model is in the repository but not ready: loading, failed to load, or unloading.
+
+    ``states`` holds each version considered as ``(number, state, reason)``.
+    """
+
+    def __init__(self, name: str, version: int | None, states: list[tuple[int, str, str]]) -> None:
+        if version is None:
+            reasons = "; ".join(f"version {n}: {state} {reason}".strip() for n, state, reason in states)
+            message = f"model '{name}' is not ready ({reasons})"
+        else:
+            (_, state, reason), *_ = states
+            message = f"model '{name}' version {version} is {state}: {reason}"
+        super().__init__(message)
+        self.name, self.version, self.states = name, version, states
+
+
+class ModelLoadError(ServingError):
+    """A model file that its framework cannot load, or a framework that is not installed."""
+
+
+class ModelOverloaded(ServingError):
+    """A model version's queue is full: the request was not queued (retry after a moment)."""

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tuxai.errors import UsageError
-from tuxai.serving.batcher import Batcher, Overloaded, Pending, merge, split
-from tuxai.serving.metrics import Metrics, labels
-from tuxai.serving.protocol import ProtocolError, decode_request, encode_response
+from tuxai.errors import InferenceInputError, ModelOverloaded, UsageError
+from tuxai.model.exposition import labels
+from tuxai.serving.batcher import Batcher, Pending, merge, split
+from tuxai.serving.metrics import Metrics
+from tuxai.serving.protocol import decode_request, encode_response
 from tuxai.serving.repository import ModelConfig, Repository, parse_config
 
 
@@ -58,7 +59,7 @@ def test_binary_request_with_bytes_and_fp32_round_trips() -> None:
 def test_bad_requests_are_protocol_errors(body: bytes, header: int | None, message: str) -> None:
     if header == -1:  # the JSON part's length: what comes after it is the binary data
         header = body.rindex(b"}") + 1
-    with pytest.raises(ProtocolError) as caught:
+    with pytest.raises(InferenceInputError) as caught:
         decode_request(body, header)
     assert message in str(caught.value)
 
@@ -86,7 +87,7 @@ def test_full_queue_is_overloaded() -> None:
         batcher.slots = asyncio.Semaphore(0)  # no instance free: everything waits
         waiting = [asyncio.create_task(batcher.submit({"x": np.zeros((1, 1))}, 1)) for _ in range(2)]
         await asyncio.sleep(0)
-        with pytest.raises(Overloaded):
+        with pytest.raises(ModelOverloaded):
             await batcher.submit({"x": np.zeros((1, 1))}, 1)
         for task in waiting:
             task.cancel()

@@ -1,10 +1,15 @@
 """The inference server as a raw ASGI app (no framework on the hot path): KServe v2 REST,
 Triton's binary tensor extension, the repository extension, Prometheus metrics, a token.
 
-The bearer token guards every route but liveness; with ``open_reads`` (loopback, no token given)
-only the repository extension (load, unload, index) needs it. Request bodies stop at
-``max_body_bytes``: 413 before a byte is read when Content-Length says more, or as soon as a
-streamed body passes it.
+The bearer token (``edge.bearer``, as the daemon's API checks it) guards every route but
+liveness; with ``open_reads`` (loopback, no token given) only the repository extension (load,
+unload, index) needs it. Request bodies stop at ``max_body_bytes``: 413 before a byte is read
+when Content-Length says more, or as soon as a streamed body passes it.
+
+Errors are the tree's (``tuxai.errors``), answered in KServe's ``{"error": "..."}``:
+``InferenceInputError`` and other ``UsageError`` 400, ``RequestTooLarge`` 413 (the connection
+closes), ``ModelNotFound`` 404, ``ModelNotReady`` and ``ModelOverloaded`` 503 with
+``Retry-After: 1``; a model that fails on valid input 500 (the worker lives).
 
     GET  /v2/health/live | /v2/health/ready | /v2
     GET  /v2/models/{name}[/versions/{v}]            metadata
@@ -17,7 +22,6 @@ streamed body passes it.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import re
 import time
@@ -25,13 +29,22 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tuxai import __version__
-from tuxai.errors import UsageError
+from tuxai.edge.bearer import bearer_ok
+from tuxai.errors import (
+    InferenceInputError,
+    ModelNotFound,
+    ModelNotReady,
+    ModelOverloaded,
+    RequestTooLarge,
+    ServingError,
+    TuxaiError,
+    UsageError,
+)
 from tuxai.model.units import format_bytes
-from tuxai.serving.batcher import Overloaded
 from tuxai.serving.metrics import Metrics
 from tuxai.serving.models import check_inputs
-from tuxai.serving.protocol import HEADER, ProtocolError, decode_request, encode_response
-from tuxai.serving.repository import ModelConfig, Repository
+from tuxai.serving.protocol import HEADER, decode_request, encode_response
+from tuxai.serving.repository import ModelConfig, Repository, VersionState
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -40,20 +53,31 @@ HEADER_BYTES = HEADER.encode()
 CONTROL = "/v2/repository/"  # the repository extension: always behind the token
 REPOSITORY = re.compile(r"^/v2/repository/models/([^/]+)/(load|unload)$")
 MAX_BODY_BYTES = 64 * 1024 * 1024  # as Triton's --http-max-input-size
+RETRY = [(b"retry-after", b"1")]
+# What each error of the tree is on the wire (the first class that matches).
+STATUS: tuple[tuple[type[TuxaiError], int, list[tuple[bytes, bytes]]], ...] = (
+    (RequestTooLarge, 413, [(b"connection", b"close")]),
+    (UsageError, 400, []),  # InferenceInputError among them
+    (ModelNotFound, 404, []),
+    (ModelNotReady, 503, RETRY),
+    (ModelOverloaded, 503, RETRY),
+    (ServingError, 500, []),
+)
 
 
-class BodyTooLarge(Exception):
-    """A request body over the server's cap: HTTP 413, and the connection closes."""
+def _too_large(limit: int) -> RequestTooLarge:
+    return RequestTooLarge(f"the request body is over this server's limit of {format_bytes(limit)} ({limit} bytes)",
+                           hint="send less per request, or raise `tuxai serve --max-body`")  # fmt: skip
 
 
 async def _body(scope: dict[str, Any], receive: Receive, limit: int) -> bytes:
-    """The request body, or ``BodyTooLarge`` past ``limit`` bytes: at once when Content-Length says
-    so (nothing read; a client that sent ``Expect: 100-continue`` sends nothing), else as soon as
-    the chunks received add up past it."""
+    """The request body, or ``RequestTooLarge`` past ``limit`` bytes: at once when Content-Length
+    says so (nothing read; a client that sent ``Expect: 100-continue`` sends nothing), else as
+    soon as the chunks received add up past it."""
     for key, value in scope["headers"]:
         if key == b"content-length":
             if value.isdigit() and (len(value) > 15 or int(value) > limit):
-                raise BodyTooLarge
+                raise _too_large(limit)
             break
     chunks, size = [], 0
     while True:
@@ -61,7 +85,7 @@ async def _body(scope: dict[str, Any], receive: Receive, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise BodyTooLarge
+            raise _too_large(limit)
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
@@ -76,6 +100,14 @@ async def _send(send: Send, status: int, body: bytes, content_type: bytes = b"ap
 
 async def _json(send: Send, status: int, data: object, extra: list[tuple[bytes, bytes]] | None = None) -> None:
     await _send(send, status, json.dumps(data).encode(), extra=extra)
+
+
+def wire_status(exc: TuxaiError) -> tuple[int, list[tuple[bytes, bytes]]]:
+    """The HTTP status and extra headers of an error (``STATUS``); 500 for one it does not name."""
+    for kind, status, headers in STATUS:
+        if isinstance(exc, kind):
+            return status, headers
+    return 500, []
 
 
 class InferenceApp:
@@ -103,29 +135,15 @@ class InferenceApp:
         if path == "/v2/health/live":
             await _json(send, 200, {"live": True})
             return
-        if (not self.open_reads or path.startswith(CONTROL)) and not self._authorized(scope):
+        if (not self.open_reads or path.startswith(CONTROL)) and not bearer_ok(scope["headers"], self.token):
             await _json(send, 401, {"error": "a bearer token is required (Authorization: Bearer …)"},
                         [(b"www-authenticate", b"Bearer")])  # fmt: skip
             return
         try:
             await self._route(scope, receive, send, path, method)
-        except BodyTooLarge:
-            limit = f"{format_bytes(self.max_body_bytes)} ({self.max_body_bytes} bytes)"
-            message = f"the request body is over this server's limit of {limit}"
-            await _json(send, 413, {"error": f"{message}: send less per request, or raise `tuxai serve --max-body`"},
-                        [(b"connection", b"close")])  # fmt: skip
-        except ProtocolError as exc:
-            await _json(send, 400, {"error": str(exc)})
-        except UsageError as exc:
-            await _json(send, 400, {"error": exc.message})
-        except LookupError as exc:
-            await _json(send, 404, {"error": str(exc.args[0])})
-
-    def _authorized(self, scope: dict[str, Any]) -> bool:
-        for key, value in scope["headers"]:
-            if key == b"authorization" and value.startswith(b"Bearer "):
-                return hmac.compare_digest(value[7:].strip(), self.token)
-        return False
+        except TuxaiError as exc:
+            status, extra = wire_status(exc)
+            await _json(send, status, {"error": str(exc)}, extra)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -154,14 +172,15 @@ class InferenceApp:
                 try:
                     found = self.repository.resolve(name, version)
                     await _json(send, 200, {"name": name, "version": str(found.number), "ready": True})
-                except RuntimeError as exc:
+                except ModelNotReady as exc:  # KServe: a 4xx says "not ready"
                     await _json(send, 400, {"name": name, "ready": False, "error": str(exc)})
             else:
                 await self._metadata(send, name, version)
             return
         if path == "/v2/health/ready":
             ready = not self.draining and all(
-                any(v.state == "READY" for v in versions.values()) for versions in self.repository.versions.values()
+                any(v.state is VersionState.READY for v in versions.values())
+                for versions in self.repository.versions.values()
             )
             await _json(send, 200 if ready else 400, {"ready": ready})
         elif path == "/v2":
@@ -186,25 +205,22 @@ class InferenceApp:
         for name in self.repository.names():
             versions = self.repository.versions.get(name, {})
             if not versions:
-                rows.append({"name": name, "state": "UNAVAILABLE", "reason": "not loaded"})
+                rows.append({"name": name, "state": VersionState.UNAVAILABLE, "reason": "not loaded"})
             for number, version in sorted(versions.items()):
                 rows.append({"name": name, "version": str(number), "state": version.state, "reason": version.reason})
         return rows
 
     async def _metadata(self, send: Send, name: str, number: int | None) -> None:
-        try:
-            version = self.repository.resolve(name, number)
-        except RuntimeError as exc:
-            await _json(send, 400, {"error": str(exc)})
-            return
+        version = self.repository.resolve(name, number)
         model = version.model
         assert model is not None
+        versions = sorted(self.repository.versions[name].items())
         await _json(
             send,
             200,
             {
                 "name": name,
-                "versions": [str(n) for n, v in sorted(self.repository.versions[name].items()) if v.state == "READY"],
+                "versions": [str(n) for n, v in versions if v.state is VersionState.READY],
                 "platform": model.platform,
                 "inputs": [s.describe() for s in model.inputs],
                 "outputs": [s.describe() for s in model.outputs],
@@ -217,13 +233,12 @@ class InferenceApp:
         try:
             try:
                 version = self.repository.resolve(name, number)
-            except LookupError:
+            except ModelNotFound:
                 status, model_label = 404, name if name in self.repository.versions else ""
                 raise
-            except RuntimeError as exc:
+            except ModelNotReady:
                 status, model_label = 503, name
-                await _json(send, 503, {"error": str(exc)}, [(b"retry-after", b"1")])
-                return
+                raise
             model_label, version_label = name, str(version.number)
             header = None
             for key, value in scope["headers"]:
@@ -240,18 +255,14 @@ class InferenceApp:
                     known = {s.name for s in model.outputs}
                     unknown = [o for o in requested.outputs if o not in known]
                     if unknown:
-                        raise ProtocolError(f"unknown outputs {unknown}; the model has {sorted(known)}")
+                        raise InferenceInputError(f"unknown outputs {unknown}; the model has {sorted(known)}")
                 outputs = await batcher.submit(requested.inputs, size)
-            except BodyTooLarge:
-                status = 413
-                raise
-            except ProtocolError:
-                status = 400
-                raise
-            except Overloaded as exc:
+            except ModelOverloaded as exc:
                 status = 503
-                await _json(send, 503, {"error": f"model '{name}' is overloaded: {exc}"}, [(b"retry-after", b"1")])
-                return
+                raise ModelOverloaded(f"model '{name}' is overloaded: {exc}", hint="retry in a moment") from None
+            except TuxaiError as exc:
+                status = wire_status(exc)[0]
+                raise
             except Exception as exc:  # noqa: BLE001 (the model failed on valid input: 500, the worker lives)
                 status = 500
                 await _json(send, 500, {"error": f"model '{name}' failed: {exc}"})
@@ -266,7 +277,7 @@ class InferenceApp:
 
 def _version(text: str) -> int:
     if not text.isdigit():
-        raise ProtocolError(f"model version must be a number, got {text!r}")
+        raise InferenceInputError(f"model version must be a number, got {text!r}")
     return int(text)
 
 

@@ -5,7 +5,7 @@ It never waits on an idle queue: a request that finds no other is run at once, s
 cannot make concurrency-1 latency worse. While every instance is busy, requests pile up and
 the next batch takes them all (up to ``max_batch_size``); ``max_queue_delay_ms`` > 0 also
 waits that long for more, but only when other requests are already waiting. The queue is
-bounded: past ``max_queue`` waiting requests, ``Overloaded`` (HTTP 503, Retry-After).
+bounded: past ``max_queue`` waiting requests, ``ModelOverloaded`` (HTTP 503, Retry-After).
 """
 
 from __future__ import annotations
@@ -20,11 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from tuxai.errors import ModelOverloaded
+
 Arrays = dict[str, np.ndarray[Any, Any]]
-
-
-class Overloaded(Exception):
-    """The queue is full: answer 503 with Retry-After."""
 
 
 @dataclass
@@ -96,9 +94,9 @@ class Batcher:
         self.task = asyncio.get_running_loop().create_task(self._loop())
 
     async def submit(self, inputs: Arrays, size: int) -> Arrays:
-        """Queue a request and wait for its outputs. Raises ``Overloaded`` when the queue is full."""
+        """Queue a request and wait for its outputs. Raises ``ModelOverloaded`` when the queue is full."""
         if len(self.queue) >= self.max_queue:
-            raise Overloaded(f"{len(self.queue)} requests are waiting")
+            raise ModelOverloaded(f"{len(self.queue)} requests are waiting")
         future: asyncio.Future[Arrays] = asyncio.get_running_loop().create_future()
         self.queue.append(Pending(inputs, size, future))
         self.wake.set()

@@ -13,13 +13,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from tuxai.serving.protocol import DATATYPES, DTYPE_NAMES, ProtocolError
+from tuxai.errors import InferenceInputError, ModelLoadError
+from tuxai.serving.protocol import DATATYPES, DTYPE_NAMES
 
 FILES = {"model.onnx": "onnxruntime_onnx", "model.pt": "pytorch_libtorch", "model.savedmodel": "tensorflow_savedmodel"}
-
-
-class LoadError(Exception):
-    """A model could not be loaded; the message says why (shown by model-ready and the log)."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +60,7 @@ def _import(module: str, extra: str) -> Any:
     try:
         return __import__(module)
     except ImportError:
-        raise LoadError(f"{module} is not installed (pip install 'tuxai[{extra}]')") from None
+        raise ModelLoadError(f"{module} is not installed (pip install 'tuxai[{extra}]')") from None
 
 
 class OnnxModel:
@@ -83,7 +80,7 @@ class OnnxModel:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=[*wanted, "CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 (ONNX Runtime raises its own, undocumented types)
-            raise LoadError(f"ONNX Runtime cannot load {path}: {exc}") from None
+            raise ModelLoadError(f"ONNX Runtime cannot load {path}: {exc}") from None
         def spec(node: Any) -> TensorSpec:
             return TensorSpec(node.name, _ONNX_TYPES.get(node.type, "FP32"), _dims(node.shape))
 
@@ -108,7 +105,7 @@ class TorchModel:
     def __init__(self, path: Path, inputs: list[TensorSpec], outputs: list[TensorSpec]) -> None:
         torch = _import("torch", "torch")
         if not inputs or not outputs:
-            raise LoadError(f"{path}: a PyTorch model needs inputs and outputs in its config.yaml")
+            raise ModelLoadError(f"{path}: a PyTorch model needs inputs and outputs in its config.yaml")
         try:
             self.module = torch.export.load(str(path)).module()
         except Exception:  # noqa: BLE001 (not torch.export's format: try TorchScript)
@@ -116,7 +113,7 @@ class TorchModel:
                 self.module = torch.jit.load(str(path), map_location="cpu")
                 self.module.eval()
             except Exception as exc:  # noqa: BLE001
-                raise LoadError(f"PyTorch cannot load {path} as torch.export or TorchScript: {exc}") from None
+                raise ModelLoadError(f"PyTorch cannot load {path} as torch.export or TorchScript: {exc}") from None
         self.torch, self.inputs, self.outputs = torch, inputs, outputs
 
     def run(self, inputs: dict[str, np.ndarray[Any, Any]]) -> dict[str, np.ndarray[Any, Any]]:
@@ -139,7 +136,7 @@ class SavedModel:
             loaded = tf.saved_model.load(str(path))
             self.function = loaded.signatures["serving_default"]
         except Exception as exc:  # noqa: BLE001 (TensorFlow raises many kinds)
-            raise LoadError(f"TensorFlow cannot load {path}: {exc}") from None
+            raise ModelLoadError(f"TensorFlow cannot load {path}: {exc}") from None
         self._keep = loaded
         args = self.function.structured_input_signature[1]
         self.inputs = [
@@ -164,14 +161,14 @@ def _tf_type(dtype: Any) -> str:
     for key, kind in DATATYPES.items():
         if kind is not np.object_ and np.dtype(kind) == np.dtype(dtype.as_numpy_dtype):
             return key
-    raise LoadError(f"TensorFlow type {dtype.name} has no Open Inference Protocol datatype")
+    raise ModelLoadError(f"TensorFlow type {dtype.name} has no Open Inference Protocol datatype")
 
 
 def load_model(directory: Path, inputs: list[TensorSpec], outputs: list[TensorSpec], threads: int = 0) -> Model:
     """The model file in a version directory.
 
     Raises:
-        LoadError: no model file, or its framework cannot load it.
+        ModelLoadError: no model file, or its framework cannot load it.
     """
     if directory.is_file() and directory.suffix == ".onnx":
         return OnnxModel(directory, threads)
@@ -185,35 +182,37 @@ def load_model(directory: Path, inputs: list[TensorSpec], outputs: list[TensorSp
         return TorchModel(directory / "model.pt", inputs, outputs)
     if (directory / "model.savedmodel").is_dir():
         return SavedModel(directory / "model.savedmodel")
-    raise LoadError(f"{directory} has no model.onnx, model.pt or model.savedmodel/")
+    raise ModelLoadError(f"{directory} has no model.onnx, model.pt or model.savedmodel/")
 
 
 def check_inputs(model: Model, inputs: dict[str, np.ndarray[Any, Any]], max_batch_size: int) -> int:
     """The batch size of a request that matches the model's signature.
 
     Raises:
-        ProtocolError: a wrong name, datatype or shape; the message names the expected signature.
+        InferenceInputError: a wrong name, datatype or shape; the message names the expected signature.
     """
     def expected() -> str:  # built only for an error message: this runs on every request
         return ", ".join(f"{s.name} {s.datatype} {list(s.shape)}" for s in model.inputs)
 
     if len(inputs) != len(model.inputs) or any(s.name not in inputs for s in model.inputs):
-        raise ProtocolError(f"inputs {sorted(inputs)} do not match the model's: {expected()}")
+        raise InferenceInputError(f"inputs {sorted(inputs)} do not match the model's: {expected()}")
     batch = None
     for spec in model.inputs:
         array = inputs[spec.name]
         datatype = "BYTES" if array.dtype == np.object_ else DTYPE_NAMES.get(array.dtype, str(array.dtype))
         if datatype != spec.datatype:
-            raise ProtocolError(f"input '{spec.name}' is {datatype}; the model expects {expected()}")
+            raise InferenceInputError(f"input '{spec.name}' is {datatype}; the model expects {expected()}")
         shape = array.shape
         if len(shape) != len(spec.shape) or not all(w == -1 or w == g for w, g in zip(spec.shape, shape, strict=True)):
-            raise ProtocolError(f"input '{spec.name}' has shape {list(shape)}; the model expects {expected()}")
+            raise InferenceInputError(f"input '{spec.name}' has shape {list(shape)}; the model expects {expected()}")
         if max_batch_size:
             if not array.shape or array.shape[0] < 1:
-                raise ProtocolError(f"input '{spec.name}' needs a batch dimension; the model expects {expected()}")
+                raise InferenceInputError(
+                    f"input '{spec.name}' needs a batch dimension; the model expects {expected()}"
+                )
             if batch is not None and array.shape[0] != batch:
-                raise ProtocolError("all inputs must have the same batch size")
+                raise InferenceInputError("all inputs must have the same batch size")
             batch = array.shape[0]
             if batch > max_batch_size:
-                raise ProtocolError(f"batch of {batch} is over the model's max_batch_size {max_batch_size}")
+                raise InferenceInputError(f"batch of {batch} is over the model's max_batch_size {max_batch_size}")
     return batch or 1

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from tuxai.errors import InferenceInputError
+
 DATATYPES: dict[str, Any] = {
     "BOOL": np.bool_,
     "UINT8": np.uint8,
@@ -55,10 +57,6 @@ except ImportError:  # pragma: no cover
     _JSON_ERRORS = (ValueError, UnicodeDecodeError)
 
 
-class ProtocolError(Exception):
-    """A request the protocol (or the model's signature) does not allow: HTTP 400 with this message."""
-
-
 def datatype_of(dtype: np.dtype[Any]) -> str:
     """numpy dtype → v2 datatype (``BYTES`` for strings and objects)."""
     if dtype.kind in ("O", "S", "U"):
@@ -66,7 +64,7 @@ def datatype_of(dtype: np.dtype[Any]) -> str:
     name = DTYPE_NAMES.get(dtype)
     if name is not None:
         return name
-    raise ProtocolError(f"numpy type {dtype} has no Open Inference Protocol datatype")
+    raise InferenceInputError(f"numpy type {dtype} has no Open Inference Protocol datatype")
 
 
 @dataclass(frozen=True)
@@ -85,11 +83,11 @@ def _bytes_elements(blob: bytes) -> list[bytes]:
     items, offset = [], 0
     while offset < len(blob):
         if offset + 4 > len(blob):
-            raise ProtocolError("BYTES tensor data is truncated (a length prefix is cut)")
+            raise InferenceInputError("BYTES tensor data is truncated (a length prefix is cut)")
         (size,) = struct.unpack_from("<I", blob, offset)
         offset += 4
         if offset + size > len(blob):
-            raise ProtocolError("BYTES tensor data is truncated (an element is cut)")
+            raise InferenceInputError("BYTES tensor data is truncated (an element is cut)")
         items.append(blob[offset : offset + size])
         offset += size
     return items
@@ -97,17 +95,17 @@ def _bytes_elements(blob: bytes) -> list[bytes]:
 
 def _shape(value: object, name: str) -> tuple[int, ...]:
     if not isinstance(value, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value):
-        raise ProtocolError(f"input '{name}': shape must be a list of non-negative integers, got {value!r}")
+        raise InferenceInputError(f"input '{name}': shape must be a list of non-negative integers, got {value!r}")
     return tuple(value)
 
 
 def _tensor(spec: dict[str, Any], blob: bytes | None) -> np.ndarray[Any, Any]:
     name = spec.get("name")
     if not isinstance(name, str):
-        raise ProtocolError("every input needs a string 'name'")
+        raise InferenceInputError("every input needs a string 'name'")
     datatype = spec.get("datatype")
     if datatype not in DATATYPES:
-        raise ProtocolError(f"input '{name}': unknown datatype {datatype!r} (one of {', '.join(DATATYPES)})")
+        raise InferenceInputError(f"input '{name}': unknown datatype {datatype!r} (one of {', '.join(DATATYPES)})")
     shape = _shape(spec.get("shape"), name)
     count = math.prod(shape)
     dtype = DATATYPES[datatype]
@@ -115,24 +113,26 @@ def _tensor(spec: dict[str, Any], blob: bytes | None) -> np.ndarray[Any, Any]:
         if datatype == "BYTES":
             items = _bytes_elements(blob)
             if len(items) != count:
-                raise ProtocolError(f"input '{name}': {len(items)} BYTES elements for shape {list(shape)}")
+                raise InferenceInputError(f"input '{name}': {len(items)} BYTES elements for shape {list(shape)}")
             return np.array(items, dtype=np.object_).reshape(shape)
         expected = count * np.dtype(dtype).itemsize
         if len(blob) != expected:
-            raise ProtocolError(f"input '{name}': {len(blob)} bytes of binary data, {expected} expected for {shape}")
+            raise InferenceInputError(
+                f"input '{name}': {len(blob)} bytes of binary data, {expected} expected for {shape}"
+            )
         return np.frombuffer(blob, dtype=dtype).reshape(shape)
     data = spec.get("data")
     if data is None:
-        raise ProtocolError(f"input '{name}' has neither 'data' nor binary data")
+        raise InferenceInputError(f"input '{name}' has neither 'data' nor binary data")
     try:
         if datatype == "BYTES":
             flat = np.array([d.encode() if isinstance(d, str) else d for d in _flatten(data)], dtype=np.object_)
         else:
             flat = np.asarray(_flatten(data), dtype=dtype)
     except (ValueError, TypeError, OverflowError) as exc:
-        raise ProtocolError(f"input '{name}': data is not {datatype}: {exc}") from None
+        raise InferenceInputError(f"input '{name}': data is not {datatype}: {exc}") from None
     if flat.size != count:
-        raise ProtocolError(f"input '{name}': {flat.size} values for shape {list(shape)} ({count} expected)")
+        raise InferenceInputError(f"input '{name}': {flat.size} values for shape {list(shape)} ({count} expected)")
     return flat.reshape(shape)
 
 
@@ -151,40 +151,42 @@ def decode_request(body: bytes, header_length: int | None) -> Requested:
     """The request body (JSON, or JSON + binary with the header length) → tensors.
 
     Raises:
-        ProtocolError: malformed JSON, unknown datatype, wrong sizes, truncated binary data.
+        InferenceInputError: malformed JSON, unknown datatype, wrong sizes, truncated binary data.
     """
     if header_length is not None:
         if header_length < 0:
-            raise ProtocolError("Inference-Header-Content-Length must be the JSON header's length in bytes")
+            raise InferenceInputError("Inference-Header-Content-Length must be the JSON header's length in bytes")
         if header_length > len(body):
-            raise ProtocolError(f"Inference-Header-Content-Length {header_length} is beyond the body ({len(body)})")
+            raise InferenceInputError(
+                f"Inference-Header-Content-Length {header_length} is beyond the body ({len(body)})"
+            )
         head, rest = body[:header_length], memoryview(body)[header_length:]
     else:
         head, rest = body, memoryview(b"")
     try:
         request = _loads(head)
     except _JSON_ERRORS as exc:
-        raise ProtocolError(f"the request is not JSON: {exc}") from None
+        raise InferenceInputError(f"the request is not JSON: {exc}") from None
     if not isinstance(request, dict) or not isinstance(request.get("inputs"), list) or not request["inputs"]:
-        raise ProtocolError("the request must be an object with a non-empty 'inputs' list")
+        raise InferenceInputError("the request must be an object with a non-empty 'inputs' list")
     inputs, offset = {}, 0
     for spec in request["inputs"]:
         if not isinstance(spec, dict):
-            raise ProtocolError("every input must be an object")
+            raise InferenceInputError("every input must be an object")
         if isinstance(spec.get("name"), str) and spec["name"] in inputs:
-            raise ProtocolError(f"input '{spec['name']}' appears twice in the request: name each input once")
+            raise InferenceInputError(f"input '{spec['name']}' appears twice in the request: name each input once")
         parameters = spec.get("parameters") or {}
         size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
         blob = None
         if size is not None:
             if not isinstance(size, int) or size < 0 or offset + size > len(rest):
-                raise ProtocolError(f"input '{spec.get('name')}': binary_data_size {size!r} is beyond the body")
+                raise InferenceInputError(f"input '{spec.get('name')}': binary_data_size {size!r} is beyond the body")
             blob = bytes(rest[offset : offset + size])
             offset += size
         tensor = _tensor(spec, blob)
         inputs[spec["name"]] = tensor
     if offset != len(rest):
-        raise ProtocolError(f"{len(rest) - offset} bytes of binary data belong to no input")
+        raise InferenceInputError(f"{len(rest) - offset} bytes of binary data belong to no input")
     parameters = request.get("parameters") or {}
     binary_default = bool(parameters.get("binary_data_output", False)) if isinstance(parameters, dict) else False
     outputs, binary = None, set()
@@ -192,9 +194,9 @@ def decode_request(body: bytes, header_length: int | None) -> Requested:
         outputs, seen = [], set[str]()
         for item in request["outputs"]:
             if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-                raise ProtocolError("every requested output must be an object with a 'name'")
+                raise InferenceInputError("every requested output must be an object with a 'name'")
             if item["name"] in seen:
-                raise ProtocolError(f"output '{item['name']}' is requested twice: name each output once")
+                raise InferenceInputError(f"output '{item['name']}' is requested twice: name each output once")
             seen.add(item["name"])
             outputs.append(item["name"])
             options = item.get("parameters")

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tuxai.errors import UsageError
+from tuxai.errors import ModelLoadError, ModelNotFound, ModelNotReady, UsageError
 from tuxai.serving.batcher import Batcher
-from tuxai.serving.models import FILES, LoadError, Model, TensorSpec, load_model
+from tuxai.serving.models import FILES, Model, TensorSpec, load_model
 from tuxai.serving.protocol import DATATYPES
 
 
@@ -96,6 +97,22 @@ def parse_config(text: str, origin: str, defaults: ModelConfig) -> ModelConfig:
                    outputs=_specs(data.get("outputs"), f"{origin}: outputs"))  # fmt: skip
 
 
+class VersionState(StrEnum):
+    """A model version's state, as the KServe/Triton repository extension names them.
+
+    LOADING → READY (its batcher runs) or UNAVAILABLE (the reason says why); READY → UNLOADING
+    (draining what it has queued), then gone from the repository.
+    """
+
+    LOADING = "LOADING"
+    READY = "READY"
+    UNAVAILABLE = "UNAVAILABLE"
+    UNLOADING = "UNLOADING"
+
+
+_HELD = (VersionState.READY, VersionState.LOADING)  # what a watch counts as loaded
+
+
 @dataclass
 class Version:
     """One version of one model: its state, model and batcher."""
@@ -103,7 +120,7 @@ class Version:
     name: str
     number: int
     path: Path
-    state: str = "LOADING"  # LOADING, READY, UNLOADING, UNAVAILABLE
+    state: VersionState = VersionState.LOADING
     reason: str = ""
     model: Model | None = None
     batcher: Batcher | None = None
@@ -170,7 +187,7 @@ class Repository:
             current = self.versions.setdefault(name, {})
             for number, path in sorted(wanted.items()):
                 known = current.get(number)
-                if known is not None and known.state == "READY":
+                if known is not None and known.state is VersionState.READY:
                     continue
                 version = Version(name, number, path, config=config)
                 current[number] = version
@@ -185,8 +202,8 @@ class Repository:
             model = await asyncio.to_thread(
                 load_model, version.path, list(config.inputs), list(config.outputs), config.threads
             )
-        except LoadError as exc:
-            version.state, version.reason = "UNAVAILABLE", str(exc)
+        except ModelLoadError as exc:
+            version.state, version.reason = VersionState.UNAVAILABLE, str(exc)
             print(f"model {version.name} version {version.number} failed to load: {exc}", flush=True)
             return
         batching = config.max_batch_size if _batchable(model) else 0
@@ -202,10 +219,10 @@ class Repository:
             model.run, batching or 1, config.max_queue_delay_ms, config.instances, config.max_queue, observe=seen
         )
         version.batcher.start()
-        version.state = "READY"
+        version.state = VersionState.READY
 
     async def _unload_version(self, version: Version) -> None:
-        version.state = "UNLOADING"
+        version.state = VersionState.UNLOADING
         if version.batcher is not None:
             await version.batcher.drain()  # in-flight and queued requests finish on the old version
             version.batcher.close()
@@ -222,25 +239,24 @@ class Repository:
         """The version to serve (the newest ready one when none is named).
 
         Raises:
-            LookupError: unknown model or version (404); ``RuntimeError``: not ready (the reason).
+            ModelNotFound: no such model or version loaded; ModelNotReady: none of it READY (each reason).
         """
         versions = self.versions.get(name)
         if not versions:
-            raise LookupError(f"no model '{name}' is loaded (models: {', '.join(sorted(self.versions)) or 'none'})")
+            raise ModelNotFound(name, None, sorted(self.versions))
         if number is None:
             newest = max(versions)
-            if versions[newest].state == "READY":  # the common case, without sorting
+            if versions[newest].state is VersionState.READY:  # the common case, without sorting
                 return versions[newest]
-            ready = [v for n, v in sorted(versions.items()) if v.state == "READY"]
+            ready = [v for n, v in sorted(versions.items()) if v.state is VersionState.READY]
             if not ready:
-                reasons = "; ".join(f"version {v.number}: {v.state} {v.reason}".strip() for v in versions.values())
-                raise RuntimeError(f"model '{name}' is not ready ({reasons})")
+                raise ModelNotReady(name, None, [(v.number, v.state, v.reason) for v in versions.values()])
             return ready[-1]
         if number not in versions:
-            raise LookupError(f"model '{name}' has no version {number} (loaded: {sorted(versions)})")
+            raise ModelNotFound(name, number, sorted(versions))
         version = versions[number]
-        if version.state != "READY":
-            raise RuntimeError(f"model '{name}' version {number} is {version.state}: {version.reason}")
+        if version.state is not VersionState.READY:
+            raise ModelNotReady(name, number, [(number, version.state, version.reason)])
         return version
 
     def changed(self) -> list[str]:
@@ -251,7 +267,7 @@ class Repository:
                 wanted = set(self.wanted(name, self._config(name)))
             except UsageError:
                 continue
-            loaded = {n for n, v in self.versions.get(name, {}).items() if v.state in ("READY", "LOADING")}
+            loaded = {n for n, v in self.versions.get(name, {}).items() if v.state in _HELD}
             if name in self.versions and wanted != loaded:
                 out.append(name)
         return out

@@ -4,14 +4,14 @@ Loopback by default; any other address needs ``--token-file``, then required on 
 liveness. On loopback without one, inference stays open and the repository extension needs a
 token the server makes (``tokens.py``). Request bodies stop at ``--max-body`` (413), a request's
 line and headers at 64 KiB (431). SIGTERM drains: no new connections, in-flight requests
-answered, then exit.
+answered, then exit. Where it listens, the head cap and the token check are the daemon's API's
+too (``tuxai.edge``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -19,16 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from tuxai.edge.heads import HeadCappedHttpTools
+from tuxai.edge.listen import display, is_loopback, listen_tcp
 from tuxai.errors import UsageError
-from tuxai.model.units import format_bytes
 from tuxai.serving.app import MAX_BODY_BYTES, InferenceApp, watch
 from tuxai.serving.repository import ModelConfig, Repository
 from tuxai.serving.tokens import ControlToken, make_control_token, read_token_file
-
-LOOPBACK = {"127.0.0.1", "::1", "localhost"}
-MAX_HEAD_BYTES = 64 * 1024  # a request's line and headers
 
 
 @dataclass(frozen=True)
@@ -49,58 +46,12 @@ def _operator_token(options: ServeOptions) -> str | None:
     """The ``--token-file`` token; None on loopback without one (the server makes a control token)."""
     if options.token_file is not None:
         return read_token_file(options.token_file)
-    if options.host not in LOOPBACK:
+    if not is_loopback(options.host):
         raise UsageError(
             f"serving on {options.host} without a token would let anyone on the network use the models",
             hint="pass --token-file FILE (a secret, mode 0600), or --host 127.0.0.1",
         )
     return None
-
-
-class BoundedHttpTools(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a cap on a request's line and headers: httptools keeps any
-    amount (uvicorn offers a cap for h11 only). Past ``MAX_HEAD_BYTES`` of an unfinished head the
-    answer is 431 and the connection closes."""
-
-    head_bytes, in_head = 0, True  # bytes received while a head is unfinished; a connection starts in one
-
-    def on_headers_complete(self) -> None:
-        """The head is whole: stop counting."""
-        self.head_bytes, self.in_head = 0, False
-        super().on_headers_complete()
-
-    def on_message_complete(self) -> None:
-        """What comes next is the next request's head."""
-        self.in_head = True
-        super().on_message_complete()
-
-    def data_received(self, data: bytes) -> None:
-        """Feed the parser; refuse a head that grew past the cap."""
-        if self.in_head:
-            self.head_bytes += len(data)
-        super().data_received(data)
-        if self.in_head and self.head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
-            if self.cycle is None or self.cycle.response_complete:
-                error = f"the request line and headers are over this server's limit of {format_bytes(MAX_HEAD_BYTES)}"
-                body = json.dumps({"error": error}).encode()
-                self.transport.write(
-                    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
-                    b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
-                )
-            self.transport.close()
-
-
-def _socket(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}", hint="pick another --port") from None
-    sock.listen(2048)
-    return sock
 
 
 def open_repository(options: ServeOptions) -> Repository:
@@ -120,7 +71,7 @@ def run_server(options: ServeOptions) -> int:
     """Serve until SIGINT/SIGTERM."""
     repository = open_repository(options)
     token = _operator_token(options)
-    sock = _socket(options.host, options.port)
+    sock = listen_tcp(options.host, options.port, "--port", backlog=2048)
     control: ControlToken | None = None
     try:
         if token is None:
@@ -146,7 +97,7 @@ def _serve(app: InferenceApp, repository: Repository, sock: socket.socket, optio
     except ImportError:
         loop = "asyncio"
     config = uvicorn.Config(
-        app, loop=loop, http=BoundedHttpTools, lifespan="on", access_log=False, log_level="warning",
+        app, loop=loop, http=HeadCappedHttpTools, lifespan="on", access_log=False, log_level="warning",
         timeout_graceful_shutdown=30, proxy_headers=False,
     )  # fmt: skip
     server = uvicorn.Server(config)
@@ -157,7 +108,7 @@ def _serve(app: InferenceApp, repository: Repository, sock: socket.socket, optio
             await asyncio.sleep(0.01)
         watching = asyncio.create_task(watch(repository)) if options.watch and repository.single is None else None
         if server.started:
-            endpoint = f"http://{host}:{port}"
+            endpoint = f"http://{display(host, port)}"
             for version in (v for versions in repository.versions.values() for v in versions.values()):
                 print(f"model {version.name} version {version.number}: {version.state} {version.reason}".strip())
             if control is not None:

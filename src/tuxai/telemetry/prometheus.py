@@ -1,4 +1,4 @@
-"""Prometheus text exposition (format 0.0.4). Pure: ``render(view)`` → text.
+"""The daemon's Prometheus series (written by ``model.exposition``). Pure: ``render(view)`` → text.
 
 Per-GPU series carry dcgm-exporter's names and labels (``gpu``, ``UUID``, ``modelName``,
 ``Hostname``) so existing dashboards work; tuxai adds who holds what: ``tuxai_gpu_holder``,
@@ -8,9 +8,9 @@ name to the scrape target and would rename ours ``exported_job``), and the queue
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from tuxai.model.exposition import Exposition, labels
 from tuxai.telemetry.samples import GpuSample, JobUsage
 
 
@@ -41,29 +41,9 @@ class MetricsView:
     extra: dict[str, float] = field(default_factory=dict)
 
 
-def _escape(value: object) -> str:
-    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _labels(**labels: object) -> str:
-    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items()) + "}"
-
-
-class _Writer:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def family(self, name: str, kind: str, help_text: str, rows: Iterable[tuple[str, float]]) -> None:
-        rows = list(rows)
-        if not rows:
-            return
-        self.lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-        self.lines += [f"{name}{labels} {value:.10g}" for labels, value in rows]
-
-
 def render(view: MetricsView) -> str:
     """The scrape body."""
-    out = _Writer()
+    out = Exposition()
 
     def gpu(sample: GpuSample) -> dict[str, object]:
         return {
@@ -78,7 +58,7 @@ def render(view: MetricsView) -> str:
         for sample in view.samples:
             value = getattr(sample, attribute)
             if value is not None:
-                rows.append((_labels(**gpu(sample)), float(value) * scale))
+                rows.append((labels(**gpu(sample)), float(value) * scale))
         return rows
 
     out.family("DCGM_FI_DEV_GPU_UTIL", "gauge", "GPU utilization (in %).", each("util_pct"))
@@ -101,38 +81,38 @@ def render(view: MetricsView) -> str:
         "tuxai_gpu_sampler_info",
         "gauge",
         "Where the GPU series come from (nvml, amd-sysfs, simulated).",
-        [(_labels(sampler=view.sampler, Hostname=view.hostname), 1.0)],
+        [(labels(sampler=view.sampler, Hostname=view.hostname), 1.0)],
     )
     out.family(
         "tuxai_gpu_holder",
         "gauge",
         "1 for each GPU held by a running job.",
         [
-            (_labels(gpu=g, job_id=job.job_id, user=job.user, name=job.name), 1.0)
+            (labels(gpu=g, job_id=job.job_id, user=job.user, name=job.name), 1.0)
             for job in view.running
             for g in job.gpus
         ],
     )
-    running = [(job, _labels(job_id=job.job_id, user=job.user, name=job.name)) for job in view.running]
-    out.family("tuxai_job_running", "gauge", "1 for each running job.", [(labels, 1.0) for _, labels in running])
+    running = [(job, labels(job_id=job.job_id, user=job.user, name=job.name)) for job in view.running]
+    out.family("tuxai_job_running", "gauge", "1 for each running job.", [(labelled, 1.0) for _, labelled in running])
     out.family(
         "tuxai_job_cpu_seconds_total",
         "counter",
         "CPU time of a running job's processes (in s).",
-        [(labels, view.usage[job.job_id].cpu_s) for job, labels in running if job.job_id in view.usage],
+        [(labelled, view.usage[job.job_id].cpu_s) for job, labelled in running if job.job_id in view.usage],
     )
     out.family(
         "tuxai_job_memory_bytes",
         "gauge",
         "Resident memory of a running job's processes (in bytes).",
-        [(labels, float(view.usage[job.job_id].memory_bytes)) for job, labels in running if job.job_id in view.usage],
+        [(labelled, view.usage[job.job_id].memory_bytes) for job, labelled in running if job.job_id in view.usage],
     )
     for flag in ("idle", "hung"):
         out.family(
             f"tuxai_job_{flag}",
             "gauge",
             f"1 while a running job is flagged {flag}.",
-            [(labels, 1.0 if flag in job.flags else 0.0) for job, labels in running],
+            [(labelled, 1.0 if flag in job.flags else 0.0) for job, labelled in running],
         )
     for key, name, help_text in (
         ("gpu_j", "tuxai_job_gpu_energy_joules_total", "GPU energy attributed to a job (in J)."),
@@ -144,7 +124,7 @@ def render(view: MetricsView) -> str:
             "counter",
             help_text,
             [
-                (_labels(job_id=job_id, user=view.users.get(job_id, "")), float(row[key]))
+                (labels(job_id=job_id, user=view.users.get(job_id, "")), float(row[key]))
                 for job_id, row in sorted(view.energy.items())
             ],
         )
@@ -152,6 +132,6 @@ def render(view: MetricsView) -> str:
         "tuxai_queue_jobs",
         "gauge",
         "Jobs by state.",
-        [(_labels(state=state), float(count)) for state, count in sorted(view.queue.items())],
+        [(labels(state=state), float(count)) for state, count in sorted(view.queue.items())],
     )
-    return "\n".join(out.lines) + "\n"
+    return out.text()
