@@ -308,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         home, config = args.pop("home"), args.pop("config")
         settings = load_daemon_settings(args, config_file=Path(config) if config else None)
         configure_logging(settings.log_level)
+        log.debug("settings: %s", settings)
         return serve(settings, resolve_home(Path(home) if home else None))
     except TuxaiError as exc:
         # The one line a person (or `tuxai up --detach`, reading the log's last line) reads: not a log record.

@@ -42,6 +42,15 @@ def daemon_client(home: Path | None) -> Client:
     return client
 
 
+def daemon_home(home: Path | None) -> Path:
+    """The home of the daemon the user means (``--home``; else theirs if it runs, else the system's): its envs."""
+    from tuxai.api.client import Client
+
+    given = home.expanduser().resolve() if home is not None else None
+    with Client.discover(given) as client:
+        return client.home or Path(client.where).parent
+
+
 def guard(action: Callable[[], int], debug: bool) -> int:
     """Run a command body; a ``TuxaiError`` becomes one line on stderr and exit 2."""
     _DEBUG.set(debug)

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from tuxai.cli.common import DebugOption, HomeOption, JsonOption, guard
+from tuxai.cli.common import DebugOption, HomeOption, JsonOption, daemon_home, guard
 from tuxai.model.mapping import declared_fields
 from tuxai.settings import CONFIG_HELP, DaemonSettings
 
@@ -123,7 +123,7 @@ def submit(
     debug: DebugOption = False,
 ) -> None:
     """Queue a job: tuxai submit --gpus 2 -- python train.py."""
-    from tuxai.cli.jobs import build_spec, home_dir, run_submit
+    from tuxai.cli.jobs import build_spec, run_submit
     from tuxai.errors import UsageError
 
     def action() -> int:
@@ -159,7 +159,7 @@ def submit(
         else:
             command_words = list(command or [])
         spec = build_spec(file, flags, command_words)
-        where = home_dir(home)
+        where = daemon_home(home)  # a user of the system daemon builds next to its envs
 
         def build_env(source: str) -> str:
             import os
@@ -169,7 +169,7 @@ def submit(
             shared = where / "envs"  # not writable for a user of a root daemon: then their own cache
             return str(ensure_env(source, user_cache(shared, os.environ), shared=(shared,)))
 
-        return run_submit(where, spec, build_env, as_json)
+        return run_submit(home, spec, build_env, as_json)
 
     raise typer.Exit(guard(action, debug))
 
@@ -281,6 +281,7 @@ def status(as_json: JsonOption = False, home: HomeOption = None, debug: DebugOpt
             return 0
         rows = [
             ("daemon", f"pid {health['pid']}, tuxai {health['version']}"),
+            ("asked", api.describe()),  # which daemon, and why that one (yours, or the system's)
             ("home", health["home"]),
             ("machine", f"{health['gpus']} GPUs, {health['cpus']} CPUs ({health['inventory']})"),
             ("cgroups", f"v{health['cgroups']}" if health["cgroups"] else f"off: {health['cgroups_problem']}"),
@@ -308,11 +309,10 @@ def env_create(
     """Build (or reuse) the environment of SOURCE and call it NAME."""
     import os
 
-    from tuxai.cli.jobs import home_dir
     from tuxai.envs import ensure_env, name_env, user_cache
 
     def action() -> int:
-        shared = home_dir(home) / "envs"
+        shared = daemon_home(home) / "envs"
         cache = user_cache(shared, os.environ)
         target = ensure_env(source, cache, shared=(shared,))
         print(f"environment {name}: {name_env(name, target, cache)} → {target}")
@@ -326,11 +326,10 @@ def env_list(as_json: JsonOption = False, home: HomeOption = None, debug: DebugO
     """The built environments, what they were built from, and their names."""
     import os
 
-    from tuxai.cli.jobs import home_dir
     from tuxai.envs import list_envs, user_cache
 
     def action() -> int:
-        shared = home_dir(home) / "envs"
+        shared = daemon_home(home) / "envs"
         cache = user_cache(shared, os.environ)
         envs = list_envs(cache) + (list_envs(shared) if cache != shared else [])
         if as_json:
