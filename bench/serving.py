@@ -1,12 +1,17 @@
-"""Serving: one MLP (256→1024→1024→10, fp32, ONNX) three ways, in one run, with wrk.
+"""Serving: one MLP (256→1024→1024→10, fp32, ONNX) served the ways users run it, against LitServe's
+baseline, repeated: each point is the median of ``--repeat`` runs with their spread (min–max).
 
-    python bench/serving.py [--seconds 5] [--no-litserve]
+    python bench/serving.py [--seconds 5] [--repeat 5] [--no-litserve] [--litserve-python PY] [--json FILE]
 
 - the floor: raw in-process ONNX Runtime at batch 1 and 32 (µs per item);
-- LitServe (from PyPI) serving the same model with the same JSON body;
-- tuxai (`tuxai serve`) with JSON tensors and with Triton's binary tensors.
-Servers are pinned to CPU 1 and wrk (Debian's) to CPU 0, at concurrency 1, 8 and 64.
-ONNX Runtime gets one thread in every server (one core each).
+- ``tuxai serve mlp.onnx``: the defaults a user gets for one model file;
+- ``tuxai serve repo/``: a repository with its watch on (the default);
+- ``tuxai serve repo/ --no-watch --threads 1``: the configuration measured before (for comparison);
+- LitServe (from PyPI) serving the same model with the same JSON body (the ratios' baseline).
+Every server runs at once, pinned to CPU 1 (ONNX Runtime sizes its pool from that affinity: one
+thread), wrk (Debian's) on CPU 0, at concurrency 1, 8 and 64; the points are measured in rounds,
+each round visiting every server, so a noisy minute on a shared machine hits all of them alike.
+Ratios against LitServe are taken round by round (the same minute), then summarised.
 """
 
 from __future__ import annotations
@@ -17,11 +22,14 @@ import os
 import re
 import shutil
 import signal
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -61,6 +69,22 @@ LITSERVE = textwrap.dedent(
         )
     """
 )
+
+
+@dataclass(frozen=True)
+class Served:
+    """One server under test: how it starts, where it answers, which bodies it takes."""
+
+    name: str
+    argv: list[str]
+    port: int
+    ready: str = "/v2/models/mlp/ready"  # answers 200 once it serves
+    infer: str = "/v2/models/mlp/infer"
+    kinds: tuple[str, ...] = ("json", "binary")
+
+    def url(self, path: str) -> str:
+        """``http://127.0.0.1:PORT`` + ``path``."""
+        return f"http://127.0.0.1:{self.port}{path}"
 
 
 def raw_ort(model: Path) -> dict[int, float]:
@@ -118,7 +142,14 @@ def wrk(
     return rate, float(p50.group(1)) * scale  # type: ignore[union-attr]
 
 
-def start(argv: list[str], ready: str, timeout_s: float = 120.0) -> subprocess.Popen[bytes]:
+def free_port() -> int:
+    """A port nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(argv: list[str], ready: str, timeout_s: float = 180.0) -> subprocess.Popen[bytes]:
     """A server on CPU 1; waits until ``ready`` answers 200."""
     process = subprocess.Popen(["taskset", "-c", "1", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)  # fmt: skip
@@ -143,56 +174,96 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
+def servers(tmp: Path, model: Path, litserve: str | None) -> list[Served]:
+    """The servers under test (see the module's docstring), on free ports."""
+    single = tmp / "mlp.onnx"  # `tuxai serve mlp.onnx` names the model after the file: mlp
+    shutil.copy(model, single)
+    tuxai = [sys.executable, "-m", "tuxai", "serve"]
+    ports = [free_port() for _ in range(4)]
+    out = [
+        Served("tuxai serve mlp.onnx", [*tuxai, str(single), "--port", str(ports[0])], ports[0]),
+        Served("tuxai serve repo/", [*tuxai, str(tmp / "repo"), "--port", str(ports[1])], ports[1]),
+        Served("repo/ --no-watch --threads 1",
+               [*tuxai, str(tmp / "repo"), "--port", str(ports[2]), "--no-watch", "--threads", "1"], ports[2]),
+    ]  # fmt: skip
+    if litserve is not None:
+        script = tmp / "litserve_mlp.py"
+        script.write_text(LITSERVE)
+        argv = [litserve, str(script), str(model), str(ports[3])]
+        out.insert(0, Served("LitServe", argv, ports[3], "/health", "/predict", ("json",)))
+    return out
+
+
+def spread(values: list[float], digits: int = 0) -> str:
+    """``median (min–max)``: ``[4400, 10600, 9000]`` → ``9,000 (4,400–10,600)``."""
+    return f"{statistics.median(values):,.{digits}f} ({min(values):,.{digits}f}–{max(values):,.{digits}f})"
+
+
+def threads(process: subprocess.Popen[bytes]) -> int:
+    """Threads of a server process (``taskset`` execs it: same pid)."""
+    status = Path(f"/proc/{process.pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("Threads:")).split()[1])
+
+
+def loadavg() -> str:
+    """The 1, 5 and 15 minute load averages."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def main() -> int:
-    """Run everything; print the table and the ratios against the targets."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=int, default=5)
+    """Measure every point ``--repeat`` times; print the table and the ratios against LitServe."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=5, help="length of one wrk run")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each point (median and min–max reported)")
     parser.add_argument("--no-litserve", action="store_true")
+    parser.add_argument("--litserve-python", default=sys.executable, help="a Python with litserve and onnxruntime")
+    parser.add_argument("--json", type=Path, help="also write every run's numbers here")
     args = parser.parse_args()
     if not shutil.which("wrk") or not shutil.which("taskset"):
         sys.exit("needs wrk and taskset: apt-get install wrk util-linux")
-    results: dict[tuple[str, int], tuple[float, float]] = {}
+    runs: dict[tuple[str, str, int], list[tuple[float, float]]] = {}
+    started_load, started = loadavg(), time.strftime("%Y-%m-%d %H:%M")
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         model = mlp_onnx(tmp / "repo" / "mlp" / "1" / "model.onnx")
         floor = raw_ort(model)
-        print(f"raw onnxruntime (1 thread): {floor[1]:.1f} µs/item at batch 1, {floor[32]:.1f} µs/item at batch 32")
         requests = bodies(tmp)
-        port = 18000 + os.getpid() % 1000
-        server = start([sys.executable, "-m", "tuxai", "serve", str(tmp / "repo"), "--port", str(port),
-                        "--threads", "1", "--no-watch"], f"http://127.0.0.1:{port}/v2/models/mlp/ready")  # fmt: skip
+        under_test = servers(tmp, model, None if args.no_litserve else args.litserve_python)
+        processes = []
         try:
-            for kind in ("json", "binary"):
-                for connections in CONCURRENCY:
-                    url = f"http://127.0.0.1:{port}/v2/models/mlp/infer"
-                    results[(f"tuxai {kind}", connections)] = wrk(url, *requests[kind], connections, args.seconds, tmp)
+            for served in under_test:
+                processes.append(start(served.argv, served.url(served.ready)))
+            counted = ", ".join(f"{s.name} {threads(p)}" for s, p in zip(under_test, processes, strict=True))
+            for _ in range(args.repeat):
+                for served in under_test:
+                    for kind in served.kinds:
+                        for connections in CONCURRENCY:
+                            answer = wrk(served.url(served.infer), *requests[kind], connections, args.seconds, tmp)
+                            runs.setdefault((served.name, kind, connections), []).append(answer)
         finally:
-            stop(server)
-        if not args.no_litserve:
-            script = tmp / "litserve_mlp.py"
-            script.write_text(LITSERVE)
-            server = start([sys.executable, str(script), str(model), str(port + 1)],
-                           f"http://127.0.0.1:{port + 1}/health")  # fmt: skip
-            try:
-                for connections in CONCURRENCY:
-                    url = f"http://127.0.0.1:{port + 1}/predict"
-                    answer = wrk(url, *requests["json"], connections, args.seconds, tmp)
-                    results[("litserve json", connections)] = answer
-            finally:
-                stop(server)
-    print(f"\n{'':16}" + "".join(f"{'c=' + str(c) + ' req/s':>14}{'p50 ms':>9}" for c in CONCURRENCY))
-    for name in ("litserve json", "tuxai json", "tuxai binary"):
-        if (name, 1) in results:
-            cells = "".join(f"{results[(name, c)][0]:14.0f}{results[(name, c)][1]:9.2f}" for c in CONCURRENCY)
-            print(f"{name:16}{cells}")
-    if ("litserve json", 64) in results:
-        lit = {c: results[("litserve json", c)][0] for c in CONCURRENCY}
-        binary_ratio = results[("tuxai binary", 64)][0] / lit[64]
-        json_ratio = results[("tuxai json", 64)][0] / lit[64]
-        print(f"\nat c=64: binary × {binary_ratio:.1f} LitServe (target ≥ 10), JSON × {json_ratio:.1f} (target ≥ 4)")
-        every = all(results[("tuxai json", c)][0] > lit[c] for c in CONCURRENCY)
-        print("more requests/s than LitServe at every concurrency (JSON):", "yes" if every else "NO")
-    print(f"binary p50 at c=1: {results[('tuxai binary', 1)][1]:.3f} ms (target < 0.5 ms)")
+            for process in processes:
+                stop(process)
+    print(f"{started}, load {started_load} → {loadavg()}, {os.cpu_count()} CPUs, {args.repeat} runs of "
+          f"{args.seconds} s per point; raw onnxruntime (1 thread): {floor[1]:.1f} µs/item at batch 1, "
+          f"{floor[32]:.1f} at batch 32; threads once up (one CPU each): {counted}\n")  # fmt: skip
+    print("| server | body | " + " | ".join(f"c={c} req/s" for c in CONCURRENCY) + " | p50 ms c=1 | p50 ms c=64 |")
+    print("|---|---|" + "---:|" * (len(CONCURRENCY) + 2))
+    for served in under_test:
+        for kind in served.kinds:
+            rates = [spread([r for r, _ in runs[(served.name, kind, c)]]) for c in CONCURRENCY]
+            p50 = [spread([p for _, p in runs[(served.name, kind, c)]], 2) for c in (1, 64)]
+            print(f"| {served.name} | {kind} | " + " | ".join(rates + p50) + " |")
+    if not args.no_litserve:
+        lit = runs[("LitServe", "json", 64)]
+        print("\nat c=64, round by round against LitServe (median (min–max) of the per-round ratios):")
+        for served in under_test[1:]:
+            for kind in served.kinds:
+                ratios = [t[0] / b[0] for t, b in zip(runs[(served.name, kind, 64)], lit, strict=True)]
+                print(f"  {served.name} {kind}: × {spread(ratios, 1)}")
+    if args.json is not None:
+        every = {"|".join(map(str, key)): value for key, value in runs.items()}
+        record = {"date": started, "load": [started_load, loadavg()], "floor_us": floor, "runs": every}
+        args.json.write_text(json.dumps(record, indent=1))
     return 0
 
 
