@@ -94,8 +94,8 @@ def notify_listener(path: Path, daemon: Daemon, stop: threading.Event) -> socket
                 continue
             try:
                 running = {job.id for job in daemon.store.jobs([JobState.RUNNING])}
-            except Exception as exc:  # noqa: BLE001 (the store's trouble is the loop's to report)
-                log.warning("notify: cannot read the running jobs (%s); the next full tick looks", exc)
+            except Exception as exc:  # the store's trouble is the loop's to report (logged with its traceback)
+                log.warning("notify: cannot read the running jobs (%s); the next full tick looks", exc, exc_info=exc)
                 continue
             for job_id in ids & running:
                 told[job_id] = time.monotonic()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -10,8 +11,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tuxai.errors import TuxaiError
-from tuxai.settings import HOME_HELP
+from tuxai.errors import ConfigError, TuxaiError
+from tuxai.model.mapping import declared_fields, read_text_value
+from tuxai.settings import ENV_PREFIX, HOME_HELP, DaemonSettings
 
 if TYPE_CHECKING:
     from tuxai.api.client import Client
@@ -30,6 +32,25 @@ HomeOption = Annotated[
 ]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks and which daemon is asked.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (docs/jobs.md).")]
+_LOG_LEVEL = next(f for f in declared_fields(DaemonSettings) if f.key == "log_level")  # the daemon's, declared once
+LogLevelOption = Annotated[
+    str | None,
+    typer.Option("--log-level", help=f"{_LOG_LEVEL.help()}; env TUXAI_LOG_LEVEL.", metavar=_LOG_LEVEL.metavar),
+]
+
+
+def start_logging(flag: str | None) -> None:
+    """A server command's log (``tuxai serve``): at ``--log-level``, else ``$TUXAI_LOG_LEVEL``, else info.
+
+    Raises:
+        ConfigError: not a level (the flag or the variable named).
+    """
+    from tuxai.logs import configure_logging
+
+    variable = _LOG_LEVEL.env(ENV_PREFIX)
+    raw, source = (flag, _LOG_LEVEL.flag) if flag is not None else (os.environ.get(variable), variable)
+    level = read_text_value(_LOG_LEVEL, raw, source, ConfigError) if raw else _LOG_LEVEL.default
+    configure_logging(str(level))
 
 
 def daemon_client(home: Path | None) -> Client:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from tuxai import __version__
-from tuxai.cli.common import DebugOption, guard
+from tuxai.cli.common import DebugOption, LogLevelOption, guard, start_logging
 from tuxai.cli.job_commands import env_app, jobs_app
 
 app = typer.Typer(
@@ -151,6 +151,7 @@ def serve(
         Path | None, typer.Option("--endpoint-file", help="Write the URL here once serving.", metavar="FILE")
     ] = None,
     max_body: Annotated[str, typer.Option("--max-body", help="Largest request body (413 past it).")] = "64MiB",
+    log_level: LogLevelOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Serve ONNX, PyTorch and TensorFlow models over the Open Inference Protocol (KServe v2)."""
@@ -161,6 +162,7 @@ def serve(
         from tuxai.errors import UsageError
         from tuxai.model.units import parse_bytes
 
+        start_logging(log_level)
         try:
             max_body_bytes = parse_bytes(max_body)
         except ValueError as exc:

@@ -1,6 +1,6 @@
 """``nvidia-smi -q -x``: every GPU, MIG devices, driver schema v11 to v13.
 
-Pure parser; running the command is ``tuxai.hardware.tools``' job.
+Pure parser; running the command is ``tuxai.hardware.source``'s job (the one place tools run).
 """
 
 from __future__ import annotations

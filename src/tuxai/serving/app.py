@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -45,6 +46,8 @@ from tuxai.serving.metrics import Metrics
 from tuxai.serving.models import check_inputs
 from tuxai.serving.protocol import HEADER, decode_request, encode_response
 from tuxai.serving.repository import ModelConfig, Repository, VersionState
+
+log = logging.getLogger("tuxai.serving")
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -263,8 +266,9 @@ class InferenceApp:
             except TuxaiError as exc:
                 status = wire_status(exc)[0]
                 raise
-            except Exception as exc:  # noqa: BLE001 (the model failed on valid input: 500, the worker lives)
+            except Exception as exc:  # the model failed on valid input: 500 (logged), the worker lives
                 status = 500
+                log.exception("model %s version %s failed on a request", name, version_label)
                 await _json(send, 500, {"error": f"model '{name}' failed: {exc}"})
                 return
             payload, head = encode_response(name, version_label, outputs, requested)
@@ -288,8 +292,8 @@ async def watch(repository: Repository, period_s: float = 1.0) -> None:
         for name in repository.changed():
             try:
                 await repository.load(name)
-            except UsageError as exc:
-                print(f"watch: {exc}", flush=True)
+            except UsageError:
+                log.exception("watch: cannot reload model %s", name)
 
 
 __all__ = ["InferenceApp", "ModelConfig", "watch"]

@@ -13,6 +13,7 @@ optional ``repo/<name>/config.yaml``, versions loaded by policy and swapped with
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -24,6 +25,8 @@ from tuxai.errors import ModelLoadError, ModelNotFound, ModelNotReady, UsageErro
 from tuxai.serving.batcher import Batcher
 from tuxai.serving.models import FILES, Model, TensorSpec, load_model
 from tuxai.serving.protocol import DATATYPES
+
+log = logging.getLogger("tuxai.serving")
 
 
 @dataclass(frozen=True)
@@ -204,7 +207,7 @@ class Repository:
             )
         except ModelLoadError as exc:
             version.state, version.reason = VersionState.UNAVAILABLE, str(exc)
-            print(f"model {version.name} version {version.number} failed to load: {exc}", flush=True)
+            log.error("model %s version %s failed to load: %s", version.name, version.number, exc, exc_info=exc)
             return
         batching = config.max_batch_size if _batchable(model) else 0
         version.model = model

@@ -5,13 +5,15 @@ liveness. On loopback without one, inference stays open and the repository exten
 token the server makes (``tokens.py``). Request bodies stop at ``--max-body`` (413), a request's
 line and headers at 64 KiB (431). SIGTERM drains: no new connections, in-flight requests
 answered, then exit. Where it listens, the head cap and the token check are the daemon's API's
-too (``tuxai.edge``).
+too (``tuxai.edge``). It logs through ``logging`` (``tuxai.serving``; ``tuxai serve --log-level``,
+formatted by ``tuxai.logs``), uvicorn's records included.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -26,6 +28,8 @@ from tuxai.errors import UsageError
 from tuxai.serving.app import MAX_BODY_BYTES, InferenceApp, watch
 from tuxai.serving.repository import ModelConfig, Repository
 from tuxai.serving.tokens import ControlToken, make_control_token, read_token_file
+
+log = logging.getLogger("tuxai.serving")
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,7 @@ def _serve(app: InferenceApp, repository: Repository, sock: socket.socket, optio
         loop = "asyncio"
     config = uvicorn.Config(
         app, loop=loop, http=HeadCappedHttpTools, lifespan="on", access_log=False, log_level="warning",
-        timeout_graceful_shutdown=30, proxy_headers=False,
+        log_config=None, timeout_graceful_shutdown=30, proxy_headers=False,  # uvicorn logs through our handler
     )  # fmt: skip
     server = uvicorn.Server(config)
 
@@ -110,10 +114,10 @@ def _serve(app: InferenceApp, repository: Repository, sock: socket.socket, optio
         if server.started:
             endpoint = f"http://{display(host, port)}"
             for version in (v for versions in repository.versions.values() for v in versions.values()):
-                print(f"model {version.name} version {version.number}: {version.state} {version.reason}".strip())
+                log.info("model %s version %s: %s %s", version.name, version.number, version.state, version.reason)
             if control is not None:
-                print(f"repository control (load, unload, index) needs the bearer token in {control.path}")
-            print(f"serving on {endpoint} (KServe v2: {endpoint}/v2/models/<name>/infer)", flush=True)
+                log.info("repository control (load, unload, index) needs the bearer token in %s", control.path)
+            log.info("serving on %s (KServe v2: %s/v2/models/<name>/infer)", endpoint, endpoint)
             if options.endpoint_file is not None:
                 options.endpoint_file.write_text(endpoint + "\n")
         try:
@@ -135,5 +139,5 @@ def _serve(app: InferenceApp, repository: Repository, sock: socket.socket, optio
         uvloop.run(main())
     else:
         asyncio.run(main())
-    print("drained and stopped" + (f" ({signal.Signals(stopped_by[0]).name})" if stopped_by else ""), flush=True)
+    log.info("drained and stopped%s", f" ({signal.Signals(stopped_by[0]).name})" if stopped_by else "")
     return 0
