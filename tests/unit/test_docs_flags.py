@@ -14,6 +14,8 @@ import typer.main
 
 from tuxai.api.server import parser
 from tuxai.cli.main import app
+from tuxai.model.mapping import declared_fields
+from tuxai.settings import DaemonSettings
 
 REPO = Path(__file__).parent.parent.parent
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -92,3 +94,8 @@ def test_the_check_finds_a_flag_that_does_not_exist() -> None:
     assert problems("python -m tuxai.api.server --watts-per-cpu 12 --bogus", "x") == [
         "x: python -m tuxai.api.server --bogus: no such option"
     ]
+
+
+def test_the_settings_table_of_docs_jobs_is_the_declaration() -> None:
+    rows = re.findall(r"^\| `(--[a-z-]+)`[^|]*\| `([a-z_]+)` \|", (REPO / "docs" / "jobs.md").read_text(), re.MULTILINE)
+    assert rows == [(d.flag, d.key) for d in declared_fields(DaemonSettings)]
