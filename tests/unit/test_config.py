@@ -207,3 +207,13 @@ def test_text_values_read_as_yaml_would_and_nested_places_are_named() -> None:
     nested = load_mapping("gpus:\n  a: {count: two}\n", "box.yaml", InventoryError).child("gpus").child("a")
     with pytest.raises(InventoryError, match=r"^box.yaml: gpus.a.count must be an integer ≥ 1, got 'two'$"):
         nested.integer("count", minimum=1)
+
+
+def test_the_scheduler_policy_file_is_read_by_the_same_reader() -> None:
+    from tuxai.scheduler.config import parse_scheduler_config
+
+    assert parse_scheduler_config("reservations: 2\nweight_age: 10.5\n", "p.yaml").reservations == 2
+    with pytest.raises(ConfigError, match=r"^p.yaml: reservations must be an integer ≥ 0, got 1.5 \("):
+        parse_scheduler_config("reservations: 1.5\n", "p.yaml")  # was taken: 1.5 reservations
+    with pytest.raises(ConfigError, match=r"^p.yaml: not valid YAML at line 2: "):
+        parse_scheduler_config("backfill: true\nweight_age: ]\n", "p.yaml")

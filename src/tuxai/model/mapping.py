@@ -349,13 +349,21 @@ def load_mapping(text: str, origin: str, error: type[TuxaiError], hint: str = ""
     return MappingReader({} if data is None else data, origin, error=error, hint=hint)
 
 
-def read_dataclass(cls: type[T], reader: MappingReader, base: T | None = None) -> T:
-    """The declared dataclass ``cls`` from a mapping of its keys, over ``base`` (default: its defaults).
+def read_dataclass(cls: type[T], reader: MappingReader, base: T | None = None, minimum: float | None = None) -> T:
+    """The declared dataclass ``cls`` from a mapping of its keys, over ``base`` (default: its defaults);
+    ``minimum``: the lower bound of every number field that declares none.
 
     Raises:
         reader.error: an unknown key, or a value of the wrong kind (named with its file and place).
     """
     declared = declared_fields(cls)
+    if minimum is not None:
+        declared = tuple(
+            dataclasses.replace(f, rules=dataclasses.replace(f.rules, minimum=minimum))
+            if f.kind in ("integer", "number", "duration") and f.rules.minimum is None and f.rules.above is None
+            else f
+            for f in declared
+        )
     reader.reject_unknown(field.key for field in declared)
     values = {f.name: reader.read(f) for f in declared if f.key in reader.data}
     start = cls() if base is None else base

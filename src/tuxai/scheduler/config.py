@@ -5,12 +5,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
-from typing import Any
-
-import yaml
+from dataclasses import dataclass, replace
 
 from tuxai.errors import ConfigError
+from tuxai.model.mapping import load_mapping, read_dataclass
 
 
 @dataclass(frozen=True)
@@ -54,24 +52,8 @@ def parse_scheduler_config(text: str, origin: str = "scheduler config") -> Sched
     Raises:
         ConfigError: malformed YAML, an unknown key, or a value of the wrong type or sign.
     """
-    try:
-        data: Any = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{origin} is not valid YAML: {getattr(exc, 'problem', exc)}", hint="fix the file") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{origin} must be a mapping of setting: value", hint="e.g. `preemption: false`")
-    known = {f.name: f for f in fields(SchedulerConfig)}
-    values: dict[str, Any] = {}
-    for key, value in data.items():
-        if key not in known:
-            raise ConfigError(f"{origin}: unknown setting {key!r}", hint=f"known: {', '.join(sorted(known))}")
-        wants_bool = isinstance(getattr(SchedulerConfig(), key), bool)
-        if wants_bool and not isinstance(value, bool):
-            raise ConfigError(f"{origin}: {key} must be true or false, got {value!r}", hint="write true or false")
-        if not wants_bool and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
-            raise ConfigError(f"{origin}: {key} must be a number ≥ 0, got {value!r}", hint="e.g. 1000")
-        values[key] = value
-    config = replace(SchedulerConfig(), **values)
+    reader = load_mapping(text, origin, ConfigError, hint="docs/scheduler.md lists the settings")
+    config = read_dataclass(SchedulerConfig, reader, minimum=0)  # the one typed reader: every number ≥ 0
     if config.half_life_s <= 0 or config.max_age_s <= 0:
         raise ConfigError(f"{origin}: half_life_s and max_age_s must be positive", hint="e.g. 604800 for a week")
     return config
