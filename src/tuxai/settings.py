@@ -35,6 +35,7 @@ SYSTEM_HOME = Path("/var/lib/tuxai")
 SYSTEM_CONFIG = Path("/etc/tuxai/config.yaml")
 DAEMON_SECTION = "daemon"
 LOG_LEVELS = ("debug", "info", "warning", "error")
+DEFAULT_METRICS_ADDR = "127.0.0.1:9465"  # Prometheus, when --metrics-addr is not given (skipped if taken)
 HOME_HELP = "The daemon's home: store, socket, jobs (env TUXAI_HOME; default: yours, else the system daemon's)."
 CONFIG_HELP = "Config file (env TUXAI_CONFIG; default ~/.config/tuxai/config.yaml, /etc/tuxai/config.yaml for root)."
 _HINT = "the settings are in docs/jobs.md and `tuxai up --help`"
@@ -83,7 +84,8 @@ class DaemonSettings:
     metrics_addr: str = field(
         default="",
         metadata=rules(
-            "Prometheus endpoint HOST:PORT (default 127.0.0.1:9465, skipped if taken; port 0: any)", metavar="HOST:PORT"
+            f"Prometheus endpoint HOST:PORT (default {DEFAULT_METRICS_ADDR}, skipped if taken; port 0: any)",
+            metavar="HOST:PORT",
         ),
     )
     cgroups: str = field(

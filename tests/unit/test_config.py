@@ -25,6 +25,7 @@ from tuxai.settings import (
     default_config_file,
     load_daemon_settings,
 )
+from tuxai.telemetry.collector import TelemetryConfig
 
 REPO = Path(__file__).parent.parent.parent
 TWO_GPUS = REPO / "examples" / "inventories" / "two-gpu-box.yaml"
@@ -110,6 +111,14 @@ def test_one_declaration_behind_every_default_and_choice() -> None:
     assert defaults.job_pids_max == DaemonSettings().job_pids_max
     assert defaults.keep_finished_s == DaemonSettings().keep_finished_s == 365 * 86400
     assert defaults.cgroup_every_job is (DaemonSettings().cgroups == "all")
+    telemetry = TelemetryConfig()  # the telemetry package may not read settings: its defaults must agree
+    assert (telemetry.period_s, telemetry.watts_per_cpu, telemetry.grid_g_per_kwh, telemetry.pue) == (
+        DaemonSettings().telemetry_period_s, DaemonSettings().watts_per_cpu, DaemonSettings().grid_intensity,
+        DaemonSettings().pue,
+    )  # fmt: skip
+    assert (telemetry.detection.idle_after_s, telemetry.detection.hung_after_s) == (
+        DaemonSettings().idle_after_s, DaemonSettings().hung_after_s
+    )  # fmt: skip
     on_hung = next(f for f in DECLARED if f.key == "on_hung")
     assert on_hung.rules.choices == POLICIES
     for declared in DECLARED:

@@ -53,14 +53,20 @@ from tuxai.logs import configure_logging
 from tuxai.model.inventory import Inventory
 from tuxai.model.mapping import declared_fields
 from tuxai.scheduler.config import SchedulerConfig, parse_scheduler_config
-from tuxai.settings import CONFIG_HELP, HOME_HELP, DaemonSettings, load_daemon_settings, resolve_home
+from tuxai.settings import (
+    CONFIG_HELP,
+    DEFAULT_METRICS_ADDR,
+    HOME_HELP,
+    DaemonSettings,
+    load_daemon_settings,
+    resolve_home,
+)
 from tuxai.store.jobs import Store
 from tuxai.telemetry.collector import Telemetry, TelemetryConfig
 from tuxai.telemetry.detection import DetectionConfig
 from tuxai.telemetry.samplers import sampler_for
 
 STALE_PERIODS = 3  # /v1/health answers 503 after this many periods without a good tick
-DEFAULT_METRICS = "127.0.0.1:9465"
 log = logging.getLogger("tuxai.daemon")
 
 
@@ -238,7 +244,7 @@ def _run(settings: DaemonSettings, home: Path) -> int:
             token = _token(home)
             write_private(home / "tcp.addr", f"{host}:{port}\n")
     metrics_address = ""
-    metrics = _metrics_socket(settings.metrics_addr or DEFAULT_METRICS, explicit=bool(settings.metrics_addr))
+    metrics = _metrics_socket(settings.metrics_addr or DEFAULT_METRICS_ADDR, explicit=bool(settings.metrics_addr))
     sidecar = None
     if metrics is not None:
         host, port = metrics.getsockname()[:2]
