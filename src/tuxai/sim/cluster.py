@@ -2,6 +2,9 @@
 
 Pure numpy: the packing replay scores every node for every pod, 10,000 pods
 on 1,213 nodes, so per-node Python objects would be two orders too slow.
+Fragmentation is kept in integers (pod counts × milli-GPUs, not frequencies ×
+milli-GPUs) so that a placement that leaves it unchanged scores exactly 50,
+as the artifact's float sums do when nothing moves.
 """
 
 from __future__ import annotations
@@ -19,47 +22,71 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 WHOLE = 1000  # milli-GPUs in one GPU
+TYPICAL_COVER = 0.95  # the artifact's podPopularityThreshold: 95 % of pods
+
+
+def shape(pod: OpenbPod) -> tuple[int, int, int, str]:
+    """The artifact's request tuple: (cpu_milli, gpu_milli, num_gpu, gpu_spec); CPU-only pods carry no GPU fields.
+
+    ``gpu_spec`` stays the ``|``-joined text: two spellings of one set are two tuples there too.
+    """
+    if pod.num_gpu == 0:
+        return (pod.cpu_milli, 0, 0, "")
+    return (pod.cpu_milli, pod.gpu_milli, pod.num_gpu, "|".join(pod.gpu_spec))
 
 
 @dataclass(frozen=True)
 class PodTypes:
-    """The target workload of FGD: the most common request tuples and their frequencies."""
+    """The target workload of FGD: the most common request tuples and how many pods each has."""
 
     cpu: IntArray
     num: IntArray
     milli: IntArray
-    freq: FloatArray
+    weight: IntArray  # pods of each type in the list; frequency = weight / weight.sum()
     model_ok: BoolArray  # types × nodes
 
     @property
     def count(self) -> int:
         """How many types."""
-        return len(self.freq)
+        return len(self.weight)
+
+    @property
+    def freq(self) -> FloatArray:
+        """Each type's share of the typical pods (sums to 1)."""
+        result: FloatArray = self.weight / self.weight.sum()
+        return result
 
 
-def typical_pods(pods: tuple[OpenbPod, ...], nodes: tuple[OpenbNode, ...], cover: float = 0.95) -> PodTypes:
-    """Group pods by (cpu_milli, num_gpu, gpu_milli, gpu_spec), keep the most common covering ``cover``."""
-    counts = Counter((p.cpu_milli, p.num_gpu, p.gpu_milli, p.gpu_spec) for p in pods)
-    kept: list[tuple[tuple[int, int, int, tuple[str, ...]], int]] = []
+def typical_pods(pods: tuple[OpenbPod, ...], nodes: tuple[OpenbNode, ...], cover: float = TYPICAL_COVER) -> PodTypes:
+    """The most common request tuples, CPU-only ones included, until they cover ``cover`` of the pods.
+
+    Ordered as the artifact's ``GetTypicalPods``: by count, ties by the larger tuple first.
+    """
+    counts = Counter(shape(p) for p in pods)
+    ordered = sorted(counts.items(), key=lambda item: (item[1], item[0]), reverse=True)
+    kept: list[tuple[tuple[int, int, int, str], int]] = []
     covered = 0
-    for key, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+    for key, count in ordered:
         if covered >= cover * len(pods):
             break
         kept.append((key, count))
         covered += count
-    total = sum(count for _, count in kept)
     models = [n.model for n in nodes]
     return PodTypes(
         cpu=np.array([k[0] for k, _ in kept], dtype=np.int64),
-        num=np.array([k[1] for k, _ in kept], dtype=np.int64),
-        milli=np.array([k[2] for k, _ in kept], dtype=np.int64),
-        freq=np.array([c / total for _, c in kept], dtype=np.float64),
-        model_ok=np.array([[not k[3] or m in k[3] for m in models] for k, _ in kept], dtype=bool),
+        num=np.array([k[2] for k, _ in kept], dtype=np.int64),
+        milli=np.array([k[1] for k, _ in kept], dtype=np.int64),
+        weight=np.array([c for _, c in kept], dtype=np.int64),
+        model_ok=np.array([[not k[3] or m in k[3].split("|") for m in models] for k, _ in kept], dtype=bool),
     )
 
 
 class ClusterState:
-    """Free resources of every node and GPU, with FGD's per-node bookkeeping kept current."""
+    """Free resources of every node and GPU, with FGD's per-node bookkeeping kept current.
+
+    ``changed_at[node]`` is the placement number that last changed the node, so
+    scores computed before it can be kept for every other node.
+    """
 
     def __init__(self, nodes: tuple[OpenbNode, ...], types: PodTypes) -> None:
         self.nodes = nodes
@@ -69,67 +96,79 @@ class ClusterState:
         self.gpu_free: IntArray = np.where(self.exists, WHOLE, 0).astype(np.int64)
         self.cpu_free: IntArray = np.array([n.cpu_milli for n in nodes], dtype=np.int64)
         self.mem_free: IntArray = np.array([n.memory_mib for n in nodes], dtype=np.int64)
-        self.capacity_milli = int(self.exists.sum()) * WHOLE
+        self.gpu_count: IntArray = self.exists.sum(axis=1)
+        self.total_free: IntArray = self.gpu_count * WHOLE  # free milli-GPUs per node
+        self.capacity_milli = int(self.gpu_count.sum()) * WHOLE
         self.allocated_milli = 0
-        models = sorted({n.model for n in nodes})
-        self.model_index: IntArray = np.array([models.index(n.model) for n in nodes], dtype=np.int64)
-        self.models = models
+        self.models = sorted({n.model for n in nodes})
+        self.model_index: IntArray = np.array([self.models.index(n.model) for n in nodes], dtype=np.int64)
+        self.placements = 0
+        self.changed_at: IntArray = np.zeros(len(nodes), dtype=np.int64)
         # Per node × type: GPUs with room for the type, and the free milli-GPUs on GPUs without.
         self.fits_count: IntArray = np.zeros((len(nodes), types.count), dtype=np.int64)
         self.below: IntArray = np.zeros((len(nodes), types.count), dtype=np.int64)
-        self.frag: FloatArray = np.zeros(len(nodes), dtype=np.float64)
+        self.frag: IntArray = np.zeros(len(nodes), dtype=np.int64)  # Σ weight × milli-GPUs (÷ Σ weight: FGD's F)
         for node in range(len(nodes)):
             self._refresh(node)
-
-    @property
-    def total_free(self) -> IntArray:
-        """Free milli-GPUs per node."""
-        result: IntArray = self.gpu_free.sum(axis=1)
-        return result
+        self._eligible: dict[tuple[int, int, int, int, tuple[str, ...]], tuple[int, BoolArray]] = {}
 
     def _refresh(self, node: int) -> None:
         free = self.gpu_free[node][self.exists[node]]
-        milli = self.types.milli
-        ge = free[:, None] >= milli[None, :]
+        ge = free[:, None] >= self.types.milli[None, :]
         self.fits_count[node] = ge.sum(axis=0)
         self.below[node] = np.where(ge, 0, free[:, None]).sum(axis=0)
+        nodes = np.array([node])
         self.frag[node] = self._fragmentation(
-            np.array([node]),
-            self.cpu_free[[node]],
-            self.fits_count[[node]],
-            self.below[[node]],
-            free.sum(keepdims=True),
+            nodes, self.cpu_free[nodes], self.fits_count[nodes], self.below[nodes], free.sum(keepdims=True)
         )[0]
 
     def _fragmentation(
         self, nodes: IntArray, cpu_free: IntArray, fits_count: IntArray, below: IntArray, total: IntArray
-    ) -> FloatArray:
-        """F(node) = Σ types frequency × milli-GPUs the type cannot use (leading axes broadcast)."""
+    ) -> IntArray:
+        """Σ types weight × milli-GPUs the type cannot use (leading axes broadcast)."""
         types = self.types
         can_run = types.model_ok.T[nodes] & (cpu_free[..., None] >= types.cpu) & (fits_count >= types.num)
         unusable = np.where((types.num == 0) | ~can_run, total[..., None], below)
-        result: FloatArray = (unusable * types.freq).sum(axis=-1)
+        result: IntArray = unusable @ types.weight
         return result
 
     def eligible(self, pod: OpenbPod) -> BoolArray:
-        """Nodes that can take the pod now: model, CPU, memory and enough GPUs with room."""
-        ok = (self.cpu_free >= pod.cpu_milli) & (self.mem_free >= pod.memory_mib)
-        if pod.gpu_spec:
-            allowed = [self.models.index(m) for m in pod.gpu_spec if m in self.models]
-            ok &= np.isin(self.model_index, allowed)
-        if pod.num_gpu:
-            ok &= ((self.gpu_free >= pod.gpu_milli) & self.exists).sum(axis=1) >= pod.num_gpu
+        """Nodes that can take the pod now: model, CPU, memory and enough GPUs with room (do not modify).
+
+        Kept per request and brought up to date for the nodes placed on since.
+        """
+        key = (pod.cpu_milli, pod.memory_mib, pod.num_gpu, pod.gpu_milli, pod.gpu_spec)
+        cached = self._eligible.get(key)
+        if cached is None:
+            ok = self._eligible_now(pod, slice(None))
+        else:
+            at, ok = cached
+            if at != self.placements:
+                stale = np.flatnonzero(self.changed_at > at)
+                ok[stale] = self._eligible_now(pod, stale)
+        self._eligible[key] = (self.placements, ok)
         return ok
 
-    def fragmentation_after(self, pod: OpenbPod, nodes: IntArray) -> FloatArray:
-        """F of each candidate node after placing the pod; shared pods: one column per GPU (nodes × GPUs).
+    def _eligible_now(self, pod: OpenbPod, nodes: IntArray | slice) -> BoolArray:
+        ok: BoolArray = (self.cpu_free[nodes] >= pod.cpu_milli) & (self.mem_free[nodes] >= pod.memory_mib)
+        if pod.num_gpu:
+            if pod.gpu_spec:  # the artifact's pods carry a model only when they ask for GPUs
+                allowed = [self.models.index(m) for m in pod.gpu_spec if m in self.models]
+                ok &= np.isin(self.model_index[nodes], allowed)
+            room = (self.gpu_free[nodes] >= pod.gpu_milli) & self.exists[nodes]
+            ok &= room.sum(axis=1) >= pod.num_gpu
+        return ok
 
-        Whole-GPU and CPU-only pods give a single column.
+    def fragmentation_after(self, pod: OpenbPod, nodes: IntArray) -> IntArray:
+        """F (× Σ weight) of each node after placing the pod; shared pods: one column per GPU (nodes × GPUs).
+
+        Whole-GPU and CPU-only pods give a single column; a column where the pod
+        does not fit holds -1.
         """
         types = self.types
         cpu_after = self.cpu_free[nodes] - pod.cpu_milli
         total = self.gpu_free[nodes].sum(axis=1)
-        if pod.num_gpu == 1 and pod.gpu_milli < WHOLE:
+        if is_shared(pod):
             old = self.gpu_free[nodes]  # nodes × GPUs
             new = old - pod.gpu_milli
             ge_old = old[..., None] >= types.milli
@@ -144,12 +183,12 @@ class ClusterState:
                 nodes[:, None], cpu_after[:, None], fits_after, below_after, (total - pod.gpu_milli)[:, None]
             )
             valid = self.exists[nodes] & (old >= pod.gpu_milli)
-            result: FloatArray = np.where(valid, frag, np.inf)
+            result: IntArray = np.where(valid, frag, -1)
             return result
         taken = pod.num_gpu
         fits_after = self.fits_count[nodes] - np.where(types.milli <= WHOLE, taken, 0)
         frag = self._fragmentation(nodes, cpu_after, fits_after, self.below[nodes], total - taken * WHOLE)
-        single: FloatArray = frag[:, None]
+        single: IntArray = frag[:, None]
         return single
 
     def place(self, pod: OpenbPod, node: int, gpus: list[int]) -> None:
@@ -158,11 +197,14 @@ class ClusterState:
         self.mem_free[node] -= pod.memory_mib
         for gpu in gpus:
             self.gpu_free[node, gpu] -= pod.gpu_milli
+        self.total_free[node] -= pod.gpu_milli_total
         self.allocated_milli += pod.gpu_milli_total
+        self.placements += 1
+        self.changed_at[node] = self.placements
         self._refresh(node)
 
     def whole_gpus(self, node: int, count: int) -> list[int]:
-        """The first ``count`` fully free GPUs of a node."""
+        """The first ``count`` fully free GPUs of a node (the artifact's ``AllocateExclusiveGpuId``)."""
         free = np.flatnonzero(self.exists[node] & (self.gpu_free[node] == WHOLE))
         return [int(g) for g in free[:count]]
 
@@ -170,3 +212,8 @@ class ClusterState:
         """The GPU with the least room that still fits ``milli`` (lowest index on a tie)."""
         room = np.where(self.exists[node] & (self.gpu_free[node] >= milli), self.gpu_free[node], np.iinfo(np.int64).max)
         return int(np.argmin(room))
+
+
+def is_shared(pod: OpenbPod) -> bool:
+    """A pod asking part of one GPU."""
+    return pod.num_gpu == 1 and pod.gpu_milli < WHOLE

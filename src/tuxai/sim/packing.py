@@ -1,8 +1,17 @@
 """Packing mode: the FGD paper's experiment (pods arrive, never leave, fill the cluster to 130 %).
 
-Facts of the method are in ``shared/reference/fgd-packing.md``. Policies score
-every eligible node; the highest integer score wins and ties go to the
-smallest node name, as the paper's artifact does.
+Facts of the method are in ``shared/reference/fgd-packing.md`` and in the
+artifact's simulator (``hkust-adsl/kubernetes-scheduler-simulator``):
+
+- arrivals (``SortClusterPods``, ``TunePodsByNodeTotalResource``): the pod list
+  sorted by name and shuffled with the seed, then copies drawn from it appended
+  until the next one's per-GPU request would pass 130 % of capacity (a list
+  above 130 % loses random pods instead);
+- ties (``syncClusterResourceList``): the artifact renames node ``i`` (in name
+  order) to ``f"{perm[i]:04d}-{name}"`` with ``perm`` a seeded permutation, and
+  the scheduler breaks ties by the smallest name: ties follow that permutation;
+- reported (``merge_alloc_discrete``): the allocation at x % arrived is the mean
+  over every arrival whose arrived demand rounds to x %.
 """
 
 from __future__ import annotations
@@ -14,13 +23,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tuxai.errors import UsageError
-from tuxai.sim.cluster import WHOLE, ClusterState, FloatArray, IntArray, typical_pods
+from tuxai.sim.cluster import WHOLE, BoolArray, ClusterState, FloatArray, IntArray, is_shared, typical_pods
 from tuxai.sim.openb import OpenbNode, OpenbPod
+from tuxai.sim.scores import FgdScores, best_fit_scores, normalized
+from tuxai.sim.tuxai_policy import TuxaiScores
 
 INFLATION = 1.3
-BEST_FIT_MAX_CPU = 128_000
-BEST_FIT_MAX_GPU = 8_000
 PACKING_POLICIES = ("random", "best-fit", "fgd", "tuxai")
+CURVE_POINTS = 131  # 0 … 130 % arrived
 
 
 @dataclass(frozen=True)
@@ -41,85 +51,76 @@ class PackingResult:
         object.__setattr__(self, "unallocated_gpus", self.unallocated_gpus_curve[100])
 
 
-def inflate(pods: tuple[OpenbPod, ...], capacity_milli: int, seed: int) -> list[OpenbPod]:
-    """The arrival sequence: copies drawn with the seed until GPU requests reach 130 % of capacity, shuffled."""
-    rng = random.Random(seed)
+def inflate(pods: tuple[OpenbPod, ...], capacity_milli: int, rng: random.Random) -> list[OpenbPod]:
+    """The arrival sequence: the list shuffled, then copies appended up to 130 % of capacity (or pods dropped)."""
+    ordered = sorted(pods, key=lambda p: p.name)
+    sequence = list(ordered)
+    rng.shuffle(sequence)
     target = INFLATION * capacity_milli
-    sequence = list(pods)
     total = sum(p.gpu_milli_total for p in sequence)
+    while total > target and sequence:
+        total -= sequence.pop(rng.randrange(len(sequence))).gpu_milli_total
     while total < target:
-        pod = rng.choice(pods)
+        pod = ordered[rng.randrange(len(ordered))]
+        if total + pod.gpu_milli > target:  # the artifact compares the per-GPU request here
+            break
         sequence.append(pod)
         total += pod.gpu_milli_total
-    while sequence and total - sequence[-1].gpu_milli_total >= target:
-        total -= sequence.pop().gpu_milli_total
-    rng.shuffle(sequence)
     return sequence
 
 
-def _best_fit_scores(state: ClusterState, pod: OpenbPod, nodes: IntArray) -> FloatArray:
-    cpu_left = (state.cpu_free[nodes] - pod.cpu_milli) / BEST_FIT_MAX_CPU
-    gpu_left = (state.gpu_free[nodes].sum(axis=1) - pod.gpu_milli_total) / BEST_FIT_MAX_GPU
-    scores: FloatArray = np.floor(100 * (1 - (0.5 * cpu_left + 0.5 * gpu_left)))
-    return scores[:, None]
+def pick(scores: FloatArray, eligible: BoolArray, rank: IntArray) -> int:
+    """The eligible node with the highest score; ties go to the lowest rank (the artifact's smallest name)."""
+    masked = np.where(eligible, scores, -np.inf)
+    ties = np.flatnonzero(masked == masked.max())
+    return int(ties[np.argmin(rank[ties])])
 
 
-def _fgd_scores(state: ClusterState, pod: OpenbPod, nodes: IntArray, exact: bool = False) -> FloatArray:
-    """100 × sigmoid((F_before − F_after) / 1000), truncated unless ``exact``; nodes × GPU choices."""
-    after = state.fragmentation_after(pod, nodes)
-    delta = (state.frag[nodes][:, None] - after) / 1000
-    raw: FloatArray = 100 / (1 + np.exp(-np.clip(delta, -50, 50)))
-    raw = np.where(np.isinf(after), -np.inf, raw)
-    return raw if exact else np.floor(raw)
+class Chooser:
+    """One policy on one replay's cluster: the node and GPUs each arriving pod gets.
 
-
-def _tuxai_scores(state: ClusterState, pod: OpenbPod, nodes: IntArray) -> FloatArray:
-    """FGD's score, with its many ties broken by consolidation instead of by node name.
-
-    Among nodes whose fragmentation grows equally (the same integer FGD score),
-    prefer a node already in use (keep empty nodes empty for large pods), then
-    the node left tightest (best fit); among a node's GPUs for a shared pod, the
-    tightest one. Each tie-break term stays below 1, so FGD's order is kept.
+    ``rank`` orders the nodes for ties (lowest first); ``rng`` draws random fit's nodes and GPUs.
     """
-    scores = _fgd_scores(state, pod, nodes)
-    used = state.gpu_free[nodes].sum(axis=1) < state.exists[nodes].sum(axis=1) * WHOLE
-    scores = scores + 0.5 * used[:, None] + _best_fit_scores(state, pod, nodes) / 1000
-    if scores.shape[1] > 1:
-        room = np.where(np.isfinite(scores), state.gpu_free[nodes], WHOLE)
-        scores = scores - room / 1e7
-    result: FloatArray = scores
-    return result
 
+    def __init__(self, policy: str, state: ClusterState, rng: random.Random, rank: IntArray) -> None:
+        self.name, self.state, self.rng, self.rank = policy, state, rng, rank
+        self.fgd = FgdScores(state)
+        self.tuxai = TuxaiScores(state, self.fgd) if policy == "tuxai" else None
 
-def _choose(state: ClusterState, pod: OpenbPod, policy: str, rng: random.Random) -> tuple[int, list[int]] | None:
-    candidates = np.flatnonzero(state.eligible(pod))
-    if len(candidates) == 0:
-        return None
-    shared = pod.num_gpu == 1 and pod.gpu_milli < WHOLE
-    if policy == "random":
-        node = int(candidates[rng.randrange(len(candidates))])
-        gpus = []
-        if shared:  # a random GPU that fits, too (the artifact's random-fit: 86.3 % over seeds 42-51)
+    def choose(self, pod: OpenbPod) -> tuple[int, list[int]] | None:
+        """(node index, GPU indices), or None when no node can take the pod."""
+        state = self.state
+        eligible = state.eligible(pod)
+        candidates = np.flatnonzero(eligible)
+        if len(candidates) == 0:
+            return None
+        shared = is_shared(pod)
+        if self.name == "random":
+            node = int(candidates[self.rng.randrange(len(candidates))])
+            if not shared:
+                return node, state.whole_gpus(node, pod.num_gpu)
             fitting = np.flatnonzero(state.exists[node] & (state.gpu_free[node] >= pod.gpu_milli))
-            gpus = [int(fitting[rng.randrange(len(fitting))])]
-    else:
-        scorer: Callable[[ClusterState, OpenbPod, IntArray], FloatArray] = {
-            "best-fit": _best_fit_scores,
-            "fgd": _fgd_scores,
-            "tuxai": _tuxai_scores,
-        }[policy]
-        scores = scorer(state, pod, candidates)
-        best_per_node = scores.max(axis=1)
-        pick = int(np.argmax(best_per_node))  # the first maximum: the smallest node name
-        node = int(candidates[pick])
-        if shared:
-            gpu = state.tightest_gpu(node, pod.gpu_milli) if scores.shape[1] == 1 else int(np.argmax(scores[pick]))
-            gpus = [gpu]
-        else:
-            gpus = []
-    if not shared and pod.num_gpu:
-        gpus = state.whole_gpus(node, pod.num_gpu)
-    return node, gpus
+            return node, [int(fitting[self.rng.randrange(len(fitting))])]  # the artifact's random GPU, too
+        if self.name == "best-fit":
+            node = pick(normalized(best_fit_scores(state, pod), candidates)[:, 0], eligible, self.rank)
+            gpus = [state.tightest_gpu(node, pod.gpu_milli)] if shared else state.whole_gpus(node, pod.num_gpu)
+            return node, gpus
+        scores = self.fgd(pod) if self.tuxai is None else self.tuxai(pod, eligible)
+        node = pick(scores.max(axis=1), eligible, self.rank)
+        gpus = [int(np.argmax(scores[node]))] if shared else state.whole_gpus(node, pod.num_gpu)
+        return node, gpus
+
+
+def _curve(arrived: FloatArray, values: FloatArray) -> tuple[float, ...]:
+    """At each whole percent x arrived, the mean of ``values`` over arrivals whose arrived share rounds to x."""
+    percent = np.round(arrived * 100)
+    points: list[float] = []
+    for x in range(CURVE_POINTS):
+        chosen = percent == x
+        if not chosen.any():
+            chosen = np.abs(percent - x) <= 1
+        points.append(float(values[chosen].mean()) if chosen.any() else (points[-1] if points else 0.0))
+    return tuple(points)
 
 
 def replay_packing(
@@ -129,36 +130,32 @@ def replay_packing(
     seed: int,
     progress: Callable[[int, int], None] | None = None,
 ) -> PackingResult:
-    """Replay the inflated, shuffled pod sequence on an empty cluster with one policy.
+    """Replay the seeded arrival sequence on an empty cluster with one policy.
 
     Raises:
-        UsageError: an unknown policy.
+        UsageError: an unknown policy, or no GPUs to pack.
     """
     if policy not in PACKING_POLICIES:
         raise UsageError(f"no packing policy {policy!r}", hint=f"choose from {', '.join(PACKING_POLICIES)}")
     state = ClusterState(nodes, typical_pods(pods, nodes))
     if state.capacity_milli == 0 or not any(p.gpu_milli_total for p in pods):
         raise UsageError("packing needs GPUs in the node list and GPU requests in the pod list", hint="check the CSVs")
-    sequence = inflate(pods, state.capacity_milli, seed)
     rng = random.Random(seed)
+    sequence = inflate(pods, state.capacity_milli, rng)
+    rank = np.array(rng.sample(range(len(nodes)), len(nodes)), dtype=np.int64)
+    chooser = Chooser(policy, state, rng, rank)
     capacity = state.capacity_milli
-    arrived = 0
+    arrived = np.cumsum([p.gpu_milli_total for p in sequence]) / capacity
+    allocated = np.zeros(len(sequence))
     failed = 0
-    curve: list[float] = []
-    unallocated: list[float] = []
     for number, pod in enumerate(sequence):
-        choice = _choose(state, pod, policy, rng)
+        choice = chooser.choose(pod)
         if choice is None:
             failed += 1
         else:
             state.place(pod, *choice)
-        arrived += pod.gpu_milli_total
-        while len(curve) <= 130 and arrived >= len(curve) * capacity / 100:
-            curve.append(state.allocated_milli / capacity)
-            unallocated.append((capacity - state.allocated_milli) / WHOLE)
+        allocated[number] = state.allocated_milli / capacity
         if progress is not None:
             progress(number + 1, len(sequence))
-    while len(curve) <= 130:  # a list that never reached 130 % keeps its last value
-        curve.append(state.allocated_milli / capacity)
-        unallocated.append((capacity - state.allocated_milli) / WHOLE)
-    return PackingResult(policy, seed, len(sequence), failed, tuple(curve), tuple(unallocated))
+    unallocated = (1 - allocated) * capacity / WHOLE
+    return PackingResult(policy, seed, len(sequence), failed, _curve(arrived, allocated), _curve(arrived, unallocated))
