@@ -9,8 +9,9 @@ is not in the image: the second disk carries the current source tree at every ru
 ``../shared/reference/systemd-cgroup2-vm.md`` (what was measured to work on this machine).
 
 Cached under ``$XDG_CACHE_HOME/tuxai-vm`` (``~/.cache/tuxai-vm``): ``wheels-<key>/`` (key: tuxai's
-runtime requirements) and ``image-<key>/`` (key: the Debian packages, the wheel set, this file and
-the guest's unit), each made in a temporary directory and renamed when complete, under a lock.
+runtime requirements) and ``image-<key>/`` (key: the Debian packages, the wheel set, the code here
+that shapes the image and the guest's unit), each made in a temporary directory and renamed when
+complete, under a lock.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import inspect
 import os
 import shutil
 import subprocess
@@ -35,8 +37,7 @@ SUITE = "bookworm"
 PACKAGES = (
     "systemd-sysv",
     "dbus",
-    "udev",
-    "linux-image-cloud-amd64",
+    "linux-image-cloud-amd64",  # pulls initramfs-tools and udev (for the initrd; masked once booted)
     "python3",
     "python3-venv",
     "procps",
@@ -44,13 +45,19 @@ PACKAGES = (
 DATA_MOUNT = "/mnt/tuxai-vm"  # where the second disk is mounted in the guest
 VENV = "/opt/tuxai"
 ROOT_SIZE = "3G"  # sparse: the files take ~0.6 GB
-# Timers that would only compete with the scenarios for the guest's two slow CPUs.
+# Units that would only compete with the scenarios for the guest's two slow CPUs. udev among
+# them: nothing here needs it, and under TCG on a busy host it took over 90 s to announce the
+# second disk, which systemd waited for (the device unit of the disk run.sh had mounted).
 MASKED = (
     "apt-daily.timer",
     "apt-daily-upgrade.timer",
     "dpkg-db-backup.timer",
     "fstrim.timer",
     "serial-getty@ttyS0.service",
+    "systemd-udevd.service",
+    "systemd-udevd-control.socket",
+    "systemd-udevd-kernel.socket",
+    "systemd-udev-trigger.service",
 )
 
 
@@ -132,8 +139,11 @@ def _wheels(cache: Path, log: Path) -> Path:
 
 
 def _image_key(wheels: Path) -> str:
+    """What shapes the image: the packages, the wheel set, the code that builds it and the guest's unit."""
     names = sorted(p.name for p in wheels.glob("*.whl"))
-    return _digest(SUITE, *PACKAGES, *names, Path(__file__).read_bytes(), (GUEST / "tuxai-vm-run.service").read_bytes())
+    code = [inspect.getsource(f) for f in (_venv_hook, _configure, _build)]
+    unit = (GUEST / "tuxai-vm-run.service").read_text()
+    return _digest(SUITE, *PACKAGES, *MASKED, VENV, DATA_MOUNT, ROOT_SIZE, *names, *code, unit)
 
 
 def _venv_hook(wheels: Path) -> str:
@@ -214,6 +224,11 @@ def guest_image(cache: Path | None = None) -> Image:
         wheels = _wheels(cache, log)
         final = cache / f"image-{_image_key(wheels)}"
         built = not final.is_dir()
+        if built and os.geteuid() != 0:
+            raise ImageError(
+                f"the VM image {final.name} is not built, and building it needs root (mmdebstrap's root mode"
+                " keeps the files' owners): run `sudo make test-vm` once; later runs reuse the cache"
+            )
         if built:
             log.write_text(f"building {final.name}\n")
             _build(final, wheels, log)

@@ -13,6 +13,7 @@ import compileall
 import json
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from tests.vm.image import DATA_MOUNT, GUEST, REPO, Image
 DATA_SIZE = "256M"
 GUEST_MEMORY_MIB = 1024
 GUEST_CPUS = 2
-BOOT_TIMEOUT_S = 540.0  # boot, scenarios and poweroff; the guest's own unit stops at 480 s
+BOOT_TIMEOUT_S = 570.0  # boot (up to a minute on a busy host), scenarios (the unit stops at 480 s), poweroff
 
 
 class VmError(Exception):
@@ -45,6 +46,16 @@ class GuestRun:
         if "error" in facts:
             raise AssertionError(f"scenario {name} failed in the guest:\n{facts['error']}")
         return facts
+
+
+def run_directory(cache: Path, keep: int = 3) -> Path:
+    """A fresh ``<cache>/run-*`` folder for one run; only the ``keep`` newest are kept (runs may overlap)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="run-", dir=cache))
+    runs = sorted(cache.glob("run-*"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in runs[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+    return work
 
 
 def stage(directory: Path) -> Path:

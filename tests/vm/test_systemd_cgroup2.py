@@ -9,24 +9,21 @@ from ``packaging/tuxai.service``; each test judges one behaviour from the facts 
 from __future__ import annotations
 
 import json
-import shutil
 from typing import Any
 
 import pytest
 
 from tests.vm.image import cache_dir, guest_image
-from tests.vm.machine import GUEST_CPUS, GuestRun, run_guest
+from tests.vm.machine import GUEST_CPUS, GuestRun, run_directory, run_guest
 
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(1500)]  # a cold image build (~2 min) and one boot (~3 min)
 
 
 @pytest.fixture(scope="module")
 def guest() -> GuestRun:
-    """One boot of the guest with the current source tree; its facts (its files stay in <cache>/last-run)."""
+    """One boot of the guest with the current source tree; its facts (its files stay in <cache>/run-*)."""
     image = guest_image()
-    work = cache_dir() / "last-run"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    work = run_directory(cache_dir())
     run = run_guest(image, work)
     took = f"built in {image.build_s:.0f} s" if image.build_s else "cached"
     print(f"\ntuxai-vm: image {took}, boot + scenarios {run.boot_s:.0f} s; console and logs in {work}")

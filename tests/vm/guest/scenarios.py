@@ -44,13 +44,19 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
+class GiveUp(Exception):
+    """Waiting longer cannot help (the service crashed): stop polling."""
+
+
 def until(what: str, check: Callable[[], Any], timeout_s: float, poll_s: float = 0.5) -> Any:
-    """Poll ``check`` until it returns something truthy; raise after ``timeout_s`` (exceptions count as not yet)."""
+    """Poll ``check`` until it returns something truthy; raise after ``timeout_s`` (errors but GiveUp: not yet)."""
     deadline = time.monotonic() + timeout_s
     last: Any = None
     while time.monotonic() < deadline:
         try:
             last = check()
+        except GiveUp:
+            raise
         except Exception as exc:  # noqa: BLE001 (the daemon restarting: not yet)
             last = f"{type(exc).__name__}: {exc}"
         else:
@@ -91,6 +97,25 @@ def service(prop: str) -> str:
     return subprocess.run(["systemctl", "show", "-P", prop, "tuxai"], capture_output=True, text=True).stdout.strip()
 
 
+def daemon_up(client: Client, other_than: int | None, restarts_allowed: int) -> dict[str, Any]:
+    """The health of a daemon other than pid ``other_than``, once one answers.
+
+    Gives up as soon as systemd has restarted the service more than ``restarts_allowed`` times:
+    the daemon dies while starting, and the error carries its journal.
+    """
+
+    def check() -> dict[str, Any] | None:
+        if int(service("NRestarts") or 0) > restarts_allowed:
+            journal = subprocess.run(["journalctl", "-u", "tuxai", "-n", "25", "--no-pager"], capture_output=True)
+            raise GiveUp(
+                f"tuxai.service keeps failing to start; its journal:\n{journal.stdout.decode(errors='replace')}"
+            )
+        answer = health(client)
+        return answer if answer["pid"] != other_than else None
+
+    return until("the tuxai service to answer", check, 240, poll_s=1)
+
+
 def restarts(client: Client, job_id: int, job_pid: int) -> dict[str, Any]:
     """systemctl restart, then kill -9 of the main pid (Restart=on-failure): the job runs on and ends recorded."""
     facts: dict[str, Any] = {"job_pid": job_pid}
@@ -99,13 +124,10 @@ def restarts(client: Client, job_id: int, job_pid: int) -> dict[str, Any]:
         ("kill_9", lambda: os.kill(main_pid(), signal.SIGKILL)),
     ):
         before = health(client)["pid"]
+        allowed = int(service("NRestarts") or 0) + (step == "kill_9")
         started = time.monotonic()
         act()
-        after = until(
-            f"a new daemon after {step}",
-            lambda before=before: (h := health(client))["pid"] != before and h,
-            180,
-        )
+        after = daemon_up(client, before, allowed)
         facts[step] = {
             "daemon_pid_before": before,
             "daemon_pid_after": after["pid"],
@@ -147,7 +169,7 @@ def main(out: Path) -> int:
     scenarios = result["scenarios"]
     probe = doctor()
     with Client.for_home(HOME, timeout_s=60) as client:
-        result["health"] = until("the tuxai service to answer", lambda: health(client), 180)
+        result["health"] = daemon_up(client, None, 0)
         result["daemon_up_s"] = round(time.monotonic() - started, 1)
         result["service"] = {p: service(p) for p in ("MainPID", "ControlGroup", "KillMode", "Delegate", "Restart")}
         result["daemon_cgroup"] = Path(f"/proc/{result['health']['pid']}/cgroup").read_text().strip()
