@@ -34,6 +34,8 @@ from collections.abc import Iterable
 class TuxaiError(Exception):
     """Base of every error tuxai raises on purpose."""
 
+    status: int | None = None  # the HTTP status of the API answer that carried it (set by the SDK)
+
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)
         self.message = message

@@ -76,9 +76,12 @@ def refused(response: httpx.Response, status: int = 400) -> str:
     """The message of an error answer in our shape with ``status``."""
     assert response.status_code == status, (response.status_code, response.text)
     body = response.json()
-    assert set(body) == {"error", "message", "hint"}, body
-    assert all(isinstance(v, str) for v in body.values()) and body["message"], body
+    assert {"error", "message", "hint"} <= set(body) <= ERROR_KEYS, body
+    assert all(isinstance(v, str | int) for v in body.values()) and body["message"], body
     return str(body["message"])
+
+
+ERROR_KEYS = {"error", "message", "hint", "job_id", "from_state", "to_state", "tool", "problem"}  # wire.ErrorBody
 
 
 def post_raw(api: Api, body: bytes) -> httpx.Response:

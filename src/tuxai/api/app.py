@@ -14,8 +14,8 @@ import asyncio
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,39 +27,39 @@ from tuxai.api.guard import ErrorResponse, Guard, http_error, validation_message
 from tuxai.api.peercred import peer_from_scope
 from tuxai.api.views import (
     SubmitBody,
-    Submitted,
+    WireResponse,
     error_responses,
     gpu_view,
+    job_detail,
     job_view,
+    live_view,
+    openapi_document,
     public_fields,
     public_name,
     shown,
-    without_422,
 )
 from tuxai.daemon.core import Caller, Daemon, read_log
 from tuxai.daemon.health import LoopHealth
 from tuxai.daemon.telemetry import TelemetryLoop
 from tuxai.edge.bearer import bearer_ok
-from tuxai.errors import (
-    DaemonError,
-    InvalidTransition,
-    JobNotFound,
-    PermissionDenied,
-    StoreError,
-    TuxaiError,
-    UsageError,
-)
+from tuxai.errors import JobNotFound, PermissionDenied, TuxaiError, UsageError
 from tuxai.model.job import JobState
 from tuxai.model.jobfile import check_environment, spec_from_dict
+from tuxai.model.wire import (
+    ErrorBody,
+    GpuView,
+    Health,
+    Job,
+    JobDetail,
+    LiveView,
+    PublicJob,
+    Stopping,
+    Submitted,
+    error_body,
+    status_of,
+    to_json,
+)
 
-STATUS = {
-    UsageError: 400,
-    PermissionDenied: 403,
-    JobNotFound: 404,
-    InvalidTransition: 409,
-    StoreError: 507,
-    DaemonError: 503,
-}
 STATES = [state.value for state in JobState]
 MAX_ID = 2**63 - 1  # SQLite's largest integer: a larger id is no job
 JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="a job id")]
@@ -118,14 +118,8 @@ class MetricsApp:
             text = await asyncio.to_thread(self.body)
             response = PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
         else:
-            response = JSONResponse(
-                {
-                    "error": "NotFound",
-                    "message": "this address serves /metrics only",
-                    "hint": "the API is on the socket",
-                },
-                status_code=404,
-            )
+            body = ErrorBody("UsageError", "this address serves /metrics only", "the API is on the socket")
+            response = WireResponse(body, 404)
         await response(scope, receive, send)
 
 
@@ -150,14 +144,14 @@ def create_app(
     if telemetry is not None:  # /metrics, on its own listener too, names jobs by the same rule
         telemetry.public_name = lambda job: public_name(job, private_queue=private_queue)
     document = app.openapi
-    app.openapi = lambda: app.openapi_schema or without_422(document())  # type: ignore[method-assign]
+    app.openapi = lambda: app.openapi_schema or openapi_document(document())  # type: ignore[method-assign]
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> ErrorResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         if errors and all(next(iter(e.get("loc", ("",)))) == "path" for e in errors):
             missing = JobNotFound(request.path_params.get("job_id", "?"))  # not an id the store can hold
-            return ErrorResponse(404, "JobNotFound", missing.message, missing.hint)
+            return WireResponse(error_body(missing), 404)
         return ErrorResponse(400, "UsageError", validation_message(errors), "see /openapi.json or docs/jobs.md")
 
     @app.exception_handler(HTTPException)
@@ -170,76 +164,57 @@ def create_app(
         body = telemetry.metrics() if telemetry is not None else ""
         return PlainTextResponse(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    @app.get("/v1/telemetry")
-    def live(caller: CallerDep) -> dict[str, Any]:
+    @app.get("/v1/telemetry", response_model=LiveView)
+    def live(caller: CallerDep) -> WireResponse:
         """The latest sample of every GPU with its holders, and the running jobs' usage (for `tuxai top`)."""
-        if telemetry is None:
-            return {"sampler": "none", "gpus": [], "usage": {}}
-        jobs = daemon.store.jobs()
-        gpus = gpu_view(daemon.config.inventory, jobs, caller, private_queue)
-        holders = {g["index"]: g["holders"] for g in gpus}
-        names = {g.index: g.name for g in daemon.config.inventory.gpus}
-        seen = {j.id for j in jobs if public_fields(j, caller, private_queue) != frozenset()}
-        return {
-            "sampler": telemetry.telemetry.sampler.method,
-            "cpu_energy": telemetry.telemetry.cpu_method,
-            "cpu_energy_problem": telemetry.telemetry.cpu_problem,
-            "gpus": [
-                {**asdict(s), "name": names.get(s.index, ""), "holders": holders.get(s.index, [])}
-                for s in telemetry.telemetry.latest
-            ],
-            "usage": {
-                str(j): asdict(u) | {"pids": sorted(u.pids)} for j, u in telemetry.telemetry.usage.items() if j in seen
-            },
-            "flags": {str(j): sorted(f) for j, f in telemetry.telemetry.flags.items() if f and j in seen},
-        }
+        jobs = daemon.store.jobs() if telemetry is not None else []
+        return WireResponse(live_view(telemetry, daemon.config.inventory, jobs, caller, private_queue))
 
     @app.exception_handler(TuxaiError)
-    async def _tuxai_error(request: Request, exc: TuxaiError) -> ErrorResponse:
-        status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 500)
-        return ErrorResponse(status, type(exc).__name__, exc.message, exc.hint)
+    async def _tuxai_error(request: Request, exc: TuxaiError) -> JSONResponse:
+        return WireResponse(error_body(exc), status_of(exc))
 
-    @app.get("/v1/health", response_model=None)
-    def health(request: Request) -> dict[str, Any] | JSONResponse:
+    @app.get("/v1/health", response_model=Health)
+    def health(request: Request) -> WireResponse:
         """The daemon answers: its pid, version, home, machine and loops; 503 while the scheduling loop is stuck."""
         inventory = daemon.config.inventory
         tick: LoopHealth | None = getattr(request.app.state, "tick", None)  # set by the server
         now = time.time()
-        body: dict[str, Any] = {
-            "ok": True,
-            "pid": os.getpid(),
-            "version": __version__,
-            "home": str(daemon.config.home),
-            "inventory": inventory.source,
-            "gpus": len(inventory.gpus),
-            "cpus": inventory.cpu.logical_cpus,
-            "cgroups": daemon.config.cgroups.version,
-            "cgroups_path": daemon.config.cgroups.path,
-            "cgroups_problem": daemon.config.cgroups.problem,
-            "ticks": daemon.ticks,
-            "last_tick_age_s": round(tick.age_s(now), 3) if tick else None,
-            "tick_errors": tick.errors if tick else 0,
-            "metrics": metrics_address,
-            "sampler": telemetry.telemetry.sampler.method if telemetry else "none",
-            "cpu_energy": telemetry.telemetry.cpu_method if telemetry else "none",
-            "cpu_energy_problem": telemetry.telemetry.cpu_problem if telemetry else "",
-            "telemetry_steps": telemetry.steps if telemetry else 0,
-            "telemetry_cpu_s": round(telemetry.cpu_s, 6) if telemetry else 0.0,
-            "telemetry_errors": telemetry.health.errors if telemetry else 0,
-        }
-        if tick is None or not tick.stale(now):
-            return body
-        body.update(
-            ok=False,
-            error="DaemonError",
-            message=f"the scheduling loop has had no good tick for {tick.age_s(now):.0f} s: no job starts or ends"
-            f" ({tick.errors} errors; the last: {tick.last_error})",
-            hint=f"see the daemon's log ({daemon.config.home / 'daemon.log'} under `tuxai up --detach`); it retries",
+        stale = tick is not None and tick.stale(now)
+        body = Health(
+            ok=not stale,
+            pid=os.getpid(),
+            version=__version__,
+            home=str(daemon.config.home),
+            inventory=inventory.source,
+            gpus=len(inventory.gpus),
+            cpus=inventory.cpu.logical_cpus,
+            cgroups=daemon.config.cgroups.version,
+            cgroups_path=daemon.config.cgroups.path,
+            cgroups_problem=daemon.config.cgroups.problem,
+            ticks=daemon.ticks,
+            last_tick_age_s=round(tick.age_s(now), 3) if tick else None,
+            tick_errors=tick.errors if tick else 0,
+            metrics=metrics_address,
+            sampler=telemetry.telemetry.sampler.method if telemetry else "none",
+            cpu_energy=telemetry.telemetry.cpu_method if telemetry else "none",
+            cpu_energy_problem=telemetry.telemetry.cpu_problem if telemetry else "",
+            telemetry_steps=telemetry.steps if telemetry else 0,
+            telemetry_cpu_s=round(telemetry.cpu_s, 6) if telemetry else 0.0,
+            telemetry_errors=telemetry.health.errors if telemetry else 0,
         )
-        return JSONResponse(body, status_code=503)
+        if tick is None or not stale:
+            return WireResponse(body)
+        stuck = ErrorBody(
+            "DaemonError",
+            f"the scheduling loop has had no good tick for {tick.age_s(now):.0f} s: no job starts or ends"
+            f" ({tick.errors} errors; the last: {tick.last_error})",
+            f"see the daemon's log ({daemon.config.home / 'daemon.log'} under `tuxai up --detach`); it retries",
+        )
+        return WireResponse({**cast(dict[str, object], to_json(body)), **cast(dict[str, object], to_json(stuck))}, 503)
 
     @app.post("/v1/jobs", status_code=201, response_model=Submitted, responses=error_responses(403))
-    async def submit(caller: CallerDep, body: SubmitBody) -> JSONResponse:
+    async def submit(caller: CallerDep, body: SubmitBody) -> WireResponse:
         """Submit a job: ``{"spec": {job file fields}, "environment": {VAR: value}}`` → ``{"id"}``.
 
         On the event loop, not a worker thread: the hot path of dispatch (one SQLite commit).
@@ -247,13 +222,13 @@ def create_app(
         environment = check_environment(body.environment)
         spec = spec_from_dict(body.spec.model_dump(exclude_unset=True), origin="spec")
         job_id = daemon.submit(spec, caller, environment, time.time())
-        return JSONResponse({"id": job_id}, status_code=201)
+        return WireResponse(Submitted(job_id), 201)
 
-    @app.get("/v1/jobs")
+    @app.get("/v1/jobs", response_model=list[Job | PublicJob])
     def jobs(
         caller: CallerDep,
         state: Annotated[list[str] | None, Query(json_schema_extra={"items": {"enum": STATES}})] = None,
-    ) -> list[dict[str, Any]]:
+    ) -> WireResponse:
         """The queue, oldest first (optionally only some states): others' jobs with their public fields."""
         try:
             states = [JobState(s) for s in state] if state else None
@@ -262,36 +237,34 @@ def create_app(
             raise UsageError(f"unknown state in {state}", hint=f"states: {known}") from None
         now = time.time()
         views = (shown(j, now, caller, private_queue) for j in daemon.store.jobs(states))
-        return [view for view in views if view is not None]
+        return WireResponse([view for view in views if view is not None])
 
-    @app.get("/v1/jobs/{job_id}", responses=ON_A_JOB)
-    def show(caller: CallerDep, job_id: JobId) -> dict[str, Any]:
+    @app.get("/v1/jobs/{job_id}", response_model=JobDetail | PublicJob, responses=ON_A_JOB)
+    def show(caller: CallerDep, job_id: JobId) -> WireResponse:
         """One job: in full with its history for its owner, its public fields for others."""
         job = daemon.store.get(job_id)
         if public_fields(job, caller, private_queue) is not None:
             view = shown(job, time.time(), caller, private_queue)
             if view is None:
                 raise PermissionDenied(f"job {job_id} belongs to {job.user}", hint="you can only see your own jobs")
-            return view
-        view = job_view(job, time.time())
-        view["events"] = daemon.store.events(job_id)
-        view["energy"] = telemetry.energy(job_id) if telemetry is not None else None
-        return view
+            return WireResponse(view)
+        energy = telemetry.energy(job_id) if telemetry is not None else None
+        return WireResponse(job_detail(job_view(job, time.time()), daemon.store.events(job_id), energy))
 
-    @app.post("/v1/jobs/{job_id}/cancel", responses=CHANGES_A_JOB)
-    def cancel(caller: CallerDep, job_id: JobId) -> dict[str, Any]:
+    @app.post("/v1/jobs/{job_id}/cancel", response_model=Job, responses=CHANGES_A_JOB)
+    def cancel(caller: CallerDep, job_id: JobId) -> WireResponse:
         """Cancel: at once if waiting; SIGTERM, grace, SIGKILL if running."""
-        return job_view(daemon.cancel(job_id, caller, time.time()), time.time())
+        return WireResponse(job_view(daemon.cancel(job_id, caller, time.time()), time.time()))
 
-    @app.post("/v1/jobs/{job_id}/hold", responses=CHANGES_A_JOB)
-    def hold(caller: CallerDep, job_id: JobId) -> dict[str, Any]:
+    @app.post("/v1/jobs/{job_id}/hold", response_model=Job, responses=CHANGES_A_JOB)
+    def hold(caller: CallerDep, job_id: JobId) -> WireResponse:
         """Keep a waiting job from starting."""
-        return job_view(daemon.hold(job_id, caller, True), time.time())
+        return WireResponse(job_view(daemon.hold(job_id, caller, True), time.time()))
 
-    @app.post("/v1/jobs/{job_id}/release", responses=CHANGES_A_JOB)
-    def release(caller: CallerDep, job_id: JobId) -> dict[str, Any]:
+    @app.post("/v1/jobs/{job_id}/release", response_model=Job, responses=CHANGES_A_JOB)
+    def release(caller: CallerDep, job_id: JobId) -> WireResponse:
         """Let a held job start again."""
-        return job_view(daemon.hold(job_id, caller, False), time.time())
+        return WireResponse(job_view(daemon.hold(job_id, caller, False), time.time()))
 
     @app.get(
         "/v1/jobs/{job_id}/log",
@@ -311,18 +284,18 @@ def create_app(
         headers = {"X-Tuxai-Next-Offset": str(offset + len(data)), "X-Tuxai-State": job.state.value}
         return Response(data, media_type="application/octet-stream", headers=headers)
 
-    @app.get("/v1/gpus")
-    def gpus(caller: CallerDep) -> list[dict[str, Any]]:
+    @app.get("/v1/gpus", response_model=list[GpuView])
+    def gpus(caller: CallerDep) -> WireResponse:
         """Every GPU and who holds it (users and job ids: the point of the question)."""
-        return gpu_view(daemon.config.inventory, daemon.store.jobs(), caller, private_queue)
+        return WireResponse(gpu_view(daemon.config.inventory, daemon.store.jobs(), caller, private_queue))
 
-    @app.post("/v1/shutdown", responses=error_responses(403))
-    def shutdown(caller: CallerDep) -> dict[str, Any]:
+    @app.post("/v1/shutdown", response_model=Stopping, responses=error_responses(403))
+    def shutdown(caller: CallerDep) -> WireResponse:
         """Stop the daemon (its running jobs go on and are adopted at the next start)."""
         if not caller.admin:
             raise PermissionDenied("only root or the daemon's owner can stop it", hint="ask the admin")
         if app.state.shutdown is not None:
             app.state.shutdown()
-        return {"ok": True}
+        return WireResponse(Stopping(ok=True))
 
     return app

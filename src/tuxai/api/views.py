@@ -1,32 +1,47 @@
-"""The JSON shapes scripts read: a job (``job_view``) and the GPUs with their holders (``gpu_view``).
+"""The answers of the API as the wire types of ``tuxai.model.wire``, built from the daemon's records.
 
-Stable keys (docs/jobs.md): ``id``, ``name``, ``user``, ``state``, ``exit_code``, ``gpus``
-(UUIDs), ``reason``, ``submitted_at``, ``started_at``, ``ended_at``, ``log_path`` and more.
+``job_view`` (a ``Job``), ``shown`` (what a caller may see of it), ``job_detail`` (with its history),
+``gpu_view`` (the GPUs and their holders), ``live_view`` (``tuxai top``'s sample); ``answer`` sends
+one as the JSON of docs/jobs.md.
 
 What a caller sees of a job is decided in one place, ``public_fields``: the queue is
-everyone's to see (``PUBLIC``: who runs what name where, how long, why it waits — what
-Slurm's squeue shows), while the command, environment, spec, log, endpoint and checkpoints
-are the owner's and root's. Every view (``/v1/jobs``, ``/v1/gpus``, ``/v1/telemetry``,
-``/metrics``) goes through it.
+everyone's to see (``PUBLIC``, the fields of ``PublicJob``: who runs what name where, how long,
+why it waits — what Slurm's squeue shows), while the command, environment, spec, log, endpoint
+and checkpoints are the owner's and root's. Every view (``/v1/jobs``, ``/v1/gpus``,
+``/v1/telemetry``, ``/metrics``) goes through it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from typing import Annotated, Any
 
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from tuxai.daemon.core import Caller, job_endpoint
+from tuxai.daemon.telemetry import TelemetryLoop
 from tuxai.model.inventory import Inventory
 from tuxai.model.job import JobRecord, JobState
-from tuxai.model.jobfile import spec_to_dict
-
-PUBLIC = frozenset(
-    {
-        *("id", "name", "user", "state", "reason", "exit_code", "signal", "held", "priority", "flags"),
-        *("gpus", "gpu_indices", "cpus", "node", "submitted_at", "started_at", "ended_at", "waited_s", "ran_s"),
-    }
+from tuxai.model.wire import (
+    EnergyTotals,
+    ErrorBody,
+    GpuHolder,
+    GpuView,
+    Job,
+    JobDetail,
+    JobEvent,
+    LiveGpu,
+    LiveProcess,
+    LiveUsage,
+    LiveView,
+    PublicJob,
+    from_json,
+    to_json,
 )
+
+PUBLIC = frozenset(field.name for field in dataclasses.fields(PublicJob))
 ANYONE = Caller("", -1, -1)  # whoever reaches /metrics: no uid owns a job
 
 
@@ -44,16 +59,16 @@ def public_name(job: JobRecord, caller: Caller = ANYONE, private_queue: bool = F
     return job.spec.display_name if fields is None or "name" in fields else ""
 
 
-def shown(job: JobRecord, now: float, caller: Caller, private_queue: bool = False) -> dict[str, Any] | None:
-    """``job_view`` cut to what ``caller`` may see (``public_fields``); None if nothing."""
+def shown(job: JobRecord, now: float, caller: Caller, private_queue: bool = False) -> PublicJob | None:
+    """``job_view`` cut to what ``caller`` may see (``public_fields``): a ``Job``, a ``PublicJob``, or None."""
     fields = public_fields(job, caller, private_queue)
     if fields is not None and not fields:
         return None
     view = job_view(job, now)
-    return view if fields is None else {k: v for k, v in view.items() if k in fields}
+    return view if fields is None else PublicJob(**{name: getattr(view, name) for name in fields})
 
 
-def job_view(job: JobRecord, now: float) -> dict[str, Any]:
+def job_view(job: JobRecord, now: float) -> Job:
     """A job as its owner sees it (``shown`` cuts it for others); times are Unix seconds."""
     allocation = job.allocation
     started = job.started_at
@@ -62,78 +77,119 @@ def job_view(job: JobRecord, now: float) -> dict[str, Any]:
     ran = None
     if started is not None:
         ran = (ended if ended is not None and job.state is not JobState.RUNNING else now) - started
-    return {
-        "id": job.id,
-        "name": job.spec.display_name,
-        "user": job.user,
-        "state": job.state.value,
-        "reason": job.reason,
-        "exit_code": job.exit_code,
-        "signal": job.signal,
-        "gpus": [g.mig_uuid or g.uuid for g in allocation.gpus] if allocation else [],
-        "gpu_indices": [g.index for g in allocation.gpus] if allocation else [],
-        "cpus": list(allocation.cpus) if allocation else [],
-        "node": allocation.node if allocation else None,
-        "submitted_at": job.submitted_at,
-        "started_at": started,
-        "ended_at": ended,
-        "waited_s": max(0.0, (waited_until or now) - job.submitted_at),
-        "ran_s": ran,
-        "log_path": job.log_path,
-        "command": list(job.spec.command),
-        "attempt": job.attempt,
-        "failures": job.failures,
-        "requeues": job.requeues,
-        "held": job.held,
-        "priority": job.spec.priority,
-        "wall_s": job.wall_s,
-        "cpu_s": job.cpu_s,
-        "max_rss_bytes": job.max_rss_bytes,
-        "oom_killed": job.oom_killed,
-        "flags": list(job.flags),
-        "endpoint": _endpoint(job),
-        "spec": spec_to_dict(job.spec),
-    }
+    return Job(
+        id=job.id,
+        name=job.spec.display_name,
+        user=job.user,
+        state=job.state,
+        reason=job.reason,
+        exit_code=job.exit_code,
+        signal=job.signal,
+        gpus=tuple(g.mig_uuid or g.uuid for g in allocation.gpus) if allocation else (),
+        gpu_indices=tuple(g.index for g in allocation.gpus) if allocation else (),
+        cpus=tuple(allocation.cpus) if allocation else (),
+        node=allocation.node if allocation else None,
+        submitted_at=job.submitted_at,
+        started_at=started,
+        ended_at=ended,
+        waited_s=max(0.0, (waited_until or now) - job.submitted_at),
+        ran_s=ran,
+        log_path=job.log_path,
+        command=job.spec.command,
+        attempt=job.attempt,
+        failures=job.failures,
+        requeues=job.requeues,
+        held=job.held,
+        priority=job.spec.priority,
+        wall_s=job.wall_s,
+        cpu_s=job.cpu_s,
+        max_rss_bytes=job.max_rss_bytes,
+        oom_killed=job.oom_killed,
+        flags=job.flags,
+        endpoint=job_endpoint(job),  # read safely by the daemon: the job's own file, no link
+        spec=job.spec,
+    )
 
 
-def _endpoint(job: JobRecord) -> str | None:
-    """A served model's URL (``submit --serve``), read safely by the daemon (``job_endpoint``)."""
-    return job_endpoint(job)
+def job_detail(job: Job, events: list[dict[str, Any]], energy: dict[str, object] | None) -> JobDetail:
+    """``job`` with its history (the store's event rows) and energy (``TelemetryLoop.energy``)."""
+    own = {field.name: getattr(job, field.name) for field in dataclasses.fields(job)}
+    return JobDetail(
+        **own,
+        events=tuple(from_json(JobEvent, row, "event") for row in events),
+        energy=None if energy is None else from_json(EnergyTotals, energy, "energy"),
+    )
 
 
-def gpu_view(
-    inventory: Inventory, jobs: list[JobRecord], caller: Caller, private_queue: bool = False
-) -> list[dict[str, Any]]:
+def gpu_view(inventory: Inventory, jobs: list[JobRecord], caller: Caller, private_queue: bool = False) -> list[GpuView]:
     """Each GPU: index, UUID, model, memory, and the running jobs holding it (or a slice of it).
 
     Who holds a GPU (job id, user) is the point of the question; the name is shown by ``public_fields``.
     """
-    holders: dict[int, list[dict[str, Any]]] = {}
+    holders: dict[int, list[GpuHolder]] = {}
     for job in jobs:
         if job.state is not JobState.RUNNING or job.allocation is None:
             continue
         name = public_name(job, caller, private_queue)
         for share in job.allocation.gpus:
-            holders.setdefault(share.index, []).append(
-                {
-                    "job": job.id,
-                    "user": job.user,
-                    "name": name,
-                    "share": share.milli / 1000,
-                    "mig": share.mig_uuid,
-                }
-            )
+            holder = GpuHolder(job.id, job.user, name, share.milli / 1000, share.mig_uuid)
+            holders.setdefault(share.index, []).append(holder)
     return [
-        {
-            "index": gpu.index,
-            "uuid": gpu.uuid,
-            "name": gpu.name,
-            "memory_total_bytes": gpu.memory_total_bytes,
-            "mig": [m.profile for m in gpu.mig_devices],
-            "holders": holders.get(gpu.index, []),
-        }
+        GpuView(
+            index=gpu.index,
+            uuid=gpu.uuid,
+            name=gpu.name,
+            memory_total_bytes=gpu.memory_total_bytes,
+            mig=tuple(m.profile for m in gpu.mig_devices),
+            holders=tuple(holders.get(gpu.index, [])),
+        )
         for gpu in inventory.gpus
     ]
+
+
+def live_view(
+    telemetry: TelemetryLoop | None, inventory: Inventory, jobs: list[JobRecord], caller: Caller, private_queue: bool
+) -> LiveView:
+    """The latest sample of every GPU with its holders, and the usage and flags of the jobs ``caller`` may see."""
+    if telemetry is None:
+        return LiveView("none", "none", "", (), {}, {})
+    live = telemetry.telemetry
+    holders = {gpu.index: gpu.holders for gpu in gpu_view(inventory, jobs, caller, private_queue)}
+    names = {gpu.index: gpu.name for gpu in inventory.gpus}
+    seen = {j.id for j in jobs if public_fields(j, caller, private_queue) != frozenset()}
+    gpus = tuple(
+        LiveGpu(
+            **_copied(sample, LiveGpu, "processes", "name", "holders"),
+            processes=tuple(LiveProcess(p.pid, p.memory_bytes, p.sm_util_pct) for p in sample.processes),
+            name=names.get(sample.index, ""),
+            holders=holders.get(sample.index, ()),
+        )
+        for sample in live.latest
+    )
+    usage = {
+        j: LiveUsage(**_copied(u, LiveUsage, "pids"), pids=tuple(sorted(u.pids)))
+        for j, u in live.usage.items()
+        if j in seen
+    }
+    flags = {j: tuple(sorted(f)) for j, f in live.flags.items() if f and j in seen}
+    return LiveView(live.sampler.method, live.cpu_method, live.cpu_problem, gpus, usage, flags)
+
+
+def _copied(value: Any, wire: type[Any], *built: str) -> dict[str, Any]:
+    """The fields of ``wire`` taken from ``value`` (a telemetry record) as they are, but those ``built``."""
+    return {field.name: getattr(value, field.name) for field in dataclasses.fields(wire) if field.name not in built}
+
+
+class WireResponse(JSONResponse):
+    """A wire value (``tuxai.model.wire``) as the JSON of docs/jobs.md, ASCII only: any text encodes,
+    a lone surrogate a client sent included."""
+
+    def __init__(self, value: object, status_code: int = 200) -> None:
+        super().__init__(to_json(value), status_code=status_code)
+
+    def render(self, content: Any) -> bytes:
+        """JSON with every non-ASCII character escaped."""
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
 # ---- the request and error bodies, for /openapi.json (spec_from_dict checks the values) ----------
@@ -142,15 +198,23 @@ _TEXT = {"type": "string"}
 _WHOLE = {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^[0-9]+$"}]}
 _DURATION = {"anyOf": [{"type": "number", "minimum": 0, "maximum": 365 * 86400}, {"type": "string"}]}
 _SIZE = {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string"}]}
+
+
+def _or_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema``, or null: spec_from_dict reads a null field as one left out (a job file's ``mem:``)."""
+    return {"anyOf": [*schema.get("anyOf", [schema]), {"type": "null"}]}
+
+
 # Any JSON value reaches the one validator (spec_from_dict); the schema is for the document.
-_Text = Annotated[Any, WithJsonSchema(_TEXT)]
-_Whole = Annotated[Any, WithJsonSchema(_WHOLE)]
-_Duration = Annotated[Any, WithJsonSchema(_DURATION)]
-_Size = Annotated[Any, WithJsonSchema(_SIZE)]
+_Text = Annotated[Any, WithJsonSchema(_or_null(_TEXT))]
+_Whole = Annotated[Any, WithJsonSchema(_or_null(_WHOLE))]
+_Duration = Annotated[Any, WithJsonSchema(_or_null(_DURATION))]
+_Size = Annotated[Any, WithJsonSchema(_or_null(_SIZE))]
+_Share = Annotated[Any, WithJsonSchema(_or_null({"type": "number", "minimum": 0.001, "maximum": 1}))]
 _Flag = Annotated[Any, WithJsonSchema({"type": "boolean"})]
 _Command = Annotated[Any, WithJsonSchema({"anyOf": [_TEXT, {"type": "array", "items": _TEXT, "minItems": 1}]})]
 _EXPORTS = {"anyOf": [{"type": "object", "additionalProperties": _TEXT}, {"type": "array", "items": _TEXT}]}
-_Exports = Annotated[Any, WithJsonSchema(_EXPORTS)]
+_Exports = Annotated[Any, WithJsonSchema(_or_null(_EXPORTS))]
 
 
 class JobSpecFields(BaseModel):
@@ -161,9 +225,7 @@ class JobSpecFields(BaseModel):
     command: _Command = Field(description="a command line or a list of words")
     name: _Text = Field(None, description="shown by `tuxai ls`")
     gpus: _Whole = Field(None, description="whole GPUs")
-    gpu_share: Annotated[Any, WithJsonSchema({"type": "number", "minimum": 0.001, "maximum": 1})] = Field(
-        None, description="a slice of one GPU"
-    )
+    gpu_share: _Share = Field(None, description="a slice of one GPU")
     gpu_mem: _Size = Field(None, description="GPU memory of a slice: bytes, or 10GiB")
     mig: _Text = Field(None, description="a MIG profile such as 1g.10gb")
     gpu_type: _Text = Field(None, description="allowed models: A100|H100")
@@ -195,20 +257,6 @@ class SubmitBody(BaseModel):
     )
 
 
-class Submitted(BaseModel):
-    """The id of a job just submitted."""
-
-    id: int
-
-
-class ErrorBody(BaseModel):
-    """Every error the API answers."""
-
-    error: str = Field(description="the kind: UsageError, PermissionDenied, JobNotFound …")
-    message: str = Field(description="what happened, with the bad value")
-    hint: str = Field(description="what to do")
-
-
 _MEANING = {
     400: "bad input: a malformed body, a wrong field or query value",
     401: "on TCP: no bearer token, or a wrong one",
@@ -227,11 +275,16 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorBody, "description": _MEANING[code]} for code in codes}
 
 
-def without_422(document: dict[str, Any]) -> dict[str, Any]:
-    """The OpenAPI document without FastAPI's 422: this API answers a request it cannot validate with 400."""
+def openapi_document(document: dict[str, Any]) -> dict[str, Any]:
+    """FastAPI's document, told two truths it cannot see: a job's ``spec`` travels as its job file's
+    fields (``JobSpecFields``, as submitted), and a request it cannot validate is a 400, never a 422."""
+    schemas = document.get("components", {}).get("schemas", {})
+    if "JobSpec" in schemas:
+        schemas["JobSpec"] = {"$ref": "#/components/schemas/JobSpecFields"}
+        schemas.pop("Request", None)  # JobSpec's inner part, which is not on the wire
     for operations in document.get("paths", {}).values():
         for operation in operations.values():
             operation.get("responses", {}).pop("422", None)
     for name in ("HTTPValidationError", "ValidationError"):
-        document.get("components", {}).get("schemas", {}).pop(name, None)
+        schemas.pop(name, None)
     return document
