@@ -62,10 +62,10 @@ def through_daemon(count: int, memory_limit: bool) -> tuple[list[float], float, 
                 t0 = time.time()
                 submitted[client.submit(spec, environment={"PATH": "/usr/bin:/bin"})] = t0
             jobs = daemon.wait_all(list(submitted), timeout_s=600)
-            ended = max(float(j["ended_at"]) for j in jobs.values())  # type: ignore[arg-type]
-            latencies = [float(jobs[i]["started_at"]) - t0 for i, t0 in submitted.items()]  # type: ignore[arg-type]
-            states = {str(j["state"]) for j in jobs.values()}
-            return latencies, count / (ended - began), {"states": sorted(states), "ticks": client.health()["ticks"]}
+            ended = max(j.ended_at or 0.0 for j in jobs.values())
+            latencies = [(jobs[i].started_at or 0.0) - t0 for i, t0 in submitted.items()]
+            states = {j.state.value for j in jobs.values()}
+            return latencies, count / (ended - began), {"states": sorted(states), "ticks": client.health().ticks}
         finally:
             with contextlib.suppress(Exception):
                 finish(daemon)

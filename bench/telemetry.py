@@ -57,8 +57,8 @@ def main() -> int:
                 daemon.client.cancel(job_id)
         finally:
             finish(daemon)
-    steps = after["telemetry_steps"] - before["telemetry_steps"]
-    cpu = after["telemetry_cpu_s"] - before["telemetry_cpu_s"]
+    steps = after.telemetry_steps - before.telemetry_steps
+    cpu = after.telemetry_cpu_s - before.telemetry_cpu_s
     per_step = cpu / max(1, steps)
     share = cpu / args.seconds
     baseline = bare_proc_walk(args.seconds)

@@ -20,10 +20,10 @@ import pytest
 
 from tuxai.api.client import Client
 from tuxai.errors import DaemonError
+from tuxai.model.wire import Job, JobDetail
 
 REPO = Path(__file__).parent.parent
 TWO_GPUS = REPO / "examples" / "inventories" / "two-gpu-box.yaml"
-DONE = {"succeeded", "failed", "cancelled", "timeout", "preempted"}
 
 
 class DaemonProcess:
@@ -70,16 +70,22 @@ class DaemonProcess:
         except subprocess.TimeoutExpired:
             self.kill9()
 
-    def wait_all(self, ids: list[int], timeout_s: float = 60.0) -> dict[int, dict[str, object]]:
-        """Every job in ``ids`` once all have ended."""
+    def wait_all(self, ids: list[int], timeout_s: float = 60.0) -> dict[int, Job]:
+        """Every job in ``ids`` once all have ended (the client's own jobs: ``Job``s)."""
         deadline = time.monotonic() + timeout_s
         while True:
-            jobs = {j["id"]: j for j in self.client.jobs() if j["id"] in ids}
-            if len(jobs) == len(ids) and all(j["state"] in DONE for j in jobs.values()):
+            jobs = {j.id: j for j in self.client.jobs() if j.id in ids and isinstance(j, Job)}
+            if len(jobs) == len(ids) and all(j.state.terminal for j in jobs.values()):
                 return jobs
             if time.monotonic() > deadline:
-                raise AssertionError(f"jobs not done after {timeout_s} s: {[(i, j['state']) for i, j in jobs.items()]}")
+                raise AssertionError(f"jobs not done after {timeout_s} s: {[(i, j.state) for i, j in jobs.items()]}")
             time.sleep(0.05)
+
+    def job(self, job_id: int) -> JobDetail:
+        """One of the client's own jobs, in full."""
+        job = self.client.job(job_id)
+        assert isinstance(job, JobDetail), job
+        return job
 
     def log(self, job_id: int) -> str:
         """The job's output, read from its log file."""

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.daemon_helpers import TWO_GPUS, DaemonProcess
+from tests.daemon_helpers import TWO_GPUS, DaemonProcess, finish
 from tests.e2e.test_doctor_cli import one_line_error
 
 JOB_KEYS = {"id", "name", "user", "state", "exit_code", "gpus", "reason", "submitted_at", "started_at", "ended_at"}
@@ -49,7 +49,7 @@ def test_job_file_with_flags_over_it(daemon: DaemonProcess, tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr
     job_id = json.loads(done.stdout)["id"]
     job = daemon.wait_all([job_id])[job_id]
-    assert job["name"] == "from-file" and daemon.log(job_id) == "bonjour\n"
+    assert job.name == "from-file" and daemon.log(job_id) == "bonjour\n"
 
 
 def test_follow_logs_until_the_job_ends(daemon: DaemonProcess) -> None:
@@ -61,7 +61,7 @@ def test_follow_logs_until_the_job_ends(daemon: DaemonProcess) -> None:
 def test_cancel_several_and_gpus_view(daemon: DaemonProcess) -> None:
     ids = [daemon.client.submit({"command": ["sleep", "30"], "gpus": 1, "grace": "1s"}) for _ in range(2)]
     deadline = time.monotonic() + 10
-    while any(daemon.client.job(i)["state"] != "running" for i in ids) and time.monotonic() < deadline:
+    while any(daemon.job(i).state != "running" for i in ids) and time.monotonic() < deadline:
         time.sleep(0.05)
     gpus = json.loads(cli(daemon.home, "gpus", "--json").stdout)
     held = {h["job"] for g in gpus for h in g["holders"]}
@@ -69,7 +69,7 @@ def test_cancel_several_and_gpus_view(daemon: DaemonProcess) -> None:
     assert "job " in cli(daemon.home, "gpus").stdout
     done = cli(daemon.home, "cancel", *(str(i) for i in ids))
     assert done.returncode == 0, done.stderr
-    assert {j["state"] for j in daemon.wait_all(ids).values()} == {"cancelled"}
+    assert {j.state for j in daemon.wait_all(ids).values()} == {"cancelled"}
 
 
 def test_errors_are_one_line_and_leave_the_store_intact(daemon: DaemonProcess, tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_errors_are_one_line_and_leave_the_store_intact(daemon: DaemonProcess, t
     assert "already ended" in one_line_error(cli(daemon.home, "cancel", str(keep)))
     assert "does not exist" in one_line_error(cli(daemon.home, "submit", "--workdir", "/nonexistent", "--", "true"))
     # Nothing of that reached the store: the one good job is still the only one.
-    assert [j["id"] for j in daemon.client.jobs()] == [keep]
+    assert [j.id for j in daemon.client.jobs()] == [keep]
 
 
 def test_daemon_not_running_says_how_to_start_it(tmp_path: Path) -> None:
@@ -121,3 +121,55 @@ def test_ls_filters_by_state(daemon: DaemonProcess) -> None:
     assert [j["id"] for j in json.loads(cli(daemon.home, "ls", "--json").stdout)] == [held]
     assert [j["id"] for j in json.loads(cli(daemon.home, "ls", "--state", "succeeded", "--json").stdout)] == [done]
     assert "unknown state" in one_line_error(cli(daemon.home, "ls", "--state", "sleeping"))
+
+
+# ---- the JSON scripts read (docs/jobs.md "JSON for scripts"): its keys are pinned ----------------------
+
+PUBLIC_KEYS = {
+    *("id", "name", "user", "state", "reason", "exit_code", "signal", "held", "priority", "flags", "gpus"),
+    *("gpu_indices", "cpus", "node", "submitted_at", "started_at", "ended_at", "waited_s", "ran_s"),
+}
+OWN_KEYS = PUBLIC_KEYS | {
+    *("log_path", "command", "attempt", "failures", "requeues", "wall_s", "cpu_s", "max_rss_bytes"),
+    *("oom_killed", "endpoint", "spec"),
+}
+HEALTH_KEYS = [
+    *("ok", "pid", "version", "home", "inventory", "gpus", "cpus", "cgroups", "cgroups_path", "cgroups_problem"),
+    *("ticks", "last_tick_age_s", "tick_errors", "metrics", "sampler", "cpu_energy", "cpu_energy_problem"),
+    *("telemetry_steps", "telemetry_cpu_s", "telemetry_errors"),
+]
+ENERGY_KEYS = {"gpu_kwh", "cpu_kwh", "total_kwh", "co2e_kg", "gpu_hours", "grid_g_per_kwh", "pue", "methods"}
+
+
+def test_json_outputs_keep_their_keys(tmp_path: Path) -> None:
+    daemon = DaemonProcess(tmp_path / "home", extra=("--telemetry-period", "0.2")).start()
+    try:
+        argv = ["submit", "--json", "-g", "1", "-n", "pinned", "-t", "1h", "--mem", "1GiB", "--priority", "5"]
+        argv += ["--retries", "2", "-e", "A=1", "--gpu-type", "L4", "--preemptible", "-w", "/tmp", "--"]
+        submitted = json.loads(cli(daemon.home, *argv, "sleep", "30").stdout)
+        assert list(submitted) == ["id"]
+        job_id = submitted["id"]
+        deadline = time.monotonic() + 30
+        while (daemon.job(job_id).state, daemon.job(job_id).energy) == ("running", None) or (
+            daemon.job(job_id).state == "pending"
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        (listed,) = json.loads(cli(daemon.home, "ls", "--json").stdout)
+        assert set(listed) == OWN_KEYS and listed["state"] == "running" and listed["endpoint"] is None
+        assert listed["spec"] == {
+            **{"name": "pinned", "command": ["sleep", "30"], "gpus": 1, "cpus": 1, "grace": 60.0, "priority": 5},
+            **{"retries": 2, "retry_backoff": 5.0, "requeue": True, "preemptible": True, "hold": False},
+            **{"gpu_type": "L4", "mem": 2**30, "time": 3600.0, "workdir": "/tmp", "export": {"A": "1"}},
+        }
+        shown = json.loads(cli(daemon.home, "show", str(job_id), "--json").stdout)
+        assert set(shown) == OWN_KEYS | {"events", "energy"} and set(shown["energy"]) == ENERGY_KEYS
+        assert [set(e) for e in shown["events"]] == [{"at", "from_state", "to_state", "reason"}] * 2
+        assert shown["events"][0]["from_state"] is None and shown["events"][1]["to_state"] == "running"
+        (gpu, _) = json.loads(cli(daemon.home, "gpus", "--json").stdout)
+        assert set(gpu) == {"index", "uuid", "name", "memory_total_bytes", "mig", "holders"}
+        assert gpu["holders"] == [{"job": job_id, "user": "root", "name": "pinned", "share": 1.0, "mig": None}]
+        assert list(json.loads(cli(daemon.home, "status", "--json").stdout)) == HEALTH_KEYS
+        assert cli(daemon.home, "cancel", str(job_id)).returncode == 0
+    finally:
+        finish(daemon)

@@ -37,10 +37,10 @@ def test_top_in_tmux_shows_each_job_with_user_and_gpus_and_q_quits(tmp_path: Pat
             screen = tmux(socket, "capture-pane", "-p")
             if "train-llm" in screen and "notebook" in screen and "100%" in screen:
                 break
-        jobs = {j["id"]: j for j in daemon.client.jobs()}
+        jobs = {j.id: j for j in daemon.client.jobs()}
         assert "GPUs (simulated)" in screen, screen
         for job_id, name in ((train, "train-llm"), (idle, "notebook")):
-            for index in jobs[job_id]["gpu_indices"]:
+            for index in jobs[job_id].gpu_indices:
                 row = next(line for line in screen.splitlines() if line.split()[:1] == [str(index)] and "A100" in line)
                 assert f"{job_id} root {name}" in row, screen
             queue_row = next(line for line in screen.splitlines() if line.split()[:3] == [str(job_id), "root", name])

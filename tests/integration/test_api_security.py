@@ -94,7 +94,7 @@ def submit(api: Api, spec: dict[str, object], environment: dict[str, str] | None
 
 
 def job_ids(api: Api) -> set[int]:
-    return {j["id"] for j in api.daemon.client.jobs(["pending", "running", "requeued", "failed", "succeeded"])}
+    return {j.id for j in api.daemon.client.jobs(["pending", "running", "requeued", "failed", "succeeded"])}
 
 
 # ---- C1: every validation error is our 400 ------------------------------------------------------------
@@ -264,7 +264,7 @@ def test_C9_a_chunked_100MB_body_is_cut_off_and_the_daemon_stays_small(api: Api)
     status, body = status_and_body(raw_exchange(api.socket_path, head, chunks))
     assert status == 413 and set(body) == {"error", "message", "hint"}
     assert rss_bytes(pid) - before < 30 * MiB
-    assert api.daemon.client.health()["ok"]
+    assert api.daemon.client.health().ok
 
 
 def test_C9_bodies_under_the_cap_still_work(api: Api) -> None:
@@ -305,7 +305,7 @@ def test_B4_huge_headers_are_refused_with_431(api: Api, where: str) -> None:
     chunks = (rest[i : i + 65536] for i in range(0, len(rest), 65536))
     status, body = status_and_body(raw_exchange(api.socket_path, head, chunks))
     assert status == 431 and set(body) == {"error", "message", "hint"}
-    assert api.daemon.client.health()["ok"]
+    assert api.daemon.client.health().ok
 
 
 def test_B4_the_metrics_listener_caps_headers_too(api: Api) -> None:
@@ -347,7 +347,7 @@ def test_A13_a_private_queue_daemon_shows_users_only_their_own_jobs() -> None:
     try:
         mine = daemon.client.submit(shell("sleep 60", name="root-secret-name", gpus=1, grace="1s"))
         deadline = time.monotonic() + 30
-        while daemon.client.job(mine)["state"] != "running":
+        while daemon.job(mine).state != "running":
             assert time.monotonic() < deadline
             time.sleep(0.05)
         assert as_nobody(daemon.home, "GET", "/v1/jobs") == (200, [])
@@ -355,7 +355,7 @@ def test_A13_a_private_queue_daemon_shows_users_only_their_own_jobs() -> None:
         for path in ("/v1/gpus", "/v1/telemetry", "/metrics"):
             code, text = as_nobody(daemon.home, "GET", path, raw=True)
             assert code == 200 and "root-secret-name" not in str(text), path
-        assert [j["name"] for j in daemon.client.jobs()] == ["root-secret-name"]  # root sees all
+        assert [j.name for j in daemon.client.jobs()] == ["root-secret-name"]  # root sees all
         daemon.client.cancel(mine)
     finally:
         finish(daemon)
@@ -364,7 +364,7 @@ def test_A13_a_private_queue_daemon_shows_users_only_their_own_jobs() -> None:
 
 def wait_running(api: Api, job_id: int) -> None:
     deadline = time.monotonic() + 30
-    while api.daemon.client.job(job_id)["state"] != "running":
+    while api.daemon.job(job_id).state != "running":
         assert time.monotonic() < deadline, api.daemon.client.job(job_id)
         time.sleep(0.05)
 
@@ -396,8 +396,8 @@ def test_A13_B6_everyone_sees_the_queue_only_owners_see_commands(api: Api) -> No
         assert as_nobody(home, "POST", f"/v1/jobs/{mine}/cancel")[0] == 403
         assert as_nobody(home, "GET", f"/v1/jobs/{mine}/log", raw=True)[0] == 403
         # The owner (root) still sees everything.
-        full = api.daemon.client.job(mine)
-        assert "hunter2" in " ".join(full["command"]) and full["spec"]["export"] == {"SECRET": "hunter2"}
+        full = api.daemon.job(mine)
+        assert "hunter2" in " ".join(full.command) and full.spec.exports == (("SECRET", "hunter2"),)
     finally:
         api.daemon.client.cancel(mine)
 

@@ -154,7 +154,7 @@ def test_D7_full_disk_stalls_the_loop_health_says_so_and_jobs_start_again_once_f
     home = small_disk / "home"
     with running(home, "--tick-period", "0.5", "--telemetry-period", "0.2") as daemon, raw(home) as http:
         job = daemon.client.submit(shell("exit 3", retries=1, retry_backoff="2s"))
-        wait_for(lambda: daemon.client.job(job)["state"] == "requeued", 20, "the first attempt failed")
+        wait_for(lambda: daemon.job(job).state == "requeued", 20, "the first attempt failed")
         filler = fill(small_disk)
         # The retry is due in 2 s: starting it writes launch.json, and the disk is full.
         wait_for(lambda: http.get("/v1/health").status_code == 503, 20, "health reports the stalled loop")
@@ -162,14 +162,14 @@ def test_D7_full_disk_stalls_the_loop_health_says_so_and_jobs_start_again_once_f
         assert stale["ok"] is False and stale["error"] == "DaemonError"
         assert "scheduling loop" in stale["message"] and "daemon.log" in stale["hint"]
         assert stale["last_tick_age_s"] > 1.5 and stale["tick_errors"] >= 1
-        assert daemon.client.job(job)["attempt"] == 1  # nothing started meanwhile
+        assert daemon.job(job).attempt == 1  # nothing started meanwhile
         steps = stale["telemetry_steps"]
 
         filler.unlink()
-        wait_for(lambda: daemon.client.job(job)["state"] == "failed", 45, "the retry ran once space was freed")
-        assert daemon.client.job(job)["exit_code"] == 3
+        wait_for(lambda: daemon.job(job).state == "failed", 45, "the retry ran once space was freed")
+        assert daemon.job(job).exit_code == 3
         fresh = daemon.client.submit(shell("echo after"))
-        assert daemon.wait_all([fresh], timeout_s=20)[fresh]["state"] == "succeeded"
+        assert daemon.wait_all([fresh], timeout_s=20)[fresh].state == "succeeded"
         healthy = http.get("/v1/health")
         assert healthy.status_code == 200 and healthy.json()["ok"] is True
         assert healthy.json()["last_tick_age_s"] < 1.5 and healthy.json()["tick_errors"] >= 1
@@ -194,7 +194,7 @@ def test_B5_metrics_listener_on_any_address_serves_no_api(tmp_path: Path) -> Non
             answer = httpx.request(method, f"{url}{path}", json={}, timeout=10)
             assert answer.status_code == 404, (method, path, answer.text)
             assert answer.json()["message"] == "this address serves /metrics only"
-        assert daemon.client.health()["ok"]  # still up: the shutdown above never reached the API
+        assert daemon.client.health().ok  # still up: the shutdown above never reached the API
 
 
 # ---- B7: the API on a non-loopback TCP address needs --insecure-tcp ------------------------------
@@ -216,9 +216,9 @@ def test_B7_tcp_off_loopback_is_refused_without_insecure_tcp(base: Path) -> None
     assert cli.returncode == 2 and len(cli.stderr.strip().splitlines()) == 1 and "--insecure-tcp" in cli.stderr
     with running(home, "--tcp", "0.0.0.0:0", "--insecure-tcp") as daemon:
         assert (home / "tcp.addr").read_text().startswith("0.0.0.0:")
-        assert daemon.client.health()["ok"]
+        assert daemon.client.health().ok
     with running(home, "--tcp", "localhost:0") as daemon:
-        assert daemon.client.health()["ok"]
+        assert daemon.client.health().ok
 
 
 # ---- A10: a home of somebody else, or with links, is refused -------------------------------------
@@ -305,7 +305,7 @@ def test_A10_home_and_its_files_are_private_but_the_api_socket_reachable(base: P
         assert code.stdout == "200"
         listing = as_nobody(["ls", str(home)])
         assert listing.returncode != 0 and "Permission denied" in listing.stderr
-        assert daemon.client.health()["ok"]
+        assert daemon.client.health().ok
 
 
 # ---- D14: `tuxai down` returns once the daemon has exited, its store closed ----------------------
@@ -402,7 +402,7 @@ def test_A9_groups_of_a_job_are_its_submitter_s_even_when_its_pid_is_reused_by_r
         assert " 201 " in answer.splitlines()[0], answer
         job_id = json.loads(answer.rpartition("\n\n")[2])["id"]  # (text mode: no \r)
         job = daemon.wait_all([job_id])[job_id]
-        assert job["user"] == "nobody" and job["state"] == "succeeded", job["reason"]
+        assert job.user == "nobody" and job.state == "succeeded", job.reason
         assert daemon.log(job_id).split() == [str(NOBODY)]  # not 4242: root's squatter's group
 
 
@@ -462,7 +462,7 @@ def _flood(home: Path, payload: str, count: int, user: int | None = None) -> tup
 def test_A12_notify_flood_from_anyone_costs_at_most_a_few_ticks(base: Path) -> None:
     with running(base / "home") as daemon:
         job = daemon.client.submit(shell("sleep 60", grace="1s"))
-        wait_for(lambda: daemon.client.job(job)["state"] == "running", 20, "the job runs")
+        wait_for(lambda: daemon.job(job).state == "running", 20, "the job runs")
         n = 100_000
         sent, refused, ticks, took = _flood(daemon.home, str(job), n, user=NOBODY)
         print(f"nobody, its job's id × {n}: {sent} sent, {refused} refused, {ticks} ticks in {took:.1f} s")
@@ -473,11 +473,11 @@ def test_A12_notify_flood_from_anyone_costs_at_most_a_few_ticks(base: Path) -> N
         sent, _, ticks, took = _flood(daemon.home, str(job), n)
         print(f"root, the running job's id × {n}: {sent} sent, {ticks} ticks in {took:.1f} s")
         assert sent == n and ticks <= 2 + took / 0.5 + took / 5  # once per 0.5 s for the same id
-        assert daemon.client.job(job)["state"] == "running"  # said to have ended, it is looked at: it runs
+        assert daemon.job(job).state == "running"  # said to have ended, it is looked at: it runs
         # A shim's own datagram still ends a job at once, not at the next 5 s safety tick.
         quick = daemon.client.submit(shell("true"))
         started = time.monotonic()
-        assert daemon.wait_all([quick], timeout_s=10)[quick]["state"] == "succeeded"
+        assert daemon.wait_all([quick], timeout_s=10)[quick].state == "succeeded"
         assert time.monotonic() - started < 2.0
         daemon.client.cancel(job)
 
@@ -503,7 +503,7 @@ def test_A15_env_of_a_user_under_a_root_daemon_is_built_in_their_cache(base: Pat
         assert "Traceback" not in done.stderr and "building the job environment" in done.stderr
         job_id = json.loads(done.stdout)["id"]
         job = daemon.wait_all([job_id])[job_id]
-        assert job["state"] == "succeeded", job["reason"]
+        assert job.state == "succeeded", job.reason
         python = Path(daemon.log(job_id).strip())
         assert python.parent.parent.parent == own / ".cache" / "tuxai" / "envs" and python.name == "python"
         assert python.parent.parent.stat().st_uid == NOBODY

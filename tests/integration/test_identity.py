@@ -60,10 +60,10 @@ def test_job_runs_as_its_submitter_who_sees_the_queue_and_cancels_only_their_own
     assert code == 201, answer
     theirs = answer["id"]  # type: ignore[index]
     job = root_daemon.wait_all([theirs])[theirs]
-    assert job["state"] == "succeeded", job["reason"]
-    assert job["user"] == "nobody"
+    assert job.state == "succeeded", job.reason
+    assert job.user == "nobody"
     assert root_daemon.log(theirs).split() == [str(NOBODY), str(NOBODY)]
-    log = Path(str(job["log_path"]))
+    log = Path(str(job.log_path))
     assert (log.stat().st_uid, (log.parent / "checkpoint" / "ok").stat().st_uid) == (NOBODY, NOBODY)
 
     # The queue is everyone's to see (as Slurm's squeue); root's command is root's.
@@ -77,6 +77,6 @@ def test_job_runs_as_its_submitter_who_sees_the_queue_and_cancels_only_their_own
     code, _ = as_nobody(root_daemon.home, "POST", "/v1/shutdown")
     assert code == 403
     # Root sees and may cancel everybody's jobs.
-    assert {j["id"] for j in root_daemon.client.jobs()} == {mine, theirs}
+    assert {j.id for j in root_daemon.client.jobs()} == {mine, theirs}
     root_daemon.client.cancel(mine)
-    assert root_daemon.wait_all([mine])[mine]["state"] == "cancelled"
+    assert root_daemon.wait_all([mine])[mine].state == "cancelled"

@@ -38,14 +38,14 @@ def test_tensorflow_and_pytorch_jobs_in_their_own_envs_side_by_side(daemon: Daem
         daemon.client.release(job_id)
     jobs = daemon.wait_all(ids, timeout_s=300)
     torch_job, tf_job = (jobs[i] for i in ids)
-    assert torch_job["state"] == "succeeded", daemon.log(ids[0])
-    assert tf_job["state"] == "succeeded", daemon.log(ids[1])
+    assert torch_job.state == "succeeded", daemon.log(ids[0])
+    assert tf_job.state == "succeeded", daemon.log(ids[1])
     torch_log, tf_log = daemon.log(ids[0]), daemon.log(ids[1])
     assert "torch 2.13.0+cpu" in torch_log and "tensorflow importable: False" in torch_log
     assert "tensorflow 2.21.0" in tf_log and "torch importable: False" in tf_log
     assert "done: loss 0.00000, w 3.000, b -1.000" in torch_log and "w 3.000, b -1.000" in tf_log
     # Side by side: their runs overlap in time.
-    assert tf_job["started_at"] < torch_job["ended_at"] and torch_job["started_at"] < tf_job["ended_at"]
+    assert tf_job.started_at < torch_job.ended_at and torch_job.started_at < tf_job.ended_at
 
     # A second submit reuses the built environment: no build, same path.
     prefix = "import sys; print(sys.prefix)"
@@ -53,7 +53,7 @@ def test_tensorflow_and_pytorch_jobs_in_their_own_envs_side_by_side(daemon: Daem
     assert again.returncode == 0 and "building" not in again.stderr
     job_id = json.loads(again.stdout)["id"]
     daemon.wait_all([job_id])
-    assert daemon.log(job_id).strip() == torch_job["spec"]["env"]
+    assert daemon.log(job_id).strip() == torch_job.spec.env_path
 
     # A named environment: made once, then used by its name.
     env = {**os.environ, "TUXAI_HOME": str(daemon.home)}
@@ -67,7 +67,7 @@ def test_tensorflow_and_pytorch_jobs_in_their_own_envs_side_by_side(daemon: Daem
     assert named.returncode == 0, named.stderr
     job_id = json.loads(named.stdout)["id"]
     daemon.wait_all([job_id])
-    assert daemon.log(job_id).strip() == torch_job["spec"]["env"]
+    assert daemon.log(job_id).strip() == torch_job.spec.env_path
     unknown = submit(daemon.home, "--env", "nosuchenv", "--", "true")
     assert unknown.returncode == 2 and "no such file, directory or named environment" in unknown.stderr
 

@@ -21,6 +21,7 @@ import pytest
 
 from tests.daemon_helpers import DaemonProcess, finish, kill_leftovers
 from tests.integration.test_identity import NOBODY, as_nobody
+from tuxai.model.wire import JobDetail
 
 pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="needs root: a root daemon and another user")
 PIDS_MAX = 64
@@ -74,13 +75,13 @@ def wait_for(predicate: object, timeout_s: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-def job_of(daemon: DaemonProcess, job_id: int) -> dict[str, object]:
-    return daemon.client.job(job_id)
+def job_of(daemon: DaemonProcess, job_id: int) -> JobDetail:
+    return daemon.job(job_id)
 
 
 def log_text(daemon: DaemonProcess, job_id: int) -> str:
     """The job's output so far ('' before it has any)."""
-    path = job_of(daemon, job_id)["log_path"]
+    path = job_of(daemon, job_id).log_path
     try:
         return Path(str(path)).read_text() if path else ""
     except FileNotFoundError:
@@ -88,7 +89,7 @@ def log_text(daemon: DaemonProcess, job_id: int) -> str:
 
 
 def job_dir(daemon: DaemonProcess, job_id: int) -> Path:
-    return Path(str(job_of(daemon, job_id)["log_path"])).parent
+    return Path(str(job_of(daemon, job_id).log_path)).parent
 
 
 def alive(pid: int) -> bool:
@@ -122,7 +123,7 @@ def test_A5_a_job_cannot_export_tuxai_variables_or_get_a_root_path_chowned(
         {"TUXAI_CHECKPOINT_DIR": str(private_dir), "CUDA_VISIBLE_DEVICES": "0,1", "PATH": "/usr/bin:/bin"},
     )
     job = root_daemon.wait_all([job_id])[job_id]
-    assert job["state"] == "succeeded", job["reason"]
+    assert job.state == "succeeded", job.reason
     checkpoint, visible = log_text(root_daemon, job_id).splitlines()
     assert checkpoint == str(job_dir(root_daemon, job_id) / "checkpoint")
     assert visible == ""  # a CPU job sees no GPU, whatever the submitter had
@@ -168,7 +169,7 @@ def test_A4_the_store_and_other_users_job_files_are_private(root_daemon: DaemonP
         root_daemon, {"command": ["sh", "-c", "echo TOKEN=hunter2; touch $TUXAI_CHECKPOINT_DIR/ckpt"]},
         {"API_TOKEN": "hunter2", "PATH": "/usr/bin:/bin"},
     )  # fmt: skip
-    assert root_daemon.wait_all([job_id])[job_id]["state"] == "succeeded"
+    assert root_daemon.wait_all([job_id])[job_id].state == "succeeded"
     directory = job_dir(root_daemon, job_id)
     run_dir = directory / "run-1"
     expected = {
@@ -202,8 +203,8 @@ def test_A8_the_workdir_is_entered_as_the_user_and_cannot_be_probed(
     missing = submit_as_nobody(root_daemon, {"command": ["true"], "workdir": str(private_dir / "nope")})
     jobs = root_daemon.wait_all([existing, missing])
     for job in jobs.values():  # the same answer whether the directory exists or not
-        assert job["state"] == "failed" and "Permission denied" in str(job["reason"]), job["reason"]
-    assert "root's secret" not in Path(str(jobs[existing]["log_path"])).read_text()
+        assert job.state == "failed" and "Permission denied" in str(job.reason), job.reason
+    assert "root's secret" not in Path(str(jobs[existing].log_path)).read_text()
 
 
 def test_F2_a_detached_child_dies_with_its_job_and_with_cancel(root_daemon: DaemonProcess) -> None:
@@ -211,7 +212,7 @@ def test_F2_a_detached_child_dies_with_its_job_and_with_cancel(root_daemon: Daem
     pidfile.chmod(0o777)
     script = "setsid sh -c 'echo $$ > {0}/$TUXAI_JOB_ID; exec sleep 300' </dev/null >/dev/null 2>&1 & sleep 0.5"
     ended = submit_as_nobody(root_daemon, {"command": ["sh", "-c", script.format(pidfile)]})
-    assert root_daemon.wait_all([ended])[ended]["state"] == "succeeded"
+    assert root_daemon.wait_all([ended])[ended].state == "succeeded"
     child = int((pidfile / str(ended)).read_text())
     wait_for(lambda: not alive(child), timeout_s=10)
 
@@ -221,7 +222,7 @@ def test_F2_a_detached_child_dies_with_its_job_and_with_cancel(root_daemon: Daem
     wait_for(lambda: (pidfile / str(cancelled)).exists() and (pidfile / str(cancelled)).read_text().strip() != "")
     child = int((pidfile / str(cancelled)).read_text())
     root_daemon.client.cancel(cancelled)
-    assert root_daemon.wait_all([cancelled])[cancelled]["state"] == "cancelled"
+    assert root_daemon.wait_all([cancelled])[cancelled].state == "cancelled"
     wait_for(lambda: not alive(child), timeout_s=10)
     shutil.rmtree(pidfile)
 
@@ -233,7 +234,7 @@ def test_F5_a_fork_bomb_stays_within_the_jobs_task_cap(root_daemon: DaemonProces
     )
     job_id = submit_as_nobody(root_daemon, {"command": ["sh", "-c", script], "time": "60s"})
     job = root_daemon.wait_all([job_id])[job_id]
-    out = Path(str(job["log_path"])).read_text()
+    out = Path(str(job.log_path)).read_text()
     refused = int(out.split("refused=")[1].split()[0])
     assert refused > 0, out  # the cap (64 tasks) stopped it, not the machine's limit
     group = out.strip().splitlines()[-1].split(":", 2)[2]
@@ -246,8 +247,8 @@ def test_D9_a_vanished_run_directory_never_starts_a_second_attempt(root_daemon: 
     pid = int(log_text(root_daemon, job_id).split()[0])
     shutil.rmtree(job_dir(root_daemon, job_id) / "run-1")
     job = root_daemon.wait_all([job_id], timeout_s=30)[job_id]
-    assert job["state"] == "failed" and "vanished" in str(job["reason"]), job
-    assert job["attempt"] == 1 and not (job_dir(root_daemon, job_id) / "run-2").exists()
+    assert job.state == "failed" and "vanished" in str(job.reason), job
+    assert job.attempt == 1 and not (job_dir(root_daemon, job_id) / "run-2").exists()
     wait_for(lambda: not alive(pid), timeout_s=10)
 
 
@@ -256,7 +257,7 @@ def test_D4_an_emptied_store_never_hands_an_old_job_directory_to_a_new_job() -> 
     daemon = DaemonProcess(base / "home").start()
     try:
         old = daemon.client.submit({"command": ["sh", "-c", "echo root-log; touch $TUXAI_CHECKPOINT_DIR/root-ckpt"]})
-        assert daemon.wait_all([old])[old]["state"] == "succeeded"
+        assert daemon.wait_all([old])[old].state == "succeeded"
         daemon.stop()
         for leftover in (base / "home").glob("tuxai.db*"):
             leftover.unlink()
@@ -297,10 +298,10 @@ def test_D12_two_daemons_on_two_homes_never_share_a_job_group() -> None:
         groups = [Path(f"/proc/{pid}/cgroup").read_text() for pid in pids]
         assert groups[0] != groups[1]
         first.client.cancel(a)
-        assert first.wait_all([a])[a]["state"] == "cancelled"
+        assert first.wait_all([a])[a].state == "cancelled"
         time.sleep(0.5)
         assert alive(pids[1]), "cancelling one daemon's job killed the other's"
-        assert next(j for j in second.client.jobs() if j["id"] == b)["state"] == "running"
+        assert next(j for j in second.client.jobs() if j.id == b).state == "running"
     finally:
         finish(first)
         finish(second)
@@ -326,7 +327,7 @@ def test_D13_after_a_crash_a_recorded_pgid_that_now_belongs_to_another_process_i
         status_file.write_text(json.dumps(data))
         daemon.start()
         job = daemon.wait_all([job_id], timeout_s=30)[job_id]
-        assert job["state"] in ("failed", "pending", "requeued") or "died" in str(job["reason"])
+        assert job.state in ("failed", "pending", "requeued") or "died" in str(job.reason)
         time.sleep(0.3)
         assert bystander.poll() is None, "the daemon killed an unrelated process group"
     finally:
@@ -353,7 +354,7 @@ def test_D8_the_final_status_is_kept_when_the_disk_is_full() -> None:
         assert '"exit_code": 3' in status_file.read_text()
         (mount / "fill").unlink()  # space again: the daemon records what the shim kept
         job = daemon.wait_all([job_id], timeout_s=40)[job_id]
-        assert job["exit_code"] == 3 and "died" not in str(job["reason"]), job
+        assert job.exit_code == 3 and "died" not in str(job.reason), job
         assert not fill.exists()
     finally:
         finish(daemon)

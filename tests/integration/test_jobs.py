@@ -21,24 +21,24 @@ def test_three_one_gpu_jobs_on_two_gpus_two_run_one_waits(daemon: DaemonProcess)
     sleeps = (1.0, 3.0, 0.2)  # the first ends well before the second
     ids = [daemon.client.submit(shell(f"{REPORT}; sleep {s}", gpus=1, name=f"j{i}")) for i, s in enumerate(sleeps)]
     time.sleep(0.5)
-    states = {j["id"]: j for j in daemon.client.jobs()}
-    assert sorted(states[i]["state"] for i in ids) == ["pending", "running", "running"]
-    waiting = next(states[i] for i in ids if states[i]["state"] == "pending")
-    assert "GPU" in waiting["reason"], waiting["reason"]
+    states = {j.id: j for j in daemon.client.jobs()}
+    assert sorted(states[i].state for i in ids) == ["pending", "running", "running"]
+    waiting = next(states[i] for i in ids if states[i].state == "pending")
+    assert "GPU" in waiting.reason, waiting.reason
 
     jobs = daemon.wait_all(ids)
-    assert all(jobs[i]["state"] == "succeeded" for i in ids)
+    assert all(jobs[i].state == "succeeded" for i in ids)
     first, second, third = (jobs[i] for i in ids)
     # The third started only when one of the first two ended, and on the GPU it gave back.
-    assert first["ended_at"] - 0.05 <= third["started_at"] < second["ended_at"]
-    assert third["gpus"] == first["gpus"]
-    assert first["gpus"] != second["gpus"]
+    assert first.ended_at - 0.05 <= third.started_at < second.ended_at
+    assert third.gpus == first.gpus
+    assert first.gpus != second.gpus
     for job_id in ids:
         visible, affinity = daemon.log(job_id).split("\n")[:2]
         job = jobs[job_id]
-        assert visible == job["gpus"][0] and visible.startswith("GPU-")
-        assert ast.literal_eval(affinity) == job["cpus"]
-    assert jobs[ids[0]]["cpus"] != jobs[ids[1]]["cpus"]  # two jobs at once: two different CPUs
+        assert visible == job.gpus[0] and visible.startswith("GPU-")
+        assert ast.literal_eval(affinity) == list(job.cpus)
+    assert jobs[ids[0]].cpus != jobs[ids[1]].cpus  # two jobs at once: two different CPUs
 
 
 def test_cancel_running_job_gets_sigterm_then_its_state(daemon: DaemonProcess) -> None:
@@ -46,9 +46,9 @@ def test_cancel_running_job_gets_sigterm_then_its_state(daemon: DaemonProcess) -
     _wait_for_log(daemon, job_id, "started")
     daemon.client.cancel(job_id)
     job = daemon.wait_all([job_id])[job_id]
-    assert job["state"] == "cancelled" and job["reason"] == "cancelled"
+    assert job.state == "cancelled" and job.reason == "cancelled"
     assert "got TERM" in daemon.log(job_id)
-    assert job["ran_s"] < 5
+    assert job.ran_s < 5
 
 
 def test_cancel_after_grace_is_sigkill(daemon: DaemonProcess) -> None:
@@ -56,31 +56,32 @@ def test_cancel_after_grace_is_sigkill(daemon: DaemonProcess) -> None:
     _wait_for_log(daemon, job_id, "started")
     daemon.client.cancel(job_id)
     job = daemon.wait_all([job_id])[job_id]
-    assert job["state"] == "cancelled" and job["signal"] == 9
-    assert 0.4 < job["ran_s"] < 5
+    assert job.state == "cancelled" and job.signal == 9
+    assert 0.4 < job.ran_s < 5
 
 
 def test_cancel_pending_and_hold_release(daemon: DaemonProcess) -> None:
     held = daemon.client.submit(shell("echo ran", hold=True))
     other = daemon.client.submit(shell("echo ran"))
     time.sleep(0.3)
-    assert daemon.client.job(held)["state"] == "pending"
-    assert "held" in daemon.client.job(held)["reason"]
-    daemon.client.cancel(other) if daemon.client.job(other)["state"] == "pending" else None
+    assert daemon.job(held).state == "pending"
+    assert "held" in daemon.job(held).reason
+    daemon.client.cancel(other) if daemon.job(other).state == "pending" else None
     daemon.client.release(held)
-    assert daemon.wait_all([held])[held]["state"] == "succeeded"
-    with pytest.raises(UsageError, match="already ended"):
+    assert daemon.wait_all([held])[held].state == "succeeded"
+    with pytest.raises(UsageError, match="already ended") as ended:
         daemon.client.cancel(held)
-    with pytest.raises(JobNotFound):
+    with pytest.raises(JobNotFound) as missing:
         daemon.client.cancel(12345)
+    assert (ended.value.status, missing.value.status, missing.value.job_id) == (400, 404, 12345)
 
 
 def test_time_limit_gives_timeout(daemon: DaemonProcess) -> None:
     job_id = daemon.client.submit(shell("sleep 30", time="1s", grace="1s"))
     job = daemon.wait_all([job_id])[job_id]
-    assert job["state"] == "timeout"
-    assert job["reason"] == "time limit of 1 s reached"
-    assert 0.9 < job["ran_s"] < 5
+    assert job.state == "timeout"
+    assert job.reason == "time limit of 1 s reached"
+    assert 0.9 < job.ran_s < 5
 
 
 def test_memory_limit_oom_kill(daemon: DaemonProcess) -> None:
@@ -90,9 +91,9 @@ def test_memory_limit_oom_kill(daemon: DaemonProcess) -> None:
     grab = f"{PY} -c 'x = bytearray(512 * 2**20); print(len(x))'"
     job_id = daemon.client.submit(shell(grab, mem="96MiB", retries=2))
     job = daemon.wait_all([job_id])[job_id]
-    assert job["state"] == "failed" and job["oom_killed"] is True
-    assert job["reason"].startswith("out of memory: killed at the 96.0 MiB memory limit")
-    assert job["failures"] == 0 and job["attempt"] == 1  # an OOM is not retried: it would OOM again
+    assert job.state == "failed" and job.oom_killed is True
+    assert job.reason.startswith("out of memory: killed at the 96.0 MiB memory limit")
+    assert job.failures == 0 and job.attempt == 1  # an OOM is not retried: it would OOM again
 
 
 def test_retries_with_backoff_then_success(daemon: DaemonProcess, tmp_path: Path) -> None:
@@ -100,17 +101,17 @@ def test_retries_with_backoff_then_success(daemon: DaemonProcess, tmp_path: Path
     script = f"n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}; [ $n -ge 3 ]"
     job_id = daemon.client.submit(shell(script, retries=3, retry_backoff="0.2s"))
     job = daemon.wait_all([job_id])[job_id]
-    assert job["state"] == "succeeded"
-    assert (job["attempt"], job["failures"]) == (3, 2)
-    states = [e["to_state"] for e in daemon.client.job(job_id)["events"]]
+    assert job.state == "succeeded"
+    assert (job.attempt, job.failures) == (3, 2)
+    states = [e.to_state for e in daemon.job(job_id).events]
     assert states == ["pending", "running", "requeued", "running", "requeued", "running", "succeeded"]
 
 
 def test_retries_exhausted_fail_with_reason(daemon: DaemonProcess) -> None:
     job_id = daemon.client.submit(shell("exit 4", retries=1, retry_backoff="0.1s"))
     job = daemon.wait_all([job_id])[job_id]
-    assert job["state"] == "failed" and job["exit_code"] == 4
-    assert job["reason"] == "exit code 4 (after 1 retries)"
+    assert job.state == "failed" and job.exit_code == 4
+    assert job.reason == "exit code 4 (after 1 retries)"
 
 
 def test_checkpoint_exit_code_requeues(daemon: DaemonProcess) -> None:
@@ -121,9 +122,9 @@ def test_checkpoint_exit_code_requeues(daemon: DaemonProcess) -> None:
     )
     job_id = daemon.client.submit(shell(script))
     job = daemon.wait_all([job_id])[job_id]
-    assert job["state"] == "succeeded" and job["requeues"] == 1 and job["failures"] == 0
+    assert job.state == "succeeded" and job.requeues == 1 and job.failures == 0
     assert "resumed from 41" in daemon.log(job_id)
-    reasons = [e["reason"] for e in daemon.client.job(job_id)["events"] if e["to_state"] == "requeued"]
+    reasons = [e.reason for e in daemon.job(job_id).events if e.to_state == "requeued"]
     assert reasons == ["exited with 99 (checkpoint saved): requeued"]
 
 
@@ -134,10 +135,10 @@ def test_preemption_requeues_the_preemptible_job(daemon: DaemonProcess) -> None:
     _wait_for_log(daemon, low, "low-start")
     high = daemon.client.submit(shell("echo high", gpus=2, priority=50))
     jobs = daemon.wait_all([high], timeout_s=30)
-    assert jobs[high]["state"] == "succeeded"
-    events = daemon.client.job(low)["events"]
-    assert [e["to_state"] for e in events][:3] == ["pending", "running", "requeued"]
-    assert events[2]["reason"] == f"preempted for job {high}; requeued"
+    assert jobs[high].state == "succeeded"
+    events = daemon.job(low).events
+    assert [e.to_state for e in events][:3] == ["pending", "running", "requeued"]
+    assert events[2].reason == f"preempted for job {high}; requeued"
     assert "checkpoint" in daemon.log(low)
     daemon.client.cancel(low)
 
@@ -168,7 +169,7 @@ def test_tcp_needs_the_bearer_token_and_openapi_describes_the_api(tmp_path: Path
             stranger.jobs()
         with Client(url=f"http://{address}", token=token) as remote:
             job_id = remote.submit(shell("echo over tcp"))
-            assert remote.wait(job_id)["state"] == "succeeded"
+            assert remote.wait(job_id).state == "succeeded"
         assert httpx.get(f"http://{address}/openapi.json").status_code == 401  # TCP: the token, for everything
         schema = httpx.get(f"http://{address}/openapi.json", headers={"authorization": f"Bearer {token}"}).json()
         assert {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/cancel", "/v1/gpus"} <= set(schema["paths"])

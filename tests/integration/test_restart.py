@@ -34,9 +34,9 @@ def test_running_jobs_are_adopted_with_their_real_exit_status(tmp_path: Path) ->
         time.sleep(2.0)  # both jobs end while no daemon runs
         daemon.start()
         jobs = daemon.wait_all([failing, passing])
-        assert (jobs[failing]["state"], jobs[failing]["exit_code"]) == ("failed", 3)
-        assert (jobs[passing]["state"], jobs[passing]["exit_code"]) == ("succeeded", 0)
-        assert jobs[failing]["attempt"] == jobs[passing]["attempt"] == 1
+        assert (jobs[failing].state, jobs[failing].exit_code) == ("failed", 3)
+        assert (jobs[passing].state, jobs[passing].exit_code) == ("succeeded", 0)
+        assert jobs[failing].attempt == jobs[passing].attempt == 1
         assert daemon.log(passing) == "started\ndone\n"
     finally:
         finish(daemon)
@@ -49,10 +49,10 @@ def test_still_running_job_is_adopted_and_can_be_cancelled(tmp_path: Path) -> No
         _wait_running(daemon, [job_id])
         daemon.kill9()
         daemon.start()
-        assert daemon.client.job(job_id)["state"] == "running"
+        assert daemon.job(job_id).state == "running"
         daemon.client.cancel(job_id)
         job = daemon.wait_all([job_id])[job_id]
-        assert job["state"] == "cancelled" and job["exit_code"] == 5 and job["attempt"] == 1
+        assert job.state == "cancelled" and job.exit_code == 5 and job.attempt == 1
     finally:
         finish(daemon)
 
@@ -90,11 +90,11 @@ def test_kill9_at_random_moments_during_a_burst_loses_and_duplicates_nothing(tmp
             time.sleep(rng.uniform(0.0, 0.3))
             daemon.start()
         submitter.join()
-        stored = {j["id"]: j for j in daemon.client.jobs()}
+        stored = {j.id: j for j in daemon.client.jobs()}
         finished = daemon.wait_all(list(stored), timeout_s=90)
         assert set(acknowledged) <= set(stored), "an acknowledged submit was lost"
         assert len(acknowledged) >= 45, f"only {len(acknowledged)} submits got through"
-        assert {j["state"] for j in finished.values()} == {"succeeded"}
+        assert {j.state for j in finished.values()} == {"succeeded"}
         runs = collections.Counter(int(line) for line in ledger.read_text().split())
         assert set(runs) == set(stored)
         assert max(runs.values()) == 1, f"jobs ran twice: {[i for i, n in runs.items() if n > 1]}"

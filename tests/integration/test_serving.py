@@ -291,13 +291,13 @@ def test_serve_as_a_scheduled_job_on_its_gpu(tmp_path: Path, repo: Path) -> None
         assert done.returncode == 0, done.stderr
         job_id = json.loads(done.stdout)["id"]
         deadline = time.monotonic() + 90
-        job = daemon.client.job(job_id)
-        while not job.get("endpoint") and time.monotonic() < deadline:
+        job = daemon.job(job_id)
+        while not job.endpoint and time.monotonic() < deadline:
             time.sleep(0.2)
-            job = daemon.client.job(job_id)
-        assert job["endpoint"], daemon.log(job_id)
-        assert job["name"] == "serve-mlp" and job["spec"]["retries"] == 3 and len(job["gpus"]) == 1
-        client = triton.InferenceServerClient(job["endpoint"].removeprefix("http://"))
+            job = daemon.job(job_id)
+        assert job.endpoint, daemon.log(job_id)
+        assert job.name == "serve-mlp" and job.spec.retries == 3 and len(job.gpus) == 1
+        client = triton.InferenceServerClient(str(job.endpoint).removeprefix("http://"))
         tensor = triton.InferInput("x", [1, 256], "FP32")
         tensor.set_data_from_numpy(np.zeros((1, 256), dtype=np.float32))
         assert client.infer("mlp", [tensor]).as_numpy("y").shape == (1, 10)
@@ -306,7 +306,7 @@ def test_serve_as_a_scheduled_job_on_its_gpu(tmp_path: Path, repo: Path) -> None
                                env=env).stdout  # fmt: skip
         assert f"endpoint  {job['endpoint']}" in shown
         daemon.client.cancel(job_id)
-        assert daemon.wait_all([job_id])[job_id]["state"] == "cancelled"
+        assert daemon.wait_all([job_id])[job_id].state == "cancelled"
         assert "drained and stopped (SIGTERM)" in daemon.log(job_id)
     finally:
         finish(daemon)

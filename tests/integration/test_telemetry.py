@@ -36,16 +36,16 @@ def test_finished_job_shows_gpu_hours_energy_method_and_co2e(fast_daemon: Daemon
     job_id = fast_daemon.client.submit(shell(BUSY, gpus=1))
     fast_daemon.wait_all([job_id])
     time.sleep(0.5)
-    energy = fast_daemon.client.job(job_id)["energy"]
+    energy = fast_daemon.job(job_id).energy
     assert energy is not None
-    assert energy["methods"]["gpu" + str(fast_daemon.client.job(job_id)["gpu_indices"][0])] == "simulated"
-    assert energy["methods"]["cpu"] == "estimate (10 W per busy CPU, no RAPL)"  # this VM has no RAPL
-    assert 0.0004 < energy["gpu_hours"] < 0.0008  # ~2 s of one GPU
+    assert energy.methods["gpu" + str(fast_daemon.job(job_id).gpu_indices[0])] == "simulated"
+    assert energy.methods["cpu"] == "estimate (10 W per busy CPU, no RAPL)"  # this VM has no RAPL
+    assert 0.0004 < energy.gpu_hours < 0.0008  # ~2 s of one GPU
     # A busy L4 (72 W) for ~2 s: ~140 J of GPU energy; ~2 CPU-seconds at 10 W.
-    assert 80 / 3.6e6 < energy["gpu_kwh"] < 200 / 3.6e6
-    assert 10 / 3.6e6 < energy["cpu_kwh"] < 30 / 3.6e6
-    assert energy["total_kwh"] == pytest.approx(energy["gpu_kwh"] + energy["cpu_kwh"], rel=1e-3)
-    assert energy["co2e_kg"] == pytest.approx(energy["total_kwh"] * 475.0 / 1000, rel=1e-3)
+    assert 80 / 3.6e6 < energy.gpu_kwh < 200 / 3.6e6
+    assert 10 / 3.6e6 < energy.cpu_kwh < 30 / 3.6e6
+    assert energy.total_kwh == pytest.approx(energy.gpu_kwh + energy.cpu_kwh, rel=1e-3)
+    assert energy.co2e_kg == pytest.approx(energy.total_kwh * 475.0 / 1000, rel=1e-3)
     shown = subprocess.run(
         [PY, "-m", "tuxai", "show", str(job_id), "--home", str(fast_daemon.home)], capture_output=True, text=True
     ).stdout
@@ -57,18 +57,18 @@ def test_idle_and_hung_with_real_processes(fast_daemon: DaemonProcess) -> None:
     talker = fast_daemon.client.submit(shell("while true; do echo tick; sleep 0.2; done", gpus=1, grace="1s"))
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        jobs = {j["id"]: j for j in fast_daemon.client.jobs()}
-        if jobs[sleeper]["state"] == "cancelled" and "idle" in jobs[talker]["flags"]:
+        jobs = {j.id: j for j in fast_daemon.client.jobs()}
+        if jobs[sleeper].state == "cancelled" and "idle" in jobs[talker].flags:
             break
         time.sleep(0.1)
-    jobs = {j["id"]: j for j in fast_daemon.client.jobs()}
+    jobs = {j.id: j for j in fast_daemon.client.jobs()}
     # The sleeper: idle, then hung (no CPU, GPU or log progress), then cancelled by the policy.
-    assert jobs[sleeper]["state"] == "cancelled"
-    assert jobs[sleeper]["reason"] == "cancelled: flagged hung (no progress)"
-    reasons = [e["reason"] for e in fast_daemon.client.job(sleeper)["events"]]
+    assert jobs[sleeper].state == "cancelled"
+    assert jobs[sleeper].reason == "cancelled: flagged hung (no progress)"
+    reasons = [e.reason for e in fast_daemon.job(sleeper).events]
     assert any(r.startswith("flagged idle") for r in reasons) and any("flagged hung" in r for r in reasons)
     # The talker writes its log: idle (its GPU unused) but not hung.
-    assert jobs[talker]["state"] == "running" and jobs[talker]["flags"] == ["idle"]
+    assert jobs[talker].state == "running" and jobs[talker].flags == ("idle",)
     metrics = fast_daemon.client.metrics()
     assert f'tuxai_job_idle{{job_id="{talker}",user="root",name="sh"}} 1' in metrics
     assert f'tuxai_job_hung{{job_id="{talker}",user="root",name="sh"}} 0' in metrics
@@ -131,11 +131,12 @@ def test_a_job_with_a_memory_limit_is_measured_by_its_cgroup(fast_daemon: Daemon
     hold = f"setsid -w {PY} -c 'import time; x = bytearray(64 * 2**20); time.sleep(30)'"
     job_id = fast_daemon.client.submit(shell(hold, mem="256MiB", grace="1s"))
     deadline = time.monotonic() + 20
-    usage: dict[str, object] = {}
+    memory_bytes = 0
     while time.monotonic() < deadline:
-        usage = fast_daemon.client.telemetry()["usage"].get(str(job_id), {})
-        if int(usage.get("memory_bytes", 0)) > 64 * 2**20:  # type: ignore[call-overload]
+        usage = fast_daemon.client.telemetry().usage.get(job_id)
+        memory_bytes = usage.memory_bytes if usage else 0
+        if memory_bytes > 64 * 2**20:
             break
         time.sleep(0.2)
-    assert 64 * 2**20 < int(usage.get("memory_bytes", 0)) < 256 * 2**20, usage  # type: ignore[call-overload]
+    assert 64 * 2**20 < memory_bytes < 256 * 2**20, memory_bytes
     fast_daemon.client.cancel(job_id)

@@ -3,10 +3,12 @@
     from tuxai.api.client import Client
     client = Client.discover()               # $TUXAI_HOME's daemon; else yours, else the system's
     job_id = client.submit({"command": ["python", "train.py"], "gpus": 1})
-    client.wait(job_id)["state"]             # 'succeeded'
+    client.wait(job_id).state                # JobState.SUCCEEDED ("succeeded")
 
-Errors come back as the ``TuxaiError`` the daemon raised (``UsageError``, ``JobNotFound``,
-``PermissionDenied`` …); no daemon is a ``DaemonError`` that says how to start one.
+Answers are the frozen types of ``tuxai.model.wire`` (``Job``, ``GpuView``, ``Health`` …). Errors
+come back as the ``TuxaiError`` the daemon raised (``UsageError``, ``JobNotFound``,
+``PermissionDenied`` …) with its message, hint, fields and ``status``; no daemon is a
+``DaemonError`` that says how to start one, an answer this client cannot read another.
 """
 
 from __future__ import annotations
@@ -15,22 +17,31 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpcore
 import httpx
 
-from tuxai import errors
 from tuxai.errors import DaemonError, TuxaiError
+from tuxai.model.job import JobSpec, JobState
+from tuxai.model.jobfile import spec_to_dict
+from tuxai.model.wire import (
+    VERSIONS_HINT,
+    ErrorBody,
+    GpuView,
+    Health,
+    Job,
+    LiveView,
+    PublicJob,
+    Submitted,
+    error_from_body,
+    from_json,
+    job_from_json,
+)
 
-_ERRORS: dict[str, type[TuxaiError]] = {
-    name: kind
-    for name, kind in vars(errors).items()
-    if isinstance(kind, type) and issubclass(kind, TuxaiError) and kind is not errors.ToolOutputError
-}
-_DONE = {"succeeded", "failed", "cancelled", "timeout", "preempted"}
+T = TypeVar("T")
 
 
 def default_home(env: Mapping[str, str] | None = None) -> Path:
@@ -151,58 +162,60 @@ class Client:
             raise _error(response)
         return response
 
-    def health(self) -> dict[str, Any]:
-        """The daemon's pid, version, home and machine."""
-        data: dict[str, Any] = self._call("GET", "/v1/health").json()
-        return data
+    def _read(self, cls: type[T], method: str, path: str, **kwargs: Any) -> T:
+        """The answer to a call, read as ``cls`` (``tuxai.model.wire``)."""
+        return from_json(cls, _json(self._call(method, path, **kwargs)), path)
 
-    def submit(self, spec: Mapping[str, Any], environment: Mapping[str, str] | None = None) -> int:
-        """Submit a job (job file fields: ``command``, ``gpus``, ``cpus``, ``mem``, ``time`` …); its id.
+    def health(self) -> Health:
+        """The daemon's pid, version, home and machine, and how its loops fare."""
+        return self._read(Health, "GET", "/v1/health")
+
+    def submit(self, spec: JobSpec | Mapping[str, object], environment: Mapping[str, str] | None = None) -> int:
+        """Submit a job: a ``JobSpec`` (``tuxai.model.jobfile.spec_from_dict`` of a job file's fields), or
+        the fields themselves (``command``, ``gpus``, ``cpus``, ``mem``, ``time`` …), which the daemon
+        checks with that same function; its id.
 
         ``environment`` is the job's base environment (default: this process's).
         """
+        fields = spec_to_dict(spec) if isinstance(spec, JobSpec) else dict(spec)
         env = dict(os.environ if environment is None else environment)
         # Encoded here, ASCII-only and NaN allowed, so that whatever the text (a variable holding
         # non-UTF-8 bytes, a float('nan')) the daemon names the bad field rather than httpx raising.
-        body = json.dumps({"spec": dict(spec), "environment": env}, ensure_ascii=True).encode()
+        body = json.dumps({"spec": fields, "environment": env}, ensure_ascii=True).encode()
         headers = {"content-type": "application/json"}
-        return int(self._call("POST", "/v1/jobs", content=body, headers=headers).json()["id"])
+        return self._read(Submitted, "POST", "/v1/jobs", content=body, headers=headers).id
 
-    def jobs(self, states: list[str] | None = None) -> list[dict[str, Any]]:
-        """The jobs you may see (everyone's for root or the daemon's owner)."""
-        params = [("state", s) for s in states or []]
-        data: list[dict[str, Any]] = self._call("GET", "/v1/jobs", params=params).json()
-        return data
+    def jobs(self, states: Sequence[str] | None = None) -> list[PublicJob]:
+        """The jobs you may see, oldest first: yours (everyone's for root or the daemon's owner) as ``Job``,
+        others' as ``PublicJob``; ``states``: only those (``JobState`` values)."""
+        params = [("state", str(s)) for s in states or []]
+        listed = _listed(self._call("GET", "/v1/jobs", params=params))
+        return [job_from_json(item, f"/v1/jobs[{i}]") for i, item in enumerate(listed)]
 
-    def job(self, job_id: int) -> dict[str, Any]:
-        """One job with its history (``events``)."""
-        data: dict[str, Any] = self._call("GET", f"/v1/jobs/{job_id}").json()
-        return data
+    def job(self, job_id: int) -> PublicJob:
+        """One job: yours as a ``JobDetail`` (with its history and energy), another user's as a ``PublicJob``."""
+        return job_from_json(_json(self._call("GET", f"/v1/jobs/{job_id}")), f"job {job_id}")
 
-    def cancel(self, job_id: int) -> dict[str, Any]:
+    def cancel(self, job_id: int) -> Job:
         """Cancel a job (a running one gets SIGTERM, its grace period, then SIGKILL)."""
-        data: dict[str, Any] = self._call("POST", f"/v1/jobs/{job_id}/cancel").json()
-        return data
+        return self._read(Job, "POST", f"/v1/jobs/{job_id}/cancel")
 
-    def hold(self, job_id: int) -> dict[str, Any]:
+    def hold(self, job_id: int) -> Job:
         """Keep a pending job from starting."""
-        data: dict[str, Any] = self._call("POST", f"/v1/jobs/{job_id}/hold").json()
-        return data
+        return self._read(Job, "POST", f"/v1/jobs/{job_id}/hold")
 
-    def release(self, job_id: int) -> dict[str, Any]:
+    def release(self, job_id: int) -> Job:
         """Let a held job start."""
-        data: dict[str, Any] = self._call("POST", f"/v1/jobs/{job_id}/release").json()
-        return data
+        return self._read(Job, "POST", f"/v1/jobs/{job_id}/release")
 
-    def gpus(self) -> list[dict[str, Any]]:
+    def gpus(self) -> list[GpuView]:
         """Every GPU and the jobs holding it."""
-        data: list[dict[str, Any]] = self._call("GET", "/v1/gpus").json()
-        return data
+        listed = _listed(self._call("GET", "/v1/gpus"))
+        return [from_json(GpuView, item, f"/v1/gpus[{i}]") for i, item in enumerate(listed)]
 
-    def telemetry(self) -> dict[str, Any]:
+    def telemetry(self) -> LiveView:
         """The latest sample of every GPU with its holders, and the running jobs' usage."""
-        data: dict[str, Any] = self._call("GET", "/v1/telemetry").json()
-        return data
+        return self._read(LiveView, "GET", "/v1/telemetry")
 
     def metrics(self) -> str:
         """The Prometheus exposition text."""
@@ -212,10 +225,14 @@ class Client:
         """Stop the daemon (jobs go on)."""
         self._call("POST", "/v1/shutdown")
 
-    def log(self, job_id: int, offset: int = 0) -> tuple[bytes, int, str]:
+    def log(self, job_id: int, offset: int = 0) -> tuple[bytes, int, JobState]:
         """Output from ``offset``: (bytes, next offset, job state)."""
         response = self._call("GET", f"/v1/jobs/{job_id}/log", params={"offset": offset})
-        return response.content, int(response.headers["x-tuxai-next-offset"]), response.headers["x-tuxai-state"]
+        following = response.headers.get("x-tuxai-next-offset", "")
+        if not following.isdigit():
+            raise DaemonError(f"the daemon's log answer has no next offset ({following!r})", hint=VERSIONS_HINT)
+        state = from_json(JobState, response.headers.get("x-tuxai-state"), "X-Tuxai-State")
+        return response.content, int(following), state
 
     def follow(self, job_id: int, poll_s: float = 0.2) -> Iterator[bytes]:
         """The job's output as it is written, until the job ends."""
@@ -224,32 +241,46 @@ class Client:
             data, offset, state = self.log(job_id, offset)
             if data:
                 yield data
-            elif state in _DONE:
+            elif state.terminal:
                 return
             else:
                 time.sleep(poll_s)
 
-    def wait(self, job_id: int, timeout_s: float = 3600.0, poll_s: float = 0.05) -> dict[str, Any]:
-        """Poll until the job ended; the job. Raises ``DaemonError`` after ``timeout_s``."""
+    def wait(self, job_id: int, timeout_s: float = 3600.0, poll_s: float = 0.05) -> PublicJob:
+        """Poll until the job ended; the job (``job``). Raises ``DaemonError`` after ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         while True:
             job = self.job(job_id)
-            if job["state"] in _DONE:
+            if job.state.terminal:
                 return job
             if time.monotonic() > deadline:
-                raise DaemonError(f"job {job_id} still {job['state']} after {timeout_s:g} s", hint="wait longer")
+                raise DaemonError(f"job {job_id} still {job.state} after {timeout_s:g} s", hint="wait longer")
             time.sleep(poll_s)
 
 
-def _error(response: httpx.Response) -> TuxaiError:
+def _json(response: httpx.Response) -> object:
+    """The answer's JSON. Raises ``DaemonError``: not JSON."""
     try:
-        body = response.json()
+        data: object = response.json()
     except ValueError:
-        body = None
-    if not isinstance(body, dict) or "message" not in body:
-        detail = body.get("detail") if isinstance(body, dict) else response.text[:200]
-        return errors.UsageError(f"the daemon refused the request ({response.status_code}): {detail}")
-    kind = _ERRORS.get(str(body.get("error")), TuxaiError)
-    error = TuxaiError.__new__(kind)
-    TuxaiError.__init__(error, str(body["message"]), str(body.get("hint", "")))
-    return error
+        raise DaemonError(f"the daemon answered {response.text[:80]!r}, not JSON", hint=VERSIONS_HINT) from None
+    return data
+
+
+def _listed(response: httpx.Response) -> list[object]:
+    """The answer's JSON list. Raises ``DaemonError``: not one."""
+    data = _json(response)
+    if not isinstance(data, list):
+        raise DaemonError(f"the daemon answered {str(data)[:80]!r}, not a list", hint=VERSIONS_HINT)
+    return data
+
+
+def _error(response: httpx.Response) -> TuxaiError:
+    """The ``TuxaiError`` of an error answer: the class it names with its message, hint and fields
+    (``tuxai.model.wire.error_from_body``); an answer in no shape of ours (a proxy's page) by its status."""
+    try:
+        body = from_json(ErrorBody, response.json(), "error")
+    except (ValueError, DaemonError):
+        text = " ".join(response.text.split())[:200] or response.reason_phrase
+        body = ErrorBody("", f"the daemon refused the request ({response.status_code}): {text}", "")
+    return error_from_body(body, response.status_code)

@@ -272,22 +272,23 @@ def top(
 def status(as_json: JsonOption = False, home: HomeOption = None, debug: DebugOption = False) -> None:
     """The daemon: pid, home, machine, cgroups, telemetry and the Prometheus address."""
     from tuxai.cli.jobs import client
+    from tuxai.model.wire import to_json
 
     def action() -> int:
         with client(home) as api:
             health = api.health()
         if as_json:
-            print(json.dumps(health, indent=2))
+            print(json.dumps(to_json(health), indent=2))
             return 0
         rows = [
-            ("daemon", f"pid {health['pid']}, tuxai {health['version']}"),
+            ("daemon", f"pid {health.pid}, tuxai {health.version}"),
             ("asked", api.describe()),  # which daemon, and why that one (yours, or the system's)
-            ("home", health["home"]),
-            ("machine", f"{health['gpus']} GPUs, {health['cpus']} CPUs ({health['inventory']})"),
-            ("cgroups", f"v{health['cgroups']}" if health["cgroups"] else f"off: {health['cgroups_problem']}"),
-            ("telemetry", f"GPUs by {health['sampler']}, CPU energy by {health['cpu_energy']}"),
-            *([("", health["cpu_energy_problem"])] if health.get("cpu_energy_problem") else []),
-            ("prometheus", f"http://{health['metrics']}/metrics" if health["metrics"] else "not on TCP"),
+            ("home", health.home),
+            ("machine", f"{health.gpus} GPUs, {health.cpus} CPUs ({health.inventory})"),
+            ("cgroups", f"v{health.cgroups}" if health.cgroups else f"off: {health.cgroups_problem}"),
+            ("telemetry", f"GPUs by {health.sampler}, CPU energy by {health.cpu_energy}"),
+            *([("", health.cpu_energy_problem)] if health.cpu_energy_problem else []),
+            ("prometheus", f"http://{health.metrics}/metrics" if health.metrics else "not on TCP"),
         ]
         for key, value in rows:
             print(f"{key:>10}  {value}")

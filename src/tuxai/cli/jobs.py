@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -21,12 +22,15 @@ from rich.text import Text
 from tuxai.api.client import Client, default_home
 from tuxai.api.home import check_home, daemon_pid, open_private, read_private, wait_stopped
 from tuxai.errors import DaemonError, TuxaiError, UsageError
+from tuxai.model.job import JobSpec, JobState
 from tuxai.model.jobfile import load_job_file, spec_from_dict
 from tuxai.model.mapping import declared_fields
+from tuxai.model.resources import WHOLE_GPU_MILLI
 from tuxai.model.units import format_bytes
+from tuxai.model.wire import EnergyTotals, Job, JobDetail, PublicJob, to_json
 from tuxai.settings import DaemonSettings, load_daemon_settings
 
-ACTIVE = ("pending", "running", "requeued")
+ACTIVE = (JobState.PENDING, JobState.RUNNING, JobState.REQUEUED)
 # C0 and C1 controls, DEL, bidi overrides and isolates, zero-width marks, line separators, surrogates.
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
 
@@ -62,7 +66,8 @@ def client(home: Path | None) -> Client:
 
 
 def _print_json(data: object) -> None:
-    print(json.dumps(data, indent=2, sort_keys=True))
+    """A wire value as the JSON of docs/jobs.md (``to_json``), keys sorted."""
+    print(json.dumps(to_json(data), indent=2, sort_keys=True))
 
 
 def _ago(seconds: float | None) -> str:
@@ -109,7 +114,7 @@ def run_up(argv: list[str], home: Path, detach: bool, timeout_s: float = 30.0) -
     """
     pid = None
     with contextlib.suppress(DaemonError), Client.for_home(home, timeout_s=2) as probe:
-        pid = probe.health()["pid"]
+        pid = probe.health().pid
     if pid is not None:
         raise UsageError(f"a tuxai daemon already runs for {home} (pid {pid})", hint="`tuxai down` stops it")
     if not detach:
@@ -133,7 +138,7 @@ def run_up(argv: list[str], home: Path, detach: bool, timeout_s: float = 30.0) -
                 raise DaemonError(f"the daemon did not start: {last.removeprefix('error: ')}", hint=f"see {log_path}")
             with contextlib.suppress(DaemonError):
                 health = probe.health()
-                print(f"tuxai daemon up (pid {health['pid']}), home {home}, log {log_path}")
+                print(f"tuxai daemon up (pid {health.pid}), home {home}, log {log_path}")
                 print("  see the queue: tuxai ls    stop it: tuxai down")
                 return 0
             time.sleep(0.05)
@@ -158,11 +163,12 @@ def run_down(home: Path, timeout_s: float = 15.0) -> int:
 # ---- submit ---------------------------------------------------------------------------------
 
 
-def build_spec(file: Path | None, flags: dict[str, Any], command: list[str]) -> dict[str, Any]:
-    """Job file fields, overridden by the flags given, with the command after ``--``.
+def build_spec(file: Path | None, flags: dict[str, Any], command: list[str]) -> JobSpec:
+    """The job file's fields, overridden by the flags given, with the command after ``--``, read by
+    the one validator (``spec_from_dict``, which the daemon applies again to what it receives).
 
     Raises:
-        UsageError: unreadable file, no command, or a bad field (validated here, before the daemon).
+        UsageError: unreadable file, no command, or a bad field (said here, before the daemon).
     """
     data: dict[str, Any] = {}
     if file is not None:
@@ -176,8 +182,7 @@ def build_spec(file: Path | None, flags: dict[str, Any], command: list[str]) -> 
         spec_from_dict({**data, "command": ["-"]}, origin=str(file) if file else "submit")  # other fields first
         raise UsageError("no command to run", hint="tuxai submit [OPTIONS] -- COMMAND [ARGS...], or --file job.yaml")
     data.setdefault("workdir", os.getcwd())
-    spec_from_dict(data, origin=str(file) if file else "submit")  # fail here, with the field's name
-    return data
+    return spec_from_dict(data, origin=str(file) if file else "submit")
 
 
 def serve_command(target: Path) -> list[str]:
@@ -186,17 +191,14 @@ def serve_command(target: Path) -> list[str]:
     target = target.expanduser().resolve()
     if not target.exists():
         raise UsageError(f"--serve {target}: no such model or repository", hint="pass a .onnx/.pt file or a repo dir")
-    script = (
-        f'exec "{sys.executable}" -m tuxai serve "{target}" --port 0 '
-        '--endpoint-file "$TUXAI_ENDPOINT_FILE"'
-    )
+    script = f'exec "{sys.executable}" -m tuxai serve "{target}" --port 0 --endpoint-file "$TUXAI_ENDPOINT_FILE"'
     return ["sh", "-c", script]
 
 
-def run_submit(home: Path | None, spec: dict[str, Any], env_cache: Callable[[str], str] | None, as_json: bool) -> int:
+def run_submit(home: Path | None, spec: JobSpec, env_cache: Callable[[str], str] | None, as_json: bool) -> int:
     """Build the job's environment if asked (progress on stderr), submit, print the id."""
-    if spec.get("env") and env_cache is not None:
-        spec["env"] = env_cache(str(spec["env"]))
+    if spec.env_path and env_cache is not None:
+        spec = dataclasses.replace(spec, env_path=env_cache(spec.env_path))
     with client(home) as api:
         job_id = api.submit(spec)
     if as_json:
@@ -220,21 +222,21 @@ def run_ls(home: Path | None, everything: bool, states: list[str], as_json: bool
     for column in ("ID", "NAME", "USER", "STATE", "GPUS", "CPUS", "WAITED", "RAN", "REASON"):
         table.add_column(column, no_wrap=column != "REASON")
     for job in jobs:
-        gpus = ",".join(str(i) for i in job["gpu_indices"]) or "-"
+        gpus = ",".join(str(i) for i in job.gpu_indices) or "-"
         table.add_row(
-            cell(job["id"]),
-            cell(printable(job["name"])[:24]),
-            cell(job["user"]),
+            cell(job.id),
+            cell(printable(job.name)[:24]),
+            cell(job.user),
             cell(
-                job["state"]
-                + (f" ({job['exit_code']})" if job.get("exit_code") not in (None, 0) else "")
-                + (f" [{','.join(job['flags'])}]" if job["flags"] else "")
+                job.state.value
+                + (f" ({job.exit_code})" if job.exit_code not in (None, 0) else "")
+                + (f" [{','.join(job.flags)}]" if job.flags else "")
             ),
             cell(gpus),
-            cell(len(job["cpus"]) if job["cpus"] else "-"),
-            cell(_ago(job["waited_s"])),
-            cell(_ago(job["ran_s"])),
-            cell(job["reason"]),
+            cell(len(job.cpus) if job.cpus else "-"),
+            cell(_ago(job.waited_s)),
+            cell(_ago(job.ran_s)),
+            cell(job.reason),
         )
     Console(width=200 if not sys.stdout.isatty() else None).print(table)
     if not jobs:
@@ -249,70 +251,78 @@ def run_show(home: Path | None, job_id: int, as_json: bool) -> int:
     if as_json:
         _print_json(job)
         return 0
-    mine = "spec" in job  # the daemon sends the rest to the job's owner and root only
+    mine = isinstance(job, Job)  # the daemon sends the rest to the job's owner and root only
     rows = [
-        ("job", f"{job['id']} {job['name']}"),
-        ("user", job["user"]),
-        ("state", job["state"] + (f": {job['reason']}" if job["reason"] else "")),
-        *([("command", " ".join(job["command"])), ("asked", _asked(job["spec"]))] if mine else []),
-        ("gpus", ", ".join(f"{i} {u}" for i, u in zip(job["gpu_indices"], job["gpus"], strict=True)) or "-"),
-        ("cpus", ",".join(str(c) for c in job["cpus"]) or "-"),
+        ("job", f"{job.id} {job.name}"),
+        ("user", job.user),
+        ("state", job.state.value + (f": {job.reason}" if job.reason else "")),
+        *([("command", " ".join(job.command)), ("asked", _asked(job.spec))] if isinstance(job, Job) else []),
+        ("gpus", ", ".join(f"{i} {u}" for i, u in zip(job.gpu_indices, job.gpus, strict=True)) or "-"),
+        ("cpus", ",".join(str(c) for c in job.cpus) or "-"),
         ("exit", _exit(job)),
-        ("waited", _ago(job["waited_s"])),
-        ("ran", _ago(job["ran_s"])),
+        ("waited", _ago(job.waited_s)),
+        ("ran", _ago(job.ran_s)),
         *(
-            [
-                ("cpu time", _ago(job["cpu_s"])),
-                ("peak memory", format_bytes(job["max_rss_bytes"]) if job["max_rss_bytes"] else "-"),
-                ("attempts", f"{job['attempt']} (failures {job['failures']}, requeues {job['requeues']})"),
-                ("log", job["log_path"] or "-"),
-            ]
-            if mine
+            _usage_rows(job)
+            if isinstance(job, Job)
             else [("private", "another user's job: its command, log and history are theirs")]
         ),
-        ("flags", ", ".join(job["flags"]) or "-"),
-        *([("endpoint", job["endpoint"])] if job.get("endpoint") else []),
+        ("flags", ", ".join(job.flags) or "-"),
+        *([("endpoint", job.endpoint)] if isinstance(job, Job) and job.endpoint else []),
     ]
-    energy = job.get("energy")
-    if energy:
-        methods = ", ".join(f"{device}: {how}" for device, how in energy["methods"].items())
-        wh = {k: energy[f"{k}_kwh"] * 1000 for k in ("total", "gpu", "cpu")}
-        grid = f"{energy['grid_g_per_kwh']:g} g/kWh, PUE {energy['pue']:g}"
-        rows += [
-            ("GPU-hours", f"{energy['gpu_hours']:.4f}"),
-            ("energy", f"{wh['total']:.3f} Wh (GPU {wh['gpu']:.3f}, CPU {wh['cpu']:.3f})"),
-            ("CO2e", f"{energy['co2e_kg'] * 1000:.3f} g at {grid}"),
-            ("measured by", methods or "-"),
-        ]
+    if isinstance(job, JobDetail) and job.energy is not None:
+        rows += _energy_rows(job.energy)
     for key, value in rows:
         print(f"{key:>12}  {printable(value)}")
     if mine:
         print(f"{'history':>12}")
-    for event in job.get("events", []):
-        stamp = time.strftime("%H:%M:%S", time.localtime(event["at"]))
-        print(f"{'':>12}  {stamp}  {event['to_state']:<10} {printable(event['reason'])}")
+    for event in job.events if isinstance(job, JobDetail) else ():
+        stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
+        print(f"{'':>12}  {stamp}  {event.to_state.value:<10} {printable(event.reason)}")
     return 0
 
 
-def _asked(spec: dict[str, Any]) -> str:
-    parts = [f"{spec.get('gpus', 0)} GPU", f"{spec.get('cpus', 1)} CPU"]
-    if spec.get("gpu_share"):
-        parts[0] = f"{spec['gpu_share']:g} of a GPU"
-    if spec.get("mig"):
-        parts[0] = f"{spec.get('gpus', 1)} × MIG {spec['mig']}"
-    if spec.get("mem"):
-        parts.append(format_bytes(int(spec["mem"])))
-    if spec.get("time"):
-        parts.append(f"time limit {_ago(float(spec['time']))}")
-    if spec.get("retries"):
-        parts.append(f"{spec['retries']} retries")
+def _usage_rows(job: Job) -> list[tuple[str, str]]:
+    return [
+        ("cpu time", _ago(job.cpu_s)),
+        ("peak memory", format_bytes(job.max_rss_bytes) if job.max_rss_bytes else "-"),
+        ("attempts", f"{job.attempt} (failures {job.failures}, requeues {job.requeues})"),
+        ("log", job.log_path or "-"),
+    ]
+
+
+def _energy_rows(energy: EnergyTotals) -> list[tuple[str, str]]:
+    methods = ", ".join(f"{device}: {how}" for device, how in energy.methods.items())
+    wh = {"total": energy.total_kwh * 1000, "gpu": energy.gpu_kwh * 1000, "cpu": energy.cpu_kwh * 1000}
+    grid = f"{energy.grid_g_per_kwh:g} g/kWh, PUE {energy.pue:g}"
+    return [
+        ("GPU-hours", f"{energy.gpu_hours:.4f}"),
+        ("energy", f"{wh['total']:.3f} Wh (GPU {wh['gpu']:.3f}, CPU {wh['cpu']:.3f})"),
+        ("CO2e", f"{energy.co2e_kg * 1000:.3f} g at {grid}"),
+        ("measured by", methods or "-"),
+    ]
+
+
+def _asked(spec: JobSpec) -> str:
+    request = spec.request
+    parts = [f"{request.gpus} GPU", f"{request.cpus} CPU"]
+    if request.gpu_milli != WHOLE_GPU_MILLI:
+        parts[0] = f"{request.gpu_milli / WHOLE_GPU_MILLI:g} of a GPU"
+    if request.mig_profile:
+        parts[0] = f"{request.gpus} × MIG {request.mig_profile}"
+    if request.memory_bytes:
+        parts.append(format_bytes(request.memory_bytes))
+    if spec.time_limit_s:
+        parts.append(f"time limit {_ago(spec.time_limit_s)}")
+    if spec.retries:
+        parts.append(f"{spec.retries} retries")
     return ", ".join(parts)
 
 
-def _exit(job: dict[str, Any]) -> str:
-    if job["signal"]:
-        return f"signal {job['signal']}" + (" (out of memory)" if job.get("oom_killed") else "")
-    return "-" if job["exit_code"] is None else str(job["exit_code"])
+def _exit(job: PublicJob) -> str:
+    if job.signal:
+        return f"signal {job.signal}" + (" (out of memory)" if isinstance(job, Job) and job.oom_killed else "")
+    return "-" if job.exit_code is None else str(job.exit_code)
 
 
 def run_logs(home: Path | None, job_id: int, follow: bool) -> int:
@@ -351,7 +361,7 @@ def run_each(home: Path | None, verb: str, job_ids: list[int]) -> int:
                 failed += 1
                 print(f"error: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""), file=sys.stderr)
                 continue
-            print(printable(f"job {job_id}: {job['state']}" + (f" ({job['reason']})" if job["reason"] else "")))
+            print(printable(f"job {job_id}: {job.state.value}" + (f" ({job.reason})" if job.reason else "")))
     return 2 if failed else 0
 
 
@@ -367,16 +377,14 @@ def run_gpus(home: Path | None, as_json: bool) -> int:
         table.add_column(column, no_wrap=True)
     for gpu in gpus:
         holders = ", ".join(
-            f"{h['user']} job {h['job']}"
-            + (f" {h['name']}" if h["name"] else "")
-            + (f" ({h['share']:g})" if h["share"] < 1 else "")
-            for h in gpu["holders"]
+            f"{h.user} job {h.job}" + (f" {h.name}" if h.name else "") + (f" ({h.share:g})" if h.share < 1 else "")
+            for h in gpu.holders
         )
         table.add_row(
-            cell(gpu["index"]),
-            cell(gpu["name"]),
-            cell(format_bytes(gpu["memory_total_bytes"])),
-            cell(gpu["uuid"] or "-"),
+            cell(gpu.index),
+            cell(gpu.name),
+            cell(format_bytes(gpu.memory_total_bytes) if gpu.memory_total_bytes is not None else "-"),
+            cell(gpu.uuid or "-"),
             cell(holders or "free"),
         )
     Console(width=200 if not sys.stdout.isatty() else None).print(table)

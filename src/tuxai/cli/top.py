@@ -9,7 +9,7 @@ import sys
 import termios
 import time
 import tty
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from rich.console import Group
@@ -19,7 +19,9 @@ from rich.text import Text
 
 from tuxai.api.client import Client
 from tuxai.cli.jobs import cell, printable
+from tuxai.model.job import JobState
 from tuxai.model.units import format_bytes
+from tuxai.model.wire import LiveView, PublicJob
 
 BAR = 20
 
@@ -34,41 +36,41 @@ def bar(fraction: float | None, width: int = BAR) -> Text:
     return Text("█" * filled, style=style) + Text("░" * (width - filled), style="dim") + Text(f" {fraction:4.0%}")
 
 
-def _gpu_table(live: dict[str, Any]) -> Table:
-    table = Table(title=f"GPUs ({live['sampler']})", title_justify="left", box=None, header_style="bold")
+def _gpu_table(live: LiveView) -> Table:
+    table = Table(title=f"GPUs ({live.sampler})", title_justify="left", box=None, header_style="bold")
     for column in ("GPU", "MODEL", "UTIL", "MEMORY", "POWER", "TEMP", "JOB / USER"):
         table.add_column(column, no_wrap=True)
-    for gpu in live["gpus"]:
-        memory = gpu["memory_used_bytes"], gpu["memory_total_bytes"]
-        power = gpu["power_w"], gpu["power_limit_w"]
-        holders = ", ".join(f"{h['job']} {h['user']}" + (f" {h['name']}" if h["name"] else "") for h in gpu["holders"])
+    for gpu in live.gpus:
+        memory = gpu.memory_used_bytes, gpu.memory_total_bytes
+        power = gpu.power_w, gpu.power_limit_w
+        holders = ", ".join(f"{h.job} {h.user}" + (f" {h.name}" if h.name else "") for h in gpu.holders)
         table.add_row(
-            cell(gpu["index"]),
-            cell(gpu["name"]),
-            bar(None if gpu["util_pct"] is None else gpu["util_pct"] / 100),
+            cell(gpu.index),
+            cell(gpu.name),
+            bar(None if gpu.util_pct is None else gpu.util_pct / 100),
             bar(memory[0] / memory[1] if memory[0] is not None and memory[1] else None),
             bar(power[0] / power[1] if power[0] is not None and power[1] else None),
-            "-" if gpu["temperature_c"] is None else f"{gpu['temperature_c']:.0f}°C",
+            "-" if gpu.temperature_c is None else f"{gpu.temperature_c:.0f}°C",
             cell(holders or "free"),
         )
     return table
 
 
-def _queue_table(jobs: list[dict[str, Any]], live: dict[str, Any]) -> Table:
+def _queue_table(jobs: Sequence[PublicJob], live: LiveView) -> Table:
     table = Table(title="queue", title_justify="left", box=None, header_style="bold")
     for column in ("ID", "USER", "NAME", "STATE", "GPUS", "CPU", "MEM", "WHY / FLAGS"):
         table.add_column(column, no_wrap=column != "WHY / FLAGS")
     for job in jobs:
-        usage = live["usage"].get(str(job["id"]))
+        usage = live.usage.get(job.id)
         table.add_row(
-            cell(job["id"]),
-            cell(job["user"]),
-            cell(printable(job["name"])[:20]),
-            cell(job["state"]),
-            cell(",".join(str(i) for i in job["gpu_indices"]) or "-"),
-            f"{usage['cpu_s']:.0f}s" if usage else "-",
-            format_bytes(usage["memory_bytes"]) if usage else "-",
-            cell(", ".join(job["flags"]) or job["reason"]),
+            cell(job.id),
+            cell(job.user),
+            cell(printable(job.name)[:20]),
+            cell(job.state.value),
+            cell(",".join(str(i) for i in job.gpu_indices) or "-"),
+            f"{usage.cpu_s:.0f}s" if usage else "-",
+            format_bytes(usage.memory_bytes) if usage else "-",
+            cell(", ".join(job.flags) or job.reason),
         )
     return table
 
@@ -76,7 +78,7 @@ def _queue_table(jobs: list[dict[str, Any]], live: dict[str, Any]) -> Table:
 def render(client: Client) -> Group:
     """One frame."""
     live = client.telemetry()
-    jobs = client.jobs(["running", "pending", "requeued"])
+    jobs = client.jobs([JobState.RUNNING, JobState.PENDING, JobState.REQUEUED])
     header = Text(f"tuxai top — {time.strftime('%H:%M:%S')} — q quits", style="bold")
     return Group(header, _gpu_table(live), Text(""), _queue_table(jobs, live))
 
