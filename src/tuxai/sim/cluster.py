@@ -105,21 +105,27 @@ class ClusterState:
         self.placements = 0
         self.changed_at: IntArray = np.zeros(len(nodes), dtype=np.int64)
         # Per node × type: GPUs with room for the type, and the free milli-GPUs on GPUs without.
+        self.model_ok: BoolArray = np.ascontiguousarray(types.model_ok.T)  # nodes × types
+        self.cpu_type: BoolArray = types.num == 0
         self.fits_count: IntArray = np.zeros((len(nodes), types.count), dtype=np.int64)
         self.below: IntArray = np.zeros((len(nodes), types.count), dtype=np.int64)
         self.frag: IntArray = np.zeros(len(nodes), dtype=np.int64)  # Σ weight × milli-GPUs (÷ Σ weight: FGD's F)
         for node in range(len(nodes)):
             self._refresh(node)
         self._eligible: dict[tuple[int, int, int, int, tuple[str, ...]], tuple[int, BoolArray]] = {}
+        self._gpu_tables: dict[int, tuple[IntArray, IntArray]] = {}
 
     def _refresh(self, node: int) -> None:
         free = self.gpu_free[node][self.exists[node]]
         ge = free[:, None] >= self.types.milli[None, :]
         self.fits_count[node] = ge.sum(axis=0)
         self.below[node] = np.where(ge, 0, free[:, None]).sum(axis=0)
+        self._refresh_frag(node)
+
+    def _refresh_frag(self, node: int) -> None:
         nodes = np.array([node])
         self.frag[node] = self._fragmentation(
-            nodes, self.cpu_free[nodes], self.fits_count[nodes], self.below[nodes], free.sum(keepdims=True)
+            nodes, self.cpu_free[nodes], self.fits_count[nodes], self.below[nodes], self.total_free[nodes]
         )[0]
 
     def _fragmentation(
@@ -127,8 +133,8 @@ class ClusterState:
     ) -> IntArray:
         """Σ types weight × milli-GPUs the type cannot use (leading axes broadcast)."""
         types = self.types
-        can_run = types.model_ok.T[nodes] & (cpu_free[..., None] >= types.cpu) & (fits_count >= types.num)
-        unusable = np.where((types.num == 0) | ~can_run, total[..., None], below)
+        can_run = self.model_ok[nodes] & (cpu_free[..., None] >= types.cpu) & (fits_count >= types.num)
+        unusable = np.where(self.cpu_type | ~can_run, total[..., None], below)
         result: IntArray = unusable @ types.weight
         return result
 
@@ -165,43 +171,58 @@ class ClusterState:
         Whole-GPU and CPU-only pods give a single column; a column where the pod
         does not fit holds -1.
         """
-        types = self.types
         cpu_after = self.cpu_free[nodes] - pod.cpu_milli
-        total = self.gpu_free[nodes].sum(axis=1)
-        if is_shared(pod):
-            old = self.gpu_free[nodes]  # nodes × GPUs
-            new = old - pod.gpu_milli
-            ge_old = old[..., None] >= types.milli
-            ge_new = new[..., None] >= types.milli
-            fits_after = self.fits_count[nodes][:, None, :] - ge_old + ge_new
-            below_after = (
-                self.below[nodes][:, None, :]
-                - np.where(ge_old, 0, old[..., None])
-                + np.where(ge_new, 0, new[..., None])
-            )
-            frag = self._fragmentation(
-                nodes[:, None], cpu_after[:, None], fits_after, below_after, (total - pod.gpu_milli)[:, None]
-            )
-            valid = self.exists[nodes] & (old >= pod.gpu_milli)
-            result: IntArray = np.where(valid, frag, -1)
-            return result
-        taken = pod.num_gpu
-        fits_after = self.fits_count[nodes] - np.where(types.milli <= WHOLE, taken, 0)
-        frag = self._fragmentation(nodes, cpu_after, fits_after, self.below[nodes], total - taken * WHOLE)
-        single: IntArray = frag[:, None]
-        return single
+        total = self.total_free[nodes]
+        if not is_shared(pod):
+            taken = pod.num_gpu
+            fits_after = self.fits_count[nodes] - taken  # whole GPUs held room for every type
+            frag = self._fragmentation(nodes, cpu_after, fits_after, self.below[nodes], total - taken * WHOLE)
+            single: IntArray = frag[:, None]
+            return single
+        # Only the GPUs with room matter: (node, GPU) pairs, flattened.
+        old = self.gpu_free[nodes]
+        room = self.exists[nodes] & (old >= pod.gpu_milli)
+        pair_node, pair_gpu = np.nonzero(room)
+        fits_delta, below_delta = self._gpu_change(pod.gpu_milli)
+        before = old[pair_node, pair_gpu]
+        frag = self._fragmentation(
+            nodes[pair_node],
+            cpu_after[pair_node],
+            self.fits_count[nodes[pair_node]] + fits_delta[before],
+            self.below[nodes[pair_node]] + below_delta[before],
+            total[pair_node] - pod.gpu_milli,
+        )
+        result: IntArray = np.full(old.shape, -1, dtype=np.int64)
+        result[pair_node, pair_gpu] = frag
+        return result
+
+    def _gpu_change(self, milli: int) -> tuple[IntArray, IntArray]:
+        """For a GPU with f free milli-GPUs (row f) giving ``milli`` away: the change in each type's fits and below."""
+        tables = self._gpu_tables.get(milli)
+        if tables is None:
+            free = np.arange(WHOLE + 1)[:, None]
+            after = free - milli
+            type_milli = self.types.milli[None, :]
+            fits = (after >= type_milli).astype(np.int64) - (free >= type_milli)
+            below = np.where(after < type_milli, after, 0) - np.where(free < type_milli, free, 0)
+            tables = self._gpu_tables[milli] = (fits, below)
+        return tables
 
     def place(self, pod: OpenbPod, node: int, gpus: list[int]) -> None:
         """Take the pod's resources on ``node``: ``gpus`` are the GPU indices it uses."""
         self.cpu_free[node] -= pod.cpu_milli
         self.mem_free[node] -= pod.memory_mib
-        for gpu in gpus:
-            self.gpu_free[node, gpu] -= pod.gpu_milli
+        if gpus:
+            fits_delta, below_delta = self._gpu_change(pod.gpu_milli)
+            before = self.gpu_free[node, gpus]
+            self.fits_count[node] += fits_delta[before].sum(axis=0)
+            self.below[node] += below_delta[before].sum(axis=0)
+            self.gpu_free[node, gpus] = before - pod.gpu_milli
         self.total_free[node] -= pod.gpu_milli_total
         self.allocated_milli += pod.gpu_milli_total
         self.placements += 1
         self.changed_at[node] = self.placements
-        self._refresh(node)
+        self._refresh_frag(node)
 
     def whole_gpus(self, node: int, count: int) -> list[int]:
         """The first ``count`` fully free GPUs of a node (the artifact's ``AllocateExclusiveGpuId``)."""

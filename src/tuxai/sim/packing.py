@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tuxai.errors import UsageError
-from tuxai.sim.cluster import WHOLE, BoolArray, ClusterState, FloatArray, IntArray, is_shared, typical_pods
+from tuxai.sim.cluster import WHOLE, ClusterState, FloatArray, IntArray, is_shared, typical_pods
 from tuxai.sim.openb import OpenbNode, OpenbPod
 from tuxai.sim.scores import FgdScores, best_fit_scores, normalized
 from tuxai.sim.tuxai_policy import TuxaiScores
@@ -69,11 +69,10 @@ def inflate(pods: tuple[OpenbPod, ...], capacity_milli: int, rng: random.Random)
     return sequence
 
 
-def pick(scores: FloatArray, eligible: BoolArray, rank: IntArray) -> int:
-    """The eligible node with the highest score; ties go to the lowest rank (the artifact's smallest name)."""
-    masked = np.where(eligible, scores, -np.inf)
-    ties = np.flatnonzero(masked == masked.max())
-    return int(ties[np.argmin(rank[ties])])
+def pick(scores: FloatArray, rank: IntArray) -> int:
+    """The position of the highest score; ties go to the lowest rank (the artifact's smallest node name)."""
+    ties = np.flatnonzero(scores == scores.max())
+    return int(ties[np.argmin(rank[ties])]) if len(ties) > 1 else int(ties[0])
 
 
 class Chooser:
@@ -90,8 +89,7 @@ class Chooser:
     def choose(self, pod: OpenbPod) -> tuple[int, list[int]] | None:
         """(node index, GPU indices), or None when no node can take the pod."""
         state = self.state
-        eligible = state.eligible(pod)
-        candidates = np.flatnonzero(eligible)
+        candidates = np.flatnonzero(state.eligible(pod))
         if len(candidates) == 0:
             return None
         shared = is_shared(pod)
@@ -102,12 +100,14 @@ class Chooser:
             fitting = np.flatnonzero(state.exists[node] & (state.gpu_free[node] >= pod.gpu_milli))
             return node, [int(fitting[self.rng.randrange(len(fitting))])]  # the artifact's random GPU, too
         if self.name == "best-fit":
-            node = pick(normalized(best_fit_scores(state, pod), candidates)[:, 0], eligible, self.rank)
+            scores = normalized(best_fit_scores(state, pod), candidates)[candidates]
+            node = int(candidates[pick(scores[:, 0], self.rank[candidates])])
             gpus = [state.tightest_gpu(node, pod.gpu_milli)] if shared else state.whole_gpus(node, pod.num_gpu)
             return node, gpus
-        scores = self.fgd(pod) if self.tuxai is None else self.tuxai(pod, eligible)
-        node = pick(scores.max(axis=1), eligible, self.rank)
-        gpus = [int(np.argmax(scores[node]))] if shared else state.whole_gpus(node, pod.num_gpu)
+        scores = self.fgd(pod)[candidates] if self.tuxai is None else self.tuxai(pod, candidates)
+        at = pick(scores.max(axis=1), self.rank[candidates])
+        node = int(candidates[at])
+        gpus = [int(np.argmax(scores[at]))] if shared else state.whole_gpus(node, pod.num_gpu)
         return node, gpus
 
 

@@ -58,27 +58,29 @@ class TuxaiScores:
         self.type_models: BoolArray = types.model_ok[:, first]  # types × models
         constrained = ~self.type_models.all(axis=1) & (types.num > 0)
         self.need: FloatArray = np.where(constrained, types.weight * types.num * types.milli, 0).astype(np.float64)
+        self.constrained = bool(self.need.any())
 
-    def pressure(self) -> FloatArray:
+    def pressure(self, nodes: IntArray) -> FloatArray:
         """Per node, 0–1: constrained demand on its GPU model per free GPU of the models each pod accepts."""
         state = self.state
         model_free = np.bincount(state.model_index, weights=state.total_free, minlength=len(state.models))
         per_type = self.need / np.maximum(self.type_models @ model_free, 1.0)
         per_model = per_type @ self.type_models
         top = per_model.max()
-        result: FloatArray = (per_model / top if top > 0 else per_model)[state.model_index]
+        result: FloatArray = (per_model / top if top > 0 else per_model)[state.model_index[nodes]]
         return result
 
-    def __call__(self, pod: OpenbPod, eligible: BoolArray) -> FloatArray:
-        """FGD's score − pressure − stranding added (per node), the tightest GPU first inside a node."""
+    def __call__(self, pod: OpenbPod, nodes: IntArray) -> FloatArray:
+        """``nodes`` × GPU choices: FGD's score − pressure − stranding, inside a node the tightest GPU first."""
         state = self.state
-        before = stranded(state.total_free, state.cpu_free, self.rho)
-        after = stranded(state.total_free - pod.gpu_milli_total, state.cpu_free - pod.cpu_milli, self.rho)
+        free_gpu, free_cpu = state.total_free[nodes], state.cpu_free[nodes]
+        before = stranded(free_gpu, free_cpu, self.rho)
+        after = stranded(free_gpu - pod.gpu_milli_total, free_cpu - pod.cpu_milli, self.rho)
         extra = -np.clip(after - before, -STRANDING_CLIP, STRANDING_CLIP) / STRANDING_PER_POINT
-        if pod.num_gpu:
-            extra = extra - PRESSURE_WEIGHT * self.pressure()
-        scores = self.fgd(pod) + extra[:, None]
+        if pod.num_gpu and self.constrained:
+            extra -= PRESSURE_WEIGHT * self.pressure(nodes)
+        scores = self.fgd(pod)[nodes] + extra[:, None]
         if scores.shape[1] > 1:
-            scores = scores - np.where(np.isfinite(scores), state.gpu_free, WHOLE) / 1e8
+            scores -= np.where(np.isfinite(scores), state.gpu_free[nodes], WHOLE) / 1e8
         result: FloatArray = scores
         return result
