@@ -38,8 +38,9 @@ from tuxai.api.views import (
     public_name,
     shown,
 )
-from tuxai.daemon.core import Caller, Daemon, read_log
+from tuxai.daemon.core import Caller, Daemon
 from tuxai.daemon.health import LoopHealth
+from tuxai.daemon.jobdirs import read_log
 from tuxai.daemon.telemetry import TelemetryLoop
 from tuxai.edge.bearer import bearer_ok
 from tuxai.errors import JobNotFound, PermissionDenied, TuxaiError, UsageError

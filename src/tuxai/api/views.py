@@ -20,7 +20,8 @@ from typing import Annotated, Any
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from tuxai.daemon.core import Caller, job_endpoint
+from tuxai.daemon.core import Caller
+from tuxai.daemon.jobdirs import job_endpoint
 from tuxai.daemon.telemetry import TelemetryLoop
 from tuxai.model.inventory import Inventory
 from tuxai.model.job import JobRecord, JobState

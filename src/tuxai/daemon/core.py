@@ -11,7 +11,6 @@ what ended while it was away, and gives up attempts that never started (they run
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -19,15 +18,15 @@ from pathlib import Path
 
 from tuxai.daemon.config import Caller, DaemonConfig
 from tuxai.daemon.health import LoopHealth
+from tuxai.daemon.jobdirs import new_job_dir, remove_job_dir
 from tuxai.daemon.launch import build_launch, cgroup_name
 from tuxai.daemon.outcome import Outcome, classify
-from tuxai.errors import PermissionDenied, StoreError, UsageError
+from tuxai.errors import PermissionDenied, UsageError
 from tuxai.executor import systemd
 from tuxai.executor.cgroups import plan
 from tuxai.executor.environment import is_protected
-from tuxai.executor.files import make_dir, read_user_file
 from tuxai.executor.local import Executor, Seen
-from tuxai.executor.rundir import ENDPOINT, OUTPUT, write_launch
+from tuxai.executor.rundir import OUTPUT, write_launch
 from tuxai.model.cgroup import CgroupPlan
 from tuxai.model.job import JobRecord, JobSpec, JobState, StopReason
 from tuxai.scheduler.admission import rejection
@@ -192,17 +191,14 @@ class Daemon:
         """Forget jobs that ended more than ``keep_finished_s`` ago, and remove their directories.
 
         Their ids are never handed out again (the store's AUTOINCREMENT), nor their directories
-        (``_new_job_dir``). Returns the ids forgotten.
+        (``jobdirs.new_job_dir``). Returns the ids forgotten.
         """
         keep = self.config.keep_finished_s
         if not keep:
             return []
         old = self.store.ended_before(now - keep)
-        jobs_root = (self.config.home / "jobs").resolve()
         for job in old:
-            job_dir = Path(job.log_path).parent if job.log_path else None
-            if job_dir is not None and job_dir.parent == jobs_root and not job_dir.is_symlink():
-                shutil.rmtree(job_dir, ignore_errors=True)  # fd-based: no link inside is followed
+            remove_job_dir(self.config.home, job)
         self.store.forget([j.id for j in old])
         return [j.id for j in old]
 
@@ -341,7 +337,7 @@ class Daemon:
         changes = []
         for job, decision in starts:
             attempt = job.attempt + 1
-            job_dir = Path(job.log_path).parent if job.log_path else self._new_job_dir(job.id)
+            job_dir = Path(job.log_path).parent if job.log_path else new_job_dir(self.config.home, job.id)
             run_dir = job_dir / f"run-{attempt}"
             while run_dir.exists():  # left by an attempt whose start a power cut erased: never reuse it
                 attempt += 1
@@ -368,50 +364,6 @@ class Daemon:
         for job_id, _, _, fields in changes:
             if job_id in moved:
                 self.executor.start(Path(str(fields["run_dir"])))
-
-
-    def _new_job_dir(self, job_id: int) -> Path:
-        """A directory no job ever had (security issue D4: an emptied store reuses ids).
-
-        ``jobs/<id>``, or ``jobs/<id>.<n>`` when that name was taken by an earlier store.
-        Both levels are the daemon's and 0711: a user reaches only the files inside that are
-        theirs (``executor.files``), and can rename or plant nothing.
-        """
-        jobs = self.config.home / "jobs"
-        make_dir(jobs, 0o711)
-        for n in range(10_000):
-            job_dir = jobs / (str(job_id) if n == 0 else f"{job_id}.{n}")
-            try:
-                make_dir(job_dir, 0o711, exclusive=True)
-            except FileExistsError:
-                continue
-            return job_dir
-        raise StoreError(f"no free directory for job {job_id} under {jobs}", hint="clean up old job directories")
-
-
-ENDPOINT_MAX_BYTES = 4096
-
-
-def job_endpoint(job: JobRecord) -> str | None:
-    """A served model's URL, which the job wrote to its ``$TUXAI_ENDPOINT_FILE`` (``submit --serve``).
-
-    Read as ``executor.files`` reads a user's file: no link, no FIFO, the job's own, 4 KiB
-    at most (security issues A6, A7); anything but one ``http(s)://`` line shows as nothing.
-    """
-    if job.state is not JobState.RUNNING or not job.log_path:
-        return None
-    data = read_user_file(Path(job.log_path).parent / ENDPOINT, (job.uid, os.geteuid()), ENDPOINT_MAX_BYTES)
-    text = (data or b"").decode("utf-8", "replace").strip()
-    if not text.startswith(("http://", "https://")) or any(c.isspace() or not c.isprintable() for c in text):
-        return None
-    return text
-
-
-def read_log(job: JobRecord, offset: int, limit_bytes: int) -> bytes:
-    """Up to ``limit_bytes`` of the job's output from ``offset`` (the job's own regular file only)."""
-    if not job.log_path:
-        return b""
-    return read_user_file(Path(job.log_path), (job.uid, os.geteuid()), limit_bytes, offset) or b""
 
 
 def _backoff_reason(job: JobRecord, now: float) -> str:

@@ -1,0 +1,77 @@
+"""A job's directory: made fresh for each job, read safely by the daemon, removed with the job.
+
+    <home>/jobs/<id>/ (or <id>.<n>)   0711, the daemon's: output.log, checkpoint/ and
+                                      endpoint are the user's; run-<n>/ the daemon's
+
+What the daemon reads there it reads as ``executor.files`` says (no link, no FIFO, the
+job's own regular file, a bounded number of bytes): the directory's files are the user's.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from tuxai.errors import StoreError
+from tuxai.executor.files import make_dir, read_user_file
+from tuxai.executor.rundir import ENDPOINT
+from tuxai.model.job import JobRecord, JobState
+
+ENDPOINT_MAX_BYTES = 4096
+
+
+def new_job_dir(home: Path, job_id: int) -> Path:
+    """A directory no job ever had (security issue D4: an emptied store reuses ids).
+
+    ``jobs/<id>``, or ``jobs/<id>.<n>`` when that name was taken by an earlier store.
+    Both levels are the daemon's and 0711: a user reaches only the files inside that are
+    theirs (``executor.files``), and can rename or plant nothing.
+
+    Raises:
+        StoreError: ten thousand names are taken.
+    """
+    jobs = home / "jobs"
+    make_dir(jobs, 0o711)
+    for n in range(10_000):
+        job_dir = jobs / (str(job_id) if n == 0 else f"{job_id}.{n}")
+        try:
+            make_dir(job_dir, 0o711, exclusive=True)
+        except FileExistsError:
+            continue
+        return job_dir
+    raise StoreError(f"no free directory for job {job_id} under {jobs}", hint="clean up old job directories")
+
+
+def remove_job_dir(home: Path, job: JobRecord) -> None:
+    """Remove an ended job's directory (only one directly under ``<home>/jobs``, never a link)."""
+    if not job.log_path:
+        return
+    job_dir = Path(job.log_path).parent
+    if job_dir.parent == (home / "jobs").resolve() and not job_dir.is_symlink():
+        shutil.rmtree(job_dir, ignore_errors=True)  # fd-based: no link inside is followed
+
+
+ENDPOINT_MAX_BYTES = 4096
+
+
+def job_endpoint(job: JobRecord) -> str | None:
+    """A served model's URL, which the job wrote to its ``$TUXAI_ENDPOINT_FILE`` (``submit --serve``).
+
+    Read as ``executor.files`` reads a user's file: no link, no FIFO, the job's own, 4 KiB
+    at most (security issues A6, A7); anything but one ``http(s)://`` line shows as nothing.
+    """
+    if job.state is not JobState.RUNNING or not job.log_path:
+        return None
+    data = read_user_file(Path(job.log_path).parent / ENDPOINT, (job.uid, os.geteuid()), ENDPOINT_MAX_BYTES)
+    text = (data or b"").decode("utf-8", "replace").strip()
+    if not text.startswith(("http://", "https://")) or any(c.isspace() or not c.isprintable() for c in text):
+        return None
+    return text
+
+
+def read_log(job: JobRecord, offset: int, limit_bytes: int) -> bytes:
+    """Up to ``limit_bytes`` of the job's output from ``offset`` (the job's own regular file only)."""
+    if not job.log_path:
+        return b""
+    return read_user_file(Path(job.log_path), (job.uid, os.geteuid()), limit_bytes, offset) or b""
