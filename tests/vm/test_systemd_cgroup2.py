@@ -118,7 +118,9 @@ def test_kill_9_restart_by_systemd_adopts_the_job_and_records_its_exit_code(gues
     assert "exit code 7" in job["reason"], _shown(job)
 
 
-def test_doctor_names_the_cgroup_path_taken(guest: GuestRun) -> None:
+def test_doctor_and_health_name_the_cgroup_path_taken(guest: GuestRun) -> None:
+    health = guest.result["health"]
+    assert (health["cgroups"], health.get("cgroups_path")) == (2, "systemd"), health
     facts = guest.scenario("doctor")
     findings = [f for f in facts["report"]["findings"] if f["id"].startswith("jobs.cgroups")]
     assert findings, f"no jobs.cgroups finding: {facts['report']['findings']}"

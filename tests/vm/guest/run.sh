@@ -20,8 +20,7 @@ main() {
     mkdir -p /etc/systemd/system/tuxai.service.d
     printf '[Service]\nExecStart=\nExecStart=%s --inventory %s\n' "$exec_start" "$VM/two-gpu-vm.yaml" \
         > /etc/systemd/system/tuxai.service.d/vm.conf
-    systemctl daemon-reload
-    systemctl enable --now tuxai
+    systemctl enable --now tuxai  # enable reloads systemd: the unit and its drop-in are read
     /opt/tuxai/bin/python "$VM/scenarios.py" "$OUT/result.json"
     status=$?
     systemctl status --no-pager --lines=0 tuxai

@@ -2,7 +2,7 @@
 
 Collects facts, judges nothing: tests/vm/test_systemd_cgroup2.py decides on the host. One Python
 process drives the daemon through the SDK (every process start costs seconds under TCG); the jobs
-are small Python programs that print one JSON line. Writes the result (argv[1]) as JSON.
+(guest/job.py) print their facts as JSON lines. Writes the result to argv[1] and to the console.
 """
 
 from __future__ import annotations
@@ -116,8 +116,9 @@ def daemon_up(client: Client, other_than: int | None, restarts_allowed: int) -> 
     return until("the tuxai service to answer", check, 240, poll_s=1)
 
 
-def restarts(client: Client, job_id: int, job_pid: int) -> dict[str, Any]:
+def restarts(client: Client, job_id: int) -> dict[str, Any]:
     """systemctl restart, then kill -9 of the main pid (Restart=on-failure): the job runs on and ends recorded."""
+    job_pid = until("the restart job's pid", lambda: int((SIGNALS / "job.pid").read_text() or 0), 60)
     facts: dict[str, Any] = {"job_pid": job_pid}
     for step, act in (
         ("systemctl_restart", lambda: subprocess.run(["systemctl", "restart", "tuxai"], check=True, timeout=120)),
@@ -182,8 +183,7 @@ def main(out: Path) -> int:
         }
         for name in ("memory", "cpu_set", "gpu_device"):
             guarded(scenarios, name, lambda name=name: {"job": ended(client, ids[name])})
-        job_pid = until("the restart job's pid", lambda: int((SIGNALS / "job.pid").read_text() or 0), 60)
-        guarded(scenarios, "restart", lambda: restarts(client, ids["restart"], job_pid))
+        guarded(scenarios, "restart", lambda: restarts(client, ids["restart"]))
     try:
         stdout, stderr = probe.communicate(timeout=180)
         scenarios["doctor"] = {"exit_status": probe.returncode, "report": json.loads(stdout), "stderr": stderr}
@@ -191,7 +191,7 @@ def main(out: Path) -> int:
         scenarios["doctor"] = {"error": traceback.format_exc()}
     result["scenarios_s"] = round(time.monotonic() - started, 1)
     out.write_text(json.dumps(result, indent=1))
-    print(json.dumps(result, indent=1), flush=True)
+    print(f"tuxai-vm: result {json.dumps(result)}", flush=True)
     return 0
 
 
