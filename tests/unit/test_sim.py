@@ -144,10 +144,10 @@ def test_best_fit_takes_the_tightest_node_and_gpu() -> None:
 
 def test_best_fit_normalisation_is_the_plugins() -> None:
     # NormalizeScore: (s − lo) × 100 ÷ (hi − lo) in integers over the scored nodes, all 0 when they agree.
-    scores = np.array([[90.0], [95.0], [100.0], [99.0]])
-    assert list(normalized(scores, np.array([0, 1, 2]))[:, 0]) == [0, 50, 100, -np.inf]
-    assert list(normalized(scores, np.array([1]))[:, 0]) == [-np.inf, 0, -np.inf, -np.inf]
-    assert list(normalized(scores, np.array([1, 3]))[:, 0]) == [-np.inf, 0, -np.inf, 100]
+    assert list(normalized(np.array([90.0, 95.0, 100.0]))) == [0, 50, 100]
+    assert list(normalized(np.array([95.0]))) == [0]
+    assert list(normalized(np.array([97.0, 98.0, 99.0]))) == [0, 50, 100]
+    assert list(normalized(np.array([0.0, 1.0, 100.0]))) == [0, 1, 100]  # never two scores into one
 
 
 def test_arrivals_are_the_shuffled_list_then_copies_up_to_130_percent() -> None:

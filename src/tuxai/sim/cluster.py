@@ -88,9 +88,10 @@ class ClusterState:
     scores computed before it can be kept for every other node.
     """
 
-    def __init__(self, nodes: tuple[OpenbNode, ...], types: PodTypes) -> None:
+    def __init__(self, nodes: tuple[OpenbNode, ...], types: PodTypes, fragmentation: bool = True) -> None:
         self.nodes = nodes
         self.types = types
+        self.tracks_fragmentation = fragmentation  # random and best-fit need none of it
         width = max(n.gpus for n in nodes) or 1
         self.exists: BoolArray = np.array([[g < n.gpus for g in range(width)] for n in nodes], dtype=bool)
         self.gpu_free: IntArray = np.where(self.exists, WHOLE, 0).astype(np.int64)
@@ -110,7 +111,7 @@ class ClusterState:
         self.fits_count: IntArray = np.zeros((len(nodes), types.count), dtype=np.int64)
         self.below: IntArray = np.zeros((len(nodes), types.count), dtype=np.int64)
         self.frag: IntArray = np.zeros(len(nodes), dtype=np.int64)  # Σ weight × milli-GPUs (÷ Σ weight: FGD's F)
-        for node in range(len(nodes)):
+        for node in range(len(nodes) if fragmentation else 0):
             self._refresh(node)
         self._eligible: dict[tuple[int, int, int, int, tuple[str, ...]], tuple[int, BoolArray]] = {}
         self._gpu_tables: dict[int, tuple[IntArray, IntArray]] = {}
@@ -213,16 +214,18 @@ class ClusterState:
         self.cpu_free[node] -= pod.cpu_milli
         self.mem_free[node] -= pod.memory_mib
         if gpus:
-            fits_delta, below_delta = self._gpu_change(pod.gpu_milli)
             before = self.gpu_free[node, gpus]
-            self.fits_count[node] += fits_delta[before].sum(axis=0)
-            self.below[node] += below_delta[before].sum(axis=0)
+            if self.tracks_fragmentation:
+                fits_delta, below_delta = self._gpu_change(pod.gpu_milli)
+                self.fits_count[node] += fits_delta[before].sum(axis=0)
+                self.below[node] += below_delta[before].sum(axis=0)
             self.gpu_free[node, gpus] = before - pod.gpu_milli
         self.total_free[node] -= pod.gpu_milli_total
         self.allocated_milli += pod.gpu_milli_total
         self.placements += 1
         self.changed_at[node] = self.placements
-        self._refresh_frag(node)
+        if self.tracks_fragmentation:
+            self._refresh_frag(node)
 
     def whole_gpus(self, node: int, count: int) -> list[int]:
         """The first ``count`` fully free GPUs of a node (the artifact's ``AllocateExclusiveGpuId``)."""

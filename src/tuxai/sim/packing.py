@@ -100,8 +100,8 @@ class Chooser:
             fitting = np.flatnonzero(state.exists[node] & (state.gpu_free[node] >= pod.gpu_milli))
             return node, [int(fitting[self.rng.randrange(len(fitting))])]  # the artifact's random GPU, too
         if self.name == "best-fit":
-            scores = normalized(best_fit_scores(state, pod), candidates)[candidates]
-            node = int(candidates[pick(scores[:, 0], self.rank[candidates])])
+            scores = normalized(best_fit_scores(state, pod, candidates))
+            node = int(candidates[pick(scores, self.rank[candidates])])
             gpus = [state.tightest_gpu(node, pod.gpu_milli)] if shared else state.whole_gpus(node, pod.num_gpu)
             return node, gpus
         scores = self.fgd(pod)[candidates] if self.tuxai is None else self.tuxai(pod, candidates)
@@ -137,7 +137,7 @@ def replay_packing(
     """
     if policy not in PACKING_POLICIES:
         raise UsageError(f"no packing policy {policy!r}", hint=f"choose from {', '.join(PACKING_POLICIES)}")
-    state = ClusterState(nodes, typical_pods(pods, nodes))
+    state = ClusterState(nodes, typical_pods(pods, nodes), fragmentation=policy in ("fgd", "tuxai"))
     if state.capacity_milli == 0 or not any(p.gpu_milli_total for p in pods):
         raise UsageError("packing needs GPUs in the node list and GPU requests in the pod list", hint="check the CSVs")
     rng = random.Random(seed)

@@ -20,23 +20,24 @@ BEST_FIT_MAX_GPU = 8_000  # the artifact's MaxSpecGpu
 MAX_SCORE = 100
 
 
-def best_fit_scores(state: ClusterState, pod: OpenbPod) -> FloatArray:
-    """100 × (1 − [½ CPU left ÷ 128 cores + ½ milli-GPUs left ÷ 8 GPUs]), truncated: tightest node highest."""
-    cpu_left = (state.cpu_free - pod.cpu_milli) / BEST_FIT_MAX_CPU * 0.5
-    gpu_left = (state.total_free - pod.gpu_milli_total) / BEST_FIT_MAX_GPU * 0.5
+def best_fit_scores(state: ClusterState, pod: OpenbPod, nodes: IntArray) -> FloatArray:
+    """100 × (1 − [½ CPU left ÷ 128 cores + ½ milli-GPUs left ÷ 8 GPUs]) of ``nodes``, truncated: tightest highest."""
+    cpu_left = (state.cpu_free[nodes] - pod.cpu_milli) / BEST_FIT_MAX_CPU * 0.5
+    gpu_left = (state.total_free[nodes] - pod.gpu_milli_total) / BEST_FIT_MAX_GPU * 0.5
     scores: FloatArray = np.trunc((1.0 - (cpu_left + gpu_left)) * MAX_SCORE)
-    return scores[:, None]
+    return scores
 
 
-def normalized(scores: FloatArray, eligible: IntArray) -> FloatArray:
-    """The plugin's ``NormalizeScore`` over the scored nodes: (s − lo) × 100 ÷ (hi − lo) in integers, 0 if all equal."""
-    best = scores.max(axis=1)
-    result = np.full_like(best, -np.inf)
-    values = best[eligible].astype(np.int64)
+def normalized(scores: FloatArray) -> FloatArray:
+    """The plugin's ``NormalizeScore`` over the scored nodes: (s − lo) × 100 ÷ (hi − lo) in integers, 0 if all equal.
+
+    It keeps the order: integer scores 0–100 span at most 100, so any two differ by a point or more after it.
+    """
+    values = scores.astype(np.int64)
     low, high = int(values.min()), int(values.max())
-    result[eligible] = 0 if high == low else (values - low) * MAX_SCORE // (high - low)
-    column: FloatArray = result[:, None]
-    return column
+    spread = max(high - low, 1)  # all equal: every score becomes 0
+    result: FloatArray = ((values - low) * MAX_SCORE // spread).astype(np.float64)
+    return result
 
 
 class FgdScores:
