@@ -1,42 +1,49 @@
-"""The packing replay on the whole openb trace matches the FGD paper's artifact (seed 42).
+"""The packing replay on the real openb trace lands on the FGD artifact's numbers, on all five pod lists.
 
-The artifact's means over seeds 42–51 at 100 % arrived demand: random 86.3 %,
-best-fit 92.9 %, FGD 95.2 % (shared/reference/fgd-packing.md). One seed must land within a point.
+The artifact's own means over seeds 42–51 at 100 % arrived (its
+``analysis_allo_discrete.csv``; bench/sim-results.md has them beside ours) are
+random, best-fit and FGD below. One seed per list and policy here — the
+ten-seed table is ``python bench/sim.py --seeds 42-51`` —, so the tolerances
+are a seed's spread, not the 0.5-point bar of the ten-seed means: random
+within 1.2 points (its seeds spread ±0.5), best-fit and FGD within 0.5
+(±0.2), and the tuxai policy above the artifact's FGD.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tests.conftest import REPO
-from tuxai.sim.openb import parse_nodes, parse_pods
-from tuxai.sim.packing import replay_packing
+from tuxai.sim.openb import OpenbNode, parse_nodes, parse_pods
+from tuxai.sim.packing import PACKING_POLICIES, replay_packing
 
-TRACE = REPO.parent / "shared" / "traces" / "alibaba-gpu-v2023-openb"
+TRACE = REPO / "traces" / "alibaba-gpu-v2023-openb"
+ARTIFACT = {  # % of milli-GPU capacity allocated at 100 % arrived: random, best-fit, FGD
+    "default": (86.3, 92.9, 95.2),
+    "multigpu30": (86.6, 94.6, 96.4),
+    "gpushare60": (82.8, 89.1, 91.3),
+    "gpuspec20": (85.9, 88.5, 94.7),
+    "cpu100": (87.4, 93.3, 95.2),
+}
+TOLERANCE = {"random": 1.2, "best-fit": 0.5, "fgd": 0.5}
 
 
 @pytest.fixture(scope="module")
-def openb() -> tuple[object, object]:
-    nodes = parse_nodes((TRACE / "openb_node_list_gpu_node.csv").read_text())
-    pods = parse_pods((TRACE / "openb_pod_list_default.csv").read_text())
-    assert len(nodes) == 1213 and sum(n.gpus for n in nodes) == 6212 and len(pods) == 8152
-    return nodes, pods
+def nodes() -> tuple[OpenbNode, ...]:
+    parsed = parse_nodes((TRACE / "openb_node_list_gpu_node.csv").read_text())
+    assert len(parsed) == 1213 and sum(n.gpus for n in parsed) == 6212
+    return parsed
 
 
-@pytest.mark.parametrize(
-    ("policy", "artifact"), [("random", 0.863), ("best-fit", 0.929), ("fgd", 0.952), ("tuxai", 0.952)]
-)
-def test_full_trace_seed_42(openb: tuple[object, object], policy: str, artifact: float) -> None:
-    nodes, pods = openb
-    result = replay_packing(nodes, pods, policy, 42)  # type: ignore[arg-type]
+@pytest.mark.parametrize("policy", PACKING_POLICIES)
+@pytest.mark.parametrize("pod_list", sorted(ARTIFACT))
+def test_seed_42_lands_on_the_artifacts_mean(nodes: tuple[OpenbNode, ...], pod_list: str, policy: str) -> None:
+    pods = parse_pods((TRACE / f"openb_pod_list_{pod_list}.csv").read_text())
+    result = replay_packing(nodes, pods, policy, 42, until_percent=100)  # arrivals past 100.5 % do not count
+    share = result.allocated_gpu_share * 100
+    random_fit, best_fit, fgd = ARTIFACT[pod_list]
     if policy == "tuxai":
-        assert result.allocated_gpu_share >= artifact - 0.002  # at least FGD's, within this seed's noise
+        assert share > fgd, f"tuxai {share:.2f} % is not above the artifact's FGD {fgd} % on {pod_list}"
     else:
-        assert abs(result.allocated_gpu_share - artifact) <= 0.01
-    assert result.curve[130] >= result.allocated_gpu_share
-
-
-def test_trace_folder_is_where_ci_puts_it() -> None:
-    assert Path(TRACE).is_dir()
+        artifact = {"random": random_fit, "best-fit": best_fit, "fgd": fgd}[policy]
+        assert abs(share - artifact) <= TOLERANCE[policy], f"{policy} {share:.2f} % vs the artifact's {artifact} %"

@@ -174,6 +174,15 @@ def test_packing_replay_curve() -> None:
     assert 0 < result.jobs <= len(_pods())  # the samples ask more than 130 % of the sampled nodes: pruned
 
 
+def test_a_replay_may_stop_at_the_100_percent_point() -> None:
+    whole, cut = (
+        replay_packing(_nodes(), _pods(), "fgd", 42),
+        replay_packing(_nodes(), _pods(), "fgd", 42, until_percent=100),
+    )
+    assert cut.curve[100] == whole.curve[100] and cut.jobs < whole.jobs
+    assert cut.curve[130] == cut.curve[101]
+
+
 def test_the_reported_point_is_the_mean_over_arrivals_that_round_to_it() -> None:
     # The artifact's merge script: arrived share rounded to a whole percent, allocation averaged over those.
     arrived = np.array([0.994, 0.996, 1.0, 1.004, 1.006])

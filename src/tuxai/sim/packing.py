@@ -129,8 +129,12 @@ def replay_packing(
     policy: str,
     seed: int,
     progress: Callable[[int, int], None] | None = None,
+    until_percent: int = CURVE_POINTS - 1,
 ) -> PackingResult:
     """Replay the seeded arrival sequence on an empty cluster with one policy.
+
+    ``until_percent`` < 130 stops once the arrived demand rounds past it (the
+    curve's later points then repeat the last one): enough for the 100 % point.
 
     Raises:
         UsageError: an unknown policy, or no GPUs to pack.
@@ -146,6 +150,8 @@ def replay_packing(
     chooser = Chooser(policy, state, rng, rank)
     capacity = state.capacity_milli
     arrived = np.cumsum([p.gpu_milli_total for p in sequence]) / capacity
+    stop = int(np.searchsorted(np.round(arrived * 100), until_percent, side="right"))
+    sequence, arrived = sequence[:stop], arrived[:stop]
     allocated = np.zeros(len(sequence))
     failed = 0
     for number, pod in enumerate(sequence):
