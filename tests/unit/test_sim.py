@@ -79,15 +79,17 @@ def _chooser(policy: str, nodes: tuple[OpenbNode, ...], pods: tuple[OpenbPod, ..
 def test_eligibility_follows_model_cpu_memory_and_gpu_room() -> None:
     nodes = _tiny()
     state = ClusterState(nodes, typical_pods((OpenbPod("t", 1000, 1, 1, 500),), nodes))
-    assert list(state.eligible(OpenbPod("p", 1000, 1, 2, 1000))) == [True, True, False]
-    assert list(state.eligible(OpenbPod("p", 1000, 1, 1, 1000, ("V100M16",)))) == [False, False, True]
-    assert list(state.eligible(OpenbPod("p", 40000, 1, 1, 1000))) == [False, False, False]
+    assert list(state.eligible(OpenbPod("p", 1000, 1, 2, 1000))) == [0, 1]
+    assert list(state.eligible(OpenbPod("p", 1000, 1, 1, 1000, ("V100M16",)))) == [2]
+    assert list(state.eligible(OpenbPod("p", 40000, 1, 1, 1000))) == []
+    assert list(state.eligible(OpenbPod("p", 1000, 70000, 1, 1000))) == []  # memory
     # The artifact's CPU-only pods carry no GPU model: a gpu_spec on one binds nothing.
-    assert list(state.eligible(OpenbPod("p", 1000, 1, 0, 0, ("V100M16",)))) == [True, True, True]
-    state.place(OpenbPod("x", 1000, 1, 1, 700), 0, [0])
-    assert list(state.eligible(OpenbPod("p", 1000, 1, 2, 400))) == [False, True, False]
+    assert list(state.eligible(OpenbPod("p", 1000, 1, 0, 0, ("V100M16",)))) == [0, 1, 2]
+    state.place(OpenbPod("x", 1000, 60000, 1, 700), 0, [0])
+    assert list(state.eligible(OpenbPod("p", 1000, 1, 2, 400))) == [1]
     # The answer for this request was kept from before the placement and is brought up to date.
-    assert list(state.eligible(OpenbPod("p", 1000, 1, 2, 1000))) == [False, True, False]
+    assert list(state.eligible(OpenbPod("p", 1000, 1, 2, 1000))) == [1]
+    assert list(state.eligible(OpenbPod("p", 1000, 6000, 1, 1000))) == [1, 2]  # node 0: 5,536 MiB left
     assert state.allocated_milli == 700
 
 

@@ -113,7 +113,7 @@ class ClusterState:
         self.frag: IntArray = np.zeros(len(nodes), dtype=np.int64)  # Σ weight × milli-GPUs (÷ Σ weight: FGD's F)
         for node in range(len(nodes) if fragmentation else 0):
             self._refresh(node)
-        self._eligible: dict[tuple[int, int, int, int, tuple[str, ...]], tuple[int, BoolArray]] = {}
+        self._eligible: dict[tuple[int, int, int, tuple[str, ...]], tuple[int, BoolArray]] = {}
         self._gpu_tables: dict[int, tuple[IntArray, IntArray]] = {}
 
     def _refresh(self, node: int) -> None:
@@ -139,12 +139,13 @@ class ClusterState:
         result: IntArray = unusable @ types.weight
         return result
 
-    def eligible(self, pod: OpenbPod) -> BoolArray:
-        """Nodes that can take the pod now: model, CPU, memory and enough GPUs with room (do not modify).
+    def eligible(self, pod: OpenbPod) -> IntArray:
+        """The nodes that can take the pod now: model, CPU, memory and enough GPUs with room.
 
-        Kept per request and brought up to date for the nodes placed on since.
+        Kept per request (memory aside: it varies by pod and seldom binds) and
+        brought up to date for the nodes placed on since.
         """
-        key = (pod.cpu_milli, pod.memory_mib, pod.num_gpu, pod.gpu_milli, pod.gpu_spec)
+        key = (pod.cpu_milli, pod.num_gpu, pod.gpu_milli, pod.gpu_spec)
         cached = self._eligible.get(key)
         if cached is None:
             ok = self._eligible_now(pod, slice(None))
@@ -154,10 +155,12 @@ class ClusterState:
                 stale = np.flatnonzero(self.changed_at > at)
                 ok[stale] = self._eligible_now(pod, stale)
         self._eligible[key] = (self.placements, ok)
-        return ok
+        nodes = np.flatnonzero(ok)
+        result: IntArray = nodes[self.mem_free[nodes] >= pod.memory_mib]
+        return result
 
     def _eligible_now(self, pod: OpenbPod, nodes: IntArray | slice) -> BoolArray:
-        ok: BoolArray = (self.cpu_free[nodes] >= pod.cpu_milli) & (self.mem_free[nodes] >= pod.memory_mib)
+        ok: BoolArray = self.cpu_free[nodes] >= pod.cpu_milli
         if pod.num_gpu:
             if pod.gpu_spec:  # the artifact's pods carry a model only when they ask for GPUs
                 allowed = [self.models.index(m) for m in pod.gpu_spec if m in self.models]

@@ -89,7 +89,7 @@ class Chooser:
     def choose(self, pod: OpenbPod) -> tuple[int, list[int]] | None:
         """(node index, GPU indices), or None when no node can take the pod."""
         state = self.state
-        candidates = np.flatnonzero(state.eligible(pod))
+        candidates = state.eligible(pod)
         if len(candidates) == 0:
             return None
         shared = is_shared(pod)
