@@ -304,7 +304,7 @@ def test_serve_as_a_scheduled_job_on_its_gpu(tmp_path: Path, repo: Path) -> None
         client.close()
         shown = subprocess.run([sys.executable, "-m", "tuxai", "show", str(job_id)], capture_output=True, text=True,
                                env=env).stdout  # fmt: skip
-        assert f"endpoint  {job['endpoint']}" in shown
+        assert f"endpoint  {job.endpoint}" in shown
         daemon.client.cancel(job_id)
         assert daemon.wait_all([job_id])[job_id].state == "cancelled"
         assert "drained and stopped (SIGTERM)" in daemon.log(job_id)
