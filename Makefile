@@ -36,7 +36,7 @@ run: $(RUN_STAMP)
 	-$(BIN)/tuxai doctor --no-frameworks
 	$(BIN)/python examples/demo.py
 
-## test: set up, lint, type-check, check the layers, run the tests
+## test: set up, lint, type-check, check the layers, run the tests, then the VM tier (docs/testing.md)
 test: $(DEV_STAMP) system-deps lint typecheck layers unit test-vm
 
 # $(call install-missing,PROGRAM:PACKAGE …,WHO): install the packages of the programs not on

@@ -157,9 +157,7 @@ def _venv_hook(wheels: Path) -> str:
 
 def _configure(root: Path) -> None:
     """The guest's own files: fstab, hostname, the run unit enabled, tuxai from the second disk."""
-    (root / "etc/fstab").write_text(
-        f"/dev/vda / ext4 defaults 0 0\n/dev/vdb {DATA_MOUNT} ext4 defaults,nofail,x-systemd.device-timeout=30s 0 0\n"
-    )
+    (root / "etc/fstab").write_text("/dev/vda / ext4 defaults 0 0\n")  # the second disk: tuxai-vm-run.service
     (root / "etc/hostname").write_text("tuxai-vm\n")
     (root / DATA_MOUNT.lstrip("/")).mkdir(parents=True, exist_ok=True)
     units = root / "etc/systemd/system"

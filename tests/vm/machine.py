@@ -24,7 +24,7 @@ from tests.vm.image import DATA_MOUNT, GUEST, REPO, Image
 DATA_SIZE = "256M"
 GUEST_MEMORY_MIB = 1024
 GUEST_CPUS = 2
-BOOT_TIMEOUT_S = 570.0  # boot (up to a minute on a busy host), scenarios (the unit stops at 480 s), poweroff
+BOOT_TIMEOUT_S = 600.0  # boot (up to a minute on a busy host), scenarios (the unit stops at 540 s), poweroff
 
 
 class VmError(Exception):

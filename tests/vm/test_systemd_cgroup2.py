@@ -16,7 +16,7 @@ import pytest
 from tests.vm.image import cache_dir, guest_image
 from tests.vm.machine import GUEST_CPUS, GuestRun, run_directory, run_guest
 
-pytestmark = [pytest.mark.vm, pytest.mark.timeout(1500)]  # a cold image build (~2 min) and one boot (~3 min)
+pytestmark = [pytest.mark.vm, pytest.mark.timeout(1500)]  # a cold image build (~4 min) and one boot (at most 10)
 
 
 @pytest.fixture(scope="module")
