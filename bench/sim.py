@@ -7,8 +7,8 @@
 
 Packing mode replays 1,213 nodes / 6,212 GPUs and ~10,800 arrivals per seed;
 each line is one replay (JSON with --out), and a table of means follows. The
-artifact's numbers are its own means over seeds 42–51 at 100 % arrived
-(shared/reference/fgd-packing.md). Time mode: 5,000 jobs on 64 sampled nodes
+artifact's numbers are its own means over seeds 42–51 at 100 % arrived (its
+experiments/analysis/expected_results/analysis_allo_discrete.csv). Time mode: 5,000 jobs on 64 sampled nodes
 at load 0.95. Run from the repository root; the traces are in traces/.
 """
 

@@ -1,7 +1,7 @@
 """Packing mode: the FGD paper's experiment (pods arrive, never leave, fill the cluster to 130 %).
 
-Facts of the method are in ``shared/reference/fgd-packing.md`` and in the
-artifact's simulator (``hkust-adsl/kubernetes-scheduler-simulator``):
+The method is the paper artifact's (``hkust-adsl/kubernetes-scheduler-simulator``,
+a Go simulator on the Kubernetes scheduler framework), detail by detail:
 
 - arrivals (``SortClusterPods``, ``TunePodsByNodeTotalResource``): the pod list
   sorted by name and shuffled with the seed, then copies drawn from it appended
