@@ -27,6 +27,7 @@ import httpx
 import pytest
 
 from tests.daemon_helpers import REPO, TWO_GPUS, DaemonProcess, finish, shell
+from tests.tmpfs import mounted_tmpfs
 
 NOBODY = 65534
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -125,15 +126,8 @@ def as_nobody(argv: list[str], env: dict[str, str] | None = None, **kwargs: obje
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """An 8 MiB tmpfs to fill and free."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.fail(f"cannot mount a small tmpfs: {done.stderr.decode().strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "disk", "8m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def fill(disk: Path) -> Path:

@@ -21,6 +21,7 @@ import pytest
 
 from tests.daemon_helpers import DaemonProcess, finish, kill_leftovers
 from tests.integration.test_identity import NOBODY, as_nobody
+from tests.tmpfs import mounted_tmpfs
 from tuxai.model.wire import JobDetail
 
 pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="needs root: a root daemon and another user")
@@ -340,9 +341,14 @@ def test_D13_after_a_crash_a_recorded_pgid_that_now_belongs_to_another_process_i
 
 def test_D8_the_final_status_is_kept_when_the_disk_is_full() -> None:
     base = _base()
-    mount = base / "small"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], check=True)
+    try:
+        with mounted_tmpfs(base / "small", "8m") as mount:
+            _final_status_on_a_full_disk(base, mount)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _final_status_on_a_full_disk(base: Path, mount: Path) -> None:
     daemon = DaemonProcess(mount / "home")
     try:
         daemon.start()
@@ -358,8 +364,6 @@ def test_D8_the_final_status_is_kept_when_the_disk_is_full() -> None:
         assert not fill.exists()
     finally:
         finish(daemon)
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_signals_reach_only_this_jobs_processes() -> None:

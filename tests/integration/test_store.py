@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.tmpfs import mounted_tmpfs
 from tuxai.errors import InvalidTransition, JobNotFound, StoreError
 from tuxai.model.job import JobSpec, JobState
 from tuxai.model.resources import Allocation, GpuShare, Request
@@ -66,15 +66,11 @@ def test_newer_or_damaged_store_is_refused_with_a_reason(tmp_path: Path) -> None
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     """A 512 KiB tmpfs (root only: CI runs as root)."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {done.stderr.decode().strip()}")
     try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+        with mounted_tmpfs(tmp_path / "tiny", "512k") as mount:
+            yield mount
+    except PermissionError as exc:
+        pytest.skip(f"{exc} (needs root)")
 
 
 def test_full_disk_refuses_the_submit_and_keeps_the_store(tiny_disk: Path) -> None:
