@@ -10,6 +10,7 @@ from tuxai.model.units import format_bytes
 from tuxai.scheduler.capacity import empty_node
 from tuxai.scheduler.placement import place_on_node, type_matches
 from tuxai.scheduler.snapshot import Job, Node
+from tuxai.scheduler.unavailable import mig_note
 
 
 def _describe(nodes: tuple[Node, ...]) -> str:
@@ -23,6 +24,11 @@ def _describe(nodes: tuple[Node, ...]) -> str:
     if len(parts) > 3:
         parts = [*parts[:3], f"and {len(parts) - 3} more node(s)"]
     return "; ".join(parts)
+
+
+def _with_mig(reason: str, request: Request, nodes: tuple[Node, ...]) -> str:
+    note = mig_note([g for n in nodes for g in n.inventory.gpus], request)
+    return f"{reason}: {note}" if note else reason
 
 
 def rejection(job: Job, nodes: tuple[Node, ...]) -> str | None:
@@ -44,9 +50,9 @@ def _rejection(request: Request, nodes: tuple[Node, ...]) -> str | None:
         and not request.shared
         and max(len([g for g in m if not g.mig_enabled]) for m in matching) < request.gpus
     ):
-        reason = f"asks for {request.gpus} whole GPUs on one node"
+        reason = _with_mig(f"asks for {request.gpus} whole GPUs on one node", request, nodes)
     elif request.shared:
-        reason = "no GPU has room for this slice (memory or compute share)"
+        reason = _with_mig("no GPU has room for this slice (memory or compute share)", request, nodes)
     elif all(request.cpus > n.inventory.cpu.logical_cpus for n in nodes):
         reason = f"asks for {request.cpus} CPUs"
     elif all(request.memory_bytes > (n.inventory.host.memory_total_bytes or 0) for n in nodes):

@@ -25,6 +25,7 @@ class GpuFree:
     memory_free: int | None = None
     mig: bool = False
     mig_free: dict[int, tuple[str, str | None]] = field(default_factory=dict)  # mig index → (profile, uuid)
+    outside: str = ""  # busy with processes tuxai did not start: who ("pid 4242 of alice"); never handed out
 
     @property
     def whole_free(self) -> bool:
@@ -70,6 +71,10 @@ class NodeFree:
                 whole += 1
         self._whole, self._max_slice, self._dirty = whole, most, False
 
+    def touch(self) -> None:
+        """Recount on the next read (after a GPU's free resources were changed in place)."""
+        self._dirty = True
+
     def take(self, allocation: Allocation, clamp: bool = False, memory: bool = True) -> None:
         """Remove an allocation's resources from what is free.
 
@@ -98,7 +103,16 @@ class NodeFree:
         """An independent copy to try things on."""
         gpus = [
             GpuFree(
-                g.index, g.uuid, g.name, g.numa, g.memory_total, g.milli_free, g.memory_free, g.mig, dict(g.mig_free)
+                g.index,
+                g.uuid,
+                g.name,
+                g.numa,
+                g.memory_total,
+                g.milli_free,
+                g.memory_free,
+                g.mig,
+                dict(g.mig_free),
+                g.outside,
             )
             for g in self.gpus
         ]
@@ -108,6 +122,8 @@ class NodeFree:
         """Return an allocation's resources (a job that ends or is preempted)."""
         for share in allocation.gpus:
             gpu = self.gpus[share.index]
+            if gpu.outside:  # still busy outside tuxai when this job ends
+                continue
             if share.mig_index is not None:
                 mig = next(
                     (m for m in self.inventory.gpus[share.index].mig_devices if m.index == share.mig_index), None
