@@ -149,3 +149,8 @@ def nvmlDeviceGetGpuInstanceId(handle: Any) -> int:
 
 def nvmlDeviceGetComputeInstanceId(handle: Any) -> int:
     return 0
+
+
+def nvmlDeviceGetComputeRunningProcesses(handle: Any) -> list[Any]:
+    """NVML's nvmlProcessInfo_t list: pid and usedGpuMemory (the test sets ``STATE["processes"]``)."""
+    return [SimpleNamespace(pid=pid, usedGpuMemory=memory) for pid, memory in STATE.get("processes", [])]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -217,7 +218,7 @@ def inventory_from_yaml(text: str, origin: str = "<inventory>") -> Inventory:
         InventoryError: the YAML is malformed or a field has a bad value (the message names it).
     """
     doc = load_mapping(text, origin, InventoryError, _HINT)
-    known = {"name", "host", "cpu", "gpus", "links", "topology"}
+    known = {"name", "host", "cpu", "gpus", "links", "topology", "processes"}
     unknown = sorted(set(doc.data) - known)
     if unknown:
         raise InventoryError(
@@ -250,7 +251,55 @@ def inventory_from_yaml(text: str, origin: str = "<inventory>") -> Inventory:
         links = parsed.links
     else:
         links = _links(doc, gpus)
+    # Checked with the rest of the file: a bad entry fails the load.
+    beyond = [d.gpu for d in simulated_processes(text, origin) if d.gpu >= len(gpus)]
+    if beyond:
+        raise InventoryError(f"{origin}: processes: no GPU {beyond[0]} (it has {len(gpus)})", hint=_HINT)
     return Inventory(host=host, cpu=cpu, gpus=tuple(gpus), links=links, source=f"simulated:{origin}")
+
+
+@dataclass(frozen=True)
+class DeclaredProcess:
+    """A compute process a simulated GPU runs that tuxai did not start (a GPU "busy outside tuxai")."""
+
+    gpu: int
+    pid: int
+    user: str | None = None  # shown when /proc does not show the pid
+    memory_bytes: int | None = None
+
+
+def simulated_processes(text: str, origin: str = "<inventory>") -> tuple[DeclaredProcess, ...]:
+    """The ``processes:`` of a simulated inventory: ``[{gpu: 3, pid: 4242, user: alice, memory: 2GiB}]``
+    → ``(DeclaredProcess(3, 4242, "alice", 2147483648),)``.
+
+    Raises:
+        InventoryError: an entry is not a mapping, or a field has a bad value (the message names it).
+    """
+    doc = load_mapping(text, origin, InventoryError, _HINT)
+    raw = doc.data.get("processes") or []
+    if not isinstance(raw, list):
+        raise doc.fail("processes", "a list of {gpu, pid, user, memory}")
+    declared = []
+    for position, entry in enumerate(raw):
+        item = _reader(origin, f"processes[{position}]", entry)
+        gpu, pid = item.integer("gpu"), item.integer("pid", minimum=1)
+        if gpu is None or pid is None:
+            raise item.fail("gpu" if gpu is None else "pid", "an integer (the GPU's index, the process id)")
+        declared.append(DeclaredProcess(gpu, pid, item.text("user"), item.size("memory")))
+    return tuple(declared)
+
+
+def load_simulated_processes(path: Path) -> tuple[DeclaredProcess, ...]:
+    """``simulated_processes`` of a file (``load_inventory_file`` checked it already).
+
+    Raises:
+        InventoryError: the file is unreadable or malformed.
+    """
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InventoryError(f"cannot read inventory file {path}: {exc.strerror}") from None
+    return simulated_processes(text, str(path))
 
 
 def load_inventory_file(path: Path) -> Inventory:

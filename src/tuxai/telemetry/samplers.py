@@ -7,10 +7,11 @@ missing query on an older GPU is a None, not an exception.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from tuxai.hardware.simulated import DeclaredProcess
 from tuxai.model.gpu import Gpu
 from tuxai.telemetry.samples import GpuProcess, GpuSample
 
@@ -151,13 +152,18 @@ class SimulatedSampler:
 
     Power runs from 15 % of the limit idle to the limit at full use; the energy counter is
     the exact integral. Enough to exercise attribution, detection, Prometheus and ``top``
-    on a machine without GPUs; labelled ``simulated`` wherever it shows.
+    on a machine without GPUs; labelled ``simulated`` wherever it shows. The inventory's
+    ``processes:`` run on their GPUs as processes tuxai did not start would.
     """
 
     method = "simulated"
 
-    def __init__(self, gpus: list[Gpu]) -> None:
+    def __init__(self, gpus: list[Gpu], processes: Sequence[DeclaredProcess] = ()) -> None:
         self.gpus = gpus
+        self.processes: dict[int, tuple[GpuProcess, ...]] = {}
+        for declared in processes:
+            process = GpuProcess(declared.pid, declared.memory_bytes, None, declared.user)
+            self.processes[declared.gpu] = (*self.processes.get(declared.gpu, ()), process)
         self._energy = [0.0] * len(gpus)
         self._last: float | None = None
 
@@ -172,18 +178,21 @@ class SimulatedSampler:
             power = limit * (0.15 + 0.85 * util / 100)
             self._energy[position] += power * elapsed
             total = gpu.memory_total_bytes or 0
+            processes = self.processes.get(gpu.index, ())
+            outside = sum(p.memory_bytes or 0 for p in processes)
             samples.append(
                 GpuSample(
                     index=gpu.index,
                     uuid=gpu.uuid,
                     at=now,
                     util_pct=round(util, 1),
-                    memory_used_bytes=int(total * util / 200),
+                    memory_used_bytes=min(total, int(total * util / 200) + outside),
                     memory_total_bytes=total,
                     power_w=round(power, 3),
                     power_limit_w=limit,
                     energy_j=self._energy[position],
                     temperature_c=round(35 + 45 * util / 100 + math.sin(now) * 0.5, 1),
+                    processes=processes,
                 )
             )
         return samples
@@ -202,12 +211,12 @@ class NoGpuSampler:
         return []
 
 
-def sampler_for(gpus: list[Gpu], simulated: bool) -> GpuSampler:
-    """The sampler this machine's GPUs call for: simulated, NVML, AMD sysfs, or none."""
+def sampler_for(gpus: list[Gpu], simulated: bool, processes: Sequence[DeclaredProcess] = ()) -> GpuSampler:
+    """The sampler this machine's GPUs call for: simulated (running ``processes``), NVML, AMD sysfs, or none."""
     from tuxai.model.gpu import Vendor
 
     if simulated:
-        return SimulatedSampler(gpus)
+        return SimulatedSampler(gpus, processes)
     if any(g.vendor is Vendor.NVIDIA for g in gpus):
         try:
             import pynvml

@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class GpuProcess:
-    """A process on a GPU: its pid, the GPU memory it holds, its share of the SMs (None: unknown)."""
+    """A process on a GPU: its pid, the GPU memory it holds, its share of the SMs (None: unknown);
+    ``user``: who a simulated inventory says runs it (a real one's is read from /proc)."""
 
     pid: int
     memory_bytes: int | None = None
     sm_util_pct: float | None = None
+    user: str | None = None
 
 
 @dataclass(frozen=True)
