@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi.responses import JSONResponse
@@ -37,10 +38,14 @@ from tuxai.model.wire import (
     LiveProcess,
     LiveUsage,
     LiveView,
+    MigInstance,
+    OutsideProcess,
     PublicJob,
+    Standing,
     from_json,
     to_json,
 )
+from tuxai.telemetry.foreign import ForeignProcess
 
 PUBLIC = frozenset(field.name for field in dataclasses.fields(PublicJob))
 ANYONE = Caller("", -1, -1)  # whoever reaches /metrics: no uid owns a job
@@ -60,17 +65,20 @@ def public_name(job: JobRecord, caller: Caller = ANYONE, private_queue: bool = F
     return job.spec.display_name if fields is None or "name" in fields else ""
 
 
-def shown(job: JobRecord, now: float, caller: Caller, private_queue: bool = False) -> PublicJob | None:
+def shown(
+    job: JobRecord, now: float, caller: Caller, private_queue: bool = False, standing: Standing | None = None
+) -> PublicJob | None:
     """``job_view`` cut to what ``caller`` may see (``public_fields``): a ``Job``, a ``PublicJob``, or None."""
     fields = public_fields(job, caller, private_queue)
     if fields is not None and not fields:
         return None
-    view = job_view(job, now)
+    view = job_view(job, now, standing)
     return view if fields is None else PublicJob(**{name: getattr(view, name) for name in fields})
 
 
-def job_view(job: JobRecord, now: float) -> Job:
-    """A job as its owner sees it (``shown`` cuts it for others); times are Unix seconds."""
+def job_view(job: JobRecord, now: float, standing: Standing | None = None) -> Job:
+    """A job as its owner sees it (``shown`` cuts it for others); times are Unix seconds; ``standing``:
+    its priority terms from the scheduler's last pass (``Daemon.standing``)."""
     allocation = job.allocation
     started = job.started_at
     ended = job.ended_at
@@ -95,6 +103,9 @@ def job_view(job: JobRecord, now: float) -> Job:
         ended_at=ended,
         waited_s=max(0.0, (waited_until or now) - job.submitted_at),
         ran_s=ran,
+        standing=standing if job.state in (JobState.PENDING, JobState.REQUEUED, JobState.RUNNING) else None,
+        array_job=job.array_job,
+        array_index=job.array_index,
         log_path=job.log_path,
         command=job.spec.command,
         attempt=job.attempt,
@@ -122,8 +133,15 @@ def job_detail(job: Job, events: list[dict[str, Any]], energy: dict[str, object]
     )
 
 
-def gpu_view(inventory: Inventory, jobs: list[JobRecord], caller: Caller, private_queue: bool = False) -> list[GpuView]:
-    """Each GPU: index, UUID, model, memory, and the running jobs holding it (or a slice of it).
+def gpu_view(
+    inventory: Inventory,
+    jobs: list[JobRecord],
+    caller: Caller,
+    private_queue: bool = False,
+    outside: Sequence[ForeignProcess] = (),
+) -> list[GpuView]:
+    """Each GPU: index, UUID, model, memory, its MIG instances, the running jobs holding it (or a
+    slice or an instance of it), and the processes on it tuxai did not start (``outside``).
 
     Who holds a GPU (job id, user) is the point of the question; the name is shown by ``public_fields``.
     """
@@ -143,6 +161,8 @@ def gpu_view(inventory: Inventory, jobs: list[JobRecord], caller: Caller, privat
             memory_total_bytes=gpu.memory_total_bytes,
             mig=tuple(m.profile for m in gpu.mig_devices),
             holders=tuple(holders.get(gpu.index, [])),
+            mig_instances=tuple(MigInstance(m.index, m.profile, m.uuid, m.memory_total_bytes) for m in gpu.mig_devices),
+            outside=tuple(OutsideProcess(p.pid, p.user, p.memory_bytes) for p in outside if p.gpu_index == gpu.index),
         )
         for gpu in inventory.gpus
     ]
@@ -243,6 +263,11 @@ class JobSpecFields(BaseModel):
     export: _Exports = Field(None, description="variables for the job: {VAR: value} or [VAR=value]")
     env: _Text = Field(None, description="a virtual environment")
     hold: _Flag = Field(None, description="submit held")
+    after: Annotated[Any, WithJsonSchema(_or_null({"anyOf": [_TEXT, {"type": "array", "items": _TEXT}]}))] = Field(
+        None, description="dependencies: JOB[:ok|:any|:fail], one or a list"
+    )
+    array: _Text = Field(None, description="an array's indices: 0-99%8, 1,3,5-7, 0-20:4")
+    session: _Text = Field(None, description="interactive (tuxai run): pty or pipe")
 
 
 class SubmitBody(BaseModel):

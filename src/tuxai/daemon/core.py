@@ -13,14 +13,17 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from tuxai.daemon.arrays import check_after, gate
 from tuxai.daemon.config import Caller, DaemonConfig
 from tuxai.daemon.health import LoopHealth
 from tuxai.daemon.jobdirs import new_job_dir, remove_job_dir
 from tuxai.daemon.launch import build_launch, cgroup_name
+from tuxai.daemon.limits import check_submit, job_groups, window_use
 from tuxai.daemon.outcome import Outcome, classify
+from tuxai.daemon.standing import standings
 from tuxai.errors import PermissionDenied, UsageError
 from tuxai.executor import systemd
 from tuxai.executor.cgroups import plan
@@ -29,10 +32,13 @@ from tuxai.executor.local import Executor, Seen
 from tuxai.executor.rundir import OUTPUT, write_launch
 from tuxai.model.cgroup import CgroupPlan
 from tuxai.model.job import JobRecord, JobSpec, JobState, StopReason
+from tuxai.model.wire import Standing
 from tuxai.scheduler.admission import rejection
 from tuxai.scheduler.decide import decide
-from tuxai.scheduler.decisions import Preempt, Reject, Reserve, Start
+from tuxai.scheduler.decisions import Limited, Preempt, Reject, Reserve, Start
+from tuxai.scheduler.priority import queue_order
 from tuxai.scheduler.snapshot import Job, Node, Running, Snapshot, decay_usage
+from tuxai.scheduler.unavailable import pending_outside_note
 from tuxai.store.jobs import Store
 
 PRUNE_EVERY_S = 3600.0  # how often ended jobs past their retention are forgotten
@@ -53,6 +59,8 @@ class Daemon:
         self._ended_lock = threading.Lock()
         self.ticks = 0
         self._last_prune = 0.0
+        self.standing: Mapping[int, Standing] = {}  # the last pass's priority terms by job (daemon.standing)
+        self.busy_outside: Mapping[int, str] = {}  # GPU → its processes tuxai did not start (the telemetry loop's)
 
     # ---- operations (API) -------------------------------------------------------------
 
@@ -78,6 +86,8 @@ class Daemon:
             raise UsageError(f"working directory {spec.workdir!r} is not an absolute path", hint="pass a full path")
         if spec.workdir and caller.uid == os.getuid() and not Path(spec.workdir).is_dir():
             raise UsageError(f"working directory {spec.workdir} does not exist", hint="pass an existing --workdir")
+        check_after(self.store, spec)  # --after names jobs that exist and can still end as asked
+        spec = check_submit(self.config, self.store, spec, caller)  # quotas: max_time, max_pending (daemon.limits)
         job_id = self.store.submit(
             spec,
             (caller.user, caller.uid, caller.gid, caller.groups),
@@ -280,7 +290,8 @@ class Daemon:
         return {u: decay_usage(k.gpu_seconds, now - k.updated_at, half_life) for u, k in self.store.usage().items()}
 
     def _schedule(self, running: Sequence[JobRecord], waiting: Sequence[JobRecord], now: float) -> None:
-        eligible = [j for j in waiting if not j.held and j.eligible_at <= now]
+        gated = gate(self.store, waiting, running, now)  # dependencies, array caps (daemon/arrays.py)
+        eligible = [j for j in waiting if not j.held and j.eligible_at <= now and j.id in gated.eligible]
         snapshot = Snapshot(
             nodes=(self.node,),
             now=now,
@@ -292,8 +303,13 @@ class Daemon:
             ),
             usage=self._usage(now),
             config=self.config.scheduler,
+            quotas=self.config.quotas,
+            quota_use=window_use(self.config.quotas, self.store, now),
+            busy_outside={} if self.config.allow_foreign_gpu_use else {self.node.name: self.busy_outside},
         )
-        decisions = decide(snapshot) if eligible else []
+        order = queue_order(snapshot) if eligible else []  # ranked once: decide uses it, `tuxai show` shows it
+        decisions = decide(snapshot, order) if eligible else []
+        self.standing = standings(order, decisions, now, self.standing, (j.id for j in running))
         by_id = {j.id: j for j in [*running, *waiting]}
         reasons: dict[int, str] = {}
         head: str | None = None
@@ -313,18 +329,25 @@ class Daemon:
                 # An estimate from default time limits (jobs without --time) says nothing: leave it out.
                 known = wait < self.config.scheduler.default_time_limit_s * 0.99
                 reasons[job_id] = f"{why}; next in line" + (f", starts within {wait:.0f} s" if known else "")
+            elif isinstance(decision, Limited):
+                reasons[job_id] = decision.reason
             elif isinstance(decision, Reject):
                 self.store.transition(job_id, JobState.FAILED, now, f"can never run here: {decision.reason}")
         started = {int(d.job_id) for d in decisions if isinstance(d, Start | Reject)}
+        outside = snapshot.busy_outside.get(self.node.name, {})
         for job in waiting:
-            if job.id in started or job.id in reasons:
+            if job.id in started or job.id in reasons or job.id in gated.never:
                 continue
             if job.held:
                 reasons[job.id] = "held (`tuxai release` lets it start)"
+            elif job.id in gated.waits:
+                reasons[job.id] = gated.waits[job.id]
             elif job.eligible_at > now:
                 reasons[job.id] = _backoff_reason(job, now)
             else:
                 reasons[job.id] = f"waiting for resources behind job {head}" if head else "waiting for resources"
+                note = pending_outside_note(outside, self.node.inventory.gpus, job.spec.request)
+                reasons[job.id] += f"; {note}" if note else ""
         changes = [(i, {"reason": r}) for i, r in reasons.items() if by_id[i].reason != r]
         self.store.update_many(changes)
 
@@ -379,6 +402,7 @@ def _scheduler_job(job: JobRecord) -> Job:
         time_limit_s=job.spec.time_limit_s,
         priority=job.spec.priority,
         preemptible=job.spec.preemptible,
+        groups=job_groups(job),
     )
 
 

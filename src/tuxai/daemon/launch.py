@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from tuxai.daemon.arrays import array_environment
 from tuxai.daemon.config import DaemonConfig
 from tuxai.executor import systemd
 from tuxai.executor.cgroups import nvidia_device_rules, plan
@@ -44,6 +45,7 @@ def build_launch(
         context,
         first.memory_total_bytes if first else None,
     )
+    env.update(array_environment(job))  # TUXAI_ARRAY_INDEX … for a task of an array
     support = config.cgroups
     limited = bool(job.spec.request.memory_bytes or config.cgroup_every_job)
     cpus = real_cpus(allocation.cpus, config.online_cpus)
@@ -82,6 +84,7 @@ def build_launch(
         notify_socket=config.notify_socket,
         job_dir=str(job_dir),
         pids_max=config.job_pids_max,
+        session=job.spec.session,
     )
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from tuxai.errors import InvalidTransition
+from tuxai.model.array import ArraySpec
+from tuxai.model.dependency import Dependency
 from tuxai.model.resources import Allocation, Request
 
 REQUEUE_EXIT_CODE = 99
@@ -87,6 +89,9 @@ class JobSpec:
     exports: tuple[tuple[str, str], ...] = ()
     env_path: str = ""  # a virtual environment whose ``bin`` goes first on PATH
     held: bool = False
+    after: tuple[Dependency, ...] = ()  # start only once these ended as asked (``--after``)
+    array: ArraySpec | None = None  # one job per index (``--array``)
+    session: str = ""  # interactive (``tuxai run``): "pty" or "pipe" (model.session); "": a batch job
 
     @property
     def display_name(self) -> str:
@@ -157,3 +162,5 @@ class JobRecord:
     oom_killed: bool = False
     for_job: int | None = None  # the job a preemption made room for
     flags: tuple[str, ...] = ()  # telemetry's: idle, hung
+    array_job: int | None = None  # the array it is a task of (its first task's id): ``12_3``
+    array_index: int | None = None

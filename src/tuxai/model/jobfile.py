@@ -8,7 +8,7 @@
     gpus: 2                                  # or gpu_share: 0.25 / gpu_mem: 10GiB / mig: 1g.10gb
     cpus: 8
     mem: 32GiB
-    time: 4h                                 # 90, 90s, 30m, 4h, 2d, 1:30:00
+    time: 4h                                 # 90 (minutes, as Slurm), 90s, 30m, 4h, 2d, 1:30:00, 1-12:00
     grace: 2m
     retries: 3
     export: {WANDB_MODE: offline}
@@ -24,12 +24,13 @@ from typing import Any
 import yaml
 
 from tuxai.errors import UsageError
+from tuxai.model.array import array_from
+from tuxai.model.dependency import dependencies_from
 from tuxai.model.job import JobSpec
 from tuxai.model.resources import WHOLE_GPU_MILLI, Request
-from tuxai.model.units import parse_bytes
+from tuxai.model.session import MODES as SESSION_MODES
+from tuxai.model.units import DURATION_FORMS, parse_bytes, parse_duration
 
-_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*$")
-_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SHARE = f"a fraction of one GPU between {1 / WHOLE_GPU_MILLI:g} and 1"
 _HINT = "see `tuxai submit --help` or docs/jobs.md for the job file fields"
@@ -39,35 +40,9 @@ MAX_BYTES = 1024 * 2**40  # 1024 TiB: more than any machine has, and far below S
 FIELDS = (
     *("name", "command", "gpus", "gpu_share", "gpu_mem", "mig", "gpu_type", "cpus", "mem", "time", "grace"),
     *("priority", "retries", "retry_backoff", "requeue", "preemptible", "workdir", "export", "env", "hold"),
+    *("after", "array"),
+    "session",
 )
-
-
-def parse_duration(text: str | float | int) -> float:
-    """``"90"`` / ``"90s"`` → 90.0, ``"30m"`` → 1800.0, ``"1:30:00"`` → 5400.0.
-
-    Raises:
-        ValueError: not a duration.
-    """
-    if isinstance(text, bool):
-        raise ValueError(f"{text!r} is not a duration")
-    if isinstance(text, int | float):
-        value = float(text)
-    elif ":" in text:
-        parts = text.strip().split(":")
-        if len(parts) > 3 or not all(p.isdigit() for p in parts):
-            raise ValueError(f"{text!r} is not a duration")
-        total = sum(int(p) * 60**i for i, p in enumerate(reversed(parts)))
-        value = float(total) if total < 10**300 else math.inf
-    else:
-        match = _DURATION.match(text)
-        if match is None:
-            raise ValueError(f"{text!r} is not a duration (use 90s, 30m, 4h, 2d or 1:30:00)")
-        value = float(match.group(1)) * _SECONDS[match.group(2)]
-    if not math.isfinite(value):
-        raise ValueError(f"{text!r} is not a finite duration")
-    if value < 0:
-        raise ValueError(f"{text!r} is negative")
-    return value
 
 
 class _Fields:
@@ -95,16 +70,17 @@ class _Fields:
             raise self.fail(key, f"an integer {bound}")
         return number
 
-    def duration(self, key: str) -> float | None:
+    def duration(self, key: str, bare_s: float = 1.0) -> float | None:
         value = self.data.get(key)
         if value is None:
             return None
+        forms = ("90 (minutes), " if bare_s == 60 else "") + DURATION_FORMS
         if isinstance(value, float) and not math.isfinite(value):
-            raise self.fail(key, "a finite duration such as 90s, 30m, 4h or 1:30:00")
+            raise self.fail(key, f"a finite duration such as {forms}")
         try:
-            seconds = parse_duration(value)
+            seconds = parse_duration(value, bare_s)
         except (ValueError, TypeError):
-            raise self.fail(key, "a duration such as 90s, 30m, 4h or 1:30:00") from None
+            raise self.fail(key, f"a duration such as {forms}") from None
         if seconds > MAX_DURATION_S:
             raise self.fail(key, "at most 365 days (for no time limit, leave the field out)")
         return seconds
@@ -158,6 +134,7 @@ def _command(fields: _Fields) -> tuple[str, ...]:
 
 
 def _request(fields: _Fields) -> Request:
+    _refuse_a_fraction_of_gpus(fields)
     gpus = fields.integer("gpus", 0, maximum=1024)
     share = fields.data.get("gpu_share")
     milli = WHOLE_GPU_MILLI
@@ -193,6 +170,22 @@ def _request(fields: _Fields) -> Request:
         cpus=fields.integer("cpus", 1, minimum=1, maximum=100_000),
         memory_bytes=fields.size("mem") or 0,
     )
+
+
+def _refuse_a_fraction_of_gpus(fields: _Fields) -> None:
+    """``gpus: 0.5`` asks for a slice of one GPU, which is ``gpu_share``: say so rather than "an integer"."""
+    value = fields.data.get("gpus")
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return
+    try:
+        number = float(value)
+    except ValueError:
+        return
+    if 0 < number < 1:
+        raise UsageError(
+            f"{fields.origin}: gpus counts whole GPUs, got {value!r}",
+            hint=f"a slice of one GPU is --gpu-share {value} (gpu_share: {value} in a job file)",
+        )
 
 
 def _exports(fields: _Fields) -> tuple[tuple[str, str], ...]:
@@ -250,8 +243,12 @@ def check_environment(environment: object, origin: str = "environment") -> dict[
     return environment
 
 
-def spec_from_dict(data: object, origin: str = "job") -> JobSpec:
+def spec_from_dict(data: object, origin: str = "job", *, slurm_time: bool = False) -> JobSpec:
     """A mapping (job file, API body) → ``JobSpec``.
+
+    ``slurm_time``: the fields as a person writes them (a job file, ``submit``'s flags), where a bare
+    number of ``time`` is minutes, as Slurm's ``--time 90``; elsewhere (the API's JSON, the stored
+    form) it is seconds. ``grace`` and ``retry_backoff`` are seconds in both.
 
     Raises:
         UsageError: an unknown field, or a field with a wrong value; the message names it.
@@ -264,7 +261,7 @@ def spec_from_dict(data: object, origin: str = "job") -> JobSpec:
     fields = _Fields(data, origin)
     grace = fields.duration("grace")
     backoff = fields.duration("retry_backoff")
-    time_limit = fields.duration("time")
+    time_limit = fields.duration("time", 60.0 if slurm_time else 1.0)
     if time_limit is not None and time_limit <= 0:
         raise fields.fail("time", "a positive duration")
     return JobSpec(
@@ -282,7 +279,18 @@ def spec_from_dict(data: object, origin: str = "job") -> JobSpec:
         exports=_exports(fields),
         env_path=fields.text("env"),
         held=fields.flag("hold", False),
+        after=dependencies_from(data.get("after"), f"{origin}: after"),
+        array=array_from(data.get("array"), f"{origin}: array"),
+        session=_session(fields),
     )
+
+
+def _session(fields: _Fields) -> str:
+    """``session``: how ``tuxai run`` attaches — "pty", "pipe", or none (a batch job)."""
+    value = fields.text("session")
+    if value not in ("", *SESSION_MODES):
+        raise fields.fail("session", f"one of {', '.join(SESSION_MODES)}")
+    return value
 
 
 def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
@@ -312,6 +320,9 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
         "workdir": spec.workdir or None,
         "env": spec.env_path or None,
         "export": dict(spec.exports) or None,
+        "after": [str(d) for d in spec.after] or None,
+        "array": spec.array.text if spec.array else None,
+        "session": spec.session or None,
     }
     data.update({k: v for k, v in optional.items() if v is not None})
     return data

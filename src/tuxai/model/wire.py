@@ -4,8 +4,10 @@
     └── Job                 as its owner sees it (and root, and the daemon's owner): + command, spec, log …
         └── JobDetail       + its history and energy: GET /v1/jobs/{id}
     JobEvent, EnergyTotals  the parts of a JobDetail
-    GpuView, GpuHolder      GET /v1/gpus
+    GpuView, GpuHolder, MigInstance, OutsideProcess   GET /v1/gpus
     LiveView, LiveGpu, LiveProcess, LiveUsage   GET /v1/telemetry (``tuxai top``)
+    Standing, PriorityTerm  a job's priority terms and reserved start (``tuxai show``, ``ls --explain``)
+    LimitsView, AccountUse, CapView   GET /v1/limits (quotas and their use: ``tuxai status``)
     Health                  GET /v1/health
     Submitted, Stopping     POST /v1/jobs, POST /v1/shutdown
     ErrorBody               every error answer: ``{error, message, hint}`` and the error's own fields
@@ -35,6 +37,59 @@ from tuxai.model.jobfile import spec_from_dict, spec_to_dict
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class PriorityTerm:
+    """One factor of a job's priority (``scheduler.priority``): in [0, 1], its weight, and their product."""
+
+    name: str  # priority, fairshare, age, size, short (the time limit)
+    factor: float
+    weight: float
+    value: float
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Why, with numbers (Slurm's sprio): the terms the scheduler used at ``at``, their ``total``, the
+    job's ``rank`` in its decision order (1: considered first), ``first`` when it went before any score
+    (starving, or protected large), and a pending job's reserved start (None: no reservation)."""
+
+    at: float
+    rank: int
+    total: float
+    terms: tuple[PriorityTerm, ...]
+    first: bool
+    expected_start: float | None
+
+
+@dataclass(frozen=True)
+class CapView:
+    """One quota of ``limits:``: ``max_gpus``, ``gpu_hours``, ``max_time`` (seconds) or ``max_pending``."""
+
+    name: str
+    limit: float
+    path: str  # limits.users.alice.max_gpus: where it is set
+
+
+@dataclass(frozen=True)
+class AccountUse:
+    """A user's or a group's use beside their caps: GPUs held, GPU-hours in the window, jobs waiting."""
+
+    kind: str  # user or group
+    who: str
+    gpus_held: float
+    gpu_hours: float
+    pending: int
+    caps: tuple[CapView, ...]
+
+
+@dataclass(frozen=True)
+class LimitsView:
+    """``GET /v1/limits``: the caller's accounts (root: every account), GPU-hours over ``window_s``."""
+
+    window_s: float
+    accounts: tuple[AccountUse, ...]
+
+
 @dataclass(frozen=True, kw_only=True)
 class PublicJob:
     """A job as anyone may see it (the queue is public, as Slurm's squeue): times in Unix seconds."""
@@ -58,6 +113,9 @@ class PublicJob:
     ended_at: float | None
     waited_s: float
     ran_s: float | None
+    standing: Standing | None = None  # the scheduler's numbers, while it waits and as it started
+    array_job: int | None = None  # a task of array ``array_job``: ``12_3`` (``tuxai.model.array``)
+    array_index: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,8 +179,27 @@ class GpuHolder:
 
 
 @dataclass(frozen=True)
+class MigInstance:
+    """One MIG instance of a GPU: its place on the GPU, profile, UUID (holders name it) and memory."""
+
+    index: int
+    profile: str | None
+    uuid: str | None
+    memory_total_bytes: int | None
+
+
+@dataclass(frozen=True)
+class OutsideProcess:
+    """A compute process on a GPU that tuxai did not start: its pid, user ("" unknown), GPU memory."""
+
+    pid: int
+    user: str
+    memory_bytes: int | None
+
+
+@dataclass(frozen=True)
 class GpuView:
-    """One GPU of the machine and who holds it."""
+    """One GPU of the machine, who holds it, its MIG instances, and what runs on it outside tuxai."""
 
     index: int
     uuid: str | None
@@ -130,6 +207,8 @@ class GpuView:
     memory_total_bytes: int | None
     mig: tuple[str | None, ...]  # the profiles of its MIG instances (None: unknown)
     holders: tuple[GpuHolder, ...]
+    mig_instances: tuple[MigInstance, ...] = ()
+    outside: tuple[OutsideProcess, ...] = ()  # busy outside tuxai: kept off unless --allow-foreign-gpu-use
 
 
 @dataclass(frozen=True)

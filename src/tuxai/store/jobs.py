@@ -78,34 +78,55 @@ class Store:
     ) -> int:
         """Insert a pending job for ``owner`` (user, uid, gid, groups); returns its id once committed.
 
-        ``environment`` is the submitter's environment, the base of the job's.
+        ``environment`` is the submitter's environment, the base of the job's. An array
+        (``spec.array``) is one job per index, all in this one transaction; the first one's id,
+        returned, is the array's.
         """
-        user, uid, gid, groups = owner
+        first: int | None = None
         with self.db.write() as db:
-            cursor = db.execute(
-                "INSERT INTO jobs (name, user, uid, gid, groups_json, spec_json, environment_json, state, reason,"
-                " priority, submitted_at, held) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    spec.display_name,
-                    user,
-                    uid,
-                    gid,
-                    json.dumps(list(groups)),
-                    json.dumps(spec_to_dict(spec)),
-                    json.dumps(environment),
-                    JobState.PENDING.value,
-                    reason,
-                    spec.priority,
-                    now,
-                    int(spec.held),
-                ),
-            )
-            job_id = int(cursor.lastrowid or 0)
-            db.execute(
-                "INSERT INTO events (job_id, at, from_state, to_state, reason) VALUES (?,?,?,?,?)",
-                (job_id, now, None, JobState.PENDING.value, "submitted"),
-            )
-        return job_id
+            for index in spec.array.indices if spec.array else (None,):
+                first = self._insert(db, spec, owner, environment, now, reason, (first, index))
+        return int(first or 0)
+
+    def _insert(
+        self,
+        db: sqlite3.Connection,
+        spec: JobSpec,
+        owner: tuple[str, int, int, Sequence[int]],
+        environment: dict[str, str],
+        now: float,
+        reason: str,
+        task: tuple[int | None, int | None],
+    ) -> int:
+        """One job row and its submission event; ``task``: (its array's id, None for the first, its index)."""
+        user, uid, gid, groups = owner
+        cursor = db.execute(
+            "INSERT INTO jobs (name, user, uid, gid, groups_json, spec_json, environment_json, state, reason,"
+            " priority, submitted_at, held, array_index) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                spec.display_name,
+                user,
+                uid,
+                gid,
+                json.dumps(list(groups)),
+                json.dumps(spec_to_dict(spec)),
+                json.dumps(environment),
+                JobState.PENDING.value,
+                reason,
+                spec.priority,
+                now,
+                int(spec.held),
+                task[1],
+            ),
+        )
+        job_id = int(cursor.lastrowid or 0)
+        if task[1] is not None:
+            db.execute("UPDATE jobs SET array_job=? WHERE id=?", (task[0] or job_id, job_id))
+        db.execute(
+            "INSERT INTO events (job_id, at, from_state, to_state, reason) VALUES (?,?,?,?,?)",
+            (job_id, now, None, JobState.PENDING.value, "submitted"),
+        )
+        return task[0] or job_id
 
     def get(self, job_id: int) -> JobRecord:
         """One job. Raises ``JobNotFound``."""
@@ -141,14 +162,16 @@ class Store:
             self._transition(db, job_id, target, now, reason, fields)
         return self.get(job_id)
 
-    def transitions(self, changes: Sequence[tuple[int, JobState, str, dict[str, Any]]], now: float) -> list[int]:
-        """Several transitions in one transaction, not fsynced (the control loop's); a change the
-        table forbids is left out.
+    def transitions(
+        self, changes: Sequence[tuple[int, JobState, str, dict[str, Any]]], now: float, durable: bool = False
+    ) -> list[int]:
+        """Several transitions in one transaction, not fsynced (the control loop's; ``durable`` for what a
+        person asked: an array's cancel); a change the table forbids is left out.
 
         Returns the ids that moved.
         """
         moved = []
-        with self.db.write(durable=False) as db:
+        with self.db.write(durable=durable) as db:
             for job_id, target, reason, fields in changes:
                 try:
                     self._transition(db, job_id, target, now, reason, fields)
@@ -181,11 +204,12 @@ class Store:
         with self.db.write() as db:
             db.execute(f"UPDATE jobs SET {names} WHERE id=?", (*values, job_id))
 
-    def update_many(self, changes: Sequence[tuple[int, dict[str, Any]]]) -> None:
-        """Several ``update``s in one transaction, not fsynced (the control loop's reasons)."""
+    def update_many(self, changes: Sequence[tuple[int, dict[str, Any]]], durable: bool = False) -> None:
+        """Several ``update``s in one transaction, not fsynced (the control loop's reasons; ``durable``
+        for what a person asked: an array's hold)."""
         if not changes:
             return
-        with self.db.write(durable=False) as db:
+        with self.db.write(durable=durable) as db:
             for job_id, fields in changes:
                 names, values = _assignments(fields)
                 db.execute(f"UPDATE jobs SET {names} WHERE id=?", (*values, job_id))
@@ -258,6 +282,21 @@ class Store:
                 (user, gpu_seconds, now),
             )
 
+    def runs_since(self, since: float) -> list[tuple[JobRecord, float, float | None]]:
+        """Every run of a job (an attempt, from its history) that was going on at or after ``since``:
+        ``(job, started, ended)``, ``ended`` None while it runs (the quotas' GPU-hours in a window)."""
+        with self.db.read() as db:
+            rows = db.execute(
+                "SELECT jobs.*, runs.began, runs.finished FROM (SELECT s.job_id, s.at AS began,"
+                " (SELECT MIN(e.at) FROM events e WHERE e.job_id = s.job_id AND e.id > s.id"
+                " AND e.from_state = 'running' AND e.to_state != 'running') AS finished"
+                " FROM events s WHERE s.to_state = 'running' AND s.from_state IS NOT 'running'"
+                " AND s.job_id IN (SELECT id FROM jobs WHERE state = 'running' OR ended_at >= ?)) runs"
+                " JOIN jobs ON jobs.id = runs.job_id WHERE runs.finished IS NULL OR runs.finished >= ?",
+                (since, since),
+            ).fetchall()
+        return [(_record(row, self._specs), float(row["began"]), row["finished"]) for row in rows]
+
 
 def _assignments(fields: dict[str, Any]) -> tuple[str, list[Any]]:
     unknown = set(fields) - _COLUMNS
@@ -312,4 +351,6 @@ def _record(row: sqlite3.Row, specs: dict[int, JobSpec]) -> JobRecord:
         max_rss_bytes=row["max_rss_bytes"],
         oom_killed=bool(row["oom_killed"]),
         flags=tuple(f for f in row["flags"].split(",") if f),
+        array_job=row["array_job"],
+        array_index=row["array_index"],
     )

@@ -78,4 +78,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     ALTER TABLE jobs ADD COLUMN flags TEXT NOT NULL DEFAULT ''
     """,
+    # 3: job arrays — a task's array (its first task's id) and index (``12_3``).
+    """
+    ALTER TABLE jobs ADD COLUMN array_job INTEGER;
+    ALTER TABLE jobs ADD COLUMN array_index INTEGER;
+    CREATE INDEX jobs_array ON jobs(array_job, array_index)
+    """,
 )

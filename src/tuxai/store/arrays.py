@@ -1,0 +1,64 @@
+"""The store's reads for arrays and dependencies: an array's tasks, and what ``--after`` targets name.
+
+A task is a row of ``jobs`` with ``array_job`` (its array's id, the first task's) and
+``array_index``; ``Store.submit`` inserts an array's tasks in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tuxai.model.array import JobId
+from tuxai.model.job import JobRecord, JobState
+from tuxai.store.jobs import Store, _record
+
+Row = tuple[int, JobState, str]  # id, state, name ("12" or "12_3")
+
+
+def array_tasks(store: Store, array_job: int, states: Iterable[JobState] | None = None) -> list[JobRecord]:
+    """The tasks of array ``array_job`` in index order (optionally only in ``states``); [] if it is no array."""
+    wanted = [s.value for s in states] if states is not None else None
+    where = f" AND state IN ({','.join('?' * len(wanted))})" if wanted is not None else ""
+    with store.db.read() as db:
+        rows = db.execute(
+            f"SELECT * FROM jobs WHERE array_job=?{where} ORDER BY array_index", (array_job, *(wanted or []))
+        ).fetchall()
+    return [_record(row, store._specs) for row in rows]
+
+
+def target_rows(store: Store, targets: Iterable[JobId]) -> dict[JobId, tuple[Row, ...]]:
+    """What each target names: ``12`` an array's every task (or job 12 itself), ``12_3`` one task.
+
+    A target that names nothing maps to ``()`` (never submitted, or forgotten after its retention).
+    """
+    targets = set(targets)
+    if not targets:
+        return {}
+    jobs = sorted({t.job for t in targets})
+    marks = ",".join("?" * len(jobs))
+    with store.db.read() as db:
+        rows = db.execute(
+            f"SELECT id, state, array_job, array_index FROM jobs WHERE id IN ({marks}) OR array_job IN ({marks})"
+            " ORDER BY id",
+            (*jobs, *jobs),
+        ).fetchall()
+    tasks: dict[int, list[Row]] = {}
+    by_id: dict[int, Row] = {}
+    by_task: dict[tuple[int, int], Row] = {}
+    for job_id, state, array_job, array_index in rows:
+        name = str(job_id) if array_job is None else f"{array_job}_{array_index}"
+        row = (int(job_id), JobState(state), name)
+        by_id[row[0]] = row
+        if array_job is not None:
+            tasks.setdefault(int(array_job), []).append(row)
+            by_task[(int(array_job), int(array_index))] = row
+    found: dict[JobId, tuple[Row, ...]] = {}
+    for target in targets:
+        if target.task is not None:
+            task = by_task.get((target.job, target.task))
+            found[target] = (task,) if task else ()
+        elif target.job in tasks:
+            found[target] = tuple(tasks[target.job])
+        else:
+            found[target] = (by_id[target.job],) if target.job in by_id else ()
+    return found
