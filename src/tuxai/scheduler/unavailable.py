@@ -7,6 +7,8 @@ rejection, with the flag that would fit::
 
     no whole GPU free: GPU 0 is in MIG mode (7 × 1g.10gb) — ask for --mig 1g.10gb
     GPU 3 is busy outside tuxai (pid 4242 of alice)
+
+(The daemon's ``--allow-foreign-gpu-use`` hands such GPUs out all the same: it leaves the map empty.)
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ def _outside_words(busy: list[tuple[int, str, str]], request: Request) -> str:
     usable = [(index, who) for index, name, who in busy if type_matches(name, request.gpu_types)]
     if not usable:
         return ""
-    shown = "; ".join(f"GPU {index}: {who}" for index, who in usable[:3])
-    more = f" and {len(usable) - 3} more" if len(usable) > 3 else ""
-    return f"busy outside tuxai: {shown}{more} (the admin's --allow-foreign-gpu-use lets jobs share them)"
+    if len(usable) == 1:
+        return f"GPU {usable[0][0]} is busy outside tuxai ({usable[0][1]})"
+    shown = ", ".join(f"{index} ({who})" for index, who in usable[:3])
+    return f"GPUs busy outside tuxai: {shown}" + (f" and {len(usable) - 3} more" if len(usable) > 3 else "")
