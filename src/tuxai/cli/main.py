@@ -9,8 +9,10 @@ from typing import Annotated
 import typer
 
 from tuxai import __version__
-from tuxai.cli.common import DebugOption, LogLevelOption, guard, start_logging
-from tuxai.cli.job_commands import env_app, jobs_app
+from tuxai.cli.common import DebugOption, HomeOption, LogLevelOption, guard, start_logging
+from tuxai.cli.envs import env_app
+from tuxai.cli.job_commands import jobs_app
+from tuxai.errors import UsageError
 
 app = typer.Typer(
     name="tuxai",
@@ -53,8 +55,13 @@ def doctor(
         Path | None, typer.Option("--replay", help="Build the report from a --record folder.", metavar="DIR")
     ] = None,
     python: Annotated[
-        str | None, typer.Option("--python", help="Interpreter whose frameworks to probe.", metavar="PATH")
+        str | None, typer.Option("--python", help="Interpreter whose frameworks to probe.", metavar="PYTHON")
     ] = None,
+    env: Annotated[
+        str | None,
+        typer.Option("--env", help="Probe the frameworks of a job environment (a name, or a venv).", metavar="ENV"),
+    ] = None,
+    home: HomeOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Report what this machine really has and what hurts ML work on it.
@@ -63,17 +70,24 @@ def doctor(
     """
     from tuxai.cli.doctor import run_doctor
 
-    code = guard(
-        lambda: run_doctor(
+    def action() -> int:
+        interpreter = python
+        if env is not None:  # a job environment's frameworks: its own python's
+            from tuxai.cli.envs import env_python
+
+            if python is not None:
+                raise UsageError("--env and --python cannot be used together", hint="--env ENV probes ENV's python")
+            interpreter = env_python(env, home)
+        return run_doctor(
             as_json=as_json,
-            frameworks=not no_frameworks,
+            frameworks=not no_frameworks or env is not None,
             inventory=inventory,
             record=record,
             replay=replay,
-            python=python,
-        ),
-        debug,
-    )
+            python=interpreter,
+        )
+
+    code = guard(action, debug)
     raise typer.Exit(code)
 
 
@@ -151,6 +165,9 @@ def serve(
         Path | None, typer.Option("--endpoint-file", help="Write the URL here once serving.", metavar="FILE")
     ] = None,
     max_body: Annotated[str, typer.Option("--max-body", help="Largest request body (413 past it).")] = "64MiB",
+    allow_empty: Annotated[
+        bool, typer.Option("--allow-empty", help="Stay up when no model loaded (else exit 2, saying why).")
+    ] = False,
     log_level: LogLevelOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -175,7 +192,8 @@ def serve(
         defaults = ModelConfig(
             max_batch_size=max_batch_size, max_queue_delay_ms=max_queue_delay_ms, instances=instances, threads=threads
         )
-        options = ServeOptions(target, host, port, token_file, defaults, not no_watch, endpoint_file, max_body_bytes)
+        options = ServeOptions(target, host, port, token_file, defaults, not no_watch, endpoint_file, max_body_bytes,
+                               allow_empty)  # fmt: skip
         return run_server(options)
 
     raise typer.Exit(guard(action, debug))
@@ -188,7 +206,9 @@ app.add_typer(env_app, name="env")
 
 def run() -> None:
     """Console-script entry point."""
+    from tuxai.cli.metavars import readable_metavars
+
     try:
-        app()
+        readable_metavars(typer.main.get_command(app))()
     except KeyboardInterrupt:
         sys.exit(130)

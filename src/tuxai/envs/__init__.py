@@ -21,7 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -198,8 +198,7 @@ def ensure_env(
         return path
     settings = read_pip_settings(python) if settings is None else settings
     try:
-        content = path.read_bytes() if kind == "requirements" else (path / "pyproject.toml").read_bytes()
-        key = env_key(kind, content + str(path).encode() if kind == "project" else content, python, settings)
+        key = _key(kind, path, python, settings)
         built = next((c / key for c in caches if (c / key / READY).exists()), None)
         return built or _build(kind, path, cache / key, python, settings, output)
     except OSError as exc:
@@ -209,13 +208,65 @@ def ensure_env(
         ) from None
 
 
+def _key(kind: str, path: Path, python: str, settings: PipSettings) -> str:
+    content = path.read_bytes() if kind == "requirements" else (path / "pyproject.toml").read_bytes()
+    return env_key(kind, content + str(path).encode() if kind == "project" else content, python, settings)
+
+
+def find_env(spec: str, caches: Sequence[Path], python: str = sys.executable) -> Path:
+    """The environment ``spec`` names, built already: a name, a venv, or the requirements file or
+    project of one built in ``caches``; never builds.
+
+    Raises:
+        UsageError: none of those, or not built yet (the hint says how to build it).
+    """
+    kind, path = _source(spec, caches)
+    if kind == "venv":
+        return path
+    try:
+        key = _key(kind, path, python, read_pip_settings(python))
+    except OSError as exc:
+        raise UsageError(f"--env {spec}: cannot read {exc.filename or path}: {exc.strerror}", hint="check it") from None
+    built = next((c / key for c in caches if (c / key / READY).exists()), None)
+    if built is None:
+        raise UsageError(f"the environment of {spec} is not built yet", hint=f"tuxai env create NAME {spec}")
+    return built
+
+
+@contextlib.contextmanager
+def key_lock(cache: Path, key: str) -> Iterator[None]:
+    """Hold ``<cache>/<key>.lock`` (builders and removers of one key wait for each other); the file
+    is gone once released, whether the work failed or not, so no lock is ever left behind.
+
+    The holder removes the file while it holds it; a waiter that then gets the lock of the removed
+    file sees it is no longer the one at the path, and takes the new one.
+    """
+    path = cache / f"{key}.lock"
+    while True:
+        lock = open(path, "a")  # noqa: SIM115 - closed below, after the unlink
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            with contextlib.suppress(FileNotFoundError):
+                if os.stat(path).st_ino == os.fstat(lock.fileno()).st_ino:
+                    break
+        except BaseException:
+            lock.close()
+            raise
+        lock.close()  # the holder before us removed it: lock the one at the path now
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        lock.close()
+
+
 def _build(
     kind: str, path: Path, target: Path, python: str, settings: PipSettings, output: Callable[[str], None] | None
 ) -> Path:
     cache, key = target.parent, target.name
     cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / f"{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with key_lock(cache, key):
         if (target / READY).exists():
             return target
         if target.exists():
@@ -266,16 +317,3 @@ def name_env(name: str, target: Path, cache: Path) -> Path:
             f"cannot name the environment in {named}: {exc.strerror}", hint="check its permissions"
         ) from None
     return named / name
-
-
-def list_envs(cache: Path) -> list[dict[str, str]]:
-    """Built environments: path, what they were built from, and the names pointing at them."""
-    names: dict[Path, list[str]] = {}
-    for link in sorted((cache / "named").glob("*")) if (cache / "named").is_dir() else []:
-        if link.is_symlink():
-            names.setdefault(link.resolve(), []).append(link.name)
-    found = []
-    for ready in sorted(cache.glob(f"*/{READY}")):
-        env = ready.parent.resolve()
-        found.append({"path": str(env), "source": ready.read_text().strip(), "names": ",".join(names.get(env, []))})
-    return found

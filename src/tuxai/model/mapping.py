@@ -33,8 +33,7 @@ from typing import Any, TypeVar
 import yaml
 
 from tuxai.errors import TuxaiError
-from tuxai.model.jobfile import parse_duration
-from tuxai.model.units import parse_bytes
+from tuxai.model.units import parse_bytes, parse_duration
 
 T = TypeVar("T")
 _TRUE = {"true", "yes", "on", "1"}

@@ -1,4 +1,5 @@
-"""Byte quantities as people write them: ``80GiB``, ``512 MB``, ``19968 MiB``."""
+"""Quantities as people write them: bytes (``80GiB``, ``512 MB``, ``19968 MiB``) and durations
+(``90s``, ``30m``, ``4h``, ``2d``, ``1:30:00``, Slurm's ``2-12:00:00``)."""
 
 from __future__ import annotations
 
@@ -53,3 +54,42 @@ def format_bytes(count: int | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_CLOCK = re.compile(r"^\s*(?:([0-9]+)-)?([0-9]+(?::[0-9]+){0,2})\s*$")  # [D-]H[:M[:S]] or M:S, as Slurm
+DURATION_FORMS = "90s, 30m, 4h, 2d, 1:30:00 or 2-12:00:00"
+
+
+def parse_duration(text: str | float | int, bare_s: float = 1.0) -> float:
+    """Seconds of a duration: ``"90s"`` → 90.0, ``"30m"`` → 1800.0, ``"1:30:00"`` → 5400.0.
+
+    A bare number counts ``bare_s`` seconds each: ``parse_duration("90", bare_s=60)`` → 5400.0
+    (Slurm's ``--time 90`` is 90 minutes). Slurm's clock forms: ``MM:SS``, ``HH:MM:SS``,
+    ``D-HH``, ``D-HH:MM``, ``D-HH:MM:SS`` (``"1-12"`` → 129600.0).
+
+    Raises:
+        ValueError: not a duration, negative or endless.
+    """
+    if isinstance(text, bool):
+        raise ValueError(f"{text!r} is not a duration")
+    if isinstance(text, int | float):
+        value = float(text) * bare_s
+    elif (match := _DURATION.match(text)) is not None:
+        value = float(match.group(1)) * (_SECONDS[match.group(2)] if match.group(2) else bare_s)
+    elif (clock := _CLOCK.match(text)) is not None and (clock.group(1) or ":" in text):
+        days, parts = clock.group(1), [int(p) for p in clock.group(2).split(":")]
+        if days is not None:  # D-H, D-H:M, D-H:M:S: hours come first
+            parts += [0] * (3 - len(parts))
+        elif len(parts) == 2:  # M:S
+            parts.insert(0, 0)
+        total = int(days or 0) * 86400 + parts[0] * 3600 + parts[1] * 60 + parts[2]
+        value = float(total) if total < 10**300 else math.inf
+    else:
+        raise ValueError(f"{text!r} is not a duration (use {DURATION_FORMS})")
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite duration")
+    if value < 0:
+        raise ValueError(f"{text!r} is negative")
+    return value
