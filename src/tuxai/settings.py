@@ -34,6 +34,7 @@ ENV_PREFIX = "TUXAI_"
 SYSTEM_HOME = Path("/var/lib/tuxai")
 SYSTEM_CONFIG = Path("/etc/tuxai/config.yaml")
 DAEMON_SECTION = "daemon"
+LIMITS_SECTION = "limits"  # the daemon's quotas (tuxai.scheduler.quotas): a mapping, not flags
 LOG_LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_METRICS_ADDR = "127.0.0.1:9465"  # Prometheus, when --metrics-addr is not given (skipped if taken)
 HOME_HELP = "The daemon's home: store, socket, jobs (env TUXAI_HOME; default: yours, else the system daemon's)."
@@ -81,6 +82,10 @@ class DaemonSettings:
         default=False, metadata=rules("let --tcp be a non-loopback address (the token travels in clear)")
     )
     private_queue: bool = field(default=False, metadata=rules("users see only their own jobs, not the queue"))
+    allow_foreign_gpu_use: bool = field(
+        default=False,
+        metadata=rules("hand out GPUs that run processes tuxai did not start (default: kept off them)"),
+    )
     metrics_addr: str = field(
         default="",
         metadata=rules(
@@ -193,7 +198,7 @@ def _config_file(env: Mapping[str, str], uid: int, explicit: Path | None) -> Map
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}", hint="check its permissions") from None
     top = load_mapping(text, str(path), ConfigError, hint=_HINT)
-    top.reject_unknown([f.key for f in declared_fields(Settings)] + [DAEMON_SECTION])
+    top.reject_unknown([f.key for f in declared_fields(Settings)] + [DAEMON_SECTION, LIMITS_SECTION])
     return top
 
 
@@ -240,6 +245,21 @@ def load_settings(
         ConfigError: a value cannot be read, or the config file is malformed (named with its place).
     """
     return _load(Settings, "", flags, env, config_file, uid)
+
+
+def limits_section(
+    env: Mapping[str, str] | None = None, config_file: Path | None = None, uid: int | None = None
+) -> MappingReader | None:
+    """The config file's ``limits:`` mapping (the quotas, docs/jobs.md), None when the file has none.
+
+    Raises:
+        ConfigError: the file is malformed, or ``limits`` is not a mapping (named with its place).
+    """
+    env = dict(os.environ) if env is None else dict(env)
+    top = _config_file(env, os.getuid() if uid is None else uid, config_file)
+    if top is None or top.data.get(LIMITS_SECTION) is None:
+        return None
+    return top.child(LIMITS_SECTION)
 
 
 def load_daemon_settings(

@@ -41,13 +41,14 @@ from tuxai.api.notify import notify_listener
 from tuxai.api.peercred import PeerCredProtocol
 from tuxai.daemon.core import Daemon, DaemonConfig, run_loop
 from tuxai.daemon.health import LoopHealth
+from tuxai.daemon.limits import load_quotas
 from tuxai.daemon.telemetry import TelemetryLoop
 from tuxai.edge.listen import is_loopback, listen_tcp, parse_address
 from tuxai.errors import TuxaiError, UsageError
 from tuxai.executor.local import LocalExecutor
 from tuxai.hardware.cgroups import CgroupSupport, detect_cgroups
 from tuxai.hardware.probe import ProbeOptions, collect_inventory
-from tuxai.hardware.simulated import load_inventory_file
+from tuxai.hardware.simulated import load_inventory_file, load_simulated_processes
 from tuxai.hardware.source import LiveSource
 from tuxai.logs import configure_logging
 from tuxai.model.inventory import Inventory
@@ -58,6 +59,7 @@ from tuxai.settings import (
     DEFAULT_METRICS_ADDR,
     HOME_HELP,
     DaemonSettings,
+    limits_section,
     load_daemon_settings,
     resolve_home,
 )
@@ -72,7 +74,9 @@ log = logging.getLogger("tuxai.daemon")
 
 def _telemetry(settings: DaemonSettings, config: DaemonConfig) -> Telemetry:
     inventory = config.inventory
-    sampler = sampler_for(list(inventory.gpus), simulated=inventory.source.startswith("simulated"))
+    simulated = inventory.source.startswith("simulated")
+    declared = load_simulated_processes(settings.inventory) if simulated and settings.inventory else ()
+    sampler = sampler_for(list(inventory.gpus), simulated=simulated, processes=declared)
     detection = DetectionConfig(idle_after_s=settings.idle_after_s, hung_after_s=settings.hung_after_s)
     return Telemetry(
         sampler,
@@ -139,8 +143,9 @@ def _inventory(path: Path | None) -> Inventory:
     return collect_inventory(LiveSource(timeout_s=10.0), ProbeOptions(frameworks=False))
 
 
-def build_config(settings: DaemonSettings, home: Path) -> DaemonConfig:
-    """What the daemon of ``home`` manages, from its settings (reads the inventory and the policy file)."""
+def build_config(settings: DaemonSettings, home: Path, config_file: Path | None = None) -> DaemonConfig:
+    """What the daemon of ``home`` manages, from its settings (reads the inventory and the policy file)
+    and the config file's ``limits:`` (``config_file``, else the default one)."""
     home = home.expanduser().resolve()
     scheduler = SchedulerConfig()
     if settings.scheduler_config is not None:
@@ -151,11 +156,13 @@ def build_config(settings: DaemonSettings, home: Path) -> DaemonConfig:
         home=home,
         inventory=_inventory(settings.inventory),
         scheduler=scheduler,
+        quotas=load_quotas(limits_section(config_file=config_file)),
         cgroups=disabled if settings.cgroups == "off" else detect_cgroups(prepare=True),
         online_cpus=tuple(sorted(os.sched_getaffinity(0))),
         cgroup_every_job=settings.cgroups == "all",
         job_pids_max=settings.job_pids_max,
         keep_finished_s=settings.keep_finished_s,
+        allow_foreign_gpu_use=settings.allow_foreign_gpu_use,
         notify_socket=str(home / "notify.sock"),
     )
 
@@ -195,7 +202,7 @@ async def _serve_all(
             await task
 
 
-def serve(settings: DaemonSettings, home: Path) -> int:
+def serve(settings: DaemonSettings, home: Path, config_file: Path | None = None) -> int:
     """Run the daemon of ``home`` until SIGINT, SIGTERM or ``POST /v1/shutdown``.
 
     Raises:
@@ -208,13 +215,13 @@ def serve(settings: DaemonSettings, home: Path) -> int:
     with _home_file():
         lock = lock_home(home)
     try:
-        return _run(settings, home)
+        return _run(settings, home, config_file)
     finally:
         os.close(lock)  # last: `tuxai down` waits for it, and the store is closed by now
 
 
-def _run(settings: DaemonSettings, home: Path) -> int:
-    config = build_config(settings, home)
+def _run(settings: DaemonSettings, home: Path, config_file: Path | None) -> int:
+    config = build_config(settings, home, config_file)
     with _home_file():
         prepare_store(home / "tuxai.db")
     store = Store(home / "tuxai.db")
@@ -223,13 +230,17 @@ def _run(settings: DaemonSettings, home: Path) -> int:
     stop = threading.Event()
     notify = notify_listener(home / "notify.sock", daemon, stop)
     daemon.reconcile(time.time())
+    telemetry = TelemetryLoop(daemon, _telemetry(settings, config), policy=settings.on_hung)
+    try:  # a first look before the first tick: GPUs busy outside tuxai are known before anything starts
+        telemetry.step(time.time())
+    except Exception as exc:  # noqa: BLE001 (telemetry must never keep the daemon from starting)
+        telemetry.health.failed(exc)
     tick = LoopHealth("tick", stale_after_s=STALE_PERIODS * settings.tick_period_s)
     loop = threading.Thread(
         target=run_loop, args=(daemon, stop, settings.tick_period_s), kwargs={"health": tick}, name="tick", daemon=True
     )
     loop.start()
     daemon.wake.set()
-    telemetry = TelemetryLoop(daemon, _telemetry(settings, config), policy=settings.on_hung)
     threading.Thread(target=telemetry.run, args=(stop,), name="telemetry", daemon=True).start()
 
     with _home_file():
@@ -312,10 +323,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = vars(parser().parse_args(argv))
         home, config = args.pop("home"), args.pop("config")
-        settings = load_daemon_settings(args, config_file=Path(config) if config else None)
+        config_file = Path(config) if config else None
+        settings = load_daemon_settings(args, config_file=config_file)
         configure_logging(settings.log_level)
         log.debug("settings: %s", settings)
-        return serve(settings, resolve_home(Path(home) if home else None))
+        return serve(settings, resolve_home(Path(home) if home else None), config_file)
     except TuxaiError as exc:
         # The one line a person (or `tuxai up --detach`, reading the log's last line) reads: not a log record.
         print(f"error: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""), file=sys.stderr)

@@ -7,10 +7,12 @@ import math
 from tuxai.model.resources import Allocation, Request
 from tuxai.scheduler.admission import rejection
 from tuxai.scheduler.capacity import NodeFree, free_state
-from tuxai.scheduler.decisions import Decision, Preempt, Reject, Reserve, Start
+from tuxai.scheduler.decisions import Decision, Limited, Preempt, Reject, Reserve, Start
 from tuxai.scheduler.placement import place, type_matches
-from tuxai.scheduler.priority import queue_order, time_limit
+from tuxai.scheduler.priority import Ranked, queue_order, time_limit
+from tuxai.scheduler.quotas import Tally
 from tuxai.scheduler.snapshot import Job, Running, Snapshot
+from tuxai.scheduler.unavailable import mark_outside, mig_note, outside_note
 
 
 def _copy(state: list[NodeFree]) -> list[NodeFree]:
@@ -138,6 +140,11 @@ def _fits_after_draining(state: list[NodeFree], request: Request, running: tuple
 
 
 def _blocked_reason(state: list[NodeFree], request: Request) -> str:
+    notes = (mig_note([g for n in state for g in n.inventory.gpus], request), outside_note(state, request))
+    return "; ".join([_waiting_for(state, request), *(n for n in notes if n)])
+
+
+def _waiting_for(state: list[NodeFree], request: Request) -> str:
     if request.mig_profile is not None:
         return f"waiting for {request.gpus} free MIG instance(s) of profile {request.mig_profile}"
     if request.shared:
@@ -149,12 +156,16 @@ def _blocked_reason(state: list[NodeFree], request: Request) -> str:
     return "waiting for CPUs or memory"
 
 
-def decide(snapshot: Snapshot) -> list[Decision]:
-    """Decisions for this instant: who starts where, who is preempted, when blocked jobs will run."""
+def decide(snapshot: Snapshot, order: list[Ranked] | None = None) -> list[Decision]:
+    """Decisions for this instant: who starts where, who is preempted, when blocked jobs will run.
+
+    ``order``: ``queue_order(snapshot)`` when the caller computed it already (to show its numbers).
+    """
     config = snapshot.config
     now = snapshot.now
     nodes = [(n.name, n.inventory) for n in sorted(snapshot.nodes, key=lambda n: n.name)]
     state = list(free_state(nodes, [(r.allocation.node, r.allocation) for r in snapshot.running]).values())
+    mark_outside(state, snapshot.busy_outside)
     # Draining jobs still hold their resources now but give them back at once for planning.
     # When each allocation comes back, by job id (a preempted job's end moves to now).
     ends = {
@@ -172,13 +183,19 @@ def decide(snapshot: Snapshot) -> list[Decision]:
     free_now: dict[str, frozenset[int]] = {}
     failed_now: set[Request] = set()
     failed_outside: set[Request] = set()
-    for rank, ranked in enumerate(queue_order(snapshot), start=1):
+    running = ((r.job.user, r.job.groups, r.job.request.gpu_equivalents) for r in snapshot.running)
+    tally = Tally(snapshot.quotas, running, snapshot.quota_use)  # quotas: GPUs held, GPU-hours used
+    for rank, ranked in enumerate(queue_order(snapshot) if order is None else order, start=1):
         job = ranked.job
         if job.request not in rejected:
             rejected[job.request] = rejection(job, snapshot.nodes)
         reason = rejected[job.request]
         if reason is not None:
             decisions.append(Reject(job.id, reason))
+            continue
+        limited = tally.blocked(job.user, job.groups, job.request.gpu_equivalents)
+        if limited is not None:  # a cap holds it: it neither starts, reserves nor preempts
+            decisions.append(Limited(job.id, limited))
             continue
         limit = time_limit(job, config)
         if head is None:
@@ -187,6 +204,7 @@ def decide(snapshot: Snapshot) -> list[Decision]:
             if allocation is not None:
                 decisions.append(Start(job.id, allocation, explanation))
                 by_name[allocation.node].take(allocation)
+                tally.take(job.user, job.groups, job.request.gpu_equivalents)
                 ends[job.id] = (now + limit, allocation)
                 continue
             head = job
@@ -234,6 +252,7 @@ def decide(snapshot: Snapshot) -> list[Decision]:
         explanation = {"rank": rank, "score": round(ranked.score, 2), **ranked.explain(), "backfilled_before": head.id}
         decisions.append(Start(job.id, allocation, explanation, backfilled=True))
         by_name[allocation.node].take(allocation)
+        tally.take(job.user, job.groups, job.request.gpu_equivalents)
         if outside is not None and any(allocation.node == where.node for _, where in held):
             _by_name(outside)[allocation.node].take(allocation, clamp=True)
         ends[job.id] = (now + limit, allocation)

@@ -43,4 +43,12 @@ class Reject:
     reason: str
 
 
-Decision = Start | Preempt | Reserve | Reject
+@dataclass(frozen=True)
+class Limited:
+    """``job_id`` waits for a quota (``scheduler.quotas``); ``reason`` names the cap with its numbers."""
+
+    job_id: str
+    reason: str
+
+
+Decision = Start | Preempt | Reserve | Reject | Limited

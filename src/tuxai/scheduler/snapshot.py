@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from tuxai.model.inventory import Inventory
 from tuxai.model.resources import Allocation, Request
 from tuxai.scheduler.config import SchedulerConfig
+from tuxai.scheduler.quotas import Quotas
 
 
 @dataclass(frozen=True, eq=False)
@@ -28,6 +30,7 @@ class Job:
     time_limit_s: float | None = None
     priority: int = 0
     preemptible: bool = False
+    groups: tuple[str, ...] = ()  # the unix groups it was submitted with (for group quotas)
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,8 @@ class Running:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Everything ``decide`` reads. ``usage`` is each user's decayed GPU-seconds."""
+    """Everything ``decide`` reads. ``usage`` is each user's decayed GPU-seconds; ``busy_outside``:
+    node → GPU index → who uses it outside tuxai ("pid 4242 of alice"), GPUs never handed out."""
 
     nodes: tuple[Node, ...]
     now: float
@@ -50,6 +54,9 @@ class Snapshot:
     running: tuple[Running, ...] = ()
     usage: dict[str, float] = field(default_factory=dict)
     config: SchedulerConfig = field(default_factory=SchedulerConfig)
+    quotas: Quotas = field(default_factory=Quotas)  # caps per user and group (scheduler.quotas)
+    quota_use: dict[str, float] = field(default_factory=dict)  # GPU-seconds in quotas' window, by user and @group
+    busy_outside: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
 
 
 def decay_usage(usage: float, elapsed_s: float, half_life_s: float) -> float:
