@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import typing
 from pathlib import Path
 from typing import Annotated
 
@@ -121,6 +122,7 @@ def submit(
     as_json: JsonOption = False,
     home: HomeOption = None,
     debug: DebugOption = False,
+    session: Annotated[str | None, typer.Option("--session", hidden=True, help="pty or pipe: tuxai run's.")] = None,
 ) -> None:
     """Queue a job: tuxai submit --gpus 2 -- python train.py."""
     from tuxai.cli.jobs import build_spec, run_submit
@@ -147,6 +149,7 @@ def submit(
             "export": export,
             "env": env,
             "hold": True if hold else None,
+            "session": session,
         }
         if serve_repo is not None:
             from tuxai.cli.jobs import serve_command
@@ -169,9 +172,51 @@ def submit(
             shared = where / "envs"  # not writable for a user of a root daemon: then their own cache
             return str(ensure_env(source, user_cache(shared, os.environ), shared=(shared,)))
 
+        if session:
+            from tuxai.cli.session import run_session
+
+            return run_session(home, spec, build_env)
         return run_submit(home, spec, build_env, as_json)
 
     raise typer.Exit(guard(action, debug))
+
+
+def _run(pty: bool = False, **given: object) -> None:
+    """Run an interactive session as a job, the terminal attached: tuxai run --gpus 1 --pty -- bash.
+
+    Queued, placed, limited and measured like any job; while it waits, it says why (Ctrl-C cancels it).
+
+    With --pty, Ctrl-p Ctrl-q detaches (the session goes on); `tuxai attach JOB` comes back.
+
+    It ends when its command does, with the command's exit status."""
+    submit(**given, session="pty" if pty else "pipe")  # type: ignore[arg-type]
+
+
+_SUBMIT_TYPES = typing.get_type_hints(submit, include_extras=True)  # submit's options, read as typer reads them
+_RUN_LEAVES_OUT = {"hold", "serve_repo", "as_json", "session", "array"}  # a session is one job, started now
+_PTY = Annotated[bool, typer.Option("--pty", help="Run the command on a pseudo-terminal (a shell, an editor).")]
+_run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [_parameter("pty", _PTY, False)]
+    + [
+        p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=_SUBMIT_TYPES[p.name])
+        for p in inspect.signature(submit).parameters.values()
+        if p.name not in _RUN_LEAVES_OUT
+    ]
+)
+_run.__annotations__ = {p.name: p.annotation for p in _run.__signature__.parameters.values()}  # type: ignore[attr-defined]
+run = jobs_app.command(name="run", context_settings={"allow_interspersed_args": False})(_run)
+
+
+@jobs_app.command()
+def attach(
+    job: Annotated[int, typer.Argument(help="The session's job id.")],
+    home: HomeOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Re-attach to an interactive session (yours; root: any). Ctrl-p Ctrl-q detaches again."""
+    from tuxai.cli.session import run_attach
+
+    raise typer.Exit(guard(lambda: run_attach(home, job), debug))
 
 
 @jobs_app.command(name="ls")

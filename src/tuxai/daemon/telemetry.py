@@ -119,7 +119,8 @@ class TelemetryLoop:
             if cleared:
                 words.append(f"no longer {' or '.join(sorted(cleared))}")
             self.daemon.store.note(job.id, now, "; ".join(words), flags=",".join(sorted(flags)))
-            if "hung" in flags and "hung" not in job.flags and self.policy != "none":
+            # A session at its prompt makes no progress by design: flagged, never cancelled or requeued for it.
+            if "hung" in flags and "hung" not in job.flags and self.policy != "none" and not job.spec.session:
                 self.daemon.stop_flagged(job.id, self.policy, now)
 
     def run(self, stop: threading.Event) -> None:

@@ -63,6 +63,7 @@ class Launch:
     devices: tuple[str, ...] = ()  # v1 devices.allow rules; empty: no device fencing
     notify_socket: str = ""
     pids_max: int = 0  # tasks (processes and threads) the job's cgroup allows; 0: no limit
+    session: str = ""  # interactive (tuxai run): "pty" or "pipe", served by executor.session; "": none
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from tuxai.executor.rundir import (
     read_stop,
     write_status,
 )
+from tuxai.executor.session import Session
 from tuxai.model.job import StopReason
 
 EXIT_CANNOT_START = 127
@@ -66,6 +67,7 @@ class Shim:
         self.pgid: int | None = None
         self.timed_out = False
         self._errors_w = -1  # the child's end of a pipe that says why it could not start
+        self.session: Session | None = None  # an interactive job's terminal and attach socket
 
     def _status(self, phase: str, durable: bool = False, **fields: object) -> None:
         write_status(self.run_dir, Status(phase, os.getpid(), **fields), durable)  # type: ignore[arg-type]
@@ -84,6 +86,8 @@ class Shim:
         if self.stop_reason is None:
             self.stop_reason = reason
         if self.pgid is not None and self.kill_at is None:
+            if self.session is not None:
+                self.session.hang_up()
             self._signal_all(signal.SIGTERM)
             self.kill_at = time.monotonic() + self.launch.grace_s
 
@@ -116,6 +120,8 @@ class Shim:
     def _preexec(self, user: tuple[int, int, tuple[int, ...]] | None) -> None:
         """In the child, before ``exec``: join the cgroup and pin the CPUs (as root), become the
         user, then enter the working directory as the user (security issue A8)."""
+        if self.session is not None:
+            self.session.in_child()
         if self.launch.cgroup:
             cgroups.attach(self.launch.cgroup, os.getpid())
         if self.launch.cpus:
@@ -150,21 +156,26 @@ class Shim:
         log = self._job_files(None if user is None else (user[0], user[1]))
         errors_r, self._errors_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         try:
-            needed = bool(launch.cgroup or launch.cpus or user)
+            owner = None if user is None else (user[0], user[1])
+            if launch.session:
+                self.session = Session(launch.session, Path(launch.job_dir), owner, log)
+            stdio = self.session.child_fds if self.session else (subprocess.DEVNULL, log, subprocess.STDOUT)
+            pty = self.session is not None and self.session.mode == "pty"
+            needed = bool(launch.cgroup or launch.cpus or user or pty)
             command = list(launch.command)
             if launch.cgroup.systemd is not None:
-                owner = None if user is None else (user[0], user[1])
                 command = systemd.run_argv(launch.cgroup, owner, launch.cwd if user is not None else "") + command
             return subprocess.Popen(
                 command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+                stdin=stdio[0],
+                stdout=stdio[1],
+                stderr=stdio[2],
                 # As another user, the directory is entered after the switch (in _preexec):
                 # Popen's cwd= would enter it as root (security issue A8).
                 cwd=(launch.cwd or None) if user is None else None,
                 env=launch.env,
-                process_group=0,
+                process_group=None if pty else 0,
+                start_new_session=pty,  # a terminal's job leads its own session: the terminal is its own
                 preexec_fn=(lambda: self._preexec(user)) if needed else None,
             )
         except subprocess.SubprocessError as exc:
@@ -203,6 +214,8 @@ class Shim:
         except (OSError, subprocess.SubprocessError) as exc:
             if launch.cgroup:
                 cgroups.kill_and_remove(launch.cgroup)
+            if self.session is not None:
+                self.session.close()
             self._status(
                 "exited",
                 durable=True,
@@ -214,6 +227,8 @@ class Shim:
             return 0
         started_at, started = time.time(), time.monotonic()
         self.pgid = process.pid
+        if self.session is not None:
+            self.session.started(process.pid)
         boot, ticks = boot_id(), start_ticks(process.pid)
         self._status(
             "running", pid=process.pid, pgid=process.pid, started_at=started_at, boot_id=boot, start_ticks=ticks
@@ -246,6 +261,8 @@ class Shim:
             start_ticks=ticks,
         )
         self._notify()
+        if self.session is not None:  # after the status: a client that sees the exit finds the job ended
+            self.session.finish(code if code >= 0 else None, -code if code < 0 else None)
         return 0
 
     def _wait(self, pid: int, started: float, wake: int) -> tuple[int, resource.struct_rusage]:
@@ -263,7 +280,11 @@ class Shim:
                     self.kill_at = None
                 moments = [t for t in (None if self.timed_out else deadline, self.kill_at) if t is not None]
                 timeout = max(0.0, min(moments) - now) if moments else None
-                ready, _, _ = select.select([pidfd, wake], [], [], timeout)
+                session = self.session
+                readers = [pidfd, wake, *(session.readers() if session else ())]
+                ready, writable, _ = select.select(readers, session.writers() if session else [], [], timeout)
+                if session is not None:
+                    session.step(ready, writable)
                 if wake in ready:
                     with contextlib.suppress(BlockingIOError):
                         os.read(wake, 512)

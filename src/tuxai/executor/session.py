@@ -1,0 +1,300 @@
+"""The shim's side of an interactive session (``tuxai run``): the job's terminal, the attach socket, the log.
+
+With ``--pty`` the shim allocates a pseudo-terminal: the job starts in a session of its own
+with the terminal's slave as its controlling terminal and stdin/stdout/stderr (its process
+group the foreground one), and the shim keeps the master. Without it, the job's stdin and
+stdout/stderr are pipes the shim holds. Either way the shim reads everything the job prints
+into the job's log (``tuxai logs``), into a ring of the last ``RING_BYTES`` (replayed to
+whoever attaches, so a re-attached shell shows where it was), and to the attached client.
+
+The attach socket is ``<job dir>/session.sock``: the job directory is the daemon's (0711, no
+user can plant or rename anything there), the socket is bound under umask 0177 and handed to
+the job's user with ``lchown`` — so only that user and root can connect — and each
+connection's ``SO_PEERCRED`` is checked again (the owner, root or the shim's own user). One
+client at a time: a new attach takes the session over, the old client is told so. The shim
+never blocks on a client: output for a client that does not read is dropped past
+``MAX_PENDING`` along with the client (the log has it all).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import signal
+import socket
+import struct
+import termios
+from pathlib import Path
+
+from tuxai.model.session import PTY, SOCKET, FrameReader, Kind, frame, json_frame, read_json, window
+
+RING_BYTES = 64 * 1024
+MAX_PENDING = 1 << 20
+SIGNALS = frozenset({signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP})  # what a client may send
+_PEERCRED = struct.Struct("3i")
+
+
+def _nonblocking(fd: int) -> int:
+    os.set_blocking(fd, False)
+    os.set_inheritable(fd, False)
+    return fd
+
+
+def _short_path(path: Path) -> tuple[str, int | None]:
+    """``path`` as AF_UNIX takes it: through ``/proc/self/fd`` of its directory when too long (108 bytes)."""
+    if len(os.fsencode(path)) < 100:
+        return str(path), None
+    fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    return f"/proc/self/fd/{fd}/{path.name}", fd
+
+
+def listen(path: Path, owner: tuple[int, int] | None) -> socket.socket:
+    """A listening socket at ``path``, mode 0600, owned by ``owner`` (root's shim for a user's job).
+
+    Raises:
+        OSError: it cannot be made.
+    """
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)  # an earlier attempt's: the directory is the daemon's, nobody else put it there
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+    address, dir_fd = _short_path(path)
+    umask = os.umask(0o177)
+    try:
+        sock.bind(address)
+        if owner is not None and os.geteuid() == 0:
+            os.chown(address, owner[0], owner[1], follow_symlinks=False)
+        sock.listen(4)
+    except OSError:
+        sock.close()
+        raise
+    finally:
+        os.umask(umask)
+        if dir_fd is not None:
+            os.close(dir_fd)
+    return sock
+
+
+def set_window(fd: int, rows: int, cols: int) -> None:
+    """The terminal's size (the kernel sends SIGWINCH to its foreground process group)."""
+    with contextlib.suppress(OSError):
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+class Session:
+    """One job's terminal (or pipes), its attach socket and its one attached client."""
+
+    def __init__(self, mode: str, job_dir: Path, owner: tuple[int, int] | None, log_fd: int) -> None:
+        self.mode, self.owner = mode, owner
+        self.path = job_dir / SOCKET
+        self.log_fd = os.dup(log_fd)
+        self.ring = bytearray()
+        self.pgid: int | None = None
+        self.client: socket.socket | None = None
+        self.reader = FrameReader()
+        self.to_client = bytearray()
+        self.to_job = bytearray()
+        self.input_ended = False  # pipe mode: the client's stdin ended; the job's closes once to_job is passed on
+        if mode == PTY:
+            master, slave = os.openpty()
+            set_window(master, 24, 80)
+            self.child_fds: tuple[int, ...] = (slave, slave, slave)
+            self.input: int | None = _nonblocking(master)
+            self.output: int | None = self.input
+        else:
+            in_r, in_w = os.pipe()
+            out_r, out_w = os.pipe()
+            self.child_fds = (in_r, out_w, out_w)
+            self.input, self.output = _nonblocking(in_w), _nonblocking(out_r)
+        self.listener = listen(self.path, owner)
+
+    def in_child(self) -> None:
+        """In the job's process, before ``exec`` (after ``setsid``): the terminal becomes its controlling one."""
+        if self.mode == PTY:
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    def started(self, pgid: int) -> None:
+        """The job runs: close the child's ends here (the job's exit then reads as EOF/EIO)."""
+        self.pgid = pgid
+        for fd in set(self.child_fds):
+            os.close(fd)
+        self.child_fds = ()
+
+    def hang_up(self) -> None:
+        """A stop: SIGHUP to the terminal's job (an interactive shell ignores SIGTERM, not a hangup)."""
+        if self.mode == PTY and self.pgid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pgid, signal.SIGHUP)
+
+    def readers(self) -> list[int]:
+        """The descriptors to wait on for reading."""
+        fds = [self.listener.fileno()]
+        if self.output is not None:
+            fds.append(self.output)
+        if self.client is not None:
+            fds.append(self.client.fileno())
+        return fds
+
+    def writers(self) -> list[int]:
+        """The descriptors with something waiting to be written."""
+        fds = [self.client.fileno()] if self.client is not None and self.to_client else []
+        return fds + ([self.input] if self.input is not None and self.to_job else [])
+
+    def step(self, readable: list[int], writable: list[int]) -> None:
+        """Do what ``select`` says can be done now; never blocks."""
+        if self.output is not None and self.output in readable:
+            self._read_output()
+        if self.listener.fileno() in readable:
+            self._accept()
+        if self.client is not None and self.client.fileno() in readable:
+            self._read_client()
+        if self.client is not None and self.client.fileno() in writable:
+            self._flush_client()
+        if self.input is not None and (self.input in writable or self.input_ended):
+            self._write_job()
+
+    def _write_job(self) -> None:
+        """Pass typed input on to the job; close its stdin once the client's has ended and all is passed."""
+        assert self.input is not None
+        try:
+            del self.to_job[: os.write(self.input, self.to_job) if self.to_job else 0]
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # the job closed its end
+            self.to_job.clear()
+        if self.input_ended and not self.to_job:
+            os.close(self.input)
+            self.input = None
+
+    def _read_output(self, limit: int = 65536) -> bool:
+        """Read what the job printed: to the log, the ring and the client. False at its end (or nothing now)."""
+        assert self.output is not None
+        try:
+            data = os.read(self.output, limit)
+        except BlockingIOError:
+            return False
+        except OSError as exc:  # EIO: no process holds the terminal any more
+            if exc.errno != errno.EIO:
+                raise
+            data = b""
+        if not data:
+            if self.output != self.input:
+                os.close(self.output)
+            self.output = None
+            return False
+        with contextlib.suppress(OSError):  # a full disk loses log lines, never the session
+            os.write(self.log_fd, data)
+        self.ring += data
+        if len(self.ring) > RING_BYTES:
+            del self.ring[: len(self.ring) - RING_BYTES]
+        self._send(frame(Kind.OUTPUT, data))
+        return True
+
+    def _send(self, data: bytes) -> None:
+        if self.client is None:
+            return
+        self.to_client += data
+        if len(self.to_client) > MAX_PENDING:
+            self._drop_client()
+        else:
+            self._flush_client()
+
+    def _flush_client(self) -> None:
+        assert self.client is not None
+        try:
+            del self.to_client[: self.client.send(self.to_client)]
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            self._drop_client()
+
+    def _accept(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        _, uid, _ = _PEERCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
+        allowed = {0, os.geteuid(), *(() if self.owner is None else (self.owner[0],))}
+        if uid not in allowed:
+            with contextlib.suppress(OSError):
+                conn.send(frame(Kind.REFUSED, b"only the job's owner and root can attach to its session"))
+            conn.close()
+            return
+        if self.client is not None:
+            self._last_words(frame(Kind.TAKEN, b"attached from elsewhere"), 1.0)
+        conn.setblocking(False)
+        self.client, self.reader = conn, FrameReader()
+
+    def _drop_client(self) -> None:
+        if self.client is not None:
+            self.client.close()
+        self.client = None
+        self.to_client.clear()
+
+    def _read_client(self) -> None:
+        assert self.client is not None
+        try:
+            data = self.client.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop_client()  # the client went away: detached
+            return
+        for kind, payload in self.reader.feed(data):
+            self._on_frame(kind, payload)
+        if self.reader.broken:
+            self._drop_client()
+
+    def _on_frame(self, kind: Kind, payload: bytes) -> None:
+        if kind is Kind.INPUT and self.input is not None and len(self.to_job) < MAX_PENDING:
+            self.to_job += payload
+        elif kind in (Kind.HELLO, Kind.RESIZE):
+            size = window(read_json(payload))
+            if size is not None and self.mode == PTY and self.input is not None:
+                set_window(self.input, *size)
+            if kind is Kind.HELLO and self.ring:
+                cut = self.ring.find(b"\n") + 1 if len(self.ring) >= RING_BYTES else 0  # start at a line
+                self._send(frame(Kind.OUTPUT, bytes(self.ring[cut:])))
+        elif kind is Kind.EOF and self.mode != PTY and self.input is not None:
+            self.input_ended = True
+            self._write_job()
+        elif kind is Kind.SIGNAL and self.pgid is not None:
+            number = read_json(payload).get("signal")
+            if number in SIGNALS:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self.pgid, number)
+        elif kind is Kind.DETACH:
+            self._drop_client()
+
+    def finish(self, exit_code: int | None, signum: int | None) -> None:
+        """The job has ended: the rest of its output, then its exit status to the client; close everything."""
+        for _ in range(256):  # at most 16 MiB more
+            if self.output is None or not self._read_output():
+                break
+        self._last_words(json_frame(Kind.EXIT, {"exit_code": exit_code, "signal": signum}), 2.0)
+        self.close()
+
+    def _last_words(self, data: bytes, timeout_s: float) -> None:
+        """What is owed to the client, then ``data``, waiting up to ``timeout_s`` for it to read; then drop it."""
+        if self.client is None:
+            return
+        with contextlib.suppress(OSError):
+            self.client.setblocking(True)
+            self.client.settimeout(timeout_s)
+            self.client.sendall(self.to_client + data)
+        self._drop_client()
+
+    def close(self) -> None:
+        """Close the socket (and remove it), the terminal or pipes, the client, the log."""
+        self._drop_client()
+        self.listener.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+        for fd in {*self.child_fds, self.input, self.output, self.log_fd}:
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.child_fds, self.input, self.output = (), None, None
