@@ -19,6 +19,7 @@ from tuxai.model.job import JobRecord, JobState
 from tuxai.store.telemetry import EnergyDelta, SampleRow, TelemetryStore
 from tuxai.telemetry.collector import RunningJob, StepResult, Telemetry
 from tuxai.telemetry.energy import Holding, JobEnergy, totals
+from tuxai.telemetry.foreign import ForeignProcess, busy_outside, foreign_processes
 from tuxai.telemetry.prometheus import JobRow, MetricsView, render
 
 ROLLUP_EVERY_S = 60.0
@@ -34,6 +35,7 @@ class TelemetryLoop:
         self._pgids: dict[int, int] = {}
         self._cgroups: dict[int, CgroupPlan] = {}
         self._last_rollup = 0.0
+        self.foreign: list[ForeignProcess] = []  # the GPU processes no running job owns, at the last step
         self.steps = 0
         self.cpu_s = 0.0  # this thread's own CPU time (bench/telemetry.py reads it)
         self.health = LoopHealth("telemetry step", stale_after_s=3 * telemetry.config.period_s + BACKOFF_MAX_S)
@@ -94,6 +96,11 @@ class TelemetryLoop:
             now,
         )
         self._flag(jobs, result, now)
+        self.foreign = foreign_processes(result.samples, (pid for u in result.usage.values() for pid in u.pids))
+        busy = busy_outside(self.foreign)
+        if busy != self.daemon.busy_outside:  # a GPU became busy or free outside tuxai: schedule again
+            self.daemon.busy_outside = busy
+            self.daemon.wake.set()
         if now - self._last_rollup >= ROLLUP_EVERY_S:
             self.store.rollup(now)
             self.store.prune(now)
