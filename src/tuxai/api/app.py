@@ -41,6 +41,7 @@ from tuxai.api.views import (
 from tuxai.daemon.core import Caller, Daemon
 from tuxai.daemon.health import LoopHealth
 from tuxai.daemon.jobdirs import read_log
+from tuxai.daemon.limits import limits_view
 from tuxai.daemon.telemetry import TelemetryLoop
 from tuxai.edge.bearer import bearer_ok
 from tuxai.errors import JobNotFound, PermissionDenied, TuxaiError, UsageError
@@ -52,6 +53,7 @@ from tuxai.model.wire import (
     Health,
     Job,
     JobDetail,
+    LimitsView,
     LiveView,
     PublicJob,
     Stopping,
@@ -237,7 +239,7 @@ def create_app(
             known = ", ".join(s.value for s in JobState)
             raise UsageError(f"unknown state in {state}", hint=f"states: {known}") from None
         now = time.time()
-        views = (shown(j, now, caller, private_queue) for j in daemon.store.jobs(states))
+        views = (shown(j, now, caller, private_queue, daemon.standing.get(j.id)) for j in daemon.store.jobs(states))
         return WireResponse([view for view in views if view is not None])
 
     @app.get("/v1/jobs/{job_id}", response_model=JobDetail | PublicJob, responses=ON_A_JOB)
@@ -245,12 +247,13 @@ def create_app(
         """One job: in full with its history for its owner, its public fields for others."""
         job = daemon.store.get(job_id)
         if public_fields(job, caller, private_queue) is not None:
-            view = shown(job, time.time(), caller, private_queue)
+            view = shown(job, time.time(), caller, private_queue, daemon.standing.get(job_id))
             if view is None:
                 raise PermissionDenied(f"job {job_id} belongs to {job.user}", hint="you can only see your own jobs")
             return WireResponse(view)
         energy = telemetry.energy(job_id) if telemetry is not None else None
-        return WireResponse(job_detail(job_view(job, time.time()), daemon.store.events(job_id), energy))
+        view = job_view(job, time.time(), daemon.standing.get(job_id))
+        return WireResponse(job_detail(view, daemon.store.events(job_id), energy))
 
     @app.post("/v1/jobs/{job_id}/cancel", response_model=Job, responses=CHANGES_A_JOB)
     def cancel(caller: CallerDep, job_id: JobId) -> WireResponse:
@@ -288,7 +291,13 @@ def create_app(
     @app.get("/v1/gpus", response_model=list[GpuView])
     def gpus(caller: CallerDep) -> WireResponse:
         """Every GPU and who holds it (users and job ids: the point of the question)."""
-        return WireResponse(gpu_view(daemon.config.inventory, daemon.store.jobs(), caller, private_queue))
+        outside = telemetry.foreign if telemetry is not None else []
+        return WireResponse(gpu_view(daemon.config.inventory, daemon.store.jobs(), caller, private_queue, outside))
+
+    @app.get("/v1/limits", response_model=LimitsView)
+    def limits(caller: CallerDep) -> WireResponse:
+        """The quotas of the caller's user and groups (root: everyone's) beside their use (``tuxai status``)."""
+        return WireResponse(limits_view(daemon.config, daemon.store, caller, time.time()))
 
     @app.post("/v1/shutdown", response_model=Stopping, responses=error_responses(403))
     def shutdown(caller: CallerDep) -> WireResponse:
@@ -299,4 +308,7 @@ def create_app(
             app.state.shutdown()
         return WireResponse(Stopping(ok=True))
 
+    from tuxai.api.arrays import add_array_routes  # it imports this module's route parts
+
+    add_array_routes(app, daemon, private_queue)
     return app

@@ -33,6 +33,7 @@ from tuxai.model.wire import (
     GpuView,
     Health,
     Job,
+    LimitsView,
     LiveView,
     PublicJob,
     Submitted,
@@ -208,10 +209,24 @@ class Client:
         """Let a held job start."""
         return self._read(Job, "POST", f"/v1/jobs/{job_id}/release")
 
+    def array(self, array_id: int) -> list[PublicJob]:
+        """The tasks of array ``array_id`` in index order (``JobNotFound``: no such array)."""
+        listed = _listed(self._call("GET", f"/v1/arrays/{array_id}"))
+        return [job_from_json(item, f"array {array_id}[{i}]") for i, item in enumerate(listed)]
+
+    def array_action(self, array_id: int, verb: str) -> list[Job]:
+        """``cancel``, ``hold`` or ``release`` every task of an array; the tasks, after."""
+        listed = _listed(self._call("POST", f"/v1/arrays/{array_id}/{verb}"))
+        return [from_json(Job, item, f"array {array_id}[{i}]") for i, item in enumerate(listed)]
+
     def gpus(self) -> list[GpuView]:
         """Every GPU and the jobs holding it."""
         listed = _listed(self._call("GET", "/v1/gpus"))
         return [from_json(GpuView, item, f"/v1/gpus[{i}]") for i, item in enumerate(listed)]
+
+    def limits(self) -> LimitsView:
+        """The caller's quotas and their use (root: everyone's)."""
+        return self._read(LimitsView, "GET", "/v1/limits")
 
     def telemetry(self) -> LiveView:
         """The latest sample of every GPU with its holders, and the running jobs' usage."""

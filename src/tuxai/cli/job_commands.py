@@ -1,4 +1,4 @@
-"""The daemon's commands: up, down, submit, ls, show, logs, cancel, hold, release, gpus, top, status, env.
+"""The daemon's commands: up, down, submit, ls, show, logs, cancel, hold, release, gpus, top, status.
 
 Declarations only; each body is one call into ``tuxai.cli.jobs`` (or ``top``) through the SDK.
 """
@@ -85,36 +85,76 @@ def down(home: HomeOption = None, debug: DebugOption = False) -> None:
 def submit(
     command: Annotated[list[str] | None, typer.Argument(help="The command, after --.", metavar="-- COMMAND")] = None,
     file: Annotated[Path | None, typer.Option("--file", "-f", help="A YAML job file.", metavar="FILE")] = None,
-    name: Annotated[str | None, typer.Option("--name", "-n", help="A name for the job.")] = None,
-    gpus: Annotated[int | None, typer.Option("--gpus", "-g", help="Whole GPUs.")] = None,
-    gpu_share: Annotated[
-        float | None, typer.Option("--gpu-share", help="A slice of one GPU (0-1], with MPS.")
+    name: Annotated[str | None, typer.Option("--name", "-n", help="A name for the job.", metavar="NAME")] = None,
+    gpus: Annotated[
+        str | None, typer.Option("--gpus", "-g", help="Whole GPUs (a slice of one: --gpu-share).", metavar="N")
     ] = None,
-    gpu_mem: Annotated[str | None, typer.Option("--gpu-mem", help="GPU memory for a slice: 10GiB.")] = None,
-    mig: Annotated[str | None, typer.Option("--mig", help="MIG profile: 1g.10gb (with --gpus N instances).")] = None,
-    gpu_type: Annotated[str | None, typer.Option("--gpu-type", help="Allowed models: A100|H100.")] = None,
-    cpus: Annotated[int | None, typer.Option("--cpus", "-c", help="CPUs (pinned, NUMA-local to the GPUs).")] = None,
-    mem: Annotated[str | None, typer.Option("--mem", help="Memory limit: 32GiB (cgroup).")] = None,
-    time_limit: Annotated[str | None, typer.Option("--time", "-t", help="Time limit: 90s, 30m, 4h, 1:30:00.")] = None,
-    grace: Annotated[str | None, typer.Option("--grace", help="SIGTERM → SIGKILL grace (default 60s).")] = None,
-    priority: Annotated[int | None, typer.Option("--priority", help="0-100 (default 0).")] = None,
-    retries: Annotated[int | None, typer.Option("--retries", help="Restart a failed job up to N times.")] = None,
+    gpu_share: Annotated[
+        float | None, typer.Option("--gpu-share", help="A slice of one GPU (0-1], with MPS.", metavar="FRACTION")
+    ] = None,
+    gpu_mem: Annotated[
+        str | None, typer.Option("--gpu-mem", help="GPU memory for a slice: 10GiB.", metavar="SIZE")
+    ] = None,
+    mig: Annotated[
+        str | None, typer.Option("--mig", help="MIG profile: 1g.10gb (with --gpus N instances).", metavar="PROFILE")
+    ] = None,
+    gpu_type: Annotated[
+        str | None, typer.Option("--gpu-type", help="Allowed models: A100|H100.", metavar="MODELS")
+    ] = None,
+    cpus: Annotated[
+        int | None, typer.Option("--cpus", "-c", help="CPUs (pinned, NUMA-local to the GPUs).", metavar="N")
+    ] = None,
+    mem: Annotated[str | None, typer.Option("--mem", help="Memory limit: 32GiB (cgroup).", metavar="SIZE")] = None,
+    time_limit: Annotated[
+        str | None,
+        typer.Option(
+            "--time",
+            "-t",
+            help="Time limit; a bare number is minutes, as in Slurm (seconds need s): 90, 90s, 4h, 2-12:00:00.",
+            metavar="DURATION",
+        ),
+    ] = None,
+    grace: Annotated[
+        str | None, typer.Option("--grace", help="SIGTERM → SIGKILL grace (default 60s).", metavar="DURATION")
+    ] = None,
+    priority: Annotated[int | None, typer.Option("--priority", help="0-100 (default 0).", metavar="N")] = None,
+    retries: Annotated[
+        int | None, typer.Option("--retries", help="Restart a failed job up to N times.", metavar="N")
+    ] = None,
     retry_backoff: Annotated[
-        str | None, typer.Option("--retry-backoff", help="First retry delay, doubled each time (default 5s).")
+        str | None,
+        typer.Option("--retry-backoff", help="First retry delay, doubled each time (default 5s).", metavar="DURATION"),
     ] = None,
     no_requeue: Annotated[
         bool, typer.Option("--no-requeue", help="A preempted job ends as preempted instead of requeued.")
     ] = False,
     preemptible: Annotated[bool, typer.Option("--preemptible", help="Higher-priority jobs may preempt it.")] = False,
-    workdir: Annotated[str | None, typer.Option("--workdir", "-w", help="Working directory (default: here).")] = None,
+    workdir: Annotated[
+        str | None, typer.Option("--workdir", "-w", help="Working directory (default: here).", metavar="DIR")
+    ] = None,
     export: Annotated[
-        list[str] | None, typer.Option("--export", "-e", help="VAR=value for the job (repeatable).")
+        list[str] | None,
+        typer.Option("--export", "-e", help="A variable for the job (repeatable).", metavar="VAR=VALUE"),
     ] = None,
     env: Annotated[
         str | None,
         typer.Option("--env", help="requirements.txt, a project dir or a venv: the job's Python environment."),
     ] = None,
     hold: Annotated[bool, typer.Option("--hold", help="Submit held (`tuxai release` lets it start).")] = False,
+    after: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--after",
+            help="Start once JOB ended ok; JOB:any after any end, JOB:fail after a failure (repeatable).",
+            metavar="JOB[:ok|:any|:fail]",
+        ),
+    ] = None,
+    array: Annotated[
+        str | None,
+        typer.Option(
+            "--array", help="One job per index: 0-99, 1,3,5-7, 0-20:4; %N runs N at once.", metavar="INDICES[%N]"
+        ),
+    ] = None,
     serve_repo: Annotated[
         Path | None,
         typer.Option("--serve", help="Run `tuxai serve` on this model or repository as the job.", metavar="REPO"),
@@ -125,6 +165,7 @@ def submit(
     session: Annotated[str | None, typer.Option("--session", hidden=True, help="pty or pipe: tuxai run's.")] = None,
 ) -> None:
     """Queue a job: tuxai submit --gpus 2 -- python train.py."""
+    from tuxai.cli.arrays import submit_flags
     from tuxai.cli.jobs import build_spec, run_submit
     from tuxai.errors import UsageError
 
@@ -149,6 +190,7 @@ def submit(
             "export": export,
             "env": env,
             "hold": True if hold else None,
+            **submit_flags(after, array),  # checked here, so that an error names the flag
             "session": session,
         }
         if serve_repo is not None:
@@ -168,9 +210,12 @@ def submit(
             import os
 
             from tuxai.envs import ensure_env, user_cache
+            from tuxai.envs.cache import record_use
 
             shared = where / "envs"  # not writable for a user of a root daemon: then their own cache
-            return str(ensure_env(source, user_cache(shared, os.environ), shared=(shared,)))
+            built = ensure_env(source, user_cache(shared, os.environ), shared=(shared,))
+            record_use(built)  # `tuxai env ls` shows it, `tuxai env gc` keeps what jobs use
+            return str(built)
 
         if session:
             from tuxai.cli.session import run_session
@@ -221,21 +266,37 @@ def attach(
 
 @jobs_app.command(name="ls")
 def list_jobs(
+    job: Annotated[
+        str | None, typer.Argument(help="Only this job or array (12), every task of it, any state.", metavar="JOB")
+    ] = None,
     everything: Annotated[bool, typer.Option("--all", "-a", help="Finished jobs too.")] = False,
     state: Annotated[list[str] | None, typer.Option("--state", help="Only these states (repeatable).")] = None,
+    user: Annotated[str | None, typer.Option("--user", "-u", help="Only this user's jobs.", metavar="USER")] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", "-n", help="Only names matching: 'train-*'.", metavar="GLOB")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="At most N jobs.", metavar="N", min=0)] = None,
+    mine: Annotated[bool, typer.Option("--mine", help="Only your own jobs.")] = False,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Waiting jobs in decision order: priority terms, total, reason.")
+    ] = False,
+    expand: Annotated[bool, typer.Option("--expand", help="One line per task of an array, not one per array.")] = False,
     as_json: JsonOption = False,
     home: HomeOption = None,
     debug: DebugOption = False,
 ) -> None:
-    """The queue: state, user, GPUs, waited, ran, and why a job waits."""
+    """The queue, as squeue shows it: id, name, user, state, GPUs, waited, ran, and why a job waits."""
     from tuxai.cli.jobs import run_ls
+    from tuxai.cli.queue import Selection
 
-    raise typer.Exit(guard(lambda: run_ls(home, everything, list(state or []), as_json), debug))
+    selection = Selection(user, name, limit, mine, explain)
+    arrays = (expand, job)
+    raise typer.Exit(guard(lambda: run_ls(home, everything, list(state or []), as_json, selection, arrays), debug))
 
 
 @jobs_app.command()
 def show(
-    job: Annotated[int, typer.Argument(help="The job id.")],
+    job: Annotated[str, typer.Argument(help="The job id (12; 12_3: task 3 of array 12).")],
     as_json: JsonOption = False,
     home: HomeOption = None,
     debug: DebugOption = False,
@@ -248,18 +309,21 @@ def show(
 
 @jobs_app.command()
 def logs(
-    job: Annotated[int, typer.Argument(help="The job id.")],
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")] = False,
+    job: Annotated[str, typer.Argument(help="The job id (12_3: task 3 of array 12).")],
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the job ends (a pending one: once it starts).")
+    ] = False,
+    tail: Annotated[int | None, typer.Option("--tail", "-n", help="Only the last N lines.", metavar="N")] = None,
     home: HomeOption = None,
     debug: DebugOption = False,
 ) -> None:
     """A job's output (stdout and stderr)."""
     from tuxai.cli.jobs import run_logs
 
-    raise typer.Exit(guard(lambda: run_logs(home, job, follow), debug))
+    raise typer.Exit(guard(lambda: run_logs(home, job, follow, tail), debug))
 
 
-JobIds = Annotated[list[int], typer.Argument(help="Job ids.")]
+JobIds = Annotated[list[str], typer.Argument(help="Job ids (12: a job or a whole array; 12_3: one task).")]
 
 
 @jobs_app.command()
@@ -315,13 +379,15 @@ def top(
 
 @jobs_app.command()
 def status(as_json: JsonOption = False, home: HomeOption = None, debug: DebugOption = False) -> None:
-    """The daemon: pid, home, machine, cgroups, telemetry and the Prometheus address."""
+    """The daemon: pid, home, machine, cgroups, telemetry, Prometheus, and your limits beside your use."""
     from tuxai.cli.jobs import client
+    from tuxai.cli.queue import limits_rows
     from tuxai.model.wire import to_json
 
     def action() -> int:
         with client(home) as api:
             health = api.health()
+            limits = [] if as_json else limits_rows(api.limits())  # root: every account
         if as_json:
             print(json.dumps(to_json(health), indent=2))
             return 0
@@ -334,57 +400,10 @@ def status(as_json: JsonOption = False, home: HomeOption = None, debug: DebugOpt
             ("telemetry", f"GPUs by {health.sampler}, CPU energy by {health.cpu_energy}"),
             *([("", health.cpu_energy_problem)] if health.cpu_energy_problem else []),
             ("prometheus", f"http://{health.metrics}/metrics" if health.metrics else "not on TCP"),
+            *limits,
         ]
         for key, value in rows:
             print(f"{key:>10}  {value}")
-        return 0
-
-    raise typer.Exit(guard(action, debug))
-
-
-env_app = typer.Typer(help="Job environments: build once, name, list.", no_args_is_help=True)
-
-
-@env_app.command("create")
-def env_create(
-    name: Annotated[str, typer.Argument(help="The name jobs will use: --env NAME.")],
-    source: Annotated[str, typer.Argument(help="requirements.txt, a project directory, or a venv.")],
-    home: HomeOption = None,
-    debug: DebugOption = False,
-) -> None:
-    """Build (or reuse) the environment of SOURCE and call it NAME."""
-    import os
-
-    from tuxai.envs import ensure_env, name_env, user_cache
-
-    def action() -> int:
-        shared = daemon_home(home) / "envs"
-        cache = user_cache(shared, os.environ)
-        target = ensure_env(source, cache, shared=(shared,))
-        print(f"environment {name}: {name_env(name, target, cache)} → {target}")
-        return 0
-
-    raise typer.Exit(guard(action, debug))
-
-
-@env_app.command("ls")
-def env_list(as_json: JsonOption = False, home: HomeOption = None, debug: DebugOption = False) -> None:
-    """The built environments, what they were built from, and their names."""
-    import os
-
-    from tuxai.envs import list_envs, user_cache
-
-    def action() -> int:
-        shared = daemon_home(home) / "envs"
-        cache = user_cache(shared, os.environ)
-        envs = list_envs(cache) + (list_envs(shared) if cache != shared else [])
-        if as_json:
-            print(json.dumps(envs, indent=2))
-        else:
-            for env in envs:
-                print(f"{env['names'] or '-':<16} {env['path']}  (from {env['source']})")
-            if not envs:
-                print("no environments built yet (tuxai submit --env FILE or tuxai env create NAME FILE)")
         return 0
 
     raise typer.Exit(guard(action, debug))

@@ -21,6 +21,10 @@ from rich.text import Text
 
 from tuxai.api.client import Client, default_home
 from tuxai.api.home import check_home, daemon_pid, open_private, read_private, wait_stopped
+from tuxai.cli.arrays import act, fold, job_label, one_job, only, resolve, show_array, submitted
+from tuxai.cli.daemon_notes import simulated_note_of, started_lines
+from tuxai.cli.queue import EVERY, Selection, print_explain, select, standing_rows
+from tuxai.cli.states import state_word, state_words
 from tuxai.errors import DaemonError, TuxaiError, UsageError
 from tuxai.model.job import JobSpec, JobState
 from tuxai.model.jobfile import load_job_file, spec_from_dict
@@ -127,6 +131,7 @@ def run_up(argv: list[str], home: Path, detach: bool, timeout_s: float = 30.0) -
         raise UsageError(
             f"cannot write {log_path}: {exc.strerror}", hint="it must be your own file, not a link"
         ) from None
+    start = os.fstat(log).st_size  # what this daemon logs comes after
     with os.fdopen(log, "ab") as handle:
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=handle, stderr=handle, start_new_session=True)
     deadline = time.monotonic() + timeout_s
@@ -138,23 +143,32 @@ def run_up(argv: list[str], home: Path, detach: bool, timeout_s: float = 30.0) -
                 raise DaemonError(f"the daemon did not start: {last.removeprefix('error: ')}", hint=f"see {log_path}")
             with contextlib.suppress(DaemonError):
                 health = probe.health()
-                print(f"tuxai daemon up (pid {health.pid}), home {home}, log {log_path}")
-                print("  see the queue: tuxai ls    stop it: tuxai down")
+                since = read_private(log_path).encode()[start:].decode(errors="replace")
+                print("\n".join(started_lines(health, home_dir(None), log_path, since)))  # cli/daemon_notes.py
                 return 0
             time.sleep(0.05)
     raise DaemonError(f"the daemon did not answer within {timeout_s:g} s", hint=f"see {log_path}")
 
 
 def run_down(home: Path, timeout_s: float = 15.0) -> int:
-    """Ask the daemon to stop and return once it has exited, its store closed (running jobs go on).
+    """Ask the daemon to stop and return once it has exited, its store closed (running jobs go on);
+    with none running, say so (exit 0, as ``systemctl stop`` of a stopped unit).
 
     Raises:
-        DaemonError: none runs, or it is still there after ``timeout_s``.
+        DaemonError: it does not answer yet holds its lock, or it is still there after ``timeout_s``.
         PermissionDenied: neither root nor the daemon's owner.
     """
     pid = daemon_pid(home)  # from daemon.lock: a daemon whose loop is stuck answers no health
-    with Client.for_home(home, timeout_s=5) as api:
-        api.shutdown()
+    try:
+        with Client.for_home(home, timeout_s=5) as api:
+            api.shutdown()
+    except DaemonError as exc:
+        try:
+            wait_stopped(home, None, 0)  # its lock free: none runs
+        except DaemonError:
+            raise exc from None  # one runs but does not answer
+        print(f"no tuxai daemon runs for {home}: nothing to stop")
+        return 0
     wait_stopped(home, pid, timeout_s)
     print(f"tuxai daemon {pid or ''} stopped, its store closed (running jobs go on; `tuxai up` adopts them)")
     return 0
@@ -179,10 +193,10 @@ def build_spec(file: Path | None, flags: dict[str, Any], command: list[str]) -> 
     if command:
         data["command"] = command
     if not data.get("command"):
-        spec_from_dict({**data, "command": ["-"]}, origin=str(file) if file else "submit")  # other fields first
+        spec_from_dict({**data, "command": ["-"]}, origin=str(file) if file else "submit", slurm_time=True)
         raise UsageError("no command to run", hint="tuxai submit [OPTIONS] -- COMMAND [ARGS...], or --file job.yaml")
     data.setdefault("workdir", os.getcwd())
-    return spec_from_dict(data, origin=str(file) if file else "submit")
+    return spec_from_dict(data, origin=str(file) if file else "submit", slurm_time=True)  # --time 90: minutes
 
 
 def serve_command(target: Path) -> list[str]:
@@ -201,34 +215,56 @@ def run_submit(home: Path | None, spec: JobSpec, env_cache: Callable[[str], str]
         spec = dataclasses.replace(spec, env_path=env_cache(spec.env_path))
     with client(home) as api:
         job_id = api.submit(spec)
+        note = simulated_note_of(api)  # every reply of a daemon on fake GPUs says so (stderr: scripts read stdout)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     if as_json:
         print(json.dumps({"id": job_id}))
     else:
-        print(f"submitted job {job_id}")
+        print(submitted(job_id, spec.array))  # an array: its id and its tasks (cli/arrays.py)
     return 0
 
 
 # ---- ls / show / logs -----------------------------------------------------------------------
 
 
-def run_ls(home: Path | None, everything: bool, states: list[str], as_json: bool) -> int:
-    """The queue: active jobs (``--all``: every job), as a table or JSON."""
+def run_ls(
+    home: Path | None,
+    everything: bool,
+    states: list[str],
+    as_json: bool,
+    selection: Selection = EVERY,
+    arrays: tuple[bool, str | None] = (False, None),
+) -> int:
+    """The queue: active jobs (``--all``: every job) as ``selection`` picks them, as a table or JSON.
+
+    ``arrays``: (one line per task, not per array; only this job or array, every state: ``ls 12``)."""
+    expand, wanted = arrays
     with client(home) as api:
-        jobs = api.jobs(states or (None if everything else list(ACTIVE)))
+        jobs = select(api.jobs(states or (None if everything or wanted else list(ACTIVE))), selection)
+        jobs = only(jobs, wanted) if wanted else jobs
+        from tuxai.cli.gpu_table import placement_words  # it imports this module's cell()
+
+        placed = api.gpus() if any(job.gpu_indices for job in jobs) else []  # MIG profiles, slices' shares
+        note = None if as_json else simulated_note_of(api)  # the header says a daemon's GPUs are fake
     if as_json:
         _print_json(jobs)
         return 0
+    if note:
+        print(note)
+    if selection.explain:
+        return print_explain(jobs, time.time())
     table = Table(box=None, pad_edge=False, header_style="bold")
     for column in ("ID", "NAME", "USER", "STATE", "GPUS", "CPUS", "WAITED", "RAN", "REASON"):
         table.add_column(column, no_wrap=column != "REASON")
-    for job in jobs:
-        gpus = ",".join(str(i) for i in job.gpu_indices) or "-"
+    for job in fold(jobs, expand or wanted is not None):  # an array: one line with its counts (cli/arrays.py)
+        gpus = placement_words(job, placed)
         table.add_row(
-            cell(job.id),
+            cell(job_label(job)),
             cell(printable(job.name)[:24]),
             cell(job.user),
             cell(
-                job.state.value
+                state_word(job.state, job.reason)  # cancelling, not running, once asked to stop
                 + (f" ({job.exit_code})" if job.exit_code not in (None, 0) else "")
                 + (f" [{','.join(job.flags)}]" if job.flags else "")
             ),
@@ -244,18 +280,22 @@ def run_ls(home: Path | None, everything: bool, states: list[str], as_json: bool
     return 0
 
 
-def run_show(home: Path | None, job_id: int, as_json: bool) -> int:
-    """One job in full, with its history (another user's: its public fields)."""
+def run_show(home: Path | None, job_id: int | str, as_json: bool) -> int:
+    """One job in full, with its history (another user's: its public fields); an array: its tasks."""
     with client(home) as api:
+        job_id, whole = resolve(api, str(job_id))  # 12_3: a task; 12: a job, or a whole array
+        if whole:
+            return show_array(api, job_id, as_json)
         job = api.job(job_id)
     if as_json:
         _print_json(job)
         return 0
     mine = isinstance(job, Job)  # the daemon sends the rest to the job's owner and root only
     rows = [
-        ("job", f"{job.id} {job.name}"),
+        ("job", f"{job_label(job)} {job.name}" + (f" (job {job.id})" if job.array_job is not None else "")),
         ("user", job.user),
-        ("state", job.state.value + (f": {job.reason}" if job.reason else "")),
+        ("state", state_words(job.state, job.reason)),
+        *standing_rows(job, time.time()),  # the scheduler's priority terms, rank and reserved start
         *([("command", " ".join(job.command)), ("asked", _asked(job.spec))] if isinstance(job, Job) else []),
         ("gpus", ", ".join(f"{i} {u}" for i, u in zip(job.gpu_indices, job.gpus, strict=True)) or "-"),
         ("cpus", ",".join(str(c) for c in job.cpus) or "-"),
@@ -325,43 +365,32 @@ def _exit(job: PublicJob) -> str:
     return "-" if job.exit_code is None else str(job.exit_code)
 
 
-def run_logs(home: Path | None, job_id: int, follow: bool) -> int:
-    """Print the job's output; ``-f`` keeps printing until the job ends."""
-    out = sys.stdout.buffer
+def run_logs(home: Path | None, job_id: int | str, follow: bool, tail: int | None = None) -> int:
+    """Print the job's output (``--tail N``: its last lines); ``-f`` keeps printing until the job ends."""
+    from tuxai.cli.logs import print_log
+
     with client(home) as api:
-        if follow:
-            for chunk in api.follow(job_id):
-                out.write(chunk)
-                out.flush()
-        else:
-            offset = 0
-            while True:
-                data, offset, _ = api.log(job_id, offset)
-                if not data:
-                    break
-                out.write(data)
-    out.flush()
-    return 0
+        return print_log(api, one_job(api, str(job_id), "logs"), follow, tail)  # 12_3: task 3 of array 12
 
 
 # ---- cancel / hold / release / gpus ---------------------------------------------------------
 
 
-def run_each(home: Path | None, verb: str, job_ids: list[int]) -> int:
-    """``cancel``, ``hold`` or ``release`` every id; one line per failure, exit 2 if any failed."""
+def run_each(home: Path | None, verb: str, job_ids: list[str]) -> int:
+    """``cancel``, ``hold`` or ``release`` every id (``12``: a job or a whole array, ``12_3``: one task);
+    one line per failure, exit 2 if any failed."""
     failed = 0
     with client(home) as api:
-        action = {"cancel": api.cancel, "hold": api.hold, "release": api.release}[verb]
         for job_id in job_ids:
             try:
-                job = action(job_id)
+                line = act(api, verb, job_id)
             except DaemonError:
                 raise
             except TuxaiError as exc:
                 failed += 1
                 print(f"error: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""), file=sys.stderr)
                 continue
-            print(printable(f"job {job_id}: {job.state.value}" + (f" ({job.reason})" if job.reason else "")))
+            print(printable(line))
     return 2 if failed else 0
 
 
@@ -372,22 +401,9 @@ def run_gpus(home: Path | None, as_json: bool) -> int:
     if as_json:
         _print_json(gpus)
         return 0
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("GPU", "MODEL", "MEMORY", "UUID", "HELD BY"):
-        table.add_column(column, no_wrap=True)
-    for gpu in gpus:
-        holders = ", ".join(
-            f"{h.user} job {h.job}" + (f" {h.name}" if h.name else "") + (f" ({h.share:g})" if h.share < 1 else "")
-            for h in gpu.holders
-        )
-        table.add_row(
-            cell(gpu.index),
-            cell(gpu.name),
-            cell(format_bytes(gpu.memory_total_bytes) if gpu.memory_total_bytes is not None else "-"),
-            cell(gpu.uuid or "-"),
-            cell(holders or "free"),
-        )
-    Console(width=200 if not sys.stdout.isatty() else None).print(table)
+    from tuxai.cli.gpu_table import gpus_table  # it imports this module's cell()
+
+    Console(width=200 if not sys.stdout.isatty() else None).print(gpus_table(gpus))
     if not gpus:
         print("this machine has no GPU the daemon knows of")
     return 0

@@ -116,6 +116,10 @@ def cancel_array(daemon: Daemon, array_job: int, caller: Caller, now: float) -> 
     transaction; the running ones are asked to stop (grace period, then SIGKILL). The tasks, after."""
     with daemon._lock:
         tasks = own_tasks(daemon, array_job, caller, "cancel")
+        if all(t.state.terminal for t in tasks):
+            counts = Counter(t.state.value for t in tasks)
+            ended = ", ".join(f"{n} {state}" for state, n in counts.most_common())
+            raise UsageError(f"array {array_job} already ended ({ended})", hint="nothing to cancel")
         why = f"cancelled by {caller.user}"
         waiting = [(t.id, JobState.CANCELLED, why, {"ended_at": now}) for t in tasks if t.state.waiting]
         daemon.store.transitions(waiting, now, durable=True)

@@ -31,6 +31,7 @@ from tuxai.executor.environment import is_protected
 from tuxai.executor.local import Executor, Seen
 from tuxai.executor.rundir import OUTPUT, write_launch
 from tuxai.model.cgroup import CgroupPlan
+from tuxai.model.array import task_name
 from tuxai.model.job import JobRecord, JobSpec, JobState, StopReason
 from tuxai.model.wire import Standing
 from tuxai.scheduler.admission import rejection
@@ -129,7 +130,7 @@ class Daemon:
                     self.store.update(job_id, stop_request=StopReason.CANCEL, reason=f"cancelling (by {caller.user})")
                     self.executor.stop(Path(job.run_dir), StopReason.CANCEL)
                 return self.store.get(job_id)
-            raise UsageError(f"job {job_id} already ended ({job.state.value})", hint="nothing to cancel")
+            raise UsageError(f"job {_named(job)} already ended ({job.state.value})", hint="nothing to cancel")
 
     def stop_flagged(self, job_id: int, policy: str, now: float) -> None:
         """Telemetry's policy for a hung job: ``cancel`` it, or ``requeue`` it (SIGTERM, grace, run again)."""
@@ -147,7 +148,7 @@ class Daemon:
             job = self._own(job_id, caller, "hold" if held else "release")
             if not job.state.waiting:
                 raise UsageError(
-                    f"job {job_id} is {job.state.value}: only pending jobs can be held or released",
+                    f"job {_named(job)} is {job.state.value}: only pending jobs can be held or released",
                     hint="`tuxai cancel` stops a running job",
                 )
             self.store.update(job_id, held=held, reason="held" if held else "released")
@@ -387,6 +388,10 @@ class Daemon:
         for job_id, _, _, fields in changes:
             if job_id in moved:
                 self.executor.start(Path(str(fields["run_dir"])))
+
+
+def _named(job: JobRecord) -> str:
+    return task_name(job.array_job, job.array_index, job.id)  # 12_3 for a task of array 12
 
 
 def _backoff_reason(job: JobRecord, now: float) -> str:
