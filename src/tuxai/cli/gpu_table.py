@@ -23,27 +23,31 @@ def holder_words(holder: GpuHolder, compact: bool = False) -> str:
     return words + (f" ({holder.share:.0%} slice)" if holder.mig is None and holder.share < 1 else "")
 
 
-def outside_words(gpu: GpuView) -> str:
-    """``busy outside tuxai: pid 4242 of alice (2.0 GiB)``, or ``""`` when nothing runs outside tuxai."""
+def outside_words(gpu: GpuView, compact: bool = False) -> str:
+    """``busy outside tuxai: pid 4242 of alice (2.0 GiB)`` (``compact``: without the memory), or
+    ``""`` when nothing runs outside tuxai."""
     if not gpu.outside:
         return ""
     each = [
         f"pid {p.pid}"
         + (f" of {p.user}" if p.user else "")
-        + (f" ({format_bytes(p.memory_bytes)})" if p.memory_bytes else "")
+        + (f" ({format_bytes(p.memory_bytes)})" if p.memory_bytes and not compact else "")
         for p in gpu.outside
     ]
     return "busy outside tuxai: " + ", ".join(each)
 
 
-def mig_summary(gpu: GpuView) -> str:
-    """``MIG 7 × 1g.10gb, 4 free`` for a GPU split into instances; ``""`` for a whole one."""
+def mig_summary(gpu: GpuView, compact: bool = False) -> str:
+    """``MIG 7 × 1g.10gb, 4 free`` (``compact``: ``MIG 4/7 free``) for a GPU split into instances;
+    ``""`` for a whole one."""
     if not gpu.mig_instances:
         return ""
     held = {h.mig for h in gpu.holders if h.mig}
+    free = sum(1 for m in gpu.mig_instances if m.uuid not in held)
+    if compact:
+        return f"MIG {free}/{len(gpu.mig_instances)} free"
     profiles = Counter(m.profile or "?" for m in gpu.mig_instances)
     layout = " + ".join(f"{count} × {profile}" for profile, count in profiles.items())
-    free = sum(1 for m in gpu.mig_instances if m.uuid not in held)
     return f"MIG {layout}, {free} free"
 
 
@@ -53,21 +57,21 @@ def gpu_state(gpu: GpuView, compact: bool = False) -> str:
     if gpu.mig_instances:
         users = Counter(holder_words(h, compact) for h in gpu.holders)
         held = [words + (f" ×{count}" if count > 1 else "") for words, count in users.items()]
-        parts.append(mig_summary(gpu) + (": " + ", ".join(held) if held else ""))
+        parts.append(mig_summary(gpu, compact) + (": " + ", ".join(held) if held else ""))
     else:
         parts += [holder_words(h, compact) for h in gpu.holders]
         shared = sum(h.share for h in gpu.holders)
         if gpu.holders and shared < 1:
             parts.append(f"{1 - shared:.0%} free")
     if gpu.outside:
-        parts.append(outside_words(gpu))
+        parts.append(outside_words(gpu, compact))
     return ", ".join(parts) or "free"
 
 
-def instance_holder(gpu: GpuView, instance: MigInstance) -> str:
+def instance_holder(gpu: GpuView, instance: MigInstance, compact: bool = False) -> str:
     """Who holds one MIG instance, or ``free``."""
     holder = next((h for h in gpu.holders if h.mig is not None and h.mig == instance.uuid), None)
-    return holder_words(holder) if holder else "free"
+    return holder_words(holder, compact) if holder else "free"
 
 
 def gpus_table(gpus: Sequence[GpuView]) -> Table:
@@ -91,7 +95,7 @@ def gpus_table(gpus: Sequence[GpuView]) -> Table:
 
 
 def placement_words(job: PublicJob, gpus: Sequence[GpuView]) -> str:
-    """Where a job runs, in words: whole GPUs as ``0,1``; ``GPU 0 · 3 × MIG 1g.10gb``; ``GPU 2 · 25% slice``.
+    """Where a job runs, in words: whole GPUs as ``0,1``; ``GPU 0 · 3×MIG 1g.10gb``; ``GPU 2 · 25% slice``.
 
     The MIG profile comes from the GPU's instances (``gpus``), a slice's share from the GPU's
     holders while the job runs, else from the job's own request (the owner's view).
@@ -118,6 +122,6 @@ def placement_words(job: PublicJob, gpus: Sequence[GpuView]) -> str:
             whole.append(index)
     parts = [",".join(str(i) for i in whole)] if whole else []
     for (index, profile), count in mig.items():
-        parts.append(f"GPU {index} · " + (f"{count} × " if count > 1 else "") + f"MIG {profile}")
+        parts.append(f"GPU {index} · " + (f"{count}×" if count > 1 else "") + f"MIG {profile}")
     parts += [f"GPU {index} · {share:.0%} slice" for index, share in sliced.items()]
     return "; ".join(parts)

@@ -1,90 +1,93 @@
-"""``tuxai top``: a live view of every GPU (utilization, memory, power), the job and user on it,
-and the queue beneath. Job-aware nvitop. ``q`` quits."""
+"""``tuxai top``: a live view of every GPU (utilization, memory, power), the job and user on it —
+each MIG instance and slice, and what runs outside tuxai — and the queue beneath, at any terminal
+size (``top_layout``). Job-aware nvitop.
+
+Keys: ``↑``/``↓`` (or ``k``/``j``) select a job, ``c`` cancels it after a ``y`` (the daemon
+decides: another user's job answers with its refusal, shown at the bottom), ``s`` cycles the GPU
+sort (gpu, util, memory, user), ``u`` shows the users panel instead of the queue, ``q`` quits.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import select
 import sys
 import termios
 import time
 import tty
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator
 
-from rich.console import Group
+from rich.console import Console, Group
 from rich.live import Live
-from rich.table import Table
-from rich.text import Text
 
 from tuxai.api.client import Client
-from tuxai.cli.jobs import cell, printable
+from tuxai.cli.states import state_words
+from tuxai.cli.top_layout import SORTS, TopState, frame
+from tuxai.errors import TuxaiError
 from tuxai.model.job import JobState
-from tuxai.model.units import format_bytes
-from tuxai.model.wire import LiveView, PublicJob
 
-BAR = 20
-
-
-def bar(fraction: float | None, width: int = BAR) -> Text:
-    """``████████░░░░ 67%``, green → yellow → red."""
-    if fraction is None:
-        return Text("n/a".ljust(width + 5), style="dim")
-    fraction = max(0.0, min(1.0, fraction))
-    filled = round(fraction * width)
-    style = "green" if fraction < 0.5 else "yellow" if fraction < 0.85 else "red"
-    return Text("█" * filled, style=style) + Text("░" * (width - filled), style="dim") + Text(f" {fraction:4.0%}")
+UP = ("\x1b[A", "\x1bOA", "k")
+DOWN = ("\x1b[B", "\x1bOB", "j")
 
 
-def _gpu_table(live: LiveView) -> Table:
-    table = Table(title=f"GPUs ({live.sampler})", title_justify="left", box=None, header_style="bold")
-    for column in ("GPU", "MODEL", "UTIL", "MEMORY", "POWER", "TEMP", "JOB / USER"):
-        table.add_column(column, no_wrap=True)
-    for gpu in live.gpus:
-        memory = gpu.memory_used_bytes, gpu.memory_total_bytes
-        power = gpu.power_w, gpu.power_limit_w
-        holders = ", ".join(f"{h.job} {h.user}" + (f" {h.name}" if h.name else "") for h in gpu.holders)
-        table.add_row(
-            cell(gpu.index),
-            cell(gpu.name),
-            bar(None if gpu.util_pct is None else gpu.util_pct / 100),
-            bar(memory[0] / memory[1] if memory[0] is not None and memory[1] else None),
-            bar(power[0] / power[1] if power[0] is not None and power[1] else None),
-            "-" if gpu.temperature_c is None else f"{gpu.temperature_c:.0f}°C",
-            cell(holders or "free"),
-        )
-    return table
-
-
-def _queue_table(jobs: Sequence[PublicJob], live: LiveView) -> Table:
-    table = Table(title="queue", title_justify="left", box=None, header_style="bold")
-    for column in ("ID", "USER", "NAME", "STATE", "GPUS", "CPU", "MEM", "WHY / FLAGS"):
-        table.add_column(column, no_wrap=column != "WHY / FLAGS")
-    for job in jobs:
-        usage = live.usage.get(job.id)
-        table.add_row(
-            cell(job.id),
-            cell(job.user),
-            cell(printable(job.name)[:20]),
-            cell(job.state.value),
-            cell(",".join(str(i) for i in job.gpu_indices) or "-"),
-            f"{usage.cpu_s:.0f}s" if usage else "-",
-            format_bytes(usage.memory_bytes) if usage else "-",
-            cell(", ".join(job.flags) or job.reason),
-        )
-    return table
-
-
-def render(client: Client) -> Group:
-    """One frame."""
+def render(client: Client, state: TopState, size: tuple[int, int]) -> Group:
+    """One frame for a terminal of ``size`` (columns, lines)."""
     live = client.telemetry()
+    gpus = client.gpus()
     jobs = client.jobs([JobState.RUNNING, JobState.PENDING, JobState.REQUEUED])
-    header = Text(f"tuxai top — {time.strftime('%H:%M:%S')} — q quits", style="bold")
-    return Group(header, _gpu_table(live), Text(""), _queue_table(jobs, live))
+    return Group(*frame(live, gpus, jobs, state, size, time.strftime("%H:%M:%S")))
+
+
+def press(client: Client, state: TopState, key: str) -> bool:
+    """Act on one key (or escape sequence); False to quit."""
+    if state.confirm is not None:
+        job_id, state.confirm = state.confirm, None
+        if key not in ("y", "Y"):
+            state.message = f"job {job_id} kept"
+            return True
+        try:
+            job = client.cancel(job_id)
+            state.message = f"job {job_id}: {state_words(job.state, job.reason)}"
+        except TuxaiError as exc:  # the daemon's rules: another user's job, one that already ended
+            state.message = f"job {job_id} not cancelled: {exc.message}"
+        return True
+    state.message = ""
+    if key in ("q", "Q"):
+        return False
+    if key == "s":
+        state.sort = SORTS[(SORTS.index(state.sort) + 1) % len(SORTS)]
+    elif key == "u":
+        state.users = not state.users
+    elif key in UP or key in DOWN:
+        _move(state, -1 if key in UP else 1)
+    elif key == "c":
+        if state.selected is None:
+            state.message = "select a job first (↑↓)"
+        else:
+            state.confirm = state.selected
+            state.message = f"cancel job {state.selected}? y cancels it, any other key keeps it"
+    return True
+
+
+def _move(state: TopState, step: int) -> None:
+    if not state.order:
+        state.selected = None
+        return
+    if state.selected not in state.order:
+        state.selected = state.order[0 if step > 0 else -1]
+        return
+    position = state.order.index(state.selected) + step
+    state.selected = state.order[max(0, min(len(state.order) - 1, position))]
+
+
+def _key(fd: int) -> str:
+    """One key, or one escape sequence (an arrow) as the terminal sent it."""
+    return os.read(fd, 32).decode(errors="replace")
 
 
 @contextlib.contextmanager
-def keys() -> Iterator[Any]:
+def keys() -> Iterator[int | None]:
     """Single keypresses from the terminal (cbreak), restored on the way out."""
     if not sys.stdin.isatty():
         yield None
@@ -100,15 +103,18 @@ def keys() -> Iterator[Any]:
 
 def run_top(client: Client, interval_s: float = 1.0, once: bool = False) -> int:
     """Refresh every ``interval_s`` until ``q`` (or after one frame with ``once``)."""
+    console = Console()
+    state = TopState()
     if once:
-        from rich.console import Console
-
-        Console().print(render(client))
+        console.print(render(client, state, (console.width, 1000)))
         return 0
-    with keys() as fd, Live(render(client), screen=True, auto_refresh=False) as screen:
+    with (
+        keys() as fd,
+        Live(render(client, state, console.size), console=console, screen=True, auto_refresh=False) as screen,
+    ):
         while True:
             if fd is None:
                 time.sleep(interval_s)
-            elif select.select([fd], [], [], interval_s)[0] and sys.stdin.read(1) in ("q", "Q"):
+            elif select.select([fd], [], [], interval_s)[0] and not press(client, state, _key(fd)):
                 return 0
-            screen.update(render(client), refresh=True)
+            screen.update(render(client, state, console.size), refresh=True)
