@@ -12,6 +12,7 @@ closes), ``ModelNotFound`` 404, ``ModelNotReady`` and ``ModelOverloaded`` 503 wi
 ``Retry-After: 1``; a model that fails on valid input 500 (the worker lives).
 
     GET  /v2/health/live | /v2/health/ready | /v2
+    GET  /v2/models                                  every model: name, state, versions (state, reason)
     GET  /v2/models/{name}[/versions/{v}]            metadata
     GET  /v2/models/{name}[/versions/{v}]/ready
     POST /v2/models/{name}[/versions/{v}]/infer
@@ -55,6 +56,11 @@ MODEL = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?(/ready|/infer)?$"
 HEADER_BYTES = HEADER.encode()
 CONTROL = "/v2/repository/"  # the repository extension: always behind the token
 REPOSITORY = re.compile(r"^/v2/repository/models/([^/]+)/(load|unload)$")
+# The route label of /metrics' HTTP counter: a fixed set, whatever path is asked for (E8).
+ROUTES = {"/v2/health/live": "health", "/v2/health/ready": "health", "/v2": "server", "/metrics": "metrics",
+          "/v2/models": "models", "/v2/repository/index": "repository"}  # fmt: skip
+ACTIONS = {"/infer": "infer", "/ready": "ready", None: "metadata"}
+BEST_FIRST = (VersionState.READY, VersionState.LOADING, VersionState.UNLOADING)  # a model's state in the listing
 MAX_BODY_BYTES = 64 * 1024 * 1024  # as Triton's --http-max-input-size
 RETRY = [(b"retry-after", b"1")]
 # What each error of the tree is on the wire (the first class that matches).
@@ -134,6 +140,25 @@ class InferenceApp:
             return
         if scope["type"] != "http":
             return
+        path = scope["path"]
+        match = MODEL.match(path) if path.startswith("/v2/models/") else None
+        route = ACTIONS[match.group(3)] if match is not None else ROUTES.get(path, "")
+        if not route:
+            route = "repository" if REPOSITORY.match(path) else "unknown"
+        answered = 0
+
+        async def counted(message: dict[str, Any]) -> None:
+            nonlocal answered
+            if message["type"] == "http.response.start":
+                answered = message["status"]
+            await send(message)
+
+        try:
+            await self._answer(scope, receive, counted, match)
+        finally:
+            self.metrics.response(route, answered or 500)  # nothing sent: uvicorn answers 500
+
+    async def _answer(self, scope: dict[str, Any], receive: Receive, send: Send, match: re.Match[str] | None) -> None:
         path, method = scope["path"], scope["method"]
         if path == "/v2/health/live":
             await _json(send, 200, {"live": True})
@@ -143,7 +168,7 @@ class InferenceApp:
                         [(b"www-authenticate", b"Bearer")])  # fmt: skip
             return
         try:
-            await self._route(scope, receive, send, path, method)
+            await self._route(scope, receive, send, path, method, match)
         except TuxaiError as exc:
             status, extra = wire_status(exc)
             await _json(send, status, {"error": str(exc)}, extra)
@@ -153,7 +178,10 @@ class InferenceApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 for name in self.repository.names():
-                    await self.repository.load(name)
+                    try:
+                        await self.repository.load(name)
+                    except UsageError as exc:  # its config.yaml is wrong: the others still load
+                        log.error("model %s cannot load: %s", name, exc)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.draining = True
@@ -164,8 +192,8 @@ class InferenceApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _route(self, scope: dict[str, Any], receive: Receive, send: Send, path: str, method: str) -> None:
-        match = MODEL.match(path)
+    async def _route(self, scope: dict[str, Any], receive: Receive, send: Send, path: str, method: str,
+                     match: re.Match[str] | None) -> None:  # fmt: skip
         if match is not None:
             name, number, action = match.group(1), match.group(2), match.group(3)
             version = None if number is None else _version(number)
@@ -191,12 +219,14 @@ class InferenceApp:
             await _json(send, 200, {"name": "tuxai", "version": __version__, "extensions": extensions})
         elif path == "/metrics":
             await _send(send, 200, self.metrics.render().encode(), b"text/plain; version=0.0.4")
+        elif path == "/v2/models" and method == "GET":
+            await _json(send, 200, {"models": self._listing()})
         elif path == "/v2/repository/index" and method == "POST":
             await _json(send, 200, self._index())
         elif (repo := REPOSITORY.match(path)) is not None and method == "POST":
             await _body(scope, receive, self.max_body_bytes)
             if repo.group(2) == "load":
-                await self.repository.load(repo.group(1))
+                await self.repository.load(repo.group(1), "load request")
             else:
                 await self.repository.unload(repo.group(1))
             await _json(send, 200, {})
@@ -211,6 +241,17 @@ class InferenceApp:
                 rows.append({"name": name, "state": VersionState.UNAVAILABLE, "reason": "not loaded"})
             for number, version in sorted(versions.items()):
                 rows.append({"name": name, "version": str(number), "state": version.state, "reason": version.reason})
+        return rows
+
+    def _listing(self) -> list[dict[str, Any]]:
+        """``GET /v2/models``: each model on disk, its state (the best of its versions') and its versions."""
+        rows = []
+        for name in self.repository.names():
+            versions = sorted(self.repository.versions.get(name, {}).items())
+            states = {v.state for _, v in versions}
+            state = next((s for s in BEST_FIRST if s in states), VersionState.UNAVAILABLE)
+            listed = [{"version": str(n), "state": v.state, "reason": v.reason} for n, v in versions]
+            rows.append({"name": name, "state": state, "versions": listed})
         return rows
 
     async def _metadata(self, send: Send, name: str, number: int | None) -> None:
@@ -291,9 +332,9 @@ async def watch(repository: Repository, period_s: float = 1.0) -> None:
         await asyncio.sleep(period_s)
         for name in repository.changed():
             try:
-                await repository.load(name)
-            except UsageError:
-                log.exception("watch: cannot reload model %s", name)
+                await repository.load(name, "watch")
+            except UsageError as exc:
+                log.error("watch: cannot reload model %s: %s", name, exc)
 
 
 __all__ = ["InferenceApp", "ModelConfig", "watch"]

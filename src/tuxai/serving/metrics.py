@@ -1,11 +1,14 @@
 """The model server's Prometheus metrics: requests, failures, latency, queue time, batch sizes.
 
 Series are per model and version the repository knows; a request for a name it does not know
-counts under ``model=""`` so that nobody can grow the metrics by asking for made-up names.
+counts under ``model=""`` so that nobody can grow the metrics by asking for made-up names. Every
+HTTP answer, whatever the path, counts once more by route (a fixed set: ``app.ROUTES``, ``unknown``
+for a path the server does not have) and status, so a 404 shows as a 404 and a scan adds no series.
 Every label value is escaped as the text format says (``\\``, ``"`` and newline; ``model.exposition``):
 
     tuxai_serve_requests_total{model="mlp",version="1",code="200"} 3
     tuxai_serve_requests_total{model="",version="",code="404"} 20000
+    tuxai_serve_http_requests_total{route="unknown",code="404"} 12
 """
 
 from __future__ import annotations
@@ -25,6 +28,12 @@ class Metrics:
         self.latency: dict[tuple[str, str], Histogram] = {}
         self.queue: dict[tuple[str, str], Histogram] = {}
         self.batches: dict[tuple[str, str], Histogram] = {}
+        self.responses: dict[tuple[str, int], int] = {}
+
+    def response(self, route: str, status: int) -> None:
+        """One HTTP answer of any route (``route`` from the server's fixed set)."""
+        key = (route, status)
+        self.responses[key] = self.responses.get(key, 0) + 1
 
     def request(self, model: str, version: str, status: int, seconds: float) -> None:
         """One answered inference request (``model`` and ``version`` empty when the repository has no such one)."""
@@ -52,6 +61,8 @@ class Metrics:
                    requests)  # fmt: skip
         out.family("tuxai_serve_failures_total", "counter", "Inference requests that failed (4xx and 5xx).",
                    [(labels(model=m, version=v), n) for (m, v), n in sorted(failures.items())])  # fmt: skip
+        out.family("tuxai_serve_http_requests_total", "counter", "HTTP requests by route and status (404s included).",
+                   [(labels(route=r, code=c), n) for (r, c), n in sorted(self.responses.items())])  # fmt: skip
         for name, help_text, table in (
             ("tuxai_serve_request_seconds", "Request latency in the server.", self.latency),
             ("tuxai_serve_queue_seconds", "Time a request waited for its batch.", self.queue),

@@ -113,6 +113,7 @@ class VersionState(StrEnum):
     UNLOADING = "UNLOADING"
 
 
+READY = VersionState.READY
 _HELD = (VersionState.READY, VersionState.LOADING)  # what a watch counts as loaded
 
 
@@ -128,6 +129,24 @@ class Version:
     model: Model | None = None
     batcher: Batcher | None = None
     config: ModelConfig = field(default_factory=ModelConfig)
+    stamp: tuple[tuple[str, int, int], ...] = ()  # its files when loaded: a failed one is retried when they change
+
+
+def _stamp(path: Path) -> tuple[tuple[str, int, int], ...]:
+    """What a version's files are now: name, size and mtime of the path and its direct entries."""
+    entries = [path, *sorted(path.iterdir())] if path.is_dir() else [path]
+    out = []
+    for entry in entries:
+        try:
+            info = entry.stat()
+        except OSError:
+            continue
+        out.append((entry.name, info.st_size, info.st_mtime_ns))
+    return tuple(out)
+
+
+def _numbers(numbers: list[int]) -> str:
+    return ", ".join(str(n) for n in numbers) or "none"
 
 
 class Repository:
@@ -140,6 +159,7 @@ class Repository:
         self.root, self.defaults, self.single, self.only = root, defaults, single, only
         self.observe: Any = None
         self.versions: dict[str, dict[int, Version]] = {}
+        self.unloaded: set[str] = set()  # unloaded on request: a watch leaves them out until loaded again
         self._locks: dict[str, asyncio.Lock] = {}
 
     def names(self) -> list[str]:
@@ -175,8 +195,10 @@ class Repository:
             return disk
         return {v: disk[v] for v in sorted(disk)[-config.latest :]}
 
-    async def load(self, name: str) -> list[Version]:
-        """Load (or reload) a model: new wanted versions load, then unwanted ones drain and go.
+    async def load(self, name: str, why: str = "start") -> list[Version]:
+        """Load (or reload) a model: new wanted versions load, then unwanted ones drain and go — unless
+        none of the wanted ones could load: then a READY one keeps serving. A change of the versions
+        served is logged in one line, ``model mlp: version 1 → 2 (watch: 2/ appeared)``, ``why`` first.
 
         Raises:
             UsageError: no such model, or its config.yaml is wrong.
@@ -185,18 +207,32 @@ class Repository:
             raise UsageError(f"no model '{name}' in the repository", hint=f"models: {', '.join(self.names())}")
         lock = self._locks.setdefault(name, asyncio.Lock())
         async with lock:
+            self.unloaded.discard(name)
             config = self._config(name)
             wanted = self.wanted(name, config)
             current = self.versions.setdefault(name, {})
+            before = sorted(n for n, v in current.items() if v.state is VersionState.READY)
+            changes = [f"{n}/ appeared" for n in sorted(set(wanted) - set(current))]
+            changes += [f"{n}/ {'left the version policy' if v.path.exists() else 'was removed'}"
+                        for n, v in sorted(current.items()) if n not in wanted]  # fmt: skip
             for number, path in sorted(wanted.items()):
                 known = current.get(number)
                 if known is not None and known.state is VersionState.READY:
                     continue
-                version = Version(name, number, path, config=config)
+                version = Version(name, number, path, config=config, stamp=_stamp(path))
                 current[number] = version
                 await self._load_version(version)
+            serving = any(current[n].state is VersionState.READY for n in wanted)
             for number in [n for n in current if n not in wanted]:
-                await self._unload_version(current.pop(number))
+                if serving or current[number].state is not VersionState.READY:
+                    await self._unload_version(current.pop(number))
+            after = sorted(n for n, v in current.items() if v.state is VersionState.READY)
+            if after != before and (before or why != "start"):
+                reason = "; ".join([why, ", ".join(changes)] if changes else [why])
+                log.info("model %s: version %s → %s (%s)", name, _numbers(before), _numbers(after), reason)
+            if wanted and not serving and after:
+                log.warning("model %s: version %s could not load; version %s keeps serving", name,
+                            _numbers(sorted(wanted)), _numbers(after))  # fmt: skip
             return list(current.values())
 
     async def _load_version(self, version: Version) -> None:
@@ -231,12 +267,17 @@ class Repository:
             version.batcher.close()
         version.model, version.batcher = None, None
 
-    async def unload(self, name: str) -> None:
-        """Drain and unload every version of a model."""
+    async def unload(self, name: str, why: str = "unload request") -> None:
+        """Drain and unload every version of a model (logged as a swap to none)."""
         lock = self._locks.setdefault(name, asyncio.Lock())
         async with lock:
-            for version in list(self.versions.pop(name, {}).values()):
+            versions = self.versions.pop(name, {})
+            self.unloaded.add(name)
+            ready = sorted(n for n, v in versions.items() if v.state is VersionState.READY)
+            for version in list(versions.values()):
                 await self._unload_version(version)
+            if ready:
+                log.info("model %s: version %s → none (%s)", name, _numbers(ready), why)
 
     def resolve(self, name: str, number: int | None) -> Version:
         """The version to serve (the newest ready one when none is named).
@@ -263,17 +304,34 @@ class Repository:
         return version
 
     def changed(self) -> list[str]:
-        """Models whose wanted versions differ from the loaded ones (what a watch reloads)."""
+        """Models a watch (re)loads: a new model, a wanted version not tried yet (a failed one counts as tried until
+        its files change), or a version to let go (not wanted, and failed or replaced by a READY one)."""
         out = []
         for name in self.names():
             try:
-                wanted = set(self.wanted(name, self._config(name)))
+                wanted = self.wanted(name, self._config(name))
             except UsageError:
                 continue
-            loaded = {n for n, v in self.versions.get(name, {}).items() if v.state in _HELD}
-            if name in self.versions and wanted != loaded:
+            current = self.versions.get(name)
+            if current is None:  # a model directory that appeared (or one unloaded on request: left out)
+                if wanted and name not in self.unloaded:
+                    out.append(name)
+                continue
+            fresh = [n for n, path in wanted.items() if not _tried(current.get(n), path)]
+            serving = any(v.state is VersionState.READY for n, v in current.items() if n in wanted)
+            stale = [n for n, v in current.items() if n not in wanted and (serving or v.state is not READY)]
+            if fresh or stale:
                 out.append(name)
         return out
+
+
+def _tried(version: Version | None, path: Path) -> bool:
+    """Whether a watch leaves this version be: held, or failed on the files that are still there."""
+    if version is None:
+        return False
+    if version.state in _HELD:
+        return True
+    return version.state is VersionState.UNAVAILABLE and version.stamp == _stamp(path)
 
 
 def _batchable(model: Model) -> bool:

@@ -4,9 +4,12 @@ Loopback by default; any other address needs ``--token-file``, then required on 
 liveness. On loopback without one, inference stays open and the repository extension needs a
 token the server makes (``tokens.py``). Request bodies stop at ``--max-body`` (413), a request's
 line and headers at 64 KiB (431). SIGTERM drains: no new connections, in-flight requests
-answered, then exit. Where it listens, the head cap and the token check are the daemon's API's
-too (``tuxai.edge``). It logs through ``logging`` (``tuxai.serving``; ``tuxai serve --log-level``,
-formatted by ``tuxai.logs``), uvicorn's records included.
+answered, then exit. A server none of whose models loaded stops at once, non-zero, each model's
+reason logged (Triton's default), unless ``--allow-empty`` keeps it up for models to come (the
+watch, or ``POST /v2/repository/models/<name>/load``). Where it listens, the head cap and the
+token check are the daemon's API's too (``tuxai.edge``). It logs through ``logging``
+(``tuxai.serving``; ``tuxai serve --log-level``, formatted by ``tuxai.logs``), uvicorn's records
+included; a change of the versions a model serves is one line (``repository.Repository.load``).
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ import uvicorn
 
 from tuxai.edge.heads import HeadCappedHttpTools
 from tuxai.edge.listen import display, is_loopback, listen_tcp
-from tuxai.errors import UsageError
+from tuxai.errors import ServingError, UsageError
 from tuxai.serving.app import MAX_BODY_BYTES, InferenceApp, watch
-from tuxai.serving.repository import ModelConfig, Repository
+from tuxai.serving.repository import ModelConfig, Repository, VersionState
 from tuxai.serving.tokens import ControlToken, make_control_token, read_token_file
 
 log = logging.getLogger("tuxai.serving")
@@ -44,6 +47,7 @@ class ServeOptions:
     watch: bool = True
     endpoint_file: Path | None = None
     max_body_bytes: int = MAX_BODY_BYTES
+    allow_empty: bool = False  # stay up when no model loaded
 
 
 def _operator_token(options: ServeOptions) -> str | None:
@@ -71,8 +75,27 @@ def open_repository(options: ServeOptions) -> Repository:
     return Repository(target, options.defaults)
 
 
+def nothing_loaded(repository: Repository, where: Path) -> ServingError | None:
+    """The error of a server with no READY version at all (None when one serves)."""
+    versions = [v for versions in repository.versions.values() for v in versions.values()]
+    if any(v.state is VersionState.READY for v in versions):
+        return None
+    names = repository.names()
+    for name in names:
+        if not repository.versions.get(name) and name not in repository.unloaded:
+            log.error("model %s: no version to serve (a directory 1/ holding model.onnx, model.pt or model.savedmodel)",
+                      name)  # fmt: skip
+    told = f"{', '.join(names)}: each line above says why" if names else "it has no model directory"
+    return ServingError(f"no model could be loaded from {where} ({told})",
+                        hint="fix them, or pass --allow-empty to stay up and load models later")  # fmt: skip
+
+
 def run_server(options: ServeOptions) -> int:
-    """Serve until SIGINT/SIGTERM."""
+    """Serve until SIGINT/SIGTERM.
+
+    Raises:
+        ServingError: no model loaded (without ``allow_empty``); UsageError: a bad flag or target.
+    """
     repository = open_repository(options)
     token = _operator_token(options)
     sock = listen_tcp(options.host, options.port, "--port", backlog=2048)
@@ -83,7 +106,7 @@ def run_server(options: ServeOptions) -> int:
             token = control.token
         app = InferenceApp(repository, token, open_reads=control is not None, max_body_bytes=options.max_body_bytes)
         return _serve(app, repository, sock, options, control)
-    except UsageError:
+    except (UsageError, ServingError):
         sock.close()
         raise
     finally:
@@ -105,13 +128,18 @@ def _serve(app: InferenceApp, repository: Repository, sock: socket.socket, optio
         log_config=None, timeout_graceful_shutdown=30, proxy_headers=False,  # uvicorn logs through our handler
     )  # fmt: skip
     server = uvicorn.Server(config)
+    refused: list[ServingError] = []
 
     async def main() -> None:
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not serving.done():
             await asyncio.sleep(0.01)
+        empty = nothing_loaded(repository, options.target) if server.started and not options.allow_empty else None
+        if empty is not None:
+            refused.append(empty)
+            server.should_exit = True
         watching = asyncio.create_task(watch(repository)) if options.watch and repository.single is None else None
-        if server.started:
+        if server.started and empty is None:
             endpoint = f"http://{display(host, port)}"
             for version in (v for versions in repository.versions.values() for v in versions.values()):
                 log.info("model %s version %s: %s %s", version.name, version.number, version.state, version.reason)
@@ -139,5 +167,7 @@ def _serve(app: InferenceApp, repository: Repository, sock: socket.socket, optio
         uvloop.run(main())
     else:
         asyncio.run(main())
+    if refused:
+        raise refused[0]
     log.info("drained and stopped%s", f" ({signal.Signals(stopped_by[0]).name})" if stopped_by else "")
     return 0
