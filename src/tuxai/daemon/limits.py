@@ -144,7 +144,8 @@ def window_use(quotas: Quotas, store: Store, now: float, always: bool = False) -
 
 
 def limits_view(config: DaemonConfig, store: Store, caller: Caller, now: float) -> LimitsView:
-    """The caller's user and groups (root: every user with jobs or caps, every group with caps): caps and use."""
+    """The caller's user and groups (root: itself first, then every user with jobs or caps, every group with
+    caps): their caps beside their use."""
     quotas = config.quotas
     active = store.jobs([JobState.RUNNING, *WAITING])
     use = window_use(quotas, store, now, always=True)
@@ -157,7 +158,7 @@ def limits_view(config: DaemonConfig, store: Store, caller: Caller, now: float) 
             else:
                 pending[key] = pending.get(key, 0) + 1
     if caller.admin:
-        users: Iterable[str] = sorted({j.user for j in active} | set(quotas.users) | {caller.user})
+        users: Iterable[str] = [caller.user, *sorted(({j.user for j in active} | set(quotas.users)) - {caller.user})]
         groups: Iterable[str] = sorted(quotas.groups)
     else:
         users, groups = [caller.user], [g for g in caller_groups(caller) if g in quotas.groups]

@@ -1,0 +1,173 @@
+"""Quotas, the whole queue and "why, with numbers", through the real CLI and a real daemon: a user at
+their GPU cap waits with the cap in the reason while another user's job starts; max_time and
+max_pending are refused at submit in one line; ``ls --user/--name/--limit/--mine``; ``show --json``
+carries the scheduler's priority terms, which add up to the total, and ``ls --explain``'s order is
+the order jobs start in. A second user is ``nobody`` (uid 65534), as in tests/integration/test_identity.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.daemon_helpers import DaemonProcess, finish
+from tests.e2e.test_doctor_cli import one_line_error
+from tests.e2e.test_jobs_cli import cli
+from tests.integration.test_identity import as_nobody
+from tuxai.model.job import JobState
+
+
+@contextlib.contextmanager
+def _daemon(limits: str) -> Iterator[DaemonProcess]:
+    """A daemon whose config file has ``limits``, in a home ``nobody`` can reach."""
+    base = Path(tempfile.mkdtemp(prefix="tuxai-quotas-"))
+    base.chmod(0o755)
+    config = base / "config.yaml"
+    config.write_text(limits)
+    process = DaemonProcess(base / "home", extra=("--config", str(config))).start()
+    try:
+        yield process
+    finally:
+        finish(process)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _needs_root() -> None:
+    if os.getuid() != 0:
+        pytest.skip("needs root: a second user (nobody) submits to the daemon")
+
+
+def _wait(condition: object, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.05)
+
+
+def _submit(home: Path, *args: str) -> int:
+    done = cli(home, "submit", "--json", *args)
+    assert done.returncode == 0, done.stderr
+    return int(json.loads(done.stdout)["id"])
+
+
+def _row(table: str, job_id: int) -> str:
+    (line,) = [line for line in table.splitlines() if line.split()[:1] == [str(job_id)]]
+    return line
+
+
+@pytest.fixture
+def capped() -> Iterator[DaemonProcess]:
+    """root may hold 1 GPU at once; nobody has no cap."""
+    _needs_root()
+    with _daemon("limits:\n  users:\n    root: {max_gpus: 1}\n") as daemon:
+        yield daemon
+
+
+def test_a_user_at_their_gpu_cap_waits_with_the_cap_while_another_users_job_starts(capped: DaemonProcess) -> None:
+    home = capped.home
+    first = _submit(home, "--gpus", "1", "--grace", "1s", "--", "sleep", "60")
+    second = _submit(home, "--gpus", "1", "--grace", "1s", "--name", "capped", "--", "sleep", "60")
+    reason = "user limit: root holds 1 of 1 GPUs, this job asks 1 (limits.users.root.max_gpus)"
+    _wait(lambda: capped.job(second).reason == reason)
+    spec = {"command": ["sleep", "60"], "gpus": 1, "grace": "1s", "workdir": "/tmp"}
+    code, answer = as_nobody(home, "POST", "/v1/jobs", {"spec": spec})
+    assert code == 201, answer
+    theirs = int(answer["id"])  # type: ignore[index]
+    _wait(lambda: capped.client.job(theirs).state == JobState.RUNNING)  # the box's second GPU: not root's to take
+    table = cli(home, "ls").stdout
+    assert "running" in _row(table, first) and "running" in _row(table, theirs) and "nobody" in _row(table, theirs)
+    assert "pending" in _row(table, second) and reason in _row(table, second)
+    status = cli(home, "status").stdout
+    assert "limits  root: 1 of 1 GPUs held (limits.users.root.max_gpus)" in status
+    assert "nobody: 1 GPUs held (no cap)" in status  # root sees every account
+    code, limits = as_nobody(home, "GET", "/v1/limits")
+    assert code == 200 and [a["who"] for a in limits["accounts"]] == ["nobody"]  # type: ignore[index]
+    assert cli(home, "cancel", str(first), str(second), str(theirs)).returncode == 0
+
+
+def test_max_time_and_max_pending_are_refused_at_submit_in_one_line() -> None:
+    with _daemon("limits:\n  default: {max_time: 1h, max_pending: 2}\n") as daemon:
+        home = daemon.home
+        line = one_line_error(cli(home, "submit", "--time", "2h", "--", "true"))
+        assert line == (
+            "error: time limit 2h exceeds your limit of 1h (limits.default.max_time)"
+            " (ask root, or submit with --time 1h)"
+        )
+        untimed = _submit(home, "--hold", "--", "true")  # no --time under a max_time: it gets the cap
+        assert daemon.job(untimed).spec.time_limit_s == 3600
+        _submit(home, "--hold", "--time", "30m", "--", "true")
+        line = one_line_error(cli(home, "submit", "--", "true"))
+        assert "you have 2 jobs waiting, the limit is 2 (limits.default.max_pending)" in line
+        assert len(daemon.client.jobs()) == 2  # the store is as it was
+
+
+def test_ls_selects_by_user_name_limit_and_mine(capped: DaemonProcess) -> None:
+    home = capped.home
+    ids = [_submit(home, "--hold", "--name", name, "--", "true") for name in ("train-a", "train-b", "eval")]
+    code, answer = as_nobody(home, "POST", "/v1/jobs", {"spec": {"command": ["true"], "name": "nb", "hold": True}})
+    assert code == 201, answer
+    theirs = int(answer["id"])  # type: ignore[index]
+
+    def listed(*args: str) -> list[int]:
+        done = cli(home, "ls", "--json", *args)
+        assert done.returncode == 0, done.stderr
+        return [job["id"] for job in json.loads(done.stdout)]
+
+    assert listed() == [*ids, theirs]
+    assert listed("--user", "nobody") == [theirs]
+    assert listed("--mine") == ids
+    assert listed("--name", "train-*") == ids[:2]
+    assert listed("--limit", "2") == ids[:2]
+    assert listed("--name", "train-*", "--limit", "1") == ids[:1]
+    table = cli(home, "ls", "--user", "nobody").stdout
+    assert str(theirs) in table and "train-a" not in table
+    assert cli(home, "ls", "--mine", "--name", "nothing-*").stdout.strip().endswith("(--all shows finished ones)")
+
+
+def test_show_json_terms_add_up_and_explain_order_is_the_start_order(tmp_path: Path) -> None:
+    daemon = DaemonProcess(tmp_path / "home").start()
+    try:
+        home = daemon.home
+        blocker = daemon.client.submit({"command": ["sleep", "60"], "gpus": 2, "time": "10m", "grace": "1s"})
+        _wait(lambda: daemon.job(blocker).state == JobState.RUNNING)
+        queued = {
+            prio: daemon.client.submit({"command": ["sleep", "0.2"], "gpus": 2, "time": "5m", "priority": prio})
+            for prio in (10, 50, 30, 0)
+        }
+        _wait(lambda: all(daemon.job(i).standing is not None for i in queued.values()))
+
+        explained = json.loads(cli(home, "ls", "--explain", "--json").stdout)
+        order = [job["id"] for job in explained]
+        assert order == [queued[50], queued[30], queued[10], queued[0]]  # the job priority decides here
+        lines = cli(home, "ls", "--explain").stdout.splitlines()
+        table = lines[next(i for i, line in enumerate(lines) if line.startswith("RANK")) :]  # after the header
+        assert table[0].split()[:2] == ["RANK", "ID"] and "TOTAL" in table[0] and "REASON" in table[0]
+        assert [int(line.split()[1]) for line in table[1:5]] == order
+        assert [int(line.split()[0]) for line in table[1:5]] == [1, 2, 3, 4]
+
+        for job_id in (order[0], order[-1]):
+            shown = json.loads(cli(home, "show", str(job_id), "--json").stdout)
+            standing = shown["standing"]
+            assert [t["name"] for t in standing["terms"]] == ["priority", "fairshare", "age", "size", "short"]
+            assert all(t["value"] == pytest.approx(t["factor"] * t["weight"]) for t in standing["terms"])
+            assert sum(t["value"] for t in standing["terms"]) == pytest.approx(standing["total"], abs=1e-9)
+        head = daemon.job(order[0])
+        assert head.standing is not None and head.standing.expected_start is not None  # its reservation
+        assert head.standing.expected_start == pytest.approx(daemon.job(blocker).started_at + 600, abs=5)
+        text = cli(home, "show", str(order[0])).stdout
+        assert "priority  " in text and "= job priority 500.0 (0.500 × 1000)" in text and "rank  1 in the queue" in text
+
+        daemon.client.cancel(blocker)
+        ended = daemon.wait_all(list(queued.values()))
+        started = sorted(ended.values(), key=lambda job: job.started_at or 0)
+        assert [job.id for job in started] == order
+    finally:
+        finish(daemon)
