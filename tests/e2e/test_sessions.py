@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import signal
 import stat
 import subprocess
 import sys
@@ -28,7 +29,8 @@ class Pane:
     def __init__(self, home: Path, command: str, width: int = 120, height: int = 40) -> None:
         self.server = f"tuxai-test-{os.getpid()}-{time.monotonic_ns()}"
         env = f"env TUXAI_HOME={shlex.quote(str(home))} PS1='sh$ ' TERM=xterm"
-        script = f"{env} {sys.executable} -m tuxai {command}; echo client-rc=$?; sleep 600"
+        tty = "echo \"tty: $(stty -a | grep -o -- '-\\?icanon')\""  # raw mode shows -icanon
+        script = f"{env} {sys.executable} -m tuxai {command}; echo client-rc=$?; {tty}; sleep 600"
         argv = ["new-session", "-d", "-x", str(width), "-y", str(height), script]
         self._tmux(*argv)
 
@@ -60,6 +62,13 @@ class Pane:
         """Resize the window (the client gets SIGWINCH)."""
         self._tmux("resize-window", "-x", str(width), "-y", str(height))
 
+    def client_pid(self) -> int:
+        """The pid of the ``tuxai`` process the pane's shell runs."""
+        shell = int(self._tmux("display-message", "-p", "#{pane_pid}").strip())
+        children = Path(f"/proc/{shell}/task/{shell}/children").read_text().split()
+        assert len(children) == 1, children
+        return int(children[0])
+
     def close(self) -> None:
         """Kill the tmux server and what runs in it."""
         subprocess.run(["tmux", "-L", self.server, "kill-server"], capture_output=True, timeout=10)
@@ -87,7 +96,7 @@ def test_pty_session_type_detach_reattach_exit(daemon: DaemonProcess, panes: lis
     pane.keys("echo hello-$((6*7)); tty", "Enter")
     pane.wait_for(r"hello-42\s+/dev/pts/")
     pane.keys("C-p", "C-q")  # detach
-    text = pane.wait_for("client-rc=0")
+    text = pane.wait_for(r"client-rc=0\s+tty: icanon")  # the terminal is back as it was
     assert f"detached from job {job_id}" in text
     assert daemon.job(job_id).state == "running"
     row = next(line for line in cli(daemon.home, "ls").stdout.splitlines() if line.startswith(str(job_id)))
@@ -102,7 +111,7 @@ def test_pty_session_type_detach_reattach_exit(daemon: DaemonProcess, panes: lis
     time.sleep(0.3)
     again.keys("stty size; exit 7", "Enter")
     again.wait_for("25 90")  # and again on SIGWINCH
-    again.wait_for("client-rc=7")  # the client ends with the shell's status
+    again.wait_for(r"client-rc=7\s+tty: icanon")  # the client ends with the shell's status
     job = daemon.wait_all([job_id])[job_id]
     assert job.state == "failed" and job.exit_code == 7
     log = cli(daemon.home, "logs", str(job_id)).stdout
@@ -214,3 +223,24 @@ def _connect_as_nobody(path: Path) -> str:
         user=NOBODY, group=NOBODY, extra_groups=[], timeout=30, check=False,
     )  # fmt: skip
     return done.stdout + done.stderr
+
+
+def test_killed_client_restores_the_terminal_and_another_takes_over(daemon: DaemonProcess, panes: list[Pane]) -> None:
+    first = Pane(daemon.home, f"run --pty -- {BASH}")
+    panes.append(first)
+    job_id = _job_id(first.wait_for(r"(?m)^sh\$"))
+    second = Pane(daemon.home, f"attach {job_id}")
+    panes.append(second)
+    second.wait_for(r"(?m)^sh\$")
+    text = first.wait_for(r"client-rc=0\s+tty: icanon")  # taken over: told so, its terminal restored
+    assert f"detached from job {job_id}: attached from elsewhere" in text
+    os.kill(second.client_pid(), signal.SIGTERM)
+    second.wait_for(r"client-rc=130\s+tty: icanon")  # killed while raw: the terminal restored all the same
+    assert daemon.job(job_id).state == "running"  # the session goes on
+    third = Pane(daemon.home, f"attach {job_id}")
+    panes.append(third)
+    third.wait_for(r"(?m)^sh\$")
+    third.keys("kill -9 $$", "Enter")
+    third.wait_for(r"client-rc=137\s+tty: icanon")
+    job = daemon.wait_all([job_id])[job_id]
+    assert job.state == "failed" and job.signal == 9
