@@ -1,4 +1,6 @@
-"""`tuxai top` as a person sees it: in tmux, on a simulated 8-GPU box with jobs running; `q` quits."""
+"""`tuxai top` as a person sees it: in tmux at 80×24 and at 200×50, on a simulated DGX whose GPU 0 is
+split into MIG instances, with a MIG job, a slice and whole GPUs running; keys sort, select,
+cancel (the daemon's refusal shown in the view) and `q` quits. The test reads the pane."""
 
 from __future__ import annotations
 
@@ -7,52 +9,135 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.conftest import REPO
 from tests.daemon_helpers import DaemonProcess, finish, shell
 
 DGX = REPO / "examples" / "inventories" / "dgx-a100.yaml"
+BUSY = f"{sys.executable} -c 'while True: pass'"
 
 
 def tmux(socket: Path, *args: str) -> str:
     return subprocess.run(["tmux", "-S", str(socket), *args], capture_output=True, text=True, check=True).stdout
 
 
-def test_top_in_tmux_shows_each_job_with_user_and_gpus_and_q_quits(tmp_path: Path) -> None:
+@contextmanager
+def top_in_tmux(tmp_path: Path, home: Path, columns: int, lines: int) -> Iterator[Path]:
+    """`tuxai top` in a detached tmux session of ``columns`` × ``lines``; yields the tmux socket."""
     assert shutil.which("tmux"), "tmux is not installed: `make test` installs Debian's package"
-    daemon = DaemonProcess(tmp_path / "home", DGX, extra=("--telemetry-period", "0.2")).start()
-    socket = tmp_path / "tmux.sock"
+    socket = tmp_path / f"tmux-{columns}x{lines}.sock"
+    command = f"{sys.executable} -m tuxai top --interval 0.3 --home {home}; echo TOP-EXITED-$?; sleep 30"
+    env = f"env COLUMNS={columns} LINES={lines} PATH={os.environ['PATH']}"
+    tmux(socket, "new-session", "-d", "-x", str(columns), "-y", str(lines), f"{env} sh -c '{command}'")
     try:
-        busy = f"{sys.executable} -c 'while True: pass'"
-        train = daemon.client.submit(shell(busy, gpus=2, name="train-llm", grace="1s"))
-        idle = daemon.client.submit(shell("sleep 60", gpus=1, name="notebook", grace="1s"))
-        command = f"{sys.executable} -m tuxai top --interval 0.3 --home {daemon.home}; echo TOP-EXITED-$?; sleep 30"
-        env = f"env COLUMNS=160 LINES=40 PATH={os.environ['PATH']}"
-        tmux(socket, "new-session", "-d", "-x", "160", "-y", "40", f"{env} sh -c '{command}'")
-        screen = ""
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            time.sleep(0.5)
-            screen = tmux(socket, "capture-pane", "-p")
-            if "train-llm" in screen and "notebook" in screen and "100%" in screen:
-                break
-        jobs = {j.id: j for j in daemon.client.jobs()}
-        assert "GPUs (simulated)" in screen, screen
-        for job_id, name in ((train, "train-llm"), (idle, "notebook")):
-            for index in jobs[job_id].gpu_indices:
-                row = next(line for line in screen.splitlines() if line.split()[:1] == [str(index)] and "A100" in line)
-                assert f"{job_id} root {name}" in row, screen
-            queue_row = next(line for line in screen.splitlines() if line.split()[:3] == [str(job_id), "root", name])
-            assert "running" in queue_row
-        assert "100%" in screen  # the busy job's GPUs
-        tmux(socket, "send-keys", "q")
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and "TOP-EXITED-0" not in screen:
-            time.sleep(0.2)
-            screen = tmux(socket, "capture-pane", "-p")
-        assert "TOP-EXITED-0" in screen, screen
-        assert "tuxai top —" not in screen  # the alternate screen is gone: the terminal is back
+        yield socket
     finally:
         subprocess.run(["tmux", "-S", str(socket), "kill-server"], capture_output=True, check=False)
+
+
+def wait_screen(socket: Path, ready: Callable[[str], bool], timeout_s: float = 30.0) -> str:
+    """The pane once ``ready`` says so (the last capture, whatever it shows, after ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    screen = ""
+    while time.monotonic() < deadline:
+        screen = tmux(socket, "capture-pane", "-p")
+        if ready(screen):
+            break
+        time.sleep(0.3)
+    return screen
+
+
+def gpu_row(screen: str, index: int) -> str:
+    return next(line for line in screen.splitlines() if line.split()[:1] == [str(index)])
+
+
+def test_top_at_80x24_and_200x50_shows_every_gpu_with_its_utilization_and_holder(tmp_path: Path) -> None:
+    daemon = DaemonProcess(tmp_path / "home", DGX, extra=("--telemetry-period", "0.2")).start()
+    try:
+        mig = daemon.client.submit(shell(BUSY, gpus=2, mig="1g.10gb", name="mig-train", grace="1s"))
+        whole = daemon.client.submit(shell(BUSY, gpus=2, name="train-llm", grace="1s"))
+        part = daemon.client.submit(shell("sleep 600", gpus=1, gpu_share=0.25, name="notebook", grace="1s"))
+        jobs = {j.id: j for j in daemon.client.jobs()}
+        holders = {i: f"{whole} root train-llm" for i in jobs[whole].gpu_indices}
+        (sliced,) = jobs[part].gpu_indices
+        holders[sliced] = f"{part} root notebook (25% slice)"
+        holders[0] = f"MIG 5/7 free: {mig} root mig-train ×2"
+
+        def settled(screen: str) -> bool:  # the busy job's GPUs show it busy (how busy: the machine's load)
+            rows = [
+                line for line in screen.splitlines() if line.split()[:1] in [[str(i)] for i in jobs[whole].gpu_indices]
+            ]
+            return len(rows) == 2 and all(row.split()[1] not in ("0%", "n/a") for row in rows)
+
+        with top_in_tmux(tmp_path, daemon.home, 80, 24) as socket:
+            screen = wait_screen(socket, settled)
+            lines = screen.splitlines()
+            assert len(lines) <= 24 and all(len(line) <= 80 for line in lines), screen
+            assert "GPUs (simulated)" in lines[0], screen
+            for index in range(8):
+                row = gpu_row(screen, index)
+                assert row.split()[1].endswith("%") and row.split()[2].endswith("%"), screen  # utilization, memory
+                assert holders.get(index, "free") in row, screen
+            assert gpu_row(screen, jobs[whole].gpu_indices[0]).split()[1] != "0%", screen
+            queue = next(line for line in lines if line.split()[:2] == [str(mig), "root"])
+            assert "GPU 0 · 2×MIG 1g.10gb" in queue, screen
+            assert "GPU 0 · " not in gpu_row(screen, 0) and "0,0" not in queue
+
+            tmux(socket, "send-keys", "s")
+            assert "sort: util" in wait_screen(socket, lambda s: "sort: util" in s)
+            tmux(socket, "send-keys", "u")
+            panel = wait_screen(socket, lambda s: "GPU-H" in s)
+            assert any(line.split()[:1] == ["root"] for line in panel.splitlines()), panel
+            tmux(socket, "send-keys", "u", "Down", "c")
+            asked = wait_screen(socket, lambda s: f"cancel job {mig}?" in s)
+            assert f"cancel job {mig}? y cancels it" in asked, asked
+            tmux(socket, "send-keys", "y")
+            wait_screen(socket, lambda s: f"job {mig}: " in s)
+            deadline = time.monotonic() + 15
+            while daemon.client.job(mig).state.value != "cancelled" and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert daemon.client.job(mig).state.value == "cancelled"
+            tmux(socket, "send-keys", "q")
+            done = wait_screen(socket, lambda s: "TOP-EXITED-" in s, 10)
+            assert "TOP-EXITED-0" in done and "tuxai top —" not in done, done  # the terminal is back
+
+        again = daemon.client.submit(shell(BUSY, gpus=3, mig="1g.10gb", name="mig-two", grace="1s"))
+        with top_in_tmux(tmp_path, daemon.home, 200, 50) as socket:
+            screen = wait_screen(socket, lambda s: "mig-two" in s and settled(s))
+            lines = screen.splitlines()
+            assert len(lines) <= 50 and all(len(line) <= 200 for line in lines), screen
+            for header in ("MODEL", "MEMORY", "TEMP", "POWER", "HELD BY"):
+                assert header in lines[1], screen
+            instances = [line for line in lines if line.split()[:1] and line.split()[0].startswith("0/")]
+            assert len(instances) == 7, screen
+            assert sum(f"{again} root mig-two" in line for line in instances) == 3, screen
+            for index in range(1, 8):
+                row = gpu_row(screen, index)
+                assert "A100-SXM4-80GB" in row and row.split()[1].endswith("%"), screen
+                assert holders.get(index, "free") in row, screen
+            assert "MIG 4/7 free" in gpu_row(screen, 0)
+    finally:
+        finish(daemon)
+
+
+def test_top_shows_the_daemons_refusal_of_a_cancel_and_goes_on(tmp_path: Path) -> None:
+    daemon = DaemonProcess(tmp_path / "home", DGX, extra=("--telemetry-period", "0.2")).start()
+    try:
+        short = daemon.client.submit(shell("sleep 3", gpus=1, name="short", grace="1s"))
+        with top_in_tmux(tmp_path, daemon.home, 80, 24) as socket:
+            wait_screen(socket, lambda s: "short" in s)
+            tmux(socket, "send-keys", "Down", "c")
+            wait_screen(socket, lambda s: f"cancel job {short}?" in s)
+            deadline = time.monotonic() + 15
+            while daemon.client.job(short).state.value != "succeeded" and time.monotonic() < deadline:
+                time.sleep(0.1)
+            tmux(socket, "send-keys", "y")
+            screen = wait_screen(socket, lambda s: "not cancelled" in s)
+            assert f"job {short} not cancelled: job {short} already ended (succeeded)" in screen, screen
+            tmux(socket, "send-keys", "q")
+            assert "TOP-EXITED-0" in wait_screen(socket, lambda s: "TOP-EXITED-" in s, 10)
+    finally:
         finish(daemon)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from rich.text import Text
 
 from tuxai.cli.gpu_table import placement_words
+from tuxai.cli.top import split_keys
 from tuxai.cli.top_layout import GPU_COLUMNS, QUEUE_COLUMNS, TopState, fit, frame, gpu_rows, user_rows
 from tuxai.model.job import JobState
 from tuxai.model.wire import GpuHolder, GpuView, LiveGpu, LiveView, MigInstance, OutsideProcess, PublicJob
@@ -141,6 +142,12 @@ def test_the_users_panel_and_the_selected_job() -> None:
     selected = next(line for line in lines if line.plain.split()[:2] == ["14", "carol"])
     assert "reverse" in str(selected.spans) and lines[-1].plain.startswith("job 14 not cancelled")
     assert state.order == [12, 13, 14, 15]
+
+
+def test_keys_typed_together_are_read_one_by_one() -> None:
+    assert split_keys("u\x1b[Bc") == ["u", "\x1b[B", "c"]
+    assert split_keys("\x1bOAq") == ["\x1bOA", "q"]
+    assert split_keys("\x1b") == ["\x1b"]
 
 
 def test_placement_in_words() -> None:

@@ -81,9 +81,19 @@ def _move(state: TopState, step: int) -> None:
     state.selected = state.order[max(0, min(len(state.order) - 1, position))]
 
 
-def _key(fd: int) -> str:
-    """One key, or one escape sequence (an arrow) as the terminal sent it."""
-    return os.read(fd, 32).decode(errors="replace")
+def split_keys(typed: str) -> list[str]:
+    """What the terminal sent, key by key: ``"u\x1b[Bc"`` → ``["u", "\x1b[B", "c"]`` (an arrow is one key)."""
+    found: list[str] = []
+    rest = typed
+    while rest:
+        size = 3 if rest[0] == "\x1b" and rest[1:2] in ("[", "O") and len(rest) >= 3 else 1
+        found.append(rest[:size])
+        rest = rest[size:]
+    return found
+
+
+def _keys(fd: int) -> list[str]:
+    return split_keys(os.read(fd, 64).decode(errors="replace"))
 
 
 @contextlib.contextmanager
@@ -115,6 +125,6 @@ def run_top(client: Client, interval_s: float = 1.0, once: bool = False) -> int:
         while True:
             if fd is None:
                 time.sleep(interval_s)
-            elif select.select([fd], [], [], interval_s)[0] and not press(client, state, _key(fd)):
+            elif select.select([fd], [], [], interval_s)[0] and not all(press(client, state, k) for k in _keys(fd)):
                 return 0
             screen.update(render(client, state, console.size), refresh=True)
