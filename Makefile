@@ -31,10 +31,11 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@ $(RUN_STAMP)
 
-## run: set up, check the machine, start the daemon and run example PyTorch + TensorFlow jobs
+## run: set up, check the machine, start a demo daemon (its own home, DEMO_HOME) and run example PyTorch + TensorFlow jobs
+DEMO_HOME ?= build/demo-home
 run: $(RUN_STAMP)
 	-$(BIN)/tuxai doctor --no-frameworks
-	$(BIN)/python examples/demo.py
+	$(BIN)/python examples/demo.py --home $(DEMO_HOME)
 
 ## test: set up, lint, type-check, check the layers, run the tests, then the VM tier (docs/testing.md)
 test: $(DEV_STAMP) system-deps lint typecheck layers unit test-vm

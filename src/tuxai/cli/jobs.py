@@ -243,6 +243,7 @@ def run_ls(
     with client(home) as api:
         jobs = select(api.jobs(states or (None if everything or wanted else list(ACTIVE))), selection)
         jobs = only(jobs, wanted) if wanted else jobs
+        lines = fold(jobs, expand or wanted is not None, api)  # an array: one line, its counts (cli/arrays.py)
         from tuxai.cli.gpu_table import placement_words  # it imports this module's cell()
 
         placed = api.gpus() if any(job.gpu_indices for job in jobs) else []  # MIG profiles, slices' shares
@@ -257,7 +258,7 @@ def run_ls(
     table = Table(box=None, pad_edge=False, header_style="bold")
     for column in ("ID", "NAME", "USER", "STATE", "GPUS", "CPUS", "WAITED", "RAN", "REASON"):
         table.add_column(column, no_wrap=column != "REASON")
-    for job in fold(jobs, expand or wanted is not None):  # an array: one line with its counts (cli/arrays.py)
+    for job in lines:
         gpus = placement_words(job, placed)
         table.add_row(
             cell(job_label(job)),
@@ -356,6 +357,8 @@ def _asked(spec: JobSpec) -> str:
         parts.append(f"time limit {_ago(spec.time_limit_s)}")
     if spec.retries:
         parts.append(f"{spec.retries} retries")
+    if spec.session:  # tuxai run: its owner attaches with tuxai attach
+        parts.append(f"interactive session ({spec.session})")
     return ", ".join(parts)
 
 

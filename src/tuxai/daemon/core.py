@@ -139,7 +139,8 @@ class Daemon:
             if job.state is not JobState.RUNNING or job.stop_request:
                 return
             kind = StopReason.CANCEL_HUNG if policy == "cancel" else StopReason.REQUEUE
-            self.store.update(job_id, stop_request=kind, reason=f"{kind.value.split('-')[0]}ing: flagged hung")
+            verb = "cancelling" if kind is StopReason.CANCEL_HUNG else "requeueing"  # the state `ls` shows
+            self.store.update(job_id, stop_request=kind, reason=f"{verb}: flagged hung")
             self.executor.stop(Path(job.run_dir), kind)
 
     def hold(self, job_id: int, caller: Caller, held: bool) -> JobRecord:
@@ -321,7 +322,8 @@ class Daemon:
                 continue
             if isinstance(decision, Preempt):
                 victim = by_id[job_id]
-                self.store.update(job_id, stop_request=StopReason.PREEMPT, for_job=int(decision.for_job))
+                why = f"preempting (for job {decision.for_job})"
+                self.store.update(job_id, stop_request=StopReason.PREEMPT, for_job=int(decision.for_job), reason=why)
                 self.executor.stop(Path(victim.run_dir), StopReason.PREEMPT)
             elif isinstance(decision, Reserve):
                 head = head or decision.job_id
@@ -351,6 +353,8 @@ class Daemon:
                 reasons[job.id] += f"; {note}" if note else ""
         changes = [(i, {"reason": r}) for i, r in reasons.items() if by_id[i].reason != r]
         self.store.update_many(changes)
+        if gated.waits and any(isinstance(d, Start) for d in decisions):
+            self.wake.set()  # "waits for job 12 (pending)" was said before job 12 started: say it again
 
     def _start(self, starts: list[tuple[JobRecord, Start]], now: float) -> None:
         """Write each attempt's launch.json, record them all running in one transaction, then start them.

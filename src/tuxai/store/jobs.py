@@ -188,6 +188,8 @@ class Store:
             raise JobNotFound(job_id)
         current = JobState(row["state"])
         check_transition(job_id, current, target)
+        if target.terminal:  # a job's end is when it reached its last state, also without a run (cancelled pending)
+            fields = {"ended_at": now, **fields}
         names, values = _assignments({**fields, "reason": reason})
         db.execute(
             f"UPDATE jobs SET state=?, {names} WHERE id=? AND state=?",

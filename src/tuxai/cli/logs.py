@@ -1,0 +1,108 @@
+"""``tuxai logs JOB [--tail N] [-f]``: a job's output, its last lines, or followed as it is written.
+
+The output goes to stdout byte for byte; what tuxai says about the job (it waits, and why; it
+started) goes to stderr, so ``tuxai logs -f 12 > out.txt`` holds the job's output only.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, BinaryIO
+
+from tuxai.errors import UsageError
+from tuxai.model.job import JobState
+
+if TYPE_CHECKING:
+    from tuxai.api.client import Client
+
+
+def last_lines(chunks: Iterable[bytes], count: int) -> list[bytes]:
+    """The last ``count`` lines of the text ``chunks`` make (each with its newline, the last maybe
+    without), keeping ``count`` lines at most: a log of gigabytes costs time, not memory.
+
+    >>> last_lines([b"a\\nb", b"\\nc\\n"], 2)
+    [b'b\\n', b'c\\n']
+    """
+    kept: deque[bytes] = deque(maxlen=count or 1)
+    partial = b""
+    for chunk in chunks:
+        lines = (partial + chunk).split(b"\n")
+        partial = lines.pop()
+        kept.extend(line + b"\n" for line in lines)
+    if partial:
+        kept.append(partial)
+    return list(kept) if count else []
+
+
+def _output(api: Client, job_id: int, offset: int = 0) -> Iterator[bytes]:
+    """The job's output written so far, from ``offset``, in the daemon's chunks."""
+    while True:
+        data, offset, _ = api.log(job_id, offset)
+        if not data:
+            return
+        yield data
+
+
+def _say(text: str) -> None:
+    from tuxai.cli.jobs import printable  # a job's reason may hold its user's text
+
+    print(printable(text), file=sys.stderr, flush=True)
+
+
+def _wait_to_start(api: Client, job_id: int, poll_s: float) -> None:
+    """While the job waits: say so, and why (again when the reason changes); return once it runs or ended."""
+    said = None
+    while True:
+        job = api.job(job_id)
+        if job.state != JobState.PENDING:
+            if said is not None:
+                _say(f"job {job_id} {job.state.value}: following its output")
+            return
+        reason = job.reason or "waiting for its turn"
+        if reason != said:
+            _say(f"job {job_id} is pending, {reason}; its output follows once it starts")
+            said = reason
+        time.sleep(poll_s)
+
+
+def print_log(api: Client, job_id: int, follow: bool, tail: int | None, poll_s: float = 0.5) -> int:
+    """Print the job's output (``tail``: its last lines); ``follow``: wait for a pending job to start
+    (saying why it waits), then print as it comes until the job ends.
+
+    Raises:
+        UsageError: ``tail`` below 0.
+    """
+    if tail is not None and tail < 0:
+        raise UsageError(f"--tail must be 0 or more, got {tail}", hint="e.g. --tail 20")
+    out: BinaryIO = sys.stdout.buffer
+    if follow:
+        _wait_to_start(api, job_id, poll_s)
+    elif (job := api.job(job_id)).state == JobState.PENDING:
+        _say(f"job {job_id} has not started: it is pending, {job.reason or 'waiting for its turn'}")
+        return 0
+    offset = 0
+    if tail is not None:
+
+        def counted() -> Iterator[bytes]:
+            nonlocal offset
+            for chunk in _output(api, job_id):
+                offset += len(chunk)
+                yield chunk
+
+        out.writelines(last_lines(counted(), tail))
+    elif not follow:
+        out.writelines(_output(api, job_id))
+    out.flush()
+    while follow:  # as api.follow does, from where the tail ended
+        data, offset, state = api.log(job_id, offset)
+        if data:
+            out.write(data)
+            out.flush()
+        elif state.terminal:
+            break
+        else:
+            time.sleep(0.2)
+    return 0
