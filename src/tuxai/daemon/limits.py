@@ -94,7 +94,7 @@ def check_submit(config: DaemonConfig, store: Store, spec: JobSpec, caller: Call
             )
     pending = [c for c in caps if c.name == "max_pending"]
     if pending:
-        _check_pending(store, caller, pending)
+        _check_pending(store, caller, pending, len(spec.array.indices) if spec.array else 1)
     return spec
 
 
@@ -111,7 +111,8 @@ def _check_time(spec: JobSpec, cap: Cap, default_s: float) -> JobSpec:
     return spec
 
 
-def _check_pending(store: Store, caller: Caller, caps: list[Cap]) -> None:
+def _check_pending(store: Store, caller: Caller, caps: list[Cap], adding: int) -> None:
+    """Refuse a submit of ``adding`` jobs (an array's tasks) that would put more than a cap waiting."""
     waiting = store.jobs(list(WAITING))
     for cap in caps:
         if cap.kind == "user":
@@ -120,9 +121,10 @@ def _check_pending(store: Store, caller: Caller, caps: list[Cap]) -> None:
         else:
             count = sum(1 for j in waiting if cap.who in job_groups(j))
             who = f"group {cap.who} has {count} jobs waiting"
-        if count >= cap.value:
+        if count + adding > cap.value:
+            adds = f" and this submit adds {adding}" if adding > 1 else ""
             raise UsageError(
-                f"{who}, the limit is {cap.value:g} ({cap.path})",
+                f"{who}{adds}, the limit is {cap.value:g} ({cap.path})",
                 hint="submit again once some have started, or cancel some (`tuxai ls --mine`); or ask root",
             )
 
