@@ -244,3 +244,31 @@ def test_killed_client_restores_the_terminal_and_another_takes_over(daemon: Daem
     third.wait_for(r"client-rc=137\s+tty: icanon")
     job = daemon.wait_all([job_id])[job_id]
     assert job.state == "failed" and job.signal == 9
+
+
+def test_session_outlives_a_daemon_restart_and_shows_in_show(daemon: DaemonProcess) -> None:
+    script = "read line; echo got $line; exit 3"
+    job_id = daemon.client.submit({"command": ["sh", "-c", script], "session": "pipe"})
+    socket_path = daemon.home / "jobs" / str(job_id) / SOCKET
+    deadline = time.monotonic() + 15
+    while not socket_path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "interactive session (pipe)" in cli(daemon.home, "show", str(job_id)).stdout
+    daemon.kill9()
+    daemon.start()  # adopts the running shim; the session never noticed
+    done = cli_with_input(daemon.home, "hello\n", "attach", str(job_id))
+    assert done.returncode == 3 and done.stdout == "got hello\n", done.stderr
+    job = daemon.wait_all([job_id])[job_id]
+    assert job.exit_code == 3
+
+
+def test_cancelled_shell_ends_at_once_not_after_its_grace(daemon: DaemonProcess) -> None:
+    job_id = daemon.client.submit({"command": BASH.split(), "session": "pty", "grace": "60s"})
+    deadline = time.monotonic() + 15
+    while not (daemon.home / "jobs" / str(job_id) / SOCKET).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # bash at its prompt: it ignores SIGTERM, as an interactive shell does
+    started = time.monotonic()
+    assert cli(daemon.home, "cancel", str(job_id)).returncode == 0
+    job = daemon.wait_all([job_id], timeout_s=30)[job_id]
+    assert job.state == "cancelled" and time.monotonic() - started < 10  # SIGHUP first: not 60 s of grace
