@@ -128,6 +128,7 @@ def test_ls_filters_by_state(daemon: DaemonProcess) -> None:
 PUBLIC_KEYS = {
     *("id", "name", "user", "state", "reason", "exit_code", "signal", "held", "priority", "flags", "gpus"),
     *("gpu_indices", "cpus", "node", "submitted_at", "started_at", "ended_at", "waited_s", "ran_s"),
+    "standing",  # the scheduler's priority terms (docs/jobs.md, "Reading the queue")
 }
 OWN_KEYS = PUBLIC_KEYS | {
     *("log_path", "command", "attempt", "failures", "requeues", "wall_s", "cpu_s", "max_rss_bytes"),
