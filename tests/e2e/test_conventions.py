@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import re
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 import typer.main
 
-from tests.daemon_helpers import TWO_GPUS, DaemonProcess
+from tests.daemon_helpers import REPO, TWO_GPUS, DaemonProcess
 from tests.e2e.test_doctor_cli import one_line_error
 from tests.e2e.test_jobs_cli import cli
 from tuxai.cli.main import app
@@ -170,5 +171,28 @@ def test_up_says_it_could_not_bind_the_metrics_port_and_how_to_stop_it(tmp_path:
         assert f"stop it: tuxai down --home {home}" in up.stdout
     finally:
         taken.close()
+        down = cli(home, "down")
+    assert down.returncode == 0 and "stopped" in down.stdout
+
+
+def test_the_demo_daemon_has_a_home_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: Any) -> None:
+    found = importlib.util.spec_from_file_location("demo", REPO / "examples" / "demo.py")
+    assert found is not None and found.loader is not None
+    demo = importlib.util.module_from_spec(found)
+    found.loader.exec_module(demo)
+    assert demo.DEMO_HOME == REPO / "build" / "demo-home"  # build/: ignored by git
+    assert "examples/demo.py --home $(DEMO_HOME)" in (REPO / "Makefile").read_text()
+    user = tmp_path / "user-home"  # where the person's own `tuxai submit` goes
+    monkeypatch.setenv("TUXAI_HOME", str(user))
+    home = tmp_path / "demo-home"
+    try:
+        demo.start(home)
+        out = capfd.readouterr().out
+        assert f"tuxai up --detach --home {home} --inventory" in out  # echoed as a person types it
+        assert f"stop it: tuxai down --home {home}" in out and "jobs see fake GPUs" in out
+        assert "not running" in one_line_error(cli(user, "submit", "--", "true"))  # the demo is not there
+        demo.start(home)
+        assert f"the demo's tuxai daemon is already up (home {home})" in capfd.readouterr().out
+    finally:
         down = cli(home, "down")
     assert down.returncode == 0 and "stopped" in down.stdout

@@ -32,14 +32,19 @@ def _caches(home: Path | None) -> tuple[Path, list[Path]]:
 
 
 def env_python(spec: str, home: Path | None) -> str:
-    """The interpreter of the environment ``spec`` (a name, a venv, a built requirements file).
+    """The interpreter of the environment ``spec`` (a name, a venv, a built requirements file), said
+    on stderr (``doctor --env``: the report is of that interpreter's frameworks).
 
     Raises:
         UsageError: no such environment, or not built yet.
     """
+    import sys
+
     from tuxai.envs import find_env
 
-    return str(find_env(spec, _caches(home)[1]) / "bin" / "python")
+    python = find_env(spec, _caches(home)[1]) / "bin" / "python"
+    print(f"frameworks of the environment {spec}: {python}", file=sys.stderr)
+    return str(python)
 
 
 def _ago(at: float | None, now: float) -> str:
