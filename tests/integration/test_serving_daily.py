@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -168,3 +171,98 @@ def test_a_new_version_that_fails_leaves_the_old_one_serving_and_is_tried_once(t
     log = server.log.read_text()
     assert log.count("model mlp version 2 failed to load") == 1, log
     assert "version 2 could not load; version 1 keeps serving" in log and "model mlp: version 1 → 2 (watch" in log
+
+
+def infer(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`tuxai infer ARGS` as a user runs it."""
+    return subprocess.run([*TUXAI, "infer", *args], capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_tuxai_infer_json_values_and_npy_files_json_and_binary(server: Server, tmp_path: Path) -> None:
+    done = infer("add_sub", "--url", server.url, "--input", "a=[[1, 2, 3, 4]]", "--input", "b=[[4, 3, 2, 1]]")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert re.fullmatch(r"model add_sub version 1 \(\d+\.\d ms\)", lines[0]), lines
+    assert lines[1:] == ["sum  FP32  [1, 4]", "  [[5., 5., 5., 5.]]", "difference  FP32  [1, 4]",
+                         "  [[-3., -1.,  1.,  3.]]"]  # fmt: skip
+    x = np.random.default_rng(5).standard_normal((10, 4)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    answers = []
+    for flags in ((), ("--binary",)):
+        done = infer("classify", "--url", server.url, "-i", f"x=@{tmp_path / 'x.npy'}", "--json", *flags)
+        assert done.returncode == 0, done.stderr
+        answers.append(json.loads(done.stdout))
+    assert answers[0] == answers[1]  # JSON and binary tensors carry the same answer
+    weights = np.array([[2, -1, -1], [-1, 2, -1], [-1, -1, 2], [0.5, 0.5, 0.5]], dtype=np.float32)
+    outputs = {o["name"]: o for o in answers[0]["outputs"]}
+    assert outputs["label"] == {"name": "label", "datatype": "INT64", "shape": [10],
+                                "data": np.argmax(x @ weights, axis=1).tolist()}  # fmt: skip
+    assert outputs["probabilities"]["shape"] == [10, 3] and answers[0]["model_version"] == "1"
+    only = infer("classify", "--url", server.url, "-i", f"x=@{tmp_path / 'x.npy'}", "-o", "label", "--version", "1")
+    assert only.returncode == 0 and "label  INT64  [10]" in only.stdout and "probabilities" not in only.stdout
+
+
+def test_tuxai_infer_errors_are_one_line_and_non_zero(server: Server) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        nobody = f"http://127.0.0.1:{probe.getsockname()[1]}"  # nothing listens there once closed
+    row = "x=[[1, 2, 3, 4]]"
+    cases = [
+        (["classify", "--url", nobody, "-i", row], f"no model server answers at {nobody}"),
+        (["ghost", "--url", server.url, "-i", "x=1"], "answered 404: no model 'ghost' is loaded"),
+        (["classify", "--url", server.url, "--version", "9", "-i", row], "404: model 'classify' has no version 9"),
+        (["classify", "--url", server.url, "-i", "z=[[1, 2, 3, 4]]"], "answered 400: inputs ['z'] do not match"),
+        (["classify", "--url", server.url, "-i", "x=[1, 2, 3, 4]"], "has shape [4]; the model expects x FP32 [-1, 4]"),
+        (["broken", "--url", server.url, "-i", "x=1"], "answered 503: model 'broken' is not ready"),
+        (["classify", "--url", server.url, "-i", "x=[[1, 2], [3]]"], "the lists are ragged"),
+        (["classify", "--url", server.url, "-i", "x=@/nonexistent.npy"], "cannot read /nonexistent.npy"),
+        (["classify", "--url", server.url, "--job", "3", "-i", row], "--url and --job both name the server"),
+    ]  # fmt: skip
+    for args, said in cases:
+        done = infer(*args)
+        assert done.returncode == 2 and done.stdout == "", (args, done.stdout, done.stderr)
+        assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: ") and said in done.stderr, done.stderr
+
+
+def test_tuxai_infer_with_the_servers_token(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    model = build_examples(tmp_path / "repo") / "add_sub" / "1" / "model.onnx"  # served alone: named "model"
+    guarded = Server(model, tmp_path, "--token-file", str(token))
+    try:
+        args = ["model", "--url", guarded.url, "-i", "a=[[1, 1, 1, 1]]", "-i", "b=[[1, 1, 1, 1]]", "--json"]
+        refused = infer(*args)
+        assert refused.returncode == 2 and "answered 401" in refused.stderr and "--token-file" in refused.stderr
+        allowed = infer(*args, "--token-file", str(token))
+        assert allowed.returncode == 0, allowed.stderr
+        assert json.loads(allowed.stdout)["outputs"][0]["data"] == [2.0] * 4
+    finally:
+        assert guarded.stop() == 0
+
+
+def test_tuxai_infer_finds_a_served_job(tmp_path: Path) -> None:
+    from tests.daemon_helpers import DaemonProcess, finish
+
+    repo = build_examples(tmp_path / "repo")
+    daemon = DaemonProcess(tmp_path / "home").start()
+    try:
+        env = {**os.environ, "TUXAI_HOME": str(daemon.home)}
+        missing = infer("add_sub", "--job", "4242", "-i", "a=1", env=env)
+        assert missing.returncode == 2 and "no job 4242" in missing.stderr and missing.stderr.count("\n") == 1
+        done = subprocess.run([*TUXAI, "submit", "--json", "--gpus", "1", "--serve", str(repo)],
+                              capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        job_id = json.loads(done.stdout)["id"]
+        deadline = time.monotonic() + 90
+        while not daemon.job(job_id).endpoint and time.monotonic() < deadline:
+            time.sleep(0.2)
+        args = ["add_sub", "--job", str(job_id), "-i", "a=[[1, 2, 3, 4]]", "-i", "b=[[1, 1, 1, 1]]", "--json"]
+        answer = infer(*args, env=env)
+        assert answer.returncode == 0, answer.stderr + daemon.log(job_id)
+        assert json.loads(answer.stdout)["outputs"][0]["data"] == [2.0, 3.0, 4.0, 5.0]
+        daemon.client.cancel(job_id)
+        daemon.wait_all([job_id])
+        ended = infer(*args, env=env)
+        assert ended.returncode == 2 and f"job {job_id} serves no model now (it is cancelled)" in ended.stderr
+    finally:
+        finish(daemon)

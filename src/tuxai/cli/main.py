@@ -199,6 +199,49 @@ def serve(
     raise typer.Exit(guard(action, debug))
 
 
+@app.command()
+def infer(
+    model: Annotated[str, typer.Argument(help="The model's name (`GET /v2/models` lists them).", metavar="MODEL")],
+    inputs: Annotated[
+        list[str],
+        typer.Option(
+            "--input", "-i", help="NAME=@file.npy or NAME=JSON (a number or nested lists); one per input.",
+            metavar="NAME=@FILE|NAME=JSON",
+        ),
+    ],
+    version: Annotated[
+        str | None, typer.Option("--version", help="A version (default: the newest ready).", metavar="V")
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option("--url", help="The server (default http://127.0.0.1:8000).", metavar="URL")
+    ] = None,
+    job: Annotated[
+        int | None, typer.Option("--job", help="A model served as job JOB (`submit --serve`).", metavar="JOB")
+    ] = None,
+    token_file: Annotated[
+        Path | None, typer.Option("--token-file", help="Bearer token file, as the server's.", metavar="FILE")
+    ] = None,
+    outputs: Annotated[
+        list[str] | None, typer.Option("--output", "-o", help="Only this output (repeat for more).", metavar="NAME")
+    ] = None,
+    binary: Annotated[
+        bool, typer.Option("--binary", help="Send and receive binary tensors (Triton's extension).")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the answer as KServe's JSON (binary decoded).")
+    ] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the answer.", metavar="S")] = 60.0,
+    home: HomeOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Ask a served model once (KServe v2) and print its outputs (docs/serving.md)."""
+    from tuxai.cli.infer import InferOptions, run_infer
+
+    options = InferOptions(model, tuple(inputs), version, url, job, home, token_file, tuple(outputs or ()), binary,
+                           as_json, timeout)  # fmt: skip
+    raise typer.Exit(guard(lambda: run_infer(options), debug))
+
+
 # The daemon's commands live in their own module of declarations.
 app.add_typer(jobs_app)
 app.add_typer(env_app, name="env")

@@ -99,7 +99,12 @@ def _shape(value: object, name: str) -> tuple[int, ...]:
     return tuple(value)
 
 
-def _tensor(spec: dict[str, Any], blob: bytes | None) -> np.ndarray[Any, Any]:
+def decode_tensor(spec: dict[str, Any], blob: bytes | None) -> np.ndarray[Any, Any]:
+    """One tensor of a request or a response: ``{name, datatype, shape, data}``, or its binary data.
+
+    Raises:
+        InferenceInputError: no name, an unknown datatype, a bad shape, data that does not fit it.
+    """
     name = spec.get("name")
     if not isinstance(name, str):
         raise InferenceInputError("every input needs a string 'name'")
@@ -183,7 +188,7 @@ def decode_request(body: bytes, header_length: int | None) -> Requested:
                 raise InferenceInputError(f"input '{spec.get('name')}': binary_data_size {size!r} is beyond the body")
             blob = bytes(rest[offset : offset + size])
             offset += size
-        tensor = _tensor(spec, blob)
+        tensor = decode_tensor(spec, blob)
         inputs[spec["name"]] = tensor
     if offset != len(rest):
         raise InferenceInputError(f"{len(rest) - offset} bytes of binary data belong to no input")
@@ -214,18 +219,11 @@ def encode_response(
     names = requested.outputs if requested.outputs is not None else list(outputs)
     described, blobs = [], []
     for name in names:
-        array = outputs[name]
-        datatype = datatype_of(array.dtype)
-        entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
-        if name in requested.binary_outputs or (requested.outputs is None and requested.binary_default):
-            blob = _binary(array, datatype)
-            entry["parameters"] = {"binary_data_size": len(blob)}
-            blobs.append(blob)
-        elif datatype == "BYTES":
-            entry["data"] = [v.decode(errors="replace") if isinstance(v, bytes) else str(v) for v in array.ravel()]
-        else:
-            entry["data"] = array.ravel().tolist()
+        binary = name in requested.binary_outputs or (requested.outputs is None and requested.binary_default)
+        entry, blob = describe_tensor(name, outputs[name], binary)
         described.append(entry)
+        if blob is not None:
+            blobs.append(blob)
     response: dict[str, Any] = {"model_name": model, "model_version": version, "outputs": described}
     if requested.request_id is not None:
         response["id"] = requested.request_id
@@ -235,7 +233,24 @@ def encode_response(
     return head + b"".join(blobs), len(head)
 
 
-def _binary(array: np.ndarray[Any, Any], datatype: str) -> bytes:
+def describe_tensor(name: str, array: np.ndarray[Any, Any], binary: bool) -> tuple[dict[str, Any], bytes | None]:
+    """A tensor on the wire: ``{name, datatype, shape, data}``, or with ``binary`` its
+    ``parameters.binary_data_size`` and the bytes that go after the JSON (a request's inputs, a response's outputs)."""
+    datatype = datatype_of(array.dtype)
+    entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
+    if binary:
+        blob = tensor_bytes(array, datatype)
+        entry["parameters"] = {"binary_data_size": len(blob)}
+        return entry, blob
+    if datatype == "BYTES":
+        entry["data"] = [v.decode(errors="replace") if isinstance(v, bytes) else str(v) for v in array.ravel()]
+    else:
+        entry["data"] = array.ravel().tolist()
+    return entry, None
+
+
+def tensor_bytes(array: np.ndarray[Any, Any], datatype: str) -> bytes:
+    """A tensor as binary tensor data: its raw bytes, or for BYTES each element length-prefixed."""
     if datatype != "BYTES":
         return np.ascontiguousarray(array).tobytes()
     parts = []
