@@ -171,3 +171,18 @@ def test_show_json_terms_add_up_and_explain_order_is_the_start_order(tmp_path: P
         assert [job.id for job in started] == order
     finally:
         finish(daemon)
+
+
+def test_Q1_another_users_io_counters_and_log_size_stay_private_in_telemetry(capped: DaemonProcess) -> None:
+    # /proc/PID/io is its owner's (mode 0400) and the log is the owner's: /v1/telemetry must not tell others.
+    home = capped.home
+    mine = capped.client.submit({"command": ["sh", "-c", "echo secret; sleep 60"], "grace": "1s"})
+    _wait(lambda: mine in (usage := capped.client.telemetry().usage) and usage[mine].log_bytes)
+    own = capped.client.telemetry().usage[mine]
+    assert own.log_bytes == len("secret\n") and own.read_bytes is not None  # the owner (root) sees them
+    code, live = as_nobody(home, "GET", "/v1/telemetry")
+    assert code == 200, live
+    theirs = live["usage"][str(mine)]  # type: ignore[index]
+    assert theirs["cpu_s"] is not None and theirs["memory_bytes"] is not None  # what ps and top show anyone
+    assert (theirs["read_bytes"], theirs["write_bytes"], theirs["log_bytes"]) == (None, None, None)
+    capped.client.cancel(mine)

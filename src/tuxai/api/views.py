@@ -48,6 +48,7 @@ from tuxai.model.wire import (
 from tuxai.telemetry.foreign import ForeignProcess
 
 PUBLIC = frozenset(field.name for field in dataclasses.fields(PublicJob))
+PRIVATE_USAGE = ("read_bytes", "write_bytes", "log_bytes")  # of a running job: its owner's and root's
 ANYONE = Caller("", -1, -1)  # whoever reaches /metrics: no uid owns a job
 
 
@@ -178,6 +179,7 @@ def live_view(
     holders = {gpu.index: gpu.holders for gpu in gpu_view(inventory, jobs, caller, private_queue)}
     names = {gpu.index: gpu.name for gpu in inventory.gpus}
     seen = {j.id for j in jobs if public_fields(j, caller, private_queue) != frozenset()}
+    own = {j.id for j in jobs if public_fields(j, caller, private_queue) is None}
     gpus = tuple(
         LiveGpu(
             **_copied(sample, LiveGpu, "processes", "name", "holders"),
@@ -187,13 +189,18 @@ def live_view(
         )
         for sample in live.latest
     )
-    usage = {
-        j: LiveUsage(**_copied(u, LiveUsage, "pids"), pids=tuple(sorted(u.pids)))
-        for j, u in live.usage.items()
-        if j in seen
-    }
+    usage = {j: _usage(u, j in own) for j, u in live.usage.items() if j in seen}
     flags = {j: tuple(sorted(f)) for j, f in live.flags.items() if f and j in seen}
     return LiveView(live.sampler.method, live.cpu_method, live.cpu_problem, gpus, usage, flags)
+
+
+def _usage(usage: Any, own: bool) -> LiveUsage:
+    """A running job's counters (``telemetry.samples.JobUsage``); of another user's job without its I/O
+    and its log's size, which Linux keeps to the owner (/proc/PID/io is mode 0400) as we keep the log."""
+    fields = _copied(usage, LiveUsage, "pids")
+    if not own:
+        fields.update(dict.fromkeys(PRIVATE_USAGE))
+    return LiveUsage(**fields, pids=tuple(sorted(usage.pids)))
 
 
 def _copied(value: Any, wire: type[Any], *built: str) -> dict[str, Any]:

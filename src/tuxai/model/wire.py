@@ -251,10 +251,10 @@ class LiveUsage:
     at: float
     cpu_s: float
     memory_bytes: int
-    read_bytes: int
-    write_bytes: int
+    read_bytes: int | None  # None: another user's job (/proc/PID/io is its owner's, as is the log)
+    write_bytes: int | None
     pids: tuple[int, ...]
-    log_bytes: int
+    log_bytes: int | None
 
 
 @dataclass(frozen=True)
