@@ -186,3 +186,17 @@ def test_Q1_another_users_io_counters_and_log_size_stay_private_in_telemetry(cap
     assert theirs["cpu_s"] is not None and theirs["memory_bytes"] is not None  # what ps and top show anyone
     assert (theirs["read_bytes"], theirs["write_bytes"], theirs["log_bytes"]) == (None, None, None)
     capped.client.cancel(mine)
+
+
+def test_Q2_a_start_failure_does_not_tell_others_the_command(capped: DaemonProcess) -> None:
+    # A job's reason is public (the queue is), but "cannot start '/opt/hunter2/run': …" names its command.
+    home = capped.home
+    mine = capped.client.submit({"command": ["/nonexistent/hunter2/run"], "workdir": "/tmp"})
+    _wait(lambda: capped.job(mine).state == JobState.FAILED)
+    assert "hunter2" in capped.job(mine).reason  # the owner (root) reads why
+    code, listed = as_nobody(home, "GET", "/v1/jobs")
+    (theirs,) = [job for job in listed if job["id"] == mine]  # type: ignore[union-attr]
+    assert code == 200 and theirs["state"] == "failed" and "hunter2" not in theirs["reason"]
+    assert theirs["reason"] == "cannot start its command (its owner sees why in `tuxai show`)"
+    code, shown = as_nobody(home, "GET", f"/v1/jobs/{mine}")
+    assert code == 200 and "hunter2" not in str(shown)

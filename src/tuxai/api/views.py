@@ -48,6 +48,7 @@ from tuxai.model.wire import (
 from tuxai.telemetry.foreign import ForeignProcess
 
 PUBLIC = frozenset(field.name for field in dataclasses.fields(PublicJob))
+START_FAILURE = "cannot start "  # the shim's words when a job's command or directory fails (executor.shim)
 PRIVATE_USAGE = ("read_bytes", "write_bytes", "log_bytes")  # of a running job: its owner's and root's
 ANYONE = Caller("", -1, -1)  # whoever reaches /metrics: no uid owns a job
 
@@ -74,7 +75,18 @@ def shown(
     if fields is not None and not fields:
         return None
     view = job_view(job, now, standing)
-    return view if fields is None else PublicJob(**{name: getattr(view, name) for name in fields})
+    if fields is None:
+        return view
+    public = {name: getattr(view, name) for name in fields}
+    return PublicJob(**{**public, "reason": public_reason(view.reason)})
+
+
+def public_reason(reason: str) -> str:
+    """A reason as others read it: a start failure (``cannot start '/path/cmd': …``, from the shim)
+    names the command and its directory, which are the owner's; every other reason is the queue's."""
+    if reason.startswith(START_FAILURE):
+        return "cannot start its command (its owner sees why in `tuxai show`)"
+    return reason
 
 
 def job_view(job: JobRecord, now: float, standing: Standing | None = None) -> Job:
@@ -152,7 +164,8 @@ def gpu_view(
             continue
         name = public_name(job, caller, private_queue)
         for share in job.allocation.gpus:
-            holder = GpuHolder(job.id, job.user, name, share.milli / 1000, share.mig_uuid)
+            cap = share.memory_bytes if share.milli < 1000 and share.mig_uuid is None else None
+            holder = GpuHolder(job.id, job.user, name, share.milli / 1000, share.mig_uuid, cap or None)
             holders.setdefault(share.index, []).append(holder)
     return [
         GpuView(
