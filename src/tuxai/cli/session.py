@@ -215,7 +215,20 @@ def _attach(api: Client, job: Job) -> int:
     stdin = sys.stdin.fileno()
     with sock, _signals() as (wake, caught), _raw(stdin, pty and os.isatty(stdin)):
         sock.sendall(json_frame(Kind.HELLO, _window()))
-        return _relay(job, sock, stdin, wake, caught)
+        code = _relay(job, sock, stdin, wake, caught)
+    return code if code is not None else _closed(api, job)
+
+
+def _closed(api: Client, job: Job, wait_s: float = 5.0) -> int:
+    """The session closed without an exit status (its shim is gone): the job's status, from the daemon."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        job = _own_session(api.job(job.id))
+        if job.state.terminal:
+            return _status(job)
+        time.sleep(0.1)
+    _say(f"[job {job.id}: its session closed; tuxai show {job.id} says what became of it]")
+    return 1
 
 
 @contextlib.contextmanager
@@ -243,7 +256,8 @@ def _signals() -> Iterator[tuple[int, list[int]]]:
         os.close(wake_w)
 
 
-def _relay(job: Job, sock: socket.socket, stdin: int, wake: int, caught: list[int]) -> int:
+def _relay(job: Job, sock: socket.socket, stdin: int, wake: int, caught: list[int]) -> int | None:
+    """Relay until the session ends (its status), we detach (0), or it closes unannounced (None)."""
     pty = job.spec.session == PTY
     scanner, reader, reading = DetachScanner(), FrameReader(), True
     while True:
@@ -277,19 +291,21 @@ def _relay(job: Job, sock: socket.socket, stdin: int, wake: int, caught: list[in
                     return 0
         if sock.fileno() in ready:
             code = _from_session(job, sock, reader)
-            if code is not None:
+            if code != _GOING_ON:
                 return code
 
 
+_GOING_ON = -1
+
+
 def _from_session(job: Job, sock: socket.socket, reader: FrameReader) -> int | None:
-    """Handle what the shim sent; the client's exit status once the session is over for it."""
+    """Handle what the shim sent: ``_GOING_ON``, the client's exit status, or None when it closed unannounced."""
     try:
         data = sock.recv(65536)
     except OSError:
         data = b""
     if not data:
-        _say(f"\n[job {job.id}: the session closed]")
-        return 1
+        return None
     for kind, payload in reader.feed(data):
         if kind is Kind.OUTPUT:
             view = memoryview(payload)
@@ -304,4 +320,4 @@ def _from_session(job: Job, sock: socket.socket, reader: FrameReader) -> int | N
         elif kind is Kind.TAKEN:
             _say(f"\n[detached from job {job.id}: {payload.decode(errors='replace')}]")
             return 0
-    return None
+    return _GOING_ON

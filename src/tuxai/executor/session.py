@@ -93,6 +93,7 @@ class Session:
         self.pgid: int | None = None
         self.client: socket.socket | None = None
         self.reader = FrameReader()
+        self.greeted = True  # the client had the ring replayed (or there is no client)
         self.to_client = bytearray()
         self.to_job = bytearray()
         self.input_ended = False  # pipe mode: the client's stdin ended; the job's closes once to_job is passed on
@@ -209,22 +210,24 @@ class Session:
         except OSError:
             self._drop_client()
 
-    def _accept(self) -> None:
+    def _accept(self) -> bool:
+        """Take a waiting connection (True), if there is one and its peer may attach."""
         try:
             conn, _ = self.listener.accept()
-        except (BlockingIOError, InterruptedError):
-            return
+        except (BlockingIOError, InterruptedError, OSError):
+            return False
         _, uid, _ = _PEERCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
         allowed = {0, os.geteuid(), *(() if self.owner is None else (self.owner[0],))}
         if uid not in allowed:
             with contextlib.suppress(OSError):
                 conn.send(frame(Kind.REFUSED, b"only the job's owner and root can attach to its session"))
             conn.close()
-            return
+            return True
         if self.client is not None:
             self._last_words(frame(Kind.TAKEN, b"attached from elsewhere"), 1.0)
         conn.setblocking(False)
-        self.client, self.reader = conn, FrameReader()
+        self.client, self.reader, self.greeted = conn, FrameReader(), False
+        return True
 
     def _drop_client(self) -> None:
         if self.client is not None:
@@ -255,9 +258,8 @@ class Session:
             size = window(read_json(payload))
             if size is not None and self.mode == PTY and self.input is not None:
                 set_window(self.input, *size)
-            if kind is Kind.HELLO and self.ring:
-                cut = self.ring.find(b"\n") + 1 if len(self.ring) >= RING_BYTES else 0  # start at a line
-                self._send(frame(Kind.OUTPUT, bytes(self.ring[cut:])))
+            if kind is Kind.HELLO:
+                self._replay()
         elif kind is Kind.EOF and self.mode != PTY and self.input is not None:
             self.input_ended = True
             self._write_job()
@@ -274,8 +276,21 @@ class Session:
         for _ in range(256):  # at most 16 MiB more
             if self.output is None or not self._read_output():
                 break
+        if self.client is not None:
+            self._read_client()  # its HELLO, if it came
+        while self._accept():  # a client that connected as the job ended still hears how it ended
+            pass
+        if not self.greeted:
+            self._replay()
         self._last_words(json_frame(Kind.EXIT, {"exit_code": exit_code, "signal": signum}), 2.0)
         self.close()
+
+    def _replay(self) -> None:
+        """The ring to a client that just said hello, from the first whole line."""
+        self.greeted = True
+        if self.ring:
+            cut = self.ring.find(b"\n") + 1 if len(self.ring) >= RING_BYTES else 0
+            self._send(frame(Kind.OUTPUT, bytes(self.ring[cut:])))
 
     def _last_words(self, data: bytes, timeout_s: float) -> None:
         """What is owed to the client, then ``data``, waiting up to ``timeout_s`` for it to read; then drop it."""

@@ -1,0 +1,63 @@
+"""The shim's side of a session (executor/session.py) with a real job process and a real socket."""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import stat
+import subprocess
+from pathlib import Path
+
+from tuxai.executor.session import Session
+from tuxai.model.session import PIPE, PTY, SOCKET, FrameReader, Kind, frame
+
+
+def _start(tmp_path: Path, mode: str, script: str) -> tuple[Session, subprocess.Popen[bytes]]:
+    log = os.open(tmp_path / "output.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    session = Session(mode, tmp_path, None, log)
+    os.close(log)
+    stdin, stdout, stderr = session.child_fds
+    process = subprocess.Popen(
+        ["sh", "-c", script], stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=mode == PTY,
+        preexec_fn=session.in_child,
+    )  # fmt: skip
+    session.started(process.pid)
+    return session, process
+
+
+def _frames(sock: socket.socket) -> list[tuple[Kind, bytes]]:
+    reader, frames = FrameReader(), []
+    with sock:
+        sock.settimeout(5)
+        while data := sock.recv(65536):
+            frames += reader.feed(data)
+    return frames
+
+
+def test_a_client_that_connects_as_the_job_ends_hears_its_output_and_status(tmp_path: Path) -> None:
+    session, process = _start(tmp_path, PTY, "echo last words; exit 4")
+    process.wait()
+    client = socket.socket(socket.AF_UNIX)
+    client.connect(str(tmp_path / SOCKET))  # in the listen queue: the shim's loop never saw it
+    session.finish(4, None)
+    frames = _frames(client)
+    assert b"".join(p for k, p in frames if k is Kind.OUTPUT) == b"last words\r\n"
+    assert frames[-1] == (Kind.EXIT, b'{"exit_code": 4, "signal": null}')
+    assert (tmp_path / "output.log").read_bytes() == b"last words\r\n"
+    assert not (tmp_path / SOCKET).exists()  # removed with the session
+
+
+def test_pipe_session_passes_input_before_closing_stdin(tmp_path: Path) -> None:
+    session, process = _start(tmp_path, PIPE, "cat; echo done")
+    info = (tmp_path / SOCKET).lstat()
+    assert stat.S_ISSOCK(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o600
+    client = socket.socket(socket.AF_UNIX)
+    client.connect(str(tmp_path / SOCKET))
+    client.sendall(frame(Kind.HELLO, b"{}") + frame(Kind.INPUT, b"a" * 200_000) + frame(Kind.EOF))
+    while process.poll() is None:  # the shim's loop, as shim.Shim._wait runs it
+        ready, writable, _ = select.select(session.readers(), session.writers(), [], 0.05)
+        session.step(ready, writable)
+    session.finish(0, None)
+    output = b"".join(p for k, p in _frames(client) if k is Kind.OUTPUT)
+    assert output == b"a" * 200_000 + b"done\n"  # all of it (more than a pipe holds), then the job's end
