@@ -110,7 +110,7 @@ def test_mig_and_slices_in_words_and_a_whole_gpu_request_pointed_to_mig(tmp_path
         gpus = cli(daemon.home, "gpus").stdout
         assert f"root job {mig} mig" in row(gpus, "0/0") and row(gpus, "0/2").split()[-1] == "free", gpus
         assert "MIG 7 × 1g.10gb, 5 free" in row(gpus, "0")
-        assert f"root job {part} part (25% slice), 75% free" in row(gpus, str(index))
+        assert f"root job {part} part (25% slice, 20.0 GiB), 75% free" in row(gpus, str(index))
         refused = cli(daemon.home, "submit", "-g", "8", "--", "true")
         assert refused.returncode != 0
         assert "GPU 0 is in MIG mode (7 × 1g.10gb) — ask for --mig 1g.10gb" in refused.stderr, refused.stderr

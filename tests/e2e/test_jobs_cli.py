@@ -169,7 +169,8 @@ def test_json_outputs_keep_their_keys(tmp_path: Path) -> None:
         assert shown["events"][0]["from_state"] is None and shown["events"][1]["to_state"] == "running"
         (gpu, _) = json.loads(cli(daemon.home, "gpus", "--json").stdout)
         assert set(gpu) == {"index", "uuid", "name", "memory_total_bytes", "mig", "holders", "mig_instances", "outside"}
-        assert gpu["holders"] == [{"job": job_id, "user": "root", "name": "pinned", "share": 1.0, "mig": None}]
+        holder = {"job": job_id, "user": "root", "name": "pinned", "share": 1.0, "mig": None, "memory_bytes": None}
+        assert gpu["holders"] == [holder]
         assert list(json.loads(cli(daemon.home, "status", "--json").stdout)) == HEALTH_KEYS
         assert cli(daemon.home, "cancel", str(job_id)).returncode == 0
     finally:

@@ -164,7 +164,7 @@ def gpu_view(
             continue
         name = public_name(job, caller, private_queue)
         for share in job.allocation.gpus:
-            cap = share.memory_bytes if share.milli < 1000 and share.mig_uuid is None else None
+            cap = share.memory_bytes if share.mig_uuid is None else None  # a slice's (whole GPUs: None)
             holder = GpuHolder(job.id, job.user, name, share.milli / 1000, share.mig_uuid, cap or None)
             holders.setdefault(share.index, []).append(holder)
     return [

@@ -20,7 +20,10 @@ def holder_words(holder: GpuHolder, compact: bool = False) -> str:
     with ``(25% slice)`` for a slice."""
     who = f"{holder.job} {holder.user}" if compact else f"{holder.user} job {holder.job}"
     words = who + (f" {printable(holder.name)}" if holder.name else "")
-    return words + (f" ({holder.share:.0%} slice)" if holder.mig is None and holder.share < 1 else "")
+    if holder.mig is not None or (holder.share >= 1 and not holder.memory_bytes):
+        return words
+    cap = f", {format_bytes(holder.memory_bytes)}" if holder.memory_bytes and not compact else ""
+    return words + f" ({holder.share:.0%} slice{cap})"
 
 
 def outside_words(gpu: GpuView, compact: bool = False) -> str:
@@ -106,7 +109,7 @@ def placement_words(job: PublicJob, gpus: Sequence[GpuView]) -> str:
     request = job.spec.request if isinstance(job, Job) else None
     whole: list[int] = []
     mig: Counter[tuple[int, str]] = Counter()
-    sliced: dict[int, float] = {}
+    sliced: dict[int, str] = {}
     for index, uuid in zip(job.gpu_indices, job.gpus, strict=False):
         gpu = by_index.get(index)
         instance = next((m for m in gpu.mig_instances if m.uuid == uuid), None) if gpu and uuid else None
@@ -116,12 +119,15 @@ def placement_words(job: PublicJob, gpus: Sequence[GpuView]) -> str:
             continue
         holder = next((h for h in gpu.holders if h.job == job.id), None) if gpu else None
         share = holder.share if holder else (request.gpu_milli / WHOLE_GPU_MILLI if request and request.shared else 1.0)
+        memory = holder.memory_bytes if holder else (request.gpu_mem_bytes if request and request.shared else None)
         if share < 1:
-            sliced[index] = share
+            sliced[index] = f"{share:.0%}"
+        elif memory:  # a slice of memory only (--gpu-mem)
+            sliced[index] = format_bytes(memory)
         else:
             whole.append(index)
     parts = [",".join(str(i) for i in whole)] if whole else []
     for (index, profile), count in mig.items():
         parts.append(f"GPU {index} · " + (f"{count}×" if count > 1 else "") + f"MIG {profile}")
-    parts += [f"GPU {index} · {share:.0%} slice" for index, share in sliced.items()]
+    parts += [f"GPU {index} · {size} slice" for index, size in sliced.items()]
     return "; ".join(parts)

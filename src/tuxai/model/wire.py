@@ -169,13 +169,14 @@ class JobDetail(Job):
 
 @dataclass(frozen=True)
 class GpuHolder:
-    """A running job on a GPU: ``share`` of it (1.0 whole), its MIG instance if one."""
+    """A running job on a GPU: ``share`` of it (1.0 whole), its MIG instance if one, a slice's GPU memory cap."""
 
     job: int
     user: str
     name: str  # "" where the caller may not see it (``--private-queue``)
     share: float
     mig: str | None
+    memory_bytes: int | None = None  # a slice's cap (``--gpu-mem``, else its share of the memory)
 
 
 @dataclass(frozen=True)
