@@ -110,7 +110,7 @@ def test_every_model_failing_exits_non_zero_saying_why(tmp_path: Path) -> None:
     assert done.stderr.count("Traceback (most recent call last)") == 2  # the loader's, once per model
 
 
-def test_allow_empty_stays_up_and_loads_what_appears(tmp_path: Path) -> None:
+def test_allow_empty_stays_up_and_loads_versions_and_models_that_appear(tmp_path: Path) -> None:
     (tmp_path / "repo" / "one" / "1").mkdir(parents=True)
     (tmp_path / "repo" / "one" / "1" / "model.onnx").write_bytes(b"junk")
     server = Server(tmp_path / "repo", tmp_path, "--allow-empty")
@@ -123,6 +123,11 @@ def test_allow_empty_stays_up_and_loads_what_appears(tmp_path: Path) -> None:
         while server.http.get("/v2/models/one/ready").status_code != 200 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert server.http.get("/v2/models/one/ready").status_code == 200
+        mlp_onnx(tmp_path / "new" / "1" / "model.onnx", sizes=(4, 2))
+        (tmp_path / "new").rename(tmp_path / "repo" / "two")  # a new model directory: the watch loads it too
+        while server.http.get("/v2/models/two/ready").status_code != 200 and time.monotonic() < deadline + 20:
+            time.sleep(0.1)
+        assert server.http.get("/v2/models/two/ready").status_code == 200
     finally:
         assert server.stop() == 0
 
@@ -141,7 +146,8 @@ def test_version_swap_is_logged_in_one_line(tmp_path: Path) -> None:
     finally:
         assert server.stop() == 0
     swaps = [line for line in server.log.read_text().splitlines() if "model mlp: version" in line]
-    assert len(swaps) == 1 and re.search(r"model mlp: version 1 → 2 \(.*2/ appeared", swaps[0]), swaps
+    said = "model mlp: version 1 → 2 (watch; 2/ appeared, 1/ left the version policy)"
+    assert len(swaps) == 1 and swaps[0].endswith(said), swaps
 
 
 def test_a_new_version_that_fails_leaves_the_old_one_serving_and_is_tried_once(tmp_path: Path) -> None:
@@ -266,3 +272,24 @@ def test_tuxai_infer_finds_a_served_job(tmp_path: Path) -> None:
         assert ended.returncode == 2 and f"job {job_id} serves no model now (it is cancelled)" in ended.stderr
     finally:
         finish(daemon)
+
+
+def test_the_request_examples_of_docs_serving_work(server: Server) -> None:
+    """docs/serving.md's curl lines and tritonclient snippet, run against the example repository."""
+    page = (REPO_ROOT / "docs" / "serving.md").read_text()
+    curls = [line for line in page.splitlines() if line.startswith("curl -s http://127.0.0.1:8000/v2/models")]
+    assert len(curls) == 2
+    answers = []
+    for line in curls:
+        line = line.split("  #")[0].replace("http://127.0.0.1:8000", server.url)
+        done = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        answers.append(json.loads(done.stdout))
+    assert answers[0]["outputs"][0] == {"name": "sum", "datatype": "FP32", "shape": [1, 4], "data": [5.0] * 4}
+    assert {m["name"] for m in answers[1]["models"]} == {"add_sub", "classify", "broken"}
+    snippet = re.search(r"```python\n(.*?)```", page, re.DOTALL)
+    assert snippet is not None
+    code = snippet.group(1).replace("127.0.0.1:8000", server.address)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("[0 2] [[")
