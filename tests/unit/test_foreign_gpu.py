@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 from tests import fake_pynvml
+from tests.sysfs_tree import write
 from tuxai.errors import InventoryError
 from tuxai.hardware.simulated import DeclaredProcess, inventory_from_yaml, simulated_processes
+from tuxai.model.gpu import Gpu, Vendor
 from tuxai.telemetry.foreign import busy_outside, foreign_processes, parent_pid, process_uid
-from tuxai.telemetry.samplers import NvmlSampler, SimulatedSampler
+from tuxai.telemetry.samplers import AmdSysfsSampler, NvmlSampler, SimulatedSampler
 from tuxai.telemetry.samples import GpuProcess, GpuSample
 
 BOX = "gpus: {model: NVIDIA A100-SXM4-80GB, count: 2, memory: 80GiB}\n"
@@ -66,3 +68,21 @@ def test_a_jobs_process_and_its_children_are_not_foreign_others_are_with_their_u
     finally:
         shell.kill()
         shell.wait()
+
+
+def test_amd_compute_processes_come_from_kfd(tmp_path: Path) -> None:
+    device = "/sys/class/drm/card0/device"
+    write(tmp_path, f"{device}/gpu_busy_percent", "12")
+    (tmp_path / device.lstrip("/") / "drm/renderD128").mkdir(parents=True)
+    write(tmp_path, "/sys/class/kfd/kfd/topology/nodes/0/gpu_id", "0")  # the CPU's node
+    write(tmp_path, "/sys/class/kfd/kfd/topology/nodes/0/properties", "cpu_cores_count 64\ndrm_render_minor 0")
+    write(tmp_path, "/sys/class/kfd/kfd/topology/nodes/1/gpu_id", "43110")
+    write(tmp_path, "/sys/class/kfd/kfd/topology/nodes/1/properties", "simd_count 440\ndrm_render_minor 128")
+    write(tmp_path, "/sys/class/kfd/kfd/proc/4242/vram_43110", str(3 * 1024**3))
+    write(tmp_path, "/sys/class/kfd/kfd/proc/77/vram_99999", "1")  # a process on another GPU
+    gpu = Gpu(Vendor.AMD, 0, "AMD Instinct MI250X", uuid="GPU-7a")
+    (sample,) = AmdSysfsSampler([gpu], tmp_path).sample(1.0, {})
+    assert sample.processes == (GpuProcess(4242, 3 * 1024**3),)
+    (found,) = foreign_processes([sample], jobs_pids=(), proc=tmp_path / "proc")
+    assert (found.pid, found.user, found.memory_bytes) == (4242, "", 3 * 1024**3)
+    assert found.words() == "pid 4242"  # its user unseen: no guess

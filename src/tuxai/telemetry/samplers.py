@@ -6,6 +6,7 @@ missing query on an older GPU is a None, not an exception.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -120,6 +121,37 @@ class AmdSysfsSampler:
         for card in sorted((root / "sys/class/drm").glob("card[0-9]*")):
             if card.name[4:].isdigit() and (card / "device" / "gpu_busy_percent").exists():
                 self.devices.append(card / "device")
+        self._kfd = root / "sys/class/kfd/kfd"
+        self._gpu_ids = self._kfd_gpu_ids()
+
+    def _kfd_gpu_ids(self) -> dict[int, int]:
+        """KFD's gpu_id of each device (by position), matched through the DRM render node's minor
+        (``device/drm/renderD128`` ↔ topology ``properties``: ``drm_render_minor 128``)."""
+        by_minor: dict[int, int] = {}
+        for node in (self._kfd / "topology/nodes").glob("*"):
+            gpu_id = _read(node / "gpu_id")
+            with contextlib.suppress(OSError):
+                for line in (node / "properties").read_text().splitlines():
+                    if line.startswith("drm_render_minor ") and gpu_id:
+                        by_minor[int(line.split()[1])] = gpu_id
+        found = {}
+        for position, device in enumerate(self.devices):
+            for render in device.glob("drm/renderD[0-9]*"):
+                if int(render.name[7:]) in by_minor:
+                    found[position] = by_minor[int(render.name[7:])]
+        return found
+
+    def _processes(self, position: int) -> tuple[GpuProcess, ...]:
+        """The compute processes on a device: ``/sys/class/kfd/kfd/proc/PID/vram_GPUID`` (what
+        ``rocm-smi --showpids`` reads), with their VRAM in bytes."""
+        gpu_id = self._gpu_ids.get(position)
+        if gpu_id is None:
+            return ()
+        found = []
+        for entry in sorted(self._kfd.glob("proc/[0-9]*")):
+            if (entry / f"vram_{gpu_id}").exists():
+                found.append(GpuProcess(int(entry.name), _read(entry / f"vram_{gpu_id}")))
+        return tuple(found)
 
     def sample(self, now: float, busy: Mapping[int, float]) -> list[GpuSample]:
         """``gpu_busy_percent``, VRAM used and total, ``power1_average`` (µW), ``temp1_input`` (m°C)."""
@@ -142,6 +174,7 @@ class AmdSysfsSampler:
                     power_w=power / 1e6 if power is not None else None,
                     power_limit_w=cap / 1e6 if cap is not None else None,
                     temperature_c=temperature / 1000 if temperature is not None else None,
+                    processes=self._processes(position),
                 )
             )
         return samples
