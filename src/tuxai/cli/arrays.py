@@ -62,19 +62,18 @@ def job_label(job: PublicJob) -> str:
     return task_name(job.array_job, job.array_index, job.id)
 
 
-def fold(jobs: list[PublicJob], expand: bool) -> list[PublicJob]:
-    """The jobs, each array's tasks folded into one ``ArrayLine`` where its first task was (``expand``: as is)."""
+def fold(jobs: list[PublicJob], expand: bool, api: Client) -> list[PublicJob]:
+    """The jobs, each array's tasks folded into one ``ArrayLine`` (where its first listed task was) that
+    counts all its tasks, the ended ones too (asked of ``api``); ``expand``: the jobs as they are."""
     if expand:
         return jobs
-    tasks: dict[int, list[PublicJob]] = {}
-    for job in jobs:
-        if job.array_job is not None:
-            tasks.setdefault(job.array_job, []).append(job)
+    arrays = sorted({j.array_job for j in jobs if j.array_job is not None})
+    tasks = {array_job: api.array(array_job) for array_job in arrays}
     lines: list[PublicJob] = []
     for job in jobs:
-        if job.array_job is None or len(tasks[job.array_job]) == 1:
+        if job.array_job is None or len(tasks[job.array_job]) <= 1:
             lines.append(job)
-        elif job is tasks[job.array_job][0]:
+        elif job.array_job not in {line.id for line in lines if isinstance(line, ArrayLine)}:
             lines.append(_line(job.array_job, tasks[job.array_job]))
     return lines
 
