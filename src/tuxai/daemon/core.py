@@ -30,8 +30,8 @@ from tuxai.executor.cgroups import plan
 from tuxai.executor.environment import is_protected
 from tuxai.executor.local import Executor, Seen
 from tuxai.executor.rundir import OUTPUT, write_launch
-from tuxai.model.cgroup import CgroupPlan
 from tuxai.model.array import task_name
+from tuxai.model.cgroup import CgroupPlan
 from tuxai.model.job import JobRecord, JobSpec, JobState, StopReason
 from tuxai.model.wire import Standing
 from tuxai.scheduler.admission import rejection
