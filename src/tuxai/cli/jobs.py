@@ -246,7 +246,7 @@ def run_ls(
         lines = fold(jobs, expand or wanted is not None, api)  # an array: one line, its counts (cli/arrays.py)
         from tuxai.cli.gpu_table import placement_words  # it imports this module's cell()
 
-        placed = api.gpus() if any(job.gpu_indices for job in jobs) else []  # MIG profiles, slices' shares
+        placed = api.gpus() if not as_json and any(j.gpu_indices for j in jobs) else []  # MIG profiles, slice shares
         note = None if as_json else simulated_note_of(api)  # the header says a daemon's GPUs are fake
     if as_json:
         _print_json(jobs)
