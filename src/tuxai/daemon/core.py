@@ -21,7 +21,7 @@ from tuxai.daemon.config import Caller, DaemonConfig
 from tuxai.daemon.health import LoopHealth
 from tuxai.daemon.jobdirs import new_job_dir, remove_job_dir
 from tuxai.daemon.launch import build_launch, cgroup_name
-from tuxai.daemon.limits import check_submit, job_groups, window_use
+from tuxai.daemon.limits import WindowUse, check_submit, job_groups
 from tuxai.daemon.outcome import Outcome, classify
 from tuxai.daemon.standing import standings
 from tuxai.errors import PermissionDenied, UsageError
@@ -61,6 +61,7 @@ class Daemon:
         self.ticks = 0
         self._last_prune = 0.0
         self.standing: Mapping[int, Standing] = {}  # the last pass's priority terms by job (daemon.standing)
+        self.window_use = WindowUse()  # GPU-hours in the quotas' window, counted every few seconds
         self.busy_outside: Mapping[int, str] = {}  # GPU → its processes tuxai did not start (the telemetry loop's)
 
     # ---- operations (API) -------------------------------------------------------------
@@ -306,7 +307,7 @@ class Daemon:
             usage=self._usage(now),
             config=self.config.scheduler,
             quotas=self.config.quotas,
-            quota_use=window_use(self.config.quotas, self.store, now),
+            quota_use=self.window_use.get(self.config.quotas, self.store, now),
             busy_outside={} if self.config.allow_foreign_gpu_use else {self.node.name: self.busy_outside},
         )
         order = queue_order(snapshot) if eligible else []  # ranked once: decide uses it, `tuxai show` shows it

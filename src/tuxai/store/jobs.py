@@ -56,6 +56,19 @@ class Usage:
     updated_at: float
 
 
+@dataclass(frozen=True)
+class Run:
+    """One attempt of a job, from its history: whose, how many GPUs, from ``started`` to ``ended`` (None: running)."""
+
+    job_id: int
+    user: str
+    gid: int
+    groups: tuple[int, ...]
+    gpus: float  # GPU equivalents: a slice counts its share
+    started: float
+    ended: float | None
+
+
 class Store:
     """The jobs table and friends. Methods are thread-safe; time comes in as ``now``."""
 
@@ -284,20 +297,39 @@ class Store:
                 (user, gpu_seconds, now),
             )
 
-    def runs_since(self, since: float) -> list[tuple[JobRecord, float, float | None]]:
-        """Every run of a job (an attempt, from its history) that was going on at or after ``since``:
-        ``(job, started, ended)``, ``ended`` None while it runs (the quotas' GPU-hours in a window)."""
+    def runs_since(self, since: float) -> list[Run]:
+        """Every run of a job (an attempt, from its history) going on at or after ``since``, ``ended``
+        None while it runs: what the quotas' GPU-hours in a window count (``daemon.limits``)."""
+        recent = "SELECT id FROM jobs WHERE state = 'running' OR ended_at >= ?"
         with self.db.read() as db:
-            rows = db.execute(
-                "SELECT jobs.*, runs.began, runs.finished FROM (SELECT s.job_id, s.at AS began,"
-                " (SELECT MIN(e.at) FROM events e WHERE e.job_id = s.job_id AND e.id > s.id"
-                " AND e.from_state = 'running' AND e.to_state != 'running') AS finished"
-                " FROM events s WHERE s.to_state = 'running' AND s.from_state IS NOT 'running'"
-                " AND s.job_id IN (SELECT id FROM jobs WHERE state = 'running' OR ended_at >= ?)) runs"
-                " JOIN jobs ON jobs.id = runs.job_id WHERE runs.finished IS NULL OR runs.finished >= ?",
-                (since, since),
+            owners = db.execute(
+                f"SELECT id, user, gid, groups_json, spec_json FROM jobs WHERE id IN ({recent})", (since,)
             ).fetchall()
-        return [(_record(row, self._specs), float(row["began"]), row["finished"]) for row in rows]
+            moves = db.execute(  # into running, or out of it
+                f"SELECT job_id, at, to_state FROM events WHERE job_id IN ({recent})"
+                " AND (to_state = 'running') <> (from_state IS 'running') ORDER BY id",
+                (since,),
+            ).fetchall()
+        jobs = {int(row["id"]): row for row in owners}
+        began: dict[int, float] = {}
+        spans: list[tuple[int, float, float | None]] = []
+        for job_id, at, to_state in moves:
+            if to_state == JobState.RUNNING.value:
+                began[job_id] = float(at)
+            elif job_id in began:
+                spans.append((job_id, began.pop(job_id), float(at)))
+        spans += [(job_id, at, None) for job_id, at in began.items()]
+        runs = []
+        for job_id, start, end in spans:
+            if job_id not in jobs or (end is not None and end < since):
+                continue
+            row = jobs[job_id]
+            spec = self._specs.get(job_id)
+            if spec is None:
+                spec = self._specs[job_id] = spec_from_dict(json.loads(row["spec_json"]), origin=f"stored job {job_id}")
+            groups = tuple(json.loads(row["groups_json"]))
+            runs.append(Run(job_id, row["user"], int(row["gid"]), groups, spec.request.gpu_equivalents, start, end))
+        return runs
 
 
 def _assignments(fields: dict[str, Any]) -> tuple[str, list[Any]]:
