@@ -13,8 +13,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO
 from tests.daemon_helpers import DaemonProcess, finish, shell
+from tests.integration import test_daemon_security as security
+
+base = security.base  # a directory every user may cross (pytest's tmp_path is private to root)
 
 DGX = REPO / "examples" / "inventories" / "dgx-a100.yaml"
 BUSY = f"{sys.executable} -c 'while True: pass'"
@@ -25,11 +30,16 @@ def tmux(socket: Path, *args: str) -> str:
 
 
 @contextmanager
-def top_in_tmux(tmp_path: Path, home: Path, columns: int, lines: int) -> Iterator[Path]:
-    """`tuxai top` in a detached tmux session of ``columns`` × ``lines``; yields the tmux socket."""
+def top_in_tmux(tmp_path: Path, home: Path, columns: int, lines: int, as_nobody: bool = False) -> Iterator[Path]:
+    """`tuxai top` in a detached tmux session of ``columns`` × ``lines`` (as uid 65534 with ``as_nobody``,
+    under the system's Python with this checkout on its path); yields the tmux socket."""
     assert shutil.which("tmux"), "tmux is not installed: `make test` installs Debian's package"
     socket = tmp_path / f"tmux-{columns}x{lines}.sock"
-    command = f"{sys.executable} -m tuxai top --interval 0.3 --home {home}; echo TOP-EXITED-$?; sleep 30"
+    python = sys.executable
+    if as_nobody:
+        variables = f"PATH={security.NOBODY_BIN} PYTHONPATH={security.NOBODY_PATH} HOME=/nonexistent TERM=$TERM"
+        python = f"setpriv --reuid 65534 --regid 65534 --clear-groups env -i {variables} {security.SYSTEM_PYTHON}"
+    command = f"{python} -m tuxai top --interval 0.3 --home {home}; echo TOP-EXITED-$?; sleep 30"
     env = f"env COLUMNS={columns} LINES={lines} PATH={os.environ['PATH']}"
     tmux(socket, "new-session", "-d", "-x", str(columns), "-y", str(lines), f"{env} sh -c '{command}'")
     try:
@@ -137,6 +147,28 @@ def test_top_shows_the_daemons_refusal_of_a_cancel_and_goes_on(tmp_path: Path) -
             tmux(socket, "send-keys", "y")
             screen = wait_screen(socket, lambda s: "not cancelled" in s)
             assert f"job {short} not cancelled: job {short} already ended (succeeded)" in screen, screen
+            tmux(socket, "send-keys", "q")
+            assert "TOP-EXITED-0" in wait_screen(socket, lambda s: "TOP-EXITED-" in s, 10)
+    finally:
+        finish(daemon)
+
+
+def test_top_as_another_user_shows_the_refusal_to_cancel_roots_job(tmp_path: Path, base: Path) -> None:
+    if os.getuid() != 0:
+        pytest.skip("needs root: the daemon runs as root and the user of top as nobody")
+    daemon = DaemonProcess(base / "home", DGX, extra=("--telemetry-period", "0.2")).start()
+    try:
+        theirs = daemon.client.submit(shell("sleep 600", gpus=1, name="roots-job", grace="1s"))
+        with top_in_tmux(tmp_path, daemon.home, 80, 24, as_nobody=True) as socket:
+            seen = wait_screen(socket, lambda s: "roots-job" in s)
+            assert f"{theirs} root roots-job" in seen, seen  # the queue is everyone's to see
+            tmux(socket, "send-keys", "Down", "c")
+            wait_screen(socket, lambda s: f"cancel job {theirs}?" in s)
+            tmux(socket, "send-keys", "y")
+            screen = wait_screen(socket, lambda s: "not cancelled" in s)
+            assert f"job {theirs} not cancelled: job {theirs} belongs to root: you cannot cancel it" in screen, screen
+            assert daemon.client.job(theirs).state.value == "running"
+            assert "tuxai top —" in screen  # the view goes on
             tmux(socket, "send-keys", "q")
             assert "TOP-EXITED-0" in wait_screen(socket, lambda s: "TOP-EXITED-" in s, 10)
     finally:
