@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from tuxai.cli.gpu_table import placement_words
+from tuxai.cli.gpu_table import gpu_state, placement_words
 from tuxai.cli.top import split_keys
 from tuxai.cli.top_layout import GPU_COLUMNS, QUEUE_COLUMNS, TopState, fit, frame, gpu_rows, user_rows
 from tuxai.model.job import JobState
@@ -148,6 +148,14 @@ def test_keys_typed_together_are_read_one_by_one() -> None:
     assert split_keys("u\x1b[Bc") == ["u", "\x1b[B", "c"]
     assert split_keys("\x1bOAq") == ["\x1bOA", "q"]
     assert split_keys("\x1b") == ["\x1b"]
+
+
+def test_a_slice_of_memory_only_reads_as_its_size() -> None:
+    memory_only = gpu_view(6, (GpuHolder(16, "fay", "embed", 1.0, None, 10 * GIB),))
+    assert gpu_state(memory_only) == "fay job 16 embed (10.0 GiB slice)"
+    assert gpu_state(GPUS[2]) == "bob job 13 notebook (25% slice), 75% free"  # no cap known: share only
+    seen = job(16, "fay", "embed", JobState.RUNNING, ("GPU-6",), (6,))
+    assert placement_words(seen, [memory_only]) == "GPU 6 · 10.0 GiB slice"
 
 
 def test_placement_in_words() -> None:

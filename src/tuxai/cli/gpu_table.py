@@ -17,11 +17,13 @@ from tuxai.model.wire import GpuHolder, GpuView, Job, MigInstance, PublicJob
 
 def holder_words(holder: GpuHolder, compact: bool = False) -> str:
     """``alice job 12 train`` (the name where the caller may see it; ``compact``: ``12 alice train``),
-    with ``(25% slice)`` for a slice."""
+    with ``(25% slice, 20.0 GiB)`` for a slice (``(10.0 GiB slice)`` for one of memory only)."""
     who = f"{holder.job} {holder.user}" if compact else f"{holder.user} job {holder.job}"
     words = who + (f" {printable(holder.name)}" if holder.name else "")
     if holder.mig is not None or (holder.share >= 1 and not holder.memory_bytes):
         return words
+    if holder.share >= 1:  # a slice of memory only (--gpu-mem)
+        return words + f" ({format_bytes(holder.memory_bytes)} slice)"
     cap = f", {format_bytes(holder.memory_bytes)}" if holder.memory_bytes and not compact else ""
     return words + f" ({holder.share:.0%} slice{cap})"
 
