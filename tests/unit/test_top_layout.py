@@ -158,6 +158,11 @@ def test_a_slice_of_memory_only_reads_as_its_size() -> None:
     assert placement_words(seen, [memory_only]) == "GPU 6 · 10.0 GiB slice"
 
 
+def test_a_mig_gpu_busy_outside_has_no_instance_free() -> None:
+    busy = gpu_view(0, (), mig_instances=MIGS, outside=(OutsideProcess(77, "erin", None),))
+    assert gpu_state(busy) == "MIG 7 × 1g.10gb, 0 free, busy outside tuxai: pid 77 of erin"
+
+
 def test_placement_in_words() -> None:
     assert placement_words(MIG_JOB, GPUS) == "GPU 0 · 3×MIG 1g.10gb"
     assert placement_words(SLICE_JOB, GPUS) == "GPU 2 · 25% slice"

@@ -48,7 +48,7 @@ def mig_summary(gpu: GpuView, compact: bool = False) -> str:
     if not gpu.mig_instances:
         return ""
     held = {h.mig for h in gpu.holders if h.mig}
-    free = sum(1 for m in gpu.mig_instances if m.uuid not in held)
+    free = 0 if gpu.outside else sum(1 for m in gpu.mig_instances if m.uuid not in held)  # none to hand out
     if compact:
         return f"MIG {free}/{len(gpu.mig_instances)} free"
     profiles = Counter(m.profile or "?" for m in gpu.mig_instances)
