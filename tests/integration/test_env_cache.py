@@ -20,7 +20,7 @@ def test_a_failed_build_leaves_no_lock_and_the_next_build_goes_straight_on(tmp_p
     requirements.write_text(f"{wheel}\n")  # not there yet: the first build fails
     cache = tmp_path / "cache"
     said: list[str] = []
-    with pytest.raises(UsageError, match="building the environment from .* failed"):
+    with pytest.raises(UsageError, match=r"building the environment from .* failed"):
         ensure_env(str(requirements), cache, output=said.append)
     assert sorted(p.name for p in cache.iterdir()) == []  # no lock file, no half-built environment
 
