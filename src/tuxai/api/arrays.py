@@ -19,8 +19,9 @@ from tuxai.api.views import WireResponse, job_view, shown
 from tuxai.daemon.arrays import cancel_array, hold_array
 from tuxai.daemon.core import Daemon
 from tuxai.errors import JobNotFound
+from tuxai.model.array import ArrayCounts
 from tuxai.model.wire import Job, PublicJob
-from tuxai.store.arrays import array_tasks
+from tuxai.store.arrays import array_tasks, counts
 
 
 def add_array_routes(app: FastAPI, daemon: Daemon, private_queue: bool) -> None:
@@ -34,6 +35,14 @@ def add_array_routes(app: FastAPI, daemon: Daemon, private_queue: bool) -> None:
         if not views or any(view is None for view in views):
             raise JobNotFound(job_id)
         return WireResponse(views)
+
+    @app.get("/v1/arrays/{job_id}/counts", response_model=ArrayCounts, responses=ON_A_JOB)
+    def array_counts(caller: CallerDep, job_id: JobId) -> WireResponse:
+        """An array's indices and how many of its tasks are in each state (public, as its tasks' states)."""
+        found = counts(daemon.store, job_id)
+        if found is None or shown(daemon.store.get(job_id), time.time(), caller, private_queue) is None:
+            raise JobNotFound(job_id)
+        return WireResponse(found)
 
     @app.post("/v1/arrays/{job_id}/cancel", response_model=list[Job], responses=CHANGES_A_JOB)
     def cancel(caller: CallerDep, job_id: JobId) -> WireResponse:

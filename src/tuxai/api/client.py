@@ -25,6 +25,7 @@ import httpcore
 import httpx
 
 from tuxai.errors import DaemonError, TuxaiError
+from tuxai.model.array import ArrayCounts
 from tuxai.model.job import JobSpec, JobState
 from tuxai.model.jobfile import spec_to_dict
 from tuxai.model.wire import (
@@ -213,6 +214,10 @@ class Client:
         """The tasks of array ``array_id`` in index order (``JobNotFound``: no such array)."""
         listed = _listed(self._call("GET", f"/v1/arrays/{array_id}"))
         return [job_from_json(item, f"array {array_id}[{i}]") for i, item in enumerate(listed)]
+
+    def array_counts(self, array_id: int) -> ArrayCounts:
+        """An array's indices and how many of its tasks are in each state (``JobNotFound``: no such array)."""
+        return self._read(ArrayCounts, "GET", f"/v1/arrays/{array_id}/counts")
 
     def array_action(self, array_id: int, verb: str) -> list[Job]:
         """``cancel``, ``hold`` or ``release`` every task of an array; the tasks, after."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from tuxai.api.client import Client
 from tuxai.cli.states import state_words
 from tuxai.errors import JobNotFound, UsageError
-from tuxai.model.array import ArraySpec, JobId, parse_array, parse_job_id, task_name
+from tuxai.model.array import ArrayCounts, ArraySpec, JobId, parse_array, parse_job_id, task_name
 from tuxai.model.dependency import parse_dependency
 from tuxai.model.job import JobState
 from tuxai.model.wire import Job, PublicJob
@@ -64,29 +64,33 @@ def job_label(job: PublicJob) -> str:
 
 def fold(jobs: list[PublicJob], expand: bool, api: Client) -> list[PublicJob]:
     """The jobs, each array's tasks folded into one ``ArrayLine`` (where its first listed task was) that
-    counts all its tasks, the ended ones too (asked of ``api``); ``expand``: the jobs as they are."""
+    counts all its tasks, the ended ones too (``api.array_counts``); ``expand``: the jobs as they are."""
     if expand:
         return jobs
-    arrays = sorted({j.array_job for j in jobs if j.array_job is not None})
-    tasks = {array_job: api.array(array_job) for array_job in arrays}
+    tasks: dict[int, list[PublicJob]] = {}
+    for job in jobs:
+        if job.array_job is not None:
+            tasks.setdefault(job.array_job, []).append(job)
+    counts = {array_job: api.array_counts(array_job) for array_job in tasks}
     lines: list[PublicJob] = []
     for job in jobs:
-        if job.array_job is None or len(tasks[job.array_job]) <= 1:
+        if job.array_job is None or sum(counts[job.array_job].counts.values()) <= 1:
             lines.append(job)
-        elif job.array_job not in {line.id for line in lines if isinstance(line, ArrayLine)}:
-            lines.append(_line(job.array_job, tasks[job.array_job]))
+        elif job is tasks[job.array_job][0]:
+            lines.append(_line(tasks[job.array_job], counts[job.array_job]))
     return lines
 
 
-def _line(array_job: int, tasks: list[PublicJob]) -> ArrayLine:
-    counts = Counter("done" if t.state is JobState.SUCCEEDED else t.state.value for t in tasks)
-    words = ", ".join(f"{n} {state}" for state, n in sorted(counts.items(), key=lambda item: _rank(item[0])))
-    state = next((s for s in _ORDER if any(t.state is s for t in tasks)), tasks[-1].state)
+def _line(tasks: list[PublicJob], counts: ArrayCounts) -> ArrayLine:
+    """One line for an array: the fields of its first task listed, the state its tasks are in, the counts."""
+    said = Counter({("done" if state == JobState.SUCCEEDED.value else state): n for state, n in counts.counts.items()})
+    words = ", ".join(f"{n} {state}" for state, n in sorted(said.items(), key=lambda item: _rank(item[0])))
+    state = next((s for s in _ORDER if counts.counts.get(s.value)), tasks[-1].state)
     waiting = next((t for t in tasks if t.state.waiting and t.reason), None)
     running = [t for t in tasks if t.state is JobState.RUNNING]
     fields = {f.name: getattr(tasks[0], f.name) for f in dataclasses.fields(PublicJob)}
     fields.update(
-        id=array_job,
+        id=counts.id,
         state=state,
         reason=words + (f"; {waiting.reason}" if waiting else ""),
         exit_code=None,
@@ -98,8 +102,7 @@ def _line(array_job: int, tasks: list[PublicJob]) -> ArrayLine:
         ran_s=max((t.ran_s for t in running if t.ran_s is not None), default=None),
         flags=tuple(sorted({f for t in tasks for f in t.flags})),
     )
-    known = [t.array_index for t in tasks if t.array_index is not None]
-    return ArrayLine(**fields, indices=ArraySpec(tuple(sorted(known))).text, tasks=len(tasks))
+    return ArrayLine(**fields, indices=counts.indices, tasks=sum(counts.counts.values()))
 
 
 def _rank(state: str) -> int:
@@ -186,7 +189,7 @@ def show_array(api: Client, array_job: int, as_json: bool) -> int:
     if as_json:
         print(json.dumps(to_json(tasks), indent=2, sort_keys=True))
         return 0
-    line = _line(array_job, tasks)
+    line = _line(tasks, api.array_counts(array_job))
     print(printable(f"array {job_label(line)} {line.name} ({line.user}): {line.tasks} tasks, {line.reason}"))
     for task in tasks:
         why = f"  {task.reason}" if task.reason else ""

@@ -13,6 +13,7 @@ One submit with ``--array`` makes one job per index; the first one's id is the a
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from tuxai.errors import UsageError
@@ -127,3 +128,21 @@ def array_from(value: object, where: str = "array") -> ArraySpec | None:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise UsageError(f"{where} must be ranges such as 0-99%8, got {value!r}", hint=ARRAY_HINT)
     return parse_array(str(value), where)
+
+
+@dataclass(frozen=True)
+class ArrayCounts:
+    """An array at a glance (``GET /v1/arrays/{id}/counts``): its indices and how many tasks are in each state."""
+
+    id: int
+    indices: str  # ArraySpec.text without the cap: 0-99, 1,3,5-7
+    counts: Mapping[str, int]  # state → tasks
+
+
+def array_counts(array_job: int, tasks: Iterable[tuple[int, str]]) -> ArrayCounts:
+    """``ArrayCounts`` of (index, state) pairs: ``[(0, "running"), (1, "pending")]`` → 0-1, 1 running, 1 pending."""
+    tasks = list(tasks)
+    counts: dict[str, int] = {}
+    for _, state in tasks:
+        counts[state] = counts.get(state, 0) + 1
+    return ArrayCounts(array_job, ArraySpec(tuple(sorted({i for i, _ in tasks}))).text, counts)

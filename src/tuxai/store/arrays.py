@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tuxai.model.array import JobId
+from tuxai.model.array import ArrayCounts, JobId, array_counts
 from tuxai.model.job import JobRecord, JobState
 from tuxai.store.jobs import Store, _record
 
@@ -24,6 +24,13 @@ def array_tasks(store: Store, array_job: int, states: Iterable[JobState] | None 
             f"SELECT * FROM jobs WHERE array_job=?{where} ORDER BY array_index", (array_job, *(wanted or []))
         ).fetchall()
     return [_record(row, store._specs) for row in rows]
+
+
+def counts(store: Store, array_job: int) -> ArrayCounts | None:
+    """How many tasks of array ``array_job`` are in each state, and its indices; None if it is no array."""
+    with store.db.read() as db:
+        rows = db.execute("SELECT array_index, state FROM jobs WHERE array_job=?", (array_job,)).fetchall()
+    return array_counts(array_job, ((int(i), str(s)) for i, s in rows)) if rows else None
 
 
 def target_rows(store: Store, targets: Iterable[JobId]) -> dict[JobId, tuple[Row, ...]]:
