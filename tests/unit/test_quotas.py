@@ -6,9 +6,11 @@ from __future__ import annotations
 import pytest
 
 from tests.scheduler_helpers import DGX, job, started
+from tuxai.daemon.standing import standings
 from tuxai.errors import ConfigError
 from tuxai.scheduler import Running, Snapshot, decide
 from tuxai.scheduler.decisions import Limited, Reserve
+from tuxai.scheduler.priority import queue_order
 from tuxai.scheduler.quotas import Caps, Quotas, quotas_from_text
 
 ORIGIN = "/etc/tuxai/config.yaml"
@@ -134,3 +136,22 @@ def test_config_errors_name_the_file_and_the_field(text: str, message: str) -> N
     with pytest.raises(ConfigError) as caught:
         quotas_from_text(text, ORIGIN)
     assert caught.value.message.startswith(f"{ORIGIN}: ") and message in caught.value.message, caught.value.message
+
+
+def test_standings_are_the_ranking_decide_used_with_the_reserved_start() -> None:
+    first = started(_decide((job("r", 7, time_limit_s=600),), Quotas()))["r"].allocation
+    running = (Running(job("r", 7, time_limit_s=600), first, 50.0),)
+    pending = (job("1", 2, priority=10), job("2", 4, priority=50, at=1), job("3", 1, at=2))
+    snapshot = Snapshot((DGX,), 100.0, pending, running)
+    order = queue_order(snapshot)
+    decisions = decide(snapshot, order)
+    assert decisions == decide(snapshot)  # the same decision with the order handed in
+    kept = standings(order, decisions, 100.0, {}, ())
+    assert [job_id for job_id, _ in sorted(kept.items(), key=lambda item: item[1].rank)] == [2, 1, 3]
+    for ranked, standing in zip(order, (kept[2], kept[1], kept[3]), strict=True):
+        assert standing.total == ranked.score and sum(t.value for t in standing.terms) == pytest.approx(ranked.score)
+    (reserve,) = [d for d in decisions if isinstance(d, Reserve)]
+    assert reserve.job_id == "2" and kept[2].expected_start == reserve.at == 650.0  # when r's time limit ends
+    assert kept[1].expected_start is None
+    again = standings([], [], 105.0, kept, [2])  # job 2 started: it keeps how it stood
+    assert again == {2: kept[2]}
