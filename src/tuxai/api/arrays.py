@@ -16,22 +16,21 @@ from fastapi import FastAPI
 
 from tuxai.api.app import CHANGES_A_JOB, ON_A_JOB, CallerDep, JobId
 from tuxai.api.views import WireResponse, job_view, shown
-from tuxai.daemon.arrays import cancel_array, hold_array
+from tuxai.daemon.arrays import cancel_array, hold_array, task_counts, tasks
 from tuxai.daemon.core import Daemon
 from tuxai.errors import JobNotFound
 from tuxai.model.array import ArrayCounts
 from tuxai.model.wire import Job, PublicJob
-from tuxai.store.arrays import array_tasks, counts
 
 
 def add_array_routes(app: FastAPI, daemon: Daemon, private_queue: bool) -> None:
     """Add the array routes to ``app`` (``create_app``'s)."""
 
     @app.get("/v1/arrays/{job_id}", response_model=list[Job | PublicJob], responses=ON_A_JOB)
-    def tasks(caller: CallerDep, job_id: JobId) -> WireResponse:
+    def array(caller: CallerDep, job_id: JobId) -> WireResponse:
         """The tasks of an array, in index order; 404 if ``job_id`` is no array."""
         now = time.time()
-        views = [shown(task, now, caller, private_queue) for task in array_tasks(daemon.store, job_id)]
+        views = [shown(task, now, caller, private_queue) for task in tasks(daemon, job_id)]
         if not views or any(view is None for view in views):
             raise JobNotFound(job_id)
         return WireResponse(views)
@@ -39,7 +38,7 @@ def add_array_routes(app: FastAPI, daemon: Daemon, private_queue: bool) -> None:
     @app.get("/v1/arrays/{job_id}/counts", response_model=ArrayCounts, responses=ON_A_JOB)
     def array_counts(caller: CallerDep, job_id: JobId) -> WireResponse:
         """An array's indices and how many of its tasks are in each state (public, as its tasks' states)."""
-        found = counts(daemon.store, job_id)
+        found = task_counts(daemon, job_id)
         if found is None or shown(daemon.store.get(job_id), time.time(), caller, private_queue) is None:
             raise JobNotFound(job_id)
         return WireResponse(found)

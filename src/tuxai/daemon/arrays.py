@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tuxai.errors import JobNotFound, PermissionDenied, UsageError
-from tuxai.model.array import JobId
+from tuxai.model.array import ArrayCounts, JobId
 from tuxai.model.dependency import AFTER_HINT
 from tuxai.model.job import JobRecord, JobSpec, JobState, StopReason
 from tuxai.scheduler.eligibility import Gate, Member, Verdict, eligibility
-from tuxai.store.arrays import array_tasks, target_rows
+from tuxai.store.arrays import array_tasks, counts, target_rows
 from tuxai.store.jobs import Store
 
 if TYPE_CHECKING:
@@ -92,6 +92,16 @@ def array_environment(job: JobRecord) -> dict[str, str]:
         "TUXAI_ARRAY_TASK_MIN": str(indices[0]),
         "TUXAI_ARRAY_TASK_MAX": str(indices[-1]),
     }
+
+
+def tasks(daemon: Daemon, array_job: int) -> list[JobRecord]:
+    """The tasks of an array in index order ([] if it is no array)."""
+    return array_tasks(daemon.store, array_job)
+
+
+def task_counts(daemon: Daemon, array_job: int) -> ArrayCounts | None:
+    """An array's indices and how many of its tasks are in each state (None if it is no array)."""
+    return counts(daemon.store, array_job)
 
 
 def own_tasks(daemon: Daemon, array_job: int, caller: Caller, verb: str) -> list[JobRecord]:
