@@ -52,6 +52,9 @@ def test_env_ls_rm_gc_with_size_and_last_use(daemon: DaemonProcess, tmp_path: Pa
     job_id = json.loads(done.stdout)["id"]
     used = {e["names"]: e for e in json.loads(env_cli(home, cache, "env", "ls", "--json").stdout)}
     assert used["tiny"]["last_used_at"] >= before - 1 and used["spare"]["last_used_at"] is None
+    (Path(used["tiny"]["path"]) / ".tuxai-used").unlink()  # a user cannot mark root's shared env: the store says
+    again = {e["names"]: e for e in json.loads(env_cli(home, cache, "env", "ls", "--json").stdout)}
+    assert again["tiny"]["last_used_at"] >= before - 1
     table = env_cli(home, cache, "env", "ls").stdout.splitlines()
     assert table[0].split() == ["NAME", "SIZE", "LAST", "USED", "BUILT", "FROM", "PATH"]
     assert any(r.split()[0] == "tiny" and "just now" in r for r in table)

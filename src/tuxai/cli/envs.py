@@ -57,8 +57,10 @@ def _ago(at: float | None, now: float) -> str:
     return "just now"
 
 
-def _in_use(home: Path | None, required: bool) -> set[Path]:
-    """The environments of the caller's active jobs (all jobs' for root), as the daemon says.
+def _uses(home: Path | None, required: bool) -> tuple[set[Path], dict[Path, float]]:
+    """What the daemon's store says of the caller's jobs (root's: everyone's): the environments of the
+    active ones, and each environment's last submit (the marker a user cannot write in a shared
+    cache misses those: root's ``env gc`` still sees its users' jobs).
 
     Raises:
         DaemonError: no daemon answers and ``required`` (``env gc`` removes nothing it cannot check).
@@ -69,12 +71,16 @@ def _in_use(home: Path | None, required: bool) -> set[Path]:
 
     try:
         with client(home) as api:
-            jobs = api.jobs([str(s) for s in ACTIVE])
+            jobs = [j for j in api.jobs() if isinstance(j, Job) and j.spec.env_path]
     except DaemonError:
         if required:
             raise
-        return set()
-    return {Path(j.spec.env_path).resolve() for j in jobs if isinstance(j, Job) and j.spec.env_path}
+        return set(), {}
+    last: dict[Path, float] = {}
+    for job in jobs:
+        env = Path(job.spec.env_path).resolve()
+        last[env] = max(last.get(env, 0.0), job.submitted_at)
+    return {Path(j.spec.env_path).resolve() for j in jobs if j.state in ACTIVE}, last
 
 
 @env_app.command("create")
@@ -100,11 +106,11 @@ def env_create(
 def env_list(as_json: JsonOption = False, home: HomeOption = None, debug: DebugOption = False) -> None:
     """The built environments: names, size on disk, last use by a job, what they were built from."""
     from tuxai.cli.jobs import printable
-    from tuxai.envs.cache import cached_envs
+    from tuxai.envs.cache import cached_envs, used_since
     from tuxai.model.units import format_bytes
 
     def action() -> int:
-        envs = [env for cache in _caches(home)[1] for env in cached_envs(cache)]
+        envs = used_since([env for cache in _caches(home)[1] for env in cached_envs(cache)], _uses(home, False)[1])
         if as_json:
             print(json.dumps([_as_json(env) for env in envs], indent=2))
             return 0
@@ -147,7 +153,7 @@ def env_remove(
 
     def action() -> int:
         found, cache = env_of(env, _caches(home)[1])
-        if found.path in _in_use(home, required=False):
+        if found.path in _uses(home, required=False)[0]:
             raise UsageError(f"environment {env} is used by an active job", hint="remove it once the job has ended")
         remove_env(found, cache)
         print(f"removed {found.path}" + (f" (named {', '.join(found.names)})" if found.names else ""))
@@ -166,7 +172,7 @@ def env_collect(
     debug: DebugOption = False,
 ) -> None:
     """Remove your environments that no job used for --unused-days days (never one an active job uses)."""
-    from tuxai.envs.cache import cached_envs, remove_env, unused
+    from tuxai.envs.cache import cached_envs, remove_env, unused, used_since
     from tuxai.errors import UsageError
     from tuxai.model.units import format_bytes
 
@@ -174,9 +180,9 @@ def env_collect(
         if unused_days < 0:
             raise UsageError(f"--unused-days must be 0 or more, got {unused_days:g}", hint="e.g. --unused-days 30")
         cache = _caches(home)[0]  # only the user's own: the daemon's shared one is root's to tidy
-        in_use = _in_use(home, required=True)
+        in_use, last = _uses(home, required=True)
         now = time.time()
-        gone = list(unused(cached_envs(cache), now, unused_days, in_use))
+        gone = list(unused(used_since(cached_envs(cache), last), now, unused_days, in_use))
         for env in gone:
             if not dry_run:
                 remove_env(env, cache)

@@ -9,9 +9,10 @@ removing one (by name or path) or every one unused for N days.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,6 +130,17 @@ def env_of(spec: str, caches: list[Path]) -> tuple[CachedEnv, Path]:
             if env.path == target:
                 return env, cache
     raise UsageError(f"{spec} is not an environment tuxai built", hint="`tuxai env ls` lists them")
+
+
+def used_since(envs: list[CachedEnv], submitted: Mapping[Path, float]) -> list[CachedEnv]:
+    """``envs`` with their last use the later of their own mark and ``submitted`` (an environment's
+    last job submit, as the daemon's store has it)."""
+    return [
+        dataclasses.replace(env, last_used_at=max(env.last_used_at or 0.0, submitted[env.path]))
+        if env.path in submitted
+        else env
+        for env in envs
+    ]
 
 
 def unused(envs: list[CachedEnv], now: float, days: float, in_use: set[Path]) -> Iterator[CachedEnv]:
