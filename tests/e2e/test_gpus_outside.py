@@ -116,3 +116,23 @@ def test_mig_and_slices_in_words_and_a_whole_gpu_request_pointed_to_mig(tmp_path
         assert "GPU 0 is in MIG mode (7 × 1g.10gb) — ask for --mig 1g.10gb" in refused.stderr, refused.stderr
     finally:
         finish(daemon)
+
+
+def test_a_process_on_one_mig_instance_keeps_only_that_instance_off_limits(tmp_path: Path) -> None:
+    path = tmp_path / "dgx-mig-busy.yaml"
+    path.write_text(DGX.read_text() + "processes:\n  - {gpu: 0, mig: 2, pid: 999999, user: erin}\n")
+    daemon = DaemonProcess(tmp_path / "home", path, extra=("--telemetry-period", "0.2")).start()
+    try:
+        six = daemon.client.submit(shell("sleep 600", gpus=6, mig="1g.10gb", name="six", grace="1s"))
+        wait_state(daemon, six, "running")
+        gpus = cli(daemon.home, "gpus").stdout
+        assert "busy outside tuxai: pid 999999 of erin" in row(gpus, "0/2") and f"job {six}" not in row(gpus, "0/2")
+        assert "MIG 7 × 1g.10gb, 0 free" in row(gpus, "0"), gpus
+        one = daemon.client.submit(shell("sleep 600", gpus=1, mig="1g.10gb", name="one", grace="1s"))
+        deadline = time.monotonic() + 10
+        while "busy outside" not in daemon.client.job(one).reason and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "GPU 0 MIG 2 is busy outside tuxai (pid 999999 of erin)" in daemon.client.job(one).reason
+        assert daemon.client.job(one).state.value == "pending"
+    finally:
+        finish(daemon)

@@ -7,6 +7,7 @@ import pwd
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -86,3 +87,21 @@ def test_amd_compute_processes_come_from_kfd(tmp_path: Path) -> None:
     (found,) = foreign_processes([sample], jobs_pids=(), proc=tmp_path / "proc")
     assert (found.pid, found.user, found.memory_bytes) == (4242, "", 3 * 1024**3)
     assert found.words() == "pid 4242"  # its user unseen: no guess
+
+
+def test_a_process_on_a_mig_instance_names_that_instance(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(fake_pynvml.STATE, "init_error", None)
+    monkeypatch.setattr(fake_pynvml, "nvmlDeviceGetMemoryInfo", lambda handle: None)
+    processes = [SimpleNamespace(pid=999_999_991, usedGpuMemory=1, gpuInstanceId=5), SimpleNamespace(pid=999_999_992)]
+    monkeypatch.setattr(fake_pynvml, "nvmlDeviceGetComputeRunningProcesses", lambda handle: processes)
+    (sample,) = NvmlSampler(fake_pynvml).sample(1.0, {})
+    assert [p.gpu_instance_id for p in sample.processes] == [5, None]  # NVML's 0xFFFFFFFF: no instance
+    found = foreign_processes([sample], jobs_pids=(), instances={(0, 5): 2})
+    assert [(p.pid, p.mig_index) for p in found] == [(999_999_991, 2), (999_999_992, None)]
+    assert busy_outside(found) == {(0, 2): "pid 999999991", 0: "pid 999999992"}
+    text = BOX.replace("count: 2", "count: 2, mig: {0: {1g.10gb: 7}}") + "processes: [{gpu: 0, mig: 3, pid: 7}]\n"
+    gpus = list(inventory_from_yaml(text).gpus)
+    (on_mig, _) = SimulatedSampler(gpus, simulated_processes(text)).sample(1.0, {})
+    assert on_mig.processes[0].gpu_instance_id == gpus[0].mig_devices[3].gpu_instance_id
+    with pytest.raises(InventoryError, match="GPU 1 has no MIG instance 0"):
+        inventory_from_yaml(BOX + "processes: [{gpu: 1, mig: 0, pid: 7}]\n")

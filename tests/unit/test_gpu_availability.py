@@ -62,3 +62,19 @@ def test_index_ranges() -> None:
     assert index_ranges([3, 0, 1, 2, 6]) == "0-3, 6"
     assert index_ranges([5]) == "5"
     assert index_ranges([]) == ""
+
+
+def test_a_process_on_one_mig_instance_keeps_only_that_instance_busy() -> None:
+    busy = {"dgx": {(0, 2): "pid 9 of bob"}}
+    decisions = list(decide(Snapshot((DGX,), 100.0, (job("m", 6, mig_profile="1g.10gb"),), busy_outside=busy)))
+    assert sorted(g.mig_index for g in started(decisions)["m"].allocation.gpus) == [0, 1, 3, 4, 5, 6]
+    whole = started(list(decide(Snapshot((DGX,), 100.0, (job("w", 7),), busy_outside=busy))))
+    assert sorted(g.index for g in whole["w"].allocation.gpus) == [1, 2, 3, 4, 5, 6, 7]  # other GPUs untouched
+    shares = tuple(GpuShare(0, None, 0, None, f"MIG-{i}", i) for i in range(7))
+    hold = Running(job("r", 7, mig_profile="1g.10gb", time_limit_s=60.0), Allocation("dgx", shares), 0.0)
+    pending = (job("m", 7, mig_profile="1g.10gb"),)
+    decisions = list(decide(Snapshot((DGX,), 100.0, pending, (hold,), busy_outside=busy)))
+    assert not [d for d in decisions if isinstance(d, Reserve)]  # instance 2 does not come back when r ends
+    note = pending_outside_note(busy["dgx"], DGX.inventory.gpus, pending[0].request)
+    assert note == "GPU 0 MIG 2 is busy outside tuxai (pid 9 of bob)"
+    assert pending_outside_note(busy["dgx"], DGX.inventory.gpus, job("w", 1).request) == ""  # whole GPUs: no matter

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from tuxai.cli.gpu_table import gpu_state, placement_words
+from tuxai.cli.gpu_table import gpu_state, instance_holder, placement_words
 from tuxai.cli.top import split_keys
 from tuxai.cli.top_layout import GPU_COLUMNS, QUEUE_COLUMNS, TopState, fit, frame, gpu_rows, user_rows
 from tuxai.model.job import JobState
@@ -161,6 +161,13 @@ def test_a_slice_of_memory_only_reads_as_its_size() -> None:
 def test_a_mig_gpu_busy_outside_has_no_instance_free() -> None:
     busy = gpu_view(0, (), mig_instances=MIGS, outside=(OutsideProcess(77, "erin", None),))
     assert gpu_state(busy) == "MIG 7 × 1g.10gb, 0 free, busy outside tuxai: pid 77 of erin"
+
+
+def test_a_process_on_one_mig_instance_shows_on_that_instance() -> None:
+    busy = gpu_view(0, (), mig_instances=MIGS, outside=(OutsideProcess(9, "bob", GIB, 2),))
+    assert gpu_state(busy) == "MIG 7 × 1g.10gb, 6 free"
+    assert instance_holder(busy, MIGS[2]) == "busy outside tuxai: pid 9 of bob (1.0 GiB)"
+    assert instance_holder(busy, MIGS[3]) == "free"
 
 
 def test_placement_in_words() -> None:

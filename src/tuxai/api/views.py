@@ -176,7 +176,9 @@ def gpu_view(
             mig=tuple(m.profile for m in gpu.mig_devices),
             holders=tuple(holders.get(gpu.index, [])),
             mig_instances=tuple(MigInstance(m.index, m.profile, m.uuid, m.memory_total_bytes) for m in gpu.mig_devices),
-            outside=tuple(OutsideProcess(p.pid, p.user, p.memory_bytes) for p in outside if p.gpu_index == gpu.index),
+            outside=tuple(
+                OutsideProcess(p.pid, p.user, p.memory_bytes, p.mig_index) for p in outside if p.gpu_index == gpu.index
+            ),
         )
         for gpu in inventory.gpus
     ]

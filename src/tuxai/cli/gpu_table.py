@@ -28,18 +28,17 @@ def holder_words(holder: GpuHolder, compact: bool = False) -> str:
     return words + f" ({holder.share:.0%} slice{cap})"
 
 
-def outside_words(gpu: GpuView, compact: bool = False) -> str:
-    """``busy outside tuxai: pid 4242 of alice (2.0 GiB)`` (``compact``: without the memory), or
-    ``""`` when nothing runs outside tuxai."""
-    if not gpu.outside:
-        return ""
+def outside_words(gpu: GpuView, compact: bool = False, mig: int | None = None) -> str:
+    """``busy outside tuxai: pid 4242 of alice (2.0 GiB)`` (``compact``: without the memory) for
+    the processes on the whole GPU (``mig``: on that MIG instance), or ``""`` when none."""
     each = [
         f"pid {p.pid}"
         + (f" of {p.user}" if p.user else "")
         + (f" ({format_bytes(p.memory_bytes)})" if p.memory_bytes and not compact else "")
         for p in gpu.outside
+        if p.mig_index == mig
     ]
-    return "busy outside tuxai: " + ", ".join(each)
+    return "busy outside tuxai: " + ", ".join(each) if each else ""
 
 
 def mig_summary(gpu: GpuView, compact: bool = False) -> str:
@@ -48,7 +47,8 @@ def mig_summary(gpu: GpuView, compact: bool = False) -> str:
     if not gpu.mig_instances:
         return ""
     held = {h.mig for h in gpu.holders if h.mig}
-    free = 0 if gpu.outside else sum(1 for m in gpu.mig_instances if m.uuid not in held)  # none to hand out
+    busy = {p.mig_index for p in gpu.outside}  # None: the whole GPU, no instance to hand out
+    free = 0 if None in busy else sum(1 for m in gpu.mig_instances if m.uuid not in held and m.index not in busy)
     if compact:
         return f"MIG {free}/{len(gpu.mig_instances)} free"
     profiles = Counter(m.profile or "?" for m in gpu.mig_instances)
@@ -68,15 +68,15 @@ def gpu_state(gpu: GpuView, compact: bool = False) -> str:
         shared = sum(h.share for h in gpu.holders)
         if gpu.holders and shared < 1:
             parts.append(f"{1 - shared:.0%} free")
-    if gpu.outside:
-        parts.append(outside_words(gpu, compact))
-    return ", ".join(parts) or "free"
+    parts.append(outside_words(gpu, compact))
+    return ", ".join(p for p in parts if p) or "free"
 
 
 def instance_holder(gpu: GpuView, instance: MigInstance, compact: bool = False) -> str:
-    """Who holds one MIG instance, or ``free``."""
+    """Who holds one MIG instance (a job, a process outside tuxai), or ``free``."""
     holder = next((h for h in gpu.holders if h.mig is not None and h.mig == instance.uuid), None)
-    return holder_words(holder, compact) if holder else "free"
+    words = [holder_words(holder, compact) if holder else "", outside_words(gpu, compact, instance.index)]
+    return ", ".join(w for w in words if w) or "free"
 
 
 def gpus_table(gpus: Sequence[GpuView]) -> Table:

@@ -62,7 +62,7 @@ class Daemon:
         self._last_prune = 0.0
         self.standing: Mapping[int, Standing] = {}  # the last pass's priority terms by job (daemon.standing)
         self.window_use = WindowUse()  # GPU-hours in the quotas' window, counted every few seconds
-        self.busy_outside: Mapping[int, str] = {}  # GPU → its processes tuxai did not start (the telemetry loop's)
+        self.busy_outside: Mapping[int | tuple[int, int], str] = {}  # GPU or (GPU, MIG) → who, outside tuxai
 
     # ---- operations (API) -------------------------------------------------------------
 

@@ -36,6 +36,12 @@ class TelemetryLoop:
         self._cgroups: dict[int, CgroupPlan] = {}
         self._last_rollup = 0.0
         self.foreign: list[ForeignProcess] = []  # the GPU processes no running job owns, at the last step
+        self._instances = {  # (GPU, MIG GPU instance id) → the instance's index
+            (g.index, m.gpu_instance_id): m.index
+            for g in daemon.config.inventory.gpus
+            for m in g.mig_devices
+            if m.gpu_instance_id is not None
+        }
         self.steps = 0
         self.cpu_s = 0.0  # this thread's own CPU time (bench/telemetry.py reads it)
         self.health = LoopHealth("telemetry step", stale_after_s=3 * telemetry.config.period_s + BACKOFF_MAX_S)
@@ -96,7 +102,8 @@ class TelemetryLoop:
             now,
         )
         self._flag(jobs, result, now)
-        self.foreign = foreign_processes(result.samples, (pid for u in result.usage.values() for pid in u.pids))
+        pids = (pid for u in result.usage.values() for pid in u.pids)
+        self.foreign = foreign_processes(result.samples, pids, instances=self._instances)
         busy = busy_outside(self.foreign)
         if busy != self.daemon.busy_outside:  # a GPU became busy or free outside tuxai: schedule again
             self.daemon.busy_outside = busy

@@ -252,9 +252,13 @@ def inventory_from_yaml(text: str, origin: str = "<inventory>") -> Inventory:
     else:
         links = _links(doc, gpus)
     # Checked with the rest of the file: a bad entry fails the load.
-    beyond = [d.gpu for d in simulated_processes(text, origin) if d.gpu >= len(gpus)]
-    if beyond:
-        raise InventoryError(f"{origin}: processes: no GPU {beyond[0]} (it has {len(gpus)})", hint=_HINT)
+    for declared in simulated_processes(text, origin):
+        if declared.gpu >= len(gpus):
+            raise InventoryError(f"{origin}: processes: no GPU {declared.gpu} (it has {len(gpus)})", hint=_HINT)
+        if declared.mig is not None and declared.mig not in {m.index for m in gpus[declared.gpu].mig_devices}:
+            raise InventoryError(
+                f"{origin}: processes: GPU {declared.gpu} has no MIG instance {declared.mig}", hint=_HINT
+            )
     return Inventory(host=host, cpu=cpu, gpus=tuple(gpus), links=links, source=f"simulated:{origin}")
 
 
@@ -266,10 +270,12 @@ class DeclaredProcess:
     pid: int
     user: str | None = None  # shown when /proc does not show the pid
     memory_bytes: int | None = None
+    mig: int | None = None  # the MIG instance (its index on the GPU) it runs on; None: the whole GPU
 
 
 def simulated_processes(text: str, origin: str = "<inventory>") -> tuple[DeclaredProcess, ...]:
-    """The ``processes:`` of a simulated inventory: ``[{gpu: 3, pid: 4242, user: alice, memory: 2GiB}]``
+    """The ``processes:`` of a simulated inventory (``mig``: the instance, on a MIG GPU):
+    ``[{gpu: 3, pid: 4242, user: alice, memory: 2GiB}]``
     → ``(DeclaredProcess(3, 4242, "alice", 2147483648),)``.
 
     Raises:
@@ -285,7 +291,7 @@ def simulated_processes(text: str, origin: str = "<inventory>") -> tuple[Declare
         gpu, pid = item.integer("gpu"), item.integer("pid", minimum=1)
         if gpu is None or pid is None:
             raise item.fail("gpu" if gpu is None else "pid", "an integer (the GPU's index, the process id)")
-        declared.append(DeclaredProcess(gpu, pid, item.text("user"), item.size("memory")))
+        declared.append(DeclaredProcess(gpu, pid, item.text("user"), item.size("memory"), item.integer("mig")))
     return tuple(declared)
 
 

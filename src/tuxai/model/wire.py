@@ -191,11 +191,13 @@ class MigInstance:
 
 @dataclass(frozen=True)
 class OutsideProcess:
-    """A compute process on a GPU that tuxai did not start: its pid, user ("" unknown), GPU memory."""
+    """A compute process on a GPU that tuxai did not start: its pid, user ("" unknown), GPU memory,
+    and the MIG instance it runs on (None: the GPU as a whole)."""
 
     pid: int
     user: str
     memory_bytes: int | None
+    mig_index: int | None = None
 
 
 @dataclass(frozen=True)

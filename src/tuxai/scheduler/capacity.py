@@ -26,6 +26,7 @@ class GpuFree:
     mig: bool = False
     mig_free: dict[int, tuple[str, str | None]] = field(default_factory=dict)  # mig index → (profile, uuid)
     outside: str = ""  # busy with processes tuxai did not start: who ("pid 4242 of alice"); never handed out
+    mig_outside: dict[int, str] = field(default_factory=dict)  # MIG instances so busy: index → who
 
     @property
     def whole_free(self) -> bool:
@@ -113,6 +114,7 @@ class NodeFree:
                 g.mig,
                 dict(g.mig_free),
                 g.outside,
+                g.mig_outside,
             )
             for g in self.gpus
         ]
@@ -128,7 +130,7 @@ class NodeFree:
                 mig = next(
                     (m for m in self.inventory.gpus[share.index].mig_devices if m.index == share.mig_index), None
                 )
-                if mig is not None:
+                if mig is not None and mig.index not in gpu.mig_outside:  # else still busy outside tuxai
                     gpu.mig_free[mig.index] = (mig.profile or "", mig.uuid)
                 continue
             gpu.milli_free += share.milli

@@ -56,7 +56,7 @@ class Snapshot:
     config: SchedulerConfig = field(default_factory=SchedulerConfig)
     quotas: Quotas = field(default_factory=Quotas)  # caps per user and group (scheduler.quotas)
     quota_use: dict[str, float] = field(default_factory=dict)  # GPU-seconds in quotas' window, by user and @group
-    busy_outside: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
+    busy_outside: Mapping[str, Mapping[int | tuple[int, int], str]] = field(default_factory=dict)  # GPU or (GPU, MIG)
 
 
 def decay_usage(usage: float, elapsed_s: float, half_life_s: float) -> float:

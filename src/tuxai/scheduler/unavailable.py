@@ -22,14 +22,22 @@ from tuxai.scheduler.capacity import NodeFree
 from tuxai.scheduler.placement import type_matches
 
 
-def mark_outside(state: Iterable[NodeFree], busy_outside: Mapping[str, Mapping[int, str]]) -> None:
-    """Take every GPU busy outside tuxai (node → GPU index → who) out of what is free."""
+def mark_outside(state: Iterable[NodeFree], busy_outside: Mapping[str, Mapping[int | tuple[int, int], str]]) -> None:
+    """Take every GPU busy outside tuxai (node → GPU index → who), and every MIG instance so busy
+    (node → (GPU index, instance index) → who), out of what is free."""
     for node in state:
-        for index, who in busy_outside.get(node.name, {}).items():
-            if 0 <= index < len(node.gpus):
-                gpu = node.gpus[index]
-                gpu.outside = who or "a process tuxai did not start"
-                gpu.milli_free, gpu.memory_free, gpu.mig_free = 0, 0, {}
+        for key, who in busy_outside.get(node.name, {}).items():
+            index, instance = key if isinstance(key, tuple) else (key, None)
+            if not 0 <= index < len(node.gpus):
+                continue
+            gpu = node.gpus[index]
+            who = who or "a process tuxai did not start"
+            if instance is not None:
+                gpu.mig_outside[instance] = who
+                gpu.mig_free.pop(instance, None)
+                continue
+            gpu.outside = who
+            gpu.milli_free, gpu.memory_free, gpu.mig_free = 0, 0, {}
         node.touch()
 
 
@@ -69,23 +77,42 @@ def mig_note(gpus: Iterable[Gpu], request: Request) -> str:
 
 
 def outside_note(state: Iterable[NodeFree], request: Request) -> str:
-    """Which GPUs the request could use are busy outside tuxai, and with what; ``""`` for none."""
-    busy = [(g.index, g.name, g.outside) for n in state for g in n.gpus if g.outside]
+    """Which GPUs (or MIG instances) the request could use are busy outside tuxai, and with what;
+    ``""`` for none."""
+    busy: list[tuple[int | tuple[int, int], str, str]] = []
+    for gpu in (g for n in state for g in n.gpus):
+        if gpu.outside:
+            busy.append((gpu.index, gpu.name, gpu.outside))
+        busy += [((gpu.index, i), gpu.name, who) for i, who in sorted(gpu.mig_outside.items())]
     return _outside_words(busy, request)
 
 
-def pending_outside_note(busy_outside: Mapping[int, str], gpus: Iterable[Gpu], request: Request) -> str:
-    """``outside_note`` for a job no decision explained (one node: GPU index → who)."""
-    return _outside_words([(g.index, g.name, busy_outside[g.index]) for g in gpus if g.index in busy_outside], request)
+def pending_outside_note(
+    busy_outside: Mapping[int | tuple[int, int], str], gpus: Iterable[Gpu], request: Request
+) -> str:
+    """``outside_note`` for a job no decision explained (one node: GPU index, or (GPU, MIG instance) → who)."""
+    names = {g.index: g.name for g in gpus}
+    busy = []
+    for key, who in busy_outside.items():
+        index = key[0] if isinstance(key, tuple) else key
+        if index in names:
+            busy.append((key, names[index], who))
+    return _outside_words(busy, request)
 
 
-def _outside_words(busy: list[tuple[int, str, str]], request: Request) -> str:
+def _outside_words(busy: list[tuple[int | tuple[int, int], str, str]], request: Request) -> str:
     if not (request.gpus or request.shared or request.mig_profile):
         return ""
-    usable = [(index, who) for index, name, who in busy if type_matches(name, request.gpu_types)]
+    # A busy MIG instance matters to a MIG request only; a whole GPU to every request.
+    usable = [
+        (key, who)
+        for key, name, who in busy
+        if type_matches(name, request.gpu_types) and (request.mig_profile is not None or not isinstance(key, tuple))
+    ]
     if not usable:
         return ""
-    if len(usable) == 1:
-        return f"GPU {usable[0][0]} is busy outside tuxai ({usable[0][1]})"
-    shown = ", ".join(f"{index} ({who})" for index, who in usable[:3])
-    return f"GPUs busy outside tuxai: {shown}" + (f" and {len(usable) - 3} more" if len(usable) > 3 else "")
+    named = [(f"GPU {k[0]} MIG {k[1]}" if isinstance(k, tuple) else f"GPU {k}", who) for k, who in usable]
+    if len(named) == 1:
+        return f"{named[0][0]} is busy outside tuxai ({named[0][1]})"
+    shown = ", ".join(f"{what.removeprefix('GPU ')} ({who})" for what, who in named[:3])
+    return f"GPUs busy outside tuxai: {shown}" + (f" and {len(named) - 3} more" if len(named) > 3 else "")

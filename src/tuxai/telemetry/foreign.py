@@ -27,6 +27,7 @@ class ForeignProcess:
     pid: int
     user: str  # "" when nobody can tell
     memory_bytes: int | None = None
+    mig_index: int | None = None  # the MIG instance it runs on; None: the whole GPU is busy
 
     def words(self) -> str:
         """``pid 4242 of alice`` (``pid 4242`` when the user is unknown)."""
@@ -73,9 +74,16 @@ def _owned(pid: int, jobs_pids: frozenset[int], proc: Path) -> bool:
 
 
 def foreign_processes(
-    samples: Iterable[GpuSample], jobs_pids: Iterable[int], proc: Path = Path("/proc")
+    samples: Iterable[GpuSample],
+    jobs_pids: Iterable[int],
+    proc: Path = Path("/proc"),
+    instances: Mapping[tuple[int, int], int] | None = None,
 ) -> list[ForeignProcess]:
-    """The processes on each GPU that are not a running job's (nor a descendant of one)."""
+    """The processes on each GPU that are not a running job's (nor a descendant of one).
+
+    ``instances``: (GPU index, MIG GPU instance id) → the MIG instance's index, so a process on
+    one MIG instance keeps only that instance busy (one on an instance not found: the whole GPU).
+    """
     owned = frozenset(jobs_pids)
     found = []
     for sample in samples:
@@ -84,13 +92,18 @@ def foreign_processes(
                 continue
             uid = process_uid(process.pid, proc)
             user = user_name(uid) if uid is not None else (process.user or "")
-            found.append(ForeignProcess(sample.index, process.pid, user, process.memory_bytes))
+            mig = None
+            if process.gpu_instance_id is not None:
+                mig = (instances or {}).get((sample.index, process.gpu_instance_id))
+            found.append(ForeignProcess(sample.index, process.pid, user, process.memory_bytes, mig))
     return found
 
 
-def busy_outside(found: Iterable[ForeignProcess]) -> Mapping[int, str]:
-    """GPU index → who keeps it busy outside tuxai (``pid 4242 of alice, pid 77 of bob``)."""
-    words: dict[int, list[str]] = {}
+def busy_outside(found: Iterable[ForeignProcess]) -> Mapping[int | tuple[int, int], str]:
+    """Who keeps a GPU busy outside tuxai, by GPU index — or by (GPU index, MIG instance index) for
+    a process on one MIG instance: ``{3: "pid 4242 of alice, pid 77 of bob", (0, 2): "pid 9"}``."""
+    words: dict[int | tuple[int, int], list[str]] = {}
     for process in found:
-        words.setdefault(process.gpu_index, []).append(process.words())
-    return {index: ", ".join(sorted(set(each))) for index, each in sorted(words.items())}
+        key = process.gpu_index if process.mig_index is None else (process.gpu_index, process.mig_index)
+        words.setdefault(key, []).append(process.words())
+    return {key: ", ".join(sorted(set(each))) for key, each in words.items()}

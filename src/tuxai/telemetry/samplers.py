@@ -68,7 +68,9 @@ class NvmlSampler:
         for item in utilization:
             sm[item.pid] = float(item.smUtil)
             self._seen[position] = max(self._seen[position], int(item.timeStamp))
-        return tuple(GpuProcess(p.pid, getattr(p, "usedGpuMemory", None), sm.get(p.pid)) for p in running)
+        return tuple(
+            GpuProcess(p.pid, getattr(p, "usedGpuMemory", None), sm.get(p.pid), None, _instance(p)) for p in running
+        )
 
     def sample(self, now: float, busy: Mapping[int, float]) -> list[GpuSample]:
         """Utilization, memory, power, energy counter, temperature, clocks, throttling, processes."""
@@ -101,6 +103,15 @@ class NvmlSampler:
                 )
             )
         return samples
+
+
+NVML_NO_INSTANCE = 0xFFFFFFFF  # nvmlProcessInfo_t.gpuInstanceId of a process on a GPU not in MIG mode
+
+
+def _instance(process: Any) -> int | None:
+    """The MIG GPU instance an NVML process runs on (``gpuInstanceId``), None outside MIG mode."""
+    value = getattr(process, "gpuInstanceId", None)
+    return None if value is None or value == NVML_NO_INSTANCE else int(value)
 
 
 def _read(path: Path) -> int | None:
@@ -195,7 +206,10 @@ class SimulatedSampler:
         self.gpus = gpus
         self.processes: dict[int, tuple[GpuProcess, ...]] = {}
         for declared in processes:
-            process = GpuProcess(declared.pid, declared.memory_bytes, None, declared.user)
+            instance = next(
+                (m.gpu_instance_id for m in gpus[declared.gpu].mig_devices if m.index == declared.mig), None
+            )
+            process = GpuProcess(declared.pid, declared.memory_bytes, None, declared.user, instance)
             self.processes[declared.gpu] = (*self.processes.get(declared.gpu, ()), process)
         self._energy = [0.0] * len(gpus)
         self._last: float | None = None

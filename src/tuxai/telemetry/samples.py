@@ -14,6 +14,7 @@ class GpuProcess:
     memory_bytes: int | None = None
     sm_util_pct: float | None = None
     user: str | None = None
+    gpu_instance_id: int | None = None  # the MIG GPU instance it runs on (None: the whole GPU)
 
 
 @dataclass(frozen=True)
