@@ -77,7 +77,7 @@ def test_a_bare_time_is_minutes_and_slurm_forms_work(daemon: DaemonProcess, tmp_
 
 def test_a_fraction_of_gpus_points_to_gpu_share(daemon: DaemonProcess) -> None:
     line = one_line_error(cli(daemon.home, "submit", "--gpus", "0.5", "--", "true"))
-    hint = "(a slice of one GPU is --gpu-share 0.5 (gpu_share: 0.5 in a job file))"
+    hint = "(a slice of one GPU is --gpu-share 0.5, or gpu_share: 0.5 in a job file)"
     assert line == f"error: submit: gpus counts whole GPUs, got '0.5' {hint}"
     assert daemon.client.jobs() == []
 

@@ -184,7 +184,7 @@ def _refuse_a_fraction_of_gpus(fields: _Fields) -> None:
     if 0 < number < 1:
         raise UsageError(
             f"{fields.origin}: gpus counts whole GPUs, got {value!r}",
-            hint=f"a slice of one GPU is --gpu-share {value} (gpu_share: {value} in a job file)",
+            hint=f"a slice of one GPU is --gpu-share {value}, or gpu_share: {value} in a job file",
         )
 
 
