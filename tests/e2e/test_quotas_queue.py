@@ -130,6 +130,10 @@ def test_ls_selects_by_user_name_limit_and_mine(capped: DaemonProcess) -> None:
     table = cli(home, "ls", "--user", "nobody").stdout
     assert str(theirs) in table and "train-a" not in table
     assert cli(home, "ls", "--mine", "--name", "nothing-*").stdout.strip().endswith("(--all shows finished ones)")
+    assert (
+        one_line_error(cli(home, "ls", "--limit", "-1"))
+        == "error: --limit -1: a number of jobs, 0 or more (e.g. --limit 20)"
+    )
 
 
 def test_show_json_terms_add_up_and_explain_order_is_the_start_order(tmp_path: Path) -> None:

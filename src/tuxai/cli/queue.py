@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from tuxai.errors import UsageError
 from tuxai.model.job import JobState
 from tuxai.model.wire import CapView, LimitsView, PublicJob, Standing
 
@@ -36,6 +37,10 @@ class Selection:
     limit: int | None = None
     mine: bool = False
     explain: bool = False
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit < 0:
+            raise UsageError(f"--limit {self.limit}: a number of jobs, 0 or more", hint="e.g. --limit 20")
 
 
 EVERY = Selection()  # no selection: every job the listing has
