@@ -5,7 +5,10 @@ with ``TUXAI_ARRAY_INDEX``, its ``ls`` line, and cancel of one task and of the w
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -183,3 +186,21 @@ def test_a_dependency_on_another_users_job_names_only_its_id_and_state(root_daem
     root_daemon.client.cancel(secret)
     ended = root_daemon.wait_all([theirs])[theirs]
     assert ended.state == "cancelled" and ended.reason == f"dependency never satisfied: job {secret} was cancelled"
+
+
+def test_under_a_private_queue_another_users_job_is_no_job_to_depend_on(tmp_path: Path) -> None:
+    if os.getuid() != 0:
+        pytest.skip("needs root: a request as another user")
+    base = Path(tempfile.mkdtemp(prefix="tuxai-private-"))
+    base.chmod(0o755)
+    process = DaemonProcess(base / "home", extra=("--private-queue",)).start()
+    try:
+        secret = process.client.submit({"command": ["true"], "hold": True})
+        for target in (str(secret), "999999"):
+            spec = {"command": ["true"], "workdir": "/tmp", "after": [target]}
+            code, refused = as_nobody(process.home, "POST", "/v1/jobs", {"spec": spec})
+            assert code == 400 and refused["message"] == f"--after {target}: no job {target}"  # type: ignore[index]
+        assert process.client.submit({"command": ["true"], "after": [str(secret)]}) > secret  # its owner may
+    finally:
+        finish(process)
+        shutil.rmtree(base, ignore_errors=True)

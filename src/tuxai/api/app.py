@@ -38,6 +38,7 @@ from tuxai.api.views import (
     public_name,
     shown,
 )
+from tuxai.daemon.arrays import check_after_private
 from tuxai.daemon.core import Caller, Daemon
 from tuxai.daemon.health import LoopHealth
 from tuxai.daemon.jobdirs import read_log
@@ -224,6 +225,8 @@ def create_app(
         """
         environment = check_environment(body.environment)
         spec = spec_from_dict(body.spec.model_dump(exclude_unset=True), origin="spec")
+        if private_queue and spec.after:
+            check_after_private(daemon, spec, caller)  # another user's job is no job to this caller
         job_id = daemon.submit(spec, caller, environment, time.time())
         return WireResponse(Submitted(job_id), 201)
 

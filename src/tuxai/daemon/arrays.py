@@ -20,6 +20,8 @@ from tuxai.scheduler.eligibility import Gate, Member, Verdict, eligibility
 from tuxai.store.arrays import array_tasks, counts, target_rows
 from tuxai.store.jobs import Store
 
+_NO_JOB_HINT = "name a job or array that exists (`tuxai ls --all`); " + AFTER_HINT
+
 if TYPE_CHECKING:
     from tuxai.daemon.config import Caller
     from tuxai.daemon.core import Daemon
@@ -40,7 +42,7 @@ def check_after(store: Store, spec: JobSpec) -> None:
         if not found[dependency.target]:
             raise UsageError(
                 f"--after {dependency.target}: no job {dependency.target}",
-                hint="name a job or array that exists (`tuxai ls --all`); " + AFTER_HINT,
+                hint=_NO_JOB_HINT,
             )
     verdict = eligibility([Gate(0, spec.after)], _members(found), {})
     if 0 in verdict.never:
@@ -49,6 +51,19 @@ def check_after(store: Store, spec: JobSpec) -> None:
             f"--after {', '.join(str(d) for d in spec.after)} can never be met: {why}",
             hint="--after JOB:any waits for any end, JOB:fail for a failure",
         )
+
+
+def check_after_private(daemon: Daemon, spec: JobSpec, caller: Caller) -> None:
+    """Under a private queue, another user's job is no job to the caller: ``--after`` it is refused as
+    one that does not exist (the same words: whether it exists is not the caller's to learn).
+
+    Raises:
+        UsageError: ``--after 12: no job 12``.
+    """
+    found = target_rows(daemon.store, (d.target for d in spec.after))
+    for target, rows in found.items():
+        if rows and not daemon.visible(caller, daemon.store.get(rows[0][0])):
+            raise UsageError(f"--after {target}: no job {target}", hint=_NO_JOB_HINT)
 
 
 def gate(store: Store, waiting: Sequence[JobRecord], running: Sequence[JobRecord], now: float) -> Verdict:
