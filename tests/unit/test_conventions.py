@@ -63,3 +63,12 @@ def test_whole_gpus_as_text_are_still_whole_gpus() -> None:
     assert spec_from_dict({"command": ["x"], "gpus": "2"}, "submit").request.gpus == 2
     with pytest.raises(UsageError, match="gpus must be an integer"):
         spec_from_dict({"command": ["x"], "gpus": "two"}, "submit")
+
+
+def test_a_time_limit_cap_reads_a_bare_number_as_minutes_as_the_flag_does() -> None:
+    from tuxai.scheduler.quotas import quotas_from_text
+
+    quotas = quotas_from_text(
+        "limits:\n  default: {max_time: 90, max_gpus: 2}\n  users: {ada: {max_time: 2-00:00:00}}\n", "c"
+    )
+    assert quotas.default.max_time_s == 5400.0 and quotas.users["ada"].max_time_s == 2 * 86400.0

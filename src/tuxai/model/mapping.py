@@ -53,6 +53,7 @@ class Rules:
     must_exist: bool = False  # a path that must name an existing file
     metavar: str = ""
     aliases: tuple[tuple[str, str], ...] = ()  # (flag, value): a flag that sets this field to value
+    bare_s: float = 1.0  # a duration's bare number counts this many seconds: 60 for a time limit, as Slurm
 
 
 def rules(
@@ -66,12 +67,14 @@ def rules(
     must_exist: bool = False,
     metavar: str = "",
     aliases: tuple[tuple[str, str], ...] = (),
+    bare_s: float = 1.0,
 ) -> dict[str, Rules]:
     """A dataclass field's metadata: its help and what ``read_dataclass`` accepts for it.
 
-    ``field(default=5.0, metadata=rules("between ticks", duration=True, above=0))``.
+    ``field(default=5.0, metadata=rules("between ticks", duration=True, above=0))``; a time limit
+    reads a bare number as minutes, as Slurm does: ``rules(…, duration=True, bare_s=60)``.
     """
-    return {"rules": Rules(help, minimum, above, maximum, choices, duration, must_exist, metavar, aliases)}
+    return {"rules": Rules(help, minimum, above, maximum, choices, duration, must_exist, metavar, aliases, bare_s)}
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,8 @@ class Declared:
 
     def help(self) -> str:
         """The help line of its flag, with what it takes and its default: ``… (a duration; default 5s)``."""
-        takes = {"duration": "a duration", "choice": " | ".join(self.rules.choices)}.get(self.kind, "")
+        duration = "a duration" + ("; a bare number is minutes" if self.rules.bare_s == 60 else "")
+        takes = {"duration": duration, "choice": " | ".join(self.rules.choices)}.get(self.kind, "")
         shown = "" if self.default in (None, "", False) else f"default {_shown(self.default, self.kind)}"
         extra = "; ".join(part for part in (takes, shown) if part)
         return f"{self.rules.help} ({extra})" if extra else self.rules.help
@@ -230,15 +234,21 @@ class MappingReader:
         return float(value)
 
     def duration(
-        self, key: str, default: float | None = None, minimum: float = 0.0, above: float | None = None
+        self,
+        key: str,
+        default: float | None = None,
+        minimum: float = 0.0,
+        above: float | None = None,
+        bare_s: float = 1.0,
     ) -> float | None:
-        """Seconds: ``90``, ``90s``, ``30m``, ``4h``, ``2d`` or ``1:30:00``."""
+        """Seconds: ``90``, ``90s``, ``30m``, ``4h``, ``2d`` or ``1:30:00``; a bare number counts ``bare_s``."""
         value = self.data.get(key, default)
         if value is None:
             return None
-        expected = "a duration" + _bounds(minimum if minimum > 0 else None, above, None) + " (90s, 30m, 4h, 2d)"
+        forms = ("90 (minutes), " if bare_s == 60 else "") + "90s, 30m, 4h, 2d"
+        expected = "a duration" + _bounds(minimum if minimum > 0 else None, above, None) + f" ({forms})"
         try:
-            seconds = parse_duration(value)
+            seconds = parse_duration(value, bare_s)
         except (ValueError, TypeError, AttributeError):
             raise self.fail(key, expected) from None
         if seconds < minimum or (above is not None and seconds <= above):
@@ -303,7 +313,7 @@ class MappingReader:
         if field.kind == "number":
             return self.number(key, minimum=rules.minimum, above=rules.above, maximum=rules.maximum)
         if field.kind == "duration":
-            return self.duration(key, minimum=rules.minimum or 0.0, above=rules.above)
+            return self.duration(key, minimum=rules.minimum or 0.0, above=rules.above, bare_s=rules.bare_s)
         if field.kind == "choice":
             return self.choice(key, rules.choices)
         if field.kind == "path":

@@ -31,7 +31,9 @@ class Caps:
 
     max_gpus: float | None = field(default=None, metadata=rules("GPUs held at once (slices count their share)"))
     gpu_hours: float | None = field(default=None, metadata=rules("GPU-hours used in the rolling window"))
-    max_time_s: float | None = field(default=None, metadata=rules("a job's longest time limit", duration=True))
+    max_time_s: float | None = field(
+        default=None, metadata=rules("a job's longest time limit", duration=True, bare_s=60)
+    )
     max_pending: int | None = field(default=None, metadata=rules("jobs waiting at once"))
 
 
