@@ -84,4 +84,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN array_index INTEGER;
     CREATE INDEX jobs_array ON jobs(array_job, array_index)
     """,
+    # 4: a job that ended without a run (cancelled while pending) was stored without ended_at, so its
+    # "waited" kept counting: its end is its last event.
+    """
+    UPDATE jobs SET ended_at = (SELECT MAX(at) FROM events WHERE events.job_id = jobs.id)
+    WHERE ended_at IS NULL AND state IN ('succeeded', 'failed', 'cancelled', 'timeout', 'preempted')
+    """,
 )
