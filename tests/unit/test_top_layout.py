@@ -124,6 +124,13 @@ def test_columns_drop_least_needed_first_and_never_the_essentials() -> None:
     assert gpu_row(narrow, 4).split()[1] == "100%"
 
 
+def test_a_machine_without_gpus_shows_its_queue() -> None:
+    lines = [
+        line.plain for line in frame(LiveView("none", "none", "", (), {}, {}), [], [WAITING], TopState(), (80, 24), "")
+    ]
+    assert lines[1] == "no GPU" and any(line.split()[:2] == ["15", "dave"] for line in lines)
+
+
 def test_sort_keys_order_the_gpus() -> None:
     assert [r.label for r in gpu_rows(LIVE, GPUS, "util", False)][:3] == ["4", "5", "0"]
     by_user = [r.label for r in gpu_rows(LIVE, GPUS, "user", False)]

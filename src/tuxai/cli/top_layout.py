@@ -329,7 +329,7 @@ def frame(
     head.truncate(width, overflow="ellipsis")
     instances = sum(len(g.mig_instances) for g in gpus)
     roomy = height - 1 - len(gpus) - instances - 1 >= 12
-    lines = [head, *gpu_lines(gpu_rows(live, gpus, state.sort, roomy), width)]
+    lines = [head, *gpu_lines(gpu_rows(live, gpus, state.sort, roomy), width)] if gpus else [head, Text("no GPU")]
     footer = Text(state.message or KEYS, style="bold yellow" if state.message else "dim")
     footer.truncate(width, overflow="ellipsis")
     left = height - len(lines) - 2  # a blank line above the bottom panel, the footer below it
