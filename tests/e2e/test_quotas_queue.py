@@ -8,6 +8,7 @@ the order jobs start in. A second user is ``nobody`` (uid 65534), as in tests/in
 from __future__ import annotations
 
 import contextlib
+import grp
 import json
 import os
 import shutil
@@ -204,3 +205,19 @@ def test_Q2_a_start_failure_does_not_tell_others_the_command(capped: DaemonProce
     assert theirs["reason"] == "cannot start its command (its owner sees why in `tuxai show`)"
     code, shown = as_nobody(home, "GET", f"/v1/jobs/{mine}")
     assert code == 200 and "hunter2" not in str(shown)
+
+
+def test_a_group_cap_holds_its_members_together(tmp_path: Path) -> None:
+    # nobody's jobs carry its group (gid 65534, from SO_PEERCRED); the group may hold 1 GPU in all.
+    _needs_root()
+    group = grp.getgrgid(65534).gr_name
+    with _daemon(f"limits:\n  groups:\n    {group}: {{max_gpus: 1}}\n") as daemon:
+        spec = {"command": ["sleep", "60"], "gpus": 1, "grace": "1s", "workdir": "/tmp"}
+        ids = [int(as_nobody(daemon.home, "POST", "/v1/jobs", {"spec": spec})[1]["id"]) for _ in range(2)]  # type: ignore[index]
+        reason = f"group limit: group {group} hold 1 of 1 GPUs, this job asks 1 (limits.groups.{group}.max_gpus)"
+        _wait(lambda: daemon.client.job(ids[1]).reason == reason)
+        assert daemon.client.job(ids[0]).state == JobState.RUNNING
+        mine = _submit(daemon.home, "--gpus", "1", "--grace", "1s", "--", "sleep", "60")  # root is not in it
+        _wait(lambda: daemon.job(mine).state == JobState.RUNNING)
+        assert f"group {group}: 1 of 1 GPUs held (limits.groups.{group}.max_gpus)" in cli(daemon.home, "status").stdout
+        assert cli(daemon.home, "cancel", str(mine), *(str(i) for i in ids)).returncode == 0
