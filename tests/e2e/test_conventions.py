@@ -96,6 +96,7 @@ def test_logs_tail_n(daemon: DaemonProcess) -> None:
     assert cli(daemon.home, "logs", "-n", "1", str(job_id)).stdout == "end"
     assert cli(daemon.home, "logs", str(job_id), "--tail", "0").stdout == ""
     assert cli(daemon.home, "logs", str(job_id), "--tail", "99").stdout.startswith("line 1\n")
+    assert cli(daemon.home, "logs", "-f", "--tail", "2", str(job_id)).stdout == "line 6\nend"  # ended: no wait
     assert "--tail must be 0 or more" in one_line_error(cli(daemon.home, "logs", str(job_id), "--tail", "-1"))
 
 
