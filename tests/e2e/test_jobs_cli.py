@@ -129,6 +129,7 @@ PUBLIC_KEYS = {
     *("id", "name", "user", "state", "reason", "exit_code", "signal", "held", "priority", "flags", "gpus"),
     *("gpu_indices", "cpus", "node", "submitted_at", "started_at", "ended_at", "waited_s", "ran_s"),
     "standing",  # the scheduler's priority terms (docs/jobs.md, "Reading the queue")
+    *("array_job", "array_index"),  # a task of an array: 12_3 (docs/jobs.md, "Dependencies and arrays")
 }
 OWN_KEYS = PUBLIC_KEYS | {
     *("log_path", "command", "attempt", "failures", "requeues", "wall_s", "cpu_s", "max_rss_bytes"),
