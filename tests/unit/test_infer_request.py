@@ -138,3 +138,7 @@ def test_the_default_url_is_where_tuxai_serve_listens_by_default() -> None:
     served = ServeOptions(Path("model.onnx"))
     assert server_url(InferOptions("m", ("x=1",))) == DEFAULT_URL == f"http://{served.host}:{served.port}"
     assert server_url(InferOptions("m", ("x=1",), url="http://10.0.0.2:9000/")) == "http://10.0.0.2:9000"
+    assert server_url(InferOptions("m", ("x=1",), url="127.0.0.1:9000")) == "http://127.0.0.1:9000"
+    for bad in ("ftp://host", "http://"):
+        with pytest.raises(UsageError, match="is not an http"):
+            server_url(InferOptions("m", ("x=1",), url=bad))

@@ -251,7 +251,13 @@ def server_url(options: InferOptions) -> str:
         UsageError: both given; ServingError: the job serves nothing (yet); DaemonError, JobNotFound.
     """
     if options.job is None:
-        return (options.url or DEFAULT_URL).rstrip("/")
+        url = (options.url or DEFAULT_URL).strip().rstrip("/")
+        url = url if "://" in url else f"http://{url}"  # 127.0.0.1:8000, as tritonclient takes it
+        if not url.startswith(("http://", "https://")) or len(url.split("://", 1)[1]) == 0:
+            raise UsageError(
+                f"--url {options.url!r} is not an http(s) address", hint="e.g. --url http://127.0.0.1:8000"
+            )
+        return url
     if options.url is not None:
         raise UsageError("--url and --job both name the server", hint="give one")
     from tuxai.cli.common import daemon_client
@@ -271,6 +277,8 @@ def run_infer(options: InferOptions) -> int:
 
     from tuxai.serving.tokens import read_token_file
 
+    if not options.timeout_s > 0:
+        raise UsageError(f"--timeout must be more than 0 seconds, got {options.timeout_s:g}", hint="e.g. --timeout 60")
     args = [parse_input(text) for text in options.inputs]
     if not args:
         raise UsageError("no --input given", hint="e.g. --input x='[[1.0, 2.0]]' or --input x=@x.npy")
@@ -303,7 +311,7 @@ def run_infer(options: InferOptions) -> int:
     except httpx.TimeoutException:
         raise ServingError(f"the model server at {url} did not answer within {options.timeout_s:g} s",
                            hint="raise --timeout, or check the server's log") from None  # fmt: skip
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         hint = "start one with `tuxai serve MODEL`, or point at one with --url URL or --job JOB"
         raise ServingError(f"no model server answers at {url} ({exc})", hint=hint) from None
     if answer.status_code != 200:
