@@ -12,6 +12,7 @@ import grp
 import json
 import os
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Iterator
@@ -221,3 +222,26 @@ def test_a_group_cap_holds_its_members_together(tmp_path: Path) -> None:
         _wait(lambda: daemon.job(mine).state == JobState.RUNNING)
         assert f"group {group}: 1 of 1 GPUs held (limits.groups.{group}.max_gpus)" in cli(daemon.home, "status").stdout
         assert cli(daemon.home, "cancel", str(mine), *(str(i) for i in ids)).returncode == 0
+
+
+def test_sighup_reloads_the_limits_and_a_bad_file_keeps_the_old_ones(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("limits:\n  default: {max_gpus: 1}\n")
+    daemon = DaemonProcess(tmp_path / "home", extra=("--config", str(config))).start()
+    try:
+        assert daemon.process is not None
+        ids = [daemon.client.submit({"command": ["sleep", "60"], "gpus": 1, "grace": "1s"}) for _ in range(2)]
+        _wait(lambda: "limits.default.max_gpus" in daemon.job(ids[1]).reason)
+        config.write_text("limits:\n  default: {max_gpus: many}\n")
+        daemon.process.send_signal(signal.SIGHUP)
+        _wait(lambda: "limits not reloaded" in (daemon.home / "daemon.log").read_text())
+        assert "limits.default.max_gpus must be a number" in (daemon.home / "daemon.log").read_text()
+        assert daemon.client.health().ok and daemon.job(ids[1]).state == JobState.PENDING  # the old cap holds
+        config.write_text("limits:\n  default: {max_gpus: 2}\n")
+        daemon.process.send_signal(signal.SIGHUP)  # as `systemctl reload tuxai` does
+        _wait(lambda: daemon.job(ids[1]).state == JobState.RUNNING)
+        assert "2 of 2 GPUs held (limits.default.max_gpus)" in cli(daemon.home, "status").stdout
+        for job_id in ids:
+            daemon.client.cancel(job_id)
+    finally:
+        finish(daemon)

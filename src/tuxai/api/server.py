@@ -25,6 +25,7 @@ import errno
 import logging
 import os
 import secrets
+import signal
 import socket
 import sys
 import threading
@@ -41,7 +42,7 @@ from tuxai.api.notify import notify_listener
 from tuxai.api.peercred import PeerCredProtocol
 from tuxai.daemon.core import Daemon, DaemonConfig, run_loop
 from tuxai.daemon.health import LoopHealth
-from tuxai.daemon.limits import load_quotas
+from tuxai.daemon.limits import load_quotas, reload_quotas
 from tuxai.daemon.telemetry import TelemetryLoop
 from tuxai.edge.listen import is_loopback, listen_tcp, parse_address
 from tuxai.errors import TuxaiError, UsageError
@@ -227,6 +228,7 @@ def _run(settings: DaemonSettings, home: Path, config_file: Path | None) -> int:
     store = Store(home / "tuxai.db")
     executor = LocalExecutor(home / "logs")
     daemon = Daemon(config, store, executor)
+    signal.signal(signal.SIGHUP, lambda *_: reload_quotas(daemon, config_file))  # systemctl reload: limits
     stop = threading.Event()
     notify = notify_listener(home / "notify.sock", daemon, stop)
     daemon.reconcile(time.time())

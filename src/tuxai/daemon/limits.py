@@ -12,19 +12,27 @@ from __future__ import annotations
 import dataclasses
 import functools
 import grp
+import logging
 import math
 import pwd
 from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tuxai.daemon.config import Caller, DaemonConfig
-from tuxai.errors import UsageError
+from tuxai.errors import TuxaiError, UsageError
 from tuxai.model.job import JobRecord, JobSpec, JobState
 from tuxai.model.mapping import MappingReader
 from tuxai.model.wire import AccountUse, CapView, LimitsView
 from tuxai.scheduler.quotas import Cap, Quotas, parse_quotas, window_text
+from tuxai.settings import limits_section
 from tuxai.store.jobs import Store
 
+if TYPE_CHECKING:
+    from tuxai.daemon.core import Daemon
+
 WAITING = (JobState.PENDING, JobState.REQUEUED)
+log = logging.getLogger("tuxai.daemon")
 
 
 def load_quotas(reader: MappingReader | None) -> Quotas:
@@ -44,6 +52,21 @@ def load_quotas(reader: MappingReader | None) -> Quotas:
                     f"no {section[:-1]} {name!r} on this machine (`getent {database} {name}` finds none)"
                 )
     return quotas
+
+
+def reload_quotas(daemon: Daemon, config_file: Path | None) -> bool:
+    """SIGHUP (``systemctl reload``): read the config file's ``limits:`` again and schedule with it; a bad
+    file is logged in one line and the limits in force stay. Returns whether they were replaced."""
+    try:
+        quotas = load_quotas(limits_section(config_file=config_file))
+    except TuxaiError as exc:
+        log.error("limits not reloaded, the old ones stay: %s", exc.message)
+        return False
+    daemon.config = dataclasses.replace(daemon.config, quotas=quotas)
+    daemon.window_use.at = -math.inf  # count GPU-hours over the new window at the next pass
+    daemon.wake.set()
+    log.info("limits reloaded: %d users, %d groups", len(quotas.users), len(quotas.groups))
+    return True
 
 
 def _exists(lookup: Callable[[str], object], name: str) -> bool:
