@@ -251,9 +251,10 @@ def server_url(options: InferOptions) -> str:
         UsageError: both given; ServingError: the job serves nothing (yet); DaemonError, JobNotFound.
     """
     if options.job is None:
-        url = (options.url or DEFAULT_URL).strip().rstrip("/")
+        url = (options.url or DEFAULT_URL).strip()
         url = url if "://" in url else f"http://{url}"  # 127.0.0.1:8000, as tritonclient takes it
-        if not url.startswith(("http://", "https://")) or len(url.split("://", 1)[1]) == 0:
+        url = url.split("://", 1)[0] + "://" + url.split("://", 1)[1].rstrip("/")
+        if not url.startswith(("http://", "https://")) or url.endswith("://"):
             raise UsageError(
                 f"--url {options.url!r} is not an http(s) address", hint="e.g. --url http://127.0.0.1:8000"
             )
