@@ -95,51 +95,19 @@ class Store:
         (``spec.array``) is one job per index, all in this one transaction; the first one's id,
         returned, is the array's.
         """
-        first: int | None = None
-        with self.db.write() as db:
-            for index in spec.array.indices if spec.array else (None,):
-                first = self._insert(db, spec, owner, environment, now, reason, (first, index))
-        return int(first or 0)
-
-    def _insert(
-        self,
-        db: sqlite3.Connection,
-        spec: JobSpec,
-        owner: tuple[str, int, int, Sequence[int]],
-        environment: dict[str, str],
-        now: float,
-        reason: str,
-        task: tuple[int | None, int | None],
-    ) -> int:
-        """One job row and its submission event; ``task``: (its array's id, None for the first, its index)."""
         user, uid, gid, groups = owner
-        cursor = db.execute(
-            "INSERT INTO jobs (name, user, uid, gid, groups_json, spec_json, environment_json, state, reason,"
-            " priority, submitted_at, held, array_index) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                spec.display_name,
-                user,
-                uid,
-                gid,
-                json.dumps(list(groups)),
-                json.dumps(spec_to_dict(spec)),
-                json.dumps(environment),
-                JobState.PENDING.value,
-                reason,
-                spec.priority,
-                now,
-                int(spec.held),
-                task[1],
-            ),
-        )
-        job_id = int(cursor.lastrowid or 0)
-        if task[1] is not None:
-            db.execute("UPDATE jobs SET array_job=? WHERE id=?", (task[0] or job_id, job_id))
-        db.execute(
-            "INSERT INTO events (job_id, at, from_state, to_state, reason) VALUES (?,?,?,?,?)",
-            (job_id, now, None, JobState.PENDING.value, "submitted"),
-        )
-        return task[0] or job_id
+        row = (
+            *(spec.display_name, user, uid, gid, json.dumps(list(groups)), json.dumps(spec_to_dict(spec))),
+            *(json.dumps(environment), JobState.PENDING.value, reason, spec.priority, now, int(spec.held)),
+        )  # the same for every task of an array: made once
+        indices = spec.array.indices if spec.array else ()
+        with self.db.write() as db:
+            first = _insert(db, row, now, None, indices[0] if indices else None)
+            if indices:
+                db.execute("UPDATE jobs SET array_job=? WHERE id=?", (first, first))
+            for index in indices[1:]:
+                _insert(db, row, now, first, index)
+        return first
 
     def get(self, job_id: int) -> JobRecord:
         """One job. Raises ``JobNotFound``."""
@@ -330,6 +298,21 @@ class Store:
             groups = tuple(json.loads(row["groups_json"]))
             runs.append(Run(job_id, row["user"], int(row["gid"]), groups, spec.request.gpu_equivalents, start, end))
         return runs
+
+
+def _insert(db: sqlite3.Connection, row: tuple[Any, ...], now: float, array_job: int | None, index: int | None) -> int:
+    """One job row (``row``: its values up to ``held``) and its submission event; its id."""
+    cursor = db.execute(
+        "INSERT INTO jobs (name, user, uid, gid, groups_json, spec_json, environment_json, state, reason,"
+        " priority, submitted_at, held, array_job, array_index) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (*row, array_job, index),
+    )
+    job_id = int(cursor.lastrowid or 0)
+    db.execute(
+        "INSERT INTO events (job_id, at, from_state, to_state, reason) VALUES (?,?,?,?,?)",
+        (job_id, now, None, JobState.PENDING.value, "submitted"),
+    )
+    return job_id
 
 
 def _assignments(fields: dict[str, Any]) -> tuple[str, list[Any]]:
