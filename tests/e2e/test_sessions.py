@@ -272,3 +272,30 @@ def test_cancelled_shell_ends_at_once_not_after_its_grace(daemon: DaemonProcess)
     assert cli(daemon.home, "cancel", str(job_id)).returncode == 0
     job = daemon.wait_all([job_id], timeout_s=30)[job_id]
     assert job.state == "cancelled" and time.monotonic() - started < 10  # SIGHUP first: not 60 s of grace
+
+
+def test_without_pty_ctrl_c_is_the_jobs_sigint(daemon: DaemonProcess, panes: list[Pane]) -> None:
+    script = "trap 'echo got INT; exit 9' INT; echo ready; while :; do sleep 0.1; done"
+    pane = Pane(daemon.home, f"run -- sh -c {shlex.quote(script)}")
+    panes.append(pane)
+    job_id = _job_id(pane.wait_for("ready"))
+    pane.keys("C-c")
+    assert "got INT" in pane.wait_for(r"client-rc=9\s+tty: icanon")  # srun's way: the job's, not ours
+    assert daemon.wait_all([job_id])[job_id].exit_code == 9
+
+
+def test_a_closed_stdout_ends_the_job_as_a_pipe_would(daemon: DaemonProcess) -> None:
+    env = {**os.environ, "TUXAI_HOME": str(daemon.home)}
+    line = f"{shlex.quote(sys.executable)} -m tuxai run -- yes | head -2"
+    done = subprocess.run(["sh", "-c", line], capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert done.stdout == "y\ny\n", done.stderr
+    job = daemon.client.jobs(["running", "failed", "succeeded"])[-1]
+    job = daemon.wait_all([job.id], timeout_s=15)[job.id]  # not left running, writing its log forever
+    assert job.signal == signal.SIGPIPE
+
+
+def test_a_slow_reader_gets_every_byte(daemon: DaemonProcess) -> None:
+    env = {**os.environ, "TUXAI_HOME": str(daemon.home)}
+    line = f"{shlex.quote(sys.executable)} -m tuxai run -- head -c 30000000 /dev/zero | (sleep 1; wc -c)"
+    done = subprocess.run(["sh", "-c", line], capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert done.stdout.strip() == "30000000", done.stderr  # the job waited for the reader; nothing dropped

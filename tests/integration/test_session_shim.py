@@ -7,10 +7,12 @@ import select
 import socket
 import stat
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tuxai.executor.session import Session
-from tuxai.model.session import PIPE, PTY, SOCKET, FrameReader, Kind, frame
+from tuxai.model.session import PIPE, PTY, SOCKET, FrameReader, Kind, frame, json_frame
 
 
 def _start(tmp_path: Path, mode: str, script: str) -> tuple[Session, subprocess.Popen[bytes]]:
@@ -61,3 +63,28 @@ def test_pipe_session_passes_input_before_closing_stdin(tmp_path: Path) -> None:
     session.finish(0, None)
     output = b"".join(p for k, p in _frames(client) if k is Kind.OUTPUT)
     assert output == b"a" * 200_000 + b"done\n"  # all of it (more than a pipe holds), then the job's end
+
+
+def _step_until(session: Session, done: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        assert time.monotonic() < deadline, "the session did not get there"
+        ready, writable, _ = select.select(session.readers(), session.writers(), [], 0.05)
+        session.step(ready, writable)
+
+
+def test_run_sees_each_byte_once_however_late_it_says_hello(tmp_path: Path) -> None:
+    session, process = _start(tmp_path, PIPE, "echo early; read x; echo got $x")
+    _step_until(session, lambda: b"early" in session.ring)  # printed before anyone attached
+    client = socket.socket(socket.AF_UNIX)
+    client.connect(str(tmp_path / SOCKET))
+    _step_until(session, lambda: session.client is not None)
+    client.sendall(frame(Kind.INPUT, b"x\n"))  # typed before its hello: the job answers at once
+    _step_until(session, lambda: b"got x" in session.ring)
+    client.sendall(json_frame(Kind.HELLO, {"rows": 24, "cols": 80, "from_start": True}))
+    _step_until(session, lambda: process.poll() is not None)
+    session.finish(0, None)
+    frames = _frames(client)
+    # All of it is in the log span the client reads through the API; none of it comes twice.
+    assert frames == [(Kind.SYNC, b'{"start": 0, "end": 12}'), (Kind.EXIT, b'{"exit_code": 0, "signal": null}')]
+    assert (tmp_path / "output.log").read_bytes() == b"early\ngot x\n"

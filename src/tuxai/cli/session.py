@@ -68,7 +68,7 @@ def run_session(home: Path | None, spec: JobSpec, env_cache: Callable[[str], str
             api.cancel(job_id)
             _say(f"job {job_id}: cancelled while pending")
             return EXIT_INTERRUPTED
-        return _attach(api, job)
+        return _attach(api, job, from_start=True)
 
 
 def run_attach(home: Path | None, job_id: int) -> int:
@@ -204,18 +204,27 @@ def _raw(fd: int, wanted: bool) -> Iterator[None]:
             termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
-def _attach(api: Client, job: Job) -> int:
-    """Relay the terminal and the session until it ends (its status) or we detach (0)."""
+def _attach(api: Client, job: Job, from_start: bool = False) -> int:
+    """Relay the terminal and the session until it ends (its status) or we detach (0).
+
+    ``from_start``: show all the attempt's output (``tuxai run``), else what the session keeps."""
     if job.state.terminal:
         return _ended(api, job)
-    sock, job = _connect(api, job)
+    try:
+        sock, job = _connect(api, job)
+    except KeyboardInterrupt:
+        _say(f"job {job.id}: goes on (tuxai attach {job.id} comes back to it)")
+        return EXIT_INTERRUPTED
     if sock is None:
         return _ended(api, job)
     pty = job.spec.session == PTY
     stdin = sys.stdin.fileno()
     with sock, _signals() as (wake, caught), _raw(stdin, pty and os.isatty(stdin)):
-        sock.sendall(json_frame(Kind.HELLO, _window()))
-        code = _relay(job, sock, stdin, wake, caught)
+        try:
+            sock.sendall(json_frame(Kind.HELLO, {**_window(), "from_start": from_start}))
+            code = _relay(api, job, sock, stdin, wake, caught)
+        except (BrokenPipeError, ConnectionResetError):  # the session's end of the socket is gone
+            code = None
     return code if code is not None else _closed(api, job)
 
 
@@ -256,7 +265,7 @@ def _signals() -> Iterator[tuple[int, list[int]]]:
         os.close(wake_w)
 
 
-def _relay(job: Job, sock: socket.socket, stdin: int, wake: int, caught: list[int]) -> int | None:
+def _relay(api: Client, job: Job, sock: socket.socket, stdin: int, wake: int, caught: list[int]) -> int | None:
     """Relay until the session ends (its status), we detach (0), or it closes unannounced (None)."""
     pty = job.spec.session == PTY
     scanner, reader, reading = DetachScanner(), FrameReader(), True
@@ -290,7 +299,7 @@ def _relay(job: Job, sock: socket.socket, stdin: int, wake: int, caught: list[in
                     _say(f"\n[detached from job {job.id}: it goes on; tuxai attach {job.id} comes back]")
                     return 0
         if sock.fileno() in ready:
-            code = _from_session(job, sock, reader)
+            code = _from_session(api, job, sock, reader)
             if code != _GOING_ON:
                 return code
 
@@ -298,7 +307,23 @@ def _relay(job: Job, sock: socket.socket, stdin: int, wake: int, caught: list[in
 _GOING_ON = -1
 
 
-def _from_session(job: Job, sock: socket.socket, reader: FrameReader) -> int | None:
+def _print_log(api: Client, job_id: int, start: int, end: int) -> None:
+    """Bytes ``start`` to ``end`` of the job's log on stdout (what it printed before we attached)."""
+    while start < end:
+        data, _, _ = api.log(job_id, start)
+        if not data:
+            break
+        _write_all(sys.stdout.fileno(), data[: end - start])
+        start += len(data)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _from_session(api: Client, job: Job, sock: socket.socket, reader: FrameReader) -> int | None:
     """Handle what the shim sent: ``_GOING_ON``, the client's exit status, or None when it closed unannounced."""
     try:
         data = sock.recv(65536)
@@ -308,9 +333,15 @@ def _from_session(job: Job, sock: socket.socket, reader: FrameReader) -> int | N
         return None
     for kind, payload in reader.feed(data):
         if kind is Kind.OUTPUT:
-            view = memoryview(payload)
-            while view:
-                view = view[os.write(sys.stdout.fileno(), view) :]
+            try:
+                _write_all(sys.stdout.fileno(), payload)
+            except BrokenPipeError:  # whatever read our stdout is gone (| head): the job gets SIGPIPE, as in a pipe
+                with contextlib.suppress(OSError):
+                    sock.sendall(json_frame(Kind.SIGNAL, {"signal": int(signal.SIGPIPE)}))
+                return 128 + signal.SIGPIPE
+        elif kind is Kind.SYNC:
+            span = read_json(payload)
+            _print_log(api, job.id, int(span.get("start", 0)), int(span.get("end", 0)))
         elif kind is Kind.EXIT:
             ended = read_json(payload)
             code, signum = ended.get("exit_code"), ended.get("signal")

@@ -6,14 +6,16 @@ group the foreground one), and the shim keeps the master. Without it, the job's 
 stdout/stderr are pipes the shim holds. Either way the shim reads everything the job prints
 into the job's log (``tuxai logs``), into a ring of the last ``RING_BYTES`` (replayed to
 whoever attaches, so a re-attached shell shows where it was), and to the attached client.
+While an attached client is more than ``HIGH_WATER`` behind, the job's output is not read:
+the job waits on its stdout as it would on a slow terminal or pipe (``srun``, ssh), and the
+time limit still holds. Detached, the output goes to the log as fast as the job writes it.
 
 The attach socket is ``<job dir>/session.sock``: the job directory is the daemon's (0711, no
 user can plant or rename anything there), the socket is bound under umask 0177 and handed to
 the job's user with ``lchown`` — so only that user and root can connect — and each
 connection's ``SO_PEERCRED`` is checked again (the owner, root or the shim's own user). One
 client at a time: a new attach takes the session over, the old client is told so. The shim
-never blocks on a client: output for a client that does not read is dropped past
-``MAX_PENDING`` along with the client (the log has it all).
+never blocks on a client.
 """
 
 from __future__ import annotations
@@ -22,17 +24,20 @@ import contextlib
 import errno
 import fcntl
 import os
+import select
 import signal
 import socket
 import struct
 import termios
+import time
 from pathlib import Path
 
 from tuxai.model.session import PTY, SOCKET, FrameReader, Kind, frame, json_frame, read_json, window
 
 RING_BYTES = 64 * 1024
-MAX_PENDING = 1 << 20
-SIGNALS = frozenset({signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP})  # what a client may send
+HIGH_WATER = 256 * 1024  # bytes owed to the client past which the job's output waits
+MAX_PENDING = 1 << 20  # typed input held for a job that does not read it
+SIGNALS = frozenset({signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE})  # a client's
 _PEERCRED = struct.Struct("3i")
 
 
@@ -89,6 +94,7 @@ class Session:
         self.mode, self.owner = mode, owner
         self.path = job_dir / SOCKET
         self.log_fd = os.dup(log_fd)
+        self.log_start = os.fstat(log_fd).st_size  # this attempt's output begins here (a requeued job appends)
         self.ring = bytearray()
         self.pgid: int | None = None
         self.client: socket.socket | None = None
@@ -131,7 +137,7 @@ class Session:
     def readers(self) -> list[int]:
         """The descriptors to wait on for reading."""
         fds = [self.listener.fileno()]
-        if self.output is not None:
+        if self.output is not None and len(self.to_client) < HIGH_WATER:
             fds.append(self.output)
         if self.client is not None:
             fds.append(self.client.fileno())
@@ -189,17 +195,15 @@ class Session:
         self.ring += data
         if len(self.ring) > RING_BYTES:
             del self.ring[: len(self.ring) - RING_BYTES]
-        self._send(frame(Kind.OUTPUT, data))
+        if self.greeted:  # a client that has not said hello gets this in its replay (ring or SYNC)
+            self._send(frame(Kind.OUTPUT, data))
         return True
 
     def _send(self, data: bytes) -> None:
         if self.client is None:
             return
         self.to_client += data
-        if len(self.to_client) > MAX_PENDING:
-            self._drop_client()
-        else:
-            self._flush_client()
+        self._flush_client()
 
     def _flush_client(self) -> None:
         assert self.client is not None
@@ -258,7 +262,11 @@ class Session:
             size = window(read_json(payload))
             if size is not None and self.mode == PTY and self.input is not None:
                 set_window(self.input, *size)
-            if kind is Kind.HELLO:
+            if kind is Kind.HELLO and read_json(payload).get("from_start") is True:
+                self.greeted = True
+                end = os.fstat(self.log_fd).st_size
+                self._send(json_frame(Kind.SYNC, {"start": self.log_start, "end": end}))
+            elif kind is Kind.HELLO:
                 self._replay()
         elif kind is Kind.EOF and self.mode != PTY and self.input is not None:
             self.input_ended = True
@@ -276,10 +284,15 @@ class Session:
         for _ in range(256):  # at most 16 MiB more
             if self.output is None or not self._read_output():
                 break
-        if self.client is not None:
-            self._read_client()  # its HELLO, if it came
+            if len(self.to_client) >= HIGH_WATER:
+                self._flush_waiting(2.0)
         while self._accept():  # a client that connected as the job ended still hears how it ended
             pass
+        deadline = time.monotonic() + 1.0
+        while self.client is not None and not self.greeted and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.client], [], [], max(0.0, deadline - time.monotonic()))
+            if ready:
+                self._read_client()  # its HELLO: which replay it wants
         if not self.greeted:
             self._replay()
         self._last_words(json_frame(Kind.EXIT, {"exit_code": exit_code, "signal": signum}), 2.0)
@@ -294,13 +307,21 @@ class Session:
 
     def _last_words(self, data: bytes, timeout_s: float) -> None:
         """What is owed to the client, then ``data``, waiting up to ``timeout_s`` for it to read; then drop it."""
+        self.to_client += data
+        self._flush_waiting(timeout_s)
+        self._drop_client()
+
+    def _flush_waiting(self, timeout_s: float) -> None:
+        """Send what is owed to the client, waiting up to ``timeout_s`` for it to read (else drop it)."""
         if self.client is None:
             return
-        with contextlib.suppress(OSError):
-            self.client.setblocking(True)
+        try:
             self.client.settimeout(timeout_s)
-            self.client.sendall(self.to_client + data)
-        self._drop_client()
+            self.client.sendall(self.to_client)
+            self.client.setblocking(False)
+            self.to_client.clear()
+        except OSError:
+            self._drop_client()
 
     def close(self) -> None:
         """Close the socket (and remove it), the terminal or pipes, the client, the log."""

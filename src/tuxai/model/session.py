@@ -4,9 +4,15 @@ The shim serves a session on a Unix socket in the job's directory (``SOCKET``, 0
 user's; see ``executor.session``). Both ends speak frames: one kind byte, a 4-byte big-endian
 length, the payload.
 
-    client → shim   HELLO {"rows", "cols"}   INPUT bytes   RESIZE {"rows", "cols"}
+    client → shim   HELLO {"rows", "cols", "from_start"}   INPUT bytes   RESIZE {"rows", "cols"}
                     EOF (stdin ended)        SIGNAL {"signal"}   DETACH
     shim → client   OUTPUT bytes   EXIT {"exit_code", "signal"}   REFUSED text   TAKEN text
+                    SYNC {"start", "end"}
+
+After HELLO the shim replays the last output it keeps (a re-attach shows where the shell was);
+with ``from_start`` (``tuxai run``'s first attach) it sends SYNC instead: the attempt's output
+so far is the job's log from byte ``start`` to ``end``, read by the client through the
+daemon's API, and OUTPUT goes on from there — so ``tuxai run`` shows every byte, in order.
 
 Pure: no I/O here.
 """
@@ -40,6 +46,7 @@ class Kind(IntEnum):
     EXIT = 11
     REFUSED = 12
     TAKEN = 13
+    SYNC = 14
 
 
 def frame(kind: Kind, payload: bytes = b"") -> bytes:
