@@ -139,6 +139,9 @@ def test_cancel_one_task_then_the_whole_array_and_an_array_after_it(big: DaemonP
     waiting = submit(big.home, "--after", f"{array}:any", "--array", "0-1", "--", "true")
     wait_for(lambda: sum(j.state == "running" for j in big.client.array(array)) == 2)
     assert "waits for array" in big.job(waiting).reason and "to end (" in big.job(waiting).reason
+    assert cli(big.home, "hold", f"{array}_6").stdout.startswith(f"job {array}_6: pending")
+    assert big.client.array(array)[3].held  # index 6 is the fourth task
+    assert cli(big.home, "release", f"{array}_6").returncode == 0 and not big.client.array(array)[3].held
     done = cli(big.home, "cancel", f"{array}_7")
     assert done.returncode == 0 and done.stdout.strip() == f"job {array}_7: cancelled by root"
     shown = cli(big.home, "show", f"{array}_3")
