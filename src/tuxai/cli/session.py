@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import errno
 import os
+import re
 import select
 import shutil
 import signal
@@ -105,17 +106,28 @@ def _own_session(job: PublicJob) -> Job:
 
 
 def _wait_to_start(api: Client, job_id: int, poll_s: float = 0.25) -> Job:
-    """The job once it runs or has ended; says each new reason it waits (``KeyboardInterrupt`` passes)."""
-    said = ""
-    while True:
-        job = _own_session(api.job(job_id))
-        if not job.state.waiting:
-            return job
-        line = f"job {job_id}: {job.state.value}" + (f" ({job.reason})" if job.reason else "")
-        if line != said:
-            _say(printable(line))
+    """The job once it runs or has ended; says why it waits (``KeyboardInterrupt`` passes).
+
+    On a terminal one line, rewritten as the reason changes ("starts within 40 s" counts down);
+    elsewhere a line each time the reason changes in more than its numbers.
+    """
+    said, live = "", sys.stderr.isatty()
+    try:
+        while True:
+            job = _own_session(api.job(job_id))
+            if not job.state.waiting:
+                return job
+            line = printable(f"job {job_id}: {job.state.value}" + (f" ({job.reason})" if job.reason else ""))
+            if live and line != said:
+                sys.stderr.write(f"\r\x1b[K{line}")
+                sys.stderr.flush()
+            elif not live and re.sub(r"\d+", "#", line) != re.sub(r"\d+", "#", said):
+                _say(line)
             said = line
-        time.sleep(poll_s)
+            time.sleep(poll_s)
+    finally:
+        if live and said:
+            _say("")
 
 
 def _status(job: PublicJob) -> int:
