@@ -89,6 +89,16 @@ def submit(
     gpus: Annotated[
         str | None, typer.Option("--gpus", "-g", help="Whole GPUs (a slice of one: --gpu-share).", metavar="N")
     ] = None,
+    nodes: Annotated[
+        int | None, typer.Option("--nodes", help="A gang over N nodes, each with the GPUs asked for.", metavar="N")
+    ] = None,
+    gpus_per_node: Annotated[
+        str | None, typer.Option("--gpus-per-node", help="A gang's GPUs on each node (as --gpus).", metavar="G")
+    ] = None,
+    launcher: Annotated[
+        str | None,
+        typer.Option("--launcher", help="torchrun: one rank per GPU; none: the command as given.", metavar="NAME"),
+    ] = None,
     gpu_share: Annotated[
         float | None, typer.Option("--gpu-share", help="A slice of one GPU (0-1], with MPS.", metavar="FRACTION")
     ] = None,
@@ -192,6 +202,7 @@ def submit(
             "hold": True if hold else None,
             **submit_flags(after, array),  # checked here, so that an error names the flag
             "session": session,
+            **{"nodes": nodes, "gpus_per_node": gpus_per_node, "launcher": launcher},  # a gang (model.gang)
         }
         if serve_repo is not None:
             from tuxai.cli.jobs import serve_command

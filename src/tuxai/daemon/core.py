@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tuxai.daemon.arrays import check_after, gate
 from tuxai.daemon.config import Caller, DaemonConfig
+from tuxai.daemon.gang import check_gang
 from tuxai.daemon.health import LoopHealth
 from tuxai.daemon.jobdirs import new_job_dir, remove_job_dir
 from tuxai.daemon.launch import build_launch, cgroup_name
@@ -88,6 +89,7 @@ class Daemon:
             raise UsageError(f"working directory {spec.workdir!r} is not an absolute path", hint="pass a full path")
         if spec.workdir and caller.uid == os.getuid() and not Path(spec.workdir).is_dir():
             raise UsageError(f"working directory {spec.workdir} does not exist", hint="pass an existing --workdir")
+        check_gang(spec, self.config.inventory)  # --nodes 2+ needs a cluster engine (daemon.gang)
         check_after(self.store, spec)  # --after names jobs that exist and can still end as asked
         spec = check_submit(self.config, self.store, spec, caller)  # quotas: max_time, max_pending (daemon.limits)
         job_id = self.store.submit(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tuxai.daemon.arrays import array_environment
 from tuxai.daemon.config import DaemonConfig
+from tuxai.daemon.gang import local_node_launch
 from tuxai.executor import systemd
 from tuxai.executor.cgroups import nvidia_device_rules, plan
 from tuxai.executor.environment import JobContext, job_environment, real_cpus
@@ -46,6 +47,8 @@ def build_launch(
         first.memory_total_bytes if first else None,
     )
     env.update(array_environment(job))  # TUXAI_ARRAY_INDEX … for a task of an array
+    node = local_node_launch(job, allocation, attempt)  # a gang's MASTER_ADDR, PET_* …; torchrun's line
+    env.update(node.env)
     support = config.cgroups
     limited = bool(job.spec.request.memory_bytes or config.cgroup_every_job)
     cpus = real_cpus(allocation.cpus, config.online_cpus)
@@ -69,7 +72,7 @@ def build_launch(
     return Launch(
         job_id=job.id,
         attempt=attempt,
-        command=job.spec.command,
+        command=node.command,
         env=env,
         cwd=job.spec.workdir,
         log_path=log_path,

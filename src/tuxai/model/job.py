@@ -16,6 +16,7 @@ from enum import StrEnum
 from tuxai.errors import InvalidTransition
 from tuxai.model.array import ArraySpec
 from tuxai.model.dependency import Dependency
+from tuxai.model.gang import Launcher
 from tuxai.model.resources import Allocation, Request
 
 REQUEUE_EXIT_CODE = 99
@@ -92,6 +93,8 @@ class JobSpec:
     after: tuple[Dependency, ...] = ()  # start only once these ended as asked (``--after``)
     array: ArraySpec | None = None  # one job per index (``--array``)
     session: str = ""  # interactive (``tuxai run``): "pty" or "pipe" (model.session); "": a batch job
+    nodes: int = 1  # a gang over this many nodes, ``request`` on each (``--nodes``, model.gang)
+    launcher: Launcher | None = None  # a gang's launcher; None: not a gang (no MASTER_ADDR …)
 
     @property
     def display_name(self) -> str:

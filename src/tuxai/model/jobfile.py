@@ -26,6 +26,7 @@ import yaml
 from tuxai.errors import UsageError
 from tuxai.model.array import array_from
 from tuxai.model.dependency import dependencies_from
+from tuxai.model.gang import MAX_NODES, Launcher, torchrun_target
 from tuxai.model.job import JobSpec
 from tuxai.model.resources import WHOLE_GPU_MILLI, Request
 from tuxai.model.session import MODES as SESSION_MODES
@@ -42,6 +43,7 @@ FIELDS = (
     *("priority", "retries", "retry_backoff", "requeue", "preemptible", "workdir", "export", "env", "hold"),
     *("after", "array"),
     "session",
+    *("nodes", "gpus_per_node", "launcher"),
 )
 
 
@@ -136,6 +138,11 @@ def _command(fields: _Fields) -> tuple[str, ...]:
 def _request(fields: _Fields) -> Request:
     _refuse_a_fraction_of_gpus(fields)
     gpus = fields.integer("gpus", 0, maximum=1024)
+    if fields.data.get("gpus_per_node") is not None:  # a gang's GPUs are per node, as Slurm's --gpus-per-node
+        per_node = fields.integer("gpus_per_node", 0, maximum=1024)
+        if fields.data.get("gpus") is not None and per_node != gpus:
+            raise UsageError(f"{fields.origin}: gpus ({gpus}) and gpus_per_node ({per_node}) differ", hint="give one")
+        gpus = per_node
     share = fields.data.get("gpu_share")
     milli = WHOLE_GPU_MILLI
     if share is not None:
@@ -282,7 +289,20 @@ def spec_from_dict(data: object, origin: str = "job", *, slurm_time: bool = Fals
         after=dependencies_from(data.get("after"), f"{origin}: after"),
         array=array_from(data.get("array"), f"{origin}: array"),
         session=_session(fields),
+        nodes=fields.integer("nodes", 1, minimum=1, maximum=MAX_NODES),
+        launcher=_launcher(fields),
     )
+
+
+def _launcher(fields: _Fields) -> Launcher | None:
+    """A gang's launcher (``none`` when only ``nodes``/``gpus_per_node`` are given); None: not a gang."""
+    if all(fields.data.get(k) is None for k in ("nodes", "gpus_per_node", "launcher")):
+        return None
+    text = fields.text("launcher")
+    launcher = Launcher.parse(text, f"{fields.origin}: launcher") if text else Launcher.NONE
+    if launcher is Launcher.TORCHRUN:
+        torchrun_target(_command(fields))  # refused at submit, in one line, when torchrun cannot run it
+    return launcher
 
 
 def _session(fields: _Fields) -> str:
@@ -323,6 +343,8 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
         "after": [str(d) for d in spec.after] or None,
         "array": spec.array.text if spec.array else None,
         "session": spec.session or None,
+        "nodes": spec.nodes if spec.launcher is not None else None,
+        "launcher": spec.launcher.value if spec.launcher is not None else None,
     }
     data.update({k: v for k, v in optional.items() if v is not None})
     return data
