@@ -185,3 +185,13 @@ def _inventory() -> Inventory:
     from tuxai.hardware.simulated import load_inventory_file
 
     return load_inventory_file(TWO_GPUS)
+
+
+def test_the_ddp_example_job_file_is_a_one_node_torchrun_gang() -> None:
+    from tests.daemon_helpers import REPO
+    from tuxai.model.jobfile import load_job_file
+
+    path = REPO / "examples" / "jobs" / "ddp.yaml"
+    spec = spec_from_dict(load_job_file(path.read_text(), str(path)), str(path), slurm_time=True)
+    assert (spec.command, spec.nodes, spec.request.gpus) == (("python", "ddp.py"), 1, 2)
+    assert spec.launcher is Launcher.TORCHRUN
