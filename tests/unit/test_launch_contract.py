@@ -1,4 +1,4 @@
-"""The launch contract (executor.launch): every variable and every word each node of a gang gets."""
+"""The launch contract (model.launch; its port check: executor.launch): every variable and word a node gets."""
 
 from __future__ import annotations
 
@@ -8,20 +8,19 @@ import pytest
 
 from tuxai.daemon.gang import check_gang
 from tuxai.errors import UsageError
-from tuxai.executor.launch import (
+from tuxai.executor.launch import free_port, port_is_free
+from tuxai.model.gang import Launcher, torchrun_target
+from tuxai.model.inventory import Inventory
+from tuxai.model.jobfile import spec_from_dict, spec_to_dict
+from tuxai.model.launch import (
     PORT_HIGH,
     PORT_LOW,
-    free_port,
     gang_of,
     node_command,
     node_environment,
     node_launch,
-    port_is_free,
     preferred_port,
 )
-from tuxai.model.gang import Launcher, torchrun_target
-from tuxai.model.inventory import Inventory
-from tuxai.model.jobfile import spec_from_dict, spec_to_dict
 
 HOSTS = ("10.0.0.1", "10.0.0.2")
 

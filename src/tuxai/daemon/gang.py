@@ -1,6 +1,6 @@
 """Multi-node jobs on this daemon: what the local executor (one node) can run, and its node's launch.
 
-A gang of one node runs here with the launch contract's variables (``executor.launch``) and,
+A gang of one node runs here with the launch contract's variables (``model.launch``) and,
 under ``--launcher torchrun``, torchrun's line around the command; a gang of more nodes needs
 a cluster engine and is refused at submit, naming what this daemon has.
 """
@@ -8,9 +8,10 @@ a cluster engine and is refused at submit, naming what this daemon has.
 from __future__ import annotations
 
 from tuxai.errors import UsageError
-from tuxai.executor.launch import NodeLaunch, free_port, gang_of, node_launch, preferred_port
+from tuxai.executor.launch import free_port
 from tuxai.model.inventory import Inventory
 from tuxai.model.job import JobRecord, JobSpec
+from tuxai.model.launch import NodeLaunch, gang_of, node_launch, preferred_port
 from tuxai.model.resources import Allocation
 
 LOCAL_MASTER = "127.0.0.1"  # one node: its ranks meet on loopback

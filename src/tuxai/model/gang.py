@@ -3,7 +3,7 @@
 ``--nodes N --gpus-per-node G --launcher torchrun|none`` (or ``nodes:``, ``gpus_per_node:``,
 ``launcher:`` in a job file). ``torchrun`` runs the user's ``python train.py …`` as
 ``torchrun … train.py …`` on every node; ``none`` runs the command as given, with the
-variables a launcher needs (MASTER_ADDR, NODE_RANK …: ``executor.launch``).
+variables a launcher needs (MASTER_ADDR, NODE_RANK …: ``model.launch``).
 
 Pure: ``torchrun_target(command)`` says what torchrun is given, or why it cannot be.
 """
