@@ -189,9 +189,8 @@ def test_idle_session_is_flagged_and_never_cancelled_as_hung(tmp_path: Path) -> 
 def test_only_the_owner_and_root_reach_a_session(root_daemon: DaemonProcess) -> None:  # noqa: F811
     home = root_daemon.home
     mine = root_daemon.client.submit({"command": ["sleep", "30"], "session": "pty", "grace": "1s"})
-    code, answer = as_nobody(
-        home, "POST", "/v1/jobs", {"spec": {"command": ["sleep", "30"], "session": "pty", "workdir": "/tmp"}}
-    )
+    spec = {"command": ["sh", "-c", "read x; echo got $x"], "session": "pty", "workdir": "/tmp"}
+    code, answer = as_nobody(home, "POST", "/v1/jobs", {"spec": spec})
     assert code == 201, answer
     theirs = answer["id"]  # type: ignore[index]
     sockets = {job: home / "jobs" / str(job) / SOCKET for job in (mine, theirs)}
@@ -206,6 +205,10 @@ def test_only_the_owner_and_root_reach_a_session(root_daemon: DaemonProcess) -> 
     assert _connect_as_nobody(sockets[theirs]).startswith("connected")  # their own session: theirs to attach
     sockets[mine].chmod(0o666)  # were the mode ever wrong, the shim's peer check still refuses
     assert "only the job's owner and root can attach" in _connect_as_nobody(sockets[mine])
+    done = cli_with_input(home, "hi\n", "attach", str(theirs))  # root may attach to anyone's session
+    assert done.returncode == 0 and "got hi" in done.stdout, done.stderr
+    done = cli(home, "attach", str(theirs))
+    assert done.returncode == 0 and f"job {theirs} has ended (succeeded)" in done.stderr
 
 
 def _connect_as_nobody(path: Path) -> str:

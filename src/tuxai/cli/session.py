@@ -220,6 +220,9 @@ def _attach(api: Client, job: Job, from_start: bool = False) -> int:
     """Relay the terminal and the session until it ends (its status) or we detach (0).
 
     ``from_start``: show all the attempt's output (``tuxai run``), else what the session keeps."""
+    if job.state.terminal and not from_start:
+        _say(f"job {job.id} has ended ({job.state.value}): tuxai logs {job.id} shows its output")
+        return _status(job)
     if job.state.terminal:
         return _ended(api, job)
     try:
