@@ -243,7 +243,7 @@ def run_ls(
     with client(home) as api:
         jobs = select(api.jobs(states or (None if everything or wanted else list(ACTIVE))), selection)
         jobs = only(jobs, wanted) if wanted else jobs
-        lines = fold(jobs, expand or wanted is not None, api)  # an array: one line, its counts (cli/arrays.py)
+        lines = fold(jobs, expand or as_json or wanted is not None, api)  # an array: one line (cli/arrays.py)
         from tuxai.cli.gpu_table import placement_words  # it imports this module's cell()
 
         placed = api.gpus() if not as_json and any(j.gpu_indices for j in jobs) else []  # MIG profiles, slice shares
