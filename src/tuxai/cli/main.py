@@ -11,6 +11,7 @@ import typer
 from tuxai import __version__
 from tuxai.cli.common import DebugOption, HomeOption, LogLevelOption, guard, start_logging
 from tuxai.cli.envs import env_app
+from tuxai.cli.export import export_app
 from tuxai.cli.job_commands import jobs_app
 from tuxai.errors import UsageError
 
@@ -245,6 +246,7 @@ def infer(
 # The daemon's commands live in their own module of declarations.
 app.add_typer(jobs_app)
 app.add_typer(env_app, name="env")
+app.add_typer(export_app, name="export")
 
 
 def run() -> None:
