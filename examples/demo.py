@@ -32,6 +32,7 @@ def tuxai(*args: str, capture: bool = False) -> str:
         sys.exit(f"demo stopped: `tuxai {' '.join(args)}` exited with {done.returncode}\n{done.stderr or ''}")
     if capture:
         print(done.stdout, end="")
+        print(done.stderr, end="", file=sys.stderr)  # what tuxai says beside the answer (a simulated inventory)
     return done.stdout or ""
 
 
