@@ -83,6 +83,27 @@ def test_a_rank_that_exits_1_fails_the_gang_and_no_rank_is_left(daemon: DaemonPr
     assert not any(_alive_rank(pid) for pid in pids), "a rank outlived its gang"
 
 
+@pytest.mark.timeout(240)
+def test_cancel_of_a_running_gang_leaves_no_rank(daemon: DaemonProcess) -> None:
+    job_id = gang(daemon.home, "python", "ddp.py", "--fail-rank", "9")  # no rank 9: every rank waits
+    deadline = time.monotonic() + 180
+    while len(RANK_LINE.findall(_log(daemon, job_id))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    pids = [int(r[7]) for r in RANK_LINE.findall(_log(daemon, job_id))]
+    assert len(pids) == 2 and all(_alive_rank(pid) for pid in pids)
+    cancelled = subprocess.run(
+        [sys.executable, "-m", "tuxai", "cancel", str(job_id)],
+        env={**os.environ, "TUXAI_HOME": str(daemon.home)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert daemon.wait_all([job_id], timeout_s=90)[job_id].state == "cancelled"
+    assert not any(_alive_rank(pid) for pid in pids), "a rank outlived its cancelled gang"
+
+
 def test_two_nodes_are_refused_at_submit_naming_this_daemons_shape(daemon: DaemonProcess) -> None:
     started = time.monotonic()
     done = submit(daemon.home, "--nodes", "2", "--gpus-per-node", "1", "--launcher", "torchrun", "--", "python", "x.py")
@@ -104,6 +125,13 @@ def test_launcher_none_hands_the_variables_to_the_command(daemon: DaemonProcess)
     job_id = int(json.loads(done.stdout)["id"])
     assert daemon.wait_all([job_id])[job_id].state == "succeeded"
     assert daemon.log(job_id) == "127.0.0.1 2 1 0 2 1 none\n"
+
+
+def _log(daemon: DaemonProcess, job_id: int) -> str:
+    try:
+        return daemon.log(job_id)
+    except FileNotFoundError:  # not started yet
+        return ""
 
 
 def _alive_rank(pid: int) -> bool:
