@@ -120,9 +120,10 @@ def env_list(as_json: JsonOption = False, home: HomeOption = None, debug: DebugO
             (",".join(e.names) or "-", format_bytes(e.size_bytes), _ago(e.last_used_at, now), e.source, str(e.path))
             for e in envs
         ]
-        widths = [max(len(printable(row[i])) for row in rows) for i in range(4)]
-        for row in rows if envs else []:
-            print("  ".join(printable(v).ljust(w) for v, w in zip(row, widths, strict=False)) + "  " + row[4])
+        shown = [[printable(value) for value in row] for row in rows]
+        widths = [max(len(row[i]) for row in shown) for i in range(4)]
+        for row in shown if envs else []:
+            print("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=False)) + "  " + row[4])
         if not envs:
             print("no environments built yet (tuxai submit --env FILE or tuxai env create NAME FILE)")
         return 0
