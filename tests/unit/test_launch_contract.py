@@ -194,3 +194,15 @@ def test_the_ddp_example_job_file_is_a_one_node_torchrun_gang() -> None:
     spec = spec_from_dict(load_job_file(path.read_text(), str(path)), str(path), slurm_time=True)
     assert (spec.command, spec.nodes, spec.request.gpus) == (("python", "ddp.py"), 1, 2)
     assert spec.launcher is Launcher.TORCHRUN
+
+
+def test_a_gang_cannot_export_a_variable_of_the_launch_contract() -> None:
+    spec = spec_from_dict({"command": "python t.py", "launcher": "torchrun", "export": {"MASTER_PORT": "1", "X": "y"}})
+    with pytest.raises(UsageError, match="export: MASTER_PORT is set by tuxai for a multi-node job"):
+        check_gang(spec, _inventory())
+    check_gang(spec_from_dict({"command": "python t.py", "export": {"MASTER_PORT": "1"}}), _inventory())  # not a gang
+
+
+def test_a_job_file_with_image_says_it_is_for_the_k8s_export() -> None:
+    with pytest.raises(UsageError, match=r"unknown field image \(image and queue are for `tuxai export k8s`\)"):
+        spec_from_dict({"command": "python t.py", "image": "x"}, "job.yaml")

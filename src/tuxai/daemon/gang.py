@@ -11,19 +11,29 @@ from tuxai.errors import UsageError
 from tuxai.executor.launch import free_port
 from tuxai.model.inventory import Inventory
 from tuxai.model.job import JobRecord, JobSpec
-from tuxai.model.launch import NodeLaunch, gang_of, node_launch, preferred_port
+from tuxai.model.launch import NodeLaunch, gang_of, node_environment, node_launch, preferred_port
 from tuxai.model.resources import Allocation
 
 LOCAL_MASTER = "127.0.0.1"  # one node: its ranks meet on loopback
 
 
 def check_gang(spec: JobSpec, inventory: Inventory) -> None:
-    """Refuse a gang of more nodes than this daemon runs (one: the local executor).
+    """Refuse a gang of more nodes than this daemon runs (one: the local executor), or one that
+    exports a variable of the launch contract (MASTER_ADDR, PET_NODE_RANK …: tuxai sets them).
 
     Raises:
-        UsageError: ``--nodes 2`` or more, in one line naming this daemon's shape.
+        UsageError: ``--nodes 2`` or more, in one line naming this daemon's shape; such an export.
     """
-    if spec.launcher is None or spec.nodes <= 1:
+    if spec.launcher is None:
+        return
+    ours = node_environment(gang_of(1, 0, spec.launcher), (LOCAL_MASTER,), 1, 0, 0, 0)
+    exported = sorted(name for name, _ in spec.exports if name in ours)
+    if exported:
+        raise UsageError(
+            f"export: {', '.join(exported)} is set by tuxai for a multi-node job and cannot be exported",
+            hint="the launch contract sets MASTER_ADDR, WORLD_SIZE, NODE_RANK, PET_* … on every node",
+        )
+    if spec.nodes <= 1:
         return
     gpus = len(inventory.gpus)
     raise UsageError(

@@ -264,7 +264,10 @@ def spec_from_dict(data: object, origin: str = "job", *, slurm_time: bool = Fals
         raise UsageError(f"{origin} must be a mapping of field: value, got {type(data).__name__}", hint=_HINT)
     unknown = sorted(str(k) for k in data if k not in FIELDS)
     if unknown:
-        raise UsageError(f"{origin}: unknown field {', '.join(unknown)}", hint=f"known fields: {', '.join(FIELDS)}")
+        exported = " (image and queue are for `tuxai export k8s`)" if {"image", "queue"} & set(unknown) else ""
+        raise UsageError(
+            f"{origin}: unknown field {', '.join(unknown)}{exported}", hint=f"known fields: {', '.join(FIELDS)}"
+        )
     fields = _Fields(data, origin)
     grace = fields.duration("grace")
     backoff = fields.duration("retry_backoff")
