@@ -67,6 +67,15 @@ def test_ddp_two_ranks_on_one_node_agree_on_their_gradients(daemon: DaemonProces
         ).stdout
     )
     assert shown["command"][:1] == ["python"]  # the command as submitted; torchrun's line is the node's
+    text = subprocess.run(
+        [sys.executable, "-m", "tuxai", "show", str(job_id)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TUXAI_HOME": str(daemon.home), "COLUMNS": "200"},
+        timeout=30,
+        check=True,
+    ).stdout
+    assert "1 node × (2 GPU, 1 CPU), launcher torchrun" in text, text
 
 
 @pytest.mark.timeout(240)

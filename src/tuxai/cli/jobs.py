@@ -353,6 +353,9 @@ def _asked(spec: JobSpec) -> str:
         parts[0] = f"{request.gpus} × MIG {request.mig_profile}"
     if request.memory_bytes:
         parts.append(format_bytes(request.memory_bytes))
+    if spec.launcher is not None:  # a gang: what is asked is per node
+        nodes = f"{spec.nodes} node{'' if spec.nodes == 1 else 's'}"
+        parts = [f"{nodes} × ({', '.join(parts)})", f"launcher {spec.launcher}"]
     if spec.time_limit_s:
         parts.append(f"time limit {_ago(spec.time_limit_s)}")
     if spec.retries:
