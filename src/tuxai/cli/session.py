@@ -322,6 +322,25 @@ def _relay(api: Client, job: Job, sock: socket.socket, stdin: int, wake: int, ca
 _GOING_ON = -1
 
 
+def _on_frame(api: Client, job: Job, kind: Kind, payload: bytes) -> int:
+    """One frame from the shim: ``_GOING_ON``, or the client's exit status."""
+    if kind is Kind.OUTPUT:
+        _write_all(sys.stdout.fileno(), payload)
+    elif kind is Kind.SYNC:
+        span = read_json(payload)
+        _print_log(api, job.id, int(span.get("start", 0)), int(span.get("end", 0)))
+    elif kind is Kind.EXIT:
+        ended = read_json(payload)
+        code, signum = ended.get("exit_code"), ended.get("signal")
+        return 128 + signum if isinstance(signum, int) else code if isinstance(code, int) else 1
+    elif kind is Kind.REFUSED:
+        raise PermissionDenied(f"job {job.id}: {payload.decode(errors='replace')}", hint="tuxai ls")
+    elif kind is Kind.TAKEN:
+        _say(f"\n[detached from job {job.id}: {payload.decode(errors='replace')}]")
+        return 0
+    return _GOING_ON
+
+
 def _print_log(api: Client, job_id: int, start: int, end: int) -> None:
     """Bytes ``start`` to ``end`` of the job's log on stdout (what it printed before we attached)."""
     while start < end:
@@ -346,24 +365,13 @@ def _from_session(api: Client, job: Job, sock: socket.socket, reader: FrameReade
         data = b""
     if not data:
         return None
-    for kind, payload in reader.feed(data):
-        if kind is Kind.OUTPUT:
-            try:
-                _write_all(sys.stdout.fileno(), payload)
-            except BrokenPipeError:  # whatever read our stdout is gone (| head): the job gets SIGPIPE, as in a pipe
-                with contextlib.suppress(OSError):
-                    sock.sendall(json_frame(Kind.SIGNAL, {"signal": int(signal.SIGPIPE)}))
-                return 128 + signal.SIGPIPE
-        elif kind is Kind.SYNC:
-            span = read_json(payload)
-            _print_log(api, job.id, int(span.get("start", 0)), int(span.get("end", 0)))
-        elif kind is Kind.EXIT:
-            ended = read_json(payload)
-            code, signum = ended.get("exit_code"), ended.get("signal")
-            return 128 + signum if isinstance(signum, int) else code if isinstance(code, int) else 1
-        elif kind is Kind.REFUSED:
-            raise PermissionDenied(f"job {job.id}: {payload.decode(errors='replace')}", hint="tuxai ls")
-        elif kind is Kind.TAKEN:
-            _say(f"\n[detached from job {job.id}: {payload.decode(errors='replace')}]")
-            return 0
+    try:
+        for kind, payload in reader.feed(data):
+            code = _on_frame(api, job, kind, payload)
+            if code != _GOING_ON:
+                return code
+    except BrokenPipeError:  # whatever read our stdout is gone (| head): the job gets SIGPIPE, as in a pipe
+        with contextlib.suppress(OSError):
+            sock.sendall(json_frame(Kind.SIGNAL, {"signal": int(signal.SIGPIPE)}))
+        return 128 + signal.SIGPIPE
     return _GOING_ON

@@ -150,12 +150,12 @@ class Session:
 
     def step(self, readable: list[int], writable: list[int]) -> None:
         """Do what ``select`` says can be done now; never blocks."""
+        if self.client is not None and self.client.fileno() in readable:
+            self._read_client()  # first: a client's last words (a SIGPIPE) come before it goes
         if self.output is not None and self.output in readable:
             self._read_output()
         if self.listener.fileno() in readable:
             self._accept()
-        if self.client is not None and self.client.fileno() in readable:
-            self._read_client()
         if self.client is not None and self.client.fileno() in writable:
             self._flush_client()
         if self.input is not None and (self.input in writable or self.input_ended):
@@ -211,7 +211,11 @@ class Session:
             del self.to_client[: self.client.send(self.to_client)]
         except (BlockingIOError, InterruptedError):
             pass
-        except OSError:
+        except OSError:  # it went away: what it sent last may still be a signal for the job
+            with contextlib.suppress(OSError):
+                for kind, payload in self.reader.feed(self.client.recv(65536, socket.MSG_DONTWAIT)):
+                    if kind is Kind.SIGNAL:
+                        self._on_frame(kind, payload)
             self._drop_client()
 
     def _accept(self) -> bool:
