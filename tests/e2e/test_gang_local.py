@@ -79,6 +79,21 @@ def test_ddp_two_ranks_on_one_node_agree_on_their_gradients(daemon: DaemonProces
 
 
 @pytest.mark.timeout(240)
+def test_ddp_without_gpus_runs_nproc_per_node_ranks(daemon: DaemonProcess) -> None:
+    done = submit(daemon.home, "--json", "--nodes", "1", "--nproc-per-node", "2", "--launcher", "torchrun", "--",
+                  "python", "ddp.py")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    job_id = int(json.loads(done.stdout)["id"])
+    job = daemon.wait_all([job_id], timeout_s=200)[job_id]
+    log = daemon.log(job_id)
+    assert job.state == "succeeded" and not job.gpus, log
+    ranks = sorted(RANK_LINE.findall(log))
+    assert [(r[0], r[3], r[6]) for r in ranks] == [("0", "2", ""), ("1", "2", "")], log  # no GPU seen
+    sums = dict(CHECKSUM.findall(log))
+    assert set(sums) == {"0", "1"} and sums["0"] == sums["1"], log
+
+
+@pytest.mark.timeout(240)
 def test_a_rank_that_exits_1_fails_the_gang_and_no_rank_is_left(daemon: DaemonProcess) -> None:
     job_id = gang(daemon.home, "python", "ddp.py", "--fail-rank", "1")
     job = daemon.wait_all([job_id], timeout_s=200)[job_id]

@@ -206,3 +206,11 @@ def test_a_gang_cannot_export_a_variable_of_the_launch_contract() -> None:
 def test_a_job_file_with_image_says_it_is_for_the_k8s_export() -> None:
     with pytest.raises(UsageError, match=r"unknown field image \(image and queue are for `tuxai export k8s`\)"):
         spec_from_dict({"command": "python t.py", "image": "x"}, "job.yaml")
+
+
+def test_nproc_per_node_sets_the_ranks_on_each_node() -> None:
+    spec = spec_from_dict({"command": "python t.py", "nproc_per_node": 4, "launcher": "torchrun"})
+    assert (spec.procs_per_node, spec.request.gpus, spec.launcher) == (4, 0, Launcher.TORCHRUN)
+    assert spec_from_dict(spec_to_dict(spec)) == spec
+    env = node_environment(gang_of(2, 0, Launcher.TORCHRUN, spec.procs_per_node), HOSTS, 29500, 0, 1, 1)
+    assert (env["WORLD_SIZE"], env["NPROC_PER_NODE"], env["PET_NPROC_PER_NODE"]) == ("8", "4", "4")

@@ -99,6 +99,9 @@ def submit(
         str | None,
         typer.Option("--launcher", help="torchrun: one rank per GPU; none: the command as given.", metavar="NAME"),
     ] = None,
+    nproc_per_node: Annotated[
+        int | None, typer.Option("--nproc-per-node", help="Processes per node (default: one per GPU).", metavar="N")
+    ] = None,
     gpu_share: Annotated[
         float | None, typer.Option("--gpu-share", help="A slice of one GPU (0-1], with MPS.", metavar="FRACTION")
     ] = None,
@@ -182,7 +185,7 @@ def submit(
     def action() -> int:
         flags: dict[str, object] = {
             "name": name,
-            "gpus": gpus,
+            "gpus": gpus if gpus is not None else gpus_per_node,  # over a job file's gpus, as --gpus
             "gpu_share": gpu_share,
             "gpu_mem": gpu_mem,
             "mig": mig,
@@ -203,6 +206,7 @@ def submit(
             **submit_flags(after, array),  # checked here, so that an error names the flag
             "session": session,
             **{"nodes": nodes, "gpus_per_node": gpus_per_node, "launcher": launcher},  # a gang (model.gang)
+            "nproc_per_node": nproc_per_node,
         }
         if serve_repo is not None:
             from tuxai.cli.jobs import serve_command

@@ -52,7 +52,7 @@ def local_node_launch(job: JobRecord, allocation: Allocation, attempt: int, mast
     launcher = job.spec.launcher
     if launcher is None:
         return NodeLaunch(job.spec.command, {})
-    gang = gang_of(1, len(allocation.gpus), launcher)
+    gang = gang_of(1, len(allocation.gpus), launcher, job.spec.procs_per_node)
     try:
         port = free_port(master, preferred_port(job.id, attempt))
     except UsageError:

@@ -117,7 +117,7 @@ def quantity(count: int) -> str:
 def _env(spec: JobSpec, name: str, hosts: list[str]) -> list[dict[str, Any]]:
     variables: dict[str, str] = {"TUXAI_REQUEUE_EXIT_CODE": str(REQUEUE_EXIT_CODE)}
     if spec.launcher is not None:
-        gang = gang_of(len(hosts), spec.request.gpus, spec.launcher)
+        gang = gang_of(len(hosts), spec.request.gpus, spec.launcher, spec.procs_per_node)
         variables.update(node_environment(gang, hosts, MASTER_PORT, 0, name, 0))
     variables.update(dict(spec.exports))
     entries: list[dict[str, Any]] = []

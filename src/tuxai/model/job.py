@@ -95,6 +95,7 @@ class JobSpec:
     session: str = ""  # interactive (``tuxai run``): "pty" or "pipe" (model.session); "": a batch job
     nodes: int = 1  # a gang over this many nodes, ``request`` on each (``--nodes``, model.gang)
     launcher: Launcher | None = None  # a gang's launcher; None: not a gang (no MASTER_ADDR …)
+    procs_per_node: int = 0  # a gang's processes on each node (``--nproc-per-node``); 0: one per GPU
 
     @property
     def display_name(self) -> str:

@@ -43,7 +43,7 @@ FIELDS = (
     *("priority", "retries", "retry_backoff", "requeue", "preemptible", "workdir", "export", "env", "hold"),
     *("after", "array"),
     "session",
-    *("nodes", "gpus_per_node", "launcher"),
+    *("nodes", "gpus_per_node", "launcher", "nproc_per_node"),
 )
 
 
@@ -294,12 +294,13 @@ def spec_from_dict(data: object, origin: str = "job", *, slurm_time: bool = Fals
         session=_session(fields),
         nodes=fields.integer("nodes", 1, minimum=1, maximum=MAX_NODES),
         launcher=_launcher(fields),
+        procs_per_node=fields.integer("nproc_per_node", 0, maximum=1024),
     )
 
 
 def _launcher(fields: _Fields) -> Launcher | None:
     """A gang's launcher (``none`` when only ``nodes``/``gpus_per_node`` are given); None: not a gang."""
-    if all(fields.data.get(k) is None for k in ("nodes", "gpus_per_node", "launcher")):
+    if all(fields.data.get(k) is None for k in ("nodes", "gpus_per_node", "launcher", "nproc_per_node")):
         return None
     text = fields.text("launcher")
     launcher = Launcher.parse(text, f"{fields.origin}: launcher") if text else Launcher.NONE
@@ -348,6 +349,7 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
         "session": spec.session or None,
         "nodes": spec.nodes if spec.launcher is not None else None,
         "launcher": spec.launcher.value if spec.launcher is not None else None,
+        "nproc_per_node": spec.procs_per_node or None,
     }
     data.update({k: v for k, v in optional.items() if v is not None})
     return data

@@ -49,13 +49,14 @@ class Gang:
         return self.nodes * self.procs_per_node
 
 
-def gang_of(nodes: int, gpus_per_node: int, launcher: Launcher) -> Gang:
-    """The gang a spec asks for: one process per GPU (one on a node without GPUs).
+def gang_of(nodes: int, gpus_per_node: int, launcher: Launcher, procs_per_node: int = 0) -> Gang:
+    """The gang a spec asks for: ``procs_per_node`` processes on each node, else one per GPU (one
+    on a node without GPUs).
 
-    >>> gang_of(2, 4, Launcher.TORCHRUN).world_size
-    8
+    >>> gang_of(2, 4, Launcher.TORCHRUN).world_size, gang_of(1, 0, Launcher.TORCHRUN, 4).world_size
+    (8, 4)
     """
-    return Gang(nodes, gpus_per_node, max(1, gpus_per_node), launcher)
+    return Gang(nodes, gpus_per_node, procs_per_node or max(1, gpus_per_node), launcher)
 
 
 @dataclass(frozen=True)
