@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import socket
@@ -88,3 +89,27 @@ def test_run_sees_each_byte_once_however_late_it_says_hello(tmp_path: Path) -> N
     # All of it is in the log span the client reads through the API; none of it comes twice.
     assert frames == [(Kind.SYNC, b'{"start": 0, "end": 12}'), (Kind.EXIT, b'{"exit_code": 0, "signal": null}')]
     assert (tmp_path / "output.log").read_bytes() == b"early\ngot x\n"
+
+
+def test_a_terminal_jobs_process_groups_all_count_as_the_job() -> None:
+    from tuxai.telemetry.procfs import group_usage, parse_stat
+
+    # A shell with job control puts each command in a process group of its own, in its session.
+    script = (
+        "import subprocess; p = subprocess.Popen(['sleep', '30'], process_group=0); print(p.pid, flush=True); p.wait()"
+    )
+    leader = subprocess.Popen(["python3", "-c", script], start_new_session=True, stdout=subprocess.PIPE)
+    try:
+        assert leader.stdout is not None
+        child = int(leader.stdout.readline())
+        deadline = time.monotonic() + 5
+        while parse_stat(Path(f"/proc/{child}/stat").read_text())[0] != child:  # in its own group by now
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert {leader.pid, child} <= group_usage({leader.pid})[leader.pid][4]
+    finally:
+        os.killpg(leader.pid, 9)
+        with contextlib.suppress(ProcessLookupError, UnboundLocalError):
+            os.kill(child, 9)
+        leader.wait()
+        leader.stdout.close()  # type: ignore[union-attr]

@@ -27,6 +27,15 @@ def parse_stat(text: str) -> tuple[int, float, int]:
     return pgrp, (utime + stime + cutime + cstime) / TICKS, rss_pages * PAGE
 
 
+def parse_session(text: str) -> int:
+    """``/proc/PID/stat`` → the session id.
+
+    >>> parse_session("42 (sh) S 1 43 40 0 -1 0 0 0 0 0 150 50 10 0 20 0 1 0 1 1000 25 0")
+    40
+    """
+    return int(text[text.rindex(")") + 2 :].split()[3])
+
+
 def parse_io(text: str) -> tuple[int, int]:
     """``/proc/PID/io`` → (read_bytes, write_bytes)."""
     values = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
@@ -34,7 +43,11 @@ def parse_io(text: str) -> tuple[int, int]:
 
 
 def group_usage(pgids: set[int], proc: Path = Path("/proc")) -> dict[int, tuple[float, int, int, int, frozenset[int]]]:
-    """For each process group: (CPU seconds, RSS bytes, read bytes, written bytes, pids), in one pass."""
+    """For each process group: (CPU seconds, RSS bytes, read bytes, written bytes, pids), in one pass.
+
+    A job that leads its own session (an interactive one, on its terminal: its pgid is its
+    session's id) owns every process group of that session: what its shell runs is the job's.
+    """
     found: dict[int, list[float]] = {}
     members: dict[int, set[int]] = {}
     for entry in os.scandir(proc):
@@ -42,7 +55,10 @@ def group_usage(pgids: set[int], proc: Path = Path("/proc")) -> dict[int, tuple[
             continue
         try:
             with open(f"{entry.path}/stat") as handle:
-                pgrp, cpu, rss = parse_stat(handle.read())
+                text = handle.read()
+            pgrp, cpu, rss = parse_stat(text)
+            if pgrp not in pgids:
+                pgrp = parse_session(text)
         except (OSError, ValueError, IndexError):
             continue
         if pgrp not in pgids:
