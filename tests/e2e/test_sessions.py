@@ -302,3 +302,19 @@ def test_a_slow_reader_gets_every_byte(daemon: DaemonProcess) -> None:
     line = f"{shlex.quote(sys.executable)} -m tuxai run -- head -c 30000000 /dev/zero | (sleep 1; wc -c)"
     done = subprocess.run(["sh", "-c", line], capture_output=True, text=True, env=env, timeout=60, check=False)
     assert done.stdout.strip() == "30000000", done.stderr  # the job waited for the reader; nothing dropped
+
+
+def test_a_dropped_terminal_leaves_the_session_running(daemon: DaemonProcess, panes: list[Pane]) -> None:
+    first = Pane(daemon.home, f"run --pty -- {BASH}")
+    panes.append(first)
+    job_id = _job_id(first.wait_for(r"(?m)^sh\$"))
+    first.keys("echo before-$((1+1))", "Enter")
+    first.wait_for("before-2")
+    first.close()  # the terminal goes away under the client (a dropped ssh): SIGHUP, EIO
+    time.sleep(0.5)
+    assert daemon.job(job_id).state == "running"
+    again = Pane(daemon.home, f"attach {job_id}")
+    panes.append(again)
+    again.wait_for("before-2")
+    again.keys("exit", "Enter")
+    again.wait_for(r"client-rc=0\s+tty: icanon")

@@ -213,7 +213,8 @@ def _raw(fd: int, wanted: bool) -> Iterator[None]:
         yield
     finally:
         if saved is not None:
-            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+            with contextlib.suppress(termios.error):  # a terminal that hung up has no settings to restore
+                termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 def _attach(api: Client, job: Job, from_start: bool = False) -> int:
@@ -301,6 +302,8 @@ def _relay(api: Client, job: Job, sock: socket.socket, stdin: int, wake: int, ca
                     sock.sendall(json_frame(Kind.SIGNAL, {"signal": int(signum)}))
         if reading and stdin in ready:
             data = os.read(stdin, 65536)
+            if not data and pty and os.isatty(stdin):
+                return 0  # the terminal hung up (a dropped ssh): detached, the session goes on
             if not data:
                 reading = False
                 if not pty:
@@ -374,4 +377,8 @@ def _from_session(api: Client, job: Job, sock: socket.socket, reader: FrameReade
         with contextlib.suppress(OSError):
             sock.sendall(json_frame(Kind.SIGNAL, {"signal": int(signal.SIGPIPE)}))
         return 128 + signal.SIGPIPE
+    except OSError as exc:  # EIO: our terminal is gone; the session goes on without us
+        if exc.errno != errno.EIO:
+            raise
+        return 0
     return _GOING_ON
