@@ -318,3 +318,14 @@ def test_a_dropped_terminal_leaves_the_session_running(daemon: DaemonProcess, pa
     again.wait_for("before-2")
     again.keys("exit", "Enter")
     again.wait_for(r"client-rc=0\s+tty: icanon")
+
+
+def test_a_session_runs_in_its_own_cgroup(daemon: DaemonProcess) -> None:
+    if not daemon.client.health().cgroups:
+        pytest.skip("this host gives jobs no cgroups (tuxai doctor says why)")
+    done = cli_with_input(daemon.home, "", "run", "--mem", "64MiB", "--", "cat", "/proc/self/cgroup")
+    assert done.returncode == 0, done.stderr
+    job = daemon.client.jobs()[-1]
+    groups = [line for line in done.stdout.splitlines() if f"-job-{job.id}-1" in line]
+    assert any(":memory:" in line or line.startswith("0::") for line in groups), done.stdout  # its memory limit's
+    assert daemon.job(job.id).spec.request.memory_bytes == 64 * 2**20
