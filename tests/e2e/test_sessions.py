@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +29,7 @@ class Pane:
     """A tmux session of its own (its own server), ``width`` × ``height``, running ``command`` then a shell's wait."""
 
     def __init__(self, home: Path, command: str, width: int = 120, height: int = 40) -> None:
-        self.server = f"tuxai-test-{os.getpid()}-{time.monotonic_ns()}"
+        self.socket_dir = Path(tempfile.mkdtemp(prefix="tuxai-tmux-"))  # a server of its own, removed after
         env = f"env TUXAI_HOME={shlex.quote(str(home))} PS1='sh$ ' TERM=xterm"
         tty = "echo \"tty: $(stty -a | grep -o -- '-\\?icanon')\""  # raw mode shows -icanon
         script = f"{env} {sys.executable} -m tuxai {command}; echo client-rc=$?; {tty}; sleep 600"
@@ -35,7 +37,8 @@ class Pane:
         self._tmux(*argv)
 
     def _tmux(self, *args: str) -> str:
-        done = subprocess.run(["tmux", "-L", self.server, *args], capture_output=True, text=True, timeout=10)
+        argv = ["tmux", "-S", str(self.socket_dir / "tmux"), *args]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
         assert done.returncode == 0, done.stderr
         return done.stdout
 
@@ -71,7 +74,8 @@ class Pane:
 
     def close(self) -> None:
         """Kill the tmux server and what runs in it."""
-        subprocess.run(["tmux", "-L", self.server, "kill-server"], capture_output=True, timeout=10)
+        subprocess.run(["tmux", "-S", str(self.socket_dir / "tmux"), "kill-server"], capture_output=True, timeout=10)
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
 
 
 @pytest.fixture
