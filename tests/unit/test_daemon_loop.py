@@ -12,8 +12,9 @@ from typing import cast
 
 import pytest
 
-from tuxai.daemon.core import Daemon, run_loop
+from tuxai.daemon.core import Daemon
 from tuxai.daemon.health import LoopHealth, backoff_s
+from tuxai.daemon.loop import run_loop
 
 
 class FlakyDaemon:

@@ -40,9 +40,10 @@ from tuxai.api.app import Auth, MetricsApp, create_app
 from tuxai.api.home import check_home, lock_home, open_private, prepare_store, read_private, unix_socket, write_private
 from tuxai.api.notify import notify_listener
 from tuxai.api.peercred import PeerCredProtocol
-from tuxai.daemon.core import Daemon, DaemonConfig, run_loop
+from tuxai.daemon.core import Daemon, DaemonConfig
 from tuxai.daemon.health import LoopHealth
 from tuxai.daemon.limits import load_quotas, reload_quotas
+from tuxai.daemon.loop import run_loop
 from tuxai.daemon.telemetry import TelemetryLoop
 from tuxai.edge.listen import is_loopback, listen_tcp, parse_address
 from tuxai.errors import TuxaiError, UsageError

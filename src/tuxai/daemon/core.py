@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import os
 import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tuxai.daemon.arrays import check_after, gate
 from tuxai.daemon.config import Caller, DaemonConfig
 from tuxai.daemon.gang import check_gang
-from tuxai.daemon.health import LoopHealth
 from tuxai.daemon.jobdirs import new_job_dir, remove_job_dir
 from tuxai.daemon.launch import build_launch, cgroup_name
 from tuxai.daemon.limits import WindowUse, check_submit, job_groups
 from tuxai.daemon.outcome import Outcome, classify
+from tuxai.daemon.reasons import waiting_reasons
 from tuxai.daemon.standing import standings
 from tuxai.errors import PermissionDenied, UsageError
 from tuxai.executor import systemd
@@ -37,7 +36,7 @@ from tuxai.model.job import JobRecord, JobSpec, JobState, StopReason
 from tuxai.model.wire import Standing
 from tuxai.scheduler.admission import rejection
 from tuxai.scheduler.decide import decide
-from tuxai.scheduler.decisions import Limited, Preempt, Reject, Reserve, Start
+from tuxai.scheduler.decisions import Preempt, Reject, Start
 from tuxai.scheduler.priority import queue_order
 from tuxai.scheduler.snapshot import Job, Node, Running, Snapshot, decay_usage
 from tuxai.scheduler.unavailable import pending_outside_note
@@ -46,7 +45,7 @@ from tuxai.store.jobs import Store
 PRUNE_EVERY_S = 3600.0  # how often ended jobs past their retention are forgotten
 START_TIMEOUT_S = 30.0  # an attempt no shim claimed after this long is given up and run again
 WAITING = (JobState.PENDING, JobState.REQUEUED)
-__all__ = ["Caller", "Daemon", "DaemonConfig", "run_loop"]  # Caller and DaemonConfig live in daemon.config
+__all__ = ["Caller", "Daemon", "DaemonConfig"]  # Caller and DaemonConfig live in daemon.config
 
 
 class Daemon:
@@ -316,44 +315,25 @@ class Daemon:
         decisions = decide(snapshot, order) if eligible else []
         self.standing = standings(order, decisions, now, self.standing, (j.id for j in running))
         by_id = {j.id: j for j in [*running, *waiting]}
-        reasons: dict[int, str] = {}
-        head: str | None = None
         self._start([(by_id[int(d.job_id)], d) for d in decisions if isinstance(d, Start)], now)
         for decision in decisions:
             job_id = int(decision.job_id)
-            if isinstance(decision, Start):
-                continue
             if isinstance(decision, Preempt):
                 victim = by_id[job_id]
                 why = f"preempting (for job {decision.for_job})"
                 self.store.update(job_id, stop_request=StopReason.PREEMPT, for_job=int(decision.for_job), reason=why)
                 self.executor.stop(Path(victim.run_dir), StopReason.PREEMPT)
-            elif isinstance(decision, Reserve):
-                head = head or decision.job_id
-                why = str(decision.explanation.get("reason", "waiting for resources"))
-                wait = max(0.0, decision.at - now)
-                # An estimate from default time limits (jobs without --time) says nothing: leave it out.
-                known = wait < self.config.scheduler.default_time_limit_s * 0.99
-                reasons[job_id] = f"{why}; next in line" + (f", starts within {wait:.0f} s" if known else "")
-            elif isinstance(decision, Limited):
-                reasons[job_id] = decision.reason
             elif isinstance(decision, Reject):
                 self.store.transition(job_id, JobState.FAILED, now, f"can never run here: {decision.reason}")
-        started = {int(d.job_id) for d in decisions if isinstance(d, Start | Reject)}
         outside = snapshot.busy_outside.get(self.node.name, {})
-        for job in waiting:
-            if job.id in started or job.id in reasons or job.id in gated.never:
-                continue
-            if job.held:
-                reasons[job.id] = "held (`tuxai release` lets it start)"
-            elif job.id in gated.waits:
-                reasons[job.id] = gated.waits[job.id]
-            elif job.eligible_at > now:
-                reasons[job.id] = _backoff_reason(job, now)
-            else:
-                reasons[job.id] = f"waiting for resources behind job {head}" if head else "waiting for resources"
-                note = pending_outside_note(outside, self.node.inventory.gpus, job.spec.request)
-                reasons[job.id] += f"; {note}" if note else ""
+        reasons = waiting_reasons(
+            decisions,
+            waiting,
+            gated,
+            now,
+            self.config.scheduler.default_time_limit_s,
+            lambda spec: pending_outside_note(outside, self.node.inventory.gpus, spec.request),
+        )
         changes = [(i, {"reason": r}) for i, r in reasons.items() if by_id[i].reason != r]
         self.store.update_many(changes)
         if gated.waits and any(isinstance(d, Start) for d in decisions):
@@ -401,10 +381,6 @@ def _named(job: JobRecord) -> str:
     return task_name(job.array_job, job.array_index, job.id)  # 12_3 for a task of array 12
 
 
-def _backoff_reason(job: JobRecord, now: float) -> str:
-    return f"{job.reason.split(';')[0]}; retry in {job.eligible_at - now:.0f} s"
-
-
 def _scheduler_job(job: JobRecord) -> Job:
     return Job(
         id=str(job.id),
@@ -416,40 +392,3 @@ def _scheduler_job(job: JobRecord) -> Job:
         preemptible=job.spec.preemptible,
         groups=job_groups(job),
     )
-
-
-def run_loop(
-    daemon: Daemon,
-    stop: threading.Event,
-    period_s: float,
-    clock: Callable[[], float] = time.time,
-    health: LoopHealth | None = None,
-) -> None:
-    """Tick on every wake-up (submit, a job's end, cancel, hold); every ``period_s`` a full tick
-    that looks at every running job and re-sends stop requests. Never a busy poll.
-
-    A tick that raises (a damaged store, a full disk) is logged with its traceback and tried
-    again, full, after a backoff (0.1 s doubling to 30 s; wake-ups do not shorten it);
-    ``health`` records the last good tick. The loop ends only with ``stop``."""
-    health = health if health is not None else LoopHealth("tick", stale_after_s=3 * period_s)
-    last_full = clock()
-    retry = False
-    while not stop.is_set():
-        if not retry:
-            daemon.wake.wait(timeout=period_s)
-        daemon.wake.clear()
-        if stop.is_set():
-            break
-        now = clock()
-        full = retry or now - last_full >= period_s
-        try:
-            daemon.tick(now, full=full)
-            if full:
-                daemon.resend_stops()
-                last_full = now
-        except Exception as exc:  # noqa: BLE001 (whatever a tick meets, the loop must go on)
-            retry = True
-            stop.wait(health.failed(exc))
-            continue
-        retry = False
-        health.succeeded(clock())
