@@ -9,7 +9,8 @@ from tuxai.cli.gpu_table import gpu_state, instance_holder, placement_words
 from tuxai.cli.top import split_keys
 from tuxai.cli.top_layout import GPU_COLUMNS, QUEUE_COLUMNS, TopState, fit, frame, gpu_rows, user_rows
 from tuxai.model.job import JobState
-from tuxai.model.wire import GpuHolder, GpuView, LiveGpu, LiveView, MigInstance, OutsideProcess, PublicJob
+from tuxai.model.wire import PublicJob
+from tuxai.model.wire_gpus import GpuHolder, GpuView, LiveGpu, LiveView, MigInstance, OutsideProcess
 
 GIB = 1024**3
 MIGS = tuple(MigInstance(i, "1g.10gb", f"MIG-{i}", 10 * GIB) for i in range(7))

@@ -16,16 +16,10 @@ from tuxai.model.wire import (
     ERRORS,
     EnergyTotals,
     ErrorBody,
-    GpuHolder,
-    GpuView,
     Health,
     Job,
     JobDetail,
     JobEvent,
-    LiveGpu,
-    LiveProcess,
-    LiveUsage,
-    LiveView,
     PublicJob,
     error_body,
     error_from_body,
@@ -34,6 +28,7 @@ from tuxai.model.wire import (
     status_of,
     to_json,
 )
+from tuxai.model.wire_gpus import GpuHolder, GpuView, LiveGpu, LiveProcess, LiveUsage, LiveView
 
 SPEC = spec_from_dict(
     {

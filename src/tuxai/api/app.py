@@ -50,12 +50,10 @@ from tuxai.model.job import JobState
 from tuxai.model.jobfile import check_environment, spec_from_dict
 from tuxai.model.wire import (
     ErrorBody,
-    GpuView,
     Health,
     Job,
     JobDetail,
     LimitsView,
-    LiveView,
     PublicJob,
     Stopping,
     Submitted,
@@ -63,6 +61,7 @@ from tuxai.model.wire import (
     status_of,
     to_json,
 )
+from tuxai.model.wire_gpus import GpuView, LiveView
 
 STATES = [state.value for state in JobState]
 MAX_ID = 2**63 - 1  # SQLite's largest integer: a larger id is no job

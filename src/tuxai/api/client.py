@@ -31,17 +31,16 @@ from tuxai.model.jobfile import spec_to_dict
 from tuxai.model.wire import (
     VERSIONS_HINT,
     ErrorBody,
-    GpuView,
     Health,
     Job,
     LimitsView,
-    LiveView,
     PublicJob,
     Submitted,
     error_from_body,
     from_json,
     job_from_json,
 )
+from tuxai.model.wire_gpus import GpuView, LiveView
 
 T = TypeVar("T")
 

@@ -26,24 +26,16 @@ from tuxai.daemon.jobdirs import job_endpoint
 from tuxai.daemon.telemetry import TelemetryLoop
 from tuxai.model.inventory import Inventory
 from tuxai.model.job import JobRecord, JobState
-from tuxai.model.wire import (
-    EnergyTotals,
-    ErrorBody,
+from tuxai.model.wire import EnergyTotals, ErrorBody, Job, JobDetail, JobEvent, PublicJob, Standing, from_json, to_json
+from tuxai.model.wire_gpus import (
     GpuHolder,
     GpuView,
-    Job,
-    JobDetail,
-    JobEvent,
     LiveGpu,
     LiveProcess,
     LiveUsage,
     LiveView,
     MigInstance,
     OutsideProcess,
-    PublicJob,
-    Standing,
-    from_json,
-    to_json,
 )
 from tuxai.telemetry.foreign import ForeignProcess
 

@@ -12,7 +12,8 @@ from rich.table import Table
 from tuxai.cli.jobs import cell, printable
 from tuxai.model.resources import WHOLE_GPU_MILLI
 from tuxai.model.units import format_bytes
-from tuxai.model.wire import GpuHolder, GpuView, Job, MigInstance, PublicJob
+from tuxai.model.wire import Job, PublicJob
+from tuxai.model.wire_gpus import GpuHolder, GpuView, MigInstance
 
 
 def holder_words(holder: GpuHolder, compact: bool = False) -> str:

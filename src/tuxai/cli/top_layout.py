@@ -18,7 +18,8 @@ from rich.text import Text
 from tuxai.cli.gpu_table import gpu_state, instance_holder, placement_words
 from tuxai.cli.jobs import printable
 from tuxai.model.units import format_bytes
-from tuxai.model.wire import GpuView, LiveGpu, LiveView, PublicJob
+from tuxai.model.wire import PublicJob
+from tuxai.model.wire_gpus import GpuView, LiveGpu, LiveView
 
 SORTS = ("gpu", "util", "memory", "user")
 GAP = 2
