@@ -13,7 +13,7 @@ import typer.main
 from typer.testing import CliRunner
 
 from tuxai.api.server import parser
-from tuxai.cli.jobs import daemon_argv
+from tuxai.cli.daemon import daemon_argv
 from tuxai.cli.main import app
 from tuxai.daemon.config import DaemonConfig
 from tuxai.daemon.telemetry import POLICIES

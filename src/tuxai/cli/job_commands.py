@@ -6,7 +6,6 @@ Declarations only; each body is one call into ``tuxai.cli.jobs`` (or ``top``) th
 from __future__ import annotations
 
 import inspect
-import json
 import typing
 from pathlib import Path
 from typing import Annotated
@@ -23,7 +22,8 @@ jobs_app = typer.Typer()
 def _up(home: Path | None, config: Path | None, detach: bool, debug: bool, **given: object) -> None:
     """Start the daemon (foreground; --detach for the background). Each setting is also a TUXAI_* variable
     and a key under `daemon:` in the config file (docs/jobs.md)."""
-    from tuxai.cli.jobs import daemon_argv, home_dir, run_up
+    from tuxai.cli.daemon import daemon_argv, run_up
+    from tuxai.cli.jobs import home_dir
 
     for alias, (key, value) in _ALIASES.items():  # --no-cgroups: --cgroups off
         if given.pop(alias, False):
@@ -76,7 +76,8 @@ up = jobs_app.command(name="up")(_up)
 @jobs_app.command()
 def down(home: HomeOption = None, debug: DebugOption = False) -> None:
     """Stop the daemon; running jobs go on and are adopted by the next `tuxai up`."""
-    from tuxai.cli.jobs import home_dir, run_down
+    from tuxai.cli.daemon import run_down
+    from tuxai.cli.jobs import home_dir
 
     raise typer.Exit(guard(lambda: run_down(home_dir(home)), debug))
 
@@ -397,30 +398,6 @@ def top(
 @jobs_app.command()
 def status(as_json: JsonOption = False, home: HomeOption = None, debug: DebugOption = False) -> None:
     """The daemon: pid, home, machine, cgroups, telemetry, Prometheus, and your limits beside your use."""
-    from tuxai.cli.jobs import client
-    from tuxai.cli.queue import limits_rows
-    from tuxai.model.wire import to_json
+    from tuxai.cli.daemon import run_status
 
-    def action() -> int:
-        with client(home) as api:
-            health = api.health()
-            limits = [] if as_json else limits_rows(api.limits())  # root: every account
-        if as_json:
-            print(json.dumps(to_json(health), indent=2))
-            return 0
-        rows = [
-            ("daemon", f"pid {health.pid}, tuxai {health.version}"),
-            ("asked", api.describe()),  # which daemon, and why that one (yours, or the system's)
-            ("home", health.home),
-            ("machine", f"{health.gpus} GPUs, {health.cpus} CPUs ({health.inventory})"),
-            ("cgroups", f"v{health.cgroups}" if health.cgroups else f"off: {health.cgroups_problem}"),
-            ("telemetry", f"GPUs by {health.sampler}, CPU energy by {health.cpu_energy}"),
-            *([("", health.cpu_energy_problem)] if health.cpu_energy_problem else []),
-            ("prometheus", f"http://{health.metrics}/metrics" if health.metrics else "not on TCP"),
-            *limits,
-        ]
-        for key, value in rows:
-            print(f"{key:>10}  {value}")
-        return 0
-
-    raise typer.Exit(guard(action, debug))
+    raise typer.Exit(guard(lambda: run_status(home, as_json), debug))
