@@ -31,6 +31,47 @@ def _with_mig(reason: str, request: Request, nodes: tuple[Node, ...]) -> str:
     return f"{reason}: {note}" if note else reason
 
 
+def _ask(request: Request) -> str:
+    """One node's share in words: ``2 GPUs``, ``2 GPUs, 4 CPUs, 8 GiB``, ``1 CPU``."""
+    parts = [f"{request.gpus} GPU{'' if request.gpus == 1 else 's'}"] if request.gpus else []
+    if request.cpus > 1 or not request.gpus:
+        parts.append(f"{request.cpus} CPU{'' if request.cpus == 1 else 's'}")
+    if request.memory_bytes:
+        parts.append(format_bytes(request.memory_bytes))
+    return ", ".join(parts)
+
+
+def _shape(nodes: tuple[Node, ...]) -> str:
+    """The cluster's shape by GPU count: ``2 nodes with 2 GPUs each, 1 node with no GPU``."""
+    by_gpus = Counter(len(n.inventory.gpus) for n in nodes)
+    parts = []
+    for gpus, count in sorted(by_gpus.items(), key=lambda item: -item[0]):
+        has = f"{gpus} GPU{'' if gpus == 1 else 's'}" if gpus else "no GPU"
+        parts.append(f"{count} node{'' if count == 1 else 's'} with {has}{' each' if count > 1 and gpus else ''}")
+    return ", ".join(parts) or "no node"
+
+
+def gang_rejection(request: Request, node_count: int, nodes: tuple[Node, ...]) -> str | None:
+    """Why a gang of ``node_count`` nodes, each holding ``request``, could never start on ``nodes``
+    (even empty, each node holding one share: a gang spreads), or None when enough nodes could.
+
+    ``Request(gpus=2), 3, (2 nodes of 2 GPUs)`` → ``"asks 3 nodes × 2 GPUs; the cluster has 2 nodes
+    with 2 GPUs each"``.
+    """
+    able = [n for n in nodes if place_on_node(empty_node(n.name, n.inventory), request) is not None]
+    if len(able) >= node_count:
+        return None
+    reason = (
+        f"asks {node_count} node{'' if node_count == 1 else 's'} × {_ask(request)}; the cluster has {_shape(nodes)}"
+    )
+    if able and len(able) < len(nodes):
+        reason += f" ({len(able)} of them can hold one node's share: {', '.join(n.name for n in able)})"
+    elif not able and nodes:
+        single = _rejection(request, nodes)
+        reason += f"; no node can hold one node's share ({single.split('; ')[0] if single else 'none fits'})"
+    return reason
+
+
 def rejection(job: Job, nodes: tuple[Node, ...]) -> str | None:
     """Why the job could not run even on empty nodes, or None when some node could take it."""
     return _rejection(job.request, nodes)
