@@ -313,4 +313,7 @@ def create_app(
     from tuxai.api.arrays import add_array_routes  # it imports this module's route parts
 
     add_array_routes(app, daemon, private_queue)
+    from tuxai.api.ui_source import mount_ui  # it imports this module's route parts
+
+    mount_ui(app, daemon, telemetry, private_queue)
     return app

@@ -41,6 +41,7 @@ from tuxai.model.wire import (
     job_from_json,
 )
 from tuxai.model.wire_gpus import GpuView, LiveView
+from tuxai.model.wire_ui import UiLogin
 
 T = TypeVar("T")
 
@@ -239,6 +240,10 @@ class Client:
     def metrics(self) -> str:
         """The Prometheus exposition text."""
         return self._call("GET", "/metrics").text
+
+    def ui_login(self) -> UiLogin:
+        """A one-time link to the web dashboard for the caller (over the Unix socket only)."""
+        return self._read(UiLogin, "POST", "/v1/ui/login")
 
     def shutdown(self) -> None:
         """Stop the daemon (jobs go on)."""

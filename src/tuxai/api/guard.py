@@ -81,7 +81,8 @@ class Guard:
             await self.app(scope, receive, send)
             return
         headers = scope.get("headers") or []
-        if peer_from_scope(scope) is None and not bearer_ok(headers, self.token):
+        dashboard = str(scope.get("path", "")).startswith("/ui/")  # its session cookie is its credential (tuxai.ui)
+        if peer_from_scope(scope) is None and not dashboard and not bearer_ok(headers, self.token):
             answer = ErrorResponse(
                 401,
                 "PermissionDenied",

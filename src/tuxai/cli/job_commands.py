@@ -396,6 +396,18 @@ def top(
 
 
 @jobs_app.command()
+def ui(
+    no_open: Annotated[bool, typer.Option("--no-open", help="Print the link only; open no browser.")] = False,
+    home: HomeOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """The web dashboard: a one-time login link (served on the daemon's --tcp address)."""
+    from tuxai.cli.ui import run_ui
+
+    raise typer.Exit(guard(lambda: run_ui(home, not no_open), debug))
+
+
+@jobs_app.command()
 def status(as_json: JsonOption = False, home: HomeOption = None, debug: DebugOption = False) -> None:
     """The daemon: pid, home, machine, cgroups, telemetry, Prometheus, and your limits beside your use."""
     from tuxai.cli.daemon import run_status

@@ -90,4 +90,6 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE jobs SET ended_at = (SELECT MAX(at) FROM events WHERE events.job_id = jobs.id)
     WHERE ended_at IS NULL AND state IN ('succeeded', 'failed', 'cancelled', 'timeout', 'preempted')
     """,
+    # 5: the dashboard's history by user, newest first (``store.history.page``), from an index.
+    "CREATE INDEX jobs_user ON jobs(user, id)",
 )

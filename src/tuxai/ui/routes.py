@@ -1,0 +1,221 @@
+"""The ``/ui`` routes: the login exchange, the pages, the actions (POST forms with a CSRF token), the
+live events (server-sent), the stylesheet and script. Everything is read through a ``UiSource``, which
+``api`` builds with the API's own rules (``public_fields``; the daemon's checks on every action).
+
+No session → a page redirects to ``/ui/howto`` (how to log in) and data answers 401. The session
+cookie is HttpOnly, SameSite=Strict, Path=/ui, and Secure when the request came over https (plain
+HTTP on loopback, the daemon's default, would lose a Secure cookie in most browsers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Annotated
+from urllib.parse import parse_qs, urlencode
+
+from fastapi import FastAPI, Path, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+
+from tuxai.daemon.config import Caller
+from tuxai.errors import JobNotFound, PermissionDenied, TuxaiError
+from tuxai.model.job import JobState
+from tuxai.model.wire import Job, PublicJob
+from tuxai.model.wire_gpus import GpuView, LiveView
+from tuxai.ui import pages
+from tuxai.ui.html import esc, frame, message_page
+from tuxai.ui.sessions import COOKIE, Session, Sessions, csrf_ok
+
+HEADERS = {
+    "content-security-policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",  # the login URL carries its token
+    "cache-control": "no-store",
+}
+STATIC = {"ui.css": "text/css", "ui.js": "text/javascript"}
+EVENT_PERIOD_S = 1.0
+LOG_TAIL_BYTES = 64 * 1024
+HOWTO = (
+    "Run <code>tuxai ui</code> on this machine as the user you want to be: it prints a one-time link"
+    " (good for a minute and a half). The daemon must listen on TCP (<code>tuxai up --tcp 127.0.0.1:8470</code>)."
+)
+
+
+@dataclass(frozen=True)
+class UiSource:
+    """What the pages read and do, with the API's rules applied for ``caller`` (built by ``api``)."""
+
+    queue: Callable[[Caller], list[PublicJob]]  # every job the caller may see that waits or runs
+    job: Callable[[Caller, int], PublicJob]  # a JobDetail for its owner/root; raises JobNotFound, PermissionDenied
+    history: Callable[[Caller, str, str, int | None], list[PublicJob]]  # user, state, before id
+    gpus: Callable[[Caller], list[GpuView]]
+    live: Callable[[Caller], LiveView]
+    log: Callable[[Caller, int, int], tuple[bytes, int]]  # from offset: data, the next offset (owner/root)
+    log_size: Callable[[Caller, int], int]  # the job's output so far, in bytes (owner/root)
+    act: Callable[[Caller, int, str], None]  # cancel, hold, release (the daemon checks who)
+    states: Callable[[Caller, set[int]], dict[int, str]]  # active jobs' states, and those of ``ids``
+
+
+def _page(title: str, session: Session, body: str, active: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(frame(title, session.caller.user, body, active), status, headers=HEADERS)
+
+
+def _message(title: str, text: str, status: int) -> HTMLResponse:
+    return HTMLResponse(message_page(title, text), status, headers=HEADERS)
+
+
+def _error(exc: TuxaiError) -> HTMLResponse:
+    status = 404 if isinstance(exc, JobNotFound) else 403 if isinstance(exc, PermissionDenied) else 409
+    return _message("Not allowed" if status == 403 else "Not done", esc(exc.message), status)
+
+
+def add_ui_routes(app: FastAPI, source: UiSource, sessions: Sessions) -> None:
+    """Mount the dashboard on ``app`` under ``/ui`` (``Guard`` lets ``/ui/`` through: the cookie is its credential)."""
+
+    def session_of(request: Request) -> Session | None:
+        return sessions.session(request.cookies.get(COOKIE, ""), time.time())
+
+    def login_first() -> RedirectResponse:
+        return RedirectResponse("/ui/howto", 303, headers=HEADERS)
+
+    @app.get("/ui/howto", include_in_schema=False)
+    def howto() -> HTMLResponse:
+        return _message("Log in to tuxai", HOWTO, 401)
+
+    @app.get("/ui/static/{name}", include_in_schema=False)
+    def static(name: str) -> Response:
+        if name not in STATIC:
+            return _message("Not found", "no such file", 404)
+        body = resources.files("tuxai.ui").joinpath("static", name).read_bytes()
+        return Response(body, media_type=STATIC[name], headers={"x-content-type-options": "nosniff"})
+
+    @app.get("/ui/login", include_in_schema=False)
+    def login(request: Request, token: str = "") -> Response:
+        exchanged = sessions.exchange(token, time.time()) if token else None
+        if exchanged is None:
+            text = "This login link was used already, has expired, or is not one. " + HOWTO
+            return _message("Log in to tuxai", text, 401)
+        cookie, _ = exchanged
+        response = RedirectResponse("/ui/", 303, headers=HEADERS)
+        secure = request.url.scheme == "https"
+        response.set_cookie(COOKIE, cookie, path="/ui", httponly=True, samesite="strict", secure=secure)
+        return response
+
+    @app.post("/ui/logout", include_in_schema=False)
+    def logout(request: Request) -> Response:
+        sessions.logout(request.cookies.get(COOKIE, ""))
+        response = login_first()
+        response.delete_cookie(COOKIE, path="/ui")
+        return response
+
+    @app.get("/ui/", include_in_schema=False)
+    def overview(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return login_first()
+        caller = session.caller
+        return _page("Overview", session, pages.overview(source.gpus(caller), source.live(caller)), "/ui/")
+
+    @app.get("/ui/queue", include_in_schema=False)
+    def queue(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return login_first()
+        return _page("Queue", session, pages.queue(source.queue(session.caller), time.time()), "/ui/queue")
+
+    @app.get("/ui/jobs", include_in_schema=False)
+    def jobs(
+        request: Request,
+        user: Annotated[str, Query(max_length=64)] = "",
+        state: Annotated[str, Query(max_length=16)] = "",
+        before: Annotated[int | None, Query(ge=1)] = None,
+    ) -> Response:
+        session = session_of(request)
+        if session is None:
+            return login_first()
+        if state and state not in {s.value for s in JobState}:
+            return _message("Not done", f"unknown state {esc(state)}", 400)
+        found = source.history(session.caller, user, state, before)
+        following = ""
+        if len(found) >= pages_size():
+            following = "/ui/jobs?" + urlencode({"user": user, "state": state, "before": found[-1].id})
+        body = pages.jobs_page(found, time.time(), user, state, following)
+        return _page("Jobs", session, body, "/ui/jobs")
+
+    @app.get("/ui/jobs/{job_id}", include_in_schema=False)
+    def job(request: Request, job_id: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> Response:
+        session = session_of(request)
+        if session is None:
+            return login_first()
+        try:
+            view = source.job(session.caller, job_id)
+            tail = _tail(source, session.caller, job_id) if isinstance(view, Job) else None
+        except TuxaiError as exc:
+            return _error(exc)
+        body = pages.job_page(view, time.time(), tail, session.csrf)
+        return _page(f"Job {job_id}", session, body, "")
+
+    @app.post("/ui/jobs/{job_id}/{verb}", include_in_schema=False)
+    async def act(request: Request, job_id: Annotated[int, Path(ge=1, le=2**63 - 1)], verb: str) -> Response:
+        session = session_of(request)
+        if session is None:
+            return _message("Log in to tuxai", HOWTO, 401)
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        if not csrf_ok(session, (form.get("csrf") or [""])[0]):
+            return _message("Not allowed", "this form is stale or not ours (CSRF): reload the page", 403)
+        if verb not in ("cancel", "hold", "release"):
+            return _message("Not found", "no such action", 404)
+        try:
+            await asyncio.to_thread(source.act, session.caller, job_id, verb)
+        except TuxaiError as exc:
+            return _error(exc)
+        return RedirectResponse(f"/ui/jobs/{job_id}", 303, headers=HEADERS)
+
+    @app.get("/ui/events", include_in_schema=False)
+    async def events(request: Request, job: int = 0, offset: Annotated[int, Query(ge=0)] = 0) -> Response:
+        session = session_of(request)
+        if session is None:
+            return _message("Log in to tuxai", HOWTO, 401)
+        stream = _events(request, source, session.caller, job, offset)
+        return StreamingResponse(stream, media_type="text/event-stream", headers={"cache-control": "no-store"})
+
+
+def pages_size() -> int:
+    """How many jobs a page of the history holds."""
+    return 50
+
+
+def _tail(source: UiSource, caller: Caller, job_id: int) -> tuple[str, int]:
+    """The last ``LOG_TAIL_BYTES`` of the job's output and the offset after them."""
+    size = source.log_size(caller, job_id)
+    data, end = source.log(caller, job_id, max(0, size - LOG_TAIL_BYTES))
+    return data.decode("utf-8", "replace"), end
+
+
+async def _events(request: Request, source: UiSource, caller: Caller, job: int, offset: int) -> AsyncIterator[str]:
+    """``job`` events (``{id, state}``) when a job the caller sees changes state; ``log`` events (new
+    output of ``job`` from ``offset``, its owner's only) while that page is open."""
+    known: dict[int, str] = {}
+    watched = {job} if job else set()
+    first = True
+    yield "retry: 2000\n\n"
+    while not await request.is_disconnected():
+        states = await asyncio.to_thread(source.states, caller, watched | set(known))
+        for job_id, value in states.items():
+            if not first and known.get(job_id) != value:
+                yield f"event: job\ndata: {json.dumps({'id': job_id, 'state': value})}\n\n"
+        known = {k: v for k, v in states.items() if v in ("pending", "requeued", "running") or k in watched}
+        if job and offset >= 0:
+            try:
+                data, offset = await asyncio.to_thread(source.log, caller, job, offset)
+            except TuxaiError:
+                offset = -1  # not the caller's log: no more tries
+            else:
+                if data:
+                    yield f"event: log\ndata: {json.dumps(data.decode('utf-8', 'replace'))}\n\n"
+        first = False
+        await asyncio.sleep(EVENT_PERIOD_S)

@@ -1,0 +1,30 @@
+// tuxai's dashboard: live updates over server-sent events. The pages are whole without it.
+"use strict";
+(function () {
+  if (!window.EventSource) return;
+  var log = document.getElementById("log");
+  var url = "/ui/events";
+  if (log) url += "?job=" + log.dataset.logOf + "&offset=" + log.dataset.offset;
+  else {
+    var mine = document.querySelector("[data-job-page]");
+    if (mine) url += "?job=" + mine.dataset.jobPage;
+  }
+  var source = new EventSource(url);
+  var live = document.getElementById("live");
+  source.onopen = function () { if (live) live.hidden = false; };
+  source.onerror = function () { if (live) live.hidden = true; };
+  source.addEventListener("job", function (event) {
+    var change = JSON.parse(event.data);
+    var badges = document.querySelectorAll('[data-state-of="' + change.id + '"]');
+    for (var i = 0; i < badges.length; i++) {
+      badges[i].textContent = change.state;
+      badges[i].className = "state state-" + change.state;
+    }
+  });
+  source.addEventListener("log", function (event) {
+    if (!log) return;
+    var atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+    log.textContent += JSON.parse(event.data);
+    if (atEnd) log.scrollTop = log.scrollHeight;
+  });
+})();
