@@ -13,6 +13,7 @@ from tuxai.cli.common import DebugOption, HomeOption, LogLevelOption, guard, sta
 from tuxai.cli.envs import env_app
 from tuxai.cli.export import export_app
 from tuxai.cli.job_commands import jobs_app
+from tuxai.cli.pipeline import pipeline_app
 from tuxai.errors import UsageError
 
 app = typer.Typer(
@@ -247,6 +248,7 @@ def infer(
 app.add_typer(jobs_app)
 app.add_typer(env_app, name="env")
 app.add_typer(export_app, name="export")
+app.add_typer(pipeline_app, name="pipeline")
 
 
 def run() -> None:
