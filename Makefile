@@ -4,8 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.installed-run
 DEV_STAMP  := $(VENV)/.installed-dev
+RAY_STAMP  := $(VENV)/.installed-ray
 
-.PHONY: run test system-deps vm-deps lint typecheck layers unit test-vm bench test-gpu clean
+.PHONY: run test system-deps vm-deps lint typecheck layers unit test-vm test-ray bench test-gpu clean
 
 # Real programs the tests drive (program:package): a Prometheus server scrapes the daemon, tmux shows `tuxai top`.
 SYSTEM_TOOLS := prometheus:prometheus tmux:tmux
@@ -37,8 +38,8 @@ run: $(RUN_STAMP)
 	-$(BIN)/tuxai doctor --no-frameworks
 	$(BIN)/python examples/demo.py --home $(DEMO_HOME)
 
-## test: set up, lint, type-check, check the layers, run the tests, then the VM tier (docs/testing.md)
-test: $(DEV_STAMP) system-deps lint typecheck layers unit test-vm
+## test: set up, lint, type-check, check the layers, run the tests, then the VM tier and the Ray tier (docs/testing.md)
+test: $(DEV_STAMP) system-deps lint typecheck layers unit test-vm test-ray
 
 # $(call install-missing,PROGRAM:PACKAGE …,WHO): install the packages of the programs not on
 # PATH when root (as in CI), else say which and fail.
@@ -74,6 +75,14 @@ unit: $(DEV_STAMP)
 ## test-vm: boot a Debian 12 VM (systemd, cgroup v2) and run the daemon there as a service (docs/testing.md)
 test-vm: $(DEV_STAMP) vm-deps
 	$(BIN)/pytest -m vm tests/vm
+
+$(RAY_STAMP): pyproject.toml $(DEV_STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,ray]'
+	touch $@
+
+## test-ray: a real Ray cluster on loopback addresses (a head, two workers of 2 simulated GPUs), started and stopped once
+test-ray: $(RAY_STAMP)
+	$(BIN)/pytest -m ray tests/ray
 
 ## bench: the performance benchmarks (ratios against a baseline in the same process)
 bench: $(DEV_STAMP) system-deps

@@ -16,6 +16,7 @@ happened and the bad value, its ``hint`` says what to do.
     ├── JobNotFound             no job with that id
     ├── PermissionDenied        the job belongs to somebody else
     ├── DaemonError             the daemon is not running, or answered something unreadable
+    ├── ClusterError            the cluster engine (Ray) is missing, unreachable, or a node's probe failed
     └── ServingError            the model server cannot serve a model as asked
         ├── ModelNotFound       no such model, or no such version of it, is loaded (404)
         ├── ModelNotReady       the model is there but no version is READY: loading, failed, unloading (503)
@@ -107,6 +108,10 @@ class PermissionDenied(TuxaiError):
 
 class DaemonError(TuxaiError):
     """The daemon is not running or not reachable, or answered something unreadable."""
+
+
+class ClusterError(TuxaiError):
+    """The cluster engine (Ray) is not installed or not reachable, or a node could not be probed."""
 
 
 class InferenceInputError(UsageError):

@@ -65,7 +65,7 @@ def gang_rejection(request: Request, node_count: int, nodes: tuple[Node, ...]) -
         f"asks {node_count} node{'' if node_count == 1 else 's'} × {_ask(request)}; the cluster has {_shape(nodes)}"
     )
     if able and len(able) < len(nodes):
-        reason += f" ({len(able)} of them can hold one node's share: {', '.join(n.name for n in able)})"
+        reason += f" ({len(able)} of them can hold one node's share: {', '.join(sorted(n.name for n in able))})"
     elif not able and nodes:
         single = _rejection(request, nodes)
         reason += f"; no node can hold one node's share ({single.split('; ')[0] if single else 'none fits'})"
