@@ -67,7 +67,8 @@ def test_the_python_form_is_read_without_running_it(tmp_path: Path) -> None:
     module = tmp_path / "pipeline.py"
     marker = tmp_path / "ran"
     module.write_text(
-        f"open({str(marker)!r}, 'w')\nPIPELINE = {{'steps': {{'a': {{'command': ['python', 'a.py'], 'outputs': ['x']}}}}}}\n"
+        f"open({str(marker)!r}, 'w')\n"
+        "PIPELINE = {'steps': {'a': {'command': ['python', 'a.py'], 'outputs': ['x']}}}\n"
     )
     pipeline = load_pipeline(module)
     assert [s.name for s in pipeline.steps] == ["a"] and pipeline.name == "pipeline"

@@ -45,7 +45,7 @@ def test_code_is_code_then_git_then_the_command(tmp_path: Path) -> None:
         ["train.py", "lib/util.py"],
     )
     assert code_files((), ["python", "-u", "train.py", "--lr", "1"], tmp_path, "s") == ("command", ["train.py"])
-    with pytest.raises(UsageError, match="s: code nope.py does not exist"):
+    with pytest.raises(UsageError, match=r"s: code nope\.py does not exist"):
         code_files(("nope.py",), [], tmp_path, "s")
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     (tmp_path / ".gitignore").write_text("*.log\n")
