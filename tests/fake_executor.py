@@ -1,8 +1,10 @@
 """An in-memory ``Executor`` for driving ``Daemon.tick(now)`` through races without processes.
 
 The test plays the shim: ``claim`` (the shim took the attempt), ``exit`` (it recorded an
-outcome), ``die`` (it vanished without one). The fake keeps the same rules as the run
-directory: an attempt is claimed once, by the shim or by the daemon's ``abandon``.
+outcome), ``die`` (it vanished without one). The fake keeps the seam's rules
+(``executor.attempt``): ``prepare`` makes the local layout's run directory and launch.json
+(never reused: ``AttemptTaken``), an attempt is claimed once, by the shim or by the daemon's
+``abandon``. Its attempts are keyed by the handle as a ``Path`` (the local handle's form).
 """
 
 from __future__ import annotations
@@ -10,9 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tuxai.executor.local import Observed, Seen
-from tuxai.executor.rundir import Status
-from tuxai.model.cgroup import CgroupPlan
+from tuxai.executor.attempt import AttemptHandle, AttemptTaken, Observed, Processes, Seen
+from tuxai.executor.rundir import Launch, Phase, Status, write_launch
 from tuxai.model.job import StopReason
 
 
@@ -32,22 +33,30 @@ class FakeExecutor:
     def __init__(self) -> None:
         self.attempts: dict[Path, Attempt] = {}
         self.started: list[Path] = []
-        self.killed: list[CgroupPlan] = []
+        self.killed: list[Path] = []  # the attempts kill_lost was asked to reap
 
     # ---- the Executor protocol ----------------------------------------------------------
 
-    def start(self, run_dir: Path) -> None:
-        self.attempts[run_dir] = Attempt()
-        self.started.append(run_dir)
+    def prepare(self, launch: Launch) -> AttemptHandle:
+        run_dir = Path(launch.job_dir) / f"run-{launch.attempt}"
+        try:
+            write_launch(run_dir, launch)
+        except FileExistsError as exc:
+            raise AttemptTaken(str(run_dir)) from exc
+        return AttemptHandle(str(run_dir))
 
-    def stop(self, run_dir: Path, reason: StopReason) -> None:
-        self.attempts.setdefault(run_dir, Attempt()).stops.append(reason)
+    def start(self, handle: AttemptHandle) -> None:
+        self.attempts[Path(handle)] = Attempt()
+        self.started.append(Path(handle))
 
-    def observe(self, run_dir: Path) -> Observed:
-        attempt = self.attempts.get(run_dir)
+    def stop(self, handle: AttemptHandle, reason: StopReason) -> None:
+        self.attempts.setdefault(Path(handle), Attempt()).stops.append(reason)
+
+    def observe(self, handle: AttemptHandle) -> Observed:
+        attempt = self.attempts.get(Path(handle))
         if attempt is None:
             return Observed(Seen.VANISHED, None)
-        if attempt.status is not None and attempt.status.phase == "exited":
+        if attempt.status is not None and attempt.status.phase is Phase.EXITED:
             return Observed(Seen.EXITED, attempt.status)
         if attempt.alive:
             return Observed(Seen.ALIVE, attempt.status)
@@ -55,15 +64,18 @@ class FakeExecutor:
             return Observed(Seen.NOT_STARTED, attempt.status)
         return Observed(Seen.LOST, attempt.status)
 
-    def abandon(self, run_dir: Path) -> bool:
-        attempt = self.attempts.setdefault(run_dir, Attempt())
+    def abandon(self, handle: AttemptHandle) -> bool:
+        attempt = self.attempts.setdefault(Path(handle), Attempt())
         if attempt.claimed_by:
             return attempt.claimed_by == "daemon"
         attempt.claimed_by = "daemon"
         return True
 
-    def kill_lost(self, status: Status | None, cgroup: CgroupPlan) -> None:
-        self.killed.append(cgroup)
+    def kill_lost(self, handle: AttemptHandle) -> None:
+        self.killed.append(Path(handle))
+
+    def processes(self, handle: AttemptHandle) -> Processes | None:
+        return None  # the fake's pids are not real: telemetry measures nothing of them
 
     def close(self) -> None:
         pass
@@ -76,7 +88,7 @@ class FakeExecutor:
         if attempt.claimed_by:
             return False
         attempt.claimed_by, attempt.alive = "shim", True
-        attempt.status = Status("running", 4242, pid=4243, pgid=4243, started_at=now)
+        attempt.status = Status(Phase.RUNNING, 4242, pid=4243, pgid=4243, started_at=now)
         return True
 
     def exit(self, run_dir: Path, now: float, code: int | None = 0, signal: int | None = None, stop: str = "") -> None:
@@ -85,7 +97,7 @@ class FakeExecutor:
         started = attempt.status.started_at if attempt.status else now
         attempt.alive = False
         attempt.status = Status(
-            "exited", 4242, pid=4243, pgid=4243, started_at=started, ended_at=now,
+            Phase.EXITED, 4242, pid=4243, pgid=4243, started_at=started, ended_at=now,
             exit_code=code, signal=signal, stop_reason=StopReason.parse(stop),
         )  # fmt: skip
 

@@ -20,6 +20,7 @@ from tests.fake_executor import FakeExecutor
 from tuxai.daemon.config import Caller, DaemonConfig
 from tuxai.daemon.core import START_TIMEOUT_S, Daemon
 from tuxai.errors import UsageError
+from tuxai.executor.rundir import read_launch
 from tuxai.hardware.simulated import load_inventory_file
 from tuxai.model.job import JobState
 from tuxai.model.jobfile import spec_from_dict
@@ -45,6 +46,16 @@ class Rig:
 
     def run_dir(self, job_id: int) -> Path:
         return Path(self.store.get(job_id).run_dir)
+
+    def start_and_lose(self, now: float = T0) -> tuple[int, Path]:
+        """A job with one retry started, its shim claimed it and was killed (kill -9): seen at ``now + 1``."""
+        job = self.submit(now, retries=1)
+        self.daemon.tick(now)
+        run_dir = self.run_dir(job)
+        self.fake.claim(run_dir, now)
+        self.fake.die(run_dir)
+        self.daemon.tick(now + 1)
+        return job, run_dir
 
     def state(self, job_id: int) -> JobState:
         return self.store.get(job_id).state
@@ -200,12 +211,7 @@ def test_a_restart_between_start_and_claim(rig: Rig, claimed: bool) -> None:
 
 
 def test_a_shim_that_dies_after_its_claim_is_killed_through_what_proves_it_and_retried(rig: Rig) -> None:
-    job = rig.submit(retries=1)
-    rig.daemon.tick(T0)
-    run_dir = rig.run_dir(job)
-    rig.fake.claim(run_dir, T0)
-    rig.fake.die(run_dir)
-    rig.daemon.tick(T0 + 1)
+    job, run_dir = rig.start_and_lose()
     record = rig.store.get(job)
     assert record.state is JobState.REQUEUED and record.failures == 1 and "shim died" in rig.history(job)[-1][1]
     assert record.eligible_at == T0 + 1 + 5  # the retry waits its backoff from when the loss was seen
@@ -225,6 +231,15 @@ def test_a_vanished_run_directory_fails_the_job_and_never_starts_it_again(rig: R
     assert record.state is JobState.FAILED and "vanished" in record.reason
     rig.daemon.tick(T0 + 100)
     assert rig.fake.started == [run_dir] and len(rig.fake.killed) == 1
+
+
+def test_an_attempt_whose_record_a_power_cut_erased_is_never_reused(rig: Rig) -> None:
+    job, first = rig.start_and_lose()  # requeued, after its backoff
+    (first.parent / "run-2").mkdir()  # attempt 2 was prepared (perhaps ran), and the store lost it
+    rig.daemon.tick(T0 + 7)
+    third = rig.run_dir(job)
+    assert third.name == "run-3" and rig.store.get(job).attempt == 3 and rig.fake.started == [first, third]
+    assert read_launch(third).attempt == 3 and read_launch(third).env["TUXAI_ATTEMPT"] == "3"  # described anew
 
 
 # ---- retention ---------------------------------------------------------------------------

@@ -227,7 +227,7 @@ def _run(settings: DaemonSettings, home: Path, config_file: Path | None) -> int:
     with _home_file():
         prepare_store(home / "tuxai.db")
     store = Store(home / "tuxai.db")
-    executor = LocalExecutor(home / "logs")
+    executor = LocalExecutor(home, config.cgroups)  # the one backend today (executor.attempt: the seam)
     daemon = Daemon(config, store, executor)
     signal.signal(signal.SIGHUP, lambda *_: reload_quotas(daemon, config_file))  # systemctl reload: limits
     stop = threading.Event()

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tuxai.errors import JobNotFound, PermissionDenied, UsageError
+from tuxai.executor.attempt import AttemptHandle
 from tuxai.model.array import ArrayCounts, JobId
 from tuxai.model.dependency import AFTER_HINT
 from tuxai.model.job import JobRecord, JobSpec, JobState, StopReason
@@ -151,7 +151,7 @@ def cancel_array(daemon: Daemon, array_job: int, caller: Caller, now: float) -> 
         for task in tasks:
             if task.state is JobState.RUNNING and task.stop_request is not StopReason.CANCEL:
                 daemon.store.update(task.id, stop_request=StopReason.CANCEL, reason=f"cancelling (by {caller.user})")
-                daemon.executor.stop(Path(task.run_dir), StopReason.CANCEL)
+                daemon.executor.stop(AttemptHandle(task.run_dir), StopReason.CANCEL)
         daemon.wake.set()
         return array_tasks(daemon.store, array_job)
 

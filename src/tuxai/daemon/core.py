@@ -3,7 +3,7 @@
     tick(now): observe running attempts → finish what ended → snapshot → scheduler.decide
                → start / preempt / reserve → pending reasons → store
 
-Everything a job is lives in the store and in its run directory; the daemon's memory holds
+Everything a job is lives in the store and with its executor (a handle per attempt); the daemon's memory holds
 nothing that a restart would miss. ``reconcile(now)`` at start adopts live shims, finishes
 what ended while it was away, and gives up attempts that never started (they run again).
 """
@@ -19,19 +19,16 @@ from tuxai.daemon.arrays import check_after, gate
 from tuxai.daemon.config import Caller, DaemonConfig
 from tuxai.daemon.gang import check_gang
 from tuxai.daemon.jobdirs import new_job_dir, remove_job_dir
-from tuxai.daemon.launch import build_launch, cgroup_name
+from tuxai.daemon.launch import prepare_attempt
 from tuxai.daemon.limits import WindowUse, check_submit, job_groups
 from tuxai.daemon.outcome import Outcome, classify
 from tuxai.daemon.reasons import waiting_reasons
 from tuxai.daemon.standing import standings
 from tuxai.errors import PermissionDenied, UsageError
-from tuxai.executor import systemd
-from tuxai.executor.cgroups import plan
+from tuxai.executor.attempt import AttemptHandle, Executor, Seen
 from tuxai.executor.environment import is_protected
-from tuxai.executor.local import Executor, Seen
-from tuxai.executor.rundir import OUTPUT, write_launch
+from tuxai.executor.rundir import OUTPUT
 from tuxai.model.array import task_name
-from tuxai.model.cgroup import CgroupPlan
 from tuxai.model.job import JobRecord, JobSpec, JobState, StopReason
 from tuxai.model.wire import Standing
 from tuxai.scheduler.admission import rejection
@@ -130,7 +127,7 @@ class Daemon:
             if job.state is JobState.RUNNING:
                 if job.stop_request is not StopReason.CANCEL:
                     self.store.update(job_id, stop_request=StopReason.CANCEL, reason=f"cancelling (by {caller.user})")
-                    self.executor.stop(Path(job.run_dir), StopReason.CANCEL)
+                    self.executor.stop(AttemptHandle(job.run_dir), StopReason.CANCEL)
                 return self.store.get(job_id)
             raise UsageError(f"job {_named(job)} already ended ({job.state.value})", hint="nothing to cancel")
 
@@ -143,7 +140,7 @@ class Daemon:
             kind = StopReason.CANCEL_HUNG if policy == "cancel" else StopReason.REQUEUE
             verb = "cancelling" if kind is StopReason.CANCEL_HUNG else "requeueing"  # the state `ls` shows
             self.store.update(job_id, stop_request=kind, reason=f"{verb}: flagged hung")
-            self.executor.stop(Path(job.run_dir), kind)
+            self.executor.stop(AttemptHandle(job.run_dir), kind)
 
     def hold(self, job_id: int, caller: Caller, held: bool) -> JobRecord:
         """Keep a waiting job from starting (``held``) or let it go again."""
@@ -231,41 +228,33 @@ class Daemon:
         with self._lock:
             for job in self.store.jobs([JobState.RUNNING]):
                 if job.stop_request:
-                    self.executor.stop(Path(job.run_dir), job.stop_request)
+                    self.executor.stop(AttemptHandle(job.run_dir), job.stop_request)
 
     def _observe(self, job: JobRecord, now: float, reconciling: bool) -> Outcome | None:
         """Look at a running job's attempt; its ``Outcome`` when it ended, else None."""
-        run_dir = Path(job.run_dir)
-        observed = self.executor.observe(run_dir)
+        handle = AttemptHandle(job.run_dir)  # the executor's name for the attempt (a run directory here)
+        observed = self.executor.observe(handle)
         if observed.seen is Seen.EXITED and observed.status is not None:
             return classify(job, observed.status, now)
         if observed.seen is Seen.NOT_STARTED:
             late = now - (job.started_at or now) > START_TIMEOUT_S
-            if (reconciling or late) and self.executor.abandon(run_dir):
+            if (reconciling or late) and self.executor.abandon(handle):
                 why = "the daemon stopped before the job started" if reconciling else "its shim never started"
                 return Outcome(JobState.REQUEUED, f"{why}: requeued, not counted as a failure")
             return None
         if observed.seen is Seen.LOST:
-            self.executor.kill_lost(observed.status, self._cgroup(job))
+            self.executor.kill_lost(handle)
             return classify(job, None, now)
         if observed.seen is Seen.VANISHED:
             # Nothing proves the attempt ended: kill what is provably its own (its cgroup) and
             # never run it again on our own (security issue D9: a second attempt started).
-            self.executor.kill_lost(None, self._cgroup(job))
+            self.executor.kill_lost(handle)
             return Outcome(
                 JobState.FAILED,
-                f"its run directory {run_dir} vanished while it ran: what was left of it was killed",
+                f"its attempt ({handle}) vanished while it ran: what was left of it was killed",
                 {},
             )
         return None
-
-    def _cgroup(self, job: JobRecord) -> CgroupPlan:
-        """Every group the job's attempt may have (whichever controllers it used)."""
-        support = self.config.cgroups
-        name = cgroup_name(self.config.home, job.id, job.attempt)
-        if support.systemd:
-            return systemd.plan(support.parents["unified"], name, (), support.systemd_version)
-        return plan(support.version, support.parents, name)
 
     def _finish(self, ended: list[tuple[JobRecord, Outcome]], now: float) -> None:
         """Record the ends of one pass in one transaction, then charge GPU time to the users."""
@@ -322,7 +311,7 @@ class Daemon:
                 victim = by_id[job_id]
                 why = f"preempting (for job {decision.for_job})"
                 self.store.update(job_id, stop_request=StopReason.PREEMPT, for_job=int(decision.for_job), reason=why)
-                self.executor.stop(Path(victim.run_dir), StopReason.PREEMPT)
+                self.executor.stop(AttemptHandle(victim.run_dir), StopReason.PREEMPT)
             elif isinstance(decision, Reject):
                 self.store.transition(job_id, JobState.FAILED, now, f"can never run here: {decision.reason}")
         outside = snapshot.busy_outside.get(self.node.name, {})
@@ -340,27 +329,21 @@ class Daemon:
             self.wake.set()  # "waits for job 12 (pending)" was said before job 12 started: say it again
 
     def _start(self, starts: list[tuple[JobRecord, Start]], now: float) -> None:
-        """Write each attempt's launch.json, record them all running in one transaction, then start them.
+        """Prepare each attempt with the executor, record them all running in one transaction, then start them.
 
         In this order a crash leaves either a pending job (run again) or a running job whose
         attempt no shim claimed (given up at the next start, then run again): never two runs.
         """
         changes = []
         for job, decision in starts:
-            attempt = job.attempt + 1
             job_dir = Path(job.log_path).parent if job.log_path else new_job_dir(self.config.home, job.id)
-            run_dir = job_dir / f"run-{attempt}"
-            while run_dir.exists():  # left by an attempt whose start a power cut erased: never reuse it
-                attempt += 1
-                run_dir = job_dir / f"run-{attempt}"
             log_path = str(job_dir / OUTPUT)
-            environment = self.store.environment(job.id)
-            launch = build_launch(self.config, job, decision.allocation, attempt, log_path, environment)
-            write_launch(run_dir, launch)
+            env = self.store.environment(job.id)
+            attempt, handle = prepare_attempt(self.executor, self.config, job, decision.allocation, log_path, env)
             ahead = decision.explanation.get("backfilled_before")
             fields = {
                 "attempt": attempt,
-                "run_dir": str(run_dir),
+                "run_dir": handle,  # the executor's handle (the column keeps its old name)
                 "log_path": log_path,
                 "allocation": decision.allocation,
                 "started_at": now,
@@ -374,7 +357,7 @@ class Daemon:
         moved = set(self.store.transitions(changes, now))
         for job_id, _, _, fields in changes:
             if job_id in moved:
-                self.executor.start(Path(str(fields["run_dir"])))
+                self.executor.start(AttemptHandle(str(fields["run_dir"])))
 
 
 def _named(job: JobRecord) -> str:

@@ -1,8 +1,10 @@
-"""An attempt's ``Launch``: the job's environment, its real CPUs, its cgroup and device rules."""
+"""An attempt's ``Launch``: the job's environment, its real CPUs, its cgroup and device rules.
+
+``prepare_attempt`` hands it to the executor, which decides where it lives (``executor.attempt``).
+"""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -11,13 +13,31 @@ from tuxai.daemon.arrays import array_environment
 from tuxai.daemon.config import DaemonConfig
 from tuxai.daemon.gang import local_node_launch
 from tuxai.executor import systemd
+from tuxai.executor.attempt import AttemptHandle, AttemptTaken, Executor
 from tuxai.executor.cgroups import nvidia_device_rules, plan
 from tuxai.executor.environment import JobContext, job_environment, real_cpus
+from tuxai.executor.local import cgroup_name
 from tuxai.executor.rundir import CHECKPOINT, ENDPOINT, Launch
 from tuxai.model.cgroup import CgroupPlan
 from tuxai.model.gpu import Gpu, Vendor
 from tuxai.model.job import JobRecord
 from tuxai.model.resources import Allocation
+
+
+def prepare_attempt(
+    executor: Executor, config: DaemonConfig, job: JobRecord, allocation: Allocation, log: str, base: dict[str, str]
+) -> tuple[int, AttemptHandle]:
+    """The job's next attempt, described and prepared (nothing runs yet): its number and handle.
+
+    The number is the store's next one, or a later one when the executor already has that
+    attempt (its record erased by a power cut after it was prepared): never reused.
+    """
+    attempt = job.attempt + 1
+    while True:
+        try:
+            return attempt, executor.prepare(build_launch(config, job, allocation, attempt, log, base))
+        except AttemptTaken:
+            attempt += 1
 
 
 def build_launch(
@@ -89,16 +109,6 @@ def build_launch(
         pids_max=config.job_pids_max,
         session=job.spec.session,
     )
-
-
-def cgroup_name(home: Path, job_id: int, attempt: int) -> str:
-    """The job's group name, unique per home: two daemons on two homes never share a group (D12).
-
-    >>> cgroup_name(Path("/var/lib/tuxai"), 12, 1)
-    'tuxai-49d460aa-job-12-1'
-    """
-    tag = hashlib.sha256(str(home).encode()).hexdigest()[:8]
-    return f"tuxai-{tag}-job-{job_id}-{attempt}"
 
 
 def gpu_minors(

@@ -3,17 +3,15 @@ samples and energy, flag idle and hung jobs (and act on them if asked), roll up 
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 
 from tuxai.daemon.core import Daemon
 from tuxai.daemon.health import BACKOFF_MAX_S, LoopHealth
-from tuxai.executor.rundir import read_launch, read_status
+from tuxai.executor.attempt import AttemptHandle
 from tuxai.model.cgroup import CgroupPlan
 from tuxai.model.job import JobRecord, JobState
 from tuxai.store.telemetry import EnergyDelta, SampleRow, TelemetryStore
@@ -54,11 +52,9 @@ class TelemetryLoop:
         found = []
         for job in jobs:
             if job.id not in self._pgids and job.run_dir:
-                status = read_status(Path(job.run_dir))
-                if status is not None and status.pgid:
-                    self._pgids[job.id] = status.pgid
-                    with contextlib.suppress(ValueError):
-                        self._cgroups[job.id] = read_launch(Path(job.run_dir)).cgroup
+                processes = self.daemon.executor.processes(AttemptHandle(job.run_dir))  # the executor's to say
+                if processes is not None:
+                    self._pgids[job.id], self._cgroups[job.id] = processes.pgid, processes.cgroup
             holdings = tuple(
                 Holding(job.id, g.index, g.milli, g.mig_uuid is not None)
                 for g in (job.allocation.gpus if job.allocation else ())

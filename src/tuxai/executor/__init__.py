@@ -1,1 +1,1 @@
-"""Running jobs: the per-job shim, its launcher, environments, cgroups, the local backend."""
+"""Running jobs: the seam every backend answers (``attempt``), the shim, its launcher, cgroups, the local backend."""

@@ -1,13 +1,15 @@
-"""The run directory of one attempt: how the daemon and the shim talk without talking.
+"""The run directory of one attempt: how the local executor and the shim talk without talking.
+
+The local executor's handle for an attempt (``executor.attempt``) is this directory's path.
 
     <home>/jobs/<id>/run-<attempt>/      (0700, the daemon's; the job's own files: executor.files)
-        launch.json   written by the daemon before the start: everything the shim needs
+        launch.json   the daemon's ``Launch``, written by ``prepare`` before the start: everything the shim needs
         shim.lock     flock-ed by the shim for its whole life (alive ⇔ locked)
         claimed       created once (O_EXCL) by whoever owns the attempt: the shim before
-                      it starts the job, or the daemon when it abandons an attempt that
+                      it starts the job, or ``abandon`` for the daemon when an attempt
                       never started — so an attempt runs at most once
         status.json   written atomically by the shim: starting → running → exited
-        stop.json     written by the daemon to ask for a stop (cancel, preempt), then SIGTERM
+        stop.json     written by ``stop`` to ask for a stop (cancel, preempt), then SIGTERM
         shim.log      the shim's own errors
         reserve       a few KiB the shim frees when the disk is full, to record the outcome
 
@@ -22,6 +24,7 @@ import fcntl
 import json
 import os
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +69,19 @@ class Launch:
     session: str = ""  # interactive (tuxai run): "pty" or "pipe", served by executor.session; "": none
 
 
+class Phase(StrEnum):
+    """Where the shim is in an attempt (status.json's ``phase``)."""
+
+    STARTING = "starting"  # it claimed the attempt and is making the job's groups
+    RUNNING = "running"  # the job's process runs (pid, pgid known)
+    EXITED = "exited"  # the outcome is recorded: nothing more will change
+
+
 @dataclass(frozen=True)
 class Status:
-    """What the shim reports. ``phase``: starting, running, exited."""
+    """What the shim reports, in one ``Phase``."""
 
-    phase: str
+    phase: Phase
     shim_pid: int
     pid: int | None = None
     pgid: int | None = None
@@ -176,8 +187,10 @@ def read_status(run_dir: Path) -> Status | None:
     if data is None:
         return None
     try:
-        return Status(**{**data, "stop_reason": StopReason.parse(data.get("stop_reason"))})
-    except TypeError:
+        return Status(
+            **{**data, "phase": Phase(str(data.get("phase"))), "stop_reason": StopReason.parse(data.get("stop_reason"))}
+        )
+    except (TypeError, ValueError):
         return None
 
 

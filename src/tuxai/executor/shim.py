@@ -37,6 +37,7 @@ from tuxai.executor.rundir import (
     ENDPOINT,
     LOCK,
     Launch,
+    Phase,
     Status,
     claim,
     make_reserve,
@@ -69,7 +70,7 @@ class Shim:
         self._errors_w = -1  # the child's end of a pipe that says why it could not start
         self.session: Session | None = None  # an interactive job's terminal and attach socket
 
-    def _status(self, phase: str, durable: bool = False, **fields: object) -> None:
+    def _status(self, phase: Phase, durable: bool = False, **fields: object) -> None:
         write_status(self.run_dir, Status(phase, os.getpid(), **fields), durable)  # type: ignore[arg-type]
 
     def _notify(self) -> None:
@@ -195,13 +196,13 @@ class Shim:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        self._status("starting")
+        self._status(Phase.STARTING)
         make_reserve(self.run_dir)
         become_subreaper()
         stopped = read_stop(self.run_dir)
         if stopped is not None:
             self._status(
-                "exited", durable=True, stop_reason=stopped, ended_at=time.time(), error="stopped before start"
+                Phase.EXITED, durable=True, stop_reason=stopped, ended_at=time.time(), error="stopped before start"
             )
             self._notify()
             return 0
@@ -217,7 +218,7 @@ class Shim:
             if self.session is not None:
                 self.session.close()
             self._status(
-                "exited",
+                Phase.EXITED,
                 durable=True,
                 exit_code=EXIT_CANNOT_START,
                 ended_at=time.time(),
@@ -231,7 +232,7 @@ class Shim:
             self.session.started(process.pid)
         boot, ticks = boot_id(), start_ticks(process.pid)
         self._status(
-            "running", pid=process.pid, pgid=process.pid, started_at=started_at, boot_id=boot, start_ticks=ticks
+            Phase.RUNNING, pid=process.pid, pgid=process.pid, started_at=started_at, boot_id=boot, start_ticks=ticks
         )
         if self.stop_reason is not None:  # a SIGTERM arrived while starting
             self.begin_stop(self.stop_reason)
@@ -243,7 +244,7 @@ class Shim:
             cgroups.kill_and_remove(launch.cgroup)
         code = os.waitstatus_to_exitcode(status)
         self._status(
-            "exited",
+            Phase.EXITED,
             durable=True,
             pid=process.pid,
             pgid=process.pid,
