@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -193,3 +194,69 @@ def test_a_cycle_and_a_missing_input_are_refused_in_one_line_naming_the_step(tmp
     done, *_ = tuxai(home, data, "pipeline", "run", str(write_project(tmp_path / "unknown", unknown)))
     assert "step report needs publish, which is no step" in one_line_error(done)
     assert not (data / "tuxai/pipelines/runs").exists() or not any((data / "tuxai/pipelines/runs").iterdir())
+
+
+def test_an_interrupted_run_is_picked_up_by_resume_without_submitting_again(
+    daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    data, file = tmp_path / "data", write_project(tmp_path / "project")
+    env = {**os.environ, "TUXAI_HOME": str(daemon.home), "XDG_DATA_HOME": str(data)}
+    watching = subprocess.Popen(
+        [sys.executable, "-m", "tuxai", "pipeline", "run", str(file)], env=env, stderr=subprocess.PIPE, text=True
+    )
+    record = data / "tuxai/pipelines/runs/1.json"
+    deadline = time.monotonic() + 30
+    while not (record.exists() and all(s["job"] for s in json.loads(record.read_text() or "{}").get("steps", [{}]))):
+        assert time.monotonic() < deadline and watching.poll() is None, "the steps were not all submitted"
+        time.sleep(0.05)
+    watching.send_signal(signal.SIGINT)  # Ctrl-C: the CLI stops waiting, the jobs go on
+    _, stderr = watching.communicate(timeout=30)
+    assert watching.returncode == 130 and "the jobs go on" in stderr, stderr
+    submitted = {s["name"]: s["job"] for s in json.loads(record.read_text())["steps"]}
+
+    done, *_ = tuxai(daemon.home, data, "pipeline", "run", "--resume", str(file))
+    assert done.returncode == 0, done.stderr
+    resumed = shown(daemon.home, data, 1)
+    assert set(states(resumed).values()) == {"succeeded"}
+    assert {name: step["job"] for name, step in resumed["by_step"].items()} == submitted  # none submitted again
+    assert (data / "tuxai/pipelines/runs/1/report/report/report.txt").read_text() == "a6 b6"
+
+
+PYTHON_FORM = """\
+import sys  # never run: tuxai reads the PIPELINE literal
+
+PIPELINE = {{
+    "name": "py",
+    "steps": {{
+        "prepare": {{"command": ["{python}", "prepare.py"], "outputs": ["data"]}},
+        "train": {{"command": ["{python}", "train.py"], "inputs": {{"data": "prepare.data"}}, "outputs": ["model"]}},
+    }},
+}}
+"""
+
+
+def test_the_python_form_runs_and_a_dry_run_says_what_is_cached(daemon: DaemonProcess, tmp_path: Path) -> None:
+    data, project = tmp_path / "data", tmp_path / "project"
+    write_project(project)
+    file = project / "pipeline.py"
+    file.write_text(PYTHON_FORM.format(python=sys.executable))
+    done, *_ = tuxai(daemon.home, data, "pipeline", "run", str(file))
+    assert done.returncode == 0, done.stderr
+    assert (data / "tuxai/pipelines/runs/1/train/model/model.txt").read_text() == "6"
+
+    done, *_ = tuxai(daemon.home, data, "pipeline", "run", "--dry-run", str(file))
+    assert done.returncode == 0 and done.stderr.splitlines() == [
+        "prepare: cached from run 1 (job 1)",
+        "train: cached from run 1 (job 2)",
+    ]
+    (project / "train.py").write_text(SCRIPTS["train.py"] + "# changed\n")
+    done, *_ = tuxai(daemon.home, data, "pipeline", "run", "--dry-run", str(file))
+    assert done.stderr.splitlines() == ["prepare: cached from run 1 (job 1)", "train: would run"], done.stderr
+    assert sorted(p.name for p in (data / "tuxai/pipelines/runs").glob("*.json")) == [
+        "1.json"
+    ]  # a dry run records nothing
+    assert len(daemon.client.jobs()) == 2  # and submits nothing
+
+    drawn, *_ = tuxai(daemon.home, data, "pipeline", "show", "1")
+    assert "run 1 · pipeline py · succeeded" in drawn.stdout
+    assert "output model:" in drawn.stdout and "made by run 1 step train (job 2)" in drawn.stdout, drawn.stdout

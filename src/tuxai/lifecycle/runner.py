@@ -84,7 +84,7 @@ class Runner:
         if options.resume and last is None:
             self.say(f"no earlier run of {source} to resume: a new run")
         if last is not None:
-            kept = {s.name: s for s in last.steps if s.state in DONE or (s.job is not None and s.state not in ENDED)}
+            kept = {s.name: s for s in last.steps if self._keeps(s)}
             self.say(f"run {last.id} resumed: {', '.join(kept) or 'no step'} kept")
             return dataclasses.replace(last, ended_at=None, steps=tuple(kept.get(n, StepRecord(n)) for n in names))
         if options.dry_run:
@@ -92,6 +92,16 @@ class Runner:
         run = self.records.new_run(self.pipeline.name, source, names, time.time())
         self.say(f"run {run.id} of pipeline {self.pipeline.name}")
         return run
+
+    def _keeps(self, record: StepRecord) -> bool:
+        """Whether ``--resume`` keeps a step of the last run: done, or its job still queued or running, or
+        ended well while no ``tuxai pipeline run`` watched it (recorded then, as if watched)."""
+        if record.state in DONE:
+            return True
+        if record.job is None or record.state in ENDED:
+            return False
+        job = self.client.job(record.job)
+        return not job.state.terminal or str(job.state) == "succeeded"
 
     def _workdir(self, step: Step) -> Path:
         return self.pipeline.root / str(step.fields.get("workdir") or ".")
