@@ -135,7 +135,8 @@ class JobRecord:
 
     ``attempt`` counts starts; ``failures`` the failed runs that used up a retry; ``requeues``
     the runs that asked to be requeued. ``stop_request`` is ``cancel`` or ``preempt`` while a
-    running job is being stopped. ``run_dir`` is the state directory of the current attempt.
+    running job is being stopped. ``run_dir`` is the executor's handle for the current attempt
+    (``executor.attempt``: opaque to the daemon; the local executor's is its run directory).
     """
 
     id: int
