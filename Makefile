@@ -6,12 +6,14 @@ RUN_STAMP  := $(VENV)/.installed-run
 DEV_STAMP  := $(VENV)/.installed-dev
 RAY_STAMP  := $(VENV)/.installed-ray
 
-.PHONY: run test system-deps vm-deps lint typecheck layers unit test-vm test-ray bench test-gpu clean
+.PHONY: run test system-deps vm-deps lint typecheck layers unit test-vm test-ray ui-deps test-ui bench test-gpu clean
 
 # Real programs the tests drive (program:package): a Prometheus server scrapes the daemon, tmux shows `tuxai top`.
 SYSTEM_TOOLS := prometheus:prometheus tmux:tmux
 # The VM tier's programs (tests/vm, docs/testing.md).
 VM_TOOLS := qemu-system-x86_64:qemu-system-x86 mmdebstrap:mmdebstrap mkfs.ext4:e2fsprogs debugfs:e2fsprogs
+# The browser tier's program (tests/browser): Debian's Chromium, driven by Playwright (a dev dependency).
+UI_TOOLS := chromium:chromium
 
 # Waits for apt's locks (another apt running: exit 100 otherwise). `update` takes the lists
 # lock, which DPkg::Lock::Timeout does not cover on every apt: it is retried for 10 minutes.
@@ -38,8 +40,8 @@ run: $(RUN_STAMP)
 	-$(BIN)/tuxai doctor --no-frameworks
 	$(BIN)/python examples/demo.py --home $(DEMO_HOME)
 
-## test: set up, lint, type-check, check the layers, run the tests, then the VM tier and the Ray tier (docs/testing.md)
-test: $(DEV_STAMP) system-deps lint typecheck layers unit test-vm test-ray
+## test: set up, lint, type-check, check the layers, run the tests, then the VM, Ray and browser tiers (docs/testing.md)
+test: $(DEV_STAMP) system-deps lint typecheck layers unit test-vm test-ray test-ui
 
 # $(call install-missing,PROGRAM:PACKAGE …,WHO): install the packages of the programs not on
 # PATH when root (as in CI), else say which and fail.
@@ -71,6 +73,14 @@ layers: $(DEV_STAMP)
 
 unit: $(DEV_STAMP)
 	$(BIN)/pytest
+
+## ui-deps: Debian's Chromium for the browser tier (installed when root)
+ui-deps:
+	$(call install-missing,$(UI_TOOLS),make test-ui)
+
+## test-ui: the dashboard in headless Chromium against a real daemon; screenshots in build/ui/ (docs/ui.md)
+test-ui: $(DEV_STAMP) ui-deps
+	$(BIN)/pytest -m browser tests/browser
 
 ## test-vm: boot a Debian 12 VM (systemd, cgroup v2) and run the daemon there as a service (docs/testing.md)
 test-vm: $(DEV_STAMP) vm-deps

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 from tuxai.model.job import JobState
 
+HEAD = '<link rel=stylesheet href="/ui/static/ui.css"><link rel=icon href="/ui/static/icon.svg">'
 NAV = (("/ui/", "Overview"), ("/ui/queue", "Queue"), ("/ui/jobs", "Jobs"))
 
 
@@ -71,7 +72,7 @@ def frame(title: str, user: str, body: str, active: str) -> str:
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)} · tuxai</title>"
-        '<link rel=stylesheet href="/ui/static/ui.css"><script src="/ui/static/ui.js" defer></script></head>'
+        f'{HEAD}<script src="/ui/static/ui.js" defer></script></head>'
         f'<body><header><strong>tuxai</strong><nav>{links}</nav><span class="who">{esc(user)}</span>'
         '<span class="live" id="live" hidden>live</span></header>'
         f"<main><h1>{esc(title)}</h1>{body}</main></body></html>"
@@ -83,6 +84,6 @@ def message_page(title: str, text: str) -> str:
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width, initial-scale=1">'
-        f'<title>{esc(title)} · tuxai</title><link rel=stylesheet href="/ui/static/ui.css"></head>'
+        f"<title>{esc(title)} · tuxai</title>{HEAD}</head>"
         f"<body><main><h1>{esc(title)}</h1><p>{text}</p></main></body></html>"
     )

@@ -22,7 +22,7 @@ def _holders(holders: Sequence[GpuHolder], flags: dict[int, tuple[str, ...]], mi
         return '<span class="free">free</span>'
     parts = []
     for h in shown:
-        share = "" if h.share >= 1 else f" ({h.share:.0%})"
+        share = "" if h.share >= 1 or h.mig is not None else f" ({h.share:.0%})"  # a MIG instance is whole
         flagged = "".join(f' <span class="flag">{esc(f)}</span>' for f in flags.get(h.job, ()))
         name = f" {esc(h.name)}" if h.name else ""
         parts.append(f'<span class="holder">{job_link(h.job)} {esc(h.user)}{name}{share}{flagged}</span>')

@@ -36,9 +36,10 @@ HEADERS = {
     "referrer-policy": "no-referrer",  # the login URL carries its token
     "cache-control": "no-store",
 }
-STATIC = {"ui.css": "text/css", "ui.js": "text/javascript"}
+STATIC = {"ui.css": "text/css", "ui.js": "text/javascript", "icon.svg": "image/svg+xml"}
 EVENT_PERIOD_S = 1.0
 LOG_TAIL_BYTES = 64 * 1024
+MAX_WATCHED = 500  # the jobs of one page whose states the live events follow
 HOWTO = (
     "Run <code>tuxai ui</code> on this machine as the user you want to be: it prints a one-time link"
     " (good for a minute and a half). The daemon must listen on TCP (<code>tuxai up --tcp 127.0.0.1:8470</code>)."
@@ -176,11 +177,17 @@ def add_ui_routes(app: FastAPI, source: UiSource, sessions: Sessions) -> None:
         return RedirectResponse(f"/ui/jobs/{job_id}", 303, headers=HEADERS)
 
     @app.get("/ui/events", include_in_schema=False)
-    async def events(request: Request, job: int = 0, offset: Annotated[int, Query(ge=0)] = 0) -> Response:
+    async def events(
+        request: Request,
+        job: int = 0,
+        offset: Annotated[int, Query(ge=0)] = 0,
+        ids: Annotated[str, Query(max_length=4096)] = "",
+    ) -> Response:
         session = session_of(request)
         if session is None:
             return _message("Log in to tuxai", HOWTO, 401)
-        stream = _events(request, source, session.caller, job, offset)
+        shown = {int(i) for i in ids.split(",")[:MAX_WATCHED] if i.isdigit() and len(i) < 19}
+        stream = _events(request, source, session.caller, job, offset, shown | ({job} if job else set()))
         return StreamingResponse(stream, media_type="text/event-stream", headers={"cache-control": "no-store"})
 
 
@@ -196,17 +203,19 @@ def _tail(source: UiSource, caller: Caller, job_id: int) -> tuple[str, int]:
     return data.decode("utf-8", "replace"), end
 
 
-async def _events(request: Request, source: UiSource, caller: Caller, job: int, offset: int) -> AsyncIterator[str]:
-    """``job`` events (``{id, state}``) when a job the caller sees changes state; ``log`` events (new
-    output of ``job`` from ``offset``, its owner's only) while that page is open."""
+async def _events(
+    request: Request, source: UiSource, caller: Caller, job: int, offset: int, watched: set[int]
+) -> AsyncIterator[str]:
+    """``job`` events (``{id, state}``): first the state of each job on the page (``watched``: it may
+    have changed since the page was made), then each change of a job the caller sees; ``log`` events
+    (new output of ``job`` from ``offset``, its owner's only) while that page is open."""
     known: dict[int, str] = {}
-    watched = {job} if job else set()
     first = True
     yield "retry: 2000\n\n"
     while not await request.is_disconnected():
         states = await asyncio.to_thread(source.states, caller, watched | set(known))
         for job_id, value in states.items():
-            if not first and known.get(job_id) != value:
+            if (job_id in watched) if first else known.get(job_id) != value:
                 yield f"event: job\ndata: {json.dumps({'id': job_id, 'state': value})}\n\n"
         known = {k: v for k, v in states.items() if v in ("pending", "requeued", "running") or k in watched}
         if job and offset >= 0:

@@ -3,11 +3,16 @@
 (function () {
   if (!window.EventSource) return;
   var log = document.getElementById("log");
-  var url = "/ui/events";
-  if (log) url += "?job=" + log.dataset.logOf + "&offset=" + log.dataset.offset;
+  var ids = [];
+  var badges = document.querySelectorAll("[data-state-of]");
+  for (var b = 0; b < badges.length && ids.length < 500; b++) {
+    if (ids.indexOf(badges[b].dataset.stateOf) < 0) ids.push(badges[b].dataset.stateOf);
+  }
+  var url = "/ui/events?ids=" + ids.join(",");
+  if (log) url += "&job=" + log.dataset.logOf + "&offset=" + log.dataset.offset;
   else {
     var mine = document.querySelector("[data-job-page]");
-    if (mine) url += "?job=" + mine.dataset.jobPage;
+    if (mine) url += "&job=" + mine.dataset.jobPage;
   }
   var source = new EventSource(url);
   var live = document.getElementById("live");
