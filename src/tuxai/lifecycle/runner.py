@@ -65,9 +65,12 @@ class Runner:
         for step in self.pipeline.steps:
             run = run.replace_step(self._plan(step, run))
             self._save(run)
+        delay_s = options.poll_s
         while not options.dry_run and not all(s.state in ENDED for s in run.steps):
-            run = self._observe(run)
-            time.sleep(options.poll_s)
+            seen, run = run, self._observe(run)
+            # Quick while steps move, then backing off to 1 s: a long training step costs the daemon 1 request/s.
+            delay_s = options.poll_s if run != seen else min(1.0, delay_s * 1.5)
+            time.sleep(delay_s)
         if not options.dry_run:
             run = dataclasses.replace(run, ended_at=time.time())
             self._save(run)
