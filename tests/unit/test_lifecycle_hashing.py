@@ -112,3 +112,15 @@ def test_runs_are_numbered_and_read_back(tmp_path: Path) -> None:
         records.load(9)
     assert pipelines_dir({"XDG_DATA_HOME": "/x"}) == Path("/x/tuxai/pipelines")
     assert pipelines_dir({"HOME": "/home/u"}) == Path("/home/u/.local/share/tuxai/pipelines")
+
+
+def test_storing_an_output_that_links_another_file_leaves_that_file_writable(tmp_path: Path) -> None:
+    records = Records(tmp_path / "pipelines")
+    elsewhere = tmp_path / "notes.txt"
+    elsewhere.write_text("mine")
+    made = tmp_path / "out"
+    made.mkdir()
+    os.link(elsewhere, made / "notes.txt")  # a step's output that is a hard link to another file of the user's
+    digest = records.store(made, {"run": 1})
+    assert elsewhere.stat().st_mode & 0o200  # still writable: the store copied it
+    assert (tmp_path / "pipelines/artifacts" / digest / "notes.txt").stat().st_mode & 0o222 == 0

@@ -96,11 +96,15 @@ def _write_json(path: Path, data: object) -> None:
     os.replace(temporary, path)
 
 
-def _link_tree(source: Path, target: Path) -> None:
-    """Copy the tree ``source`` to ``target`` as hard links (a copy across file systems)."""
+def _link_tree(source: Path, target: Path, only_single: bool = False) -> None:
+    """Copy the tree ``source`` to ``target`` as hard links (a copy across file systems). ``only_single``:
+    a file with other links is copied (a step's output linking one of the user's files elsewhere: the
+    store's files are made read-only, which must not reach that file)."""
 
     def link(src: str, dst: str) -> None:
         try:
+            if only_single and os.stat(src, follow_symlinks=False).st_nlink > 1:
+                raise OSError("linked elsewhere")
             os.link(src, dst)
         except OSError:
             shutil.copy2(src, dst)
@@ -188,7 +192,7 @@ class Records:
         target = self.root / "artifacts" / digest
         if not target.is_dir():
             staging = Path(tempfile.mkdtemp(dir=self.root / "artifacts", prefix=".tmp-"))
-            _link_tree(directory, staging / "tree")
+            _link_tree(directory, staging / "tree", only_single=True)
             for name in files_under(staging / "tree"):  # stored content is not written in place (shared links)
                 path = staging / "tree" / name
                 if not path.is_symlink():
