@@ -82,7 +82,7 @@ def box() -> Iterator[Box]:
         pytest.skip("needs root: a second user's session is nobody's")
     base = Path(tempfile.mkdtemp(prefix="tuxai-ui-"))
     base.chmod(0o755)
-    daemon = DaemonProcess(base / "home", DGX, ("--tcp", "127.0.0.1:0")).start()
+    daemon = DaemonProcess(base / "home", DGX, ("--tcp", "127.0.0.1:0", "--idle-after", "2s")).start()
     try:
         yield Box(daemon)
     finally:
@@ -182,6 +182,18 @@ def test_ui_overview_shows_each_job_on_its_gpus_with_live_numbers(box: Box, root
     assert rows.filter(has_text="1g.10gb").count() == 7  # GPU 0's MIG instances, each its own row
     assert page.locator("table.gpus").get_by_text(re.compile(r"\d+ W")).count() >= 8  # power from the sampler
     root.shot("overview")
+    assert root.errors == []
+
+
+def test_ui_overview_flags_an_idle_job_on_its_gpu(box: Box, root: Session) -> None:
+    deadline = time.monotonic() + 30
+    while "idle" not in box.daemon.client.telemetry().flags.get(box.small, ()):  # sleep uses no GPU
+        assert time.monotonic() < deadline, box.daemon.client.telemetry().flags
+        time.sleep(0.2)
+    page = root.open("/ui/")
+    (index,) = box.daemon.job(box.small).gpu_indices
+    row = page.locator("table.gpus tbody tr").filter(has=page.locator("td", has_text=re.compile(rf"^GPU {index}$")))
+    assert row.locator(".flag").inner_text() == "idle"
     assert root.errors == []
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import subprocess
 import sys
@@ -116,3 +117,19 @@ def test_tuxai_ui_without_a_tcp_listener_is_one_clear_line(daemon: DaemonProcess
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode != 0 and "--tcp" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_ui_events_first_give_the_state_of_each_job_on_the_page(ui_daemon: DaemonProcess) -> None:
+    """A job that ended between the page and its event stream (the cancel of the browser tier, once)
+    still changes on the page: the stream starts with the states of the page's jobs."""
+    job = ui_daemon.client.submit({"command": ["true"]})
+    ui_daemon.wait_all([job])  # ended before the stream opens: no change is left to see
+    with (
+        _logged_in(ui_daemon) as browser,
+        browser.stream("GET", "/ui/events", params={"ids": f"{job},x,"}, timeout=10) as events,
+    ):
+        assert events.headers["content-type"].startswith("text/event-stream")
+        lines = events.iter_lines()
+        while next(lines) != "event: job":  # a stream that says nothing fails by the read timeout
+            pass
+        assert json.loads(next(lines).removeprefix("data: ")) == {"id": job, "state": "succeeded"}
