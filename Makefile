@@ -104,6 +104,8 @@ bench: $(DEV_STAMP) system-deps
 	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/telemetry.py
 	$(BIN)/python bench/serving.py
+	$(BIN)/pip install --quiet -e '.[ray]' 'ray[default]'
+	$(BIN)/python bench/scale.py
 
 ## test-gpu: the opt-in tests for a machine with a real GPU
 test-gpu: $(DEV_STAMP)

@@ -78,11 +78,26 @@ class RayNodeProcess:
     temp_dir: Path
     inventory: Path
     head: bool = False
+    dashboard: bool = False  # the head's full dashboard (Ray's job API: ray[default]); else its minimal one
+    dashboard_port: int = 0
     sid: int = 0
     resources: dict[str, float] = field(default_factory=dict)
 
-    def start(self, head_address: str, gcs_port: int) -> float:
-        """Start the node (returns the seconds it took); raises with Ray's output when it fails."""
+    def start(self, head_address: str, gcs_port: int, attempts: int = 2) -> float:
+        """Start the node (returns the seconds it took); raises with Ray's output when every attempt failed.
+
+        A second attempt, because `ray start` gives a node 30 s to register with the GCS and a 2-core
+        machine under other test runs (load 16) has been seen to miss it.
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._start_once(head_address, gcs_port)
+            except RuntimeError:
+                if attempt == attempts:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start_once(self, head_address: str, gcs_port: int) -> float:
         ports = {
             "--node-manager-port": _free_port(self.ip),
             "--object-manager-port": _free_port(self.ip),
@@ -102,8 +117,9 @@ class RayNodeProcess:
         if gpu_resources(inventory):
             args.append(f"--resources={json.dumps(gpu_resources(inventory))}")
         if self.head:
-            args += ["--head", f"--port={gcs_port}", "--include-dashboard=false"]
-            args += [f"--ray-client-server-port={_free_port(self.ip)}", f"--dashboard-port={_free_port(self.ip)}"]
+            self.dashboard_port = _free_port(self.ip)
+            args += ["--head", f"--port={gcs_port}", f"--include-dashboard={str(self.dashboard).lower()}"]
+            args += [f"--ray-client-server-port={_free_port(self.ip)}", f"--dashboard-port={self.dashboard_port}"]
             args.append(f"--dashboard-host={self.ip}")
         else:
             args.append(f"--address={head_address}")
@@ -143,6 +159,7 @@ class LocalRayCluster:
 
     root: Path
     workers: int = 2
+    dashboard: bool = False  # Ray's job API on the head (bench/scale.py's baseline)
     gcs_port: int = 0
     nodes: list[RayNodeProcess] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -151,6 +168,11 @@ class LocalRayCluster:
     def address(self) -> str:
         """The head's GCS address, ``HOST:PORT``."""
         return f"{self.nodes[0].ip}:{self.gcs_port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        """Where the head's dashboard (Ray's job API) answers."""
+        return f"http://{self.nodes[0].ip}:{self.nodes[0].dashboard_port}"
 
     def _node(self, name: str, ip: str, gpus: int, head: bool = False) -> RayNodeProcess:
         inventory = self.root / f"{name}.yaml"
@@ -161,6 +183,7 @@ class LocalRayCluster:
         """Start the head, then the workers side by side."""
         self.gcs_port = _free_port("127.0.0.2")
         head = self._node("ray-head", "127.0.0.2", 0, head=True)
+        head.dashboard = self.dashboard
         self.nodes = [head]
         self.timings["head"] = head.start(self.address, self.gcs_port)
         self.nodes += [self._node(f"ray-w{i}", f"127.0.0.{3 + i - 1}", 2) for i in range(1, self.workers + 1)]

@@ -12,7 +12,8 @@ from tuxai.hardware.simulated import load_inventory_file
 from tuxai.model.resources import Request
 from tuxai.scheduler.admission import gang_rejection
 
-pytestmark = pytest.mark.ray
+# The first test also starts the cluster (70 s seen at load 13 on 2 cores) and the last one stops it.
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
 
 
 def test_a_head_and_two_workers_each_on_its_own_loopback_address(ray_cluster: LocalRayCluster) -> None:
