@@ -22,8 +22,10 @@ MAX_ARRAY_TASKS = 10_000  # one submit; Slurm's default MaxArraySize is 1001
 MAX_ARRAY_INDEX = 1_000_000
 ARRAY_HINT = "ranges such as 0-99, 1,3,5-7 or 0-20:4, with %N to run at most N tasks at once: 0-99%8"
 ID_HINT = "a job id such as 12, or 12_3 for task 3 of array 12"
-_RANGE = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
-_JOB_ID = re.compile(r"^(\d+)(?:_(\d+))?$")
+# ASCII digits, at most 18 (below SQLite's 2**63): a longer number is no index, throttle or id (security R1, R2)
+_RANGE = re.compile(r"^(\d{1,18})(?:-(\d{1,18})(?::(\d{1,18}))?)?$", re.ASCII)
+_THROTTLE = re.compile(r"^\d{1,18}$", re.ASCII)
+_JOB_ID = re.compile(r"^(\d{1,18})(?:_(\d{1,7}))?$", re.ASCII)  # a task: MAX_ARRAY_INDEX
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ def parse_array(text: str, where: str = "--array") -> ArraySpec:
     ranges, percent, throttle_text = str(text).strip().partition("%")
     throttle = None
     if percent:
-        if not throttle_text.isdigit() or int(throttle_text) < 1:
+        if not _THROTTLE.match(throttle_text) or int(throttle_text) < 1:
             raise bad("the part after % must be a number of tasks, at least 1")
         throttle = int(throttle_text)
     indices: set[int] = set()
