@@ -216,6 +216,8 @@ def test_ui_queue_says_why_each_job_waits_as_tuxai_ls_does(box: Box, root: Sessi
 def test_ui_jobs_and_job_pages_load_and_the_log_tail_grows_live(box: Box, root: Session) -> None:
     page = root.open("/ui/jobs")
     assert page.locator(f'a[href="/ui/jobs/{box.theirs}"]').count() == 1
+    train = page.locator("table.jobs tbody tr", has=page.locator(f'a[href="/ui/jobs/{box.train}"]'))
+    assert re.fullmatch(r"\d+\.\d{3}", train.locator("td").nth(7).inner_text())  # its GPU-hours, from the telemetry
     root.shot("jobs")
     page = root.open(f"/ui/jobs/{box.train}")
     assert page.locator("#log").inner_text().startswith("tick")
@@ -252,6 +254,9 @@ def test_ui_cancel_from_the_job_page_cancels_it(box: Box, root: Session) -> None
 def test_ui_nobody_sees_the_public_queue_and_gets_403_on_roots_job(box: Box, nobody: Session) -> None:
     page = nobody.open("/ui/")
     assert page.locator(f'a[href="/ui/jobs/{box.train}"]').count() == 2  # the queue is public: on both its GPUs
+    page = nobody.open("/ui/jobs")
+    train = page.locator("table.jobs tbody tr", has=page.locator(f'a[href="/ui/jobs/{box.train}"]'))
+    assert [train.locator("td").nth(i).inner_text() for i in (7, 8, 9)] == ["-", "-", "-"]  # root's energy is root's
     page = nobody.open(f"/ui/jobs/{box.theirs}")
     csrf = page.locator("input[name=csrf]").first.get_attribute("value")
     assert csrf and page.get_by_role("button", name="cancel").count() == 1  # their own job

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -133,3 +134,24 @@ def test_ui_events_first_give_the_state_of_each_job_on_the_page(ui_daemon: Daemo
         while next(lines) != "event: job":  # a stream that says nothing fails by the read timeout
             pass
         assert json.loads(next(lines).removeprefix("data: ")) == {"id": job, "state": "succeeded"}
+
+
+def _raw_get(base: str, path: str) -> tuple[int, bytes]:
+    """GET ``path`` byte for byte (no client normalises its dots), no credential: the status and the answer."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    return int(answer.split(b" ", 2)[1]), answer
+
+
+def test_ui_paths_let_through_without_the_bearer_reach_no_api_route(ui_daemon: DaemonProcess) -> None:
+    base = _base(ui_daemon.client.ui_login().url)
+    for path in ("/ui/../v1/jobs", "/ui/%2e%2e/v1/jobs", "/ui//v1/health", "/ui/static/../../v1/health"):
+        status, answer = _raw_get(base, path)
+        assert status in (303, 401, 404), (path, status)
+        assert b'"pid"' not in answer and b'"id"' not in answer, path
+    assert _raw_get(base, "/ui/static/ui.css")[0] == 200  # what the login page needs, without a session
+    assert _raw_get(base, "/ui/static/token")[0] == 404

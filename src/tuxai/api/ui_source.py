@@ -23,7 +23,7 @@ from tuxai.daemon.jobdirs import read_log
 from tuxai.daemon.telemetry import TelemetryLoop
 from tuxai.errors import PermissionDenied, UsageError
 from tuxai.model.job import JobRecord, JobState
-from tuxai.model.wire import PublicJob
+from tuxai.model.wire import EnergyTotals, PublicJob, from_json
 from tuxai.model.wire_gpus import GpuView
 from tuxai.model.wire_ui import UiLogin
 from tuxai.store.history import page
@@ -115,6 +115,10 @@ def source(daemon: Daemon, telemetry: TelemetryLoop | None, private_queue: bool)
         outside = telemetry.foreign if telemetry is not None else []
         return gpu_view(daemon.config.inventory, daemon.store.jobs([JobState.RUNNING]), caller, private_queue, outside)
 
+    def energy(ids: list[int]) -> dict[int, EnergyTotals]:
+        used = {job_id: telemetry.energy(job_id) for job_id in ids} if telemetry is not None else {}
+        return {job_id: from_json(EnergyTotals, row, "energy") for job_id, row in used.items() if row is not None}
+
     return UiSource(
         queue=lambda caller: visible(daemon.store.jobs(ACTIVE), caller),
         job=job,
@@ -127,4 +131,5 @@ def source(daemon: Daemon, telemetry: TelemetryLoop | None, private_queue: bool)
         log_size=log_size,
         act=act,
         states=states,
+        energy=energy,
     )

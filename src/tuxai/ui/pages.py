@@ -6,10 +6,10 @@ the caller may read of it, a ``Job`` or ``JobDetail`` is the caller's own (or ro
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from tuxai.model.job import JobState
-from tuxai.model.wire import Job, JobDetail, PublicJob
+from tuxai.model.wire import EnergyTotals, Job, JobDetail, PublicJob
 from tuxai.model.wire_gpus import GpuHolder, GpuView, LiveGpu, LiveView
 from tuxai.ui.html import ago, esc, job_link, size, span, state, table
 
@@ -92,8 +92,11 @@ def queue(jobs: Sequence[PublicJob], now: float) -> str:
     return table(headers, rows, "no job waiting", "queue")
 
 
-def jobs_page(jobs: Sequence[PublicJob], now: float, user: str, chosen: str, next_page: str) -> str:
-    """One page of the history, newest first, with its filter form and the link to the next page."""
+def jobs_page(
+    jobs: Sequence[PublicJob], energy: Mapping[int, EnergyTotals], now: float, user: str, chosen: str, next_page: str
+) -> str:
+    """One page of the history, newest first, with its filter form, the energy of the caller's own
+    jobs (GPU-hours, kWh, CO2e: others' are theirs) and the link to the next page."""
     options = "".join(
         f'<option value="{esc(s.value)}"{" selected" if s.value == chosen else ""}>{esc(s.value)}</option>'
         for s in JobState
@@ -112,13 +115,20 @@ def jobs_page(jobs: Sequence[PublicJob], now: float, user: str, chosen: str, nex
             esc(", ".join(str(i) for i in j.gpu_indices) or "-"),
             ago(j.submitted_at, now),
             esc(span(j.ran_s)),
+            *_energy(energy.get(j.id)),
             esc(j.reason),
         )
         for j in jobs
     ]
     more = f'<p><a rel=next href="{esc(next_page)}">older jobs →</a></p>' if next_page else ""
-    headers = ("job", "user", "name", "state", "GPUs", "submitted", "ran", "reason")
+    headers = ("job", "user", "name", "state", "GPUs", "submitted", "ran", "GPU-h", "kWh", "kg CO2e", "reason")
     return form + table(headers, rows, "no job matches", "jobs") + more
+
+
+def _energy(used: EnergyTotals | None) -> tuple[str, str, str]:
+    if used is None:
+        return "-", "-", "-"
+    return f"{used.gpu_hours:.3f}", f"{used.total_kwh:.4f}", f"{used.co2e_kg:.4f}"
 
 
 def job_page(job: PublicJob, now: float, log_tail: tuple[str, int] | None, csrf: str) -> str:

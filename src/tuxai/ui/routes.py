@@ -24,7 +24,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from tuxai.daemon.config import Caller
 from tuxai.errors import JobNotFound, PermissionDenied, TuxaiError
 from tuxai.model.job import JobState
-from tuxai.model.wire import Job, PublicJob
+from tuxai.model.wire import EnergyTotals, Job, PublicJob
 from tuxai.model.wire_gpus import GpuView, LiveView
 from tuxai.ui import pages
 from tuxai.ui.html import esc, frame, message_page
@@ -59,6 +59,7 @@ class UiSource:
     log_size: Callable[[Caller, int], int]  # the job's output so far, in bytes (owner/root)
     act: Callable[[Caller, int, str], None]  # cancel, hold, release (the daemon checks who)
     states: Callable[[Caller, set[int]], dict[int, str]]  # active jobs' states, and those of ``ids``
+    energy: Callable[[list[int]], dict[int, EnergyTotals]]  # of these jobs (one primary-key row each)
 
 
 def _page(title: str, session: Session, body: str, active: str, status: int = 200) -> HTMLResponse:
@@ -144,7 +145,8 @@ def add_ui_routes(app: FastAPI, source: UiSource, sessions: Sessions) -> None:
         following = ""
         if len(found) >= pages_size():
             following = "/ui/jobs?" + urlencode({"user": user, "state": state, "before": found[-1].id})
-        body = pages.jobs_page(found, time.time(), user, state, following)
+        energy = source.energy([j.id for j in found if isinstance(j, Job)])  # others' are theirs, as in the API
+        body = pages.jobs_page(found, energy, time.time(), user, state, following)
         return _page("Jobs", session, body, "/ui/jobs")
 
     @app.get("/ui/jobs/{job_id}", include_in_schema=False)
@@ -210,14 +212,15 @@ async def _events(
     have changed since the page was made), then each change of a job the caller sees; ``log`` events
     (new output of ``job`` from ``offset``, its owner's only) while that page is open."""
     known: dict[int, str] = {}
-    first = True
+    follow, first = set(watched), True
     yield "retry: 2000\n\n"
     while not await request.is_disconnected():
-        states = await asyncio.to_thread(source.states, caller, watched | set(known))
+        states = await asyncio.to_thread(source.states, caller, follow)
         for job_id, value in states.items():
             if (job_id in watched) if first else known.get(job_id) != value:
                 yield f"event: job\ndata: {json.dumps({'id': job_id, 'state': value})}\n\n"
-        known = {k: v for k, v in states.items() if v in ("pending", "requeued", "running") or k in watched}
+        known = {k: v for k, v in states.items() if not JobState(v).terminal}  # an ended job changes no more
+        follow = set(known)
         if job and offset >= 0:
             try:
                 data, offset = await asyncio.to_thread(source.log, caller, job, offset)
