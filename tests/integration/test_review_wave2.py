@@ -4,12 +4,17 @@ a root daemon. Each test is named after its finding (R1, R2…) and failed on th
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.daemon_helpers import DaemonProcess
 from tests.integration.test_identity import NOBODY, root_daemon  # noqa: F401 (a fixture)
+from tuxai.envs import READY
+from tuxai.envs.cache import USED, record_use
 
 
 def nobody_submits(home: Path, spec: dict[str, object], max_time_s: float = 20.0) -> tuple[int, dict[str, object]]:
@@ -56,3 +61,23 @@ def test_R3_thousands_of_dependencies_are_refused_at_once(root_daemon: DaemonPro
     assert time.monotonic() - started < 5
     code, answer = nobody_submits(root_daemon.home, {"command": ["true"], "after": [f"{first}:any"] * 50_000})
     assert code == 201, answer  # the same one many times is one dependency
+
+
+def test_R4_root_marking_an_environment_use_follows_no_link_a_user_planted(tmp_path: Path) -> None:
+    """``tuxai submit --env DIR`` run by root notes the use in ``DIR/.tuxai-used``: in a user's venv
+    that was a symlink root followed, creating (or touching) any file the user named."""
+    if os.getuid() != 0:
+        pytest.skip("needs root: root's CLI against a directory of nobody's")
+    env, target = tmp_path / "venv", tmp_path / "root-only" / "nologin"
+    target.parent.mkdir(mode=0o700)
+    env.mkdir()
+    (env / READY).write_text("requirements.txt\n")
+    (env / USED).symlink_to(target)
+    os.chown(env, NOBODY, NOBODY)
+    os.lchown(env / USED, NOBODY, NOBODY)
+    record_use(env, now=1_000_000.0)
+    assert not target.exists()
+    (env / USED).unlink()
+    os.chown(env, 0, 0)  # root's own environment: its use is marked
+    record_use(env, now=1_000_000.0)
+    assert (env / USED).stat().st_mtime == 1_000_000.0

@@ -41,14 +41,20 @@ class CachedEnv:
 
 def record_use(env: Path, now: float | None = None) -> None:
     """Note that a job uses ``env`` now (``env ls``'s LAST USED, ``env gc``); nothing for an environment
-    outside a cache (a venv of the user's own) or one this user may not write (the daemon's shared one)."""
-    if not (env / READY).is_file():
-        return
+    outside a cache (a venv of the user's own) or one this user may not write (the daemon's shared one).
+
+    Only in an environment this user owns, and the marker opened without following a link: root's
+    ``submit --env DIR`` of a user's directory must not create or touch a file the user names (R4).
+    """
     with contextlib.suppress(OSError):
-        marker = env / USED
-        marker.touch()
-        if now is not None:
-            os.utime(marker, (now, now))
+        if not (env / READY).is_file() or os.stat(env).st_uid != os.geteuid():
+            return
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        fd = os.open(env / USED, flags, 0o644)
+        try:
+            os.utime(fd, None if now is None else (now, now))
+        finally:
+            os.close(fd)
 
 
 def _size(root: Path) -> int:
