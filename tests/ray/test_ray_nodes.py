@@ -35,7 +35,7 @@ def test_each_node_answers_with_its_own_inventory(ray_cluster: LocalRayCluster) 
         got = nodes[node.ip].inventory
         # The file is only in that node's environment (not this process's): the probe ran there.
         assert got.host.hostname == node.name
-        assert [g.uuid for g in got.gpus] == [g.uuid for g in expected.gpus]
+        assert got.gpus == expected.gpus  # UUIDs, MIG state and instances, NUMA node, PCIe: field by field
         assert got.links == expected.links
         assert got.cpu.numa_nodes == expected.cpu.numa_nodes
         assert got.problems == ()  # Ray accounts for every GPU the node has
