@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.daemon_helpers import DaemonProcess
+from tests.daemon_helpers import DaemonProcess, daemon  # noqa: F401 (a fixture)
 from tests.integration.test_identity import NOBODY, root_daemon  # noqa: F401 (a fixture)
 from tuxai.envs import READY
 from tuxai.envs.cache import USED, record_use
+from tuxai.model.session import SOCKET, Kind, frame
 
 
 def nobody_submits(home: Path, spec: dict[str, object], max_time_s: float = 20.0) -> tuple[int, dict[str, object]]:
@@ -81,3 +83,22 @@ def test_R4_root_marking_an_environment_use_follows_no_link_a_user_planted(tmp_p
     os.chown(env, 0, 0)  # root's own environment: its use is marked
     record_use(env, now=1_000_000.0)
     assert (env / USED).stat().st_mtime == 1_000_000.0
+
+
+def test_R5_a_malformed_session_frame_does_not_kill_the_root_shim(daemon: DaemonProcess) -> None:  # noqa: F811
+    """A SIGNAL of 2.0 (equal to SIGINT in a set, not an int to killpg) or a deeply nested JSON payload
+    raised in the shim, root's supervisor of the job: it died and the job failed."""
+    job_id = daemon.client.submit({"command": ["sleep", "60"], "session": "pipe", "grace": "1s"})
+    path = daemon.home / "jobs" / str(job_id) / SOCKET
+    deadline = time.monotonic() + 15
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for payload in (b'{"signal": 2.0}', b"[" * 100_000):
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(str(path))
+            client.sendall(frame(Kind.HELLO, b'{"rows": 24, "cols": 80}') + frame(Kind.SIGNAL, payload))
+            client.sendall(frame(Kind.RESIZE, b"[" * 100_000))
+            time.sleep(1.0)
+    job = daemon.client.job(job_id)
+    assert job.state == "running", job.reason
+    daemon.client.cancel(job_id)

@@ -277,7 +277,7 @@ class Session:
             self._write_job()
         elif kind is Kind.SIGNAL and self.pgid is not None:
             number = read_json(payload).get("signal")
-            if number in SIGNALS:
+            if type(number) is int and number in SIGNALS:  # 2.0 is in the set, but killpg raises on it (R5)
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(self.pgid, number)
         elif kind is Kind.DETACH:

@@ -63,7 +63,7 @@ def read_json(payload: bytes) -> dict[str, Any]:
     """A JSON payload → a mapping (an empty one when it is not a JSON object)."""
     try:
         data = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):  # [[[[… nested past the interpreter's depth: no mapping either (R5)
         return {}
     return data if isinstance(data, dict) else {}
 
