@@ -181,6 +181,8 @@ def test_ui_overview_shows_each_job_on_its_gpus_with_live_numbers(box: Box, root
             assert f"/ui/jobs/{job}" in row.inner_html(), (job, index)
     assert rows.filter(has_text="1g.10gb").count() == 7  # GPU 0's MIG instances, each its own row
     assert page.locator("table.gpus").get_by_text(re.compile(r"\d+ W")).count() >= 8  # power from the sampler
+    page.wait_for_selector("body[data-gpus-at]", timeout=15000)  # the live numbers came, no reload
+    assert page.locator('[data-gpu="2"][data-kind="power"]').inner_text().endswith(" W")
     root.shot("overview")
     assert root.errors == []
 

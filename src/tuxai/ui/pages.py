@@ -14,6 +14,7 @@ from tuxai.model.wire_gpus import GpuHolder, GpuView, LiveGpu, LiveView
 from tuxai.ui.html import ago, esc, job_link, size, span, state, table
 
 WAITING = (JobState.PENDING, JobState.REQUEUED)
+KINDS = ("util", "memory", "power")
 
 
 def _holders(holders: Sequence[GpuHolder], flags: dict[int, tuple[str, ...]], mig: str | None = None) -> str:
@@ -27,6 +28,11 @@ def _holders(holders: Sequence[GpuHolder], flags: dict[int, tuple[str, ...]], mi
         name = f" {esc(h.name)}" if h.name else ""
         parts.append(f'<span class="holder">{job_link(h.job)} {esc(h.user)}{name}{share}{flagged}</span>')
     return " ".join(parts)
+
+
+def live_numbers(live: LiveView) -> dict[int, dict[str, str]]:
+    """Each GPU's utilization, memory and power as the Overview writes them (the live events' ``gpus``)."""
+    return {g.index: dict(zip(KINDS, _live(g), strict=True)) for g in live.gpus}
 
 
 def _live(sample: LiveGpu | None) -> tuple[str, str, str]:
@@ -48,7 +54,11 @@ def overview(gpus: Sequence[GpuView], live: LiveView) -> str:
         holders = [h for h in gpu.holders if h.mig is None]
         outside = ", ".join(f"pid {p.pid} {esc(p.user or '?')}" for p in gpu.outside)
         held = _holders(holders, flags) + (f' <span class="flag">outside tuxai: {outside}</span>' if outside else "")
-        rows.append((f"GPU {gpu.index}", esc(gpu.name), held, esc(util), esc(memory), esc(power)))
+        numbers = (
+            f'<span data-gpu="{gpu.index}" data-kind="{kind}">{esc(text)}</span>'
+            for kind, text in zip(KINDS, (util, memory, power), strict=True)
+        )
+        rows.append((f"GPU {gpu.index}", esc(gpu.name), held, *numbers))
         for mig in gpu.mig_instances:
             what = f"{esc(mig.profile or 'MIG')} · {size(mig.memory_total_bytes)}"
             rows.append((f"└ {gpu.index}/{mig.index}", what, _holders(gpu.holders, flags, mig.uuid), "", "", ""))

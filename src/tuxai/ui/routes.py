@@ -184,12 +184,14 @@ def add_ui_routes(app: FastAPI, source: UiSource, sessions: Sessions) -> None:
         job: int = 0,
         offset: Annotated[int, Query(ge=0)] = 0,
         ids: Annotated[str, Query(max_length=4096)] = "",
+        gpus: bool = False,
     ) -> Response:
         session = session_of(request)
         if session is None:
             return _message("Log in to tuxai", HOWTO, 401)
         shown = {int(i) for i in ids.split(",")[:MAX_WATCHED] if i.isdigit() and len(i) < 19}
-        stream = _events(request, source, session.caller, job, offset, shown | ({job} if job else set()))
+        watched = shown | ({job} if job else set())
+        stream = _events(request, source, session.caller, (job, offset, gpus), watched)
         return StreamingResponse(stream, media_type="text/event-stream", headers={"cache-control": "no-store"})
 
 
@@ -206,11 +208,13 @@ def _tail(source: UiSource, caller: Caller, job_id: int) -> tuple[str, int]:
 
 
 async def _events(
-    request: Request, source: UiSource, caller: Caller, job: int, offset: int, watched: set[int]
+    request: Request, source: UiSource, caller: Caller, page: tuple[int, int, bool], watched: set[int]
 ) -> AsyncIterator[str]:
     """``job`` events (``{id, state}``): first the state of each job on the page (``watched``: it may
     have changed since the page was made), then each change of a job the caller sees; ``log`` events
-    (new output of ``job`` from ``offset``, its owner's only) while that page is open."""
+    (new output of the page's job from its offset, its owner's only) while that page is open; ``gpus``
+    events (each GPU's utilization, memory and power as written) on the Overview."""
+    job, offset, gpus = page
     known: dict[int, str] = {}
     follow, first = set(watched), True
     yield "retry: 2000\n\n"
@@ -229,5 +233,8 @@ async def _events(
             else:
                 if data:
                     yield f"event: log\ndata: {json.dumps(data.decode('utf-8', 'replace'))}\n\n"
+        if gpus:
+            numbers = pages.live_numbers(await asyncio.to_thread(source.live, caller))
+            yield f"event: gpus\ndata: {json.dumps(numbers)}\n\n"
         first = False
         await asyncio.sleep(EVENT_PERIOD_S)

@@ -14,6 +14,7 @@
     var mine = document.querySelector("[data-job-page]");
     if (mine) url += "&job=" + mine.dataset.jobPage;
   }
+  if (document.querySelector("[data-gpu]")) url += "&gpus=1";
   var source = new EventSource(url);
   var live = document.getElementById("live");
   source.onopen = function () { if (live) live.hidden = false; };
@@ -25,6 +26,15 @@
       badges[i].textContent = change.state;
       badges[i].className = "state state-" + change.state;
     }
+  });
+  source.addEventListener("gpus", function (event) {
+    var numbers = JSON.parse(event.data);
+    var cells = document.querySelectorAll("[data-gpu]");
+    for (var i = 0; i < cells.length; i++) {
+      var gpu = numbers[cells[i].dataset.gpu];
+      if (gpu) cells[i].textContent = gpu[cells[i].dataset.kind];
+    }
+    document.body.dataset.gpusAt = String(Date.now());
   });
   source.addEventListener("log", function (event) {
     if (!log) return;
