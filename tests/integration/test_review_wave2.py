@@ -16,7 +16,10 @@ from tests.daemon_helpers import DaemonProcess, daemon  # noqa: F401 (a fixture)
 from tests.integration.test_identity import NOBODY, root_daemon  # noqa: F401 (a fixture)
 from tuxai.envs import READY
 from tuxai.envs.cache import USED, record_use
+from tuxai.model.array import JobId
 from tuxai.model.session import SOCKET, Kind, frame
+from tuxai.store.arrays import target_rows
+from tuxai.store.jobs import Store
 
 
 def nobody_submits(home: Path, spec: dict[str, object], max_time_s: float = 20.0) -> tuple[int, dict[str, object]]:
@@ -102,3 +105,15 @@ def test_R5_a_malformed_session_frame_does_not_kill_the_root_shim(daemon: Daemon
     job = daemon.client.job(job_id)
     assert job.state == "running", job.reason
     daemon.client.cancel(job_id)
+
+
+def test_R6_the_ticks_dependency_read_has_no_sql_variable_limit(tmp_path: Path) -> None:
+    """Every tick reads what all waiting jobs' ``--after`` name in one ``IN (?, …)``, two variables a
+    target: past SQLite's 250,000 (130 jobs of 1,000 ids: one user, 13 arrays of 10,000 tasks to name)
+    it raised in every tick, and nobody's job was scheduled again."""
+    store = Store(tmp_path / "tuxai.db")
+    try:
+        found = target_rows(store, [JobId(i) for i in range(1, 130_001)])
+        assert len(found) == 130_000 and not any(found.values())
+    finally:
+        store.close()

@@ -7,12 +7,14 @@ A task is a row of ``jobs`` with ``array_job`` (its array's id, the first task's
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from tuxai.model.array import ArrayCounts, JobId, array_counts
 from tuxai.model.job import JobRecord, JobState
 from tuxai.store.jobs import Store, _record
 
 Row = tuple[int, JobState, str]  # id, state, name ("12" or "12_3")
+_CHUNK = 10_000  # ids a query: two variables each, far below SQLite's limit (250,000 here, 32,766 elsewhere)
 
 
 def array_tasks(store: Store, array_job: int, states: Iterable[JobState] | None = None) -> list[JobRecord]:
@@ -42,13 +44,17 @@ def target_rows(store: Store, targets: Iterable[JobId]) -> dict[JobId, tuple[Row
     if not targets:
         return {}
     jobs = sorted({t.job for t in targets})
-    marks = ",".join("?" * len(jobs))
-    with store.db.read() as db:
-        rows = db.execute(
-            f"SELECT id, state, array_job, array_index FROM jobs WHERE id IN ({marks}) OR array_job IN ({marks})"
-            " ORDER BY id",
-            (*jobs, *jobs),
-        ).fetchall()
+    by_row: dict[int, Any] = {}  # id → (id, state, array_job, array_index)
+    with store.db.read() as db:  # in chunks: one IN list of every waiting job's targets passed SQLite's limit (R6)
+        for start in range(0, len(jobs), _CHUNK):
+            chunk = jobs[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for row in db.execute(
+                f"SELECT id, state, array_job, array_index FROM jobs WHERE id IN ({marks}) OR array_job IN ({marks})",
+                (*chunk, *chunk),
+            ):
+                by_row[int(row[0])] = row
+    rows = [by_row[i] for i in sorted(by_row)]
     tasks: dict[int, list[Row]] = {}
     by_id: dict[int, Row] = {}
     by_task: dict[tuple[int, int], Row] = {}
