@@ -201,16 +201,19 @@ def test_an_interrupted_run_is_picked_up_by_resume_without_submitting_again(
 ) -> None:
     data, file = tmp_path / "data", write_project(tmp_path / "project")
     env = {**os.environ, "TUXAI_HOME": str(daemon.home), "XDG_DATA_HOME": str(data)}
-    watching = subprocess.Popen(
-        [sys.executable, "-m", "tuxai", "pipeline", "run", str(file)], env=env, stderr=subprocess.PIPE, text=True
-    )
     record = data / "tuxai/pipelines/runs/1.json"
-    deadline = time.monotonic() + 30
-    while not (record.exists() and all(s["job"] for s in json.loads(record.read_text() or "{}").get("steps", [{}]))):
-        assert time.monotonic() < deadline and watching.poll() is None, "the steps were not all submitted"
-        time.sleep(0.05)
-    watching.send_signal(signal.SIGINT)  # Ctrl-C: the CLI stops waiting, the jobs go on
-    _, stderr = watching.communicate(timeout=30)
+    argv = [sys.executable, "-m", "tuxai", "pipeline", "run", str(file)]
+    with subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as watching:
+        deadline = time.monotonic() + 30
+        while not (
+            record.exists() and all(s["job"] for s in json.loads(record.read_text() or "{}").get("steps", [{}]))
+        ):
+            if time.monotonic() > deadline or watching.poll() is not None:
+                watching.kill()
+                raise AssertionError(f"the steps were not all submitted: {watching.communicate()[1]}")
+            time.sleep(0.05)
+        watching.send_signal(signal.SIGINT)  # Ctrl-C: the CLI stops waiting, the jobs go on
+        _, stderr = watching.communicate(timeout=30)
     assert watching.returncode == 130 and "the jobs go on" in stderr, stderr
     submitted = {s["name"]: s["job"] for s in json.loads(record.read_text())["steps"]}
 
