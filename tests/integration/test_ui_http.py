@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -155,3 +156,21 @@ def test_ui_paths_let_through_without_the_bearer_reach_no_api_route(ui_daemon: D
         assert b'"pid"' not in answer and b'"id"' not in answer, path
     assert _raw_get(base, "/ui/static/ui.css")[0] == 200  # what the login page needs, without a session
     assert _raw_get(base, "/ui/static/token")[0] == 404
+
+
+def test_ui_an_open_event_stream_ends_with_the_daemon_not_cut_after_its_grace(ui_daemon: DaemonProcess) -> None:
+    """``tuxai down`` with a dashboard open: the stream ends in order within a second or two (before:
+    uvicorn waited out its 5 s grace, then cut the connection mid-body)."""
+    with (
+        _logged_in(ui_daemon) as browser,
+        browser.stream("GET", "/ui/events", params={"gpus": 1}, timeout=20) as events,
+    ):
+        lines = events.iter_lines()
+        while next(lines) != "event: gpus":
+            pass
+        ui_daemon.client.shutdown()
+        asked = time.monotonic()
+        for _ in lines:  # to the end of the body: a cut connection raises here
+            pass
+        assert time.monotonic() - asked < 4.5
+    assert ui_daemon.process is not None and ui_daemon.process.wait(timeout=30) == 0

@@ -270,6 +270,7 @@ def _run(settings: DaemonSettings, home: Path, config_file: Path | None) -> int:
     app.state.tick = tick
     server = uvicorn.Server(_uvicorn(app, PeerCredProtocol))
     app.state.shutdown = lambda: setattr(server, "should_exit", True)
+    app.state.stopping = lambda: server.should_exit  # the dashboard's event streams end with the server
     log.info(
         "tuxai daemon %d up: %s%s, %d GPUs (%s), cgroups %s",
         os.getpid(),

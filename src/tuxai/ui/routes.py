@@ -217,8 +217,9 @@ async def _events(
     job, offset, gpus = page
     known: dict[int, str] = {}
     follow, first = set(watched), True
+    stopping: Callable[[], bool] = getattr(request.app.state, "stopping", lambda: False)  # set by the server
     yield "retry: 2000\n\n"
-    while not await request.is_disconnected():
+    while not stopping() and not await request.is_disconnected():  # else the server's stop waits for it
         states = await asyncio.to_thread(source.states, caller, follow)
         for job_id, value in states.items():
             if (job_id in watched) if first else known.get(job_id) != value:
