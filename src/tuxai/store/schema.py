@@ -91,5 +91,5 @@ MIGRATIONS: tuple[str, ...] = (
     WHERE ended_at IS NULL AND state IN ('succeeded', 'failed', 'cancelled', 'timeout', 'preempted')
     """,
     # 5: the dashboard's history by user, newest first (``store.history.page``), from an index.
-    "CREATE INDEX jobs_user ON jobs(user, id)",
+    "CREATE INDEX IF NOT EXISTS jobs_user ON jobs(user, id)",
 )
