@@ -1,7 +1,9 @@
 """A job's directory: made fresh for each job, read safely by the daemon, removed with the job.
 
     <home>/jobs/<id>/ (or <id>.<n>)   0711, the daemon's: output.log, checkpoint/ and
-                                      endpoint are the user's; run-<n>/ the daemon's
+                                      endpoint are the user's; run-<n>/ the local executor's
+                                      (an attempt each: the daemon names the job's directory
+                                      in the ``Launch``, the executor makes its attempts there)
 
 What the daemon reads there it reads as ``executor.files`` says (no link, no FIFO, the
 job's own regular file, a bounded number of bytes): the directory's files are the user's.
