@@ -174,3 +174,15 @@ def test_ui_an_open_event_stream_ends_with_the_daemon_not_cut_after_its_grace(ui
             pass
         assert time.monotonic() - asked < 4.5
     assert ui_daemon.process is not None and ui_daemon.process.wait(timeout=30) == 0
+
+
+def test_tuxai_ui_prints_a_link_that_logs_in_once(ui_daemon: DaemonProcess) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tuxai", "ui", "--no-open", "--home", str(ui_daemon.home)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    url, note = done.stdout.strip().splitlines()
+    assert "good once" in note
+    with httpx.Client(timeout=30) as browser:
+        assert browser.get(url).status_code == 303
+        assert browser.get(url).status_code == 401
