@@ -223,6 +223,7 @@ def test_ui_jobs_and_job_pages_load_and_the_log_tail_grows_live(box: Box, root: 
     root.shot("jobs")
     page = root.open(f"/ui/jobs/{box.train}")
     assert page.locator("#log").inner_text().startswith("tick")
+    assert "sh -c 'i=0; while true;" in page.locator("code").inner_text()  # quoted as a shell takes it
     before = len(page.locator("#log").inner_text())
     page.evaluate("window.notReloaded = true")
     page.wait_for_function("n => document.getElementById('log').textContent.length > n", arg=before + 20, timeout=15000)

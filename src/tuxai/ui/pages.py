@@ -6,6 +6,7 @@ the caller may read of it, a ``Job`` or ``JobDetail`` is the caller's own (or ro
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping, Sequence
 
 from tuxai.model.job import JobState
@@ -145,6 +146,7 @@ def job_page(job: PublicJob, now: float, log_tail: tuple[str, int] | None, csrf:
     """One job: its facts, history and energy (its owner's and root's), the log tail and the actions."""
     facts = [
         ("state", state(job.id, job.state) + (" (held)" if job.held else "")),
+        ("name", esc(job.name) or "-"),
         ("user", esc(job.user)),
         ("reason", f'<span class="reason">{esc(job.reason) or "-"}</span>'),
         ("GPUs", esc(", ".join(str(i) for i in job.gpu_indices) or "-")),
@@ -154,7 +156,7 @@ def job_page(job: PublicJob, now: float, log_tail: tuple[str, int] | None, csrf:
         ("exit", esc("-" if job.exit_code is None else job.exit_code)),
     ]
     if isinstance(job, Job):
-        facts.append(("command", f"<code>{esc(' '.join(job.command))}</code>"))
+        facts.append(("command", f"<code>{esc(shlex.join(job.command))}</code>"))  # as a shell would take it
     parts = [
         f'<div hidden data-job-page="{job.id}"></div><dl class="facts">'
         + "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in facts)
