@@ -108,7 +108,8 @@ def _most_at_once(intervals: list[tuple[float, float]]) -> int:
 
 
 def test_an_array_of_six_runs_two_at_once_each_with_its_index(big: DaemonProcess) -> None:
-    script = 'echo "index $TUXAI_ARRAY_INDEX of $TUXAI_ARRAY_TASK_COUNT in $TUXAI_ARRAY_JOB_ID"; sleep 1'
+    # each task lasts long enough that `tuxai ls` (seconds on a loaded machine) still sees the array
+    script = 'echo "index $TUXAI_ARRAY_INDEX of $TUXAI_ARRAY_TASK_COUNT in $TUXAI_ARRAY_JOB_ID"; sleep 4'
     done = cli(big.home, "submit", "--name", "sweep", "--array", "0-5%2", "--", "sh", "-c", script)
     assert done.returncode == 0, done.stderr
     array = int(done.stdout.split()[2].rstrip(":"))

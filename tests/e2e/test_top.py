@@ -70,7 +70,11 @@ def test_top_at_80x24_and_200x50_shows_every_gpu_with_its_utilization_and_holder
         mig = daemon.client.submit(shell(BUSY, gpus=2, mig="1g.10gb", name="mig-train", grace="1s"))
         whole = daemon.client.submit(shell(BUSY, gpus=2, name="train-llm", grace="1s"))
         part = daemon.client.submit(shell("sleep 600", gpus=1, gpu_share=0.25, name="notebook", grace="1s"))
+        deadline = time.monotonic() + 60  # all three start at the next tick (later on a loaded machine)
+        while not all(j.state == "running" for j in daemon.client.jobs()) and time.monotonic() < deadline:
+            time.sleep(0.1)
         jobs = {j.id: j for j in daemon.client.jobs()}
+        assert all(j.state == "running" for j in jobs.values()), jobs
         holders = {i: f"{whole} root train-llm" for i in jobs[whole].gpu_indices}
         (sliced,) = jobs[part].gpu_indices
         holders[sliced] = f"{part} root notebook (25% slice)"
