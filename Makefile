@@ -72,7 +72,7 @@ layers: $(DEV_STAMP)
 	$(BIN)/lint-imports
 
 unit: $(DEV_STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=20  # the slowest tests named in every run: where the 20 minutes go
 
 ## ui-deps: Debian's Chromium for the browser tier (installed when root)
 ui-deps:
