@@ -22,6 +22,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 from tests.daemon_helpers import REPO, DaemonProcess, finish
+from tests.integration.test_identity import as_nobody
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -52,19 +53,6 @@ class Box:
         deadline = time.monotonic() + 30
         while not client.job(self.big).reason and time.monotonic() < deadline:
             time.sleep(0.1)
-
-
-def as_nobody(home: Path, method: str, path: str, body: object = None) -> tuple[int, object]:
-    """A request on the daemon's socket from curl running as nobody (its OS identity, SO_PEERCRED)."""
-    argv = ["curl", "-s", "-w", "\n%{http_code}", "--unix-socket", str(home / "tuxai.sock"), "-X", method]
-    if body is not None:
-        argv += ["-H", "content-type: application/json", "-d", json.dumps(body)]
-    done = subprocess.run(
-        [*argv, f"http://tuxai{path}"], capture_output=True, text=True, cwd="/tmp", user=NOBODY, group=NOBODY,
-        extra_groups=[], timeout=60, check=True,
-    )  # fmt: skip
-    text, _, code = done.stdout.rpartition("\n")
-    return int(code), json.loads(text)
 
 
 def wait_state(daemon: DaemonProcess, job: int, state: str, timeout_s: float = 30.0) -> None:
