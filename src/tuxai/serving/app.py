@@ -275,6 +275,13 @@ class InferenceApp:
         started = time.perf_counter()
         status, model_label, version_label = 200, "", ""  # a name the repository does not know: model=""
         try:
+            # The body is read before the version is resolved: no await may fall between resolve and submit,
+            # or a swap could drain and close the resolved version in that gap (a 500 under load).
+            try:
+                body = await _body(scope, receive, self.max_body_bytes)
+            except TuxaiError as exc:
+                status = wire_status(exc)[0]
+                raise
             try:
                 version = self.repository.resolve(name, number)
             except ModelNotFound:
@@ -290,7 +297,6 @@ class InferenceApp:
                     header = int(value) if value.isdigit() and len(value) <= 15 else -1
                     break
             try:
-                body = await _body(scope, receive, self.max_body_bytes)
                 requested = decode_request(body, header)
                 model, batcher = version.model, version.batcher
                 assert model is not None and batcher is not None
