@@ -5,8 +5,9 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.installed-run
 DEV_STAMP  := $(VENV)/.installed-dev
 RAY_STAMP  := $(VENV)/.installed-ray
+MLFLOW_STAMP := $(VENV)/.installed-mlflow
 
-.PHONY: run test system-deps vm-deps lint typecheck layers unit test-vm test-ray ui-deps test-ui bench test-gpu clean
+.PHONY: run test system-deps vm-deps lint typecheck layers unit test-vm test-ray test-mlflow ui-deps ui-assets wheel test-ui bench test-gpu clean
 
 # Real programs the tests drive (program:package): a Prometheus server scrapes the daemon, tmux shows `tuxai top`.
 SYSTEM_TOOLS := prometheus:prometheus tmux:tmux
@@ -41,7 +42,7 @@ run: $(RUN_STAMP)
 	$(BIN)/python examples/demo.py --home $(DEMO_HOME)
 
 ## test: set up, lint, type-check, check the layers, run the tests, then the VM, Ray and browser tiers (docs/testing.md)
-test: $(DEV_STAMP) system-deps lint typecheck layers unit test-vm test-ray test-ui
+test: $(DEV_STAMP) system-deps lint typecheck layers unit test-vm test-ray test-mlflow test-ui
 
 # $(call install-missing,PROGRAM:PACKAGE …,WHO): install the packages of the programs not on
 # PATH when root (as in CI), else say which and fail.
@@ -78,8 +79,19 @@ unit: $(DEV_STAMP)
 ui-deps:
 	$(call install-missing,$(UI_TOOLS),make test-ui)
 
+## ui-assets: the dashboard's chart library (uPlot) from npm, built into src/tuxai/ui/static/dist/ (git-ignored, in the wheel)
+UI_ASSETS := src/tuxai/ui/static/dist/BUILT
+ui-assets: $(UI_ASSETS)
+$(UI_ASSETS): web/package.json web/package-lock.json web/build.mjs
+	$(call install-missing,npm:npm,make ui-assets)
+	cd web && npm ci --no-audit --no-fund && node build.mjs
+
+## wheel: the package with its built dashboard assets, in dist/
+wheel: $(UI_ASSETS) $(DEV_STAMP)
+	$(BIN)/pip wheel --no-deps --no-build-isolation -w dist .
+
 ## test-ui: the dashboard in headless Chromium against a real daemon; screenshots in build/ui/ (docs/ui.md)
-test-ui: $(DEV_STAMP) ui-deps
+test-ui: $(DEV_STAMP) ui-deps $(UI_ASSETS)
 	$(BIN)/pytest -m browser tests/browser
 
 ## test-vm: boot a Debian 12 VM (systemd, cgroup v2) and run the daemon there as a service (docs/testing.md)
@@ -93,6 +105,14 @@ $(RAY_STAMP): pyproject.toml $(DEV_STAMP)
 ## test-ray: a real Ray cluster on loopback addresses (a head, two workers of 2 simulated GPUs), started and stopped once
 test-ray: $(RAY_STAMP)
 	$(BIN)/pytest -m ray tests/ray
+
+$(MLFLOW_STAMP): pyproject.toml $(DEV_STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,mlflow]'
+	touch $@
+
+## test-mlflow: pipeline steps as MLflow runs, read back with MLflow's own client from a real SQLite store
+test-mlflow: $(MLFLOW_STAMP)
+	$(BIN)/pytest -m mlflow tests/mlflow
 
 ## bench: the performance benchmarks (ratios against a baseline in the same process)
 bench: $(DEV_STAMP) system-deps

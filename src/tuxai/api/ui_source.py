@@ -26,6 +26,7 @@ from tuxai.model.job import JobRecord, JobState
 from tuxai.model.wire import EnergyTotals, PublicJob, from_json
 from tuxai.model.wire_gpus import GpuView
 from tuxai.model.wire_ui import UiLogin
+from tuxai.store.charts import series
 from tuxai.store.history import page
 from tuxai.ui.routes import UiSource, add_ui_routes, pages_size
 from tuxai.ui.sessions import TOKEN_TTL_S, Sessions
@@ -132,4 +133,5 @@ def source(daemon: Daemon, telemetry: TelemetryLoop | None, private_queue: bool)
         act=act,
         states=states,
         energy=energy,
+        series=lambda gpus, since, until: series(daemon.store, gpus, since, until, time.time()),
     )

@@ -11,3 +11,26 @@ class UiLogin:
 
     url: str
     expires_s: float
+
+
+@dataclass(frozen=True)
+class GpuLine:
+    """One GPU's telemetry over a chart's range: the bucket starts and each bucket's mean (None: no sample)."""
+
+    gpu: int
+    at: tuple[float, ...]
+    util_pct: tuple[float | None, ...]
+    memory_used_bytes: tuple[float | None, ...]
+    power_w: tuple[float | None, ...]
+
+
+@dataclass(frozen=True)
+class GpuSeries:
+    """GPUs' telemetry from ``since`` to ``until``, read from the ``resolution_s`` tier (1, 60 or 3600) in
+    buckets of ``bucket_s`` (a multiple of it: a chart holds a bounded number of points)."""
+
+    since: float
+    until: float
+    resolution_s: int
+    bucket_s: int
+    lines: tuple[GpuLine, ...]

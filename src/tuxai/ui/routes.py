@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Annotated
@@ -26,7 +26,9 @@ from tuxai.errors import JobNotFound, PermissionDenied, TuxaiError
 from tuxai.model.job import JobState
 from tuxai.model.wire import EnergyTotals, Job, PublicJob
 from tuxai.model.wire_gpus import GpuView, LiveView
+from tuxai.model.wire_ui import GpuSeries
 from tuxai.ui import pages
+from tuxai.ui.charts import DEFAULT_RANGE, RANGES_S, charts, range_links
 from tuxai.ui.html import esc, frame, message_page
 from tuxai.ui.sessions import COOKIE, Session, Sessions, csrf_ok
 
@@ -36,7 +38,14 @@ HEADERS = {
     "referrer-policy": "no-referrer",  # the login URL carries its token
     "cache-control": "no-store",
 }
-STATIC = {"ui.css": "text/css", "ui.js": "text/javascript", "icon.svg": "image/svg+xml"}
+STATIC = {  # name → (its file under static/, its type); dist/ is built from npm (make ui-assets)
+    "ui.css": ("ui.css", "text/css"),
+    "ui.js": ("ui.js", "text/javascript"),
+    "charts.js": ("charts.js", "text/javascript"),
+    "icon.svg": ("icon.svg", "image/svg+xml"),
+    "uplot.js": ("dist/uplot.js", "text/javascript"),
+    "uplot.css": ("dist/uplot.css", "text/css"),
+}
 EVENT_PERIOD_S = 1.0
 LOG_TAIL_BYTES = 64 * 1024
 MAX_WATCHED = 500  # the jobs of one page whose states the live events follow
@@ -60,6 +69,7 @@ class UiSource:
     act: Callable[[Caller, int, str], None]  # cancel, hold, release (the daemon checks who)
     states: Callable[[Caller, set[int]], dict[int, str]]  # active jobs' states, and those of ``ids``
     energy: Callable[[list[int]], dict[int, EnergyTotals]]  # of these jobs (one primary-key row each)
+    series: Callable[[Sequence[int], float, float], GpuSeries]  # GPUs' telemetry from the tier a range needs
 
 
 def _page(title: str, session: Session, body: str, active: str, status: int = 200) -> HTMLResponse:
@@ -90,10 +100,11 @@ def add_ui_routes(app: FastAPI, source: UiSource, sessions: Sessions) -> None:
 
     @app.get("/ui/static/{name}", include_in_schema=False)
     def static(name: str) -> Response:
-        if name not in STATIC:
+        path, media_type = STATIC.get(name, ("", ""))
+        file = resources.files("tuxai.ui").joinpath("static", *path.split("/"))
+        if not path or not file.is_file():
             return _message("Not found", "no such file", 404)
-        body = resources.files("tuxai.ui").joinpath("static", name).read_bytes()
-        return Response(body, media_type=STATIC[name], headers={"x-content-type-options": "nosniff"})
+        return Response(file.read_bytes(), media_type=media_type, headers={"x-content-type-options": "nosniff"})
 
     @app.get("/ui/login", include_in_schema=False)
     def login(request: Request, token: str = "") -> Response:
@@ -115,12 +126,18 @@ def add_ui_routes(app: FastAPI, source: UiSource, sessions: Sessions) -> None:
         return response
 
     @app.get("/ui/", include_in_schema=False)
-    def overview(request: Request) -> Response:
+    def overview(request: Request, span: Annotated[str, Query(alias="range", max_length=8)] = "") -> Response:
         session = session_of(request)
         if session is None:
             return login_first()
         caller = session.caller
-        return _page("Overview", session, pages.overview(source.gpus(caller), source.live(caller)), "/ui/")
+        gpus = source.gpus(caller)
+        body = pages.overview(gpus, source.live(caller))
+        chosen = span if span in RANGES_S else DEFAULT_RANGE  # an unknown range: the default, not an error
+        now = time.time()
+        history = source.series([g.index for g in gpus], now - RANGES_S[chosen], now)
+        body += range_links("/ui/", chosen) + charts(history, f"the last {chosen}")
+        return _page("Overview", session, body, "/ui/")
 
     @app.get("/ui/queue", include_in_schema=False)
     def queue(request: Request) -> Response:
@@ -159,7 +176,7 @@ def add_ui_routes(app: FastAPI, source: UiSource, sessions: Sessions) -> None:
             tail = _tail(source, session.caller, job_id) if isinstance(view, Job) else None
         except TuxaiError as exc:
             return _error(exc)
-        body = pages.job_page(view, time.time(), tail, session.csrf)
+        body = pages.job_page(view, time.time(), tail, session.csrf) + _job_charts(source, view)
         return _page(f"Job {job_id}", session, body, "")
 
     @app.post("/ui/jobs/{job_id}/{verb}", include_in_schema=False)
@@ -198,6 +215,15 @@ def add_ui_routes(app: FastAPI, source: UiSource, sessions: Sessions) -> None:
 def pages_size() -> int:
     """How many jobs a page of the history holds."""
     return 50
+
+
+def _job_charts(source: UiSource, view: PublicJob) -> str:
+    """The telemetry of the job's GPUs while it ran (its owner's and root's: the job's history)."""
+    if not isinstance(view, Job) or view.started_at is None or not view.gpu_indices:
+        return ""
+    now = time.time()
+    until = view.ended_at if view.ended_at is not None else now
+    return charts(source.series(view.gpu_indices, view.started_at, until + 1), "telemetry of its GPUs")
 
 
 def _tail(source: UiSource, caller: Caller, job_id: int) -> tuple[str, int]:

@@ -1,0 +1,37 @@
+"""The charts block as HTML (``ui.charts``): a summary that reads without a script, the series as data."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from tuxai.model.wire_ui import GpuLine, GpuSeries
+from tuxai.ui.charts import built, charts, range_links
+
+LINE = GpuLine(3, (100.0, 160.0, 220.0), (10.0, None, 30.0), (2.0**30, 3 * 2.0**30, None), (100.0, 200.0, None))
+
+
+def test_the_summary_reads_without_a_script() -> None:
+    html = charts(GpuSeries(100, 280, 60, 60, (LINE,)), "the last 1h")
+    row = re.search(r"<tr><td>GPU 3</td>(.*?)</tr>", html)
+    assert row is not None
+    assert re.findall(r"<td>(.*?)</td>", row.group(1)) == ["20 %", "3.0 GiB", "150 W", "3"]  # means, peak
+    assert "from the 1 min tier" in html
+
+
+def test_the_data_block_holds_the_series_and_no_angle_bracket() -> None:
+    html = charts(GpuSeries(100, 280, 1, 3, (LINE,)), "x")
+    assert "a point every 3 s" in html
+    if not built():  # a tree without `make ui-assets`: the table alone, no script that would 404
+        assert "chart-data" not in html and "uplot" not in html
+        return
+    block = re.search(r'<script type="application/json" id="chart-data">(.*?)</script>', html)
+    assert block is not None and "<" not in block.group(1)
+    data = json.loads(block.group(1))
+    assert data["gpus"] == [3] and data["util_pct"] == [[10.0, None, 30.0]] and data["at"][0][1] == 160.0
+
+
+def test_no_telemetry_says_so_and_the_range_links_keep_their_query() -> None:
+    assert "no telemetry in this range" in charts(GpuSeries(0, 1, 1, 1, (GpuLine(0, (), (), (), ()),)), "x")
+    links = range_links("/ui/users", "7d", {"user": "a&b"})
+    assert 'href="/ui/users?user=a%26b&amp;range=7d" aria-current=true' in links
