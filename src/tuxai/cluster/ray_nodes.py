@@ -27,11 +27,11 @@ from tuxai.errors import ClusterError, TuxaiError
 from tuxai.hardware.probe import ProbeOptions, collect_inventory
 from tuxai.hardware.simulated import load_inventory_file
 from tuxai.hardware.source import LiveSource
+from tuxai.model.gang import GPU_RESOURCE_PREFIX, RAY_NAMESPACE
 from tuxai.model.inventory import Inventory, ProbeProblem
 from tuxai.scheduler.snapshot import Node
 from tuxai.settings import load_settings
 
-GPU_RESOURCE_PREFIX = "tuxai_gpu_"
 RAY_HINT = "pip install 'tuxai[ray]'"
 
 
@@ -157,6 +157,7 @@ class ClusterView:
             try:
                 ray.init(
                     address=self.address,
+                    namespace=RAY_NAMESPACE,  # placement groups and launcher actors found by name after a restart
                     _node_ip_address=_driver_ip(self.address),
                     logging_level=logging.WARNING,
                     log_to_driver=False,

@@ -17,6 +17,8 @@ from enum import StrEnum
 from tuxai.errors import UsageError
 
 MAX_NODES = 4096
+GPU_RESOURCE_PREFIX = "tuxai_gpu_"  # a GPU as a Ray custom resource: tuxai_gpu_<uuid> (cluster.ray_nodes, executor.ray)
+RAY_NAMESPACE = "tuxai"  # the daemon joins Ray in it: its named placement groups and actors outlive it
 
 
 class Launcher(StrEnum):

@@ -1,0 +1,305 @@
+"""The ``ray`` executor: an attempt becomes a placement group with one launcher actor per node (issue 15).
+
+It answers the seam every backend answers (``executor.attempt``). An attempt is one or more ranks,
+one per node (``RankLaunch``: the node's ``Launch``, the node the scheduler chose and its GPUs). At
+``start`` the ranks become one placement group — ``STRICT_PACK`` for one node, ``STRICT_SPREAD``
+across nodes — whose bundles carry the GPUs the scheduler chose as Ray's ``tuxai_gpu_<uuid>``
+resources (and as Ray's ``GPU`` count) and pin the node (``node:<address>``), so Ray's accounting
+agrees with tuxai's choice. A group Ray cannot place within ``place_timeout_s`` is removed (never
+left PENDING) and the attempt ends with that in words. Each bundle gets one detached launcher actor
+(``executor.ray_node``) that runs tuxai's own shim on its node.
+
+The handle is the attempt's directory on the daemon's side, ``<job dir>/run-<attempt>``, made once:
+``rank-<r>/launch.json`` (each rank's launch and node), ``claimed`` (``start`` or ``abandon``, one of
+them), ``stop.json``, ``nodes.json`` (where the ranks run), and ``status.json`` once the gang ended.
+The group and actors are named from the handle alone (``tuxai-<hash>``, ``…-r<rank>``, in the
+daemon's Ray namespace), so a restarted daemon finds them again, and so does ``kill_lost`` when the
+directory is gone. Gang semantics (``executor.gang_status``): the first rank that fails tears the
+gang down, a rank whose node is gone ends the gang with the node's loss as its reason; once every
+rank is over the gang's status is recorded and the group and actors are released.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from tuxai.executor.attempt import AttemptHandle, AttemptTaken, Observed, Processes, Seen
+from tuxai.executor.gang_status import Verdict, gang_state
+from tuxai.executor.ray_node import NodeRunner
+from tuxai.executor.rundir import (
+    Launch,
+    Phase,
+    Status,
+    claim,
+    is_claimed,
+    read_launch,
+    read_status,
+    read_stop,
+    write_atomic,
+    write_launch,
+    write_status,
+    write_stop,
+)
+from tuxai.model.gang import GPU_RESOURCE_PREFIX, RAY_NAMESPACE
+from tuxai.model.job import StopReason
+
+NODES = "nodes.json"
+NODE_SHARE = 0.001  # of a node's ``node:<address>`` resource: pins a bundle to the node, takes nothing
+
+
+@dataclass(frozen=True)
+class RankLaunch:
+    """One node of an attempt: what its shim runs, the node (Ray's address of it) and the GPUs it is given."""
+
+    launch: Launch
+    address: str = ""  # "": wherever Ray finds the GPUs
+    gpu_uuids: tuple[str, ...] = ()
+
+
+def bundle(rank: RankLaunch) -> dict[str, float]:
+    """The Ray bundle of one rank: its GPUs as tuxai's per-GPU resources and Ray's count, its node pinned.
+
+    >>> bundle(RankLaunch(Launch(1, 1, ("true",), {}, "/", "/l"), "127.0.0.3", ("GPU-a",)))
+    {'GPU': 1.0, 'tuxai_gpu_GPU-a': 1.0, 'node:127.0.0.3': 0.001}
+    """
+    shares: dict[str, float] = {"GPU": float(len(rank.gpu_uuids))} if rank.gpu_uuids else {}
+    shares |= {f"{GPU_RESOURCE_PREFIX}{uuid}": 1.0 for uuid in rank.gpu_uuids}
+    if rank.address:
+        shares[f"node:{rank.address}"] = NODE_SHARE
+    return shares or {"CPU": NODE_SHARE}
+
+
+def group_name(handle: AttemptHandle) -> str:
+    """The placement group's name, from the handle alone (its actors are ``<name>-r<rank>``)."""
+    return "tuxai-" + hashlib.sha256(handle.encode()).hexdigest()[:16]
+
+
+def visible_gpus(launch: Launch) -> tuple[str, ...]:
+    """The GPU UUIDs a one-node launch names (``CUDA_VISIBLE_DEVICES``, as the daemon sets it)."""
+    return tuple(u for u in launch.env.get("CUDA_VISIBLE_DEVICES", "").split(",") if u.startswith(("GPU-", "MIG-")))
+
+
+class RayExecutor:
+    """Attempts as placement groups and launcher actors on a Ray cluster (``connect``: Ray, joined)."""
+
+    def __init__(
+        self, connect: Callable[[], ModuleType], node_root: str, place_timeout_s: float = 10.0, call_s: float = 10.0
+    ) -> None:
+        """``node_root``: where each node keeps its ranks' run directories; ``place_timeout_s``: how long a
+        placement group may stay unplaced before it is removed; ``call_s``: the longest wait on one actor."""
+        self.connect, self.node_root = connect, node_root
+        self.place_timeout_s, self.call_s = place_timeout_s, call_s
+        self._runner: Any = None
+
+    def _ray(self) -> tuple[ModuleType, Any]:
+        ray = self.connect()
+        if self._runner is None:
+            self._runner = ray.remote(num_cpus=0, max_restarts=0)(NodeRunner)
+        return ray, self._runner
+
+    def prepare(self, launch: Launch) -> AttemptHandle:
+        """One rank, where Ray finds the GPUs its ``CUDA_VISIBLE_DEVICES`` names (``prepare_gang`` pins nodes)."""
+        return self.prepare_gang((RankLaunch(launch, "", visible_gpus(launch)),))
+
+    def prepare_gang(self, ranks: Sequence[RankLaunch]) -> AttemptHandle:
+        """Make ``<job dir>/run-<attempt>`` with each rank's launch and node; its path is the handle.
+
+        Raises:
+            AttemptTaken: the directory exists (attempts are never reused).
+            ValueError: no rank, or the first names no job directory.
+        """
+        if not ranks or not ranks[0].launch.job_dir:
+            raise ValueError("a Ray attempt needs at least one rank and a job directory")
+        first = ranks[0].launch
+        run_dir = Path(first.job_dir) / f"run-{first.attempt}"
+        try:
+            run_dir.mkdir(mode=0o700)
+        except FileExistsError as exc:
+            raise AttemptTaken(f"{run_dir} exists: an attempt directory is never reused") from exc
+        for number, rank in enumerate(ranks):
+            write_launch(run_dir / f"rank-{number}", rank.launch)
+            write_atomic(run_dir / f"rank-{number}" / "node.json", {"address": rank.address, "gpus": rank.gpu_uuids})
+        return AttemptHandle(str(run_dir))
+
+    def _ranks(self, run_dir: Path) -> list[RankLaunch]:
+        ranks: list[RankLaunch] = []
+        while (run_dir / f"rank-{len(ranks)}").is_dir():
+            where = run_dir / f"rank-{len(ranks)}"
+            node = json.loads((where / "node.json").read_text())
+            ranks.append(RankLaunch(read_launch(where), str(node["address"]), tuple(node["gpus"])))
+        return ranks
+
+    def start(self, handle: AttemptHandle) -> None:
+        """Place the group (or remove it and record why not), then start one launcher actor per bundle."""
+        run_dir = Path(handle)
+        if not claim(run_dir):
+            return  # abandoned, or started before
+        stop = read_stop(run_dir)
+        if stop is not None:
+            write_status(run_dir, Status(Phase.EXITED, 0, ended_at=time.time(), stop_reason=stop))
+            return
+        ranks = self._ranks(run_dir)
+        try:
+            self._place_and_start(handle, ranks)
+        except Exception as exc:  # noqa: BLE001 (Ray's errors have no common base we can name before import)
+            self._release(handle, len(ranks))
+            write_status(run_dir, Status(Phase.EXITED, 0, ended_at=time.time(), error=f"Ray could not start it: {exc}"))
+
+    def _place_and_start(self, handle: AttemptHandle, ranks: list[RankLaunch]) -> None:
+        from ray.util.placement_group import placement_group, remove_placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        ray, runner = self._ray()
+        run_dir, name = Path(handle), group_name(handle)
+        bundles = [bundle(r) for r in ranks]
+        strategy = "STRICT_PACK" if len(ranks) == 1 else "STRICT_SPREAD"
+        group = placement_group(bundles, strategy=strategy, name=name, lifetime="detached")
+        ready, _ = ray.wait([group.ready()], timeout=self.place_timeout_s)
+        if not ready:
+            remove_placement_group(group)
+            shape = ", ".join(_shown(b) for b in bundles)
+            error = f"Ray could not place {len(ranks)} node(s) {strategy} within {self.place_timeout_s:g} s: {shape}"
+            write_status(run_dir, Status(Phase.EXITED, 0, ended_at=time.time(), error=error))
+            return
+        actors = [
+            runner.options(
+                name=f"{name}-r{number}",
+                namespace=RAY_NAMESPACE,
+                lifetime="detached",
+                scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=number),
+            ).remote(self.node_root, f"{name}-r{number}")
+            for number in range(len(ranks))
+        ]
+        refs = [actor.start.remote(rank.launch) for actor, rank in zip(actors, ranks, strict=True)]
+        addresses = ray.get(refs, timeout=max(self.call_s, 30.0))  # a new worker process per actor
+        write_atomic(run_dir / NODES, {"nodes": list(addresses)})
+
+    def _actors(self, handle: AttemptHandle, count: int) -> list[Any]:
+        """Each rank's actor (None where it is gone)."""
+        ray, _ = self._ray()
+        found = []
+        for number in range(count):
+            try:
+                found.append(ray.get_actor(f"{group_name(handle)}-r{number}", namespace=RAY_NAMESPACE))
+            except ValueError:
+                found.append(None)
+        return found
+
+    def observe(self, handle: AttemptHandle) -> Observed:
+        """The gang's status once recorded; else each rank asked on its node, and the gang's verdict acted on."""
+        run_dir = Path(handle)
+        recorded = read_status(run_dir)  # the gang's, written once it ended
+        if recorded is not None and recorded.phase is Phase.EXITED:
+            return Observed(Seen.EXITED, recorded)
+        if not run_dir.is_dir():
+            return Observed(Seen.VANISHED, None)
+        if not is_claimed(run_dir):
+            return Observed(Seen.NOT_STARTED, None)
+        nodes = _read_nodes(run_dir)
+        if nodes is None:
+            return Observed(Seen.LOST, None)  # claimed by a start that never placed its actors
+        actors = self._actors(handle, len(nodes))
+        ranks = self._ask(actors)
+        state = gang_state(ranks, nodes, time.time())
+        if state.verdict is Verdict.TEAR_DOWN:
+            for number in state.stop_ranks:
+                if actors[number] is not None:
+                    actors[number].stop.remote(StopReason.SHUTDOWN)
+        if state.verdict is not Verdict.ENDED or state.status is None:
+            return Observed(Seen.ALIVE, ranks[0].status if ranks else None)
+        write_status(run_dir, state.status)
+        self._release(handle, len(nodes))
+        return Observed(Seen.EXITED, state.status)
+
+    def _ask(self, actors: list[Any]) -> list[Observed]:
+        """Each rank's ``Observed``: LOST where its actor is gone, ALIVE where it did not answer in time."""
+        ray, _ = self._ray()
+        refs = [None if a is None else a.observe.remote() for a in actors]
+        seen = []
+        for ref in refs:
+            if ref is None:
+                seen.append(Observed(Seen.LOST, None))
+                continue
+            try:
+                seen.append(ray.get(ref, timeout=self.call_s))
+            except ray.exceptions.GetTimeoutError:
+                seen.append(Observed(Seen.ALIVE, None))
+            except ray.exceptions.RayError:
+                seen.append(Observed(Seen.LOST, None))
+        return seen
+
+    def stop(self, handle: AttemptHandle, reason: StopReason) -> None:
+        """Record the stop (a start after it starts nothing), then ask every rank's shim to stop."""
+        run_dir = Path(handle)
+        write_stop(run_dir, reason)
+        nodes = _read_nodes(run_dir)
+        for actor in self._actors(handle, len(nodes or ())):
+            if actor is not None:
+                actor.stop.remote(reason)
+
+    def abandon(self, handle: AttemptHandle) -> bool:
+        """Claim a never-started attempt (``start`` claims it first when it runs)."""
+        run_dir = Path(handle)
+        return not run_dir.is_dir() or claim(run_dir)
+
+    def kill_lost(self, handle: AttemptHandle) -> None:
+        """SIGKILL every rank's job still there (found by name), then kill the actors and remove the group."""
+        ray, _ = self._ray()
+        count = self._bundle_count(handle)
+        actors = [a for a in self._actors(handle, count) if a is not None]
+        with contextlib.suppress(ray.exceptions.RayError):
+            ray.get([a.kill.remote() for a in actors], timeout=self.call_s)
+        self._release(handle, count)
+
+    def _bundle_count(self, handle: AttemptHandle) -> int:
+        """How many ranks the attempt has: from its directory, else from its placement group."""
+        nodes = _read_nodes(Path(handle))
+        if nodes is not None:
+            return len(nodes)
+        ray, _ = self._ray()
+        try:
+            return int(ray.util.get_placement_group(group_name(handle)).bundle_count)
+        except ValueError:
+            return 0
+
+    def _release(self, handle: AttemptHandle, count: int) -> None:
+        """Kill the launcher actors and remove the placement group (the shims have exited or been killed)."""
+        ray, _ = self._ray()
+        for actor in self._actors(handle, count):
+            if actor is not None:
+                with contextlib.suppress(ray.exceptions.RayError):
+                    ray.kill(actor)
+        with contextlib.suppress(ValueError):
+            ray.util.remove_placement_group(ray.util.get_placement_group(group_name(handle)))
+
+    def nodes(self, handle: AttemptHandle) -> tuple[str, ...]:
+        """Where the attempt's ranks run, in rank order (empty before they started)."""
+        return tuple(_read_nodes(Path(handle)) or ())
+
+    def processes(self, handle: AttemptHandle) -> Processes | None:
+        """None: the ranks run on the cluster's nodes (their telemetry is the nodes')."""
+        return None
+
+    def close(self) -> None:
+        """Nothing held: the groups and actors are detached and outlive the daemon."""
+
+
+def _read_nodes(run_dir: Path) -> list[str] | None:
+    try:
+        return [str(a) for a in json.loads((run_dir / NODES).read_text())["nodes"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _shown(shares: dict[str, float]) -> str:
+    """A bundle in words: ``{GPU: 2, tuxai_gpu_GPU-a: 1, node:127.0.0.3}``."""
+    words = [k if k.startswith("node:") else f"{k}: {v:g}" for k, v in shares.items()]
+    return "{" + ", ".join(words) + "}"

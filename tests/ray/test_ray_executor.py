@@ -1,0 +1,169 @@
+"""The Ray executor on the real cluster: a gang as a placement group with one launcher actor per node,
+each running tuxai's shim there (issue 15, piece 1)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.ray.cluster import LocalRayCluster
+from tuxai.cluster.ray_nodes import ClusterView
+from tuxai.executor.attempt import AttemptHandle, Observed, Seen
+from tuxai.executor.ray import RankLaunch, RayExecutor, group_name
+from tuxai.executor.rundir import Launch
+from tuxai.model.gang import Launcher
+from tuxai.model.job import StopReason
+from tuxai.model.launch import gang_of, node_launch
+
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]
+
+WORKERS = ("127.0.0.3", "127.0.0.4")
+# Each rank says who it is, then does what its node's argument asks: "ok", "fail", or "sleep".
+RANK = (
+    "import os, sys, time\n"
+    "print('rank', os.environ['NODE_RANK'], 'of', os.environ['NNODES'], 'master', os.environ['MASTER_ADDR'],"
+    " 'gpus', os.environ.get('CUDA_VISIBLE_DEVICES', ''), 'pid', os.getpid(), flush=True)\n"
+    "what = sys.argv[1 + int(os.environ['NODE_RANK'])]\n"
+    "if what == 'fail': sys.exit(1)\n"
+    "if what == 'sleep': time.sleep(120)\n"
+)
+
+
+@pytest.fixture(scope="module")
+def executor(ray_cluster: LocalRayCluster, tmp_path_factory: pytest.TempPathFactory) -> RayExecutor:
+    """One executor on the session's cluster; its nodes keep run directories under a temp dir."""
+    root = tmp_path_factory.mktemp("ray-nodes")
+    return RayExecutor(ClusterView(ray_cluster.address).connect, str(root), place_timeout_s=5.0)
+
+
+def _gpus(cluster: LocalRayCluster) -> dict[str, tuple[str, ...]]:
+    nodes = {n.name: n for n in ClusterView(cluster.address).refresh()}
+    return {address: tuple(g.uuid for g in nodes[address].inventory.gpus) for address in WORKERS}
+
+
+def _ranks(job_dir: Path, gpus: dict[str, tuple[str, ...]], *what: str, job: int = 1) -> list[RankLaunch]:
+    """A gang of one rank per worker, launcher none, each told what to do."""
+    job_dir.mkdir(parents=True, exist_ok=True)
+    gang = gang_of(len(what), 2, Launcher.NONE)
+    hosts = list(WORKERS[: len(what)])
+    ranks = []
+    for number, host in enumerate(hosts):
+        command = (sys.executable, "-c", RANK, *what)
+        node = node_launch(gang, command, hosts, 29400 + job, number, (job, 1))
+        env = {**node.env, "CUDA_VISIBLE_DEVICES": ",".join(gpus[host]), "PATH": os.environ["PATH"]}
+        log = str(job_dir / f"rank-{number}.log")
+        launch = Launch(job, 1, node.command, env, str(job_dir), log, job_dir=str(job_dir), grace_s=2.0)
+        ranks.append(RankLaunch(launch, host, gpus[host]))
+    return ranks
+
+
+def _started(executor: RayExecutor, cluster: LocalRayCluster, job_dir: Path, *what: str, job: int) -> AttemptHandle:
+    """A gang of ``what`` (one rank per worker) prepared and started."""
+    handle = executor.prepare_gang(_ranks(job_dir, _gpus(cluster), *what, job=job))
+    executor.start(handle)
+    return handle
+
+
+def _until_exited(executor: RayExecutor, handle: AttemptHandle, timeout_s: float) -> tuple[Observed, float]:
+    began = time.monotonic()
+    while (seen := executor.observe(handle)).seen is not Seen.EXITED:
+        assert time.monotonic() - began < timeout_s, f"still {seen} after {timeout_s} s"
+        time.sleep(0.2)
+    return seen, time.monotonic() - began
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def _group_state(executor: RayExecutor, handle: AttemptHandle) -> str:
+    from ray.util import placement_group_table
+
+    ray = executor.connect()
+    try:
+        group = ray.util.get_placement_group(group_name(handle))
+    except ValueError:
+        return "REMOVED"
+    return str(placement_group_table(group)["state"])
+
+
+def test_a_gang_runs_one_shim_per_chosen_node_with_the_launch_contract(
+    executor: RayExecutor, ray_cluster: LocalRayCluster, tmp_path: Path
+) -> None:
+    gpus = _gpus(ray_cluster)
+    handle = executor.prepare_gang(_ranks(tmp_path / "job", gpus, "ok", "ok", job=11))
+    executor.start(handle)
+    assert executor.nodes(handle) == WORKERS  # each rank on the node the scheduler chose
+    seen, _ = _until_exited(executor, handle, 60)
+    assert seen.status is not None and seen.status.exit_code == 0 and not seen.status.error
+    for number, host in enumerate(WORKERS):
+        line = (tmp_path / "job" / f"rank-{number}.log").read_text().split("pid")[0].strip()
+        assert line == f"rank {number} of 2 master 127.0.0.3 gpus {','.join(gpus[host])}"
+    assert _group_state(executor, handle) == "REMOVED"  # the GPUs go back to Ray once the gang is over
+
+
+def test_E15_first_failing_rank_tears_the_gang_down(
+    executor: RayExecutor, ray_cluster: LocalRayCluster, tmp_path: Path
+) -> None:
+    handle = _started(executor, ray_cluster, tmp_path / "job", "sleep", "fail", job=12)
+    log = tmp_path / "job" / "rank-0.log"
+    began = time.monotonic()
+    while "pid" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() - began < 30
+        time.sleep(0.1)
+    sleeper = int(log.read_text().split("pid")[1].split()[0])
+    seen, took = _until_exited(executor, handle, 10)
+    assert seen.status is not None and seen.status.exit_code == 1 and seen.status.stop_reason is None
+    assert not _alive(sleeper)  # rank 0 stopped with the gang
+    assert _group_state(executor, handle) == "REMOVED"
+    print(f"gang torn down {took:.1f} s after the start")
+
+
+def test_E15_an_unplaceable_group_is_removed_with_words_never_left_pending(
+    executor: RayExecutor, ray_cluster: LocalRayCluster, tmp_path: Path
+) -> None:
+    gpus = _gpus(ray_cluster)
+    ranks = _ranks(tmp_path / "job", gpus, "ok", "ok", job=13)
+    both_on_one = [ranks[0], RankLaunch(ranks[1].launch, WORKERS[0], gpus[WORKERS[0]])]  # STRICT_SPREAD, one node
+    handle = executor.prepare_gang(both_on_one)
+    began = time.monotonic()
+    executor.start(handle)
+    seen = executor.observe(handle)
+    assert seen.seen is Seen.EXITED and seen.status is not None
+    assert seen.status.error.startswith("Ray could not place 2 node(s) STRICT_SPREAD within 5 s: {GPU: 2")
+    assert "node:127.0.0.3" in seen.status.error
+    assert _group_state(executor, handle) == "REMOVED"
+    assert time.monotonic() - began < 15
+
+
+def test_a_stop_and_a_restarted_daemon_find_the_gang_from_its_handle(
+    executor: RayExecutor, ray_cluster: LocalRayCluster, tmp_path: Path
+) -> None:
+    handle = _started(executor, ray_cluster, tmp_path / "job", "sleep", "sleep", job=14)
+    again = RayExecutor(executor.connect, executor.node_root)  # a new daemon knows the handle only
+    assert again.observe(handle).seen is Seen.ALIVE
+    again.stop(handle, StopReason.CANCEL)
+    seen, took = _until_exited(again, handle, 15)
+    assert seen.status is not None and seen.status.stop_reason is StopReason.CANCEL
+    assert _group_state(again, handle) == "REMOVED"
+    print(f"gang stopped in {took:.1f} s")
+
+
+def test_a_stop_before_the_start_wins(executor: RayExecutor, ray_cluster: LocalRayCluster, tmp_path: Path) -> None:
+    gpus = _gpus(ray_cluster)
+    handle = executor.prepare_gang(_ranks(tmp_path / "job", gpus, "ok", job=15))
+    assert executor.observe(handle).seen is Seen.NOT_STARTED
+    executor.stop(handle, StopReason.CANCEL)
+    executor.start(handle)
+    seen = executor.observe(handle)
+    assert seen.seen is Seen.EXITED and seen.status is not None and seen.status.stop_reason is StopReason.CANCEL
+    assert not (tmp_path / "job" / "rank-0.log").exists()  # nothing ran
+    assert executor.abandon(handle) is False  # start claimed it
