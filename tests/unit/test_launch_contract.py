@@ -203,9 +203,9 @@ def test_a_gang_cannot_export_a_variable_of_the_launch_contract() -> None:
     check_gang(spec_from_dict({"command": "python t.py", "export": {"MASTER_PORT": "1"}}), _inventory())  # not a gang
 
 
-def test_a_job_file_with_image_says_it_is_for_the_k8s_export() -> None:
-    with pytest.raises(UsageError, match=r"unknown field image \(image and queue are for `tuxai export k8s`\)"):
-        spec_from_dict({"command": "python t.py", "image": "x"}, "job.yaml")
+def test_a_job_file_with_queue_says_it_is_for_the_k8s_export() -> None:
+    with pytest.raises(UsageError, match=r"unknown field queue \(queue is for `tuxai export k8s`\)"):
+        spec_from_dict({"command": "python t.py", "queue": "x"}, "job.yaml")  # image: runs in podman (issue 19)
 
 
 def test_nproc_per_node_sets_the_ranks_on_each_node() -> None:

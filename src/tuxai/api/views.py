@@ -282,6 +282,8 @@ class JobSpecFields(BaseModel):
     )
     array: _Text = Field(None, description="an array's indices: 0-99%8, 1,3,5-7, 0-20:4")
     session: _Text = Field(None, description="interactive (tuxai run): pty or pipe")
+    image: _Text = Field(None, description="an OCI image the job runs in, through podman")
+    shm_size: _Size = Field(None, description="the container's /dev/shm: bytes, or 16GiB (default 8GiB)")
 
 
 class SubmitBody(BaseModel):

@@ -155,6 +155,12 @@ def submit(
         typer.Option("--env", help="requirements.txt, a project dir or a venv: the job's Python environment."),
     ] = None,
     hold: Annotated[bool, typer.Option("--hold", help="Submit held (`tuxai release` lets it start).")] = False,
+    image: Annotated[
+        str | None, typer.Option("--image", help="Run in this OCI image through podman (docs/containers.md).")
+    ] = None,
+    shm_size: Annotated[
+        str | None, typer.Option("--shm-size", help="The container's /dev/shm (default 8GiB).", metavar="SIZE")
+    ] = None,
     after: Annotated[
         list[str] | None,
         typer.Option(
@@ -204,6 +210,7 @@ def submit(
             "export": export,
             "env": env,
             "hold": True if hold else None,
+            **{"image": image, "shm_size": shm_size},  # a container job (model.container)
             **submit_flags(after, array),  # checked here, so that an error names the flag
             "session": session,
             **{"nodes": nodes, "gpus_per_node": gpus_per_node, "launcher": launcher},  # a gang (model.gang)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tuxai.daemon.arrays import array_environment
 from tuxai.daemon.config import DaemonConfig
+from tuxai.daemon.containers import container_for
 from tuxai.daemon.gang import local_node_launch
 from tuxai.executor import systemd
 from tuxai.executor.attempt import AttemptHandle, AttemptTaken, Executor
@@ -108,6 +109,7 @@ def build_launch(
         job_dir=str(job_dir),
         pids_max=config.job_pids_max,
         session=job.spec.session,
+        container=container_for(job.spec, allocation, support.version),
     )
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tuxai.model.cgroup import CgroupPlan
+from tuxai.model.container import Container
 from tuxai.model.job import StopReason
 
 LAUNCH = "launch.json"
@@ -67,6 +68,7 @@ class Launch:
     notify_socket: str = ""
     pids_max: int = 0  # tasks (processes and threads) the job's cgroup allows; 0: no limit
     session: str = ""  # interactive (tuxai run): "pty" or "pipe", served by executor.session; "": none
+    container: Container | None = None  # run in an OCI image through podman (executor.podman); None: bare
 
 
 class Phase(StrEnum):
@@ -135,7 +137,8 @@ def write_launch(run_dir: Path, launch: Launch) -> None:
     run_dir.mkdir(mode=0o700)
     # No fsync: after a power cut the shim is gone too, and an attempt without launch.json is
     # one that never started (the daemon gives it up and runs the job again).
-    write_atomic(run_dir / LAUNCH, {**asdict(launch), "cgroup": launch.cgroup.to_dict()})
+    container = launch.container.to_dict() if launch.container else None
+    write_atomic(run_dir / LAUNCH, {**asdict(launch), "cgroup": launch.cgroup.to_dict(), "container": container})
 
 
 def read_launch(run_dir: Path) -> Launch:
@@ -152,6 +155,7 @@ def read_launch(run_dir: Path) -> Launch:
             "devices": tuple(data.get("devices", ())),
             "user": None if user is None else (int(user[0]), int(user[1]), tuple(user[2])),
             "cgroup": CgroupPlan.from_dict(data.get("cgroup")),
+            "container": Container.from_dict(data.get("container")),
         }
     )
 

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from tuxai.executor import cgroups, systemd
+from tuxai.executor import cgroups, podman, systemd
 from tuxai.executor.files import make_dir, open_user_file
 from tuxai.executor.processes import boot_id, descendants, start_ticks
 from tuxai.executor.rundir import (
@@ -154,6 +154,8 @@ class Shim:
     def _spawn(self) -> subprocess.Popen[bytes]:
         launch = self.launch
         user = launch.user if launch.user is not None and os.getuid() == 0 and launch.user[0] != 0 else None
+        if launch.container is not None and launch.container.error:
+            raise subprocess.SubprocessError(launch.container.error)
         log = self._job_files(None if user is None else (user[0], user[1]))
         errors_r, self._errors_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         try:
@@ -162,8 +164,13 @@ class Shim:
                 self.session = Session(launch.session, Path(launch.job_dir), owner, log)
             stdio = self.session.child_fds if self.session else (subprocess.DEVNULL, log, subprocess.STDOUT)
             pty = self.session is not None and self.session.mode == "pty"
+            command, env, cwd = list(launch.command), launch.env, launch.cwd or None
+            if launch.container is not None:  # podman runs as root and makes the user inside (executor.podman)
+                argv, dropped = podman.prepare(launch, launch.container, self.run_dir, self.session is not None, pty)
+                command, env, cwd, user = argv + command, podman.podman_environment(), "/", None
+                if dropped:
+                    print(f"job {launch.job_id}: not passed into the container: {', '.join(dropped)}", file=sys.stderr)
             needed = bool(launch.cgroup or launch.cpus or user or pty)
-            command = list(launch.command)
             if launch.cgroup.systemd is not None:
                 command = systemd.run_argv(launch.cgroup, owner, launch.cwd if user is not None else "") + command
             return subprocess.Popen(
@@ -173,8 +180,8 @@ class Shim:
                 stderr=stdio[2],
                 # As another user, the directory is entered after the switch (in _preexec):
                 # Popen's cwd= would enter it as root (security issue A8).
-                cwd=(launch.cwd or None) if user is None else None,
-                env=launch.env,
+                cwd=cwd if user is None else None,
+                env=env,
                 process_group=None if pty else 0,
                 start_new_session=pty,  # a terminal's job leads its own session: the terminal is its own
                 preexec_fn=(lambda: self._preexec(user)) if needed else None,
@@ -242,6 +249,8 @@ class Shim:
         usage = cgroups.stats(launch.cgroup) if launch.cgroup else cgroups.CgroupStats()
         if launch.cgroup:
             cgroups.kill_and_remove(launch.cgroup)
+        if launch.container is not None:
+            podman.remove_groups(launch.cgroup)
         code = os.waitstatus_to_exitcode(status)
         self._status(
             Phase.EXITED,

@@ -96,6 +96,8 @@ class JobSpec:
     nodes: int = 1  # a gang over this many nodes, ``request`` on each (``--nodes``, model.gang)
     launcher: Launcher | None = None  # a gang's launcher; None: not a gang (no MASTER_ADDR …)
     procs_per_node: int = 0  # a gang's processes on each node (``--nproc-per-node``); 0: one per GPU
+    image: str = ""  # an OCI image the job runs in, through podman (``--image``, model.container); "": none
+    shm_bytes: int = 0  # the container's /dev/shm (``shm_size``); 0: model.container.DEFAULT_SHM_BYTES
 
     @property
     def display_name(self) -> str:

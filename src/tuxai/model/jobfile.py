@@ -44,6 +44,7 @@ FIELDS = (
     *("after", "array"),
     "session",
     *("nodes", "gpus_per_node", "launcher", "nproc_per_node"),
+    *("image", "shm_size"),
 )
 
 
@@ -264,7 +265,7 @@ def spec_from_dict(data: object, origin: str = "job", *, slurm_time: bool = Fals
         raise UsageError(f"{origin} must be a mapping of field: value, got {type(data).__name__}", hint=_HINT)
     unknown = sorted(str(k) for k in data if k not in FIELDS)
     if unknown:
-        exported = " (image and queue are for `tuxai export k8s`)" if {"image", "queue"} & set(unknown) else ""
+        exported = " (queue is for `tuxai export k8s`)" if "queue" in unknown else ""
         raise UsageError(
             f"{origin}: unknown field {', '.join(unknown)}{exported}", hint=f"known fields: {', '.join(FIELDS)}"
         )
@@ -295,6 +296,8 @@ def spec_from_dict(data: object, origin: str = "job", *, slurm_time: bool = Fals
         nodes=fields.integer("nodes", 1, minimum=1, maximum=MAX_NODES),
         launcher=_launcher(fields),
         procs_per_node=fields.integer("nproc_per_node", 0, maximum=1024),
+        image=fields.text("image").strip(),
+        shm_bytes=fields.size("shm_size") or 0,
     )
 
 
@@ -350,6 +353,8 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
         "nodes": spec.nodes if spec.launcher is not None else None,
         "launcher": spec.launcher.value if spec.launcher is not None else None,
         "nproc_per_node": spec.procs_per_node or None,
+        "image": spec.image or None,
+        "shm_size": spec.shm_bytes or None,
     }
     data.update({k: v for k, v in optional.items() if v is not None})
     return data

@@ -1,0 +1,190 @@
+"""A job in an OCI image: the ``podman run`` line the shim starts in place of the bare command.
+
+The shim stays the job's runner (its lock, claim, status, grace, logs): it starts
+``podman run`` attached, as root, inside the job's groups, and podman puts the container's
+own groups under the job's (``--cgroup-parent``), so the job's memory limit, its OOM count,
+its CPU time and its kill reach the container. The container gets:
+
+* its GPUs by CDI name only (``Container.cdi_devices``, from the scheduler's allocation);
+* ``/dev/shm`` sized for training (``Container.shm_bytes``);
+* the working directory and the checkpoint directory mounted at the same paths;
+* the submitting user inside (``--user UID:GID`` and its groups; rootless: ``--userns=keep-id``);
+* the job's variables through an env file in the run directory (0600): never on the command
+  line (``/proc/PID/cmdline`` is world-readable), and podman itself runs with a clean
+  environment, so a job's ``CONTAINERS_CONF`` or ``TMPDIR`` never steers root's podman;
+* this process's open-file and process limits (``--ulimit``: podman's defaults need
+  CAP_SYS_RESOURCE, which root lacks in some sandboxes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import resource
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tuxai.executor.rundir import CHECKPOINT, Launch
+from tuxai.model.cgroup import CgroupPlan
+from tuxai.model.container import Container
+
+ENV_FILE = "container.env"
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PODMAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+HOST_ONLY = frozenset({"PATH", "HOME", "HOSTNAME", "VIRTUAL_ENV", "PYTHONHOME", "PYTHONPATH", "LD_LIBRARY_PATH"})
+"""Variables that name the host's own places: the image's own (or none) hold inside."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The ``--ulimit`` values the container gets: (soft, hard) open files and processes."""
+
+    nofile: tuple[int, int]
+    nproc: tuple[int, int]
+
+
+def current_limits(pid_max_path: Path = Path("/proc/sys/kernel/pid_max")) -> Limits:
+    """This process's RLIMIT_NOFILE, and RLIMIT_NPROC capped at ``kernel.pid_max``: runc could not
+    set 96364 processes where pid_max is 32768 (EPERM), and no more processes can exist anyway."""
+    try:
+        pid_max = int(pid_max_path.read_text())
+    except (OSError, ValueError):
+        pid_max = 32768
+    nproc = tuple(
+        pid_max if v == resource.RLIM_INFINITY else min(v, pid_max) for v in resource.getrlimit(resource.RLIMIT_NPROC)
+    )
+    return Limits(resource.getrlimit(resource.RLIMIT_NOFILE), (nproc[0], nproc[1]))
+
+
+def cgroup_parent(cgroup: CgroupPlan) -> str:
+    """The job's group as podman's ``--cgroup-parent`` (relative to its hierarchy's root): the
+    memory group's on v1, where the limit and the OOM count live; "" without groups.
+
+    >>> v1 = {"pids": "/sys/fs/cgroup/pids/tuxai/j", "memory": "/sys/fs/cgroup/memory/a/tuxai/j"}
+    >>> cgroup_parent(CgroupPlan(1, v1))
+    '/a/tuxai/j'
+    """
+    if not cgroup or cgroup.systemd is not None:
+        return ""
+    for controller in ("memory", "unified", "pids", *cgroup.dirs):
+        if controller in cgroup.dirs:
+            path = Path(cgroup.dirs[controller]).relative_to(CGROUP_ROOT)
+            return "/" + str(Path(*path.parts[1:])) if cgroup.version == 1 else "/" + str(path)
+    return ""
+
+
+def container_name(run_dir: Path) -> str:
+    """The container's name: its job and attempt, and a tag of the run directory (unique per home).
+
+    >>> container_name(Path("/var/lib/tuxai/jobs/12.3/run-2"))
+    'tuxai-12-2-98eb5d38'
+    """
+    job = run_dir.parent.name.partition(".")[0]
+    number = run_dir.name.removeprefix("run-")
+    return f"tuxai-{job}-{number}-{hashlib.sha256(str(run_dir).encode()).hexdigest()[:8]}"
+
+
+def env_file_text(env: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:
+    """The job's variables as podman's ``--env-file`` reads them, and the names it cannot carry
+    (a newline in the value; host-only names such as PATH).
+
+    >>> env_file_text({"A": "1", "PATH": "/x", "F": "a\\nb"})
+    ('A=1\\n', ('F', 'PATH'))
+    """
+    lines, dropped = [], []
+    for name, value in sorted(env.items()):
+        if name in HOST_ONLY or "\n" in value or "\n" in name or name.startswith("#"):
+            dropped.append(name)
+        else:
+            lines.append(f"{name}={value}\n")
+    return "".join(lines), tuple(dropped)
+
+
+def _ulimit(name: str, limit: tuple[int, int]) -> str:
+    soft, hard = (-1 if v == resource.RLIM_INFINITY else v for v in limit)
+    return f"{name}={soft}:{hard}"
+
+
+@dataclass(frozen=True)
+class Host:
+    """What the podman line depends on outside the launch: limits, rootless, an attached stdin or terminal."""
+
+    limits: Limits
+    rootless: bool = False
+    stdin: bool = False  # an interactive job (tuxai run): its input goes in (-i)
+    tty: bool = False  # … on a terminal (-t)
+
+
+def run_argv(launch: Launch, container: Container, run_dir: Path, host: Host) -> list[str]:
+    """``podman … run …`` up to and including the image; the job's command follows it."""
+    argv = ["podman"]
+    if container.runtime:
+        argv.append(f"--runtime={container.runtime}")
+    parent = cgroup_parent(launch.cgroup)
+    if parent:
+        argv.append("--cgroup-manager=cgroupfs")
+    argv += ["run", "--rm", f"--name={container_name(run_dir)}", "--network=host", "--log-driver=none"]
+    if parent:
+        argv.append(f"--cgroup-parent={parent}")
+    argv += ["--ulimit", _ulimit("nofile", host.limits.nofile), "--ulimit", _ulimit("nproc", host.limits.nproc)]
+    argv += ["-i"] * host.stdin + ["-t"] * host.tty
+    argv.append(f"--shm-size={container.shm_bytes}")
+    if host.rootless:
+        argv.append("--userns=keep-id")
+    elif launch.user is not None:
+        uid, gid, groups = launch.user
+        argv.append(f"--user={uid}:{gid}")
+        argv += [f"--group-add={g}" for g in groups if g != gid]
+    argv += [f"--device={name}" for name in container.cdi_devices]
+    argv.append(f"--env-file={run_dir / ENV_FILE}")
+    mounts = _mounts(launch)
+    argv += [f"--volume={path}:{path}" for path in mounts]
+    if launch.cwd:
+        argv.append(f"--workdir={launch.cwd}")
+    argv.append(container.image)
+    return argv
+
+
+def _mounts(launch: Launch) -> list[str]:
+    """The directories the job sees at the same paths: its working directory and its checkpoint directory."""
+    paths = [launch.cwd] if launch.cwd else []
+    if launch.job_dir:
+        paths.append(str(Path(launch.job_dir) / CHECKPOINT))
+    return list(dict.fromkeys(paths))
+
+
+def podman_environment() -> dict[str, str]:
+    """The environment podman itself runs with: nothing of the job's (module docstring)."""
+    return {"PATH": PODMAN_PATH, "LANG": "C.UTF-8"}
+
+
+def prepare(
+    launch: Launch, container: Container, run_dir: Path, stdin: bool = False, tty: bool = False
+) -> tuple[list[str], tuple[str, ...]]:
+    """Write the env file (0600, in the run directory) and return podman's line and the variables left out."""
+    text, dropped = env_file_text(launch.env)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    with os.fdopen(os.open(run_dir / ENV_FILE, flags, 0o600), "w") as handle:
+        handle.write(text)
+    host = Host(current_limits(), os.getuid() != 0, stdin, tty)
+    return run_argv(launch, container, run_dir, host), dropped
+
+
+def remove_groups(cgroup: CgroupPlan, roots: Sequence[Path] | None = None) -> None:
+    """Remove the groups podman made under the job's path in every hierarchy (bottom up; best effort).
+
+    runc makes the ``--cgroup-parent`` path in every controller, also those the job had no group in.
+    """
+    parent = cgroup_parent(cgroup)
+    if not parent:
+        return
+    hierarchies = roots if roots is not None else [p for p in CGROUP_ROOT.iterdir() if p.is_dir()]
+    for root in hierarchies:
+        top = root / parent.lstrip("/")
+        if not top.is_dir():
+            continue
+        for directory, _, _ in sorted(os.walk(top), key=lambda w: -len(w[0])):
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)

@@ -1,0 +1,142 @@
+"""A job in an OCI image: what the container gets, and the GPUs it gets by CDI name only.
+
+``Container`` travels in ``launch.json`` (the daemon fills it, the shim runs podman with it;
+``executor.podman`` writes podman's line). GPUs go in as CDI device names taken from the
+scheduler's allocation and the CDI specs on this host (``cdi_names``): a GPU's UUID (a MIG
+instance's UUID) when a spec names it so, else its index — never ``all``. A CDI spec is
+what ``nvidia-ctk cdi generate`` writes to /etc/cdi (or /var/run/cdi), JSON or YAML:
+
+    cdiVersion: 0.5.0
+    kind: nvidia.com/gpu
+    devices:
+      - name: "0"
+        containerEdits: {deviceNodes: [{path: /dev/nvidia0}]}
+
+Pure: reading the spec files is the caller's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from tuxai.errors import UsageError
+from tuxai.model.resources import Allocation
+
+DEFAULT_SHM_BYTES = 8 << 30
+"""/dev/shm of a container job unless the job says otherwise: podman's 64 MiB crashes DataLoader
+workers. A tmpfs: only what is written takes memory (charged to the job's memory limit)."""
+
+CDI_DIRS = ("/etc/cdi", "/var/run/cdi")
+"""Where podman reads CDI specs (later directories win on a name both have)."""
+
+NVIDIA_KIND = "nvidia.com/gpu"
+
+
+@dataclass(frozen=True)
+class Container:
+    """How the shim runs a job in an image: which image, its /dev/shm, its GPUs (CDI names), which runtime."""
+
+    image: str
+    shm_bytes: int = DEFAULT_SHM_BYTES
+    cdi_devices: tuple[str, ...] = ()  # kind=name, e.g. nvidia.com/gpu=GPU-1b2c…
+    runtime: str = ""  # podman's --runtime ("": podman's default)
+    error: str = ""  # why it cannot run here (a GPU no CDI spec names): the shim fails the attempt with it
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``launch.json``)."""
+        return {"image": self.image, "shm_bytes": self.shm_bytes, "cdi_devices": list(self.cdi_devices),
+                "runtime": self.runtime, "error": self.error}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Container | None:
+        """The container back from its JSON form (None: not a container job).
+
+        >>> Container.from_dict({"image": "py:1", "cdi_devices": ["a.b/gpu=0"]}).cdi_devices
+        ('a.b/gpu=0',)
+        """
+        if not data:
+            return None
+        return cls(
+            str(data["image"]),
+            int(data.get("shm_bytes", DEFAULT_SHM_BYTES)),
+            tuple(str(d) for d in data.get("cdi_devices", ())),
+            str(data.get("runtime", "")),
+            str(data.get("error", "")),
+        )
+
+
+@dataclass(frozen=True)
+class CdiSpec:
+    """One CDI spec file: its kind (``vendor/class``) and the names of its devices."""
+
+    kind: str
+    devices: tuple[str, ...]
+    path: str = ""
+
+
+def parse_cdi_spec(text: str, path: str = "") -> CdiSpec:
+    """A CDI spec's text (JSON or YAML) → its kind and device names.
+
+    >>> parse_cdi_spec('{"kind": "tuxai.dev/gpu", "devices": [{"name": "0"}, {"name": "1"}]}')
+    CdiSpec(kind='tuxai.dev/gpu', devices=('0', '1'), path='')
+
+    Raises:
+        ValueError: not a CDI spec (no kind, or devices without names).
+    """
+    try:
+        data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path or 'CDI spec'}: not JSON or YAML ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("kind"), str) or "/" not in data["kind"]:
+        raise ValueError(f"{path or 'CDI spec'}: no kind such as nvidia.com/gpu")
+    devices = data.get("devices") or []
+    if not isinstance(devices, list) or not all(
+        isinstance(d, dict) and isinstance(d.get("name"), str) for d in devices
+    ):
+        raise ValueError(f"{path or 'CDI spec'}: every device needs a name")
+    return CdiSpec(data["kind"], tuple(d["name"] for d in devices), path)
+
+
+def cdi_names(allocation: Allocation, specs: Iterable[CdiSpec]) -> tuple[str, ...]:
+    """The CDI names of exactly the allocated GPUs: UUID (a MIG instance's) first, else the index.
+
+    NVIDIA's kind is preferred where two specs name the same GPU; ``all`` is never used.
+
+    >>> from tuxai.model.resources import GpuShare
+    >>> spec = CdiSpec("tuxai.dev/gpu", ("0", "1", "all"))
+    >>> cdi_names(Allocation("n", (GpuShare(1, "GPU-b"),)), [spec])
+    ('tuxai.dev/gpu=1',)
+
+    Raises:
+        UsageError: a GPU no spec names (its hint: generate the spec).
+    """
+    ordered = sorted(specs, key=lambda s: s.kind != NVIDIA_KIND)
+    names = []
+    for share in allocation.gpus:
+        wanted = [n for n in (share.mig_uuid, share.uuid if share.mig_uuid is None else None) if n]
+        wanted += [] if share.mig_uuid else [str(share.index)]
+        found = next((f"{s.kind}={w}" for w in wanted for s in ordered if w in s.devices), None)
+        if found is None:
+            raise UsageError(
+                f"no CDI device for GPU {share.mig_uuid or share.uuid or share.index} "
+                f"(specs: {', '.join(s.path or s.kind for s in ordered) or 'none'})",
+                hint="generate the CDI spec: nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml",
+            )
+        names.append(found)
+    return tuple(names)
+
+
+def choose_runtime(cgroup_version: int, hybrid: bool, available: Iterable[str]) -> str:
+    """podman's OCI runtime for this host: crun refuses hybrid cgroup v1 hosts, runc does not.
+
+    >>> choose_runtime(1, True, ["crun", "runc"]), choose_runtime(2, False, ["crun", "runc"])
+    ('runc', 'crun')
+    """
+    have = list(available)
+    order = ("runc", "crun") if (hybrid or cgroup_version == 1) else ("crun", "runc")
+    return next((r for r in order if r in have), "")
