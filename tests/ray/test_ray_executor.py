@@ -167,3 +167,30 @@ def test_a_stop_before_the_start_wins(executor: RayExecutor, ray_cluster: LocalR
     assert seen.seen is Seen.EXITED and seen.status is not None and seen.status.stop_reason is StopReason.CANCEL
     assert not (tmp_path / "job" / "rank-0.log").exists()  # nothing ran
     assert executor.abandon(handle) is False  # start claimed it
+
+
+def test_E15_a_worker_stopped_mid_run_ends_the_gang_with_the_nodes_loss(
+    executor: RayExecutor, ray_cluster: LocalRayCluster, tmp_path: Path
+) -> None:
+    handle = _started(executor, ray_cluster, tmp_path / "job", "sleep", "sleep", job=16)
+    logs = [tmp_path / "job" / f"rank-{number}.log" for number in (0, 1)]
+    began = time.monotonic()
+    while not all(log.exists() and "pid" in log.read_text() for log in logs):
+        assert time.monotonic() - began < 30
+        time.sleep(0.1)
+    pids = [int(log.read_text().split("pid")[1].split()[0]) for log in logs]
+    worker = next(n for n in ray_cluster.nodes if n.ip == WORKERS[1])
+    worker.stop()  # its raylet and actor go; the rank's detached shim stays (a real node's would go with it)
+    try:
+        seen, took = _until_exited(executor, handle, 60)
+        assert seen.status is not None
+        assert seen.status.error == "node 127.0.0.4 (rank 1) was lost while the gang ran: the gang was stopped"
+        assert not _alive(pids[0])  # the surviving node's rank was stopped with the gang
+        print(f"node loss seen and the gang ended {took:.1f} s after the stop")
+    finally:
+        os.kill(pids[1], 9)  # what a real lost node takes with it
+        worker.start(ray_cluster.address, ray_cluster.gcs_port)
+    view = ClusterView(ray_cluster.address)
+    while sorted(n.name for n in view.refresh()) != ["127.0.0.2", *WORKERS]:
+        assert time.monotonic() - began < 120
+        time.sleep(0.5)
