@@ -79,6 +79,7 @@ def tuxai(home: Path, data: Path, *args: str) -> tuple[subprocess.CompletedProce
     """``tuxai ARGS`` as a user whose XDG data directory is ``data``; the result, its CPU time (user + system:
     the process's own, whatever the load of the machine) and its wall time, in seconds."""
     env = {**os.environ, "COLUMNS": "200", "TUXAI_HOME": str(home), "XDG_DATA_HOME": str(data)}
+    env["TUXAI_MLFLOW"] = "off"  # untracked here, whether the extra is installed or not: tests/mlflow tracks
     before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "tuxai", *args], capture_output=True, text=True, env=env, timeout=120, check=False

@@ -49,7 +49,10 @@ def run(
 
         pipeline = load_pipeline(file)
         records = Records(pipelines_dir())
-        options = RunOptions(resume=resume, dry_run=dry_run, prepare_env=_env_builder(home))
+        from tuxai.lifecycle.mlflow_runs import Tracker, tracking_available
+
+        tracker = Tracker if tracking_available() else None  # each step an MLflow run when the extra is there
+        options = RunOptions(resume=resume, dry_run=dry_run, prepare_env=_env_builder(home), tracker=tracker)
         runner = Runner(pipeline, records, lambda: _client(home), _say)
         try:
             done = runner.run(options)

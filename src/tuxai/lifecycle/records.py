@@ -55,6 +55,7 @@ class StepRecord:
     ran_s: float | None = None
     gpu_hours: float | None = None
     energy_kwh: float | None = None
+    mlflow_run: str = ""  # the step's MLflow run (lifecycle.mlflow_runs), when tracked
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Any
 from tuxai.lifecycle.dag import Pipeline, Step, variable
 from tuxai.lifecycle.hashing import code_files, env_hash, step_key, tree_hash
 from tuxai.lifecycle.records import DONE, ENDED, Records, RunRecord, StepRecord
+from tuxai.lifecycle.step_tracking import StepTracking
 from tuxai.model.jobfile import spec_from_dict
 from tuxai.model.wire import JobDetail, PublicJob
 
 if TYPE_CHECKING:
     from tuxai.api.client import Client
+    from tuxai.lifecycle.mlflow_runs import Tracker
 
 Say = Callable[[str], None]
 
@@ -36,6 +38,7 @@ class RunOptions:
     dry_run: bool = False
     poll_s: float = 0.1
     prepare_env: Callable[[str], str] | None = None  # a step's env: built as `tuxai submit` builds it
+    tracker: Callable[[str], Tracker] | None = None  # experiment name → its MLflow runs, opened on first submit
 
 
 class Runner:
@@ -61,6 +64,7 @@ class Runner:
     def run(self, options: RunOptions) -> RunRecord:
         """Plan every step, then (unless a dry run) wait for the submitted ones; the run's record."""
         self.options = options
+        self._track = StepTracking(options.tracker, self.pipeline.name, self.say)
         run = self._start(options)
         for step in self.pipeline.steps:
             run = run.replace_step(self._plan(step, run))
@@ -169,7 +173,11 @@ class Runner:
         if env and self.options.prepare_env is not None:
             local = self._workdir(step) / env
             fields["env"] = self.options.prepare_env(str(local) if local.exists() else env)
-        job = self.client.submit(spec_from_dict(fields, f"step {step.name}", slurm_time=True))
+        spec = spec_from_dict(fields, f"step {step.name}", slurm_time=True)
+        record = self._track.open(spec, record, self._workdir(step))
+        spec = dataclasses.replace(spec, exports=self._track.exports(spec.exports, record))
+        job = self.client.submit(spec)
+        self._track.submitted(record, job)
         self.say(f"{step.name}: submitted as job {job}" + (f", after {', '.join(after)}" if after else ""))
         return dataclasses.replace(record, state="submitted", job=job)
 
@@ -194,6 +202,7 @@ class Runner:
             cost |= {"gpu_hours": job.energy.gpu_hours, "energy_kwh": job.energy.total_kwh}
         else:
             cost["gpu_hours"] = len(job.gpus) * (job.ran_s or 0.0) / 3600
+        self._track.close(record, job, self.client)
         if str(job.state) != "succeeded":
             self.say(f"{step.name}: {job.state} (job {job.id}): {job.reason}")
             return dataclasses.replace(record, state=str(job.state), reason=job.reason, **cost)
