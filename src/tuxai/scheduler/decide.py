@@ -5,14 +5,17 @@ from __future__ import annotations
 import math
 
 from tuxai.model.resources import Allocation, Request
-from tuxai.scheduler.admission import rejection
+from tuxai.scheduler.admission import gang_rejection, rejection
 from tuxai.scheduler.capacity import NodeFree, free_state
 from tuxai.scheduler.decisions import Decision, Limited, Preempt, Reject, Reserve, Start
+from tuxai.scheduler.gang import gang_reservation, gang_waiting_for, place_job
 from tuxai.scheduler.placement import place, type_matches
 from tuxai.scheduler.priority import Ranked, queue_order, time_limit
 from tuxai.scheduler.quotas import Tally
 from tuxai.scheduler.snapshot import Job, Running, Snapshot
 from tuxai.scheduler.unavailable import mark_outside, mig_note, outside_note
+
+Ends = dict[tuple[str, int], tuple[float, Allocation]]  # (job, its n-th node) → when and what comes back
 
 
 def _copy(state: list[NodeFree]) -> list[NodeFree]:
@@ -84,6 +87,7 @@ def _victims(
             if r.allocation.node == node.name
             and r.job.preemptible
             and not r.draining
+            and not r.more  # a gang is stopped whole, never for one node's room
             and head.priority - r.job.priority >= gap
         ]
         candidates.sort(key=lambda r: ((now - r.started_at) * max(r.job.request.gpu_equivalents, 0.1), r.job.id))
@@ -114,15 +118,22 @@ def _reserve(
 
     ``view`` is free-now minus earlier reservations; the node reserved on becomes a copy.
     """
-    reserved = _reservation(view, job.request, ends, [where for _, where in held], free_now, hosts)
+    kept = [where for _, where in held]
+    if job.nodes > 1:
+        reserved = gang_reservation(view, job, ends, kept, free_now)
+    else:
+        one = _reservation(view, job.request, ends, kept, free_now, hosts)
+        reserved = None if one is None else (one[0], (one[1],))
     if reserved is None:
         return None
-    at, where = reserved
-    explanation["reserved_on"] = where.node
+    at, places = reserved
+    explanation["reserved_on"] = ", ".join(where.node for where in places)
     decisions.append(Reserve(job.id, at, explanation))
-    held.append((at, where))
-    outside = [node.copy() if node.name == where.node else node for node in view]
-    _by_name(outside)[where.node].take(where, clamp=True)
+    held.extend((at, where) for where in places)
+    names = {where.node for where in places}
+    outside = [node.copy() if node.name in names else node for node in view]
+    for where in places:
+        _by_name(outside)[where.node].take(where, clamp=True)
     return outside
 
 
@@ -139,9 +150,21 @@ def _fits_after_draining(state: list[NodeFree], request: Request, running: tuple
     return place(trial, request) is not None
 
 
+def _blocked(state: list[NodeFree], job: Job) -> str:
+    """Why the job cannot start now, in words (a gang names the nodes it waits for)."""
+    return gang_waiting_for(state, job) if job.nodes > 1 else _blocked_reason(state, job.request)
+
+
 def _blocked_reason(state: list[NodeFree], request: Request) -> str:
     notes = (mig_note([g for n in state for g in n.inventory.gpus], request), outside_note(state, request))
     return "; ".join([_waiting_for(state, request), *(n for n in notes if n)])
+
+
+def _taken(placed: tuple[Allocation, ...], job: Job, by_name: dict[str, NodeFree], ends: Ends, end: float) -> None:
+    """A start's allocations taken from what is free, each given back at ``end``."""
+    for number, allocation in enumerate(placed):
+        by_name[allocation.node].take(allocation)
+        ends[(job.id, number)] = (end, allocation)
 
 
 def _waiting_for(state: list[NodeFree], request: Request) -> str:
@@ -164,57 +187,59 @@ def decide(snapshot: Snapshot, order: list[Ranked] | None = None) -> list[Decisi
     config = snapshot.config
     now = snapshot.now
     nodes = [(n.name, n.inventory) for n in sorted(snapshot.nodes, key=lambda n: n.name)]
-    state = list(free_state(nodes, [(r.allocation.node, r.allocation) for r in snapshot.running]).values())
+    state = list(free_state(nodes, [(a.node, a) for r in snapshot.running for a in r.allocations]).values())
     mark_outside(state, snapshot.busy_outside)
     # Draining jobs still hold their resources now but give them back at once for planning.
     # When each allocation comes back, by job id (a preempted job's end moves to now).
-    ends = {
-        r.job.id: (now if r.draining else max(now, r.started_at + time_limit(r.job, config)), r.allocation)
+    ends: Ends = {
+        (r.job.id, number): (now if r.draining else max(now, r.started_at + time_limit(r.job, config)), allocation)
         for r in snapshot.running
+        for number, allocation in enumerate(r.allocations)
     }
     by_name = _by_name(state)
     decisions: list[Decision] = []
     hosts: dict[Request, frozenset[str]] = {}  # which nodes could ever host a request, this pass
-    rejected: dict[Request, str | None] = {}
+    rejected: dict[tuple[Request, int], str | None] = {}
     head: Job | None = None
     shadow = math.inf
     outside: list[NodeFree] | None = None  # free now and outside every reservation
     held: list[tuple[float, Allocation]] = []  # the reservations made in this pass, in order
     free_now: dict[str, frozenset[int]] = {}
-    failed_now: set[Request] = set()
-    failed_outside: set[Request] = set()
+    failed_now: set[tuple[Request, int]] = set()  # (request, nodes)
+    failed_outside: set[tuple[Request, int]] = set()
     running = ((r.job.user, r.job.groups, r.job.request.gpu_equivalents) for r in snapshot.running)
     tally = Tally(snapshot.quotas, running, snapshot.quota_use)  # quotas: GPUs held, GPU-hours used
     for rank, ranked in enumerate(queue_order(snapshot) if order is None else order, start=1):
         job = ranked.job
-        if job.request not in rejected:
-            rejected[job.request] = rejection(job, snapshot.nodes)
-        reason = rejected[job.request]
+        shape = (job.request, job.nodes)
+        if shape not in rejected:
+            many = job.nodes > 1
+            rejected[shape] = gang_rejection(*shape, snapshot.nodes) if many else rejection(job, snapshot.nodes)
+        reason = rejected[shape]
         if reason is not None:
             decisions.append(Reject(job.id, reason))
             continue
-        limited = tally.blocked(job.user, job.groups, job.request.gpu_equivalents)
+        limited = tally.blocked(job.user, job.groups, job.request.gpu_equivalents * job.nodes)
         if limited is not None:  # a cap holds it: it neither starts, reserves nor preempts
             decisions.append(Limited(job.id, limited))
             continue
         limit = time_limit(job, config)
         if head is None:
-            allocation = place(state, job.request)
+            placed = place_job(state, job)
             explanation: dict[str, object] = {"rank": rank, "score": round(ranked.score, 2), **ranked.explain()}
-            if allocation is not None:
-                decisions.append(Start(job.id, allocation, explanation))
-                by_name[allocation.node].take(allocation)
-                tally.take(job.user, job.groups, job.request.gpu_equivalents)
-                ends[job.id] = (now + limit, allocation)
+            if placed is not None:
+                decisions.append(Start(job.id, placed[0], explanation, more=placed[1:]))
+                _taken(placed, job, by_name, ends, now + limit)
+                tally.take(job.user, job.groups, job.request.gpu_equivalents * job.nodes)
                 continue
             head = job
-            explanation["reason"] = _blocked_reason(state, job.request)
-            if config.preemption and not _fits_after_draining(state, job.request, snapshot.running):
+            explanation["reason"] = _blocked(state, job)
+            if config.preemption and job.nodes == 1 and not _fits_after_draining(state, job.request, snapshot.running):
                 victims = _victims(state, job, snapshot.running, now, max(1, config.preempt_min_priority_gap))
                 if victims:
                     for victim in victims:
                         decisions.append(Preempt(victim.job.id, job.id, f"preempted for higher-priority job {job.id}"))
-                        ends[victim.job.id] = (now, victim.allocation)
+                        ends[(victim.job.id, 0)] = (now, victim.allocation)
                     explanation["preempting"] = [v.job.id for v in victims]
             free_now = {n.name: frozenset(g.index for g in n.gpus if g.whole_free) for n in state}
             outside = _reserve(job, explanation, state, list(ends.values()), held, decisions, free_now, hosts)
@@ -225,35 +250,35 @@ def decide(snapshot: Snapshot, order: list[Ranked] | None = None) -> list[Decisi
             continue
         # Backfill: start only what cannot delay a reservation (EASY when there is one).
         # Resources only shrink during a pass: a request that failed once fails again.
-        allocation = None
+        placed = None
         if outside is None:
-            if job.request not in failed_now:
-                allocation = place(state, job.request)
-                if allocation is None:
-                    failed_now.add(job.request)
+            if shape not in failed_now:
+                placed = place_job(state, job)
+                if placed is None:
+                    failed_now.add(shape)
         else:
-            if job.request not in failed_outside:
-                allocation = place(outside, job.request)
-                if allocation is None:
-                    failed_outside.add(job.request)
-            if allocation is None and now + limit <= shadow and job.request not in failed_now:
-                allocation = place(state, job.request)
-                if allocation is None:
-                    failed_now.add(job.request)
-        if allocation is None:
+            if shape not in failed_outside:
+                placed = place_job(outside, job)
+                if placed is None:
+                    failed_outside.add(shape)
+            if placed is None and now + limit <= shadow and shape not in failed_now:
+                placed = place_job(state, job)
+                if placed is None:
+                    failed_now.add(shape)
+        if placed is None:
             if len(held) < config.reservations and outside is not None:
                 explanation = {"rank": rank, "score": round(ranked.score, 2), **ranked.explain()}
-                explanation["reason"] = _blocked_reason(state, job.request)
+                explanation["reason"] = _blocked(state, job)
                 view = _reserve(job, explanation, outside, list(ends.values()), held, decisions, free_now, hosts)
                 if view is not None:
                     outside = view
                     shadow = min(shadow, held[-1][0])
             continue
         explanation = {"rank": rank, "score": round(ranked.score, 2), **ranked.explain(), "backfilled_before": head.id}
-        decisions.append(Start(job.id, allocation, explanation, backfilled=True))
-        by_name[allocation.node].take(allocation)
-        tally.take(job.user, job.groups, job.request.gpu_equivalents)
-        if outside is not None and any(allocation.node == where.node for _, where in held):
-            _by_name(outside)[allocation.node].take(allocation, clamp=True)
-        ends[job.id] = (now + limit, allocation)
+        decisions.append(Start(job.id, placed[0], explanation, backfilled=True, more=placed[1:]))
+        _taken(placed, job, by_name, ends, now + limit)
+        tally.take(job.user, job.groups, job.request.gpu_equivalents * job.nodes)
+        for allocation in placed:
+            if outside is not None and any(allocation.node == where.node for _, where in held):
+                _by_name(outside)[allocation.node].take(allocation, clamp=True)
     return decisions

@@ -15,6 +15,7 @@ class Start:
     allocation: Allocation
     explanation: dict[str, object] = field(default_factory=dict)
     backfilled: bool = False
+    more: tuple[Allocation, ...] = ()  # a gang's other nodes; ``allocation`` is its first (MASTER_ADDR)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ class Job:
     priority: int = 0
     preemptible: bool = False
     groups: tuple[str, ...] = ()  # the unix groups it was submitted with (for group quotas)
+    nodes: int = 1  # a gang: this many distinct nodes, each holding ``request`` (scheduler.gang)
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,12 @@ class Running:
     allocation: Allocation
     started_at: float
     draining: bool = False
+    more: tuple[Allocation, ...] = ()  # a gang's other nodes (``allocation`` is its first)
+
+    @property
+    def allocations(self) -> tuple[Allocation, ...]:
+        """Every node's allocation, the first first."""
+        return (self.allocation, *self.more)
 
 
 @dataclass(frozen=True)
