@@ -287,16 +287,49 @@ def test_ui_no_token_no_page_and_a_used_token_is_no_login(box: Box, browser: Bro
         again.close()
 
 
+def test_ui_overview_and_job_charts_draw_the_telemetry_tiers(box: Box, root: Session) -> None:
+    page = root.open("/ui/?range=15m")
+    page.wait_for_selector('body[data-charts="3"]', timeout=15000)  # utilization, memory, power
+    assert "from the 1 s tier" in page.inner_text(".charts")
+    summary = page.locator("table.chart-summary tbody tr")
+    assert summary.count() == 8 and re.search(r"\d+ W", summary.first.inner_text())
+    assert page.locator(".chart canvas").count() == 3
+    page = root.open("/ui/?range=1y")
+    assert "from the 1 h tier" in page.inner_text(".charts")  # a year reads hours, never the seconds
+    page = root.open(f"/ui/jobs/{box.train}")
+    page.wait_for_selector('body[data-charts="3"]', timeout=15000)
+    gpus = {f"GPU {i}" for i in box.daemon.client.job(box.train).gpu_indices}
+    assert {c.inner_text() for c in page.locator("table.chart-summary tbody tr td:first-child").all()} == gpus
+    root.shot("job-charts")
+    assert root.errors == []
+
+
+def test_ui_users_page_shows_root_everyone_and_nobody_itself(box: Box, root: Session, nobody: Session) -> None:
+    page = root.open("/ui/users")
+    rows = {r.locator("td").first.inner_text(): r for r in page.locator("table.users tbody tr").all()}
+    assert {"root", "nobody"} <= set(rows), list(rows)
+    assert rows["nobody"].locator("td").nth(3).inner_text() == "1"  # its one GPU, held now
+    page.wait_for_selector('body[data-charts="1"]', timeout=15000)
+    root.shot("users")
+    page = nobody.open("/ui/users")
+    users = [c.inner_text() for c in page.locator("table.users tbody tr td:first-child").all()]
+    assert users == ["nobody"] and "you see your own use" in page.inner_text("main")
+    nobody.shot("users-as-nobody")
+    assert root.errors == [] and nobody.errors == []
+
+
 def test_ui_phone_and_dark_theme(box: Box, browser: Browser) -> None:
     for name, options in (
-        ("overview-phone", {"viewport": {"width": 390, "height": 844}, "is_mobile": True}),
-        ("overview-dark", {"viewport": {"width": 1280, "height": 900}, "color_scheme": "dark"}),
+        ("phone", {"viewport": {"width": 390, "height": 844}, "is_mobile": True}),
+        ("dark", {"viewport": {"width": 1280, "height": 900}, "color_scheme": "dark"}),
     ):
         for session in _session(box, browser, 0, **options):
-            page = session.open("/ui/")
-            wide = page.evaluate("document.documentElement.scrollWidth")
-            assert wide <= page.viewport_size["width"] + 1 if page.viewport_size else True  # tables scroll in place
-            session.shot(name)
+            for path, shot in (("/ui/", "overview"), ("/ui/users", "users"), (f"/ui/jobs/{box.train}", "job")):
+                page = session.open(path)
+                page.wait_for_selector("body[data-charts]", state="attached", timeout=15000)  # drawn to its width
+                wide = page.evaluate("document.documentElement.scrollWidth")
+                assert wide <= page.viewport_size["width"] + 1 if page.viewport_size else True  # tables scroll
+                session.shot(f"{shot}-{name}")
             assert session.errors == []
     background = None
     for session in _session(box, browser, 0, color_scheme="dark"):

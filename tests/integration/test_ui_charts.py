@@ -64,3 +64,7 @@ def test_the_series_query_seeks_the_primary_key_and_never_scans(tmp_path: Path) 
         plan = " | ".join(str(row[3]) for row in db.execute(sql, (1, 1, 1, 0, 2, NOW - 100, NOW)).fetchall())
     assert "SEARCH gpu_series USING PRIMARY KEY (resolution=? AND gpu=? AND at>? AND at<?)" in plan, plan
     assert "SCAN gpu_series" not in plan, plan
+
+
+def test_the_last_hour_asked_a_moment_ago_still_reads_the_seconds() -> None:
+    assert tier_for(NOW - HOUR, NOW, NOW + 0.5) == (1, 3)  # the page's clock read before the query's

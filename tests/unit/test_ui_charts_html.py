@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import re
 
-from tuxai.model.wire_ui import GpuLine, GpuSeries
+from tuxai.model.wire_ui import GpuLine, GpuSeries, UsersView, UserUse
 from tuxai.ui.charts import built, charts, range_links
+from tuxai.ui.users import users_page
 
 LINE = GpuLine(3, (100.0, 160.0, 220.0), (10.0, None, 30.0), (2.0**30, 3 * 2.0**30, None), (100.0, 200.0, None))
 
@@ -28,10 +29,19 @@ def test_the_data_block_holds_the_series_and_no_angle_bracket() -> None:
     block = re.search(r'<script type="application/json" id="chart-data">(.*?)</script>', html)
     assert block is not None and "<" not in block.group(1)
     data = json.loads(block.group(1))
-    assert data["gpus"] == [3] and data["util_pct"] == [[10.0, None, 30.0]] and data["at"][0][1] == 160.0
+    assert data["labels"] == ["GPU 3"] and data["util_pct"] == [[10.0, None, 30.0]] and data["at"][0][1] == 160.0
 
 
 def test_no_telemetry_says_so_and_the_range_links_keep_their_query() -> None:
     assert "no telemetry in this range" in charts(GpuSeries(0, 1, 1, 1, (GpuLine(0, (), (), (), ()),)), "x")
     links = range_links("/ui/users", "7d", {"user": "a&b"})
     assert 'href="/ui/users?user=a%26b&amp;range=7d" aria-current=true' in links
+
+
+def test_the_users_page_shows_each_share_and_says_a_user_sees_only_itself() -> None:
+    view = UsersView(0, 2 * 86400, 86400, (0.0, 86400.0), 7 * 86400, (
+        UserUse("ada", 3.0, 2.0, (1.0, 0.5)), UserUse("b<o>b", 1.0, 0.0, (0.0, 0.0))))  # fmt: skip
+    html = users_page(view, admin=True)
+    assert "<td>ada</td><td>3.00</td>" in html and "75%" in html and "<td>1.50</td>" in html
+    assert "b&lt;o&gt;b" in html and "b<o>b" not in html.split("chart-data")[0]
+    assert "you see your own use" in users_page(view, admin=False) and "every 7.0 d" in html

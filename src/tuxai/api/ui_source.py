@@ -25,9 +25,11 @@ from tuxai.errors import PermissionDenied, UsageError
 from tuxai.model.job import JobRecord, JobState
 from tuxai.model.wire import EnergyTotals, PublicJob, from_json
 from tuxai.model.wire_gpus import GpuView
-from tuxai.model.wire_ui import UiLogin
+from tuxai.model.wire_ui import UiLogin, UsersView, UserUse
+from tuxai.scheduler.snapshot import decay_usage
 from tuxai.store.charts import series
 from tuxai.store.history import page
+from tuxai.store.usage_history import buckets, gpu_hours_by_user
 from tuxai.ui.routes import UiSource, add_ui_routes, pages_size
 from tuxai.ui.sessions import TOKEN_TTL_S, Sessions
 
@@ -116,6 +118,20 @@ def source(daemon: Daemon, telemetry: TelemetryLoop | None, private_queue: bool)
         outside = telemetry.foreign if telemetry is not None else []
         return gpu_view(daemon.config.inventory, daemon.store.jobs([JobState.RUNNING]), caller, private_queue, outside)
 
+    def users(caller: Caller, since: float, until: float, bucket_s: int) -> UsersView:
+        now, only = time.time(), "" if caller.admin else caller.user  # others' use is root's to see
+        hours = gpu_hours_by_user(daemon.store, since, until, bucket_s, now, only)
+        half_life = daemon.config.scheduler.half_life_s
+        fair = {u: decay_usage(k.gpu_seconds, now - k.updated_at, half_life) for u, k in daemon.store.usage().items()}
+        held: dict[str, float] = {}
+        for running in daemon.store.jobs([JobState.RUNNING]):
+            held[running.user] = held.get(running.user, 0.0) + running.spec.request.gpu_equivalents
+        starts = buckets(since, until, bucket_s)
+        names = sorted(n for n in {*hours, *fair, *held} if not only or n == only)
+        none = [0.0] * len(starts)
+        rows = (UserUse(n, fair.get(n, 0.0) / 3600, held.get(n, 0.0), tuple(hours.get(n, none))) for n in names)
+        return UsersView(since, until, bucket_s, starts, half_life, tuple(rows))
+
     def energy(ids: list[int]) -> dict[int, EnergyTotals]:
         used = {job_id: telemetry.energy(job_id) for job_id in ids} if telemetry is not None else {}
         return {job_id: from_json(EnergyTotals, row, "energy") for job_id, row in used.items() if row is not None}
@@ -134,4 +150,5 @@ def source(daemon: Daemon, telemetry: TelemetryLoop | None, private_queue: bool)
         states=states,
         energy=energy,
         series=lambda gpus, since, until: series(daemon.store, gpus, since, until, time.time()),
+        users=users,
     )

@@ -34,3 +34,27 @@ class GpuSeries:
     resolution_s: int
     bucket_s: int
     lines: tuple[GpuLine, ...]
+
+
+@dataclass(frozen=True)
+class UserUse:
+    """One user on the Users page: the fair share's decayed GPU-hours (what the queue's fair-share term
+    weighs), the GPUs held now, and the GPU-hours of the jobs that ended in each bucket of the range."""
+
+    user: str
+    fair_share_gpu_hours: float
+    running_gpus: float
+    gpu_hours: tuple[float, ...]  # one a bucket of ``UsersView.starts``
+
+
+@dataclass(frozen=True)
+class UsersView:
+    """GPU use per user from ``since`` to ``until`` in buckets of ``bucket_s`` (each bucket's start in
+    ``starts``); the fair share's half-life. Root sees every user, a user itself only (as ``/v1/limits``)."""
+
+    since: float
+    until: float
+    bucket_s: int
+    starts: tuple[float, ...]
+    half_life_s: float
+    users: tuple[UserUse, ...]

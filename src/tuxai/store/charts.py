@@ -18,6 +18,7 @@ from tuxai.store.telemetry import RETENTION_S
 MAX_POINTS = 1500  # a chart's points a GPU: more than a 1280 px chart shows
 MAX_ROWS = 12_000  # rows read a GPU before folding (a month of hours is 720, a day of minutes 1,440)
 TIERS = (1, 60, 3600)
+SLACK_S = 60.0  # "the last hour" asked a moment ago still reads the 1 s tier (its first seconds may be pruned)
 
 SERIES_SQL = (
     "SELECT gpu, CAST(at / ? AS INTEGER) * ? AS t, AVG(util_pct), AVG(memory_used), AVG(power_w) FROM gpu_series"
@@ -30,7 +31,7 @@ def tier_for(since: float, until: float, now: float) -> tuple[int, int]:
     ``until`` at ``now``: the finest tier that still keeps ``since`` with at most ``MAX_ROWS`` rows, else the
     1 h tier. Example: the last 15 minutes → (1, 1); the last day → (60, 60); the last year → (3600, 21600)."""
     span = max(1.0, until - since)
-    resolution = next((r for r in TIERS if since >= now - RETENTION_S[r] and span / r <= MAX_ROWS), TIERS[-1])
+    resolution = next((r for r in TIERS if since + SLACK_S >= now - RETENTION_S[r] and span / r <= MAX_ROWS), TIERS[-1])
     bucket = resolution * max(1, math.ceil(span / resolution / MAX_POINTS))
     return resolution, bucket
 

@@ -92,4 +92,6 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 5: the dashboard's history by user, newest first (``store.history.page``), from an index.
     "CREATE INDEX IF NOT EXISTS jobs_user ON jobs(user, id)",
+    # 6: the dashboard's GPU-hours per user over time (``store.usage_history``): the jobs that ended in a range.
+    "CREATE INDEX IF NOT EXISTS jobs_ended ON jobs(ended_at)",
 )

@@ -7,7 +7,7 @@ series as a JSON block that ``charts.js`` draws with uPlot (built from npm at pa
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from urllib.parse import urlencode
 
@@ -25,10 +25,10 @@ def built() -> bool:
     return resources.files("tuxai.ui").joinpath("static", "dist", "uplot.js").is_file()
 
 
-def range_links(path: str, chosen: str, extra: dict[str, str] | None = None) -> str:
-    """Links to the same page over each range (plain links: no script needed)."""
+def range_links(path: str, chosen: str, extra: dict[str, str] | None = None, names: Iterable[str] = RANGES_S) -> str:
+    """Links to the same page over each range of ``names`` (plain links: no script needed)."""
     links = []
-    for name in RANGES_S:
+    for name in names:
         href = esc(path + "?" + urlencode({**(extra or {}), "range": name}))
         current = " aria-current=true" if name == chosen else ""
         links.append(f'<a href="{href}"{current}>{name}</a>')
@@ -55,16 +55,31 @@ def _summary(line: GpuLine) -> tuple[str, str, str, str, str]:
     )
 
 
-def _data(series: GpuSeries) -> str:
-    """The series as JSON safe inside a ``<script type=application/json>`` block (no ``<`` at all)."""
-    payload = {
-        "since": series.since,
-        "until": series.until,
-        "gpus": [line.gpu for line in series.lines],
+def figures(payload: Mapping[str, object], shown: Sequence[tuple[str, str, str]]) -> str:
+    """Chart figures drawn by ``charts.js`` from ``payload`` (``labels``: a name a line; ``at``: each line's
+    times; one list a line under each key of ``shown``, as (key, label, unit)); "" when the chart library
+    was not built (the page's tables say the same)."""
+    if not built():
+        return ""
+    data = json.dumps(payload, separators=(",", ":")).replace("<", "\\u003c")  # nothing can close the block
+    return (
+        '<link rel=stylesheet href="/ui/static/uplot.css">'
+        f'<script type="application/json" id="chart-data">{data}</script>'
+        + "".join(
+            f'<figure class="chart" data-chart="{esc(key)}" data-unit="{esc(unit)}"><figcaption>{esc(label)}'
+            f" ({esc(unit)})</figcaption></figure>"
+            for key, label, unit in shown
+        )
+        + '<script src="/ui/static/uplot.js" defer></script><script src="/ui/static/charts.js" defer></script>'
+    )
+
+
+def _payload(series: GpuSeries) -> dict[str, object]:
+    return {
+        "labels": [f"GPU {line.gpu}" for line in series.lines],
         "at": [list(line.at) for line in series.lines],
         **{key: [list(getattr(line, key)) for line in series.lines] for key, _, _ in METRICS},
     }
-    return json.dumps(payload, separators=(",", ":")).replace("<", "\\u003c")
 
 
 def charts(series: GpuSeries, heading: str) -> str:
@@ -77,16 +92,5 @@ def charts(series: GpuSeries, heading: str) -> str:
     if not any(line.at for line in series.lines):
         parts.append('<p class="empty">no telemetry in this range</p>')
     else:
-        parts.append(summary)
-        if built():
-            parts.append(
-                '<link rel=stylesheet href="/ui/static/uplot.css">'
-                f'<script type="application/json" id="chart-data">{_data(series)}</script>'
-                + "".join(
-                    f'<figure class="chart" data-chart="{key}" data-unit="{unit}"><figcaption>{label} ({unit})'
-                    "</figcaption></figure>"
-                    for key, label, unit in METRICS
-                )
-                + '<script src="/ui/static/uplot.js" defer></script><script src="/ui/static/charts.js" defer></script>'
-            )
+        parts.append(summary + figures(_payload(series), METRICS))
     return "".join(parts) + "</section>"

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from tuxai.model.job import JobState
 
 HEAD = '<link rel=stylesheet href="/ui/static/ui.css"><link rel=icon href="/ui/static/icon.svg">'
-NAV = (("/ui/", "Overview"), ("/ui/queue", "Queue"), ("/ui/jobs", "Jobs"))
+NAV = (("/ui/", "Overview"), ("/ui/queue", "Queue"), ("/ui/jobs", "Jobs"), ("/ui/users", "Users"))
 
 
 def esc(value: object) -> str:

@@ -26,11 +26,12 @@ from tuxai.errors import JobNotFound, PermissionDenied, TuxaiError
 from tuxai.model.job import JobState
 from tuxai.model.wire import EnergyTotals, Job, PublicJob
 from tuxai.model.wire_gpus import GpuView, LiveView
-from tuxai.model.wire_ui import GpuSeries
+from tuxai.model.wire_ui import GpuSeries, UsersView
 from tuxai.ui import pages
 from tuxai.ui.charts import DEFAULT_RANGE, RANGES_S, charts, range_links
 from tuxai.ui.html import esc, frame, message_page
 from tuxai.ui.sessions import COOKIE, Session, Sessions, csrf_ok
+from tuxai.ui.users import DEFAULT_USERS_RANGE, USER_RANGES, users_page
 
 HEADERS = {
     "content-security-policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
@@ -70,6 +71,7 @@ class UiSource:
     states: Callable[[Caller, set[int]], dict[int, str]]  # active jobs' states, and those of ``ids``
     energy: Callable[[list[int]], dict[int, EnergyTotals]]  # of these jobs (one primary-key row each)
     series: Callable[[Sequence[int], float, float], GpuSeries]  # GPUs' telemetry from the tier a range needs
+    users: Callable[[Caller, float, float, int], UsersView]  # since, until, bucket: root all, a user itself
 
 
 def _page(title: str, session: Session, body: str, active: str, status: int = 200) -> HTMLResponse:
@@ -145,6 +147,18 @@ def add_ui_routes(app: FastAPI, source: UiSource, sessions: Sessions) -> None:
         if session is None:
             return login_first()
         return _page("Queue", session, pages.queue(source.queue(session.caller), time.time()), "/ui/queue")
+
+    @app.get("/ui/users", include_in_schema=False)
+    def users(request: Request, span: Annotated[str, Query(alias="range", max_length=8)] = "") -> Response:
+        session = session_of(request)
+        if session is None:
+            return login_first()
+        chosen = span if span in USER_RANGES else DEFAULT_USERS_RANGE
+        (back_s, bucket_s), now = USER_RANGES[chosen], time.time()
+        since = (now - back_s) // bucket_s * bucket_s + bucket_s  # whole buckets, the last one holds now
+        view = source.users(session.caller, since, since + back_s, bucket_s)
+        body = range_links("/ui/users", chosen, names=USER_RANGES) + users_page(view, session.caller.admin)
+        return _page("Users", session, body, "/ui/users")
 
     @app.get("/ui/jobs", include_in_schema=False)
     def jobs(

@@ -1,5 +1,5 @@
-// tuxai's telemetry charts: the page's JSON block (#chart-data) drawn with uPlot, one chart per metric,
-// one line per GPU. The summary table above says the same without a script.
+// tuxai's charts: the page's JSON block (#chart-data) drawn with uPlot, one chart per figure (its key in
+// the data), one line per label (a GPU, a user). The page's tables say the same without a script.
 "use strict";
 (function () {
   var block = document.getElementById("chart-data");
@@ -19,7 +19,7 @@
     var index = {};
     xs.forEach(function (t, i) { index[t] = i; });
     var columns = [xs];
-    data.gpus.forEach(function (gpu, g) {
+    data.labels.forEach(function (label, g) {
       var ys = new Array(xs.length).fill(null);
       data.at[g].forEach(function (t, i) {
         var v = data[key][g][i];
@@ -35,8 +35,8 @@
   for (var f = 0; f < figures.length; f++) {
     var figure = figures[f];
     var series = [{}];
-    data.gpus.forEach(function (gpu, g) {
-      series.push({ label: "GPU " + gpu, stroke: palette[g % palette.length], width: 1.5, spanGaps: false });
+    data.labels.forEach(function (label, g) {
+      series.push({ label: label, stroke: palette[g % palette.length], width: 1.5, spanGaps: false });
     });
     var axis = { stroke: ink, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } };
     var options = {
