@@ -18,11 +18,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 from tests.daemon_helpers import REPO, DaemonProcess, finish
 from tests.integration.test_identity import as_nobody
+from tests.serving_models import mlp_onnx
+from tuxai.cli.jobs import serve_command
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -335,3 +338,29 @@ def test_ui_phone_and_dark_theme(box: Box, browser: Browser) -> None:
     for session in _session(box, browser, 0, color_scheme="dark"):
         background = session.open("/ui/").evaluate("getComputedStyle(document.body).backgroundColor")
     assert background == "rgb(15, 18, 23)"
+
+
+def test_ui_serving_page_shows_a_served_models_requests_and_latency(box: Box, root: Session, nobody: Session) -> None:
+    repo = Path(tempfile.mkdtemp(prefix="tuxai-ui-repo-"))
+    repo.chmod(0o755)
+    mlp_onnx(repo / "mlp" / "1" / "model.onnx", sizes=(4, 2))
+    job = box.daemon.client.submit({"name": "served", "command": serve_command(repo), "grace": "1s"})
+    try:
+        deadline = time.monotonic() + 60
+        while (endpoint := box.daemon.client.job(job).endpoint) is None:
+            assert time.monotonic() < deadline, box.daemon.client.job(job)
+            time.sleep(0.1)
+        body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}
+        for _ in range(5):
+            assert httpx.post(f"{endpoint}/v2/models/mlp/infer", json=body, timeout=30).status_code == 200
+        page = root.open("/ui/serving")
+        row = page.locator("section.served", has=page.locator(f'a[href="/ui/jobs/{job}"]')).locator("tbody tr")
+        cells = [c.inner_text() for c in row.first.locator("td").all()]
+        assert cells[:4] == ["mlp", "1", "5", "0"] and cells[5].endswith(" ms"), cells
+        root.shot("serving")
+        page = nobody.open("/ui/serving")
+        assert page.locator(f'a[href="/ui/jobs/{job}"]').count() == 0  # root's endpoint and numbers are root's
+        assert root.errors == [] and nobody.errors == []
+    finally:
+        box.daemon.client.cancel(job)
+        shutil.rmtree(repo, ignore_errors=True)

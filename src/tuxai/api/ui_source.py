@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 
 from tuxai.api.app import CallerDep
 from tuxai.api.peercred import peer_from_scope
+from tuxai.api.ui_serving import ServedReader
 from tuxai.api.views import WireResponse, error_responses, gpu_view, job_detail, job_view, live_view, shown
 from tuxai.daemon.config import Caller
 from tuxai.daemon.core import Daemon
@@ -151,4 +152,5 @@ def source(daemon: Daemon, telemetry: TelemetryLoop | None, private_queue: bool)
         energy=energy,
         series=lambda gpus, since, until: series(daemon.store, gpus, since, until, time.time()),
         users=users,
+        served=ServedReader(daemon).served,
     )

@@ -58,3 +58,33 @@ class UsersView:
     starts: tuple[float, ...]
     half_life_s: float
     users: tuple[UserUse, ...]
+
+
+@dataclass(frozen=True)
+class ModelStats:
+    """One model version a served job answered for, from its server's ``/metrics``: requests and failures
+    so far, the request rate since the dashboard's previous look (None: first look), latency and queue time
+    (mean, and the 95th percentile's bucket bound)."""
+
+    model: str
+    version: str
+    requests: int
+    failures: int
+    rate_per_s: float | None
+    latency_mean_s: float | None
+    latency_p95_s: float | None
+    queue_mean_s: float | None
+    queue_p95_s: float | None
+
+
+@dataclass(frozen=True)
+class ServedJob:
+    """A running job that serves models (``submit --serve``): its endpoint and its models' numbers, or why
+    they could not be read (``problem``)."""
+
+    job_id: int
+    name: str
+    user: str
+    endpoint: str
+    models: tuple[ModelStats, ...]
+    problem: str = ""

@@ -9,7 +9,13 @@ from collections.abc import Iterable
 from tuxai.model.job import JobState
 
 HEAD = '<link rel=stylesheet href="/ui/static/ui.css"><link rel=icon href="/ui/static/icon.svg">'
-NAV = (("/ui/", "Overview"), ("/ui/queue", "Queue"), ("/ui/jobs", "Jobs"), ("/ui/users", "Users"))
+NAV = (
+    ("/ui/", "Overview"),
+    ("/ui/queue", "Queue"),
+    ("/ui/jobs", "Jobs"),
+    ("/ui/users", "Users"),
+    ("/ui/serving", "Serving"),
+)
 
 
 def esc(value: object) -> str:

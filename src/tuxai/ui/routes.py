@@ -26,10 +26,11 @@ from tuxai.errors import JobNotFound, PermissionDenied, TuxaiError
 from tuxai.model.job import JobState
 from tuxai.model.wire import EnergyTotals, Job, PublicJob
 from tuxai.model.wire_gpus import GpuView, LiveView
-from tuxai.model.wire_ui import GpuSeries, UsersView
+from tuxai.model.wire_ui import GpuSeries, ServedJob, UsersView
 from tuxai.ui import pages
 from tuxai.ui.charts import DEFAULT_RANGE, RANGES_S, charts, range_links
 from tuxai.ui.html import esc, frame, message_page
+from tuxai.ui.serving import serving_page
 from tuxai.ui.sessions import COOKIE, Session, Sessions, csrf_ok
 from tuxai.ui.users import DEFAULT_USERS_RANGE, USER_RANGES, users_page
 
@@ -72,6 +73,7 @@ class UiSource:
     energy: Callable[[list[int]], dict[int, EnergyTotals]]  # of these jobs (one primary-key row each)
     series: Callable[[Sequence[int], float, float], GpuSeries]  # GPUs' telemetry from the tier a range needs
     users: Callable[[Caller, float, float, int], UsersView]  # since, until, bucket: root all, a user itself
+    served: Callable[[Caller], list[ServedJob]]  # the caller's serving jobs (root: all) and their models
 
 
 def _page(title: str, session: Session, body: str, active: str, status: int = 200) -> HTMLResponse:
@@ -159,6 +161,14 @@ def add_ui_routes(app: FastAPI, source: UiSource, sessions: Sessions) -> None:
         view = source.users(session.caller, since, since + back_s, bucket_s)
         body = range_links("/ui/users", chosen, names=USER_RANGES) + users_page(view, session.caller.admin)
         return _page("Users", session, body, "/ui/users")
+
+    @app.get("/ui/serving", include_in_schema=False)
+    def serving(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return login_first()
+        body = serving_page(source.served(session.caller), session.caller.admin)
+        return _page("Serving", session, body, "/ui/serving")
 
     @app.get("/ui/jobs", include_in_schema=False)
     def jobs(

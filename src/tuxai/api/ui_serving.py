@@ -1,0 +1,95 @@
+"""The dashboard's Serving page, read: each running job the caller owns (root: every one) that wrote an
+endpoint (``submit --serve``), its server's ``/metrics`` fetched over loopback only (the URL is the job's
+own writing: the daemon reaches no other host for it), at most ``SCRAPE_BYTES`` in ``SCRAPE_TIMEOUT_S``,
+no redirect followed; the request rate from the previous look at the same job.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+import time
+from urllib.parse import urlsplit
+
+import httpx
+
+from tuxai.daemon.config import Caller
+from tuxai.daemon.core import Daemon
+from tuxai.daemon.jobdirs import job_endpoint
+from tuxai.model.job import JobState
+from tuxai.model.wire_ui import ServedJob
+from tuxai.ui.serving import model_stats
+
+SCRAPE_TIMEOUT_S = 1.0
+SCRAPE_BYTES = 1 << 20
+MAX_SERVED = 20  # jobs scraped for one page
+
+
+def loopback(url: str) -> bool:
+    """Whether ``url`` is plain http(s) to a loopback address. Example: http://127.0.0.1:8000 → True."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        return parts.scheme in ("http", "https") and (host == "localhost" or ipaddress.ip_address(host).is_loopback)
+    except ValueError:
+        return False
+
+
+def scrape(endpoint: str) -> str:
+    """The body of ``endpoint``'s ``/metrics`` (its first ``SCRAPE_BYTES``).
+
+    Raises:
+        httpx.HTTPError: no answer in time, or not a 200.
+    """
+    with (
+        httpx.Client(timeout=SCRAPE_TIMEOUT_S, follow_redirects=False, trust_env=False) as client,
+        client.stream("GET", endpoint.rstrip("/") + "/metrics") as answer,
+    ):
+        answer.raise_for_status()
+        body = b""
+        for chunk in answer.iter_bytes():
+            body += chunk
+            if len(body) >= SCRAPE_BYTES:
+                break
+    return body[:SCRAPE_BYTES].decode("utf-8", "replace")
+
+
+class ServedReader:
+    """The Serving page's reads for one daemon, with the requests counted at the previous look per job."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.lock = threading.Lock()
+        self.looks: dict[int, tuple[float, dict[tuple[str, str], int]]] = {}
+
+    def served(self, caller: Caller) -> list[ServedJob]:
+        """The serving jobs ``caller`` may read (its own; root: all), each with its models' numbers."""
+        found = []
+        for record in self.daemon.store.jobs([JobState.RUNNING]):
+            if not (caller.admin or caller.uid == record.uid):
+                continue  # another's endpoint and numbers are its own (public_fields)
+            endpoint = job_endpoint(record)
+            if endpoint is None:
+                continue
+            found.append(self._read(record.id, record.spec.name, record.user, endpoint))
+            if len(found) >= MAX_SERVED:
+                break
+        return found
+
+    def _read(self, job_id: int, name: str, user: str, endpoint: str) -> ServedJob:
+        if not loopback(endpoint):
+            return ServedJob(job_id, name, user, endpoint, (), "not read: the daemon reads loopback endpoints only")
+        now = time.monotonic()
+        try:
+            text = scrape(endpoint)
+        except httpx.HTTPStatusError as exc:
+            return ServedJob(job_id, name, user, endpoint, (), f"its /metrics answered {exc.response.status_code}")
+        except httpx.HTTPError as exc:
+            return ServedJob(job_id, name, user, endpoint, (), f"its /metrics did not answer: {type(exc).__name__}")
+        with self.lock:
+            at, previous = self.looks.get(job_id, (now, {}))
+            stats = model_stats(text, previous, now - at if now > at else None)
+            self.looks[job_id] = (now, {(m.model, m.version): m.requests for m in stats})
+            for gone in [j for j in self.looks if j != job_id and now - self.looks[j][0] > 3600]:
+                del self.looks[gone]
+        return ServedJob(job_id, name, user, endpoint, tuple(stats))

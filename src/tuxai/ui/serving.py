@@ -1,0 +1,136 @@
+"""The Serving page: each running job that serves models (``submit --serve``), its endpoint, and per
+model version the requests, failures, request rate, latency and queue time its server's ``/metrics``
+reports (``serving.metrics``' families, read here as text: the dashboard imports no serving code). Only
+the ``tuxai_serve_*`` families with a model and version are read; anything else in the body is ignored.
+Drift and pipelines get their sections here as they land (issue 17).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from tuxai.model.wire_ui import ModelStats, ServedJob
+from tuxai.ui.html import esc, job_link, table
+
+_LINE = re.compile(r"^(tuxai_serve_[a-z_]+)\{(.*)\} (\S+)$")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+_UNESCAPE = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
+
+
+@dataclass
+class _Version:
+    requests: int = 0
+    failures: int = 0
+    sums: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, float] = field(default_factory=dict)
+    buckets: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+
+
+def _labels(text: str) -> dict[str, str]:
+    return {k: re.sub(r"\\[\\\"n]", lambda m: _UNESCAPE[m.group(0)], v) for k, v in _LABEL.findall(text)}
+
+
+def _p95(buckets: list[tuple[float, float]], count: float) -> float | None:
+    """The upper bound of the bucket that holds the 95th percentile (None: no request, or past the last)."""
+    for bound, seen in sorted(buckets):
+        if count and seen >= 0.95 * count:
+            return None if math.isinf(bound) else bound
+    return None
+
+
+def parse_metrics(text: str) -> dict[tuple[str, str], _Version]:
+    """A model server's scrape → its numbers per (model, version). Example:
+    ``tuxai_serve_requests_total{model="m",version="1",code="200"} 3`` → {("m", "1"): 3 requests}."""
+    found: dict[tuple[str, str], _Version] = {}
+    for line in text.splitlines():
+        matched = _LINE.match(line.strip())
+        if matched is None:
+            continue
+        name, labels, value_text = matched.groups()
+        marks = _labels(labels)
+        if not marks.get("model") or "version" not in marks:
+            continue  # a name the server does not know counts under model="": not a model
+        try:
+            value = float(value_text)
+        except ValueError:
+            continue
+        version = found.setdefault((marks["model"], marks["version"]), _Version())
+        if name == "tuxai_serve_requests_total":
+            version.requests += int(value)
+        elif name == "tuxai_serve_failures_total":
+            version.failures += int(value)
+        elif name.endswith("_sum"):
+            version.sums[name.removesuffix("_sum")] = value
+        elif name.endswith("_count"):
+            version.counts[name.removesuffix("_count")] = value
+        elif name.endswith("_bucket") and "le" in marks:
+            bound = math.inf if marks["le"] == "+Inf" else float(marks["le"])
+            version.buckets.setdefault(name.removesuffix("_bucket"), []).append((bound, value))
+    return found
+
+
+def model_stats(text: str, previous: dict[tuple[str, str], int], elapsed_s: float | None) -> list[ModelStats]:
+    """Each model version's ``ModelStats`` from a scrape; the rate from ``previous`` requests counted
+    ``elapsed_s`` before (None: no previous look)."""
+    stats = []
+    for (model, version), v in sorted(parse_metrics(text).items()):
+        rate = None
+        if elapsed_s and (model, version) in previous:
+            rate = max(0, v.requests - previous[(model, version)]) / elapsed_s
+
+        def mean(family: str, v: _Version = v) -> float | None:
+            count = v.counts.get(family, 0.0)
+            return v.sums.get(family, 0.0) / count if count else None
+
+        def p95(family: str, v: _Version = v) -> float | None:
+            return _p95(v.buckets.get(family, []), v.counts.get(family, 0.0))
+
+        latency, queue = "tuxai_serve_request_seconds", "tuxai_serve_queue_seconds"
+        stats.append(
+            ModelStats(
+                model, version, v.requests, v.failures, rate, mean(latency), p95(latency), mean(queue), p95(queue)
+            )
+        )
+    return stats
+
+
+def _ms(seconds: float | None, bound: bool = False) -> str:
+    if seconds is None:
+        return "-"
+    return f"{'≤ ' if bound else ''}{seconds * 1000:.1f} ms"
+
+
+def serving_page(served: Sequence[ServedJob], admin: bool) -> str:
+    """The Serving page's body: a section per serving job, a row per model version."""
+    note = "" if admin else "<p class=note>you see the models your own jobs serve; root sees every one</p>"
+    if not served:
+        return note + '<p class="empty">no job serves a model now (<code>tuxai submit --serve REPO</code>)</p>'
+    parts = [note]
+    headers = ("model", "version", "requests", "failures", "req/s", "latency", "p95", "queue", "queue p95")
+    for job in served:
+        rows = [
+            (
+                esc(m.model),
+                esc(m.version),
+                str(m.requests),
+                str(m.failures),
+                "-" if m.rate_per_s is None else f"{m.rate_per_s:.2f}",
+                _ms(m.latency_mean_s),
+                _ms(m.latency_p95_s, bound=True),
+                _ms(m.queue_mean_s),
+                _ms(m.queue_p95_s, bound=True),
+            )
+            for m in job.models
+        ]
+        problem = f'<p class="flag">{esc(job.problem)}</p>' if job.problem else ""
+        parts.append(
+            f"<section class=served><h2>job {job_link(job.job_id)} {esc(job.name)} · {esc(job.user)}</h2>"
+            f"<p>endpoint <code>{esc(job.endpoint)}</code></p>{problem}"
+            + table(headers, rows, "no request answered yet", "models")
+            + "</section>"
+        )
+    parts.append("<p class=note>drift and pipelines: shown here once they land (issue 17)</p>")
+    return "".join(parts)

@@ -1,0 +1,49 @@
+"""The Serving page's numbers read from a real model server's ``/metrics`` text (``serving.metrics``
+renders it; ``ui.serving`` reads it back), and the loopback rule of the daemon's scrape."""
+
+from __future__ import annotations
+
+from tuxai.api.ui_serving import loopback
+from tuxai.model.wire_ui import ServedJob
+from tuxai.serving.metrics import Metrics
+from tuxai.ui.serving import model_stats, serving_page
+
+
+def _scrape() -> str:
+    metrics = Metrics()
+    for seconds in [0.002] * 19 + [0.2]:
+        metrics.request("mlp", "1", 200, seconds)
+    metrics.request("mlp", "1", 400, 0.001)
+    metrics.request('we"ird\nname', "2", 200, 0.01)
+    metrics.request("", "", 404, 0.0001)  # an unknown name: not a model
+    metrics.response("infer", 200)
+    return metrics.render()
+
+
+def test_each_model_version_gets_its_requests_failures_and_latency() -> None:
+    stats = {(m.model, m.version): m for m in model_stats(_scrape(), {}, None)}
+    assert set(stats) == {("mlp", "1"), ('we"ird\nname', "2")}  # label escapes read back
+    mlp = stats[("mlp", "1")]
+    assert (mlp.requests, mlp.failures, mlp.rate_per_s) == (21, 1, None)
+    assert mlp.latency_mean_s is not None and abs(mlp.latency_mean_s - (19 * 0.002 + 0.2 + 0.001) / 21) < 1e-9
+    assert mlp.latency_p95_s == 0.0025  # 20 of 21 at or under 2.5 ms
+    assert mlp.queue_mean_s is None  # no batch ran: no queue time
+
+
+def test_the_rate_is_the_requests_since_the_previous_look() -> None:
+    (mlp, *_) = model_stats(_scrape(), {("mlp", "1"): 11}, 5.0)
+    assert mlp.rate_per_s == 2.0
+
+
+def test_the_page_escapes_names_and_says_what_a_user_sees() -> None:
+    stats = tuple(model_stats(_scrape(), {}, None))
+    html = serving_page([ServedJob(7, "<b>", "ada", "http://127.0.0.1:1", stats)], admin=False)
+    assert "&lt;b&gt;" in html and "<b>" not in html and "we&quot;ird" in html
+    assert "your own jobs serve" in html and "≤ 2.5 ms" in html
+    assert "no job serves a model now" in serving_page([], admin=True)
+
+
+def test_the_daemon_scrapes_loopback_endpoints_only() -> None:
+    assert loopback("http://127.0.0.1:8000") and loopback("http://[::1]:80/") and loopback("http://localhost:9")
+    assert not loopback("http://10.0.0.1:80") and not loopback("http://example.com/") and not loopback("file:///etc")
+    assert not loopback("http://127.0.0.1.evil.com/") and not loopback("http://[::1")
