@@ -98,6 +98,9 @@ class JobSpec:
     procs_per_node: int = 0  # a gang's processes on each node (``--nproc-per-node``); 0: one per GPU
     image: str = ""  # an OCI image the job runs in, through podman (``--image``, model.container); "": none
     shm_bytes: int = 0  # the container's /dev/shm (``shm_size``); 0: model.container.DEFAULT_SHM_BYTES
+    account: str = ""  # Slurm's --account, --partition, --qos (job-file fields; model.slurm)
+    partition: str = ""
+    qos: str = ""
 
     @property
     def display_name(self) -> str:

@@ -30,6 +30,7 @@ from tuxai.model.gang import MAX_NODES, Launcher, torchrun_target
 from tuxai.model.job import JobSpec
 from tuxai.model.resources import WHOLE_GPU_MILLI, Request
 from tuxai.model.session import MODES as SESSION_MODES
+from tuxai.model.slurm import slurm_name
 from tuxai.model.units import DURATION_FORMS, parse_bytes, parse_duration
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -45,6 +46,7 @@ FIELDS = (
     "session",
     *("nodes", "gpus_per_node", "launcher", "nproc_per_node"),
     *("image", "shm_size"),
+    *("account", "partition", "qos"),
 )
 
 
@@ -298,6 +300,7 @@ def spec_from_dict(data: object, origin: str = "job", *, slurm_time: bool = Fals
         procs_per_node=fields.integer("nproc_per_node", 0, maximum=1024),
         image=fields.text("image").strip(),
         shm_bytes=fields.size("shm_size") or 0,
+        **{key: slurm_name(fields.text(key), f"{origin}: {key}") for key in ("account", "partition", "qos")},
     )
 
 
@@ -355,6 +358,7 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
         "nproc_per_node": spec.procs_per_node or None,
         "image": spec.image or None,
         "shm_size": spec.shm_bytes or None,
+        **{key: getattr(spec, key) or None for key in ("account", "partition", "qos")},
     }
     data.update({k: v for k, v in optional.items() if v is not None})
     return data
