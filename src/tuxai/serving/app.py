@@ -43,6 +43,7 @@ from tuxai.errors import (
     UsageError,
 )
 from tuxai.model.units import format_bytes
+from tuxai.serving.drift_board import DriftBoard
 from tuxai.serving.metrics import Metrics
 from tuxai.serving.models import check_inputs
 from tuxai.serving.protocol import HEADER, decode_request, encode_response
@@ -131,6 +132,7 @@ class InferenceApp:
         self.repository, self.token, self.open_reads = repository, token.encode(), open_reads
         self.max_body_bytes = max_body_bytes
         self.metrics = Metrics()
+        self.drift = DriftBoard()  # a version with a drift-reference.json: its inputs' windows (serving.drift)
         self.draining = False
         repository.observe = self.metrics.batch
 
@@ -218,7 +220,8 @@ class InferenceApp:
             extensions = ["binary_tensor_data", "model_repository"]
             await _json(send, 200, {"name": "tuxai", "version": __version__, "extensions": extensions})
         elif path == "/metrics":
-            await _send(send, 200, self.metrics.render().encode(), b"text/plain; version=0.0.4")
+            body = self.metrics.render() + self.drift.text()
+            await _send(send, 200, body.encode(), b"text/plain; version=0.0.4")
         elif path == "/v2/models" and method == "GET":
             await _json(send, 200, {"models": self._listing()})
         elif path == "/v2/repository/index" and method == "POST":
@@ -318,6 +321,7 @@ class InferenceApp:
                 log.exception("model %s version %s failed on a request", name, version_label)
                 await _json(send, 500, {"error": f"model '{name}' failed: {exc}"})
                 return
+            self.drift.observe(version, requested.inputs)  # the model answered; counting never fails a request
             payload, head = encode_response(name, version_label, outputs, requested)
             extra = [(b"inference-header-content-length", str(head).encode())] if head is not None else []
             await _send(send, 200, payload, b"application/octet-stream" if head is not None else b"application/json",

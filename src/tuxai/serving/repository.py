@@ -38,6 +38,7 @@ class ModelConfig:
     instances: int = 1
     max_queue: int = 1024
     threads: int = 0  # ONNX Runtime intra-op threads per instance (0: its default)
+    drift_window: int = 1000  # rows per drift window, for a version with a drift-reference.json (serving.drift)
     latest: int | None = 1  # serve the newest N versions; None with ``specific``
     specific: tuple[int, ...] = ()
     inputs: tuple[TensorSpec, ...] = ()
@@ -73,15 +74,16 @@ def parse_config(text: str, origin: str, defaults: ModelConfig) -> ModelConfig:
     except yaml.YAMLError as exc:
         raise UsageError(f"{origin} is not valid YAML: {exc}", hint="fix it") from None
     known = {"max_batch_size", "max_queue_delay_ms", "instances", "max_queue", "threads", "version_policy", "inputs",
-             "outputs"}  # fmt: skip
+             "outputs", "drift_window"}  # fmt: skip
     if not isinstance(data, dict) or set(data) - known:
         extra = sorted(set(data) - known) if isinstance(data, dict) else data
         raise UsageError(f"{origin}: unknown settings {extra}", hint=f"known: {', '.join(sorted(known))}")
     config = defaults
-    for key in ("max_batch_size", "instances", "max_queue", "threads"):
+    least = {"max_batch_size": 0, "threads": 0, "instances": 1, "max_queue": 1, "drift_window": 50}
+    for key in least:
         if key in data:
-            if not isinstance(data[key], int) or data[key] < (0 if key in ("max_batch_size", "threads") else 1):
-                raise UsageError(f"{origin}: {key} must be a whole number, got {data[key]!r}", hint="fix it")
+            if not isinstance(data[key], int) or data[key] < least[key]:
+                raise UsageError(f"{origin}: {key} must be a whole number ≥ {least[key]}, got {data[key]!r}", "fix it")
             config = replace(config, **{key: data[key]})
     if "max_queue_delay_ms" in data:
         if not isinstance(data["max_queue_delay_ms"], int | float) or data["max_queue_delay_ms"] < 0:
