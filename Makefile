@@ -7,12 +7,14 @@ DEV_STAMP  := $(VENV)/.installed-dev
 RAY_STAMP  := $(VENV)/.installed-ray
 MLFLOW_STAMP := $(VENV)/.installed-mlflow
 
-.PHONY: run test system-deps vm-deps lint typecheck layers unit test-vm test-ray test-mlflow ui-deps ui-assets wheel test-ui bench test-gpu clean
+.PHONY: run test system-deps vm-deps lint typecheck layers unit test-vm test-ray test-mlflow ui-deps ui-assets wheel test-ui bench test-gpu clean containers-deps test-containers
 
 # Real programs the tests drive (program:package): a Prometheus server scrapes the daemon, tmux shows `tuxai top`.
 SYSTEM_TOOLS := prometheus:prometheus tmux:tmux
 # The VM tier's programs (tests/vm, docs/testing.md).
 VM_TOOLS := qemu-system-x86_64:qemu-system-x86 mmdebstrap:mmdebstrap mkfs.ext4:e2fsprogs debugfs:e2fsprogs
+# The containers tier's programs (tests/containers; docs/containers.md): podman, its runtimes, mmdebstrap.
+CONTAINER_TOOLS := podman:podman runc:runc crun:crun conmon:conmon mmdebstrap:mmdebstrap
 # The browser tier's program (tests/browser): Debian's Chromium, driven by Playwright (a dev dependency).
 UI_TOOLS := chromium:chromium
 
@@ -42,7 +44,7 @@ run: $(RUN_STAMP)
 	$(BIN)/python examples/demo.py --home $(DEMO_HOME)
 
 ## test: set up, lint, type-check, check the layers, run the tests, then the VM, Ray and browser tiers (docs/testing.md)
-test: $(DEV_STAMP) system-deps lint typecheck layers unit test-vm test-ray test-mlflow test-ui
+test: $(DEV_STAMP) system-deps lint typecheck layers unit test-vm test-ray test-mlflow test-ui test-containers
 
 # $(call install-missing,PROGRAM:PACKAGE …,WHO): install the packages of the programs not on
 # PATH when root (as in CI), else say which and fail.
@@ -93,6 +95,14 @@ wheel: $(UI_ASSETS) $(DEV_STAMP)
 ## test-ui: the dashboard in headless Chromium against a real daemon; screenshots in build/ui/ (docs/ui.md)
 test-ui: $(DEV_STAMP) ui-deps $(UI_ASSETS)
 	$(BIN)/pytest -m browser tests/browser
+
+## containers-deps: Debian packages of the containers tier: podman, runc, crun, mmdebstrap (installed when root)
+containers-deps:
+	$(call install-missing,$(CONTAINER_TOOLS),make test-containers)
+
+## test-containers: container jobs through real podman, fake GPUs through CDI; the image built once (cached by its inputs)
+test-containers: $(DEV_STAMP) containers-deps
+	$(BIN)/pytest -m containers tests/containers
 
 ## test-vm: boot a Debian 12 VM (systemd, cgroup v2) and run the daemon there as a service (docs/testing.md)
 test-vm: $(DEV_STAMP) vm-deps

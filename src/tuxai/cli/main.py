@@ -12,6 +12,7 @@ from tuxai import __version__
 from tuxai.cli.common import DebugOption, HomeOption, LogLevelOption, guard, start_logging
 from tuxai.cli.envs import env_app
 from tuxai.cli.export import export_app
+from tuxai.cli.images import image_app
 from tuxai.cli.job_commands import jobs_app
 from tuxai.cli.pipeline import pipeline_app
 from tuxai.errors import UsageError
@@ -248,6 +249,7 @@ def infer(
 app.add_typer(jobs_app)
 app.add_typer(env_app, name="env")
 app.add_typer(export_app, name="export")
+app.add_typer(image_app, name="image")
 app.add_typer(pipeline_app, name="pipeline")
 
 

@@ -150,6 +150,40 @@ def stats(cgroup: CgroupPlan) -> CgroupStats:
     )
 
 
+def watch_oom(cgroup: CgroupPlan) -> int | None:
+    """An eventfd the kernel counts the job's OOMs on (v1), or None where there is none to watch.
+
+    v1 counts an OOM kill (``memory.oom_control``) in the victim's own group only, and a
+    container's group (under the job's) is gone when the job's outcome is read; the job's
+    own group's OOM notification fires for an OOM under its limit wherever the victim was.
+    """
+    memory = cgroup.dirs.get("memory") if cgroup.version == 1 else None
+    if memory is None:
+        return None
+    try:
+        events = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        control = os.open(Path(memory) / "memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _write(Path(memory) / "cgroup.event_control", f"{events} {control}")
+        finally:
+            os.close(control)
+    except OSError:
+        return None
+    return events
+
+
+def oom_seen(events: int | None) -> bool:
+    """The job's group went out of memory since ``watch_oom`` (the eventfd is closed)."""
+    if events is None:
+        return False
+    try:
+        return os.eventfd_read(events) > 0
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(events)
+
+
 def pids(cgroup: CgroupPlan) -> list[int]:
     """Processes still in the job's groups (and their child groups: a systemd slice has its scope)."""
     found: set[int] = set()

@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import os
 import resource
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,3 +189,18 @@ def remove_groups(cgroup: CgroupPlan, roots: Sequence[Path] | None = None) -> No
         for directory, _, _ in sorted(os.walk(top), key=lambda w: -len(w[0])):
             with contextlib.suppress(OSError):
                 os.rmdir(directory)
+
+
+def remove_container(run_dir: Path) -> None:
+    """``podman rm --force`` the attempt's container (best effort): ``--rm`` is podman's, and a
+    job killed after its grace took podman's own processes with it."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        subprocess.run(
+            ["podman", "rm", "--force", "--time=0", container_name(run_dir)],
+            env=podman_environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+            check=False,
+        )

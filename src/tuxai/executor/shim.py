@@ -69,6 +69,7 @@ class Shim:
         self.timed_out = False
         self._errors_w = -1  # the child's end of a pipe that says why it could not start
         self.session: Session | None = None  # an interactive job's terminal and attach socket
+        self.oom_events: int | None = None  # cgroups.watch_oom's eventfd
 
     def _status(self, phase: Phase, durable: bool = False, **fields: object) -> None:
         write_status(self.run_dir, Status(phase, os.getpid(), **fields), durable)  # type: ignore[arg-type]
@@ -218,6 +219,7 @@ class Shim:
             if launch.cgroup:
                 limits = cgroups.Limits(launch.memory_limit_bytes, launch.cpu_quota, launch.pids_max, launch.cpus)
                 cgroups.create(launch.cgroup, limits, list(launch.devices) or None)
+                self.oom_events = cgroups.watch_oom(launch.cgroup) if launch.memory_limit_bytes else None
             process = self._spawn()
         except (OSError, subprocess.SubprocessError) as exc:
             if launch.cgroup:
@@ -247,6 +249,9 @@ class Shim:
         ended_at = time.time()
         self._kill_leftovers()  # what the job left behind: its group, its cgroup, what it detached
         usage = cgroups.stats(launch.cgroup) if launch.cgroup else cgroups.CgroupStats()
+        oom = usage.oom_killed or cgroups.oom_seen(self.oom_events)  # before the group goes: its removal signals too
+        if launch.container is not None:
+            podman.remove_container(self.run_dir)
         if launch.cgroup:
             cgroups.kill_and_remove(launch.cgroup)
         if launch.container is not None:
@@ -261,7 +266,7 @@ class Shim:
             ended_at=ended_at,
             exit_code=code if code >= 0 else None,
             signal=-code if code < 0 else None,
-            oom_killed=usage.oom_killed,
+            oom_killed=oom,
             timed_out=self.timed_out,
             stop_reason=self.stop_reason,
             wall_s=round(ended_at - started_at, 6),

@@ -1,0 +1,115 @@
+"""``tuxai image build / ls / rm``: images from inputs tuxai hashes (``tuxai.images``; docs/containers.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tuxai.cli.common import DebugOption, guard
+
+image_app = typer.Typer(help="Build container images from hashed inputs; list and remove them.", no_args_is_help=True)
+
+
+@image_app.command("build")
+def build_command(
+    suite: Annotated[str, typer.Option("--suite", help="The Debian suite.", metavar="SUITE")] = "bookworm",
+    package: Annotated[
+        list[str] | None,
+        typer.Option("--package", "-p", help="An apt package (repeatable; default python3-minimal).", metavar="PKG"),
+    ] = None,
+    requirements: Annotated[
+        Path | None,
+        typer.Option("--requirements", "-r", help="requirements.txt installed into /opt/venv.", metavar="FILE"),
+    ] = None,
+    file: Annotated[
+        list[str] | None, typer.Option("--file", help="Copy a file in (repeatable).", metavar="SRC:DEST")
+    ] = None,
+    name: Annotated[str, typer.Option("--name", help="localhost/tuxai/NAME:<key>.", metavar="NAME")] = "image",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    debug: DebugOption = False,
+) -> None:
+    """Build (or find in the cache) the image of these inputs; print its name."""
+    raise typer.Exit(guard(lambda: run_build(suite, package, requirements, file or [], name, as_json), debug))
+
+
+def run_build(
+    suite: str, packages: list[str] | None, requirements: Path | None, files: list[str], name: str, as_json: bool
+) -> int:
+    """Hash the inputs, build or find the image, print it; the exit status.
+
+    Raises:
+        UsageError: a bad input (named); ImageBuildError: mmdebstrap or podman failed.
+    """
+    from tuxai.errors import UsageError
+    from tuxai.images.build import build
+    from tuxai.images.recipe import ImageFile, Recipe, check_recipe
+
+    copies: dict[str, Path] = {}
+    for item in files:
+        source, sep, dest = item.rpartition(":")
+        if not sep or not source or not Path(source).is_file():
+            raise UsageError(f"--file {item!r}: give SRC:DEST with SRC an existing file", hint="--file app.py:/app.py")
+        copies[dest] = Path(source)
+    if requirements is not None and not requirements.is_file():
+        raise UsageError(f"--requirements {requirements}: no such file")
+    recipe = check_recipe(
+        Recipe(
+            suite=suite,
+            packages=tuple(packages or ("python3-minimal",)),
+            requirements_sha256=_sha256(requirements) if requirements else "",
+            files=tuple(ImageFile(d, _sha256(s)) for d, s in copies.items()),
+            name=name,
+        )
+    )
+    built = build(recipe, copies, requirements)
+    if as_json:
+        print(json.dumps({"reference": built.reference, "id": built.image_id, "key": recipe.key, "cache": built.cache,
+                          "seconds": round(built.seconds, 3)}))  # fmt: skip
+    else:
+        print(f"{built.reference} {built.image_id[:12]} ({built.cache}, {built.seconds:.1f} s)")
+    return 0
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@image_app.command("ls")
+def ls_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the images as JSON.")] = False,
+    debug: DebugOption = False,
+) -> None:
+    """The images tuxai built: name, ID, size."""
+
+    def action() -> int:
+        from tuxai.images.build import list_images
+
+        images = list_images()
+        if as_json:
+            print(json.dumps([{"reference": i.reference, "id": i.image_id, "key": i.key, "size_bytes": i.size_bytes}
+                              for i in images]))  # fmt: skip
+        for image in [] if as_json else images:
+            print(f"{image.reference}  {image.image_id[:12]}  {image.size_bytes / 1e6:.0f} MB")
+        return 0
+
+    raise typer.Exit(guard(action, debug))
+
+
+@image_app.command("rm")
+def rm_command(
+    reference: Annotated[str, typer.Argument(help="A name or ID from tuxai image ls.", metavar="IMAGE")],
+    debug: DebugOption = False,
+) -> None:
+    """Remove an image tuxai built, and its cached layout."""
+
+    def action() -> int:
+        from tuxai.images.build import remove
+
+        print(f"removed {remove(reference).reference}")
+        return 0
+
+    raise typer.Exit(guard(action, debug))

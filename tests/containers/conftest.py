@@ -1,0 +1,76 @@
+"""The containers tier: real podman, an image built once by ``tuxai image build`` (cached across
+runs by its inputs' key), and two fake GPUs through CDI (kind ``tuxai.dev/gpu`` over mknod'ed
+/dev/fakegpu0 and /dev/fakegpu1, as ../shared/reference/containers-podman.md found here)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.daemon_helpers import DaemonProcess, finish
+
+CDI_SPEC = Path("/etc/cdi/tuxai-test-fakegpu.json")
+FAKE_GPUS = (Path("/dev/fakegpu0"), Path("/dev/fakegpu1"))
+TUXAI = [sys.executable, "-m", "tuxai"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test here needs root (podman as root, /etc/cdi, mknod): skipped only when not root."""
+    for item in items:
+        if os.getuid() != 0:
+            item.add_marker(pytest.mark.skip(reason="the containers tier runs as root (podman, /etc/cdi, mknod)"))
+
+
+@pytest.fixture(scope="session")
+def python_image() -> str:
+    """The tier's small Python image: built by ``tuxai image build`` once, a cache hit after."""
+    began = time.monotonic()
+    done = subprocess.run(
+        [*TUXAI, "image", "build", "--name", "tier-python", "--package", "python3-minimal", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    built = json.loads(done.stdout)
+    print(f"\nimage {built['reference']} ({built['cache']}) in {time.monotonic() - began:.1f} s")
+    return str(built["reference"])
+
+
+@pytest.fixture(scope="session")
+def fake_gpus() -> Iterator[tuple[Path, ...]]:
+    """Two device nodes and the CDI spec that names them "0" and "1" (the simulated box's indices)."""
+    for minor, path in enumerate(FAKE_GPUS):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # /dev/null's numbers: opening it is harmless
+        assert minor in (0, 1)
+    devices = [{"name": str(i), "containerEdits": {"deviceNodes": [{"path": str(p)}]}} for i, p in enumerate(FAKE_GPUS)]
+    CDI_SPEC.parent.mkdir(parents=True, exist_ok=True)
+    CDI_SPEC.write_text(json.dumps({"cdiVersion": "0.5.0", "kind": "tuxai.dev/gpu", "devices": devices}))
+    try:
+        yield FAKE_GPUS
+    finally:
+        CDI_SPEC.unlink(missing_ok=True)
+        for path in FAKE_GPUS:
+            path.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory, fake_gpus: tuple[Path, ...]) -> Iterator[DaemonProcess]:
+    """One daemon on the simulated 2-GPU box for the module's tests."""
+    process = DaemonProcess(tmp_path_factory.mktemp("containers") / "home").start()
+    try:
+        yield process
+    finally:
+        finish(process)

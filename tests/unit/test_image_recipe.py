@@ -1,0 +1,58 @@
+"""Issue 19, `tuxai image build`: the recipe's key, its checks, and the OCI documents (pure)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tuxai.errors import UsageError
+from tuxai.images.build import mmdebstrap_argv
+from tuxai.images.recipe import LABEL, ImageFile, Recipe, canonical_bytes, check_recipe, oci_config, oci_manifest
+
+
+def test_I19_same_inputs_same_key_one_changed_package_another() -> None:
+    base = Recipe("bookworm", ("python3-minimal", "python3-numpy"))
+    assert Recipe("bookworm", ("python3-numpy", "python3-minimal", "python3-numpy"), name="other").key == base.key
+    assert Recipe("bookworm", ("python3-minimal", "python3-scipy")).key != base.key
+    assert Recipe("trixie", base.packages).key != base.key
+    assert Recipe("bookworm", base.packages, requirements_sha256="ab").key != base.key
+    assert Recipe("bookworm", base.packages, files=(ImageFile("/app.py", "cd"),)).key != base.key
+    assert base.reference == f"localhost/tuxai/image:{base.key[:16]}"
+
+
+def test_I19_the_image_config_carries_no_build_time_so_its_id_repeats() -> None:
+    recipe = Recipe()
+    config = canonical_bytes(oci_config(recipe, "a" * 64, "amd64"))
+    assert config == canonical_bytes(oci_config(recipe, "a" * 64, "amd64"))
+    document = oci_config(recipe, "a" * 64, "amd64")
+    assert document["created"] == "1970-01-01T00:00:00Z" and document["config"]["Labels"] == {LABEL: recipe.key}
+    assert document["rootfs"]["diff_ids"] == ["sha256:" + "a" * 64]
+    manifest = oci_manifest(("c" * 64, 10), ("a" * 64, 20))
+    assert manifest["layers"][0]["digest"] == "sha256:" + "a" * 64 and manifest["config"]["size"] == 10
+
+
+@pytest.mark.parametrize(
+    ("recipe", "named"),
+    [
+        (Recipe(suite="Bookworm;rm"), "--suite"),
+        (Recipe(packages=("python3 numpy",)), "--package"),
+        (Recipe(name="Bad/Name"), "--name"),
+        (Recipe(files=(ImageFile("app.py", "x"),)), "--file"),
+        (Recipe(files=(ImageFile("/a/../etc/passwd", "x"),)), "--file"),
+    ],
+)
+def test_I19_a_bad_input_is_one_clear_error(recipe: Recipe, named: str) -> None:
+    with pytest.raises(UsageError, match=named):
+        check_recipe(recipe)
+
+
+def test_I19_mmdebstrap_line_installs_packages_files_and_requirements() -> None:
+    recipe = Recipe("bookworm", ("python3-minimal",))
+    argv = mmdebstrap_argv(recipe, {"/app.py": Path("/src/app.py")}, Path("/src/req.txt"), Path("/c/rootfs.tar"))
+    assert argv[:2] == ["mmdebstrap", "--variant=minbase"]
+    assert "--include=python3-minimal,python3-pip,python3-venv" in argv
+    assert "--customize-hook=upload /src/app.py /app.py" in argv
+    assert any("/opt/venv/bin/pip install" in a for a in argv)
+    assert argv[-2:] == ["bookworm", "/c/rootfs.tar"]
+    assert not any("pip" in a for a in mmdebstrap_argv(recipe, {}, None, Path("/r.tar")))
