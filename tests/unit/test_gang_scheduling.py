@@ -18,9 +18,9 @@ def _busy(node: str, index: int, until: float, job_id: str = "busy") -> Running:
 
 def test_E15_a_gang_starts_on_as_many_distinct_nodes_as_it_asks() -> None:
     (start,) = started(run(CLUSTER, (job("g", 2, nodes=2),))).values()
-    nodes = [start.allocation.node, *(a.node for a in start.more)]
+    nodes = [start.allocation.node, *(a.node for a in start.allocation.more)]
     assert sorted(nodes) == ["w1", "w2"]
-    assert all(len(a.gpus) == 2 for a in (start.allocation, *start.more))
+    assert all(len(a.gpus) == 2 for a in (start.allocation, *start.allocation.more))
 
 
 def test_E15_a_gang_is_all_or_nothing_and_names_the_nodes_it_waits_for() -> None:
@@ -45,7 +45,7 @@ def test_E15_a_small_job_backfills_beside_a_waiting_gang_only_when_it_ends_befor
 
 def test_a_running_gang_holds_every_node_it_runs_on() -> None:
     first = started(run(CLUSTER, (job("g", 2, nodes=2),)))["g"]
-    gang = Running(job("g", 2, nodes=2), first.allocation, 0.0, more=first.more)
+    gang = Running(job("g", 2, nodes=2), first.allocation, 0.0)
     assert started(run(CLUSTER, (job("one", 1),), running=(gang,))) == {}
 
 
@@ -59,4 +59,4 @@ def test_E15_an_impossible_gang_is_rejected_with_the_clusters_shape() -> None:
 
 def test_a_gang_of_one_node_is_an_ordinary_job() -> None:
     (start,) = started(run(CLUSTER, (job("g", 2, nodes=1),))).values()
-    assert start.more == () and start.allocation.node in ("w1", "w2")
+    assert start.allocation.more == () and start.allocation.node in ("w1", "w2")

@@ -16,10 +16,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tuxai.daemon.arrays import check_after, gate
+from tuxai.daemon.cluster import ClusterNodes, prepare_for
 from tuxai.daemon.config import Caller, DaemonConfig
 from tuxai.daemon.gang import check_gang
 from tuxai.daemon.jobdirs import new_job_dir, remove_job_dir
-from tuxai.daemon.launch import prepare_attempt
 from tuxai.daemon.limits import WindowUse, check_submit, job_groups
 from tuxai.daemon.outcome import Outcome, classify
 from tuxai.daemon.reasons import waiting_reasons
@@ -48,9 +48,12 @@ __all__ = ["Caller", "Daemon", "DaemonConfig"]  # Caller and DaemonConfig live i
 class Daemon:
     """The one place that wires store, scheduler and executor together."""
 
-    def __init__(self, config: DaemonConfig, store: Store, executor: Executor) -> None:
+    def __init__(
+        self, config: DaemonConfig, store: Store, executor: Executor, cluster: ClusterNodes | None = None
+    ) -> None:
         self.config, self.store, self.executor = config, store, executor
         self.node = Node(config.node, config.inventory)
+        self.cluster = cluster  # a cluster engine's nodes (tuxai up --ray: daemon.cluster); None: this machine
         self.wake = threading.Event()
         self._lock = threading.RLock()
         self._ended: set[int] = set()
@@ -69,7 +72,7 @@ class Daemon:
         Raises:
             UsageError: the request can never fit this machine (the message says what it has).
         """
-        reason = rejection(Job("new", caller.user, spec.request, now), (self.node,))
+        reason = rejection(Job("new", caller.user, spec.request, now), self._nodes())
         if reason is not None:
             raise UsageError(f"impossible request: {reason}", hint="ask for what the machine has (`tuxai gpus`)")
         protected = sorted(name for name, _ in spec.exports if is_protected(name))
@@ -85,7 +88,7 @@ class Daemon:
             raise UsageError(f"working directory {spec.workdir!r} is not an absolute path", hint="pass a full path")
         if spec.workdir and caller.uid == os.getuid() and not Path(spec.workdir).is_dir():
             raise UsageError(f"working directory {spec.workdir} does not exist", hint="pass an existing --workdir")
-        check_gang(spec, self.config.inventory)  # --nodes 2+ needs a cluster engine (daemon.gang)
+        check_gang(spec, self.config.inventory, self._nodes() if self.cluster else None)  # daemon.gang
         check_after(self.store, spec)  # --after names jobs that exist and can still end as asked
         spec = check_submit(self.config, self.store, spec, caller)  # quotas: max_time, max_pending (daemon.limits)
         job_id = self.store.submit(
@@ -286,7 +289,7 @@ class Daemon:
         gated = gate(self.store, waiting, running, now)  # dependencies, array caps (daemon/arrays.py)
         eligible = [j for j in waiting if not j.held and j.eligible_at <= now and j.id in gated.eligible]
         snapshot = Snapshot(
-            nodes=(self.node,),
+            nodes=self._nodes(),
             now=now,
             pending=tuple(_scheduler_job(j) for j in eligible),
             running=tuple(
@@ -339,13 +342,14 @@ class Daemon:
             job_dir = Path(job.log_path).parent if job.log_path else new_job_dir(self.config.home, job.id)
             log_path = str(job_dir / OUTPUT)
             env = self.store.environment(job.id)
-            attempt, handle = prepare_attempt(self.executor, self.config, job, decision.allocation, log_path, env)
+            allocation = decision.allocation  # a gang's other nodes in its ``more`` (daemon.cluster)
+            attempt, handle = prepare_for(self.executor, self.config, job, allocation, self._nodes, (log_path, env))
             ahead = decision.explanation.get("backfilled_before")
             fields = {
                 "attempt": attempt,
                 "run_dir": handle,  # the executor's handle (the column keeps its old name)
                 "log_path": log_path,
-                "allocation": decision.allocation,
+                "allocation": allocation,
                 "started_at": now,
                 "ended_at": None,
                 "exit_code": None,
@@ -358,6 +362,10 @@ class Daemon:
         for job_id, _, _, fields in changes:
             if job_id in moved:
                 self.executor.start(AttemptHandle(str(fields["run_dir"])))
+
+    def _nodes(self) -> tuple[Node, ...]:
+        """What the scheduler places on: the cluster's nodes, or this machine."""
+        return self.cluster.nodes() if self.cluster is not None else (self.node,)
 
 
 def _named(job: JobRecord) -> str:
@@ -374,4 +382,5 @@ def _scheduler_job(job: JobRecord) -> Job:
         priority=job.spec.priority,
         preemptible=job.spec.preemptible,
         groups=job_groups(job),
+        nodes=job.spec.nodes,
     )

@@ -13,16 +13,19 @@ from tuxai.model.inventory import Inventory
 from tuxai.model.job import JobRecord, JobSpec
 from tuxai.model.launch import NodeLaunch, gang_of, node_environment, node_launch, preferred_port
 from tuxai.model.resources import Allocation
+from tuxai.scheduler.admission import gang_rejection
+from tuxai.scheduler.snapshot import Node
 
 LOCAL_MASTER = "127.0.0.1"  # one node: its ranks meet on loopback
 
 
-def check_gang(spec: JobSpec, inventory: Inventory) -> None:
-    """Refuse a gang of more nodes than this daemon runs (one: the local executor), or one that
-    exports a variable of the launch contract (MASTER_ADDR, PET_NODE_RANK …: tuxai sets them).
+def check_gang(spec: JobSpec, inventory: Inventory, cluster: tuple[Node, ...] | None = None) -> None:
+    """Refuse a gang of more nodes than this daemon runs (one with the local executor; on a
+    ``cluster``, what no set of its nodes could ever hold), or one that exports a variable of the
+    launch contract (MASTER_ADDR, PET_NODE_RANK …: tuxai sets them).
 
     Raises:
-        UsageError: ``--nodes 2`` or more, in one line naming this daemon's shape; such an export.
+        UsageError: ``--nodes 2`` or more, in one line naming this daemon's or the cluster's shape; such an export.
     """
     if spec.launcher is None:
         return
@@ -34,6 +37,11 @@ def check_gang(spec: JobSpec, inventory: Inventory) -> None:
             hint="the launch contract sets MASTER_ADDR, WORLD_SIZE, NODE_RANK, PET_* … on every node",
         )
     if spec.nodes <= 1:
+        return
+    if cluster is not None:
+        reason = gang_rejection(spec.request, spec.nodes, cluster)
+        if reason is not None:
+            raise UsageError(f"impossible gang: {reason}", hint="ask for fewer nodes or a smaller share of each")
         return
     gpus = len(inventory.gpus)
     raise UsageError(

@@ -64,6 +64,7 @@ class Allocation:
     gpus: tuple[GpuShare, ...] = ()
     cpus: tuple[int, ...] = ()
     memory_bytes: int = 0
+    more: tuple[Allocation, ...] = ()  # a gang's other nodes, in rank order (this one is rank 0's)
 
     @property
     def visible_devices(self) -> str:
@@ -72,7 +73,8 @@ class Allocation:
 
 
 def allocation_to_dict(allocation: Allocation) -> dict[str, object]:
-    """``Allocation`` → plain JSON data (the stored form)."""
+    """``Allocation`` → plain JSON data (the stored form; a gang's other nodes under ``more``)."""
+    more = {"more": [allocation_to_dict(a) for a in allocation.more]} if allocation.more else {}
     return {
         "node": allocation.node,
         "gpus": [
@@ -88,7 +90,7 @@ def allocation_to_dict(allocation: Allocation) -> dict[str, object]:
         ],
         "cpus": list(allocation.cpus),
         "memory_bytes": allocation.memory_bytes,
-    }
+    } | more
 
 
 def allocation_from_dict(data: dict[str, Any]) -> Allocation:
@@ -108,4 +110,5 @@ def allocation_from_dict(data: dict[str, Any]) -> Allocation:
         ),
         cpus=tuple(int(c) for c in data.get("cpus", [])),
         memory_bytes=int(data.get("memory_bytes", 0)),
+        more=tuple(allocation_from_dict(a) for a in data.get("more", ())),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from tuxai.model.resources import Allocation, Request
 from tuxai.scheduler.admission import gang_rejection, rejection
@@ -87,7 +88,7 @@ def _victims(
             if r.allocation.node == node.name
             and r.job.preemptible
             and not r.draining
-            and not r.more  # a gang is stopped whole, never for one node's room
+            and not r.allocation.more  # a gang is stopped whole, never for one node's room
             and head.priority - r.job.priority >= gap
         ]
         candidates.sort(key=lambda r: ((now - r.started_at) * max(r.job.request.gpu_equivalents, 0.1), r.job.id))
@@ -167,6 +168,11 @@ def _taken(placed: tuple[Allocation, ...], job: Job, by_name: dict[str, NodeFree
         ends[(job.id, number)] = (end, allocation)
 
 
+def _gang(placed: tuple[Allocation, ...]) -> Allocation:
+    """One allocation for a start: the first node's, a gang's other nodes in its ``more``."""
+    return replace(placed[0], more=placed[1:]) if len(placed) > 1 else placed[0]
+
+
 def _waiting_for(state: list[NodeFree], request: Request) -> str:
     if request.mig_profile is not None:
         return f"waiting for {request.gpus} free MIG instance(s) of profile {request.mig_profile}"
@@ -228,7 +234,7 @@ def decide(snapshot: Snapshot, order: list[Ranked] | None = None) -> list[Decisi
             placed = place_job(state, job)
             explanation: dict[str, object] = {"rank": rank, "score": round(ranked.score, 2), **ranked.explain()}
             if placed is not None:
-                decisions.append(Start(job.id, placed[0], explanation, more=placed[1:]))
+                decisions.append(Start(job.id, _gang(placed), explanation))
                 _taken(placed, job, by_name, ends, now + limit)
                 tally.take(job.user, job.groups, job.request.gpu_equivalents * job.nodes)
                 continue
@@ -275,7 +281,7 @@ def decide(snapshot: Snapshot, order: list[Ranked] | None = None) -> list[Decisi
                     shadow = min(shadow, held[-1][0])
             continue
         explanation = {"rank": rank, "score": round(ranked.score, 2), **ranked.explain(), "backfilled_before": head.id}
-        decisions.append(Start(job.id, placed[0], explanation, backfilled=True, more=placed[1:]))
+        decisions.append(Start(job.id, _gang(placed), explanation, backfilled=True))
         _taken(placed, job, by_name, ends, now + limit)
         tally.take(job.user, job.groups, job.request.gpu_equivalents * job.nodes)
         for allocation in placed:

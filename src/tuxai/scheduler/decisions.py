@@ -9,13 +9,13 @@ from tuxai.model.resources import Allocation
 
 @dataclass(frozen=True)
 class Start:
-    """Start ``job_id`` now on ``allocation``; ``backfilled`` when it jumped the queue."""
+    """Start ``job_id`` now on ``allocation`` (a gang: its first node, the others in ``allocation.more``);
+    ``backfilled`` when it jumped the queue."""
 
     job_id: str
     allocation: Allocation
     explanation: dict[str, object] = field(default_factory=dict)
     backfilled: bool = False
-    more: tuple[Allocation, ...] = ()  # a gang's other nodes; ``allocation`` is its first (MASTER_ADDR)
 
 
 @dataclass(frozen=True)

@@ -42,12 +42,11 @@ class Running:
     allocation: Allocation
     started_at: float
     draining: bool = False
-    more: tuple[Allocation, ...] = ()  # a gang's other nodes (``allocation`` is its first)
 
     @property
     def allocations(self) -> tuple[Allocation, ...]:
-        """Every node's allocation, the first first."""
-        return (self.allocation, *self.more)
+        """Every node's allocation, the first first (a gang's others are ``allocation.more``)."""
+        return (self.allocation, *self.allocation.more)
 
 
 @dataclass(frozen=True)
