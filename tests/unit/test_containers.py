@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tuxai.daemon.containers import container_for, read_cdi_specs
+from tuxai.daemon.containers import container_for
 from tuxai.errors import UsageError
 from tuxai.executor.podman import (
     ENV_FILE,
@@ -20,6 +20,7 @@ from tuxai.executor.podman import (
     run_argv,
 )
 from tuxai.executor.rundir import Launch, read_launch, write_launch
+from tuxai.hardware.containers import read_cdi_specs
 from tuxai.model.cgroup import CgroupPlan
 from tuxai.model.container import DEFAULT_SHM_BYTES, CdiSpec, Container, cdi_names, choose_runtime, parse_cdi_spec
 from tuxai.model.job import JobSpec
@@ -122,12 +123,14 @@ def test_I19_job_file_image_and_shm_size() -> None:
 def test_I19_container_for_names_gpus_from_the_specs_on_the_host(tmp_path: Path) -> None:
     (tmp_path / "fake.json").write_text('{"kind": "tuxai.dev/gpu", "devices": [{"name": "0"}, {"name": "1"}]}')
     (tmp_path / "broken.yaml").write_text("kind: [")
-    specs = read_cdi_specs([str(tmp_path), str(tmp_path / "missing")])
-    assert [s.kind for s in specs] == ["tuxai.dev/gpu"]
-    assert container_for(JobSpec(("x",)), Allocation("n"), 1) is None
-    made = container_for(JobSpec(("x",), image="img"), Allocation("n"), 1)
+    specs, problems = read_cdi_specs([str(tmp_path), str(tmp_path / "missing")])
+    assert [s.kind for s in specs] == ["tuxai.dev/gpu"] and [p.split(":")[0] for p in problems] == [
+        str(tmp_path / "broken.yaml")
+    ]
+    assert container_for(JobSpec(("x",)), Allocation("n")) is None
+    made = container_for(JobSpec(("x",), image="img"), Allocation("n"))
     assert made is not None and made.shm_bytes == DEFAULT_SHM_BYTES and made.cdi_devices == ()
-    refused = container_for(JobSpec(("x",), image="img"), Allocation("n", (GpuShare(9, "GPU-zzz"),)), 1)
+    refused = container_for(JobSpec(("x",), image="img"), Allocation("n", (GpuShare(9, "GPU-zzz"),)))
     assert refused is not None and "no CDI device for GPU GPU-zzz" in refused.error
 
 

@@ -54,7 +54,11 @@ def run_doctor(
         from tuxai.envs import read_pip_settings
         from tuxai.hardware.cgroups import detect_cgroups
 
+        from tuxai.doctor.container_checks import container_findings
+        from tuxai.hardware.containers import probe_container_host
+
         extra = jobs_findings(detect_cgroups(), read_pip_settings())
+        extra += container_findings(probe_container_host(), machine.gpus)  # what --image jobs need (issue 19)
     report = diagnose(machine, extra)
     if as_json:
         print(json.dumps(report_to_json(report), indent=2))

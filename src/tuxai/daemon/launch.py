@@ -109,7 +109,7 @@ def build_launch(
         job_dir=str(job_dir),
         pids_max=config.job_pids_max,
         session=job.spec.session,
-        container=container_for(job.spec, allocation, support.version),
+        container=container_for(job.spec, allocation),
     )
 
 
