@@ -33,6 +33,14 @@ RANK_LINE = re.compile(r"^rank (\d)/(\d) RANK=(\d) WORLD_SIZE=(\d) NODE_RANK=(\d
                        r"CUDA_VISIBLE_DEVICES=(\S*) pid=(\d+)$", re.M)  # fmt: skip
 CHECKSUM = re.compile(r"^rank (\d) step 0 loss \S+ grad checksum (\S+)$", re.M)
 ENDED = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+# Each node's rank says where it is, then waits, or exits 1 on the node whose rank is its argument.
+RANK = (
+    "import os, sys, time\n"
+    "print('node', os.environ['NODE_RANK'], 'master', os.environ['MASTER_ADDR'], 'pid', os.getpid(), flush=True)\n"
+    "if os.environ['NODE_RANK'] == sys.argv[1]: time.sleep(1); sys.exit(1)\n"
+    "time.sleep(120)\n"
+)
+GANG = {"nodes": 2, "gpus_per_node": 1, "launcher": "none"}
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +51,17 @@ def daemon(ray_cluster: LocalRayCluster, tmp_path_factory: pytest.TempPathFactor
     config = DaemonConfig(home, load_inventory_file(ray_cluster.nodes[0].inventory))
     executor = RayExecutor(view.connect, str(home / "nodes"))
     store = Store(home / "tuxai.db")
-    yield Daemon(config, store, executor, RayNodes(view, refresh_s=1.0))
+    nodes = RayNodes(view, refresh_s=1.0)
+    nodes.nodes()  # read at the daemon's start: each node probed once, on itself
+    yield Daemon(config, store, executor, nodes)
     store.close()
 
 
 def _submit(daemon: Daemon, *args: str, **fields: object) -> int:
-    spec = spec_from_dict({"command": ["python", "ddp.py", *args], "workdir": str(JOBS), **fields}, origin="test")
+    """``python ddp.py ARGS`` (or ``python -c SCRIPT`` when ``script`` is given) from examples/jobs."""
+    script = fields.pop("script", None)
+    command = ["python", "-c", str(script), *args] if script else ["python", "ddp.py", *args]
+    spec = spec_from_dict({"command": command, "workdir": str(JOBS), **fields}, origin="test")
     path = f"{Path(sys.executable).parent}:/usr/bin:/bin"  # this venv's python and torchrun first
     return daemon.submit(spec, ROOT, {"PATH": path}, time.time())
 
@@ -100,3 +113,47 @@ def test_E15_an_impossible_gang_is_refused_at_submit_with_the_clusters_shape(dae
         "(2 of them can hold one node's share: 127.0.0.3, 127.0.0.4)"
     )
     assert time.monotonic() - began < 5.0
+
+
+def _pids(daemon: Daemon, job_id: int, count: int) -> list[int]:
+    """The pids its ranks printed, once ``count`` of them did."""
+    began = time.monotonic()
+    while len(found := re.findall(r"^node \d master \S+ pid (\d+)$", _logs(daemon, job_id), re.M)) < count:
+        assert time.monotonic() - began < 60, _logs(daemon, job_id)
+        daemon.tick(time.time())
+        time.sleep(0.2)
+    return [int(p) for p in found]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def test_E15_one_rank_exiting_1_fails_the_gang_within_10_s_and_no_rank_is_left(daemon: Daemon) -> None:
+    job_id = _submit(daemon, "1", script=RANK, **GANG)
+    pids = _pids(daemon, job_id, 2)
+    took = _until_ended(daemon, job_id, 10)
+    job = daemon.store.get(job_id)
+    assert job.state is JobState.FAILED and job.exit_code == 1 and job.reason.startswith("exit code 1"), job.reason
+    assert not any(_alive(pid) for pid in pids)
+    print(f"gang failed {took:.1f} s after both ranks ran")
+
+
+def test_E15_a_restarted_daemon_adopts_the_running_gang_and_records_its_outcome(
+    daemon: Daemon, ray_cluster: LocalRayCluster
+) -> None:
+    job_id = _submit(daemon, "9", script=RANK, **GANG)  # no node 9: both ranks wait
+    pids = _pids(daemon, job_id, 2)
+    view = ClusterView(ray_cluster.address)
+    executor = RayExecutor(view.connect, str(daemon.config.home / "nodes"))
+    again = Daemon(daemon.config, daemon.store, executor, RayNodes(view))  # the first one knows nothing more
+    again.reconcile(time.time())
+    assert again.store.get(job_id).state is JobState.RUNNING
+    again.cancel(job_id, ROOT, time.time())
+    _until_ended(again, job_id, 15)
+    assert again.store.get(job_id).state is JobState.CANCELLED
+    assert not any(_alive(pid) for pid in pids)
