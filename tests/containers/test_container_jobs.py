@@ -26,10 +26,15 @@ def _wait(daemon: DaemonProcess, ids: list[int], states: list[JobState], timeout
         time.sleep(0.05)
 
 
+def _output(daemon: DaemonProcess, job_id: int) -> str:
+    """The job's output so far ("" while its shim starts)."""
+    log = Path(daemon.job(job_id).log_path or "/nonexistent")
+    return log.read_text() if log.exists() else ""
+
+
 def _devices(daemon: DaemonProcess, job_id: int) -> list[str]:
-    """The fake GPUs the job listed in /dev (none yet while its shim starts)."""
-    log = Path(daemon.job(job_id).log_path)
-    return re.findall(r"^fakegpu\d$", log.read_text() if log.exists() else "", re.MULTILINE)
+    """The fake GPUs the job listed in /dev."""
+    return re.findall(r"^fakegpu\d$", _output(daemon, job_id), re.MULTILINE)
 
 
 def test_I19_two_container_jobs_see_only_their_own_gpu_and_a_third_gets_the_freed_one(
@@ -69,3 +74,26 @@ def test_I19_memory_limit_holds_inside_the_container_and_the_oom_kill_is_recorde
     assert job.state is JobState.FAILED, (job, daemon.log(job_id))
     assert detail.oom_killed, (detail, daemon.log(job_id))
     assert "started" in daemon.log(job_id)
+
+
+def test_I19_a_cancel_reaches_the_job_inside_with_its_grace_and_a_checkpoint_resumes(
+    daemon: DaemonProcess, python_image: str
+) -> None:
+    term = "trap 'echo got TERM; touch $TUXAI_CHECKPOINT_DIR/term; exit 3' TERM; echo started"
+    cancelled = daemon.client.submit(
+        {"command": ["sh", "-c", f"{term}; while :; do sleep 0.1; done"], "grace": "20s", "image": python_image}
+    )
+    deadline = time.monotonic() + 30
+    while "started" not in _output(daemon, cancelled):
+        assert time.monotonic() < deadline, _output(daemon, cancelled)
+        time.sleep(0.05)
+    daemon.client.cancel(cancelled)
+    job = daemon.wait_all([cancelled], timeout_s=30)[cancelled]
+    assert job.state is JobState.CANCELLED and "got TERM" in daemon.log(cancelled)
+    assert (Path(daemon.job(cancelled).log_path).parent / "checkpoint" / "term").exists()
+    resume = (
+        "if [ -e $TUXAI_CHECKPOINT_DIR/step ]; then echo resumed; exit 0; fi; touch $TUXAI_CHECKPOINT_DIR/step; exit 99"
+    )
+    requeued = daemon.client.submit({"command": ["sh", "-c", resume], "image": python_image})
+    job = daemon.wait_all([requeued], timeout_s=60)[requeued]
+    assert job.state is JobState.SUCCEEDED and "resumed" in daemon.log(requeued), daemon.log(requeued)

@@ -1,0 +1,45 @@
+"""Issue 19: one container attempt run by the shim itself, as `nobody`: the user inside, /dev/shm,
+the variables (none on podman's command line), the mounts, the files left owned by the user."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tuxai.executor.rundir import Launch, read_status, write_launch
+from tuxai.model.container import Container
+
+pytestmark = pytest.mark.containers
+
+NOBODY = 65534
+REPORT = "id -u; df -k /dev/shm | tail -1; echo VAR=$TUXAI_TEST_VAR PATH=$PATH; pwd; touch $CK/saved out.txt"
+
+
+def test_I19_the_job_runs_as_the_submitting_user_with_its_shm_variables_and_mounts(
+    tmp_path: Path, python_image: str
+) -> None:
+    os.chmod(tmp_path, 0o755)
+    work, job_dir = tmp_path / "work", tmp_path / "jobs" / "5"
+    work.mkdir()
+    os.chown(work, NOBODY, NOBODY)
+    job_dir.mkdir(parents=True)
+    env = {"TUXAI_TEST_VAR": "hello there", "CK": str(job_dir / "checkpoint"), "PATH": "/host/only"}
+    container = Container(python_image, 256 << 20, (), "runc")
+    launch = Launch(5, 1, ("sh", "-c", REPORT), env, str(work), str(job_dir / "output.log"), job_dir=str(job_dir),
+                    user=(NOBODY, NOBODY, ()), container=container)  # fmt: skip
+    write_launch(job_dir / "run-1", launch)
+    subprocess.run([sys.executable, "-m", "tuxai.executor.shim", str(job_dir / "run-1")], check=True, timeout=60)
+    status = read_status(job_dir / "run-1")
+    lines = (job_dir / "output.log").read_text().splitlines()
+    assert status is not None and status.exit_code == 0, (status, lines)
+    assert lines[0] == str(NOBODY)
+    assert lines[1].split()[1] == str(256 << 10)  # /dev/shm as asked, in KiB
+    assert lines[2].startswith("VAR=hello there PATH=") and "/host/only" not in lines[2]
+    assert lines[3] == str(work)
+    assert (job_dir / "checkpoint" / "saved").stat().st_uid == NOBODY and (work / "out.txt").stat().st_uid == NOBODY
+    assert "hello there" in (job_dir / "run-1" / "container.env").read_text()
+    assert (job_dir / "run-1" / "container.env").stat().st_mode & 0o777 == 0o600
