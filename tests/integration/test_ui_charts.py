@@ -18,12 +18,12 @@ HOUR, DAY = 3600.0, 86400.0
 @pytest.mark.parametrize(
     ("back_s", "expected"),
     [
-        (15 * 60, (1, 1)),  # the 1 s tier keeps the last hour
-        (HOUR, (1, 3)),  # 3,600 rows folded into 1,200 points
-        (DAY, (60, 60)),  # past the hour: minutes
-        (7 * DAY, (60, 420)),
-        (30 * DAY, (3600, 3600)),  # past the week: hours
-        (365 * DAY, (3600, 21600)),  # a year: hours folded by six
+        (15 * 60, (1, 2)),  # the 1 s tier keeps the last hour
+        (HOUR, (1, 6)),  # 3,600 rows folded into 600 points
+        (DAY, (60, 180)),  # past the hour: minutes
+        (7 * DAY, (3600, 3600)),  # a week of minutes is too many rows: hours
+        (30 * DAY, (3600, 7200)),
+        (365 * DAY, (3600, 54000)),  # a year: hours folded by 15
     ],
 )
 def test_a_range_reads_the_finest_tier_that_still_holds_its_start(back_s: float, expected: tuple[int, int]) -> None:
@@ -67,4 +67,4 @@ def test_the_series_query_seeks_the_primary_key_and_never_scans(tmp_path: Path) 
 
 
 def test_the_last_hour_asked_a_moment_ago_still_reads_the_seconds() -> None:
-    assert tier_for(NOW - HOUR, NOW, NOW + 0.5) == (1, 3)  # the page's clock read before the query's
+    assert tier_for(NOW - HOUR, NOW, NOW + 0.5) == (1, 6)  # the page's clock read before the query's

@@ -15,8 +15,8 @@ from tuxai.model.wire_ui import GpuLine, GpuSeries
 from tuxai.store.jobs import Store
 from tuxai.store.telemetry import RETENTION_S
 
-MAX_POINTS = 1500  # a chart's points a GPU: more than a 1280 px chart shows
-MAX_ROWS = 12_000  # rows read a GPU before folding (a month of hours is 720, a day of minutes 1,440)
+MAX_POINTS = 600  # a chart's points a GPU: about a point for each two pixels of a 1280 px page's chart
+MAX_ROWS = 3600  # rows read a GPU before folding: an hour of seconds, a day of minutes; a week reads hours
 TIERS = (1, 60, 3600)
 SLACK_S = 60.0  # "the last hour" asked a moment ago still reads the 1 s tier (its first seconds may be pruned)
 

@@ -14,8 +14,8 @@ from urllib.parse import urlencode
 from tuxai.model.wire_ui import GpuLine, GpuSeries
 from tuxai.ui.html import esc, size, span, table
 
-RANGES_S = {"15m": 900, "1h": 3600, "6h": 6 * 3600, "1d": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "1y": 365 * 86400}
-DEFAULT_RANGE = "1h"
+RANGES_S = {"15m": 900, "1h": 3600, "6h": 6 * 3600, "1d": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
+DEFAULT_RANGE = "15m"  # the 1 s tier, 7,200 rows for 8 GPUs (bench/ui.py)
 METRICS = (("util_pct", "utilization", "%"), ("memory_used_bytes", "memory", "GiB"), ("power_w", "power", "W"))
 TIER_NAMES = {1: "1 s", 60: "1 min", 3600: "1 h"}
 
