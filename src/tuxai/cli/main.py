@@ -151,7 +151,9 @@ def sim(
 
 @app.command()
 def serve(
-    target: Annotated[Path, typer.Argument(help="A model file (.onnx, .pt) or a model repository.", metavar="MODEL")],
+    target: Annotated[
+        Path, typer.Argument(help="A model file (.onnx, .pt), a repository, or models:/NAME@ALIAS.", metavar="MODEL")
+    ],
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port (0: any free one).")] = 8000,
     token_file: Annotated[
@@ -197,6 +199,10 @@ def serve(
         )
         options = ServeOptions(target, host, port, token_file, defaults, not no_watch, endpoint_file, max_body_bytes,
                                allow_empty)  # fmt: skip
+        if str(target).startswith("models:/"):  # the registry's alias, followed (docs/lifecycle.md)
+            from tuxai.cli.serve_alias import serve_alias
+
+            return serve_alias(str(target), options)
         return run_server(options)
 
     raise typer.Exit(guard(action, debug))

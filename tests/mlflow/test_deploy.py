@@ -1,0 +1,127 @@
+"""``tuxai serve models:/NAME@ALIAS`` against a real MLflow registry in SQLite: the alias's version
+served and answered with tritonclient; moving the alias under 4 threads of load swaps the served
+version within 2 s with every request answered 200; moving it back rolls back; the served version
+tagged in the registry."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import tritonclient.http as triton
+
+from tests.serving_models import mlp_onnx
+
+pytestmark = pytest.mark.mlflow
+
+
+def register(client: Any, experiment: str, name: str, model: Path) -> str:
+    """A run that logged ``model`` under ``model/``, registered as the next version of ``name``; its number."""
+    run = client.create_run(experiment)
+    client.log_artifact(run.info.run_id, str(model), artifact_path="model")
+    client.set_terminated(run.info.run_id)
+    version = client.create_model_version(name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+    return str(version.version)
+
+
+class Load:
+    """4 threads asking the model as fast as they can; every answer's status and served version kept."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.stop = url, threading.Event()
+        self.answers: list[tuple[int, str]] = []
+        body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [0.5, 1.0, 1.5, 2.0]}]}
+        self.threads = [threading.Thread(target=self._ask, args=(body,)) for _ in range(4)]
+        for thread in self.threads:
+            thread.start()
+
+    def _ask(self, body: dict[str, Any]) -> None:
+        with httpx.Client(base_url=self.url, timeout=30) as http:
+            while not self.stop.is_set():
+                answer = http.post("/v2/models/digits/infer", json=body)
+                version = answer.json().get("model_version", "") if answer.status_code == 200 else ""
+                self.answers.append((answer.status_code, version))
+
+    def served(self) -> str:
+        """The version of the latest answer."""
+        while not self.answers:
+            time.sleep(0.01)
+        return self.answers[-1][1]
+
+    def wait_for(self, version: str, within_s: float) -> float:
+        """Seconds until answers come from ``version`` (fails past ``within_s``)."""
+        began = time.monotonic()
+        while self.served() != version:
+            assert time.monotonic() - began < within_s, f"still version {self.served()} after {within_s} s"
+            time.sleep(0.01)
+        return time.monotonic() - began
+
+    def finish(self) -> list[tuple[int, str]]:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+        return self.answers
+
+
+def test_serve_follows_the_alias_under_load_and_rolls_back(tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    data = tmp_path / "data"
+    uri = f"sqlite:///{data}/tuxai/mlflow/mlflow.db"
+    (data / "tuxai/mlflow").mkdir(parents=True)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.create_experiment("digits", artifact_location=(tmp_path / "artifacts").as_uri())
+    client.create_registered_model("digits")
+    for seed in (1, 2):
+        register(client, experiment, "digits", mlp_onnx(tmp_path / f"v{seed}" / "model.onnx", (4, 8, 3), seed))
+    client.set_registered_model_alias("digits", "champion", "1")
+
+    env = {**os.environ, "XDG_DATA_HOME": str(data)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    endpoint, log = tmp_path / "endpoint", tmp_path / "serve.log"
+    argv = [sys.executable, "-m", "tuxai", "serve", "models:/digits@champion", "--port", "0",
+            "--endpoint-file", str(endpoint)]  # fmt: skip
+    with open(log, "wb") as out:
+        server = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not endpoint.exists():
+            assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        url = endpoint.read_text().strip()
+        triton_client = triton.InferenceServerClient(url.removeprefix("http://"))
+        x = triton.InferInput("x", [2, 4], "FP32")
+        x.set_data_from_numpy(np.ones((2, 4), dtype=np.float32))
+        answer = triton_client.infer("digits", [x])
+        assert answer.get_response()["model_version"] == "1" and answer.as_numpy("y").shape == (2, 3)
+
+        deadline = time.monotonic() + 10
+        while client.get_model_version("digits", "1").tags.get("tuxai.serving", "").split(" ")[0] != url:
+            assert time.monotonic() < deadline, client.get_model_version("digits", "1").tags
+            time.sleep(0.1)
+
+        load = Load(url)
+        assert load.wait_for("1", 10) >= 0
+        client.set_registered_model_alias("digits", "champion", "2")
+        swapped_s = load.wait_for("2", 2.0)
+        client.set_registered_model_alias("digits", "champion", "1")
+        rolled_back_s = load.wait_for("1", 2.0)
+        answers = load.finish()
+        print(f"\nswap {swapped_s:.2f} s, rollback {rolled_back_s:.2f} s, {len(answers)} requests")
+        assert {status for status, _ in answers} == {200}, [a for a in answers if a[0] != 200][:5]
+        assert {version for _, version in answers} == {"1", "2"}
+        tags = {v: client.get_model_version("digits", v).tags for v in ("1", "2")}
+        assert tags["1"]["tuxai.serving"].startswith(url) and "tuxai.serving" not in tags["2"]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 0, log.read_text()
+    assert "tuxai.serving" not in client.get_model_version("digits", "1").tags  # the tag left with the server

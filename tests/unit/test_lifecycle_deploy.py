@@ -1,0 +1,41 @@
+"""Deploy by alias, its pure parts (lifecycle.deploy): the target read, the file a version serves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tuxai.errors import UsageError
+from tuxai.lifecycle.deploy import ModelAlias, is_model_uri, model_file, parse_model_uri, serving_dir
+
+
+def test_a_registry_alias_is_read_and_anything_else_refused_in_one_line() -> None:
+    assert parse_model_uri("models:/digits@champion") == ModelAlias("digits", "champion")
+    assert str(ModelAlias("digits", "champion")) == "models:/digits@champion"
+    for bad in ("models:/digits/3", "models:/digits@", "models:/@champion", "models:/a/b@c", "digits@champion"):
+        with pytest.raises(UsageError, match="is not a registry alias"):
+            parse_model_uri(bad)
+    assert is_model_uri("models:/digits@champion") and not is_model_uri("repo/digits")
+    where = serving_dir(ModelAlias("digits", "champion"), {"HOME": "/home/ada"})
+    assert where == Path("/home/ada/.local/share/tuxai/mlflow/serving/digits@champion")
+
+
+def test_onnx_is_served_first_then_torch_then_savedmodel(tmp_path: Path) -> None:
+    (tmp_path / "model/data").mkdir(parents=True)
+    (tmp_path / "model/MLmodel").write_text("flavors: {}\n")
+    (tmp_path / "model/data/model.pt").write_bytes(b"torch")
+    assert model_file(tmp_path) == tmp_path / "model/data/model.pt"
+    (tmp_path / "model/model.onnx").write_bytes(b"onnx")
+    assert model_file(tmp_path) == tmp_path / "model/model.onnx"
+    saved = tmp_path / "saved"
+    (saved / "tf/variables").mkdir(parents=True)
+    (saved / "tf/saved_model.pb").write_bytes(b"pb")
+    assert model_file(saved) == saved / "tf"
+
+
+def test_a_version_with_nothing_servable_says_what_it_holds(tmp_path: Path) -> None:
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model/model.pkl").write_bytes(b"pickle")
+    with pytest.raises(UsageError, match=r"no servable model among the version's artifacts: model/model\.pkl"):
+        model_file(tmp_path)
