@@ -7,7 +7,7 @@ DEV_STAMP  := $(VENV)/.installed-dev
 RAY_STAMP  := $(VENV)/.installed-ray
 MLFLOW_STAMP := $(VENV)/.installed-mlflow
 
-.PHONY: run test system-deps vm-deps lint typecheck layers unit test-vm test-ray test-mlflow ui-deps ui-assets wheel test-ui bench test-gpu clean containers-deps test-containers
+.PHONY: run test system-deps vm-deps lint typecheck layers unit test-vm test-ray test-mlflow ui-deps ui-assets wheel test-ui bench test-gpu clean containers-deps test-containers slurm-deps test-slurm
 
 # Real programs the tests drive (program:package): a Prometheus server scrapes the daemon, tmux shows `tuxai top`.
 SYSTEM_TOOLS := prometheus:prometheus tmux:tmux
@@ -15,6 +15,8 @@ SYSTEM_TOOLS := prometheus:prometheus tmux:tmux
 VM_TOOLS := qemu-system-x86_64:qemu-system-x86 mmdebstrap:mmdebstrap mkfs.ext4:e2fsprogs debugfs:e2fsprogs
 # The containers tier's programs (tests/containers; docs/containers.md): podman, its runtimes, mmdebstrap.
 CONTAINER_TOOLS := podman:podman runc:runc crun:crun conmon:conmon mmdebstrap:mmdebstrap
+# The Slurm tier's programs (tests/slurm): Debian's Slurm 22.05 and munge.
+SLURM_TOOLS := slurmctld:slurmctld slurmd:slurmd sbatch:slurm-client munged:munge
 # The browser tier's program (tests/browser): Debian's Chromium, driven by Playwright (a dev dependency).
 UI_TOOLS := chromium:chromium
 
@@ -44,7 +46,7 @@ run: $(RUN_STAMP)
 	$(BIN)/python examples/demo.py --home $(DEMO_HOME)
 
 ## test: set up, lint, type-check, check the layers, run the tests, then the VM, Ray and browser tiers (docs/testing.md)
-test: $(DEV_STAMP) system-deps lint typecheck layers unit test-vm test-ray test-mlflow test-ui test-containers
+test: $(DEV_STAMP) system-deps lint typecheck layers unit test-vm test-ray test-mlflow test-ui test-containers test-slurm
 
 # $(call install-missing,PROGRAM:PACKAGE …,WHO): install the packages of the programs not on
 # PATH when root (as in CI), else say which and fail.
@@ -116,6 +118,14 @@ $(RAY_STAMP): pyproject.toml $(DEV_STAMP)
 test-ray: $(RAY_STAMP)
 	$(BIN)/pytest -m ray tests/ray
 
+## slurm-deps: Debian packages of the Slurm tier: slurmctld, slurmd, the client commands, munge (installed when root)
+slurm-deps:
+	$(call install-missing,$(SLURM_TOOLS),make test-slurm)
+
+## test-slurm: a two-node Slurm (munge, slurmctld, slurmd -N n1/n2, fake GPUs) brought up once; ddp.py across both
+test-slurm: $(DEV_STAMP) slurm-deps
+	$(BIN)/pytest -m slurm tests/slurm
+
 $(MLFLOW_STAMP): pyproject.toml $(DEV_STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,mlflow]'
 	touch $@
@@ -125,7 +135,7 @@ test-mlflow: $(MLFLOW_STAMP)
 	$(BIN)/pytest -m mlflow tests/mlflow
 
 ## bench: the performance benchmarks (ratios against a baseline in the same process)
-bench: $(DEV_STAMP) system-deps
+bench: $(DEV_STAMP) system-deps $(UI_ASSETS)
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && $(APT_INSTALL) wrk; } || { echo "bench/serving.py needs wrk"; exit 1; }
 	$(BIN)/pip install --quiet litserve
 	$(BIN)/python bench/doctor.py
@@ -133,6 +143,7 @@ bench: $(DEV_STAMP) system-deps
 	$(BIN)/python bench/sim.py
 	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/telemetry.py
+	$(BIN)/python bench/ui.py
 	$(BIN)/python bench/serving.py
 	$(BIN)/pip install --quiet -e '.[ray]' 'ray[default]'
 	$(BIN)/python bench/scale.py
