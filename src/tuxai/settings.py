@@ -74,6 +74,10 @@ class DaemonSettings:
     scheduler_config: Path | None = field(
         default=None, metadata=rules("policy weights (docs/scheduler.md)", must_exist=True, metavar="FILE")
     )
+    ray: str = field(
+        default="",
+        metadata=rules("run jobs on the Ray cluster at HOST:PORT (or auto): tuxai schedules, Ray runs", metavar="ADDR"),
+    )
     tcp: str = field(
         default="",
         metadata=rules("also listen on HOST:PORT (loopback), bearer token in <home>/token", metavar="HOST:PORT"),

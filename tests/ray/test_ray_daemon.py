@@ -4,6 +4,7 @@ process wiring is not built yet); the job is examples/jobs/ddp.py unchanged, 2 n
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import time
@@ -157,3 +158,28 @@ def test_E15_a_restarted_daemon_adopts_the_running_gang_and_records_its_outcome(
     _until_ended(again, job_id, 15)
     assert again.store.get(job_id).state is JobState.CANCELLED
     assert not any(_alive(pid) for pid in pids)
+
+
+def test_E15_tuxai_up_ray_runs_a_submitted_gang_on_the_workers(ray_cluster: LocalRayCluster, tmp_path: Path) -> None:
+    from tests.daemon_helpers import DaemonProcess, finish
+    from tests.e2e.test_gang_local import submit
+
+    process = DaemonProcess(tmp_path / "home", ray_cluster.nodes[0].inventory, ("--ray", ray_cluster.address))
+    began = time.monotonic()
+    process.start(timeout_s=90)
+    up_s = time.monotonic() - began
+    try:
+        script = "import os; print('node', os.environ['NODE_RANK'], 'master', os.environ['MASTER_ADDR'])"
+        done = submit(process.home, "--json", "--nodes", "2", "--gpus-per-node", "1", "--launcher", "none", "--",
+                      "python", "-c", script)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        job_id = int(json.loads(done.stdout)["id"])
+        job = process.wait_all([job_id], timeout_s=90)[job_id]
+        logs = "".join(p.read_text() for p in sorted((process.home / "jobs" / str(job_id)).glob("output*.log")))
+        assert job.state == "succeeded", logs
+        master = logs.split("master ")[1].split()[0]
+        assert master in ("127.0.0.3", "127.0.0.4")
+        assert sorted(logs.splitlines()) == [f"node 0 master {master}", f"node 1 master {master}"]
+        print(f"tuxai up --ray answered in {up_s:.1f} s")
+    finally:
+        finish(process)

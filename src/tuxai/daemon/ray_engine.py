@@ -1,0 +1,26 @@
+"""The daemon on a Ray cluster (``tuxai up --ray ADDRESS|auto``): tuxai's queue, store and policy over
+Ray's nodes, every decision run by the Ray executor (``daemon.cluster``, ``executor.ray``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tuxai.cluster.ray_nodes import ClusterView
+from tuxai.daemon.cluster import RayNodes
+from tuxai.daemon.config import DaemonConfig
+from tuxai.daemon.core import Daemon
+from tuxai.executor.ray import RayExecutor
+from tuxai.store.jobs import Store
+
+
+def ray_daemon(config: DaemonConfig, store: Store, address: str, node_root: Path) -> Daemon:
+    """A daemon whose nodes are the Ray cluster's at ``address``, read now (each node probed on itself).
+
+    ``node_root``: where each node keeps its ranks' run directories.
+
+    Raises:
+        ClusterError: Ray is not installed, the cluster does not answer, or a node's probe failed.
+    """
+    view = ClusterView(address)
+    view.refresh()  # joins the cluster now: a wrong address is the daemon's start error, in one line
+    return Daemon(config, store, RayExecutor(view.connect, str(node_root)), RayNodes(view))
