@@ -79,3 +79,12 @@ def test_a_step_is_an_mlflow_run_with_tuxais_tags_energy_and_its_own_metric(
     again = tuxai(shared_daemon, data, "pipeline", "run", str(project / "pipeline.yaml"))
     assert again.returncode == 0, again.stderr
     assert len(client.search_runs([experiment.experiment_id])) == 2  # every step cached: no new run
+
+
+def test_mlflow_ui_with_the_light_client_says_in_one_line_what_to_install(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tuxai", "mlflow", "ui"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2 and done.stderr.strip() == (
+        "error: MLflow's UI is not in mlflow-skinny, the light client tuxai[mlflow] installs: pip install mlflow"
+    )

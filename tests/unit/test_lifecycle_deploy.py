@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tuxai.cli.mlflow_ui import UI_PAGE, ui_missing
 from tuxai.errors import UsageError
 from tuxai.lifecycle.deploy import ModelAlias, is_model_uri, model_file, parse_model_uri, serving_dir
 
@@ -39,3 +40,11 @@ def test_a_version_with_nothing_servable_says_what_it_holds(tmp_path: Path) -> N
     (tmp_path / "model/model.pkl").write_bytes(b"pickle")
     with pytest.raises(UsageError, match=r"no servable model among the version's artifacts: model/model\.pkl"):
         model_file(tmp_path)
+
+
+def test_mlflow_ui_says_which_package_it_lacks(tmp_path: Path) -> None:
+    assert "pip install 'tuxai[mlflow]'" in str(ui_missing(None))
+    assert "not in mlflow-skinny" in str(ui_missing(tmp_path))  # the light client: no UI pages
+    (tmp_path / UI_PAGE).parent.mkdir(parents=True)
+    (tmp_path / UI_PAGE).write_text("<html></html>")
+    assert ui_missing(tmp_path) is None

@@ -14,6 +14,7 @@ from tuxai.cli.envs import env_app
 from tuxai.cli.export import export_app
 from tuxai.cli.images import image_app
 from tuxai.cli.job_commands import jobs_app
+from tuxai.cli.mlflow_ui import mlflow_app
 from tuxai.cli.pipeline import pipeline_app
 from tuxai.errors import UsageError
 
@@ -257,6 +258,7 @@ app.add_typer(env_app, name="env")
 app.add_typer(export_app, name="export")
 app.add_typer(image_app, name="image")
 app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(mlflow_app, name="mlflow")
 
 
 def run() -> None:
