@@ -97,3 +97,21 @@ def test_I19_a_cancel_reaches_the_job_inside_with_its_grace_and_a_checkpoint_res
     requeued = daemon.client.submit({"command": ["sh", "-c", resume], "image": python_image})
     job = daemon.wait_all([requeued], timeout_s=60)[requeued]
     assert job.state is JobState.SUCCEEDED and "resumed" in daemon.log(requeued), daemon.log(requeued)
+
+
+def test_I19_a_container_job_outlives_a_kill_9_of_the_daemon_with_its_real_exit_status(
+    daemon: DaemonProcess, python_image: str, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    script = f"echo started; while [ ! -e {go} ]; do sleep 0.05; done; exit 7"
+    job_id = daemon.client.submit({"command": ["sh", "-c", script], "image": python_image, "workdir": str(tmp_path)})
+    deadline = time.monotonic() + 30
+    while "started" not in _output(daemon, job_id):
+        assert time.monotonic() < deadline, _output(daemon, job_id)
+        time.sleep(0.05)
+    daemon.kill9()
+    daemon.start()
+    assert daemon.job(job_id).state is JobState.RUNNING  # adopted: its shim still holds it
+    go.touch()
+    job = daemon.wait_all([job_id], timeout_s=30)[job_id]
+    assert (job.state, job.exit_code) == (JobState.FAILED, 7), daemon.log(job_id)
