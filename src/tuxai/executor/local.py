@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 from typing import IO, Protocol
 
-from tuxai.executor import cgroups, systemd
+from tuxai.executor import cgroups, podman, systemd
 from tuxai.executor.attempt import AttemptHandle, AttemptTaken, Executor, Observed, Processes, Seen
 from tuxai.executor.processes import kill_proven_group
 from tuxai.executor.rundir import (
@@ -207,6 +207,11 @@ class LocalExecutor:
         status = read_status(run_dir)
         if status is not None:
             kill_proven_group(status.pgid, status.boot_id, status.start_ticks)
+        with contextlib.suppress(ValueError):  # a container job: what podman keeps of it (its record, its groups)
+            launch = read_launch(run_dir)
+            if launch.container is not None:
+                podman.remove_container(run_dir)
+                podman.remove_groups(launch.cgroup)
 
     def processes(self, handle: AttemptHandle) -> Processes | None:
         """The job's process group (from status.json, once the shim started it) and the groups it was launched with."""
