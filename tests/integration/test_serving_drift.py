@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import numpy as np
@@ -65,6 +67,14 @@ def test_held_out_rows_read_no_drift_then_a_shifted_feature_is_named(server: Ser
     assert _gauges(server, "tuxai_serve_drift_windows_total") == {'model="watched",version="1"': 2.0}
     js = _gauges(server, "tuxai_serve_drift_js")
     assert 0 < js['model="watched",version="1",feature="x[2]"'] <= 1
+
+    ran = server.log.with_name("on-drift.txt")
+    command = [sys.executable, "-m", "tuxai", "drift", "watched", "--url", server.url,
+               "--on-drift", f'echo "$TUXAI_DRIFT_VERSION $TUXAI_DRIFT_FEATURES" >> {ran}']  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "model watched version 1: drift on x[2] (last of 2 windows)"
+    assert ran.read_text() == "1 x[2]\n"  # the --on-drift command ran once, told the version and feature
 
 
 def test_no_reference_no_window_and_a_garbled_one_never_fails_a_request(server: Server) -> None:

@@ -10,6 +10,7 @@ import typer
 
 from tuxai import __version__
 from tuxai.cli.common import DebugOption, HomeOption, LogLevelOption, guard, start_logging
+from tuxai.cli.drift import drift
 from tuxai.cli.envs import env_app
 from tuxai.cli.export import export_app
 from tuxai.cli.images import image_app
@@ -259,6 +260,7 @@ app.add_typer(export_app, name="export")
 app.add_typer(image_app, name="image")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(mlflow_app, name="mlflow")
+app.command("drift")(drift)
 
 
 def run() -> None:
