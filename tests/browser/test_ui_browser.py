@@ -212,6 +212,12 @@ def test_ui_jobs_and_job_pages_load_and_the_log_tail_grows_live(box: Box, root: 
     train = page.locator("table.jobs tbody tr", has=page.locator(f'a[href="/ui/jobs/{box.train}"]'))
     assert re.fullmatch(r"\d+\.\d{3}", train.locator("td").nth(7).inner_text())  # its GPU-hours, from the telemetry
     root.shot("jobs")
+    today = time.strftime("%Y-%m-%d")
+    yesterday = time.strftime("%Y-%m-%d", time.localtime(time.time() - 86400))
+    page = root.open(f"/ui/jobs?from={today}&to={today}")
+    assert page.locator(f'a[href="/ui/jobs/{box.train}"]').count() == 1
+    page = root.open(f"/ui/jobs?to={yesterday}")
+    assert page.locator("table.jobs").count() == 0 and "no job matches" in page.inner_text("main")
     page = root.open(f"/ui/jobs/{box.train}")
     assert page.locator("#log").inner_text().startswith("tick")
     assert "sh -c 'i=0; while true;" in page.locator("code").inner_text()  # quoted as a shell takes it

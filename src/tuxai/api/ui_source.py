@@ -29,7 +29,7 @@ from tuxai.model.wire_gpus import GpuView
 from tuxai.model.wire_ui import UiLogin, UsersView, UserUse
 from tuxai.scheduler.snapshot import decay_usage
 from tuxai.store.charts import series
-from tuxai.store.history import page
+from tuxai.store.history import first_submitted, page
 from tuxai.store.usage_history import buckets, gpu_hours_by_user
 from tuxai.ui.routes import UiSource, add_ui_routes, pages_size
 from tuxai.ui.sessions import TOKEN_TTL_S, Sessions
@@ -85,11 +85,11 @@ def source(daemon: Daemon, telemetry: TelemetryLoop | None, private_queue: bool)
             raise PermissionDenied(f"job {job_id} belongs to {record.user}", hint="you can only see your own jobs")
         return public
 
-    def history(caller: Caller, user: str, state: str, before: int | None) -> list[PublicJob]:
+    def history(caller: Caller, user: str, state: str, before: int | None, after: int | None) -> list[PublicJob]:
         if private_queue and not caller.admin:
             user = caller.user  # the others' jobs are not theirs to see
         states = [JobState(state)] if state else []
-        return visible(page(daemon.store, states, user, before, pages_size()), caller)
+        return visible(page(daemon.store, states, user, before, pages_size(), after), caller)
 
     def log(caller: Caller, job_id: int, offset: int) -> tuple[bytes, int]:
         data = read_log(daemon.job(job_id, caller), offset, 2**20)
@@ -152,5 +152,6 @@ def source(daemon: Daemon, telemetry: TelemetryLoop | None, private_queue: bool)
         energy=energy,
         series=lambda gpus, since, until: series(daemon.store, gpus, since, until, time.time()),
         users=users,
+        first_id=lambda at: first_submitted(daemon.store, at),
         served=ServedReader(daemon).served,
     )

@@ -104,7 +104,13 @@ def queue(jobs: Sequence[PublicJob], now: float) -> str:
 
 
 def jobs_page(
-    jobs: Sequence[PublicJob], energy: Mapping[int, EnergyTotals], now: float, user: str, chosen: str, next_page: str
+    jobs: Sequence[PublicJob],
+    energy: Mapping[int, EnergyTotals],
+    now: float,
+    user: str,
+    chosen: str,
+    next_page: str,
+    days: tuple[str, str] = ("", ""),
 ) -> str:
     """One page of the history, newest first, with its filter form, the energy of the caller's own
     jobs (GPU-hours, kWh, CO2e: others' are theirs) and the link to the next page."""
@@ -115,6 +121,8 @@ def jobs_page(
     form = (
         '<form method=get class=filters><label>user <input name=user value="' + esc(user) + '"></label>'
         f'<label>state <select name=state><option value="">any</option>{options}</select></label>'
+        f'<label>submitted from <input type=date name=from value="{esc(days[0])}"></label>'
+        f'<label>to <input type=date name=to value="{esc(days[1])}"></label>'
         "<button>filter</button></form>"
     )
     rows = [

@@ -63,7 +63,8 @@ class UiSource:
 
     queue: Callable[[Caller], list[PublicJob]]  # every job the caller may see that waits or runs
     job: Callable[[Caller, int], PublicJob]  # a JobDetail for its owner/root; raises JobNotFound, PermissionDenied
-    history: Callable[[Caller, str, str, int | None], list[PublicJob]]  # user, state, before id
+    history: Callable[[Caller, str, str, int | None, int | None], list[PublicJob]]  # user, state, before, after id
+    first_id: Callable[[float], int]  # the id boundary of a time (jobs before it have smaller ids)
     gpus: Callable[[Caller], list[GpuView]]
     live: Callable[[Caller], LiveView]
     log: Callable[[Caller, int, int], tuple[bytes, int]]  # from offset: data, the next offset (owner/root)
@@ -176,18 +177,27 @@ def add_ui_routes(app: FastAPI, source: UiSource, sessions: Sessions) -> None:
         user: Annotated[str, Query(max_length=64)] = "",
         state: Annotated[str, Query(max_length=16)] = "",
         before: Annotated[int | None, Query(ge=1)] = None,
+        since: Annotated[str, Query(alias="from", max_length=10)] = "",
+        until: Annotated[str, Query(alias="to", max_length=10)] = "",
     ) -> Response:
         session = session_of(request)
         if session is None:
             return login_first()
         if state and state not in {s.value for s in JobState}:
             return _message("Not done", f"unknown state {esc(state)}", 400)
-        found = source.history(session.caller, user, state, before)
+        days = day_bounds(since, until)
+        if days is None:
+            return _message("Not done", "dates are written YYYY-MM-DD (e.g. 2026-11-27)", 400)
+        after = source.first_id(days[0]) if since else None
+        if until:  # submitted on that day or before: below the first id of the next day
+            before = min(before or 2**63 - 1, source.first_id(days[1]))
+        found = source.history(session.caller, user, state, before, after)
         following = ""
         if len(found) >= pages_size():
-            following = "/ui/jobs?" + urlencode({"user": user, "state": state, "before": found[-1].id})
+            query = {"user": user, "state": state, "from": since, "to": until, "before": found[-1].id}
+            following = "/ui/jobs?" + urlencode(query)
         energy = source.energy([j.id for j in found if isinstance(j, Job)])  # others' are theirs, as in the API
-        body = pages.jobs_page(found, energy, time.time(), user, state, following)
+        body = pages.jobs_page(found, energy, time.time(), user, state, following, (since, until))
         return _page("Jobs", session, body, "/ui/jobs")
 
     @app.get("/ui/jobs/{job_id}", include_in_schema=False)
@@ -234,6 +244,22 @@ def add_ui_routes(app: FastAPI, source: UiSource, sessions: Sessions) -> None:
         watched = shown | ({job} if job else set())
         stream = _events(request, source, session.caller, (job, offset, gpus), watched)
         return StreamingResponse(stream, media_type="text/event-stream", headers={"cache-control": "no-store"})
+
+
+def day_bounds(since: str, until: str) -> tuple[float, float] | None:
+    """The start of day ``since`` and the end of day ``until`` (``YYYY-MM-DD``, local time; "" for none);
+    None when either is not a date. Example: ("2026-11-01", "2026-11-01") → a day's two bounds."""
+    bounds = []
+    for text, extra_days in ((since, 0), (until, 1)):
+        if not text:
+            bounds.append(0.0)
+            continue
+        try:
+            day = time.strptime(text, "%Y-%m-%d")
+        except ValueError:
+            return None
+        bounds.append(time.mktime((day.tm_year, day.tm_mon, day.tm_mday + extra_days, 0, 0, 0, 0, 0, -1)))
+    return bounds[0], bounds[1]
 
 
 def pages_size() -> int:
