@@ -22,7 +22,9 @@ from tests.integration import test_daemon_security as security
 base = security.base  # a directory every user may cross (pytest's tmp_path is private to root)
 
 DGX = REPO / "examples" / "inventories" / "dgx-a100.yaml"
-BUSY = f"{sys.executable} -c 'while True: pass'"
+# Busy a third of the time: the simulated GPUs show it, and it leaves the machine's two cores to the other tests.
+DUTY = r"import time\nwhile True:\n t = time.monotonic()\n while time.monotonic() - t < 0.02: pass\n time.sleep(0.04)"
+BUSY = f"""{sys.executable} -c 'exec("{DUTY}")'"""
 
 
 def tmux(socket: Path, *args: str) -> str:

@@ -8,10 +8,12 @@ test interpreter lives under /root, which nobody may not enter), as test_daemon_
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,7 +75,21 @@ def test_the_users_own_daemon_comes_first(base: Path, system_daemon: DaemonProce
         listener.bind(str(own / "tuxai.sock"))  # something answers in the user's own home
         (own / "tuxai.sock").chmod(0o666)
         listener.listen(8)
-        done = nobody(base, "ls", "--debug", XDG_DATA_HOME=str(base / "own"))
+        stop = threading.Event()
+
+        def hang_up() -> None:  # answers by closing at once: the CLI fails fast, not after its 30 s timeout
+            listener.settimeout(0.1)
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    listener.accept()[0].close()
+
+        closer = threading.Thread(target=hang_up)
+        closer.start()
+        try:
+            done = nobody(base, "ls", "--debug", XDG_DATA_HOME=str(base / "own"))
+        finally:
+            stop.set()
+            closer.join()
     assert done.stderr.startswith(f"debug: the daemon at {own / 'tuxai.sock'}\n")  # not the system's
 
 
