@@ -22,7 +22,15 @@ from tuxai.executor.podman import (
 from tuxai.executor.rundir import Launch, read_launch, write_launch
 from tuxai.hardware.containers import read_cdi_specs
 from tuxai.model.cgroup import CgroupPlan
-from tuxai.model.container import DEFAULT_SHM_BYTES, CdiSpec, Container, cdi_names, choose_runtime, parse_cdi_spec
+from tuxai.model.container import (
+    DEFAULT_SHM_BYTES,
+    CdiSpec,
+    Container,
+    cdi_names,
+    check_image,
+    choose_runtime,
+    parse_cdi_spec,
+)
 from tuxai.model.job import JobSpec
 from tuxai.model.jobfile import spec_from_dict, spec_to_dict
 from tuxai.model.resources import Allocation, GpuShare
@@ -149,3 +157,19 @@ def test_I19_groups_podman_made_are_removed_bottom_up(tmp_path: Path) -> None:
     remove_groups(plan, [tmp_path / "memory", tmp_path / "cpuset", tmp_path / "pids"])
     assert not (tmp_path / "memory/a/tuxai/j7").exists() and not (tmp_path / "cpuset/a/tuxai/j7").exists()
     assert (tmp_path / "cpuset/a/tuxai/other").is_dir() and os.path.isdir(tmp_path / "memory/a/tuxai")
+
+
+@pytest.mark.parametrize("image", ["--privileged", "-v=/:/host", "img --privileged", "", "img\nx", "a;b"])
+def test_I19_an_image_can_never_be_read_as_a_podman_flag(image: str) -> None:
+    with pytest.raises(UsageError, match="image"):
+        spec_from_dict({"command": "x", "image": image or " "}) if image else check_image(image)
+    with pytest.raises(UsageError):  # launch.json is the shim's only input: checked there too
+        run_argv(_launch(), Container(image), Path("/r/jobs/7/run-1"), HOST)
+
+
+def test_I19_a_container_jobs_workdir_cannot_add_to_its_mount() -> None:
+    for workdir in ("/tmp/x:/etc", "/tmp/a,ro"):
+        with pytest.raises(UsageError, match="workdir"):
+            spec_from_dict({"command": "x", "image": "img", "workdir": workdir})
+    assert spec_from_dict({"command": "x", "image": "localhost/a/b@sha256:" + "0" * 64}).image.startswith("localhost")
+    assert spec_from_dict({"command": "x", "workdir": "/tmp/x:y"}).workdir == "/tmp/x:y"  # a bare job: no mount

@@ -27,9 +27,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tuxai.errors import UsageError
 from tuxai.executor.rundir import CHECKPOINT, Launch
 from tuxai.model.cgroup import CgroupPlan
-from tuxai.model.container import Container
+from tuxai.model.container import Container, check_image
 
 ENV_FILE = "container.env"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -144,6 +145,7 @@ def run_argv(launch: Launch, container: Container, run_dir: Path, host: Host) ->
     argv += [f"--volume={path}:{path}" for path in mounts]
     if launch.cwd:
         argv.append(f"--workdir={launch.cwd}")
+    check_image(container.image, launch.cwd)  # also here: launch.json is the shim's only input
     argv.append(container.image)
     return argv
 
@@ -170,7 +172,10 @@ def prepare(
     with os.fdopen(os.open(run_dir / ENV_FILE, flags, 0o600), "w") as handle:
         handle.write(text)
     host = Host(current_limits(), os.getuid() != 0, stdin, tty)
-    return run_argv(launch, container, run_dir, host), dropped
+    try:
+        return run_argv(launch, container, run_dir, host), dropped
+    except UsageError as exc:  # the shim records it as the reason the job could not start
+        raise subprocess.SubprocessError(str(exc)) from None
 
 
 def remove_groups(cgroup: CgroupPlan, roots: Sequence[Path] | None = None) -> None:

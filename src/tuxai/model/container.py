@@ -18,6 +18,7 @@ Pure: reading the spec files is the caller's.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +69,34 @@ class Container:
             str(data.get("runtime", "")),
             str(data.get("error", "")),
         )
+
+
+_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,511}$")
+
+
+def check_image(reference: str, workdir: str = "") -> str:
+    """An image reference as a job may give it: it goes on podman's command line before the
+    job's command, so it can never be read as a flag (``--privileged``); and the working
+    directory, mounted with ``--volume=DIR:DIR``, holds no ``:`` or ``,`` that podman would
+    read as more of the mount.
+
+    >>> check_image("localhost/tuxai/train:3f2a9c01d4e5b6a7")
+    'localhost/tuxai/train:3f2a9c01d4e5b6a7'
+
+    Raises:
+        UsageError: naming the field.
+    """
+    if not _REFERENCE.match(reference):
+        raise UsageError(
+            f"image {reference!r} is not an image reference",
+            hint="NAME[:TAG] or NAME@sha256:DIGEST, e.g. localhost/tuxai/train:3f2a9c01 (tuxai image ls)",
+        )
+    if any(c in workdir for c in ":,"):
+        raise UsageError(
+            f"workdir {workdir!r}: a container job's working directory is mounted and cannot hold ':' or ','",
+            hint="run from a directory without them, or give --workdir",
+        )
+    return reference
 
 
 @dataclass(frozen=True)

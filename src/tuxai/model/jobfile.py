@@ -25,6 +25,7 @@ import yaml
 
 from tuxai.errors import UsageError
 from tuxai.model.array import array_from
+from tuxai.model.container import check_image
 from tuxai.model.dependency import dependencies_from
 from tuxai.model.gang import MAX_NODES, Launcher, torchrun_target
 from tuxai.model.job import JobSpec
@@ -298,7 +299,7 @@ def spec_from_dict(data: object, origin: str = "job", *, slurm_time: bool = Fals
         nodes=fields.integer("nodes", 1, minimum=1, maximum=MAX_NODES),
         launcher=_launcher(fields),
         procs_per_node=fields.integer("nproc_per_node", 0, maximum=1024),
-        image=fields.text("image").strip(),
+        image=_image(fields),
         shm_bytes=fields.size("shm_size") or 0,
         **{key: slurm_name(fields.text(key), f"{origin}: {key}") for key in ("account", "partition", "qos")},
     )
@@ -321,6 +322,12 @@ def _session(fields: _Fields) -> str:
     if value not in ("", *SESSION_MODES):
         raise fields.fail("session", f"one of {', '.join(SESSION_MODES)}")
     return value
+
+
+def _image(fields: _Fields) -> str:
+    """``image``: a reference podman can only read as one (model.container.check_image); "": none."""
+    image = fields.text("image").strip()
+    return check_image(image, fields.text("workdir")) if image else ""
 
 
 def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
