@@ -303,6 +303,9 @@ def test_ui_overview_and_job_charts_draw_the_telemetry_tiers(box: Box, root: Ses
     summary = page.locator("table.chart-summary tbody tr")
     assert summary.count() == 8 and re.search(r"\d+ W", summary.first.inner_text())
     assert page.locator(".chart canvas").count() == 3
+    page.wait_for_selector("body[data-chart-points]", state="attached", timeout=15000)  # a live sample appended
+    points = int(page.evaluate("document.body.dataset.chartPoints"))
+    page.wait_for_function("n => Number(document.body.dataset.chartPoints) > n", arg=points, timeout=15000)
     page = root.open("/ui/?range=7d")
     assert "from the 1 h tier" in page.inner_text(".charts")  # a week reads hours, never the seconds
     page = root.open(f"/ui/jobs/{box.train}")

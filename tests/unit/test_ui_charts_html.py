@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import re
 
+from tuxai.model.wire_gpus import LiveGpu, LiveView
 from tuxai.model.wire_ui import GpuLine, GpuSeries, UsersView, UserUse
-from tuxai.ui.charts import built, charts, range_links
+from tuxai.ui.charts import built, charts, live_samples, range_links
 from tuxai.ui.users import users_page
 
 LINE = GpuLine(3, (100.0, 160.0, 220.0), (10.0, None, 30.0), (2.0**30, 3 * 2.0**30, None), (100.0, 200.0, None))
@@ -45,3 +46,11 @@ def test_the_users_page_shows_each_share_and_says_a_user_sees_only_itself() -> N
     assert "<td>ada</td><td>3.00</td>" in html and "75%" in html and "<td>1.50</td>" in html
     assert "b&lt;o&gt;b" in html and "b<o>b" not in html.split("chart-data")[0]
     assert "you see your own use" in users_page(view, admin=False) and "every 7.0 d" in html
+
+
+def test_the_live_samples_carry_each_gpus_latest_numbers_for_the_live_charts() -> None:
+    gpu = LiveGpu(2, None, 50.0, 40.0, 2**30, 2**34, 300.0, 400.0, None, 60.0, None, None, 0, None, (), "A100", ())
+    assert live_samples(LiveView("simulated", "none", "", (gpu,), {}, {})) == {"gpus": {2: [50.0, 40.0, 2**30, 300.0]}}
+    html = charts(GpuSeries(0, 900, 1, 2, (LINE,)), "x", live=True)
+    if built():
+        assert '"live":true' in html and '"span":900' in html

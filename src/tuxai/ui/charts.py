@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from urllib.parse import urlencode
 
+from tuxai.model.wire_gpus import LiveView
 from tuxai.model.wire_ui import GpuLine, GpuSeries
 from tuxai.ui.html import esc, size, span, table
 
@@ -74,16 +75,26 @@ def figures(payload: Mapping[str, object], shown: Sequence[tuple[str, str, str]]
     )
 
 
-def _payload(series: GpuSeries) -> dict[str, object]:
+def live_samples(live: LiveView) -> dict[str, object]:
+    """Each GPU's latest sample as the live charts append it (the live events' ``sample``):
+    ``{"gpus": {index: [at, util, memory, power]}}``."""
+    return {"gpus": {g.index: [g.at, g.util_pct, g.memory_used_bytes, g.power_w] for g in live.gpus}}
+
+
+def _payload(series: GpuSeries, live: bool) -> dict[str, object]:
     return {
+        "live": live,
+        "span": series.until - series.since,
+        "gpus": [line.gpu for line in series.lines],
         "labels": [f"GPU {line.gpu}" for line in series.lines],
         "at": [list(line.at) for line in series.lines],
         **{key: [list(getattr(line, key)) for line in series.lines] for key, _, _ in METRICS},
     }
 
 
-def charts(series: GpuSeries, heading: str) -> str:
-    """The charts block: a heading naming the tier read, the summary table, the chart figures and data."""
+def charts(series: GpuSeries, heading: str, live: bool = False) -> str:
+    """The charts block: a heading naming the tier read, the summary table, the chart figures and data;
+    ``live``: the charts append the live events' samples (the Overview's recent ranges)."""
     tier = TIER_NAMES.get(series.resolution_s, f"{series.resolution_s} s")
     every = "" if series.bucket_s == series.resolution_s else f", a point every {span(series.bucket_s)}"
     rows = [_summary(line) for line in series.lines]
@@ -92,5 +103,5 @@ def charts(series: GpuSeries, heading: str) -> str:
     if not any(line.at for line in series.lines):
         parts.append('<p class="empty">no telemetry in this range</p>')
     else:
-        parts.append(summary + figures(_payload(series), METRICS))
+        parts.append(summary + figures(_payload(series, live), METRICS))
     return "".join(parts) + "</section>"

@@ -28,7 +28,7 @@ from tuxai.model.wire import EnergyTotals, Job, PublicJob
 from tuxai.model.wire_gpus import GpuView, LiveView
 from tuxai.model.wire_ui import GpuSeries, ServedJob, UsersView
 from tuxai.ui import pages
-from tuxai.ui.charts import DEFAULT_RANGE, RANGES_S, charts, range_links
+from tuxai.ui.charts import DEFAULT_RANGE, RANGES_S, charts, live_samples, range_links
 from tuxai.ui.html import esc, frame, message_page
 from tuxai.ui.serving import serving_page
 from tuxai.ui.sessions import COOKIE, Session, Sessions, csrf_ok
@@ -141,7 +141,8 @@ def add_ui_routes(app: FastAPI, source: UiSource, sessions: Sessions) -> None:
         chosen = span if span in RANGES_S else DEFAULT_RANGE  # an unknown range: the default, not an error
         now = time.time()
         history = source.series([g.index for g in gpus], now - RANGES_S[chosen], now)
-        body += range_links("/ui/", chosen) + charts(history, f"the last {chosen}")
+        live = RANGES_S[chosen] <= 3600  # the 1 s tier: the live samples continue it
+        body += range_links("/ui/", chosen) + charts(history, f"the last {chosen}", live)
         return _page("Overview", session, body, "/ui/")
 
     @app.get("/ui/queue", include_in_schema=False)
@@ -311,7 +312,8 @@ async def _events(
                 if data:
                     yield f"event: log\ndata: {json.dumps(data.decode('utf-8', 'replace'))}\n\n"
         if gpus:
-            numbers = pages.live_numbers(await asyncio.to_thread(source.live, caller))
-            yield f"event: gpus\ndata: {json.dumps(numbers)}\n\n"
+            live = await asyncio.to_thread(source.live, caller)
+            yield f"event: gpus\ndata: {json.dumps(pages.live_numbers(live))}\n\n"
+            yield f"event: sample\ndata: {json.dumps(live_samples(live))}\n\n"  # for the live charts
         first = False
         await asyncio.sleep(EVENT_PERIOD_S)

@@ -52,4 +52,26 @@
     });
   });
   document.body.dataset.charts = String(plots.length);
+
+  // A live chart (the Overview's last 15 min or hour) appends each GPU's sample as the events bring it,
+  // and lets go of what falls out of its span.
+  if (!data.live) return;
+  var keys = ["util_pct", "memory_used_bytes", "power_w"];
+  document.addEventListener("tuxai:sample", function (event) {
+    var samples = event.detail.gpus, latest = 0;
+    data.gpus.forEach(function (gpu, g) {
+      var sample = samples[gpu], at = data.at[g];
+      if (!sample || (at.length && sample[0] <= at[at.length - 1])) return;
+      at.push(sample[0]);
+      keys.forEach(function (key, k) { data[key][g].push(sample[k + 1]); });
+      latest = Math.max(latest, sample[0]);
+      while (at.length && at[0] < sample[0] - data.span) {
+        at.shift();
+        keys.forEach(function (key) { data[key][g].shift(); });
+      }
+    });
+    if (!latest) return;
+    for (var p = 0; p < plots.length; p++) plots[p].setData(aligned(figures[p].dataset.chart));
+    document.body.dataset.chartPoints = String(plots[0].data[0].length);
+  });
 })();

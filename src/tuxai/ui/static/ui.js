@@ -36,6 +36,9 @@
     }
     document.body.dataset.gpusAt = String(Date.now());
   });
+  source.addEventListener("sample", function (event) {  // charts.js appends them to a live chart
+    document.dispatchEvent(new CustomEvent("tuxai:sample", { detail: JSON.parse(event.data) }));
+  });
   source.addEventListener("log", function (event) {
     if (!log) return;
     var atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
