@@ -16,7 +16,10 @@ from tuxai.model.container import Container
 pytestmark = pytest.mark.containers
 
 NOBODY = 65534
-REPORT = "id -u; df -k /dev/shm | tail -1; echo VAR=$TUXAI_TEST_VAR PATH=$PATH; pwd; touch $CK/saved out.txt"
+REPORT = (
+    "id -u; df -k /dev/shm | tail -1; echo VAR=$TUXAI_TEST_VAR PATH=$PATH; pwd; touch $CK/saved out.txt; "
+    "grep -E '^(CapBnd|NoNewPrivs)' /proc/self/status"
+)
 
 
 def test_I19_the_job_runs_as_the_submitting_user_with_its_shm_variables_and_mounts(
@@ -40,6 +43,7 @@ def test_I19_the_job_runs_as_the_submitting_user_with_its_shm_variables_and_moun
     assert lines[1].split()[1] == str(256 << 10)  # /dev/shm as asked, in KiB
     assert lines[2].startswith("VAR=hello there PATH=") and "/host/only" not in lines[2]
     assert lines[3] == str(work)
+    assert lines[4].split() == ["CapBnd:", "0000000000000000"] and lines[5].split() == ["NoNewPrivs:", "1"]
     assert (job_dir / "checkpoint" / "saved").stat().st_uid == NOBODY and (work / "out.txt").stat().st_uid == NOBODY
     assert "hello there" in (job_dir / "run-1" / "container.env").read_text()
     assert (job_dir / "run-1" / "container.env").stat().st_mode & 0o777 == 0o600

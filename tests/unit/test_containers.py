@@ -87,9 +87,12 @@ def test_I19_podman_line_carries_devices_shm_user_mounts_and_limits() -> None:
     argv = run_argv(_launch(), container, run_dir, HOST)
     assert argv[:3] == ["podman", "--runtime=runc", "--cgroup-manager=cgroupfs"]
     assert argv[-1] == "localhost/py:1" and argv.count("run") == 1
-    assert "--device=tuxai.dev/gpu=1" in argv and not [a for a in argv if a.endswith("=all")]
+    assert "--device=tuxai.dev/gpu=1" in argv and not [
+        a for a in argv if a.startswith("--device") and a.endswith("=all")
+    ]
     assert f"--shm-size={8 << 30}" in argv
     assert "--user=1000:1000" in argv and "--group-add=44" in argv and "--group-add=1000" not in argv
+    assert "--cap-drop=all" in argv and "--security-opt=no-new-privileges" in argv  # root inside via setuid: no
     assert "--volume=/home/ana/proj:/home/ana/proj" in argv and "--workdir=/home/ana/proj" in argv
     assert "--volume=/var/lib/tuxai/jobs/7/checkpoint:/var/lib/tuxai/jobs/7/checkpoint" in argv
     assert "--cgroup-parent=/a/tuxai/j7" in argv  # under the job's memory group: its limit holds

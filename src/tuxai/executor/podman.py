@@ -139,6 +139,8 @@ def run_argv(launch: Launch, container: Container, run_dir: Path, host: Host) ->
         uid, gid, groups = launch.user
         argv.append(f"--user={uid}:{gid}")
         argv += [f"--group-add={g}" for g in groups if g != gid]
+        if uid != 0:  # a user's job gets no capability, and a setuid file in its image cannot give one
+            argv += ["--cap-drop=all", "--security-opt=no-new-privileges"]
     argv += [f"--device={name}" for name in container.cdi_devices]
     argv.append(f"--env-file={run_dir / ENV_FILE}")
     mounts = _mounts(launch)
