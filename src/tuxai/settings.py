@@ -105,6 +105,10 @@ class DaemonSettings:
             aliases=(("--cgroup-every-job", "all"), ("--no-cgroups", "off")),
         ),
     )
+    slurm: bool = field(
+        default=False,
+        metadata=rules("run jobs on the Slurm cluster whose sbatch, squeue, scancel are on PATH: Slurm schedules"),
+    )
     job_pids_max: int = field(default=16384, metadata=rules("tasks (processes + threads) one job may have; 0: no cap"))
     keep_finished_s: float = field(
         default=365 * 86400.0,

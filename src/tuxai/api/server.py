@@ -45,6 +45,7 @@ from tuxai.daemon.health import LoopHealth
 from tuxai.daemon.limits import load_quotas, reload_quotas
 from tuxai.daemon.loop import run_loop
 from tuxai.daemon.ray_engine import ray_daemon
+from tuxai.daemon.slurm import slurm_daemon
 from tuxai.daemon.telemetry import TelemetryLoop
 from tuxai.edge.listen import is_loopback, listen_tcp, parse_address
 from tuxai.errors import TuxaiError, UsageError
@@ -228,7 +229,8 @@ def _run(settings: DaemonSettings, home: Path, config_file: Path | None) -> int:
     with _home_file():
         prepare_store(home / "tuxai.db")
     store = Store(home / "tuxai.db")
-    daemon = Daemon(config, store, LocalExecutor(home, config.cgroups))
+    local = None if settings.slurm else LocalExecutor(home, config.cgroups)
+    daemon = Daemon(config, store, local) if local else slurm_daemon(config, store)  # tuxai up --slurm
     daemon = ray_daemon(config, store, settings.ray, home / "ray-nodes") if settings.ray else daemon  # up --ray
     executor = daemon.executor  # the backend (executor.attempt: the seam)
     signal.signal(signal.SIGHUP, lambda *_: reload_quotas(daemon, config_file))  # systemctl reload: limits

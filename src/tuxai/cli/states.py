@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from tuxai.model.job import JobState
 
-# How the daemon words a running job it has asked to stop (daemon/core.py): the stop is its state now.
-STOPPING = ("cancelling", "requeueing", "preempting")
+# How the daemon words a running job it has asked to stop (daemon/core.py): the stop is its state now;
+# and an attempt a cluster engine still keeps queued ("queued in Slurm (job 42): …", daemon/slurm.py).
+STOPPING = ("cancelling", "requeueing", "preempting", "queued")
 
 
 def stopping(state: JobState, reason: str) -> bool:

@@ -72,9 +72,7 @@ class Daemon:
         Raises:
             UsageError: the request can never fit this machine (the message says what it has).
         """
-        reason = rejection(Job("new", caller.user, spec.request, now), self._nodes())
-        if reason is not None:
-            raise UsageError(f"impossible request: {reason}", hint="ask for what the machine has (`tuxai gpus`)")
+        self.admit(spec, caller, now)  # the machine or cluster can run it (daemon.slurm: Slurm's verdict)
         protected = sorted(name for name, _ in spec.exports if is_protected(name))
         if protected:
             raise UsageError(
@@ -88,7 +86,6 @@ class Daemon:
             raise UsageError(f"working directory {spec.workdir!r} is not an absolute path", hint="pass a full path")
         if spec.workdir and caller.uid == os.getuid() and not Path(spec.workdir).is_dir():
             raise UsageError(f"working directory {spec.workdir} does not exist", hint="pass an existing --workdir")
-        check_gang(spec, self.config.inventory, self._nodes() if self.cluster else None)  # daemon.gang
         check_after(self.store, spec)  # --after names jobs that exist and can still end as asked
         spec = check_submit(self.config, self.store, spec, caller)  # quotas: max_time, max_pending (daemon.limits)
         job_id = self.store.submit(
@@ -100,6 +97,13 @@ class Daemon:
         )
         self.wake.set()
         return job_id
+
+    def admit(self, spec: JobSpec, caller: Caller, now: float) -> None:
+        """Refuse, in one line naming what the nodes have, what they can never run (and gangs: daemon.gang)."""
+        reason = rejection(Job("new", caller.user, spec.request, now), self._nodes())
+        if reason is not None:
+            raise UsageError(f"impossible request: {reason}", hint="ask for what the machine has (`tuxai gpus`)")
+        check_gang(spec, self.config.inventory, self._nodes() if self.cluster else None)
 
     def visible(self, caller: Caller, job: JobRecord) -> bool:
         """Users see and act on their own jobs; admins on all."""

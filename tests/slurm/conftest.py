@@ -1,0 +1,32 @@
+"""One real two-node Slurm per test run (tests/slurm/cluster.py), brought up once and torn down at the end."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.slurm.cluster import Cluster, start
+
+
+@pytest.fixture(scope="session")
+def slurm() -> Iterator[Cluster]:
+    """munge, slurmctld, slurmd n1 and n2 (2 fake GPUs each); ``SLURM_CONF`` set for this process and its children."""
+    if os.getuid() != 0 or not shutil.which("slurmctld"):
+        pytest.fail("the Slurm tier runs as root with slurm-wlm and munge installed (make test-slurm installs them)")
+    began = time.monotonic()
+    cluster = start()
+    print(f"\nSlurm up in {time.monotonic() - began:.1f} s ({cluster.root})")
+    before = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = cluster.env["SLURM_CONF"]
+    try:
+        yield cluster
+    finally:
+        if before is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = before
+        cluster.stop()

@@ -1,0 +1,122 @@
+"""``tuxai up --slurm`` on a real two-node Slurm (issue 16): the daemon process, the CLI's client, sbatch.
+
+One daemon for the module; the job is examples/jobs/ddp.py unchanged, 2 nodes × 2 processes (gloo).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.daemon_helpers import REPO, DaemonProcess, finish
+from tests.slurm.cluster import Cluster
+from tuxai.errors import UsageError
+from tuxai.model.job import JobState
+from tuxai.model.slurm import parse_squeue_json
+from tuxai.model.wire import JobDetail
+
+pytestmark = [pytest.mark.slurm, pytest.mark.timeout(180)]
+
+JOBS = REPO / "examples" / "jobs"
+
+
+@pytest.fixture(scope="module")
+def daemon(slurm: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
+    """The daemon of ``tuxai up --slurm`` (its Slurm commands find the cluster through SLURM_CONF)."""
+    home = Path(tmp_path_factory.mktemp("slurm-home")) / "home"
+    process = DaemonProcess(home, extra=("--slurm", "--cgroups", "off", "--tick-period", "1s")).start()
+    try:
+        yield process
+    finally:
+        finish(process)
+
+
+def _slurm_job(daemon: DaemonProcess, job_id: int) -> int:
+    """The Slurm job of the job's attempt, from its handle in the store (``slurm:<id>:<run dir>``)."""
+    with sqlite3.connect(f"file:{daemon.home / 'tuxai.db'}?mode=ro", uri=True) as db:
+        (handle,) = db.execute("SELECT run_dir FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return int(handle.split(":")[1])
+
+
+def _wait(daemon: DaemonProcess, job_id: int, until: Callable[[JobDetail], bool], timeout_s: float = 120) -> JobDetail:
+    """The job once ``until`` holds (polled: no sleep to be safe)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = daemon.job(job_id)
+        if until(job):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id}: {daemon.job(job_id).state} {daemon.job(job_id).reason!r} after {timeout_s} s")
+
+
+def test_ddp_trains_across_n1_and_n2_and_the_ranks_agree(slurm: Cluster, daemon: DaemonProcess) -> None:
+    spec = {
+        "command": [sys.executable, "ddp.py"],
+        "workdir": str(JOBS),
+        "nodes": 2,
+        "gpus_per_node": 2,
+        "launcher": "torchrun",
+        "time": 300,
+    }
+    job_id = daemon.client.submit(spec, {"PATH": "/usr/bin:/bin"})
+    job = _wait(daemon, job_id, lambda j: j.state.terminal)
+    log = daemon.log(job_id)
+    assert job.state is JobState.SUCCEEDED, (job.reason, log)
+    places = re.findall(
+        r"rank (\d)/4 RANK=\d WORLD_SIZE=4 NODE_RANK=(\d) LOCAL_RANK=\d CUDA_VISIBLE_DEVICES=(\S+)", log
+    )
+    assert sorted(p[0] for p in places) == ["0", "1", "2", "3"], log
+    assert sorted(p[1] for p in places) == ["0", "0", "1", "1"] and {p[2] for p in places} == {"0,1"}, log
+    checksums = set(re.findall(r"grad checksum (\S+)", log))
+    assert len(re.findall(r"grad checksum", log)) == 4 and len(checksums) == 1, log
+    slurm_id = _slurm_job(daemon, job_id)
+    record = parse_squeue_json(slurm.run("squeue", "--json").stdout)[slurm_id]
+    assert (record.state, record.nodes) == ("COMPLETED", "n[1-2]")
+
+
+def test_more_gpus_than_any_node_has_is_slurms_refusal_in_one_line(daemon: DaemonProcess) -> None:
+    with pytest.raises(UsageError) as refused:
+        daemon.client.submit({"command": ["true"], "gpus": 3}, {})
+    # sbatch --test-only's words (a plain sbatch says "Batch job submission failed: …")
+    assert (
+        refused.value.message
+        == "Slurm refuses the job: allocation failure: Requested node configuration is not available"
+    )
+    assert "\n" not in refused.value.message
+
+
+def test_a_queued_job_shows_slurms_reason_and_a_cancel_reaches_slurm(slurm: Cluster, daemon: DaemonProcess) -> None:
+    marker = f"tuxai-slurm-hold-{time.monotonic_ns()}"
+    hog = daemon.client.submit(
+        {"command": ["sh", "-c", f"sleep 300; echo {marker}"], "nodes": 2, "gpus_per_node": 2}, {}
+    )
+    _wait(daemon, hog, lambda j: j.state is JobState.RUNNING and not j.reason.startswith("queued"))
+    waiting = daemon.client.submit({"command": ["true"], "gpus": 1}, {})
+    # Slurm says None until its next scheduling pass, then why it waits
+    job = _wait(daemon, waiting, lambda j: j.reason.startswith("queued in Slurm") and "(Slurm: None)" not in j.reason)
+    assert re.fullmatch(
+        r"queued in Slurm \(job \d+\): (the nodes, GPUs or memory it asks for are in use \(Slurm: Resources\)"
+        r"|jobs of higher priority are ahead of it \(Slurm: Priority\))",
+        job.reason,
+    ), job
+    shown = subprocess.run(
+        [sys.executable, "-m", "tuxai", "ls", "--home", str(daemon.home)], capture_output=True, text=True, check=True
+    ).stdout
+    assert re.search(rf"^{waiting} +true +root +queued .* queued in Slurm \(job \d+\): ", shown, re.MULTILINE), shown
+
+    assert subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 0  # it runs, on the nodes
+    daemon.client.cancel(hog)
+    job = _wait(daemon, hog, lambda j: j.state.terminal)
+    assert job.state is JobState.CANCELLED, job
+    record = parse_squeue_json(slurm.run("squeue", "--json").stdout)[_slurm_job(daemon, hog)]
+    assert record.state in ("CANCELLED", "COMPLETED", "FAILED"), record  # Slurm saw it end
+    assert subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 1  # no process on either node
+    job = _wait(daemon, waiting, lambda j: j.state.terminal)  # the GPUs it waited for are free
+    assert job.state is JobState.SUCCEEDED, job
