@@ -47,3 +47,10 @@ def test_the_daemon_scrapes_loopback_endpoints_only() -> None:
     assert loopback("http://127.0.0.1:8000") and loopback("http://[::1]:80/") and loopback("http://localhost:9")
     assert not loopback("http://10.0.0.1:80") and not loopback("http://example.com/") and not loopback("file:///etc")
     assert not loopback("http://127.0.0.1.evil.com/") and not loopback("http://[::1")
+
+
+def test_a_jobs_endpoint_cannot_choose_the_path_roots_request_asks_for() -> None:
+    for url in ("http://127.0.0.1:9/admin/delete?all=", "http://127.0.0.1:9/x", "http://u:p@127.0.0.1:9",
+                "http://127.0.0.1:9#frag", "http://127.0.0.1:9/?q=1"):  # fmt: skip
+        assert not loopback(url), url
+    assert loopback("http://127.0.0.1:9/")

@@ -26,11 +26,18 @@ MAX_SERVED = 20  # jobs scraped for one page
 
 
 def loopback(url: str) -> bool:
-    """Whether ``url`` is plain http(s) to a loopback address. Example: http://127.0.0.1:8000 → True."""
+    """Whether ``url`` is an http(s) origin on a loopback address, as ``tuxai serve`` writes it: no user,
+    path, query or fragment (the job writes it: it must not choose what root's request asks for).
+    Example: http://127.0.0.1:8000 → True; http://127.0.0.1:8000/admin?x= → False."""
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
-        return parts.scheme in ("http", "https") and (host == "localhost" or ipaddress.ip_address(host).is_loopback)
+        plain = not (parts.username or parts.password or parts.query or parts.fragment) and parts.path in ("", "/")
+        return (
+            parts.scheme in ("http", "https")
+            and plain
+            and (host == "localhost" or ipaddress.ip_address(host).is_loopback)
+        )
     except ValueError:
         return False
 
@@ -78,7 +85,8 @@ class ServedReader:
 
     def _read(self, job_id: int, name: str, user: str, endpoint: str) -> ServedJob:
         if not loopback(endpoint):
-            return ServedJob(job_id, name, user, endpoint, (), "not read: the daemon reads loopback endpoints only")
+            why = "not read: the daemon reads a loopback origin only (http://127.0.0.1:PORT)"
+            return ServedJob(job_id, name, user, endpoint, (), why)
         now = time.monotonic()
         try:
             text = scrape(endpoint)
