@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tuxai.daemon.containers import container_for
+from tuxai.daemon.containers import check_container_submit, container_for
 from tuxai.errors import UsageError
 from tuxai.executor.podman import (
     ENV_FILE,
@@ -176,3 +176,13 @@ def test_I19_a_container_jobs_workdir_cannot_add_to_its_mount() -> None:
             spec_from_dict({"command": "x", "image": "img", "workdir": workdir})
     assert spec_from_dict({"command": "x", "image": "localhost/a/b@sha256:" + "0" * 64}).image.startswith("localhost")
     assert spec_from_dict({"command": "x", "workdir": "/tmp/x:y"}).workdir == "/tmp/x:y"  # a bare job: no mount
+
+
+def test_I19_submit_refuses_an_image_with_env_or_without_podman(monkeypatch: pytest.MonkeyPatch) -> None:
+    check_container_submit(JobSpec(("x",), env_path="/venv"))  # no image: not ours to refuse
+    with pytest.raises(UsageError, match="--env and --image cannot be used together"):
+        check_container_submit(JobSpec(("x",), image="img", env_path="/venv"))
+    monkeypatch.setenv("PATH", "/nonexistent")  # podman is in /usr/bin: not found on this PATH
+    with pytest.raises(UsageError, match="no podman") as caught:
+        check_container_submit(JobSpec(("x",), image="img"))
+    assert "apt-get install" in caught.value.hint

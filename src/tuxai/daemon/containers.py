@@ -32,3 +32,23 @@ def container_for(spec: JobSpec, allocation: Allocation) -> Container | None:
     except UsageError as exc:
         return Container(spec.image, shm, (), host_runtime(), str(exc))
     return Container(spec.image, shm, devices, host_runtime())
+
+
+def check_container_submit(spec: JobSpec) -> None:
+    """Refuse at submit, in one line, a container job that cannot run here.
+
+    Raises:
+        UsageError: ``--env`` with ``--image`` (the image holds the job's Python), or no podman.
+    """
+    if not spec.image:
+        return
+    if spec.env_path:
+        raise UsageError(
+            "--env and --image cannot be used together: a host environment means nothing inside the image",
+            hint="put the requirements in the image: tuxai image build --requirements FILE",
+        )
+    if not on_path(["podman"]):
+        raise UsageError(
+            f"this host has no podman: the job's image {spec.image} cannot run here",
+            hint="apt-get install --no-install-recommends podman runc (tuxai doctor says what containers need)",
+        )

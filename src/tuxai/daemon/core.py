@@ -18,6 +18,7 @@ from pathlib import Path
 from tuxai.daemon.arrays import check_after, gate
 from tuxai.daemon.cluster import ClusterNodes, prepare_for
 from tuxai.daemon.config import Caller, DaemonConfig
+from tuxai.daemon.containers import check_container_submit
 from tuxai.daemon.gang import check_gang
 from tuxai.daemon.jobdirs import new_job_dir, remove_job_dir
 from tuxai.daemon.limits import WindowUse, check_submit, job_groups
@@ -73,6 +74,7 @@ class Daemon:
             UsageError: the request can never fit this machine (the message says what it has).
         """
         self.admit(spec, caller, now)  # the machine or cluster can run it (daemon.slurm: Slurm's verdict)
+        check_container_submit(spec)  # an image: podman here, no --env (daemon.containers)
         protected = sorted(name for name, _ in spec.exports if is_protected(name))
         if protected:
             raise UsageError(
