@@ -109,6 +109,10 @@ class DaemonSettings:
         default=False,
         metadata=rules("run jobs on the Slurm cluster whose sbatch, squeue, scancel are on PATH: Slurm schedules"),
     )
+    slurm_python: str = field(
+        default="",
+        metadata=rules("the Python that Slurm's nodes run tuxai's node runner with (default: the daemon's)"),
+    )
     job_pids_max: int = field(default=16384, metadata=rules("tasks (processes + threads) one job may have; 0: no cap"))
     keep_finished_s: float = field(
         default=365 * 86400.0,

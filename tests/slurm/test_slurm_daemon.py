@@ -11,11 +11,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.daemon_helpers import REPO, DaemonProcess, finish
+from tests.integration.test_identity import NOBODY, as_nobody
 from tests.slurm.cluster import Cluster
 from tuxai.errors import UsageError
 from tuxai.model.job import JobState
@@ -28,10 +28,16 @@ JOBS = REPO / "examples" / "jobs"
 
 
 @pytest.fixture(scope="module")
-def daemon(slurm: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
+def daemon(slurm: Cluster) -> Iterator[DaemonProcess]:
     """The daemon of ``tuxai up --slurm`` (its Slurm commands find the cluster through SLURM_CONF)."""
-    home = Path(tmp_path_factory.mktemp("slurm-home")) / "home"
-    process = DaemonProcess(home, extra=("--slurm", "--cgroups", "off", "--tick-period", "1s")).start()
+    # Where nobody can reach its job's files (pytest's temporary directories are root's alone), and
+    # a Python nobody may run for the node runner (this one lives under /root).
+    home = slurm.root / "home"
+    python = slurm.root / "python"
+    python.write_text(f'#!/bin/sh\nPYTHONPATH={REPO / "src"} exec /usr/bin/python3 "$@"\n')
+    python.chmod(0o755)
+    extra = ("--slurm", "--slurm-python", str(python), "--cgroups", "off", "--tick-period", "1s")
+    process = DaemonProcess(home, extra=extra).start()
     try:
         yield process
     finally:
@@ -120,3 +126,14 @@ def test_a_queued_job_shows_slurms_reason_and_a_cancel_reaches_slurm(slurm: Clus
     assert subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 1  # no process on either node
     job = _wait(daemon, waiting, lambda j: j.state.terminal)  # the GPUs it waited for are free
     assert job.state is JobState.SUCCEEDED, job
+
+
+def test_a_users_job_runs_as_that_user_in_slurm_never_as_root(slurm: Cluster, daemon: DaemonProcess) -> None:
+    code, answer = as_nobody(daemon.home, "POST", "/v1/jobs", {"spec": {"command": ["id", "-u"]}, "environment": {}})
+    assert code == 201, answer
+    job_id = int(answer["id"])  # type: ignore[index]
+    job = _wait(daemon, job_id, lambda j: j.state.terminal)
+    assert job.state is JobState.SUCCEEDED, job
+    record = parse_squeue_json(slurm.run("squeue", "--json").stdout)[_slurm_job(daemon, job_id)]
+    assert record.user == "nobody"  # Slurm's job is nobody's: sbatch ran as nobody, not as the root daemon
+    assert (daemon.home / "jobs" / str(job_id) / "output.log").read_text() == f"{NOBODY}\n"

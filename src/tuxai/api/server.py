@@ -230,7 +230,7 @@ def _run(settings: DaemonSettings, home: Path, config_file: Path | None) -> int:
         prepare_store(home / "tuxai.db")
     store = Store(home / "tuxai.db")
     local = None if settings.slurm else LocalExecutor(home, config.cgroups)
-    daemon = Daemon(config, store, local) if local else slurm_daemon(config, store)  # tuxai up --slurm
+    daemon = Daemon(config, store, local) if local else slurm_daemon(config, store, settings.slurm_python)  # --slurm
     daemon = ray_daemon(config, store, settings.ray, home / "ray-nodes") if settings.ray else daemon  # up --ray
     executor = daemon.executor  # the backend (executor.attempt: the seam)
     signal.signal(signal.SIGHUP, lambda *_: reload_quotas(daemon, config_file))  # systemctl reload: limits

@@ -11,6 +11,7 @@ while Slurm keeps it queued, its reason is Slurm's pending reason in words
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -61,6 +62,8 @@ class SlurmDaemon(Daemon):
         self.store.update_many(changes)
 
 
-def slurm_daemon(config: DaemonConfig, store: Store) -> SlurmDaemon:
-    """The daemon of ``tuxai up --slurm``: jobs go to the cluster this machine's Slurm commands reach."""
-    return SlurmDaemon(config, store, SlurmExecutor(lambda job_id: store.get(job_id).spec))
+def slurm_daemon(config: DaemonConfig, store: Store, python: str = "") -> SlurmDaemon:
+    """The daemon of ``tuxai up --slurm``: jobs go to the cluster this machine's Slurm commands reach
+    (``python``: what the nodes run the node runner with; default the daemon's own)."""
+    executor = SlurmExecutor(lambda job_id: store.get(job_id).spec, python=python or sys.executable)
+    return SlurmDaemon(config, store, executor)
