@@ -5,7 +5,9 @@ process wiring is not built yet); the job is examples/jobs/ddp.py unchanged, 2 n
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -180,6 +182,20 @@ def test_E15_tuxai_up_ray_runs_a_submitted_gang_on_the_workers(ray_cluster: Loca
         master = logs.split("master ")[1].split()[0]
         assert master in ("127.0.0.3", "127.0.0.4")
         assert sorted(logs.splitlines()) == [f"node 0 master {master}", f"node 1 master {master}"]
+        env = {**os.environ, "TUXAI_HOME": str(process.home)}
+
+        def logs_of(*flags: str) -> subprocess.CompletedProcess[str]:
+            argv = [sys.executable, "-m", "tuxai", "logs", str(job_id), *flags]
+            return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, check=False)
+
+        assert sorted(logs_of().stdout.splitlines()) == [
+            f"[rank 0] node 0 master {master}",
+            f"[rank 1] node 1 master {master}",
+        ]
+        assert logs_of("--rank", "1").stdout == f"node 1 master {master}\n"  # one node's log, byte for byte
+        wrong = logs_of("--rank", "2")
+        assert wrong.returncode != 0 and wrong.stderr.count("\n") == 1
+        assert f"job {job_id} runs on 2 node(s): its ranks are 0 to 1" in wrong.stderr
         print(f"tuxai up --ray answered in {up_s:.1f} s")
     finally:
         finish(process)

@@ -169,9 +169,14 @@ def test_a_stop_before_the_start_wins(executor: RayExecutor, ray_cluster: LocalR
     assert executor.abandon(handle) is False  # start claimed it
 
 
-def test_E15_a_worker_stopped_mid_run_ends_the_gang_with_the_nodes_loss(
+def test_E15_a_worker_stopped_mid_run_ends_the_gang_with_the_nodes_loss_and_the_view_follows_it(
     executor: RayExecutor, ray_cluster: LocalRayCluster, tmp_path: Path
 ) -> None:
+    """One stop and restart of a worker for two checks (the tier's time): the gang's end, and ClusterView
+    noticing the node leave and join again (a new node id, probed again: the same GPUs)."""
+    view = ClusterView(ray_cluster.address)
+    before = {n.name: n for n in view.refresh()}
+    first_id = {n.address: n.node_id for n in view.ray_nodes}[WORKERS[1]]
     handle = _started(executor, ray_cluster, tmp_path / "job", "sleep", "sleep", job=16)
     logs = [tmp_path / "job" / f"rank-{number}.log" for number in (0, 1)]
     began = time.monotonic()
@@ -182,15 +187,28 @@ def test_E15_a_worker_stopped_mid_run_ends_the_gang_with_the_nodes_loss(
     worker = next(n for n in ray_cluster.nodes if n.ip == WORKERS[1])
     worker.stop()  # its raylet and actor go; the rank's detached shim stays (a real node's would go with it)
     try:
+        assert worker.processes() == []
         seen, took = _until_exited(executor, handle, 60)
         assert seen.status is not None
         assert seen.status.error == "node 127.0.0.4 (rank 1) was lost while the gang ran: the gang was stopped"
         assert not _alive(pids[0])  # the surviving node's rank was stopped with the gang
         print(f"node loss seen and the gang ended {took:.1f} s after the stop")
+        left_s = _until(view, ["127.0.0.2", WORKERS[0]])
+        assert [n.alive for n in view.ray_nodes if n.node_id == first_id] == [False]  # listed as dead
     finally:
         os.kill(pids[1], 9)  # what a real lost node takes with it
         worker.start(ray_cluster.address, ray_cluster.gcs_port)
-    view = ClusterView(ray_cluster.address)
-    while sorted(n.name for n in view.refresh()) != ["127.0.0.2", *WORKERS]:
-        assert time.monotonic() - began < 120
+    joined_s = _until(view, ["127.0.0.2", *WORKERS])
+    again = {n.name: n for n in view.refresh()}
+    second_id = {n.address: n.node_id for n in view.ray_nodes if n.alive}[WORKERS[1]]
+    assert second_id != first_id  # a new node, probed again: the same GPUs
+    assert [g.uuid for g in again[WORKERS[1]].inventory.gpus] == [g.uuid for g in before[WORKERS[1]].inventory.gpus]
+    print(f"node gone from the view in {left_s:.1f} s, back in {joined_s:.1f} s")
+
+
+def _until(view: ClusterView, names: list[str], timeout_s: float = 60.0) -> float:
+    began = time.monotonic()
+    while sorted(n.name for n in view.refresh()) != names:
+        assert time.monotonic() - began < timeout_s, f"still {[n.name for n in view.refresh()]}, waiting for {names}"
         time.sleep(0.5)
+    return time.monotonic() - began

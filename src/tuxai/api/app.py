@@ -46,6 +46,7 @@ from tuxai.daemon.limits import limits_view
 from tuxai.daemon.telemetry import TelemetryLoop
 from tuxai.edge.bearer import bearer_ok
 from tuxai.errors import JobNotFound, PermissionDenied, TuxaiError, UsageError
+from tuxai.model.gang import MAX_NODES
 from tuxai.model.job import JobState
 from tuxai.model.jobfile import check_environment, spec_from_dict
 from tuxai.model.wire import (
@@ -283,10 +284,16 @@ def create_app(
             **ON_A_JOB,
         },
     )
-    def log(caller: CallerDep, job_id: JobId, offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0) -> Response:
-        """The job's output from byte ``offset`` (its owner's only); headers give the next offset and the state."""
+    def log(
+        caller: CallerDep,
+        job_id: JobId,
+        offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+        rank: Annotated[int, Query(ge=0, le=MAX_NODES)] = 0,
+    ) -> Response:
+        """The job's output (a multi-node job's node ``rank``) from byte ``offset`` (its owner's only);
+        headers give the next offset and the state."""
         job = daemon.job(job_id, caller)
-        data = read_log(job, offset, 4 * 2**20)  # the job's own regular file, never a link or a FIFO
+        data = read_log(job, offset, 4 * 2**20, rank)  # the job's own regular file, never a link or a FIFO
         headers = {"X-Tuxai-Next-Offset": str(offset + len(data)), "X-Tuxai-State": job.state.value}
         return Response(data, media_type="application/octet-stream", headers=headers)
 

@@ -249,9 +249,10 @@ class Client:
         """Stop the daemon (jobs go on)."""
         self._call("POST", "/v1/shutdown")
 
-    def log(self, job_id: int, offset: int = 0) -> tuple[bytes, int, JobState]:
-        """Output from ``offset``: (bytes, next offset, job state)."""
-        response = self._call("GET", f"/v1/jobs/{job_id}/log", params={"offset": offset})
+    def log(self, job_id: int, offset: int = 0, rank: int = 0) -> tuple[bytes, int, JobState]:
+        """Output from ``offset`` (a multi-node job's node ``rank``): (bytes, next offset, job state)."""
+        params = {"offset": offset, **({"rank": rank} if rank else {})}
+        response = self._call("GET", f"/v1/jobs/{job_id}/log", params=params)
         following = response.headers.get("x-tuxai-next-offset", "")
         if not following.isdigit():
             raise DaemonError(f"the daemon's log answer has no next offset ({following!r})", hint=VERSIONS_HINT)

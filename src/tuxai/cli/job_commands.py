@@ -339,13 +339,14 @@ def logs(
         bool, typer.Option("--follow", "-f", help="Keep printing until the job ends (a pending one: once it starts).")
     ] = False,
     tail: Annotated[int | None, typer.Option("--tail", "-n", help="Only the last N lines.", metavar="N")] = None,
+    rank: Annotated[int | None, typer.Option("--rank", help="A multi-node job's node R only.", metavar="R")] = None,
     home: HomeOption = None,
     debug: DebugOption = False,
 ) -> None:
-    """A job's output (stdout and stderr)."""
+    """A job's output (stdout and stderr); a multi-node job's every node, its lines prefixed ``[rank R]``."""
     from tuxai.cli.jobs import run_logs
 
-    raise typer.Exit(guard(lambda: run_logs(home, job, follow, tail), debug))
+    raise typer.Exit(guard(lambda: run_logs(home, job, follow, tail, rank), debug))
 
 
 JobIds = Annotated[list[str], typer.Argument(help="Job ids (12: a job or a whole array; 12_3: one task).")]

@@ -277,12 +277,21 @@ def _exit(job: PublicJob) -> str:
     return "-" if job.exit_code is None else str(job.exit_code)
 
 
-def run_logs(home: Path | None, job_id: int | str, follow: bool, tail: int | None = None) -> int:
-    """Print the job's output (``--tail N``: its last lines); ``-f`` keeps printing until the job ends."""
+def run_logs(
+    home: Path | None, job_id: int | str, follow: bool, tail: int | None = None, rank: int | None = None
+) -> int:
+    """Print the job's output (``--tail N``: its last lines; ``--rank R``: a multi-node job's node R, else
+    every node's lines prefixed: ``cli.rank_logs``); ``-f`` keeps printing until the job ends."""
     from tuxai.cli.logs import print_log
+    from tuxai.cli.rank_logs import print_ranks
 
     with client(home) as api:
-        return print_log(api, one_job(api, str(job_id), "logs"), follow, tail)  # 12_3: task 3 of array 12
+        number = one_job(api, str(job_id), "logs")  # 12_3: task 3 of array 12
+        job = api.job(number)
+        nodes = job.spec.nodes if isinstance(job, Job) else 1
+        if rank is None and nodes > 1:
+            return print_ranks(api, number, nodes, follow, tail)
+        return print_log(api, number, follow, tail, rank=rank or 0)
 
 
 # ---- cancel / hold / release / gpus ---------------------------------------------------------

@@ -37,10 +37,10 @@ def last_lines(chunks: Iterable[bytes], count: int) -> list[bytes]:
     return list(kept) if count else []
 
 
-def _output(api: Client, job_id: int, offset: int = 0) -> Iterator[bytes]:
-    """The job's output written so far, from ``offset``, in the daemon's chunks."""
+def _output(api: Client, job_id: int, offset: int = 0, rank: int = 0) -> Iterator[bytes]:
+    """The job's output written so far (node ``rank``'s), from ``offset``, in the daemon's chunks."""
     while True:
-        data, offset, _ = api.log(job_id, offset)
+        data, offset, _ = api.log(job_id, offset, rank=rank)
         if not data:
             return
         yield data
@@ -68,9 +68,9 @@ def _wait_to_start(api: Client, job_id: int, poll_s: float) -> None:
         time.sleep(poll_s)
 
 
-def print_log(api: Client, job_id: int, follow: bool, tail: int | None, poll_s: float = 0.5) -> int:
-    """Print the job's output (``tail``: its last lines); ``follow``: wait for a pending job to start
-    (saying why it waits), then print as it comes until the job ends.
+def print_log(api: Client, job_id: int, follow: bool, tail: int | None, poll_s: float = 0.5, rank: int = 0) -> int:
+    """Print the job's output (``tail``: its last lines; ``rank``: a multi-node job's node); ``follow``: wait
+    for a pending job to start (saying why it waits), then print as it comes until the job ends.
 
     Raises:
         UsageError: ``tail`` below 0.
@@ -88,16 +88,16 @@ def print_log(api: Client, job_id: int, follow: bool, tail: int | None, poll_s: 
 
         def counted() -> Iterator[bytes]:
             nonlocal offset
-            for chunk in _output(api, job_id):
+            for chunk in _output(api, job_id, rank=rank):
                 offset += len(chunk)
                 yield chunk
 
         out.writelines(last_lines(counted(), tail))
     elif not follow:
-        out.writelines(_output(api, job_id))
+        out.writelines(_output(api, job_id, rank=rank))
     out.flush()
     while follow:  # as api.follow does, from where the tail ended
-        data, offset, state = api.log(job_id, offset)
+        data, offset, state = api.log(job_id, offset, rank=rank)
         if data:
             out.write(data)
             out.flush()

@@ -24,6 +24,7 @@ from tuxai.errors import ClusterError, UsageError
 from tuxai.executor.attempt import AttemptHandle, AttemptTaken, Executor
 from tuxai.executor.launch import free_port
 from tuxai.executor.ray import RankLaunch, RayExecutor
+from tuxai.executor.rundir import rank_output
 from tuxai.hardware.cgroups import CgroupSupport
 from tuxai.model.job import JobRecord
 from tuxai.model.launch import gang_of, node_launch, preferred_port
@@ -87,7 +88,7 @@ def rank_launches(
     for rank, where in enumerate(placed):
         # The node's own inventory; its cgroups and CPUs are its own, not this machine's.
         local = replace(config, inventory=nodes[where.node].inventory, cgroups=CgroupSupport(0), online_cpus=())
-        log = log_path if rank == 0 else str(Path(log_path).with_name(f"output.rank{rank}.log"))
+        log = str(Path(log_path).with_name(rank_output(rank)))
         launch = build_launch(local, job, where, attempt, log, base)
         if job.spec.launcher is not None:
             gang = gang_of(len(placed), len(where.gpus), job.spec.launcher, job.spec.procs_per_node)

@@ -15,9 +15,9 @@ import os
 import shutil
 from pathlib import Path
 
-from tuxai.errors import StoreError
+from tuxai.errors import StoreError, UsageError
 from tuxai.executor.files import make_dir, read_user_file
-from tuxai.executor.rundir import ENDPOINT
+from tuxai.executor.rundir import ENDPOINT, rank_output
 from tuxai.model.job import JobRecord, JobState
 
 ENDPOINT_MAX_BYTES = 4096
@@ -72,8 +72,16 @@ def job_endpoint(job: JobRecord) -> str | None:
     return text
 
 
-def read_log(job: JobRecord, offset: int, limit_bytes: int) -> bytes:
-    """Up to ``limit_bytes`` of the job's output from ``offset`` (the job's own regular file only)."""
+def read_log(job: JobRecord, offset: int, limit_bytes: int, rank: int = 0) -> bytes:
+    """Up to ``limit_bytes`` of the job's output from ``offset`` (the job's own regular file only;
+    ``rank``: a multi-node job's node, ``executor.rundir.rank_output``).
+
+    Raises:
+        UsageError: the job has no node ``rank``.
+    """
+    if not 0 <= rank < max(1, job.spec.nodes):
+        raise UsageError(f"job {job.id} runs on {job.spec.nodes} node(s): its ranks are 0 to {job.spec.nodes - 1}")
     if not job.log_path:
         return b""
-    return read_user_file(Path(job.log_path), (job.uid, os.geteuid()), limit_bytes, offset) or b""
+    path = Path(job.log_path).with_name(rank_output(rank))
+    return read_user_file(path, (job.uid, os.geteuid()), limit_bytes, offset) or b""

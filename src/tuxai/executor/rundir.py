@@ -42,6 +42,17 @@ RESERVE = "reserve"
 RESERVE_BYTES = 16384
 # In the job's directory (``Launch.job_dir``), owned by the job's user:
 OUTPUT = "output.log"
+
+
+def rank_output(rank: int) -> str:
+    """The log of a multi-node job's node ``rank`` in the job's directory: rank 0's is the job's own.
+
+    >>> rank_output(0), rank_output(2)
+    ('output.log', 'output.rank2.log')
+    """
+    return f"output.rank{rank}.log" if rank else OUTPUT
+
+
 CHECKPOINT = "checkpoint"
 ENDPOINT = "endpoint"
 
