@@ -21,13 +21,19 @@ from tests.daemon_helpers import DaemonProcess, finish
 CDI_SPEC = Path("/etc/cdi/tuxai-test-fakegpu.json")
 FAKE_GPUS = (Path("/dev/fakegpu0"), Path("/dev/fakegpu1"))
 TUXAI = [sys.executable, "-m", "tuxai"]
+BUILD_TIMEOUT_S = 900
 
 
+@pytest.hookimpl(trylast=True)  # after -k and -m deselected: the first item left builds the image
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test here needs root (podman as root, /etc/cdi, mknod): skipped only when not root."""
+    """Every test here needs root (podman as root, /etc/cdi, mknod): skipped only when not root.
+    The first test's setup builds the image when it is not cached (about 2 min cold here): it
+    alone gets 15 minutes; the others keep the project's per-test timeout."""
     for item in items:
         if os.getuid() != 0:
             item.add_marker(pytest.mark.skip(reason="the containers tier runs as root (podman, /etc/cdi, mknod)"))
+    if items:
+        items[0].add_marker(pytest.mark.timeout(BUILD_TIMEOUT_S))
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +44,7 @@ def python_image() -> str:
         [*TUXAI, "image", "build", "--name", "tier-python", "--package", "python3-minimal", "--json"],
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=BUILD_TIMEOUT_S,
         check=False,
     )
     assert done.returncode == 0, done.stderr

@@ -56,3 +56,14 @@ def test_I19_mmdebstrap_line_installs_packages_files_and_requirements() -> None:
     assert any("/opt/venv/bin/pip install" in a for a in argv)
     assert argv[-2:] == ["bookworm", "/c/rootfs.tar"]
     assert not any("pip" in a for a in mmdebstrap_argv(recipe, {}, None, Path("/r.tar")))
+
+
+def test_I19_a_complete_layout_is_reused_and_a_missing_input_file_is_named(tmp_path: Path) -> None:
+    from tuxai.images.build import _layout
+
+    done = tmp_path / "done"
+    done.mkdir()
+    (done / "index.json").write_text("{}")
+    assert _layout(Recipe(), done, {}, None) == "layout"
+    with pytest.raises(UsageError, match="no such file to build the image from"):
+        _layout(Recipe(), tmp_path / "new", {"/app.py": tmp_path / "missing.py"}, None)

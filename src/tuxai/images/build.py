@@ -13,6 +13,7 @@ The layout's ``index.json`` is written last: a layout without it is an interrupt
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -123,6 +124,31 @@ def write_layout(layout: Path, recipe: Recipe, rootfs: Path) -> None:
     os.replace(layout / "index.json.tmp", layout / "index.json")  # last: the layout is complete
 
 
+def _layout(recipe: Recipe, layout: Path, files: dict[str, Path], requirements: Path | None) -> str:
+    """The recipe's OCI layout in the cache: "layout" when it was there, "built" when made now.
+
+    Raises:
+        UsageError: a file to copy in is missing.
+        ImageBuildError: mmdebstrap failed.
+    """
+    if (layout / "index.json").is_file():
+        return "layout"
+    for path in [*files.values(), *([requirements] if requirements else [])]:
+        if not path.is_file():
+            raise UsageError(f"{path}: no such file to build the image from")
+    shutil.rmtree(layout, ignore_errors=True)  # an interrupted build's remains
+    layout.mkdir(parents=True)
+    rootfs = layout / "rootfs.tar"
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH)}
+    try:
+        _run(mmdebstrap_argv(recipe, files, requirements, rootfs), "mmdebstrap", env)
+        write_layout(layout, recipe, rootfs)
+    except BaseException:
+        shutil.rmtree(layout, ignore_errors=True)
+        raise
+    return "built"
+
+
 def build(recipe: Recipe, files: dict[str, Path], requirements: Path | None = None, cache: Path | None = None) -> Built:
     """The recipe's image in podman: already there, pulled from the cached layout, or built.
 
@@ -135,22 +161,10 @@ def build(recipe: Recipe, files: dict[str, Path], requirements: Path | None = No
     if found:
         return Built(recipe.reference, found, "podman", time.monotonic() - began)
     layout = (cache or cache_root()) / recipe.key
-    source = "layout"
-    if not (layout / "index.json").is_file():
-        for path in [*files.values(), *([requirements] if requirements else [])]:
-            if not path.is_file():
-                raise UsageError(f"{path}: no such file to build the image from")
-        source = "built"
-        shutil.rmtree(layout, ignore_errors=True)  # an interrupted build's remains
-        layout.mkdir(parents=True)
-        rootfs = layout / "rootfs.tar"
-        env = {**os.environ, "SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH)}
-        try:
-            _run(mmdebstrap_argv(recipe, files, requirements, rootfs), "mmdebstrap", env)
-            write_layout(layout, recipe, rootfs)
-        except BaseException:
-            shutil.rmtree(layout, ignore_errors=True)
-            raise
+    layout.parent.mkdir(parents=True, exist_ok=True)
+    with open(layout.parent / f"{recipe.key}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two builds of one recipe at once: the second waits, then finds it
+        source = _layout(recipe, layout, files, requirements)
     pulled = _run(["podman", "pull", "--quiet", f"oci:{layout}"], "podman pull of the layout").strip().splitlines()
     _run(["podman", "tag", pulled[-1], recipe.reference], "podman tag")
     with contextlib.suppress(ImageBuildError):  # the name the oci: transport gives it (localhost/<layout path>)
