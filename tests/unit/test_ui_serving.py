@@ -3,7 +3,10 @@ renders it; ``ui.serving`` reads it back), and the loopback rule of the daemon's
 
 from __future__ import annotations
 
-from tuxai.api.ui_serving import loopback
+import socket
+import time
+
+from tuxai.api.ui_serving import SCRAPE_TIMEOUT_S, ServedReader, loopback
 from tuxai.model.wire_ui import ServedJob
 from tuxai.serving.metrics import Metrics
 from tuxai.ui.serving import model_stats, serving_page
@@ -54,3 +57,18 @@ def test_a_jobs_endpoint_cannot_choose_the_path_roots_request_asks_for() -> None
                 "http://127.0.0.1:9#frag", "http://127.0.0.1:9/?q=1"):  # fmt: skip
         assert not loopback(url), url
     assert loopback("http://127.0.0.1:9/")
+
+
+def test_servers_that_never_answer_cost_a_page_one_timeout_not_one_each() -> None:
+    listeners = [socket.create_server(("127.0.0.1", 0)) for _ in range(4)]  # they accept, never answer
+    try:
+        targets = [(i, "m", "ada", f"http://127.0.0.1:{s.getsockname()[1]}") for i, s in enumerate(listeners)]
+        started = time.monotonic()
+        read = ServedReader(None).read_many(targets)  # type: ignore[arg-type]  (the daemon: for served() only)
+        took = time.monotonic() - started
+    finally:
+        for listener in listeners:
+            listener.close()
+    assert [r.job_id for r in read] == [0, 1, 2, 3]
+    assert all(r.problem.startswith("its /metrics did not answer") for r in read), read
+    assert took < 3 * SCRAPE_TIMEOUT_S, took  # four timeouts one after another would take 4 s

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import httpx
@@ -23,6 +24,7 @@ from tuxai.ui.serving import model_stats
 SCRAPE_TIMEOUT_S = 1.0
 SCRAPE_BYTES = 1 << 20
 MAX_SERVED = 20  # jobs scraped for one page
+SCRAPERS = 8  # at once
 
 
 def loopback(url: str) -> bool:
@@ -71,17 +73,22 @@ class ServedReader:
 
     def served(self, caller: Caller) -> list[ServedJob]:
         """The serving jobs ``caller`` may read (its own; root: all), each with its models' numbers."""
-        found = []
+        targets = []
         for record in self.daemon.store.jobs([JobState.RUNNING]):
             if not (caller.admin or caller.uid == record.uid):
                 continue  # another's endpoint and numbers are its own (public_fields)
             endpoint = job_endpoint(record)
-            if endpoint is None:
-                continue
-            found.append(self._read(record.id, record.spec.name, record.user, endpoint))
-            if len(found) >= MAX_SERVED:
-                break
-        return found
+            if endpoint is not None:
+                targets.append((record.id, record.spec.name, record.user, endpoint))
+        return self.read_many(targets[:MAX_SERVED])
+
+    def read_many(self, targets: list[tuple[int, str, str, str]]) -> list[ServedJob]:
+        """Each (job id, name, user, endpoint) read, ``SCRAPERS`` at once (a page waits about one timeout,
+        not one a server)."""
+        if not targets:
+            return []
+        with ThreadPoolExecutor(min(SCRAPERS, len(targets))) as pool:
+            return list(pool.map(lambda target: self._read(*target), targets))
 
     def _read(self, job_id: int, name: str, user: str, endpoint: str) -> ServedJob:
         if not loopback(endpoint):
