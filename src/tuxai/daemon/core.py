@@ -276,7 +276,7 @@ class Daemon:
             changes.append((job.id, outcome.state, outcome.reason, fields))
         moved = set(self.store.transitions(changes, now))  # a cancel may have got there first
         for (job, _), (_, _, _, fields) in zip(ended, changes, strict=True):
-            gpus = job.spec.request.gpu_equivalents
+            gpus = job.spec.request.gpu_equivalents * job.spec.nodes  # a gang: every node's
             if job.id in moved and gpus > 0:
                 ran = max(0.0, float(fields["ended_at"]) - (job.started_at or now))
                 self._charge(job.user, gpus * ran, now)
