@@ -372,3 +372,15 @@ def test_ui_serving_page_shows_a_served_models_requests_and_latency(box: Box, ro
     finally:
         box.daemon.client.cancel(job)
         shutil.rmtree(repo, ignore_errors=True)
+
+
+def test_ui_pages_read_without_javascript(box: Box, browser: Browser) -> None:
+    for session in _session(box, browser, 0, java_script_enabled=False):
+        page = session.open("/ui/")
+        assert page.locator("table.chart-summary tbody tr").count() == 8  # each GPU's range in words
+        assert page.locator(".chart canvas").count() == 0  # no chart drawn, nothing missing to read
+        page = session.open("/ui/users")
+        assert page.locator("table.users tbody tr").count() >= 2
+        page = session.open(f"/ui/jobs/{box.train}")
+        assert page.locator("table.chart-summary tbody tr").count() == 2
+        session.shot("job-no-script")
