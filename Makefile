@@ -127,10 +127,10 @@ test-slurm: $(DEV_STAMP) slurm-deps
 	$(BIN)/pytest -m slurm tests/slurm
 
 $(MLFLOW_STAMP): pyproject.toml $(DEV_STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,mlflow]'
+	$(BIN)/pip install --quiet -e '.[dev,mlflow]' 'scikit-learn>=1.4'  # the digits of examples/lifecycle
 	touch $@
 
-## test-mlflow: pipeline steps as MLflow runs, read back with MLflow's own client from a real SQLite store
+## test-mlflow: pipeline steps as MLflow runs (MLflow's own client, a real SQLite store), serve by alias, examples/lifecycle
 test-mlflow: $(MLFLOW_STAMP)
 	$(BIN)/pytest -m mlflow tests/mlflow
 
