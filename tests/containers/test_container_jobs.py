@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -115,3 +118,21 @@ def test_I19_a_container_job_outlives_a_kill_9_of_the_daemon_with_its_real_exit_
     go.touch()
     job = daemon.wait_all([job_id], timeout_s=30)[job_id]
     assert (job.state, job.exit_code) == (JobState.FAILED, 7), daemon.log(job_id)
+
+
+def test_I19_the_cli_submits_an_image_with_its_shm_size(daemon: DaemonProcess, python_image: str) -> None:
+    argv = [sys.executable, "-m", "tuxai", "submit", "--home", str(daemon.home), "--image", python_image]
+    done = subprocess.run(
+        [*argv, "--shm-size", "1GiB", "--json", "--", "sh", "-c", "df -k /dev/shm | tail -1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    job_id = int(json.loads(done.stdout)["id"])
+    job = daemon.wait_all([job_id], timeout_s=60)[job_id]
+    assert job.state is JobState.SUCCEEDED and daemon.log(job_id).split()[1] == str(1 << 20)  # KiB
+    submit = [sys.executable, "-m", "tuxai", "submit", "--home", str(daemon.home), "--image=--privileged", "--", "true"]
+    refused = subprocess.run(submit, capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode != 0 and refused.stderr.startswith("error: image '--privileged'"), refused.stderr
