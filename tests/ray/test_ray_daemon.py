@@ -199,3 +199,35 @@ def test_E15_tuxai_up_ray_runs_a_submitted_gang_on_the_workers(ray_cluster: Loca
         print(f"tuxai up --ray answered in {up_s:.1f} s")
     finally:
         finish(process)
+
+
+def test_E15_a_small_job_backfills_beside_a_waiting_gang_and_a_long_one_does_not(daemon: Daemon) -> None:
+    sleep = "import sys, time; time.sleep(float(sys.argv[1]))"
+    holder = _submit(daemon, "300", script=sleep, gpus=1, time="1h")  # one GPU of one worker, for an hour
+    daemon.tick(time.time())
+    gang = _submit(
+        daemon, "300", script=sleep, nodes=2, gpus_per_node=2, launcher="none", time="1h", priority=100
+    )  # first in the queue: the job that waits
+    short = _submit(daemon, "1", script=sleep, gpus=1, time="1m")  # ends long before the gang's reservation
+    long = _submit(daemon, "1", script=sleep, gpus=1, time="2h")  # would delay it
+    daemon.tick(time.time())
+    try:
+        assert daemon.store.get(gang).state is JobState.PENDING
+        assert daemon.store.get(gang).reason.startswith("waiting for 2 nodes with 2 free GPUs each (short now: on ")
+        assert daemon.store.get(short).state is JobState.RUNNING
+        assert daemon.store.get(short).reason == f"backfilled ahead of job {gang}"
+        assert daemon.store.get(long).state is JobState.PENDING
+        daemon.cancel(holder, ROOT, time.time())
+        _until_ended(daemon, short, 60)
+        began = time.monotonic()
+        while daemon.store.get(gang).state is not JobState.RUNNING:  # the gang before the long job
+            assert time.monotonic() - began < 30, daemon.store.get(gang)
+            daemon.tick(time.time())
+            time.sleep(0.2)
+        assert daemon.store.get(long).state is JobState.PENDING
+    finally:
+        for job_id in (holder, gang, long):
+            if daemon.store.get(job_id).state not in ENDED:
+                daemon.cancel(job_id, ROOT, time.time())
+        for job_id in (holder, gang, long):
+            _until_ended(daemon, job_id, 30)
