@@ -88,8 +88,10 @@ class Cluster:
 
     def stop(self) -> None:
         """Stop every daemon this cluster started (munged only when it started it) and remove its directory."""
-        with contextlib.suppress(subprocess.SubprocessError, OSError):
+        with contextlib.suppress(subprocess.SubprocessError, OSError, RuntimeError):
             self.run("scancel", "--partition=gpu", check=False)  # every job left, on both nodes
+            # until their steps are gone: a slurmd stopped under a running step leaves its slurmstepd
+            _wait(lambda: not self.run("squeue", "-h", "-t", "RUNNING,COMPLETING", check=False).stdout.strip(), 30, "")
         for process in [*self.processes, *([self.munged] if self.munged else [])]:
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM)

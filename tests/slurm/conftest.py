@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 
@@ -30,3 +31,6 @@ def slurm() -> Iterator[Cluster]:
         else:
             os.environ["SLURM_CONF"] = before
         cluster.stop()
+    table = subprocess.run(["ps", "-eo", "stat=,pid=,args="], capture_output=True, text=True, check=True).stdout
+    left = [line for line in table.splitlines() if "slurmstepd" in line and not line.lstrip().startswith("Z")]
+    assert not left, f"job steps left running after the cluster stopped: {left}"  # zombies: being reaped

@@ -51,6 +51,12 @@ def _slurm_job(daemon: DaemonProcess, job_id: int) -> int:
     return int(handle.split(":")[1])
 
 
+def _logs(daemon: DaemonProcess, job_id: int) -> str:
+    """Every node's output: rank 0's output.log, then output.rank1.log …"""
+    job_dir = daemon.home / "jobs" / str(job_id)
+    return "".join(p.read_text() for p in [job_dir / "output.log", *sorted(job_dir.glob("output.rank*.log"))])
+
+
 def _wait(daemon: DaemonProcess, job_id: int, until: Callable[[JobDetail], bool], timeout_s: float = 120) -> JobDetail:
     """The job once ``until`` holds (polled: no sleep to be safe)."""
     deadline = time.monotonic() + timeout_s
@@ -73,7 +79,7 @@ def test_ddp_trains_across_n1_and_n2_and_the_ranks_agree(slurm: Cluster, daemon:
     }
     job_id = daemon.client.submit(spec, {"PATH": "/usr/bin:/bin"})
     job = _wait(daemon, job_id, lambda j: j.state.terminal)
-    log = daemon.log(job_id)
+    log = _logs(daemon, job_id)
     assert job.state is JobState.SUCCEEDED, (job.reason, log)
     places = re.findall(
         r"rank (\d)/4 RANK=\d WORLD_SIZE=4 NODE_RANK=(\d) LOCAL_RANK=\d CUDA_VISIBLE_DEVICES=(\S+)", log
@@ -85,6 +91,13 @@ def test_ddp_trains_across_n1_and_n2_and_the_ranks_agree(slurm: Cluster, daemon:
     slurm_id = _slurm_job(daemon, job_id)
     record = parse_squeue_json(slurm.run("squeue", "--json").stdout)[slurm_id]
     assert (record.state, record.nodes) == ("COMPLETED", "n[1-2]")
+    node1 = subprocess.run(
+        [sys.executable, "-m", "tuxai", "logs", "--home", str(daemon.home), "--rank", "1", str(job_id)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "NODE_RANK=1" in node1 and "NODE_RANK=0" not in node1, node1  # tuxai logs --rank: node 1's own
 
 
 def test_more_gpus_than_any_node_has_is_slurms_refusal_in_one_line(daemon: DaemonProcess) -> None:
@@ -137,3 +150,48 @@ def test_a_users_job_runs_as_that_user_in_slurm_never_as_root(slurm: Cluster, da
     record = parse_squeue_json(slurm.run("squeue", "--json").stdout)[_slurm_job(daemon, job_id)]
     assert record.user == "nobody"  # Slurm's job is nobody's: sbatch ran as nobody, not as the root daemon
     assert (daemon.home / "jobs" / str(job_id) / "output.log").read_text() == f"{NOBODY}\n"
+
+
+CHECKPOINTING = """
+ck="$TUXAI_CHECKPOINT_DIR/node-$TUXAI_NODE_RANK"
+if [ -f "$ck" ]; then echo "node $TUXAI_NODE_RANK resumed from $(cat "$ck")"; exit 0; fi
+trap 'echo "step 7" > "$ck"; echo "node $TUXAI_NODE_RANK saved"; exit 99' TERM
+echo "node $TUXAI_NODE_RANK started"
+while :; do sleep 0.2; done
+"""
+
+
+def _started_on_both(daemon: DaemonProcess, job_id: int) -> None:
+    logs = [daemon.home / "jobs" / str(job_id) / name for name in ("output.log", "output.rank1.log")]
+    deadline = time.monotonic() + 60  # the logs are made when the job goes to Slurm
+    while not all(log.exists() and f"node {rank} started" in log.read_text() for rank, log in enumerate(logs)):
+        assert time.monotonic() < deadline, [log.read_text() for log in logs if log.exists()]
+        time.sleep(0.2)
+
+
+def test_slurms_grace_signal_checkpoints_every_node_and_the_requeued_job_resumes(
+    slurm: Cluster, daemon: DaemonProcess
+) -> None:
+    spec = {"command": ["sh", "-c", CHECKPOINTING], "nodes": 2, "launcher": "none", "grace": 30, "requeue": True}
+    job_id = daemon.client.submit(spec, {"PATH": "/usr/bin:/bin"})
+    _started_on_both(daemon, job_id)
+    # What --signal=B:TERM@<grace> does before the time limit: SIGTERM to the batch shell (srun),
+    # which passes it to every node's shim; sent now rather than waiting for a limit.
+    slurm.run("scancel", "--batch", "--signal=TERM", str(_slurm_job(daemon, job_id)))
+    job = _wait(daemon, job_id, lambda j: j.state is JobState.SUCCEEDED or j.state.terminal)
+    log = _logs(daemon, job_id)
+    assert job.state is JobState.SUCCEEDED and job.attempt == 2, (job, log)
+    assert "node 0 saved" in log and "node 1 saved" in log, log
+    assert "node 0 resumed from step 7" in log and "node 1 resumed from step 7" in log, log
+
+
+def test_a_cancel_in_the_grace_period_lets_every_node_write_its_checkpoint(daemon: DaemonProcess) -> None:
+    spec = {"command": ["sh", "-c", CHECKPOINTING], "nodes": 2, "launcher": "none", "grace": 30}
+    job_id = daemon.client.submit(spec, {"PATH": "/usr/bin:/bin"})
+    _started_on_both(daemon, job_id)
+    daemon.client.cancel(job_id)
+    job = _wait(daemon, job_id, lambda j: j.state.terminal)
+    assert job.state is JobState.CANCELLED, job
+    checkpoints = daemon.home / "jobs" / str(job_id) / "checkpoint"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["node-0", "node-1"]
+    assert (checkpoints / "node-1").read_text() == "step 7\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
@@ -80,14 +81,16 @@ def test_what_slurm_cannot_be_asked_is_one_line() -> None:
         _args(JobSpec(("x",), request=Request(gpus=1, gpu_types=("A100", "H100"))))
 
 
-def test_batch_script_runs_the_node_runner_once_per_node_under_srun() -> None:
+def test_batch_script_runs_the_node_runner_once_per_node_and_passes_sigterm_to_its_tasks() -> None:
     script = batch_script("/opt/my venv/bin/python", "/h/jobs/7/run-1", (7, 1))
     assert script.startswith("#!/bin/sh\n")
-    last = script.strip().splitlines()[-1]
-    assert last == (
-        "exec srun --kill-on-bad-exit=1 --ntasks-per-node=1 --export=ALL "
-        "'/opt/my venv/bin/python' -m tuxai.executor.slurm_node /h/jobs/7/run-1"
+    lines = script.splitlines()
+    assert lines[2] == "trap 'scancel --signal=TERM \"$SLURM_JOB_ID.0\"' TERM"
+    assert lines[3] == (
+        "srun --kill-on-bad-exit=1 --ntasks-per-node=1 --export=ALL "
+        "'/opt/my venv/bin/python' -m tuxai.executor.slurm_node /h/jobs/7/run-1 &"
     )
+    assert subprocess.run(["sh", "-n"], input=script, text=True, check=False).returncode == 0  # valid sh
 
 
 def test_sbatch_id_and_host_lists() -> None:

@@ -36,7 +36,7 @@ from pathlib import Path
 from tuxai.errors import UsageError
 from tuxai.executor.attempt import AttemptHandle, AttemptTaken, Observed, Processes, Seen
 from tuxai.executor.files import make_dir, open_user_file, read_user_file
-from tuxai.executor.rundir import CHECKPOINT, ENDPOINT, STOP, Launch, Phase, Status, write_stop
+from tuxai.executor.rundir import CHECKPOINT, ENDPOINT, STOP, Launch, Phase, Status, rank_output, write_stop
 from tuxai.model.job import JobSpec, JobState, StopReason
 from tuxai.model.launch import gang_of, node_environment
 from tuxai.model.slurm import (
@@ -185,7 +185,8 @@ class SlurmExecutor:
         owner = (user[0], user[1]) if user else None
         job_dir = Path(launch.job_dir)
         make_dir(job_dir / CHECKPOINT, 0o700, owner)
-        for path in (Path(launch.log_path), job_dir / ENDPOINT):
+        logs = [Path(launch.log_path).with_name(rank_output(rank)) for rank in range(spec.nodes)]  # one a node
+        for path in (*logs, job_dir / ENDPOINT):
             os.close(open_user_file(path, owner))
         for rank in range(spec.nodes):
             make_dir(run_dir / f"node-{rank}", 0o700, owner, exclusive=True)
@@ -257,7 +258,7 @@ class SlurmExecutor:
         if job is not None and job_state(job.state) is JobState.PENDING:
             self._run(["scancel", str(slurm_id)])
         else:
-            self._run(["scancel", "--signal=TERM", "--full", str(slurm_id)])
+            self._run(["scancel", "--signal=TERM", f"{slurm_id}.0"])  # the step: srun's tasks, one per node
         self._forget_queue()
 
     def _statuses(self, run_dir: Path, nodes: int) -> list[Status]:

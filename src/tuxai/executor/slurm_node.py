@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from tuxai.executor.environment import DEVICE_VARIABLES
-from tuxai.executor.rundir import STOP, Launch, read_status, write_launch
+from tuxai.executor.rundir import STOP, Launch, rank_output, read_status, write_launch
 from tuxai.executor.shim import EXIT_CANNOT_START, run_attempt
 from tuxai.model.cgroup import CgroupPlan
 from tuxai.model.gang import Launcher
@@ -74,7 +74,9 @@ def node_run(run_dir: Path, environ: dict[str, str]) -> tuple[Path, Launch]:
         node = node_launch(gang, command, addresses, port, rank, (int(base["job_id"]), int(base["attempt"])))
         command, env = node.command, {**env, **node.env}
     restart = environ.get("SLURM_RESTART_COUNT", "0")
+    log = str(Path(base.pop("log_path")).with_name(rank_output(rank)))  # rank r: output.rank<r>.log
     launch = Launch(
+        log_path=log,
         **{
             **base,
             "command": command,
@@ -85,7 +87,7 @@ def node_run(run_dir: Path, environ: dict[str, str]) -> tuple[Path, Launch]:
             "time_limit_s": None,
             "cpus": (),
             "devices": (),
-        }
+        },
     )
     return run_dir / f"node-{rank}" / f"run-{int(restart) if restart.isdecimal() else 0}", launch
 

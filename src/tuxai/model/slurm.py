@@ -104,14 +104,19 @@ def sbatch_args(spec: JobSpec, name: str, output: str, workdir: str, *, gres: bo
 def batch_script(python: str, run_dir: str, job: tuple[int, int]) -> str:
     """The batch script: ``srun`` runs tuxai's node runner once on every node; one bad node ends them all.
 
-    ``exec``: the ``--signal=B:TERM`` Slurm sends the batch shell reaches ``srun``, which passes it to
-    every node's shim (SIGTERM → the job's grace → SIGKILL, the checkpoint contract).
+    The SIGTERM Slurm sends the batch shell ``grace`` seconds before the time limit
+    (``--signal=B:TERM@grace``) is passed on to the step's tasks, every node's shim (SIGTERM → the
+    job's grace → SIGKILL: the checkpoint contract). Not to ``srun`` itself: a SIGTERM makes
+    ``srun`` end the step at once.
     """
     runner = shlex.join([python, "-m", "tuxai.executor.slurm_node", run_dir])
     return (
         "#!/bin/sh\n"
         f"# tuxai job {job[0]}, attempt {job[1]}: one tuxai shim on each node (executor.slurm_node)\n"
-        f"exec srun --kill-on-bad-exit=1 --ntasks-per-node=1 --export=ALL {runner}\n"
+        "trap 'scancel --signal=TERM \"$SLURM_JOB_ID.0\"' TERM\n"
+        f"srun --kill-on-bad-exit=1 --ntasks-per-node=1 --export=ALL {runner} &\n"
+        "step=$!\n"
+        'while :; do wait "$step"; code=$?; kill -0 "$step" 2>/dev/null || exit "$code"; done\n'
     )
 
 
