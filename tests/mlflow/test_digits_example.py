@@ -69,10 +69,21 @@ def test_the_digits_pipeline_caches_registers_serves_by_alias_and_watches_drift(
     uri = f"sqlite:///{data}/tuxai/mlflow/mlflow.db"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = client.get_experiment_by_name("digits")
+    assert experiment.artifact_location == (data / "tuxai/mlflow/artifacts").as_uri()
     runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    assert set(runs) == {"digits.prepare", "digits.train", "digits.evaluate", "digits.register"}
     train = runs["digits.train"]
-    assert train.data.tags["tuxai.gpus"] and train.data.tags["tuxai.job_id"] and "loss" in train.data.metrics
+    job = shared_daemon.job(int(train.data.tags["tuxai.job_id"]))
+    assert train.info.status == "FINISHED" and train.data.tags["tuxai.state"] == "succeeded"
+    assert train.data.tags["tuxai.user"] == job.user and train.data.tags["tuxai.step"] == "train"
+    assert train.data.tags["tuxai.gpus"] == job.gpus[0] and train.data.tags["tuxai.gpu_models"]
+    assert train.data.tags["tuxai.code_hash"] and train.data.tags["tuxai.energy_method"]
+    assert train.data.params["command"] == "python train.py" and train.data.params["gpus"] == "1"
     assert train.data.metrics["tuxai.gpu_hours"] > 0 and train.data.metrics["tuxai.energy_kwh"] > 0
+    assert "tuxai.co2e_kg" in train.data.metrics and train.data.metrics["tuxai.ran_s"] > 0
+    assert "loss" in train.data.metrics  # logged by the step's own code, on the same run
+    assert runs["digits.evaluate"].data.metrics["accuracy"] > 0.9
+    assert "tuxai.gpus" not in runs["digits.prepare"].data.tags  # no GPU: no GPU tag
     champion = client.get_model_version_by_alias("digits", "champion")
     accuracy = float(champion.tags["accuracy"])
     assert str(champion.version) == "1" and accuracy > 0.9
@@ -81,6 +92,7 @@ def test_the_digits_pipeline_caches_registers_serves_by_alias_and_watches_drift(
     assert again.returncode == 0 and set(states(again).values()) == {"cached"}, again.stdout
     print(f"\nfully cached run: {cpu_s:.2f} s of CPU for the whole tuxai process")
     assert cpu_s < 1.0
+    assert len(client.search_runs([experiment.experiment_id])) == 4  # every step cached: no new run
 
     (project / "train.py").write_text((project / "train.py").read_text() + "# a change of the training code\n")
     began = time.monotonic()
