@@ -7,9 +7,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,6 +72,17 @@ def fake_gpus() -> Iterator[tuple[Path, ...]]:
         CDI_SPEC.unlink(missing_ok=True)
         for path in FAKE_GPUS:
             path.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def public_tmp() -> Iterator[Path]:
+    """A directory everybody can pass through (pytest's own is root's 0700): a job's user must reach it."""
+    path = Path(tempfile.mkdtemp(prefix="tuxai-containers-", dir="/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -23,9 +23,9 @@ REPORT = (
 
 
 def test_I19_the_job_runs_as_the_submitting_user_with_its_shm_variables_and_mounts(
-    tmp_path: Path, python_image: str
+    public_tmp: Path, python_image: str
 ) -> None:
-    os.chmod(tmp_path, 0o755)
+    tmp_path = public_tmp
     work, job_dir = tmp_path / "work", tmp_path / "jobs" / "5"
     work.mkdir()
     os.chown(work, NOBODY, NOBODY)
@@ -47,3 +47,26 @@ def test_I19_the_job_runs_as_the_submitting_user_with_its_shm_variables_and_moun
     assert (job_dir / "checkpoint" / "saved").stat().st_uid == NOBODY and (work / "out.txt").stat().st_uid == NOBODY
     assert "hello there" in (job_dir / "run-1" / "container.env").read_text()
     assert (job_dir / "run-1" / "container.env").stat().st_mode & 0o777 == 0o600
+
+
+def test_I19_a_workdir_the_user_cannot_reach_on_the_host_is_not_mounted_for_it(
+    public_tmp: Path, python_image: str
+) -> None:
+    tmp_path = public_tmp
+    shut = tmp_path / "shut"  # root's, 0700: nobody cannot pass it on the host
+    (shut / "open").mkdir(parents=True)
+    os.chmod(shut, 0o700)
+    os.chmod(shut / "open", 0o777)
+    (shut / "open" / "secret").write_text("root's")
+    os.symlink(shut / "open", tmp_path / "link")
+    for workdir in (shut / "open", tmp_path / "link"):
+        job_dir = tmp_path / "jobs" / workdir.name
+        job_dir.mkdir(parents=True)
+        launch = Launch(6, 1, ("cat", "secret"), {}, str(workdir), str(job_dir / "output.log"), job_dir=str(job_dir),
+                        user=(NOBODY, NOBODY, ()), container=Container(python_image, runtime="runc"))  # fmt: skip
+        write_launch(job_dir / "run-1", launch)
+        subprocess.run([sys.executable, "-m", "tuxai.executor.shim", str(job_dir / "run-1")], check=True, timeout=60)
+        status = read_status(job_dir / "run-1")
+        assert status is not None and status.exit_code == 127, (status, (job_dir / "output.log").read_text())
+        assert f"cannot enter working directory {workdir} as the job's user" in status.error
+        assert "root's" not in (job_dir / "output.log").read_text()

@@ -33,6 +33,7 @@ from tuxai.model.cgroup import CgroupPlan
 from tuxai.model.container import Container, check_image
 
 ENV_FILE = "container.env"
+MPS_PIPES = "/tmp/nvidia-mps"  # the MPS server's default CUDA_MPS_PIPE_DIRECTORY
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PODMAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HOST_ONLY = frozenset({"PATH", "HOME", "HOSTNAME", "VIRTUAL_ENV", "PYTHONHOME", "PYTHONPATH", "LD_LIBRARY_PATH"})
@@ -132,7 +133,7 @@ def run_argv(launch: Launch, container: Container, run_dir: Path, host: Host) ->
         argv.append(f"--cgroup-parent={parent}")
     argv += ["--ulimit", _ulimit("nofile", host.limits.nofile), "--ulimit", _ulimit("nproc", host.limits.nproc)]
     argv += ["-i"] * host.stdin + ["-t"] * host.tty
-    argv.append(f"--shm-size={container.shm_bytes}")
+    argv += _ipc(launch.env, container)
     if host.rootless:
         argv.append("--userns=keep-id")
     elif launch.user is not None:
@@ -152,12 +153,59 @@ def run_argv(launch: Launch, container: Container, run_dir: Path, host: Host) ->
     return argv
 
 
+def _ipc(env: Mapping[str, str], container: Container) -> list[str]:
+    """/dev/shm sized for training; a slice of a shared GPU (an MPS client) shares the host's IPC
+    and the MPS server's pipe directory instead, as MPS needs (not yet run on a GPU)."""
+    if "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE" not in env:
+        return [f"--shm-size={container.shm_bytes}"]
+    return ["--ipc=host", f"--volume={MPS_PIPES}:{MPS_PIPES}"]  # never a path from the job's variables
+
+
 def _mounts(launch: Launch) -> list[str]:
     """The directories the job sees at the same paths: its working directory and its checkpoint directory."""
     paths = [launch.cwd] if launch.cwd else []
     if launch.job_dir:
         paths.append(str(Path(launch.job_dir) / CHECKPOINT))
     return list(dict.fromkeys(paths))
+
+
+def host_rootless() -> bool:
+    """podman runs as a user here (a user's own daemon), not as root."""
+    return os.getuid() != 0
+
+
+def reachable_as(user: tuple[int, int, tuple[int, ...]], directory: str) -> str:
+    """Why ``user`` cannot enter ``directory`` itself, through no link ("": it can).
+
+    Root's podman mounts the directory into the container, where the user would reach it even
+    if a directory above it shuts the user out on the host (security issue A8, as for a bare
+    job): so it is entered first by a child that is the user. A path through a link is refused
+    (the mount would follow it as root). What is left: a user swapping one of its own
+    directories for a link between this check and podman's mount.
+    """
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: become the user, try, say why not
+        code = 1
+        try:
+            os.close(read)
+            os.setgroups(list(user[2]))
+            os.setgid(user[1])
+            os.setuid(user[0])
+            os.chdir(directory)
+            if os.path.realpath(directory) != os.path.normpath(directory):
+                os.write(write, b"it is reached through a link")
+            else:
+                code = 0
+        except OSError as exc:
+            os.write(write, (exc.strerror or str(exc)).encode())
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        why = pipe.read().decode(errors="replace")
+    _, status = os.waitpid(pid, 0)
+    return "" if os.waitstatus_to_exitcode(status) == 0 else (why or "it cannot be entered")
 
 
 def podman_environment() -> dict[str, str]:
@@ -169,11 +217,15 @@ def prepare(
     launch: Launch, container: Container, run_dir: Path, stdin: bool = False, tty: bool = False
 ) -> tuple[list[str], tuple[str, ...]]:
     """Write the env file (0600, in the run directory) and return podman's line and the variables left out."""
+    if launch.cwd and launch.user is not None and launch.user[0] != 0 and not host_rootless():
+        why = reachable_as(launch.user, launch.cwd)
+        if why:
+            raise subprocess.SubprocessError(f"cannot enter working directory {launch.cwd} as the job's user: {why}")
     text, dropped = env_file_text(launch.env)
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
     with os.fdopen(os.open(run_dir / ENV_FILE, flags, 0o600), "w") as handle:
         handle.write(text)
-    host = Host(current_limits(), os.getuid() != 0, stdin, tty)
+    host = Host(current_limits(), host_rootless(), stdin, tty)
     try:
         return run_argv(launch, container, run_dir, host), dropped
     except UsageError as exc:  # the shim records it as the reason the job could not start
