@@ -5,6 +5,7 @@ tagged in the registry."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ import numpy as np
 import pytest
 import tritonclient.http as triton
 
+from tests.daemon_helpers import DaemonProcess
 from tests.serving_models import mlp_onnx
 
 pytestmark = pytest.mark.mlflow
@@ -125,3 +127,43 @@ def test_serve_follows_the_alias_under_load_and_rolls_back(tmp_path: Path) -> No
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=60) == 0, log.read_text()
     assert "tuxai.serving" not in client.get_model_version("digits", "1").tags  # the tag left with the server
+
+
+def test_submit_serve_runs_the_alias_follower_as_the_users_job(shared_daemon: DaemonProcess, tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    data = tmp_path / "data"
+    uri = f"sqlite:///{data}/tuxai/mlflow/mlflow.db"
+    (data / "tuxai/mlflow").mkdir(parents=True)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.create_experiment("served", artifact_location=(tmp_path / "artifacts").as_uri())
+    client.create_registered_model("served")
+    register(client, experiment, "served", mlp_onnx(tmp_path / "v1" / "model.onnx", (4, 8, 3), 1))
+    client.set_registered_model_alias("served", "champion", "1")
+    env = {**os.environ, "TUXAI_HOME": str(shared_daemon.home), "XDG_DATA_HOME": str(data)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    tuxai = [sys.executable, "-m", "tuxai"]
+    refused = subprocess.run([*tuxai, "submit", "--serve", "models:/served/1"], capture_output=True, text=True,
+                             env=env, timeout=60, check=False)  # fmt: skip
+    assert refused.returncode == 2 and "is not a registry alias" in refused.stderr
+
+    done = subprocess.run([*tuxai, "submit", "--json", "--serve", "models:/served@champion"], capture_output=True,
+                          text=True, env=env, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    job_id = json.loads(done.stdout)["id"]
+    try:
+        deadline = time.monotonic() + 90
+        while not shared_daemon.job(job_id).endpoint:
+            assert time.monotonic() < deadline and not shared_daemon.job(job_id).state.terminal, shared_daemon.log(
+                job_id
+            )
+            time.sleep(0.2)
+        args = ["infer", "served", "--job", str(job_id), "-i", "x=[[0.5, 1, 1.5, 2]]", "--json"]
+        answer = subprocess.run([*tuxai, *args], capture_output=True, text=True, env=env, timeout=60, check=False)
+        assert answer.returncode == 0, answer.stderr + shared_daemon.log(job_id)
+        assert json.loads(answer.stdout)["model_version"] == "1"
+        tag = client.get_model_version("served", "1").tags["tuxai.serving"]
+        assert tag.startswith(shared_daemon.job(job_id).endpoint or "?"), tag
+    finally:
+        shared_daemon.client.cancel(job_id)
+        shared_daemon.wait_all([job_id])

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import re
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -108,6 +109,12 @@ def build_spec(file: Path | None, flags: dict[str, Any], command: list[str]) -> 
 def serve_command(target: Path) -> list[str]:
     """The job command of ``submit --serve``: the model server on a free loopback port, its URL
     written to ``$TUXAI_ENDPOINT_FILE`` (``tuxai show`` reads it as the endpoint)."""
+    if str(target).startswith("models:/"):  # the registry's alias, followed by the job (lifecycle.deploy)
+        from tuxai.lifecycle.deploy import parse_model_uri
+
+        alias = shlex.quote(str(parse_model_uri(str(target))))  # a bad one: the submitter's one-line error
+        script = f'exec "{sys.executable}" -m tuxai serve {alias} --port 0 --endpoint-file "$TUXAI_ENDPOINT_FILE"'
+        return ["sh", "-c", script]
     target = target.expanduser().resolve()
     if not target.exists():
         raise UsageError(f"--serve {target}: no such model or repository", hint="pass a .onnx/.pt file or a repo dir")
