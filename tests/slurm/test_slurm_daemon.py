@@ -18,6 +18,7 @@ from tests.daemon_helpers import REPO, DaemonProcess, finish
 from tests.integration.test_identity import NOBODY, as_nobody
 from tests.slurm.cluster import Cluster
 from tuxai.errors import UsageError
+from tuxai.executor.slurm import parse_handle, slurm_id
 from tuxai.model.job import JobState
 from tuxai.model.slurm import parse_squeue_json
 from tuxai.model.wire import JobDetail
@@ -45,10 +46,12 @@ def daemon(slurm: Cluster) -> Iterator[DaemonProcess]:
 
 
 def _slurm_job(daemon: DaemonProcess, job_id: int) -> int:
-    """The Slurm job of the job's attempt, from its handle in the store (``slurm:<id>:<run dir>``)."""
+    """The Slurm job of the job's attempt: its handle in the store names the run directory that records it."""
     with sqlite3.connect(f"file:{daemon.home / 'tuxai.db'}?mode=ro", uri=True) as db:
         (handle,) = db.execute("SELECT run_dir FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    return int(handle.split(":")[1])
+    number = slurm_id(parse_handle(handle))
+    assert number is not None, handle
+    return number
 
 
 def _logs(daemon: DaemonProcess, job_id: int) -> str:

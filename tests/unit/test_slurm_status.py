@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tuxai.executor.rundir import Phase, Status
-from tuxai.executor.slurm import gang_status, handle_of, parse_handle
+from tuxai.executor.slurm import gang_status, handle_of, job_name, parse_handle
 from tuxai.model.job import StopReason
 from tuxai.model.slurm import SlurmJob
 
@@ -38,10 +38,12 @@ def test_a_job_cancelled_while_queued_is_the_stop_asked() -> None:
     assert (status.stop_reason, status.error, status.phase) == (StopReason.CANCEL, "", Phase.EXITED)
 
 
-def test_handles_name_the_slurm_job_and_the_run_directory() -> None:
-    handle = handle_of(42, Path("/var/lib/tuxai/jobs/7/run-1"))
-    assert handle == "slurm:42:/var/lib/tuxai/jobs/7/run-1"
-    assert parse_handle(handle) == (42, Path("/var/lib/tuxai/jobs/7/run-1"))
-    for bad in ("/var/lib/tuxai/jobs/7/run-1", "slurm:x:/a", "slurm:4:"):
+def test_handles_name_the_run_directory_and_jobs_are_named_apart() -> None:
+    handle = handle_of(Path("/var/lib/tuxai/jobs/7/run-1"))
+    assert handle == "slurm:/var/lib/tuxai/jobs/7/run-1"
+    assert parse_handle(handle) == Path("/var/lib/tuxai/jobs/7/run-1")
+    for bad in ("/var/lib/tuxai/jobs/7/run-1", "slurm:", "slurm:relative/run-1"):
         with pytest.raises(ValueError):
             parse_handle(bad)  # type: ignore[arg-type]
+    assert job_name(Path("/a/jobs/7/run-1")).startswith("tuxai-7.1-")
+    assert job_name(Path("/a/jobs/7/run-1")) != job_name(Path("/b/jobs/7/run-1"))  # two daemons' job 7

@@ -39,7 +39,6 @@ def test_a_gang_becomes_nodes_gpus_cpus_mem_time_signal_requeue_output() -> None
     )
     assert _args(spec) == [
         "--parsable",
-        "--hold",
         "--job-name=tuxai-7.1",
         "--nodes=2",
         "--ntasks-per-node=1",
@@ -104,7 +103,11 @@ def test_sbatch_id_and_host_lists() -> None:
 
 def test_squeue_json_of_slurm_22_05_and_23_02() -> None:
     # 22.05 (recorded on this machine): job_state a string, exit_code the wait status (768: exit 3)
-    old = {"jobs": [{"job_id": 6, "job_state": "FAILED", "state_reason": "NonZeroExitCode", "exit_code": 768}]}
+    old = {
+        "jobs": [
+            {"job_id": 6, "job_state": "FAILED", "state_reason": "NonZeroExitCode", "exit_code": 768, "name": "t-6"}
+        ]
+    }
     new = {
         "jobs": [
             {"job_id": 9, "job_state": ["PENDING"], "state_reason": "Priority", "exit_code": {"return_code": 0}},
@@ -112,7 +115,7 @@ def test_squeue_json_of_slurm_22_05_and_23_02() -> None:
         ]
     }
     six = parse_squeue_json(json.dumps(old))[6]
-    assert (six.state, six.exit_code, six.signal) == ("FAILED", 3, None)
+    assert (six.state, six.exit_code, six.signal, six.name) == ("FAILED", 3, None, "t-6")
     jobs = parse_squeue_json(json.dumps(new))
     assert (jobs[9].state, jobs[9].reason, jobs[10].exit_code) == ("PENDING", "Priority", 2)
     assert parse_squeue_json('{"jobs": [{"job_id": 1, "job_state": "CANCELLED", "exit_code": 9}]}')[1].signal == 9

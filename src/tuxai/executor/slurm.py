@@ -1,28 +1,33 @@
 """The Slurm backend: each attempt is one ``sbatch`` job, submitted as the job's own user.
 
 It answers the seam every backend answers (``executor.attempt``). ``prepare`` makes the
-attempt's directory and submits the batch script (``model.slurm``) *held*, as the job's user
-(``sbatch`` run with the user's uid, gid and groups: never root's job for a user); the handle
-is ``slurm:<slurm job id>:<run directory>``. ``start`` releases it (``scontrol release``): the
-release is the claim, so an attempt the daemon gave up while it was still held is cancelled
-and never runs. Slurm then schedules it; ``srun`` runs tuxai's shim on every node
-(``executor.slurm_node``), which records each node's status in the run directory.
+attempt's directory (its handle: ``slurm:<run directory>``) with what ``sbatch`` will be given;
+``start`` claims the attempt (``claimed``, made once) and submits the batch script
+(``model.slurm``) as the job's user (``sbatch`` run with the user's uid, gid and groups: never
+root's job for a user), then records Slurm's job id. ``abandon`` takes the same claim, so an
+attempt given up is never submitted. Slurm schedules it; ``srun`` runs tuxai's shim on every
+node (``executor.slurm_node``), which records each node's status in the run directory.
 
     <job dir>/run-<attempt>/        root's, 0755
+        sbatch.json                 root's: the arguments, the script, the user
+        claimed                     made once: by start (then sbatch) or by abandon
+        slurm-id                    Slurm's job id, once sbatch answered
+        status.json                 root's: the attempt's end when Slurm never ran it (refused, stopped first)
         launch.json                 the user's: what every node runs (the node runner reads it)
         stop.json                   a stop asked (readable by the nodes)
-        released                    the daemon released the held job
         node-<rank>/                the user's, 0700: run-<restart>/ (the shim's run directory), slurm.out
 
-``observe`` reads ``squeue --json`` (one call a second, however many jobs) and, once Slurm
-says the job ended, the nodes' statuses (without following links: the user owns them); a job
-Slurm no longer lists is judged from those alone (``sacct`` needs accounting storage, which a
-small cluster often lacks).
+A daemon that died between the claim and the record finds its job again by name
+(``tuxai-<job>.<attempt>-<tag of the run directory>``). ``observe`` reads ``squeue --json`` (one
+call a second, however many jobs) and, once Slurm says the job ended, the nodes' statuses
+(without following links: the user owns them); a job Slurm no longer lists is judged from those
+alone (``sacct`` needs accounting storage, which a small cluster often lacks).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import subprocess
@@ -36,7 +41,21 @@ from pathlib import Path
 from tuxai.errors import UsageError
 from tuxai.executor.attempt import AttemptHandle, AttemptTaken, Observed, Processes, Seen
 from tuxai.executor.files import make_dir, open_user_file, read_user_file
-from tuxai.executor.rundir import CHECKPOINT, ENDPOINT, STOP, Launch, Phase, Status, rank_output, write_stop
+from tuxai.executor.rundir import (
+    CHECKPOINT,
+    ENDPOINT,
+    STATUS,
+    STOP,
+    Launch,
+    Phase,
+    Status,
+    rank_output,
+    read_status,
+    read_stop,
+    write_atomic,
+    write_status,
+    write_stop,
+)
 from tuxai.model.job import JobSpec, JobState, StopReason
 from tuxai.model.launch import gang_of, node_environment
 from tuxai.model.slurm import (
@@ -51,30 +70,58 @@ from tuxai.model.slurm import (
 )
 
 BASE = "launch.json"
-RELEASED = "released"
-HELD = ("JobHeldUser", "JobHeldAdmin")
+SBATCH = "sbatch.json"
+CLAIMED = "claimed"
+SLURM_ID = "slurm-id"
 QUEUE_TTL_S = 1.0  # one squeue a second at most, however many jobs are observed
 COMMAND_TIMEOUT_S = 30.0
 MAX_STATUS_BYTES = 65536
 User = tuple[int, int, tuple[int, ...]]
 
 
-def handle_of(slurm_id: int, run_dir: Path) -> AttemptHandle:
-    """The attempt's handle: ``slurm:42:/var/lib/tuxai/jobs/7/run-1``."""
-    return AttemptHandle(f"slurm:{slurm_id}:{run_dir}")
+def handle_of(run_dir: Path) -> AttemptHandle:
+    """The attempt's handle: ``slurm:/var/lib/tuxai/jobs/7/run-1``."""
+    return AttemptHandle(f"slurm:{run_dir}")
 
 
-def parse_handle(handle: AttemptHandle) -> tuple[int, Path]:
-    """``slurm:42:/x/run-1`` → (42, Path('/x/run-1')).
+def parse_handle(handle: AttemptHandle) -> Path:
+    """``slurm:/x/run-1`` → Path('/x/run-1').
 
     Raises:
         ValueError: not a Slurm handle.
     """
-    kind, _, rest = handle.partition(":")
-    number, _, path = rest.partition(":")
-    if kind != "slurm" or not number.isdecimal() or not path:
+    kind, _, path = handle.partition(":")
+    if kind != "slurm" or not path.startswith("/"):
         raise ValueError(f"{handle!r} is not a Slurm attempt handle")
-    return int(number), Path(path)
+    return Path(path)
+
+
+def job_name(run_dir: Path) -> str:
+    """The Slurm job's name: the tuxai job and attempt, and a tag of where its files are (two daemons never share one).
+
+    >>> job_name(Path("/var/lib/tuxai/jobs/12/run-2"))
+    'tuxai-12.2-6284f8d1'
+    """
+    tag = hashlib.sha256(str(run_dir).encode()).hexdigest()[:8]
+    return f"tuxai-{run_dir.parent.name}.{run_dir.name.removeprefix('run-')}-{tag}"
+
+
+def slurm_id(run_dir: Path) -> int | None:
+    """The Slurm job id ``start`` recorded, if any."""
+    with contextlib.suppress(OSError, ValueError):
+        return int((run_dir / SLURM_ID).read_text())
+    return None
+
+
+def _create(path: Path, text: str = "") -> bool:
+    """Create ``path`` once (O_EXCL, root's, 0644); True for the one caller that did."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    return True
 
 
 def gang_status(statuses: list[Status], nodes: int, slurm: SlurmJob | None, stop: StopReason | None) -> Status:
@@ -157,7 +204,7 @@ class SlurmExecutor:
         Raises:
             UsageError: Slurm's refusal, in one line; or a field Slurm cannot be asked.
         """
-        args = [a for a in sbatch_args(spec, "tuxai-test", "/dev/null", "/", gres=self.gres) if a != "--hold"]
+        args = sbatch_args(spec, "tuxai-test", "/dev/null", "/", gres=self.gres)
         done = self._run(["sbatch", "--test-only", *args[1:]], user, "#!/bin/sh\ntrue\n")
         if done.returncode != 0:
             raise UsageError(
@@ -191,23 +238,15 @@ class SlurmExecutor:
         for rank in range(spec.nodes):
             make_dir(run_dir / f"node-{rank}", 0o700, owner, exclusive=True)
         self._write_base(run_dir, launch, spec, owner)
-        name = f"tuxai-{launch.job_id}.{launch.attempt}"
         output = str(run_dir / "node-0" / "slurm.out")
         try:
-            args = sbatch_args(spec, name, output, launch.cwd or "/", gres=self.gres)
+            args = sbatch_args(spec, job_name(run_dir), output, launch.cwd or "/", gres=self.gres)
         except UsageError as exc:
-            return self._refused(run_dir, exc.message)
-        done = self._run(
-            ["sbatch", *args], user, batch_script(self.python, str(run_dir), (launch.job_id, launch.attempt))
-        )
-        try:
-            slurm_id = parse_sbatch_id(done.stdout) if done.returncode == 0 else 0
-        except ValueError:
-            slurm_id = 0
-        if not slurm_id:
-            return self._refused(run_dir, refusal_line(done.stderr or done.stdout))
-        self._forget_queue()
-        return handle_of(slurm_id, run_dir)
+            self._ended(run_dir, f"Slurm refused it: {exc.message}")
+            return handle_of(run_dir)
+        script = batch_script(self.python, str(run_dir), (launch.job_id, launch.attempt))
+        write_atomic(run_dir / SBATCH, {"args": args, "script": script, "user": user})
+        return handle_of(run_dir)
 
     def _write_base(self, run_dir: Path, launch: Launch, spec: JobSpec, owner: tuple[int, int] | None) -> None:
         """launch.json for the node runner, the user's own (0600): the job's environment without
@@ -228,37 +267,59 @@ class SlurmExecutor:
         with os.fdopen(fd, "w") as handle:
             json.dump(base, handle)
 
-    def _refused(self, run_dir: Path, why: str) -> AttemptHandle:
-        from tuxai.executor.rundir import write_status
+    def _ended(self, run_dir: Path, error: str = "", stop: StopReason | None = None) -> None:
+        """The attempt's end when Slurm never ran it: refused, or stopped before its start."""
+        write_status(run_dir, Status(Phase.EXITED, 0, ended_at=time.time(), error=error, stop_reason=stop))
 
-        write_status(run_dir, Status(Phase.EXITED, 0, ended_at=time.time(), error=f"Slurm refused it: {why}"))
-        return handle_of(0, run_dir)
+    def _job(self, run_dir: Path) -> tuple[int | None, SlurmJob | None]:
+        """The attempt's Slurm id and job (None when Slurm does not list it); by name when no id was recorded."""
+        queue = self.queue() or {}
+        number = slurm_id(run_dir)
+        if number is None:
+            name = job_name(run_dir)
+            number = next((j.job_id for j in queue.values() if j.name == name), None)
+            if number is not None:
+                write_atomic_text(run_dir / SLURM_ID, str(number))  # the daemon died before it wrote it
+        return number, queue.get(number) if number is not None else None
 
     def start(self, handle: AttemptHandle) -> None:
-        """Release the held job: Slurm schedules it from now on."""
-        slurm_id, run_dir = parse_handle(handle)
-        if slurm_id and not (run_dir / STOP).exists():
-            self._run(["scontrol", "release", str(slurm_id)])
-            with contextlib.suppress(FileExistsError):
-                os.close(os.open(run_dir / RELEASED, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o644))
-            self._forget_queue()
+        """Claim the attempt and submit it as its user (unless a stop came first); record Slurm's id."""
+        run_dir = parse_handle(handle)
+        if (run_dir / STATUS).exists() or not _create(run_dir / CLAIMED, "start"):
+            return  # refused at prepare, or given up
+        stop = read_stop(run_dir)
+        if stop is not None:
+            self._ended(run_dir, stop=stop)
+            return
+        plan = json.loads((run_dir / SBATCH).read_text())
+        user = None if plan["user"] is None else (plan["user"][0], plan["user"][1], tuple(plan["user"][2]))
+        done = self._run(["sbatch", *plan["args"]], user, plan["script"])
+        try:
+            number = parse_sbatch_id(done.stdout) if done.returncode == 0 else 0
+        except ValueError:
+            number = 0
+        if not number:
+            self._ended(run_dir, f"Slurm refused it: {refusal_line(done.stderr or done.stdout)}")
+            return
+        write_atomic_text(run_dir / SLURM_ID, str(number))
+        self._forget_queue()
 
     def stop(self, handle: AttemptHandle, reason: StopReason) -> None:
         """Record the stop for every node, then: a queued job is cancelled; a running one gets SIGTERM
-        on every node (each shim: the job's grace, then SIGKILL)."""
-        slurm_id, run_dir = parse_handle(handle)
+        on every node (each shim: the job's grace, then SIGKILL). Before the start: it never starts."""
+        run_dir = parse_handle(handle)
         write_stop(run_dir, reason)
         os.chmod(run_dir / STOP, 0o644)
         for node in sorted(run_dir.glob("node-*/run-*")):
             with contextlib.suppress(OSError):
                 write_stop(node, reason)  # the shim reads it when SIGTERM comes
-        if not slurm_id:
-            return
-        job = (self.queue() or {}).get(slurm_id)
+        number, job = self._job(run_dir)
+        if number is None:
+            return  # not submitted: start reads stop.json first
         if job is not None and job_state(job.state) is JobState.PENDING:
-            self._run(["scancel", str(slurm_id)])
+            self._run(["scancel", str(number)])
         else:
-            self._run(["scancel", "--signal=TERM", f"{slurm_id}.0"])  # the step: srun's tasks, one per node
+            self._run(["scancel", "--signal=TERM", f"{number}.0"])  # the step: srun's tasks, one per node
         self._forget_queue()
 
     def _statuses(self, run_dir: Path, nodes: int) -> list[Status]:
@@ -271,59 +332,47 @@ class SlurmExecutor:
         return statuses
 
     def observe(self, handle: AttemptHandle) -> Observed:
-        """Queued or running in Slurm: ALIVE (held and never released: NOT_STARTED); ended: its status."""
-        slurm_id, run_dir = parse_handle(handle)
+        """Not claimed: NOT_STARTED; queued or running in Slurm: ALIVE; ended: its status."""
+        run_dir = parse_handle(handle)
         if not run_dir.is_dir():
             return Observed(Seen.VANISHED, None)
-        if not slurm_id:
-            from tuxai.executor.rundir import read_status
-
-            return Observed(Seen.EXITED, read_status(run_dir))
-        queue = self.queue()
-        if queue is None:
+        ended = read_status(run_dir)
+        if ended is not None:
+            return Observed(Seen.EXITED, ended)  # Slurm never ran it
+        if not (run_dir / CLAIMED).exists():
+            return Observed(Seen.NOT_STARTED, None)
+        if self.queue() is None:
             return Observed(Seen.ALIVE, None)  # squeue does not answer: nothing is known to have ended
-        job = queue.get(slurm_id)
+        _, job = self._job(run_dir)
         if job is not None and not job_state(job.state).terminal:
-            held = job.state == "PENDING" and job.reason in HELD and not (run_dir / RELEASED).exists()
-            return Observed(Seen.NOT_STARTED if held else Seen.ALIVE, None)
+            return Observed(Seen.ALIVE, None)
         nodes = len(list(run_dir.glob("node-*")))
         statuses = self._statuses(run_dir, nodes)
         if job is None and not statuses:
-            return Observed(Seen.LOST, None)
-        stop = None
-        with contextlib.suppress(OSError, ValueError):
-            stop = StopReason.parse(json.loads((run_dir / STOP).read_text()).get("reason"))
-        return Observed(Seen.EXITED, gang_status(statuses, nodes, job, stop))
+            return Observed(Seen.LOST, None)  # claimed, and Slurm has no job of it (any more)
+        return Observed(Seen.EXITED, gang_status(statuses, nodes, job, read_stop(run_dir)))
 
     def waiting(self, handle: AttemptHandle) -> str | None:
-        """Why Slurm keeps a released job queued, in words (None: it runs, ended, or is not Slurm's)."""
+        """Why Slurm keeps a submitted job queued, in words (None: it runs, ended, or is not Slurm's)."""
         try:
-            slurm_id, _ = parse_handle(handle)
+            run_dir = parse_handle(handle)
         except ValueError:
             return None
-        job = (self.queue() or {}).get(slurm_id)
+        number, job = self._job(run_dir)
         if job is None or job.state != "PENDING":
             return None
-        return f"queued in Slurm (job {slurm_id}): {pending_words(job.reason)}"
+        return f"queued in Slurm (job {number}): {pending_words(job.reason)}"
 
     def abandon(self, handle: AttemptHandle) -> bool:
-        """Cancel a job still held (never released): it never runs. False once Slurm may run it."""
-        slurm_id, run_dir = parse_handle(handle)
-        if not slurm_id or (run_dir / RELEASED).exists():
-            return not slurm_id
-        job = (self.queue() or {}).get(slurm_id)
-        if job is not None and not (job.state == "PENDING" and job.reason in HELD):
-            return False
-        self._run(["scancel", str(slurm_id)])
-        self._forget_queue()
-        return True
+        """Claim a never-started attempt for the daemon: ``start`` then submits nothing."""
+        run_dir = parse_handle(handle)
+        return not run_dir.is_dir() or _create(run_dir / CLAIMED, "abandoned")
 
     def kill_lost(self, handle: AttemptHandle) -> None:
         """Cancel what Slurm may still run of the attempt (Slurm kills every step on every node)."""
-        slurm_id, _ = parse_handle(handle)
-        if slurm_id:
-            self._run(["scancel", "--full", "--signal=KILL", str(slurm_id)])
-            self._run(["scancel", str(slurm_id)])
+        number, _ = self._job(parse_handle(handle))
+        if number is not None:
+            self._run(["scancel", str(number)])
 
     def processes(self, handle: AttemptHandle) -> Processes | None:
         """None: the job's processes are on Slurm's nodes, not this daemon's."""
@@ -349,3 +398,11 @@ def _read_status(run_dir: Path) -> Status | None:
         )
     except (TypeError, ValueError, KeyError):
         return None
+
+
+def write_atomic_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temp file and a rename (root's, 0644)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)

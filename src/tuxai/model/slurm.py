@@ -70,12 +70,12 @@ def _gpus(spec: JobSpec, gres: bool) -> list[str]:
 
 
 def sbatch_args(spec: JobSpec, name: str, output: str, workdir: str, *, gres: bool = False) -> list[str]:
-    """``sbatch`` arguments for ``spec`` (the script comes on stdin), submitted held: the start releases it.
+    """``sbatch`` arguments for ``spec`` (the script comes on stdin).
 
     ``gres``: ask for GPUs as ``--gres=gpu:N`` (clusters without ``--gpus-per-node``).
 
     >>> sbatch_args(JobSpec(("python", "t.py"), grace_s=30), "tuxai-7.1", "/j/out", "/w")[:4]
-    ['--parsable', '--hold', '--job-name=tuxai-7.1', '--nodes=1']
+    ['--parsable', '--job-name=tuxai-7.1', '--nodes=1', '--ntasks-per-node=1']
 
     Raises:
         UsageError: what Slurm cannot be asked (a GPU share, several GPU types).
@@ -83,7 +83,6 @@ def sbatch_args(spec: JobSpec, name: str, output: str, workdir: str, *, gres: bo
     request = spec.request
     args = [
         "--parsable",
-        "--hold",
         f"--job-name={name}",
         f"--nodes={spec.nodes}",
         "--ntasks-per-node=1",
@@ -172,6 +171,7 @@ class SlurmJob:
     exit_code: int | None = None  # the batch script's, once it ended
     signal: int | None = None  # the signal that ended it
     user: str = ""
+    name: str = ""
 
 
 def _state(raw: object) -> str:
@@ -215,6 +215,7 @@ def parse_squeue_json(text: str) -> dict[int, SlurmJob]:
             exit_code=_exit(item.get("exit_code"))[0],
             signal=_exit(item.get("exit_code"))[1],
             user=str(item.get("user_name") or ""),
+            name=str(item.get("name") or ""),
         )
     return jobs
 
