@@ -49,11 +49,12 @@ def test_I19_a_bad_input_is_one_clear_error(recipe: Recipe, named: str) -> None:
 
 def test_I19_mmdebstrap_line_installs_packages_files_and_requirements() -> None:
     recipe = Recipe("bookworm", ("python3-minimal",))
-    argv = mmdebstrap_argv(recipe, {"/app.py": Path("/src/app.py")}, Path("/src/req.txt"), Path("/c/rootfs.tar"))
+    argv = mmdebstrap_argv(recipe, {"/app.py": Path("/src/app.py")}, Path("/c/k/wheels"), Path("/c/rootfs.tar"))
     assert argv[:2] == ["mmdebstrap", "--variant=minbase"]
     assert "--include=python3-minimal,python3-pip,python3-venv" in argv
     assert "--customize-hook=upload /src/app.py /app.py" in argv
-    assert any("/opt/venv/bin/pip install" in a for a in argv)
+    assert "--customize-hook=copy-in /c/k/wheels /tmp" in argv
+    assert any("/opt/venv/bin/pip install --no-cache-dir --no-index --find-links /tmp/wheels" in a for a in argv)
     assert argv[-2:] == ["bookworm", "/c/rootfs.tar"]
     assert not any("pip" in a for a in mmdebstrap_argv(recipe, {}, None, Path("/r.tar")))
 

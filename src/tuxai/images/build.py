@@ -20,6 +20,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,20 +93,37 @@ def _blob(layout: Path, data: bytes) -> tuple[str, int]:
     return digest, len(data)
 
 
-def mmdebstrap_argv(recipe: Recipe, files: dict[str, Path], requirements: Path | None, output: Path) -> list[str]:
-    """The mmdebstrap line for a recipe: packages, files uploaded, requirements into /opt/venv."""
-    packages = list(recipe.packages) + (["python3-venv", "python3-pip"] if requirements else [])
+def mmdebstrap_argv(recipe: Recipe, files: dict[str, Path], wheels: Path | None, output: Path) -> list[str]:
+    """The mmdebstrap line for a recipe: packages, files uploaded, and the requirements installed into
+    /opt/venv from ``wheels`` (a directory with ``requirements.txt`` and the wheels ``pip download`` got
+    on the host, with the host's pip settings: the build itself needs no index)."""
+    packages = list(recipe.packages) + (["python3-venv", "python3-pip"] if wheels else [])
     argv = ["mmdebstrap", "--variant=minbase", "--quiet", f"--include={','.join(sorted(set(packages)))}"]
     for dest, source in sorted(files.items()):
         argv.append(f"--customize-hook=upload {source} {dest}")
-    if requirements is not None:
+    if wheels is not None:
+        pip = "/opt/venv/bin/pip install --no-cache-dir --no-index --find-links /tmp/wheels"
+        pip += " -r /tmp/wheels/requirements.txt"
         argv += [
-            f"--customize-hook=upload {requirements} /tmp/requirements.txt",
+            f"--customize-hook=copy-in {wheels} /tmp",
             '--customize-hook=chroot "$1" python3 -m venv /opt/venv',
-            '--customize-hook=chroot "$1" /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements.txt',
-            '--customize-hook=rm -f "$1/tmp/requirements.txt"',
+            f'--customize-hook=chroot "$1" {pip}',
+            '--customize-hook=rm -rf "$1/tmp/wheels"',
         ]
     return [*argv, recipe.suite, str(output)]
+
+
+def download_wheels(requirements: Path, wheels: Path) -> Path:
+    """``pip download`` of the requirements' wheels into ``wheels`` (with the host's pip settings).
+
+    Raises:
+        ImageBuildError: pip could not get them (its last lines in the message).
+    """
+    wheels.mkdir(parents=True)
+    shutil.copyfile(requirements, wheels / "requirements.txt")
+    argv = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "-d", str(wheels)]
+    _run([*argv, "-r", str(wheels / "requirements.txt")], "pip download of the requirements")
+    return wheels
 
 
 def write_layout(layout: Path, recipe: Recipe, rootfs: Path) -> None:
@@ -141,8 +159,11 @@ def _layout(recipe: Recipe, layout: Path, files: dict[str, Path], requirements: 
     rootfs = layout / "rootfs.tar"
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH)}
     try:
-        _run(mmdebstrap_argv(recipe, files, requirements, rootfs), "mmdebstrap", env)
+        wheels = download_wheels(requirements, layout / "wheels") if requirements else None
+        _run(mmdebstrap_argv(recipe, files, wheels, rootfs), "mmdebstrap", env)
         write_layout(layout, recipe, rootfs)
+        if wheels is not None:
+            shutil.rmtree(wheels)
     except BaseException:
         shutil.rmtree(layout, ignore_errors=True)
         raise
