@@ -229,4 +229,5 @@ def remove(reference: str, cache: Path | None = None) -> Listed:
     if image.key and len(image.key) == 64:
         with contextlib.suppress(OSError):
             shutil.rmtree((cache or cache_root()) / image.key)
+        ((cache or cache_root()) / f"{image.key}.lock").unlink(missing_ok=True)
     return image
