@@ -35,6 +35,22 @@ def register(client: Any, experiment: str, name: str, model: Path) -> str:
     return str(version.version)
 
 
+def registry(tmp_path: Path, data: Path, name: str, versions: int) -> Any:
+    """The user's SQLite store under ``data`` with model ``name`` in ``versions`` versions (tiny MLPs of
+    different weights), @champion on version 1; MLflow's client of it."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{data}/tuxai/mlflow/mlflow.db"
+    (data / "tuxai/mlflow").mkdir(parents=True)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.create_experiment(name, artifact_location=(tmp_path / "artifacts").as_uri())
+    client.create_registered_model(name)
+    for seed in range(1, versions + 1):
+        register(client, experiment, name, mlp_onnx(tmp_path / f"v{seed}" / "model.onnx", (4, 8, 3), seed))
+    client.set_registered_model_alias(name, "champion", "1")
+    return client
+
+
 class Load:
     """4 threads asking the model as fast as they can; every answer's status and served version kept."""
 
@@ -75,17 +91,8 @@ class Load:
 
 
 def test_serve_follows_the_alias_under_load_and_rolls_back(tmp_path: Path) -> None:
-    from mlflow import MlflowClient
-
     data = tmp_path / "data"
-    uri = f"sqlite:///{data}/tuxai/mlflow/mlflow.db"
-    (data / "tuxai/mlflow").mkdir(parents=True)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    experiment = client.create_experiment("digits", artifact_location=(tmp_path / "artifacts").as_uri())
-    client.create_registered_model("digits")
-    for seed in (1, 2):
-        register(client, experiment, "digits", mlp_onnx(tmp_path / f"v{seed}" / "model.onnx", (4, 8, 3), seed))
-    client.set_registered_model_alias("digits", "champion", "1")
+    client = registry(tmp_path, data, "digits", versions=2)
 
     env = {**os.environ, "XDG_DATA_HOME": str(data)}
     env.pop("MLFLOW_TRACKING_URI", None)
@@ -130,16 +137,8 @@ def test_serve_follows_the_alias_under_load_and_rolls_back(tmp_path: Path) -> No
 
 
 def test_submit_serve_runs_the_alias_follower_as_the_users_job(shared_daemon: DaemonProcess, tmp_path: Path) -> None:
-    from mlflow import MlflowClient
-
     data = tmp_path / "data"
-    uri = f"sqlite:///{data}/tuxai/mlflow/mlflow.db"
-    (data / "tuxai/mlflow").mkdir(parents=True)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    experiment = client.create_experiment("served", artifact_location=(tmp_path / "artifacts").as_uri())
-    client.create_registered_model("served")
-    register(client, experiment, "served", mlp_onnx(tmp_path / "v1" / "model.onnx", (4, 8, 3), 1))
-    client.set_registered_model_alias("served", "champion", "1")
+    client = registry(tmp_path, data, "served", versions=1)
     env = {**os.environ, "TUXAI_HOME": str(shared_daemon.home), "XDG_DATA_HOME": str(data)}
     env.pop("MLFLOW_TRACKING_URI", None)
     tuxai = [sys.executable, "-m", "tuxai"]
