@@ -1,4 +1,4 @@
-"""The ``ray`` executor: an attempt becomes a placement group with one launcher actor per node (issue 15).
+"""The ``ray`` executor: an attempt becomes a placement group, its ranks run by each node's launcher (issue 15).
 
 It answers the seam every backend answers (``executor.attempt``). An attempt is one or more ranks,
 one per node (``RankLaunch``: the node's ``Launch``, the node the scheduler chose and its GPUs). At
@@ -6,17 +6,19 @@ one per node (``RankLaunch``: the node's ``Launch``, the node the scheduler chos
 across nodes — whose bundles carry the GPUs the scheduler chose as Ray's ``tuxai_gpu_<uuid>``
 resources (and as Ray's ``GPU`` count) and pin the node (``node:<address>``), so Ray's accounting
 agrees with tuxai's choice. A group Ray cannot place within ``place_timeout_s`` is removed (never
-left PENDING) and the attempt ends with that in words. Each bundle gets one detached launcher actor
-(``executor.ray_node``) that runs tuxai's own shim on its node.
+left PENDING) and the attempt ends with that in words. The rank of each bundle is run by its node's
+launcher (``executor.ray_node``): one detached actor per node, started with the first rank placed
+there and kept (a fresh Ray worker process per attempt cost seconds), which runs tuxai's own shim.
 
 The handle is the attempt's directory on the daemon's side, ``<job dir>/run-<attempt>``, made once:
 ``rank-<r>/launch.json`` (each rank's launch and node), ``claimed`` (``start`` or ``abandon``, one of
-them), ``stop.json``, ``nodes.json`` (where the ranks run), and ``status.json`` once the gang ended.
-The group and actors are named from the handle alone (``tuxai-<hash>``, ``…-r<rank>``, in the
-daemon's Ray namespace), so a restarted daemon finds them again, and so does ``kill_lost`` when the
-directory is gone. Gang semantics (``executor.gang_status``): the first rank that fails tears the
-gang down, a rank whose node is gone ends the gang with the node's loss as its reason; once every
-rank is over the gang's status is recorded and the group and actors are released.
+them), ``stop.json``, ``nodes.json`` (where the ranks run: addresses and Ray node ids), and
+``status.json`` once the gang ended. The group is named from the handle alone (``tuxai-<hash>``, its
+ranks ``…-r<rank>``) and the launchers from their node (``tuxai-launcher-<node id>``), in the daemon's
+Ray namespace, so a restarted daemon finds them again; ``kill_lost`` with the directory gone still
+removes the group. Gang semantics (``executor.gang_status``): the first rank that fails tears the gang
+down, a rank whose node (and launcher) is gone ends the gang with the node's loss as its reason; once
+every rank is over the gang's status is recorded and the group removed.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def bundle(rank: RankLaunch) -> dict[str, float]:
 
 
 def group_name(handle: AttemptHandle) -> str:
-    """The placement group's name, from the handle alone (its actors are ``<name>-r<rank>``)."""
+    """The placement group's name, from the handle alone (its ranks are ``<name>-r<rank>``)."""
     return "tuxai-" + hashlib.sha256(handle.encode()).hexdigest()[:16]
 
 
@@ -138,7 +140,7 @@ class RayExecutor:
         return ranks
 
     def start(self, handle: AttemptHandle) -> None:
-        """Place the group (or remove it and record why not), then start one launcher actor per bundle."""
+        """Place the group (or remove it and record why not), then start each rank through its node's launcher."""
         run_dir = Path(handle)
         if not claim(run_dir):
             return  # abandoned, or started before
@@ -150,12 +152,11 @@ class RayExecutor:
         try:
             self._place_and_start(handle, ranks)
         except Exception as exc:  # noqa: BLE001 (Ray's errors have no common base we can name before import)
-            self._release(handle, len(ranks))
+            self._release(handle)
             write_status(run_dir, Status(Phase.EXITED, 0, ended_at=time.time(), error=f"Ray could not start it: {exc}"))
 
     def _place_and_start(self, handle: AttemptHandle, ranks: list[RankLaunch]) -> None:
-        from ray.util.placement_group import placement_group, remove_placement_group
-        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+        from ray.util.placement_group import placement_group, placement_group_table, remove_placement_group
 
         ray, runner = self._ray()
         run_dir, name = Path(handle), group_name(handle)
@@ -169,26 +170,34 @@ class RayExecutor:
             error = f"Ray could not place {len(ranks)} node(s) {strategy} within {self.place_timeout_s:g} s: {shape}"
             write_status(run_dir, Status(Phase.EXITED, 0, ended_at=time.time(), error=error))
             return
-        actors = [
-            runner.options(
-                name=f"{name}-r{number}",
-                namespace=RAY_NAMESPACE,
-                lifetime="detached",
-                scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=number),
-            ).remote(self.node_root, f"{name}-r{number}")
-            for number in range(len(ranks))
+        placed = placement_group_table(group)["bundles_to_node_id"]
+        node_ids = [str(placed[number]) for number in range(len(ranks))]
+        refs = [
+            self._launcher(runner, node).start.remote(f"{name}-r{number}", rank.launch)
+            for number, (node, rank) in enumerate(zip(node_ids, ranks, strict=True))
         ]
-        refs = [actor.start.remote(rank.launch) for actor, rank in zip(actors, ranks, strict=True)]
-        addresses = ray.get(refs, timeout=max(self.call_s, 30.0))  # a new worker process per actor
-        write_atomic(run_dir / NODES, {"nodes": list(addresses)})
+        addresses = ray.get(refs, timeout=max(self.call_s, 30.0))  # a node's first launcher: a new worker process
+        write_atomic(run_dir / NODES, {"nodes": list(addresses), "node_ids": node_ids})
 
-    def _actors(self, handle: AttemptHandle, count: int) -> list[Any]:
-        """Each rank's actor (None where it is gone)."""
+    def _launcher(self, runner: Any, node_id: str) -> Any:
+        """The node's launcher actor, started the first time a rank is placed there (kept: detached)."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        return runner.options(
+            name=_launcher_name(node_id),
+            namespace=RAY_NAMESPACE,
+            lifetime="detached",
+            get_if_exists=True,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+        ).remote(self.node_root)
+
+    def _actors(self, handle: AttemptHandle) -> list[Any]:
+        """Each rank's launcher, the actor of its node (None where it is gone: the node with it)."""
         ray, _ = self._ray()
         found = []
-        for number in range(count):
+        for node_id in _read_node_ids(Path(handle)):
             try:
-                found.append(ray.get_actor(f"{group_name(handle)}-r{number}", namespace=RAY_NAMESPACE))
+                found.append(ray.get_actor(_launcher_name(node_id), namespace=RAY_NAMESPACE))
             except ValueError:
                 found.append(None)
         return found
@@ -206,23 +215,24 @@ class RayExecutor:
         nodes = _read_nodes(run_dir)
         if nodes is None:
             return Observed(Seen.LOST, None)  # claimed by a start that never placed its actors
-        actors = self._actors(handle, len(nodes))
-        ranks = self._ask(actors)
+        actors = self._actors(handle)
+        names = [f"{group_name(handle)}-r{number}" for number in range(len(actors))]
+        ranks = self._ask(actors, names)
         state = gang_state(ranks, nodes, time.time())
         if state.verdict is Verdict.TEAR_DOWN:
             for number in state.stop_ranks:
                 if actors[number] is not None:
-                    actors[number].stop.remote(StopReason.SHUTDOWN)
+                    actors[number].stop.remote(names[number], StopReason.SHUTDOWN)
         if state.verdict is not Verdict.ENDED or state.status is None:
             return Observed(Seen.ALIVE, ranks[0].status if ranks else None)
         write_status(run_dir, state.status)
-        self._release(handle, len(nodes))
+        self._release(handle)
         return Observed(Seen.EXITED, state.status)
 
-    def _ask(self, actors: list[Any]) -> list[Observed]:
-        """Each rank's ``Observed``: LOST where its actor is gone, ALIVE where it did not answer in time."""
+    def _ask(self, actors: list[Any], names: list[str]) -> list[Observed]:
+        """Each rank's ``Observed``: LOST where its launcher is gone, ALIVE where it did not answer in time."""
         ray, _ = self._ray()
-        refs = [None if a is None else a.observe.remote() for a in actors]
+        refs = [None if a is None else a.observe.remote(n) for a, n in zip(actors, names, strict=True)]
         seen = []
         for ref in refs:
             if ref is None:
@@ -238,12 +248,10 @@ class RayExecutor:
 
     def stop(self, handle: AttemptHandle, reason: StopReason) -> None:
         """Record the stop (a start after it starts nothing), then ask every rank's shim to stop."""
-        run_dir = Path(handle)
-        write_stop(run_dir, reason)
-        nodes = _read_nodes(run_dir)
-        for actor in self._actors(handle, len(nodes or ())):
+        write_stop(Path(handle), reason)
+        for number, actor in enumerate(self._actors(handle)):
             if actor is not None:
-                actor.stop.remote(reason)
+                actor.stop.remote(f"{group_name(handle)}-r{number}", reason)
 
     def abandon(self, handle: AttemptHandle) -> bool:
         """Claim a never-started attempt (``start`` claims it first when it runs)."""
@@ -251,32 +259,20 @@ class RayExecutor:
         return not run_dir.is_dir() or claim(run_dir)
 
     def kill_lost(self, handle: AttemptHandle) -> None:
-        """SIGKILL every rank's job still there (found by name), then kill the actors and remove the group."""
+        """SIGKILL every rank's job still there (through its node's launcher), then remove the group.
+
+        With the attempt's directory gone, only the group is found (by name): its ranks' nodes are not.
+        """
         ray, _ = self._ray()
-        count = self._bundle_count(handle)
-        actors = [a for a in self._actors(handle, count) if a is not None]
+        names = [f"{group_name(handle)}-r{number}" for number in range(len(_read_node_ids(Path(handle))))]
+        kills = [a.kill.remote(n) for a, n in zip(self._actors(handle), names, strict=True) if a is not None]
         with contextlib.suppress(ray.exceptions.RayError):
-            ray.get([a.kill.remote() for a in actors], timeout=self.call_s)
-        self._release(handle, count)
+            ray.get(kills, timeout=self.call_s)
+        self._release(handle)
 
-    def _bundle_count(self, handle: AttemptHandle) -> int:
-        """How many ranks the attempt has: from its directory, else from its placement group."""
-        nodes = _read_nodes(Path(handle))
-        if nodes is not None:
-            return len(nodes)
+    def _release(self, handle: AttemptHandle) -> None:
+        """Remove the placement group (its ranks are over): Ray's GPUs go back; the launchers stay."""
         ray, _ = self._ray()
-        try:
-            return int(ray.util.get_placement_group(group_name(handle)).bundle_count)
-        except ValueError:
-            return 0
-
-    def _release(self, handle: AttemptHandle, count: int) -> None:
-        """Kill the launcher actors and remove the placement group (the shims have exited or been killed)."""
-        ray, _ = self._ray()
-        for actor in self._actors(handle, count):
-            if actor is not None:
-                with contextlib.suppress(ray.exceptions.RayError):
-                    ray.kill(actor)
         with contextlib.suppress(ValueError):
             ray.util.remove_placement_group(ray.util.get_placement_group(group_name(handle)))
 
@@ -297,6 +293,19 @@ def _read_nodes(run_dir: Path) -> list[str] | None:
         return [str(a) for a in json.loads((run_dir / NODES).read_text())["nodes"]]
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _read_node_ids(run_dir: Path) -> list[str]:
+    """The Ray node ids the ranks were placed on, in rank order (empty before they started)."""
+    try:
+        return [str(n) for n in json.loads((run_dir / NODES).read_text())["node_ids"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def _launcher_name(node_id: str) -> str:
+    """The launcher actor of a node: one per Ray node (a restarted node is a new one)."""
+    return f"tuxai-launcher-{node_id}"
 
 
 def _shown(shares: dict[str, float]) -> str:
