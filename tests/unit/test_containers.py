@@ -195,7 +195,5 @@ def test_I19_a_shared_gpu_slice_gets_the_hosts_ipc_and_the_mps_pipes() -> None:
     assert not [a for a in argv if a.startswith("--shm-size")]
     text, _ = env_file_text(slice_env)
     assert "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT=0=8192M" in text  # its memory cap goes in with the rest
-    own = run_argv(
-        _launch(env={**slice_env, "CUDA_MPS_PIPE_DIRECTORY": "/root"}), Container("img"), Path("/r/x"), HOST
-    )
+    own = run_argv(_launch(env={**slice_env, "CUDA_MPS_PIPE_DIRECTORY": "/root"}), Container("img"), Path("/r/x"), HOST)
     assert "--volume=/root:/root" not in own  # a path from the job's variables is never mounted
