@@ -68,6 +68,7 @@ def test_I19_two_container_jobs_see_only_their_own_gpu_and_a_third_gets_the_free
 def test_I19_memory_limit_holds_inside_the_container_and_the_oom_kill_is_recorded(
     daemon: DaemonProcess, python_image: str
 ) -> None:
+    Path("/oom").unlink(missing_ok=True)  # conmon writes "oom" where podman runs: it ran in / once
     grow = 'python3 -c "b = []\nwhile True: b.append(bytearray(16 << 20))"'
     job_id = daemon.client.submit(
         {"command": ["sh", "-c", f"echo started; {grow}"], "mem": "96MiB", "image": python_image}
@@ -77,6 +78,7 @@ def test_I19_memory_limit_holds_inside_the_container_and_the_oom_kill_is_recorde
     assert job.state is JobState.FAILED, (job, daemon.log(job_id))
     assert detail.oom_killed, (detail, daemon.log(job_id))
     assert "started" in daemon.log(job_id)
+    assert not Path("/oom").exists()
 
 
 def test_I19_a_cancel_reaches_the_job_inside_with_its_grace_and_a_checkpoint_resumes(

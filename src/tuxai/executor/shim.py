@@ -168,7 +168,8 @@ class Shim:
             command, env, cwd = list(launch.command), launch.env, launch.cwd or None
             if launch.container is not None:  # podman runs as root and makes the user inside (executor.podman)
                 argv, dropped = podman.prepare(launch, launch.container, self.run_dir, self.session is not None, pty)
-                command, env, cwd, user = argv + command, podman.podman_environment(), "/", None
+                # podman's own files (conmon leaves "oom" where it runs) go to the run directory
+                command, env, cwd, user = argv + command, podman.podman_environment(), str(self.run_dir), None
                 if dropped:
                     print(f"job {launch.job_id}: not passed into the container: {', '.join(dropped)}", file=sys.stderr)
             needed = bool(launch.cgroup or launch.cpus or user or pty)
