@@ -251,12 +251,11 @@ class Shim:
         self._kill_leftovers()  # what the job left behind: its group, its cgroup, what it detached
         usage = cgroups.stats(launch.cgroup) if launch.cgroup else cgroups.CgroupStats()
         oom = usage.oom_killed or cgroups.oom_seen(self.oom_events)  # before the group goes: its removal signals too
-        if launch.container is not None:
+        if launch.container is not None:  # podman's groups under the job's first: the job's then go at once
             podman.remove_container(self.run_dir)
+            podman.remove_groups(launch.cgroup)
         if launch.cgroup:
             cgroups.kill_and_remove(launch.cgroup)
-        if launch.container is not None:
-            podman.remove_groups(launch.cgroup)
         code = os.waitstatus_to_exitcode(status)
         self._status(
             Phase.EXITED,
