@@ -81,7 +81,7 @@ def test_what_slurm_cannot_be_asked_is_one_line() -> None:
 
 
 def test_batch_script_runs_the_node_runner_once_per_node_and_passes_sigterm_to_its_tasks() -> None:
-    script = batch_script("/opt/my venv/bin/python", "/h/jobs/7/run-1", (7, 1))
+    script = batch_script("/opt/my venv/bin/python", "/h/jobs/7/run-1", (7, 1), nodes=2)
     assert script.startswith("#!/bin/sh\n")
     lines = script.splitlines()
     assert lines[2] == "trap 'scancel --signal=TERM \"$SLURM_JOB_ID.0\"' TERM"
@@ -90,6 +90,11 @@ def test_batch_script_runs_the_node_runner_once_per_node_and_passes_sigterm_to_i
         "'/opt/my venv/bin/python' -m tuxai.executor.slurm_node /h/jobs/7/run-1 &"
     )
     assert subprocess.run(["sh", "-n"], input=script, text=True, check=False).returncode == 0  # valid sh
+
+
+def test_one_node_needs_no_step_the_batch_shell_becomes_the_node_runner() -> None:
+    script = batch_script("/venv/bin/python", "/h/jobs/7/run-1", (7, 1))
+    assert script.splitlines()[2:] == ["exec /venv/bin/python -m tuxai.executor.slurm_node /h/jobs/7/run-1"]
 
 
 def test_sbatch_id_and_host_lists() -> None:

@@ -244,7 +244,7 @@ class SlurmExecutor:
         except UsageError as exc:
             self._ended(run_dir, f"Slurm refused it: {exc.message}")
             return handle_of(run_dir)
-        script = batch_script(self.python, str(run_dir), (launch.job_id, launch.attempt))
+        script = batch_script(self.python, str(run_dir), (launch.job_id, launch.attempt), spec.nodes)
         write_atomic(run_dir / SBATCH, {"args": args, "script": script, "user": user})
         return handle_of(run_dir)
 
@@ -318,6 +318,8 @@ class SlurmExecutor:
             return  # not submitted: start reads stop.json first
         if job is not None and job_state(job.state) is JobState.PENDING:
             self._run(["scancel", str(number)])
+        elif len(list(run_dir.glob("node-*"))) == 1:
+            self._run(["scancel", "--batch", "--signal=TERM", str(number)])  # the batch shell is the node runner
         else:
             self._run(["scancel", "--signal=TERM", f"{number}.0"])  # the step: srun's tasks, one per node
         self._forget_queue()

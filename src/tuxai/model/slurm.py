@@ -100,22 +100,25 @@ def sbatch_args(spec: JobSpec, name: str, output: str, workdir: str, *, gres: bo
     return args
 
 
-def batch_script(python: str, run_dir: str, job: tuple[int, int]) -> str:
-    """The batch script: ``srun`` runs tuxai's node runner once on every node; one bad node ends them all.
+def batch_script(python: str, run_dir: str, job: tuple[int, int], nodes: int = 1) -> str:
+    """The batch script: tuxai's node runner once on every node; one bad node ends them all.
 
-    The SIGTERM Slurm sends the batch shell ``grace`` seconds before the time limit
-    (``--signal=B:TERM@grace``) is passed on to the step's tasks, every node's shim (SIGTERM → the
-    job's grace → SIGKILL: the checkpoint contract). Not to ``srun`` itself: a SIGTERM makes
-    ``srun`` end the step at once.
+    Several nodes: ``srun`` starts it on each, and the SIGTERM Slurm sends the batch shell ``grace``
+    seconds before the time limit (``--signal=B:TERM@grace``) is passed on to the step's tasks,
+    every node's shim (SIGTERM → the job's grace → SIGKILL: the checkpoint contract), not to
+    ``srun`` itself (a SIGTERM makes ``srun`` end the step at once). One node: the batch shell
+    becomes the node runner (no step to launch), and the SIGTERM reaches its shim directly.
     """
     runner = shlex.join([python, "-m", "tuxai.executor.slurm_node", run_dir])
+    head = f"#!/bin/sh\n# tuxai job {job[0]}, attempt {job[1]}: one tuxai shim on each node (executor.slurm_node)\n"
+    if nodes == 1:
+        return head + f"exec {runner}\n"
     return (
-        "#!/bin/sh\n"
-        f"# tuxai job {job[0]}, attempt {job[1]}: one tuxai shim on each node (executor.slurm_node)\n"
-        "trap 'scancel --signal=TERM \"$SLURM_JOB_ID.0\"' TERM\n"
-        f"srun --kill-on-bad-exit=1 --ntasks-per-node=1 --export=ALL {runner} &\n"
-        "step=$!\n"
-        'while :; do wait "$step"; code=$?; kill -0 "$step" 2>/dev/null || exit "$code"; done\n'
+        head
+        + "trap 'scancel --signal=TERM \"$SLURM_JOB_ID.0\"' TERM\n"
+        + f"srun --kill-on-bad-exit=1 --ntasks-per-node=1 --export=ALL {runner} &\n"
+        + "step=$!\n"
+        + 'while :; do wait "$step"; code=$?; kill -0 "$step" 2>/dev/null || exit "$code"; done\n'
     )
 
 
