@@ -6,7 +6,8 @@ run is refused in one line, with Slurm's words. Every job whose tuxai gates are 
 ``--after``, array caps, a retry's backoff) goes to Slurm at the next pass, as its own user
 (``executor.slurm``): from then on it is *running* in tuxai's store (an attempt exists) and,
 while Slurm keeps it queued, its reason is Slurm's pending reason in words
-(``queued in Slurm (job 42): …``), which ``tuxai ls`` shows as its state.
+(``queued in Slurm (job 42): …``), which ``tuxai ls`` shows as its state; it runs (``started_at``)
+from the pass that no longer finds it queued.
 """
 
 from __future__ import annotations
@@ -52,13 +53,15 @@ class SlurmDaemon(Daemon):
         gated = gate(self.store, waiting, running, now)
         eligible = [j for j in waiting if not j.held and j.eligible_at <= now and j.id in gated.eligible]
         self._start([(j, Start(str(j.id), Allocation(SLURM_NODE))) for j in eligible], now)
-        changes = []
+        changes: list[tuple[int, dict[str, object]]] = []
         for job in running:
             if job.stop_request:
                 continue  # "cancelling (by …)" says more
             words = self.slurm.waiting(AttemptHandle(job.run_dir)) or ""
-            if words != job.reason and (words or job.reason.startswith(QUEUED)):
+            if words and words != job.reason:
                 changes.append((job.id, {"reason": words}))
+            elif not words and job.reason.startswith(QUEUED):  # Slurm started it: it runs from now
+                changes.append((job.id, {"reason": "", "started_at": now}))
         self.store.update_many(changes)
 
 

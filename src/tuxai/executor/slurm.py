@@ -368,7 +368,11 @@ class SlurmExecutor:
     def abandon(self, handle: AttemptHandle) -> bool:
         """Claim a never-started attempt for the daemon: ``start`` then submits nothing."""
         run_dir = parse_handle(handle)
-        return not run_dir.is_dir() or _create(run_dir / CLAIMED, "abandoned")
+        if not run_dir.is_dir() or _create(run_dir / CLAIMED, "abandoned"):
+            return True
+        with contextlib.suppress(OSError):
+            return (run_dir / CLAIMED).read_text() == "abandoned"  # given up before: still nothing to start
+        return False
 
     def kill_lost(self, handle: AttemptHandle) -> None:
         """Cancel what Slurm may still run of the attempt (Slurm kills every step on every node)."""
