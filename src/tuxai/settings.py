@@ -107,11 +107,13 @@ class DaemonSettings:
     )
     slurm: bool = field(
         default=False,
-        metadata=rules("run jobs on the Slurm cluster whose sbatch, squeue, scancel are on PATH: Slurm schedules"),
+        metadata=rules("run jobs on the Slurm cluster whose sbatch, squeue, scancel this shell finds: Slurm schedules"),
     )
     slurm_python: str = field(
         default="",
-        metadata=rules("the Python that Slurm's nodes run tuxai's node runner with (default: the daemon's)"),
+        metadata=rules(
+            "the Python that Slurm's nodes run tuxai's node runner with (default: the daemon's)", metavar="FILE"
+        ),
     )
     job_pids_max: int = field(default=16384, metadata=rules("tasks (processes + threads) one job may have; 0: no cap"))
     keep_finished_s: float = field(
