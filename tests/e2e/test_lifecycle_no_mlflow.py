@@ -9,7 +9,9 @@ from pathlib import Path
 
 from tests.e2e.test_doctor_cli import one_line_error
 
-WITHOUT_MLFLOW = "import sys; sys.modules['mlflow'] = None; from tuxai.cli.main import run; sys.argv[0] = 'tuxai'; run()"
+WITHOUT_MLFLOW = (
+    "import sys; sys.modules['mlflow'] = None; from tuxai.cli.main import run; sys.argv[0] = 'tuxai'; run()"
+)
 
 
 def test_serve_models_alias_without_the_extra_names_it_in_one_line(tmp_path: Path) -> None:

@@ -50,11 +50,10 @@ def run_doctor(
     extra = []
     if settings.inventory is None and replay is None and record is None:
         # The host itself, live (a recording replays without these): what its jobs will get.
+        from tuxai.doctor.container_checks import container_findings
         from tuxai.doctor.jobs_checks import jobs_findings
         from tuxai.envs import read_pip_settings
         from tuxai.hardware.cgroups import detect_cgroups
-
-        from tuxai.doctor.container_checks import container_findings
         from tuxai.hardware.containers import probe_container_host
 
         extra = jobs_findings(detect_cgroups(), read_pip_settings())
