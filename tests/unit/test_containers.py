@@ -197,3 +197,33 @@ def test_I19_a_shared_gpu_slice_gets_the_hosts_ipc_and_the_mps_pipes() -> None:
     assert "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT=0=8192M" in text  # its memory cap goes in with the rest
     own = run_argv(_launch(env={**slice_env, "CUDA_MPS_PIPE_DIRECTORY": "/root"}), Container("img"), Path("/r/x"), HOST)
     assert "--volume=/root:/root" not in own  # a path from the job's variables is never mounted
+
+
+@pytest.mark.parametrize(
+    "image",
+    ["oci-archive:/root/secret.tar", "docker-archive:/etc/x.tar", "dir:/root", "docker-daemon:img:1",
+     "containers-storage:img", "oci:/var/lib/x", "oci:5000/x", "sif:img", "ostree:img", "tarball:/x.tgz",
+     "docker://evil.example/x", "img\n", "Img", "a//b", "a:b:c"],
+)  # fmt: skip
+def test_S3_an_image_is_never_a_transport_podman_would_read_as_root(image: str) -> None:
+    with pytest.raises(UsageError, match="image"):
+        check_image(image)
+    with pytest.raises(UsageError):  # the shim's check of launch.json too
+        run_argv(_launch(), Container(image), Path("/r/jobs/7/run-1"), HOST)
+
+
+@pytest.mark.parametrize(
+    "image",
+    ["img", "py:1", "python:3.12-slim", "localhost/tuxai/train:3f2a9c01d4e5b6a7", "localhost:5000/team/x:v1.2",
+     "docker.io/library/python@sha256:" + "0" * 64, "ghcr.io/a-b/c__d.e:latest", "3f2a9c01d4e5"],
+)  # fmt: skip
+def test_S3_image_references_as_registries_name_them_still_pass(image: str) -> None:
+    assert check_image(image) == image
+
+
+def test_S3_a_users_container_job_never_pulls_with_roots_credentials() -> None:
+    users = run_argv(_launch(), Container("img"), Path("/r/jobs/7/run-1"), HOST)
+    assert "--pull=never" in users and users.index("--pull=never") < users.index("img")
+    roots = run_argv(_launch(user=(0, 0, ())), Container("img"), Path("/r/jobs/7/run-1"), HOST)
+    rootless = run_argv(_launch(), Container("img"), Path("/r/x"), Host(HOST.limits, rootless=True))
+    assert "--pull=never" not in roots and "--pull=never" not in rootless  # podman's own user's credentials

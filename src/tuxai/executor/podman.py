@@ -9,6 +9,8 @@ its CPU time and its kill reach the container. The container gets:
 * ``/dev/shm`` sized for training (``Container.shm_bytes``);
 * the working directory and the checkpoint directory mounted at the same paths;
 * the submitting user inside (``--user UID:GID`` and its groups; rootless: ``--userns=keep-id``);
+* for another user's job, only an image root's podman already has (``--pull=never``): root's
+  registry credentials never pull on a user's behalf (security issue S3);
 * the job's variables through an env file in the run directory (0600): never on the command
   line (``/proc/PID/cmdline`` is world-readable), and podman itself runs with a clean
   environment, so a job's ``CONTAINERS_CONF`` or ``TMPDIR`` never steers root's podman;
@@ -142,6 +144,7 @@ def run_argv(launch: Launch, container: Container, run_dir: Path, host: Host) ->
         argv += [f"--group-add={g}" for g in groups if g != gid]
         if uid != 0:  # a user's job gets no capability, and a setuid file in its image cannot give one
             argv += ["--cap-drop=all", "--security-opt=no-new-privileges"]
+            argv.append("--pull=never")  # only images root's podman has: never a pull with root's credentials
     argv += [f"--device={name}" for name in container.cdi_devices]
     argv.append(f"--env-file={run_dir / ENV_FILE}")
     mounts = _mounts(launch)

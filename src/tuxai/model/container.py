@@ -71,12 +71,27 @@ class Container:
         )
 
 
-_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,511}$")
+_HOST = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REFERENCE = re.compile(
+    rf"(?:{_HOST}(?:\.{_HOST})*(?::[0-9]+)?/)?{_PATH}(?:/{_PATH})*"  # [DOMAIN[:PORT]/]NAME
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"  # :TAG
+    r"(?:@[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-f]{32,})?"  # @sha256:DIGEST
+)
+"""A registry reference as distribution's grammar has it (``fullmatch``: nothing before or after)."""
+
+TRANSPORTS = frozenset(
+    {"atomic", "containers-storage", "dir", "docker", "docker-archive", "docker-daemon", "oci", "oci-archive",
+     "ostree", "sif", "tarball"}
+)  # fmt: skip
+"""containers-image's transports: ``oci-archive:/path`` would have root's podman read any path, a
+daemon's or another store's image. podman takes a reference as one when it starts ``NAME:``."""
 
 
 def check_image(reference: str, workdir: str = "") -> str:
     """An image reference as a job may give it: it goes on podman's command line before the
-    job's command, so it can never be read as a flag (``--privileged``); and the working
+    job's command, so it can never be read as a flag (``--privileged``), nor as a transport
+    (``oci-archive:/root/x.tar``: a path root's podman would read, security issue S3); and the working
     directory, mounted with ``--volume=DIR:DIR``, holds no ``:`` or ``,`` that podman would
     read as more of the mount.
 
@@ -86,7 +101,12 @@ def check_image(reference: str, workdir: str = "") -> str:
     Raises:
         UsageError: naming the field.
     """
-    if not _REFERENCE.match(reference):
+    if ":" in reference and reference.partition(":")[0].lower() in TRANSPORTS:
+        raise UsageError(
+            f"image {reference!r} names a transport ({reference.partition(':')[0]}:), not an image reference",
+            hint="name the image: NAME[:TAG] or REGISTRY/NAME[:TAG], e.g. docker.io/library/python:3.12",
+        )
+    if len(reference) > 512 or not _REFERENCE.fullmatch(reference):
         raise UsageError(
             f"image {reference!r} is not an image reference",
             hint="NAME[:TAG] or NAME@sha256:DIGEST, e.g. localhost/tuxai/train:3f2a9c01 (tuxai image ls)",
