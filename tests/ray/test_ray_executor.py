@@ -50,13 +50,13 @@ def _ranks(job_dir: Path, gpus: dict[str, tuple[str, ...]], *what: str, job: int
     job_dir.mkdir(parents=True, exist_ok=True)
     gang = gang_of(len(what), 2, Launcher.NONE)
     hosts = list(WORKERS[: len(what)])
-    ranks = []
+    ranks, me = [], (os.getuid(), os.getgid(), ())  # a rank names its user: the launcher refuses one without (S1)
     for number, host in enumerate(hosts):
         command = (sys.executable, "-c", RANK, *what)
         node = node_launch(gang, command, hosts, 29400 + job, number, (job, 1))
         env = {**node.env, "CUDA_VISIBLE_DEVICES": ",".join(gpus[host]), "PATH": os.environ["PATH"]}
         log = str(job_dir / f"rank-{number}.log")
-        launch = Launch(job, 1, node.command, env, str(job_dir), log, job_dir=str(job_dir), grace_s=2.0)
+        launch = Launch(job, 1, node.command, env, str(job_dir), log, job_dir=str(job_dir), grace_s=2.0, user=me)
         ranks.append(RankLaunch(launch, host, gpus[host]))
     return ranks
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tuxai.errors import PermissionDenied
 from tuxai.executor.attempt import AttemptHandle, Observed, Seen
 from tuxai.executor.local import LocalExecutor
 from tuxai.executor.rundir import SHIM_LOG, Launch, write_launch
@@ -34,7 +35,17 @@ class NodeRunner:
         return AttemptHandle(str(found[-1])) if found else None
 
     def start(self, name: str, launch: Launch) -> str:
-        """Write the rank's launch and start its shim, detached; returns this node's address."""
+        """Write the rank's launch and start its shim, detached; returns this node's address.
+
+        Raises:
+            PermissionDenied: the launch names no user (it would run as this worker's: root, or one shared
+                account); a rank always runs as its job's user (security issue S1).
+        """
+        if launch.user is None:
+            raise PermissionDenied(
+                f"rank {name} of job {launch.job_id} names no user: refused (a rank runs as its job's user)",
+                hint="start ranks through tuxai's daemon; Ray must be reachable by the daemon only (docs/cluster.md)",
+            )
         import ray
 
         base = self.root / name

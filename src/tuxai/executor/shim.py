@@ -152,9 +152,26 @@ class Shim:
             os.close(open_user_file(job_dir / ENDPOINT, owner, fresh=True))
         return open_user_file(Path(launch.log_path), owner)
 
+    def _switch_to(self) -> tuple[int, int, tuple[int, ...]] | None:
+        """The user the job becomes (None: this process's own, which the job asked for or named none).
+
+        Raises:
+            SubprocessError: the job is another uid's and this shim, not root, cannot become it: refused,
+                never run as this process's user (security issue S1: a Ray worker's shared account).
+        """
+        wanted, uid = self.launch.user, os.getuid()
+        if wanted is None or wanted[0] == uid:
+            return None
+        if uid != 0:
+            raise subprocess.SubprocessError(
+                f"job {self.launch.job_id} runs as uid {wanted[0]} and this shim as uid {uid}, which cannot switch "
+                "users: refused (the daemon, or the cluster's workers, must run as root to run others' jobs)"
+            )
+        return wanted
+
     def _spawn(self) -> subprocess.Popen[bytes]:
         launch = self.launch
-        user = launch.user if launch.user is not None and os.getuid() == 0 and launch.user[0] != 0 else None
+        user = self._switch_to()
         if launch.container is not None and launch.container.error:
             raise subprocess.SubprocessError(launch.container.error)
         log = self._job_files(None if user is None else (user[0], user[1]))
