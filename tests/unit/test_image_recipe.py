@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
 
 from tuxai.errors import UsageError
-from tuxai.images.build import mmdebstrap_argv
+from tuxai.images.build import list_images, mmdebstrap_argv, remove
 from tuxai.images.recipe import LABEL, ImageFile, Recipe, canonical_bytes, check_recipe, oci_config, oci_manifest
 
 
@@ -68,3 +70,40 @@ def test_I19_a_complete_layout_is_reused_and_a_missing_input_file_is_named(tmp_p
     assert _layout(Recipe(), done, {}, None) == "layout"
     with pytest.raises(UsageError, match="no such file to build the image from"):
         _layout(Recipe(), tmp_path / "new", {"/app.py": tmp_path / "missing.py"}, None)
+
+
+def _stand_in_podman(tmp_path: Path, images: list[dict[str, object]]) -> Path:
+    """A ``podman`` program on PATH that answers ``images --format json`` with ``images`` and logs each call."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (tmp_path / "images.json").write_text(json.dumps(images))
+    program = bin_dir / "podman"
+    program.write_text(
+        f'#!/bin/sh\necho "$*" >> {tmp_path}/calls\n[ "$1" = images ] && cat {tmp_path}/images.json\nexit 0\n'
+    )
+    program.chmod(0o755)
+    return bin_dir
+
+
+def test_S6_image_rm_never_removes_outside_the_cache_by_a_forged_label(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    victim = tmp_path / "victim"
+    (victim / "keep").mkdir(parents=True)
+    (tmp_path / "cache" / "sub").mkdir(parents=True)  # the cache is there: ".." climbs out of it
+    key = "./" * 26 + "../../victim"  # 64 characters: the length check let it through
+    assert len(key) == 64 and (tmp_path / "cache" / "sub" / key).resolve() == victim
+    forged = {"Id": "f" * 64, "Names": ["localhost/tuxai/evil:1"], "Labels": {LABEL: key}, "Size": 1}
+    monkeypatch.setenv("PATH", f"{_stand_in_podman(tmp_path, [forged])}:{os.environ['PATH']}")
+    remove("localhost/tuxai/evil:1", cache=tmp_path / "cache" / "sub")
+    assert (victim / "keep").is_dir()  # the image went, the forged key's path did not
+    assert "rmi --force " + "f" * 64 in (tmp_path / "calls").read_text()
+
+
+def test_S6_image_ls_and_rm_know_only_the_images_tuxai_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ours = {"Id": "a" * 64, "Names": ["localhost/tuxai/train:3f2a"], "Labels": {LABEL: "3" * 64}, "Size": 2}
+    other = {"Id": "b" * 64, "Names": ["docker.io/library/python:3"], "Labels": {LABEL: "4" * 64}, "Size": 3}
+    monkeypatch.setenv("PATH", f"{_stand_in_podman(tmp_path, [ours, other])}:{os.environ['PATH']}")
+    assert [i.reference for i in list_images()] == ["localhost/tuxai/train:3f2a"]
+    with pytest.raises(UsageError, match="no image built by tuxai"):
+        remove("b" * 12, cache=tmp_path / "cache")

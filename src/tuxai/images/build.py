@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,8 @@ from tuxai.errors import TuxaiError, UsageError
 from tuxai.images.recipe import LABEL, REPOSITORY, SOURCE_DATE_EPOCH, Recipe, canonical_bytes, oci_config, oci_manifest
 
 ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64"}
+KEY = re.compile(r"[0-9a-f]{64}")
+"""A recipe's key (``Recipe.key``: a sha256), the only name a cached layout has."""
 
 
 class ImageBuildError(TuxaiError):
@@ -203,14 +206,26 @@ class Listed:
     size_bytes: int
 
 
+def cache_key(label: object) -> str:
+    """An image's inputs key as its label says it, when it is one (64 hex digits), else "".
+
+    The label is whoever made the image's: never a path (security issue S6).
+
+    >>> cache_key("3" * 64) == "3" * 64, cache_key("./" * 26 + "../../victim")
+    (True, '')
+    """
+    return label if isinstance(label, str) and KEY.fullmatch(label) else ""
+
+
 def list_images() -> list[Listed]:
-    """The images tuxai built (podman's, labelled with their inputs key)."""
+    """The images tuxai built: podman's, labelled with their inputs key and named by tuxai
+    (``localhost/tuxai/…``); another image carrying the label is not ours to list or remove."""
     out = _run(["podman", "images", "--filter", f"label={LABEL}", "--format", "json"], "podman images")
     listed = []
     for image in json.loads(out or "[]"):
         names = [n for n in image.get("Names") or [] if n.startswith(REPOSITORY + "/")]
-        key = (image.get("Labels") or {}).get(LABEL, "")
-        for name in names or [image.get("Id", "")[:12]]:
+        key = cache_key((image.get("Labels") or {}).get(LABEL))
+        for name in names:
             listed.append(Listed(name, image.get("Id", ""), key, int(image.get("Size", 0))))
     return listed
 
@@ -226,7 +241,7 @@ def remove(reference: str, cache: Path | None = None) -> Listed:
         raise UsageError(f"no image built by tuxai is called {reference!r}", hint="tuxai image ls")
     image = match[0]
     _run(["podman", "rmi", "--force", image.image_id], "podman rmi")
-    if image.key and len(image.key) == 64:
+    if cache_key(image.key):  # the cache touched only at a key's own name in it
         with contextlib.suppress(OSError):
             shutil.rmtree((cache or cache_root()) / image.key)
         ((cache or cache_root()) / f"{image.key}.lock").unlink(missing_ok=True)
