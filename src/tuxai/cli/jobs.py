@@ -7,7 +7,6 @@ import dataclasses
 import json
 import os
 import re
-import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -106,20 +105,28 @@ def build_spec(file: Path | None, flags: dict[str, Any], command: list[str]) -> 
     return spec_from_dict(data, origin=str(file) if file else "submit", slurm_time=True)  # --time 90: minutes
 
 
+_SERVE_SCRIPT = 'exec "$1" -m tuxai serve "$2" --port 0 --endpoint-file "$TUXAI_ENDPOINT_FILE"'
+"""The server started by ``sh`` for ``$TUXAI_ENDPOINT_FILE``: Python and the model are its arguments, never its text."""
+
+
 def serve_command(target: Path) -> list[str]:
     """The job command of ``submit --serve``: the model server on a free loopback port, its URL
-    written to ``$TUXAI_ENDPOINT_FILE`` (``tuxai show`` reads it as the endpoint)."""
+    written to ``$TUXAI_ENDPOINT_FILE`` (``tuxai show`` reads it as the endpoint).
+
+    The path goes in as an argument of ``sh -c``, so ``$(...)`` in it is a name, never run (security issue S9).
+    """
     if str(target).startswith("models:/"):  # the registry's alias, followed by the job (lifecycle.deploy)
         from tuxai.lifecycle.deploy import parse_model_uri
 
-        alias = shlex.quote(str(parse_model_uri(str(target))))  # a bad one: the submitter's one-line error
-        script = f'exec "{sys.executable}" -m tuxai serve {alias} --port 0 --endpoint-file "$TUXAI_ENDPOINT_FILE"'
-        return ["sh", "-c", script]
-    target = target.expanduser().resolve()
-    if not target.exists():
-        raise UsageError(f"--serve {target}: no such model or repository", hint="pass a .onnx/.pt file or a repo dir")
-    script = f'exec "{sys.executable}" -m tuxai serve "{target}" --port 0 --endpoint-file "$TUXAI_ENDPOINT_FILE"'
-    return ["sh", "-c", script]
+        served = str(parse_model_uri(str(target)))  # a bad one: the submitter's one-line error
+    else:
+        target = target.expanduser().resolve()
+        if not target.exists():
+            raise UsageError(
+                f"--serve {target}: no such model or repository", hint="pass a .onnx/.pt file or a repo dir"
+            )
+        served = str(target)
+    return ["sh", "-c", _SERVE_SCRIPT, "tuxai-serve", sys.executable, served]
 
 
 def run_submit(home: Path | None, spec: JobSpec, env_cache: Callable[[str], str] | None, as_json: bool) -> int:
