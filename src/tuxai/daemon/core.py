@@ -10,6 +10,7 @@ what ended while it was away, and gives up attempts that never started (they run
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -22,7 +23,7 @@ from tuxai.daemon.containers import check_container_submit
 from tuxai.daemon.gang import check_gang
 from tuxai.daemon.jobdirs import new_job_dir, remove_job_dir
 from tuxai.daemon.limits import WindowUse, check_submit, job_groups
-from tuxai.daemon.outcome import Outcome, classify
+from tuxai.daemon.outcome import Outcome, classify, within
 from tuxai.daemon.reasons import waiting_reasons
 from tuxai.daemon.standing import standings
 from tuxai.errors import PermissionDenied, UsageError
@@ -43,6 +44,7 @@ from tuxai.store.jobs import Store
 PRUNE_EVERY_S = 3600.0  # how often ended jobs past their retention are forgotten
 START_TIMEOUT_S = 30.0  # an attempt no shim claimed after this long is given up and run again
 WAITING = (JobState.PENDING, JobState.REQUEUED)
+log = logging.getLogger("tuxai.daemon")
 __all__ = ["Caller", "Daemon", "DaemonConfig"]  # Caller and DaemonConfig live in daemon.config
 
 
@@ -195,7 +197,7 @@ class Daemon:
                 if not full and job.id not in told:
                     running.append(job)
                     continue
-                outcome = self._observe(job, now, reconciling=False)
+                outcome = self._observe_one(job, now, reconciling=False)
                 if outcome is None:
                     running.append(job)
                 else:
@@ -227,7 +229,7 @@ class Daemon:
         with self._lock:
             ended = []
             for job in self.store.jobs([JobState.RUNNING]):
-                outcome = self._observe(job, now, reconciling=True)
+                outcome = self._observe_one(job, now, reconciling=True)
                 if outcome is not None:
                     ended.append((job, outcome))
             self._finish(ended, now)
@@ -238,6 +240,17 @@ class Daemon:
             for job in self.store.jobs([JobState.RUNNING]):
                 if job.stop_request:
                     self.executor.stop(AttemptHandle(job.run_dir), job.stop_request)
+
+    def _observe_one(self, job: JobRecord, now: float, reconciling: bool) -> Outcome | None:
+        """``_observe``, one job's failure kept to that job (its reason says it), never the whole pass's."""
+        try:
+            return self._observe(job, now, reconciling)
+        except Exception as exc:  # noqa: BLE001 - whatever one attempt's files hold, the loop goes on
+            log.warning("job %d: its attempt could not be observed: %r", job.id, exc)
+            reason = f"its attempt could not be observed ({type(exc).__name__}): tried again at the next pass"
+            if job.reason != reason:
+                self.store.update(job.id, reason=reason)
+            return None
 
     def _observe(self, job: JobRecord, now: float, reconciling: bool) -> Outcome | None:
         """Look at a running job's attempt; its ``Outcome`` when it ended, else None."""
@@ -270,7 +283,10 @@ class Daemon:
         changes = []
         for job, outcome in ended:
             fields = {**outcome.fields, "stop_request": None}
-            fields.setdefault("ended_at", now)
+            # A status may be the user's to write (a Slurm node's): its times within what the daemon saw.
+            fields["ended_at"] = within(fields.get("ended_at", now), job.started_at or now, now)
+            if "started_at" in fields:
+                fields["started_at"] = within(fields["started_at"], job.started_at or now, fields["ended_at"])
             if outcome.state is JobState.REQUEUED:
                 fields.setdefault("eligible_at", now)
             changes.append((job.id, outcome.state, outcome.reason, fields))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import signal
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,17 @@ def _failed(job: JobRecord, what: str, fields: dict[str, Any], retry: bool = Tru
         return Outcome(JobState.REQUEUED, reason, {**fields, "failures": failures, "eligible_at": at})
     suffix = f" (after {job.spec.retries} retries)" if retry and job.spec.retries else ""
     return Outcome(JobState.FAILED, what + suffix, fields)
+
+
+def within(value: object, low: float, high: float) -> float:
+    """``value`` clamped into [low, high] (``high`` when it is no finite number): a time a user may have written.
+
+    >>> within(5.0, 10.0, 20.0), within(1e300, 10.0, 20.0), within("x", 10.0, 20.0)
+    (10.0, 20.0, 20.0)
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return high
+    return min(max(float(value), low), high)
 
 
 def classify(job: JobRecord, status: Status | None, now: float = 0.0) -> Outcome:

@@ -79,14 +79,17 @@ def open_user_file(path: Path, user: User, mode: int = 0o600, fresh: bool = Fals
     return fd
 
 
-def read_user_file(path: Path, owners: tuple[int, ...], limit_bytes: int, offset: int = 0) -> bytes | None:
+def read_user_file(
+    path: Path, owners: tuple[int, ...], limit_bytes: int, offset: int = 0, dir_fd: int | None = None
+) -> bytes | None:
     """Up to ``limit_bytes`` of the regular file ``path`` from ``offset``, if one of ``owners`` owns it.
 
     None when it is missing, a link, a FIFO, a device, a directory, or somebody else's: the
-    caller shows nothing rather than whatever a user pointed it at. Never blocks.
+    caller shows nothing rather than whatever a user pointed it at. Never blocks. ``dir_fd``:
+    ``path`` is a name in that open directory (a user's directory opened without following a link).
     """
     try:
-        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW, dir_fd=dir_fd)
     except OSError:
         return None
     try:

@@ -14,8 +14,11 @@ node (``executor.slurm_node``), which records each node's status in the run dire
         slurm-id                    Slurm's job id, once sbatch answered
         status.json                 root's: the attempt's end when Slurm never ran it (refused, stopped first)
         launch.json                 the user's: what every node runs (the node runner reads it)
-        stop.json                   a stop asked (readable by the nodes)
+        stop.json                   a stop asked (readable by the nodes: each node's stop.json links here)
         node-<rank>/                the user's, 0700: run-<restart>/ (the shim's run directory), slurm.out
+
+Root writes only in the run directory itself; what is under ``node-<rank>/`` is the user's, read
+without following a link and type-checked (a malformed file is no status, never an error).
 
 A daemon that died between the claim and the record finds its job again by name
 (``tuxai-<job>.<attempt>-<tag of the run directory>``). ``observe`` reads ``squeue --json`` (one
@@ -40,7 +43,7 @@ from pathlib import Path
 
 from tuxai.errors import UsageError
 from tuxai.executor.attempt import AttemptHandle, AttemptTaken, Observed, Processes, Seen
-from tuxai.executor.files import make_dir, open_user_file, read_user_file
+from tuxai.executor.files import make_dir, open_user_file
 from tuxai.executor.rundir import (
     CHECKPOINT,
     ENDPOINT,
@@ -56,6 +59,7 @@ from tuxai.executor.rundir import (
     write_status,
     write_stop,
 )
+from tuxai.executor.slurm_status import node_statuses
 from tuxai.model.job import JobSpec, JobState, StopReason
 from tuxai.model.launch import gang_of, node_environment
 from tuxai.model.slurm import (
@@ -75,7 +79,6 @@ CLAIMED = "claimed"
 SLURM_ID = "slurm-id"
 QUEUE_TTL_S = 1.0  # one squeue a second at most, however many jobs are observed
 COMMAND_TIMEOUT_S = 30.0
-MAX_STATUS_BYTES = 65536
 User = tuple[int, int, tuple[int, ...]]
 
 
@@ -132,7 +135,7 @@ def gang_status(statuses: list[Status], nodes: int, slurm: SlurmJob | None, stop
     """
     failed = [s for s in statuses if s.error or s.signal is not None or s.exit_code not in (0, None) or s.oom_killed]
     ended = max((s.ended_at or 0.0 for s in statuses), default=0.0) or None
-    stop = next((s.stop_reason for s in statuses if s.stop_reason), None) or stop
+    stop = stop or next((s.stop_reason for s in statuses if s.stop_reason), None)  # the daemon's own first
     timed_out = slurm is not None and job_state(slurm.state) is JobState.TIMEOUT
     if failed:
         chosen = min(failed, key=lambda s: s.ended_at or 0.0)
@@ -275,9 +278,9 @@ class SlurmExecutor:
         """The attempt's Slurm id and job (None when Slurm does not list it); by name when no id was recorded."""
         queue = self.queue() or {}
         number = slurm_id(run_dir)
-        if number is None:
-            name = job_name(run_dir)
-            number = next((j.job_id for j in queue.values() if j.name == name), None)
+        if number is None:  # adopted by name only from the attempt's own user: anybody can name a job so
+            name, uid = job_name(run_dir), _submitter(run_dir)
+            number = next((j.job_id for j in queue.values() if j.name == name and j.user_id == uid), None)
             if number is not None:
                 write_atomic_text(run_dir / SLURM_ID, str(number))  # the daemon died before it wrote it
         return number, queue.get(number) if number is not None else None
@@ -308,11 +311,8 @@ class SlurmExecutor:
         """Record the stop for every node, then: a queued job is cancelled; a running one gets SIGTERM
         on every node (each shim: the job's grace, then SIGKILL). Before the start: it never starts."""
         run_dir = parse_handle(handle)
-        write_stop(run_dir, reason)
+        write_stop(run_dir, reason)  # only here: each node's stop.json is a link to it (slurm_node)
         os.chmod(run_dir / STOP, 0o644)
-        for node in sorted(run_dir.glob("node-*/run-*")):
-            with contextlib.suppress(OSError):
-                write_stop(node, reason)  # the shim reads it when SIGTERM comes
         number, job = self._job(run_dir)
         if number is None:
             return  # not submitted: start reads stop.json first
@@ -323,15 +323,6 @@ class SlurmExecutor:
         else:
             self._run(["scancel", "--signal=TERM", f"{number}.0"])  # the step: srun's tasks, one per node
         self._forget_queue()
-
-    def _statuses(self, run_dir: Path, nodes: int) -> list[Status]:
-        statuses = []
-        for rank in range(nodes):
-            runs = sorted(run_dir.glob(f"node-{rank}/run-*"), key=lambda p: int(p.name[4:] or 0))
-            status = _read_status(runs[-1]) if runs else None  # the user's files: no link followed
-            if status is not None and status.phase is Phase.EXITED:
-                statuses.append(status)
-        return statuses
 
     def observe(self, handle: AttemptHandle) -> Observed:
         """Not claimed: NOT_STARTED; queued or running in Slurm: ALIVE; ended: its status."""
@@ -349,10 +340,13 @@ class SlurmExecutor:
         if job is not None and not job_state(job.state).terminal:
             return Observed(Seen.ALIVE, None)
         nodes = len(list(run_dir.glob("node-*")))
-        statuses = self._statuses(run_dir, nodes)
+        statuses = node_statuses(run_dir, nodes)
         if job is None and not statuses:
             return Observed(Seen.LOST, None)  # claimed, and Slurm has no job of it (any more)
-        return Observed(Seen.EXITED, gang_status(statuses, nodes, job, read_stop(run_dir)))
+        status = gang_status(statuses, nodes, job, read_stop(run_dir))
+        if job is not None and job.end_time is not None:
+            status = replace(status, ended_at=job.end_time)  # Slurm's clock, not the user's status.json
+        return Observed(Seen.EXITED, status)
 
     def waiting(self, handle: AttemptHandle) -> str | None:
         """Why Slurm keeps a submitted job queued, in words (None: it runs, ended, or is not Slurm's)."""
@@ -388,22 +382,13 @@ class SlurmExecutor:
         """Nothing held: jobs stay with Slurm."""
 
 
-def _read_status(run_dir: Path) -> Status | None:
-    """A node's status.json, which its user owns: read without following a link, capped."""
-    try:
-        owners = (os.lstat(run_dir).st_uid, os.geteuid())
-    except OSError:
-        return None
-    raw = read_user_file(run_dir / "status.json", owners, MAX_STATUS_BYTES)
-    if raw is None:
-        return None
-    try:
-        data = json.loads(raw)
-        return Status(
-            **{**data, "phase": Phase(data["phase"]), "stop_reason": StopReason.parse(data.get("stop_reason"))}
-        )
-    except (TypeError, ValueError, KeyError):
-        return None
+def _submitter(run_dir: Path) -> int:
+    """The uid ``start`` submits the attempt as (sbatch.json's user; none there: this process's own)."""
+    with contextlib.suppress(OSError, ValueError, TypeError, IndexError, KeyError):
+        user = json.loads((run_dir / SBATCH).read_text())["user"]
+        if user is not None:
+            return int(user[0])
+    return os.getuid()
 
 
 def write_atomic_text(path: Path, text: str) -> None:

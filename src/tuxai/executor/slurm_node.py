@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -92,6 +91,12 @@ def node_run(run_dir: Path, environ: dict[str, str]) -> tuple[Path, Launch]:
     return run_dir / f"node-{rank}" / f"run-{int(restart) if restart.isdecimal() else 0}", launch
 
 
+def link_stop(node_dir: Path) -> None:
+    """The node's ``stop.json`` is a link to the attempt's (``../../stop.json``): the shim, run as the
+    user, reads the stop the daemon asked, before or after this node started; root writes nothing here."""
+    os.symlink(Path("..", "..", STOP), node_dir / STOP)
+
+
 def main(argv: list[str]) -> int:
     """Run this node's shim; exit with the job's status (128 + signal when a signal ended it)."""
     if len(argv) != 1:
@@ -100,8 +105,7 @@ def main(argv: list[str]) -> int:
     run_dir = Path(argv[0])
     node_dir, launch = node_run(run_dir, dict(os.environ))
     write_launch(node_dir, launch)
-    if (run_dir / STOP).exists():
-        shutil.copyfile(run_dir / STOP, node_dir / STOP)  # a stop asked before this node started
+    link_stop(node_dir)
     run_attempt(node_dir)
     status = read_status(node_dir)
     if status is None:

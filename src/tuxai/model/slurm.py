@@ -175,6 +175,8 @@ class SlurmJob:
     signal: int | None = None  # the signal that ended it
     user: str = ""
     name: str = ""
+    user_id: int | None = None  # whose job it is (Slurm's word: a job is adopted only from its user)
+    end_time: float | None = None  # when it ended, once it did (Slurm's clock, not the user's files)
 
 
 def _state(raw: object) -> str:
@@ -192,6 +194,15 @@ def _exit(raw: object) -> tuple[int | None, int | None]:
     if not isinstance(raw, int) or isinstance(raw, bool):
         return None, None
     return (raw >> 8) & 0xFF, (raw & 0x7F) or None
+
+
+def _number(raw: object) -> float | None:
+    """squeue's time: a plain number (22.05) or ``{"set": true, "number": N}`` (23.02 on); 0 or unset: None."""
+    if isinstance(raw, Mapping):
+        raw = raw.get("number") if raw.get("set", True) and not raw.get("infinite") else None
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 < raw < 2**40:
+        return None
+    return float(raw)
 
 
 def parse_squeue_json(text: str) -> dict[int, SlurmJob]:
@@ -219,6 +230,8 @@ def parse_squeue_json(text: str) -> dict[int, SlurmJob]:
             signal=_exit(item.get("exit_code"))[1],
             user=str(item.get("user_name") or ""),
             name=str(item.get("name") or ""),
+            user_id=uid if isinstance(uid := item.get("user_id"), int) and not isinstance(uid, bool) else None,
+            end_time=_number(item.get("end_time")),
         )
     return jobs
 
