@@ -4,9 +4,10 @@ renders it; ``ui.serving`` reads it back), and the loopback rule of the daemon's
 from __future__ import annotations
 
 import socket
+import threading
 import time
 
-from tuxai.api.ui_serving import SCRAPE_TIMEOUT_S, ServedReader, loopback
+from tuxai.api.ui_serving import MAX_SERVED, SCRAPE_TIMEOUT_S, ServedReader, loopback
 from tuxai.model.wire_ui import ServedJob
 from tuxai.serving.metrics import Metrics
 from tuxai.ui.serving import model_stats, serving_page
@@ -72,3 +73,64 @@ def test_servers_that_never_answer_cost_a_page_one_timeout_not_one_each() -> Non
     assert [r.job_id for r in read] == [0, 1, 2, 3]
     assert all(r.problem.startswith("its /metrics did not answer") for r in read), read
     assert took < 3 * SCRAPE_TIMEOUT_S, took  # four timeouts one after another would take 4 s
+
+
+class Trickle:
+    """An HTTP server on 127.0.0.1 (a thread a connection) that answers one byte every ``every_s`` — under
+    the read timeout, so no single read ever times out: the head too when ``head`` is True, else the head
+    at once and then a body (1 MB announced) that never comes faster."""
+
+    HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000000\r\n\r\n"
+
+    def __init__(self, head: bool, every_s: float = 0.2) -> None:
+        self.head, self.every_s = head, every_s
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.done = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.done.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(target=self._answer, args=(connection,), daemon=True).start()
+
+    def _answer(self, connection: socket.socket) -> None:
+        with connection:
+            connection.recv(65536)  # the request
+            if not self.head:
+                connection.sendall(self.HEAD)
+            out = self.HEAD if self.head else b"#" * 1_000_000
+            for byte in out:
+                if self.done.wait(self.every_s):
+                    return
+                try:
+                    connection.sendall(bytes([byte]))
+                except OSError:
+                    return  # the client went
+
+    def close(self) -> None:
+        """Stop answering: every connection ends."""
+        self.done.set()
+        self.listener.close()
+
+
+def test_S5_servers_that_trickle_a_byte_under_the_read_timeout_are_cut_at_one_deadline() -> None:
+    servers = [Trickle(head=True), Trickle(head=False)]
+    targets = [(i, "m", "ada", servers[i % 2].url) for i in range(MAX_SERVED)]  # a full page of them
+    read: list[ServedJob] = []
+    started = time.monotonic()
+    page = threading.Thread(target=lambda: read.extend(ServedReader(None).read_many(targets)), daemon=True)  # type: ignore[arg-type]
+    page.start()
+    try:
+        page.join(timeout=3 * SCRAPE_TIMEOUT_S)  # before: the page waited for the last byte (hours)
+        took = time.monotonic() - started
+    finally:
+        for server in servers:
+            server.close()
+    assert not page.is_alive(), f"the page still waits after {took:.1f} s"
+    assert took < 2 * SCRAPE_TIMEOUT_S, took  # every server at once, each cut at its deadline
+    assert [r.job_id for r in read] == list(range(MAX_SERVED))
+    assert all(r.problem == f"its /metrics did not answer within {SCRAPE_TIMEOUT_S:g} s" for r in read), read

@@ -2,14 +2,21 @@
 endpoint (``submit --serve``), its server's ``/metrics`` fetched over loopback only (the URL is the job's
 own writing: the daemon reaches no other host for it), at most ``SCRAPE_BYTES`` in ``SCRAPE_TIMEOUT_S``,
 no redirect followed; the request rate from the previous look at the same job.
+
+``SCRAPE_TIMEOUT_S`` is a whole scrape's deadline — connect, head and body together — not a read's: a
+server that trickles a byte under the read timeout would otherwise hold the page (and the API's worker
+thread it runs in) for as long as it likes (security issue S5). Every server of a page is read at once
+on one event loop and each scrape still running at its deadline is cancelled (its connection closed), so
+a page returns within about one deadline and leaves nothing behind.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 import httpx
@@ -23,8 +30,7 @@ from tuxai.ui.serving import model_stats
 
 SCRAPE_TIMEOUT_S = 1.0
 SCRAPE_BYTES = 1 << 20
-MAX_SERVED = 20  # jobs scraped for one page
-SCRAPERS = 8  # at once
+MAX_SERVED = 20  # jobs scraped for one page, all at once
 
 
 def loopback(url: str) -> bool:
@@ -44,23 +50,34 @@ def loopback(url: str) -> bool:
         return False
 
 
-def scrape(endpoint: str) -> str:
-    """The body of ``endpoint``'s ``/metrics`` (its first ``SCRAPE_BYTES``).
+async def scrape(client: httpx.AsyncClient, endpoint: str) -> str:
+    """The body of ``endpoint``'s ``/metrics`` (its first ``SCRAPE_BYTES``), with no deadline of its own.
 
     Raises:
-        httpx.HTTPError: no answer in time, or not a 200.
+        httpx.HTTPError: no answer, or not a 200.
     """
-    with (
-        httpx.Client(timeout=SCRAPE_TIMEOUT_S, follow_redirects=False, trust_env=False) as client,
-        client.stream("GET", endpoint.rstrip("/") + "/metrics") as answer,
-    ):
+    async with client.stream("GET", endpoint.rstrip("/") + "/metrics") as answer:
         answer.raise_for_status()
-        body = b""
-        for chunk in answer.iter_bytes():
+        body = bytearray()
+        async for chunk in answer.aiter_bytes():
             body += chunk
             if len(body) >= SCRAPE_BYTES:
                 break
-    return body[:SCRAPE_BYTES].decode("utf-8", "replace")
+    return bytes(body[:SCRAPE_BYTES]).decode("utf-8", "replace")
+
+
+async def scrape_all(endpoints: Sequence[str]) -> list[str | Exception]:
+    """Each endpoint's ``/metrics`` body, or why not (``TimeoutError``: cut at ``SCRAPE_TIMEOUT_S``, head and
+    body together; an ``httpx.HTTPError``), all at once."""
+
+    async def one(client: httpx.AsyncClient, endpoint: str) -> str | Exception:
+        try:
+            return await asyncio.wait_for(scrape(client, endpoint), SCRAPE_TIMEOUT_S)
+        except (TimeoutError, httpx.HTTPError) as exc:
+            return exc
+
+    async with httpx.AsyncClient(timeout=SCRAPE_TIMEOUT_S, follow_redirects=False, trust_env=False) as client:
+        return list(await asyncio.gather(*(one(client, endpoint) for endpoint in endpoints)))
 
 
 class ServedReader:
@@ -83,24 +100,29 @@ class ServedReader:
         return self.read_many(targets[:MAX_SERVED])
 
     def read_many(self, targets: list[tuple[int, str, str, str]]) -> list[ServedJob]:
-        """Each (job id, name, user, endpoint) read, ``SCRAPERS`` at once (a page waits about one timeout,
-        not one a server)."""
-        if not targets:
-            return []
-        with ThreadPoolExecutor(min(SCRAPERS, len(targets))) as pool:
-            return list(pool.map(lambda target: self._read(*target), targets))
+        """Each (job id, name, user, endpoint) read, all at once: a page waits at most about one
+        ``SCRAPE_TIMEOUT_S``, whatever its servers do (a sync route's thread: no event loop runs in it)."""
+        readable = [loopback(endpoint) for *_, endpoint in targets]
+        now = time.monotonic()
+        scraped = [e for (*_, e), ok in zip(targets, readable, strict=True) if ok]
+        bodies = iter(asyncio.run(scrape_all(scraped)) if scraped else [])
+        return [self._read(*t, next(bodies) if ok else None, now) for t, ok in zip(targets, readable, strict=True)]
 
-    def _read(self, job_id: int, name: str, user: str, endpoint: str) -> ServedJob:
-        if not loopback(endpoint):
+    def _read(
+        self, job_id: int, name: str, user: str, endpoint: str, body: str | Exception | None, now: float
+    ) -> ServedJob:
+        """One job's view from its scrape's ``body`` (None: not read, not a loopback origin)."""
+        if body is None:
             why = "not read: the daemon reads a loopback origin only (http://127.0.0.1:PORT)"
             return ServedJob(job_id, name, user, endpoint, (), why)
-        now = time.monotonic()
-        try:
-            text = scrape(endpoint)
-        except httpx.HTTPStatusError as exc:
-            return ServedJob(job_id, name, user, endpoint, (), f"its /metrics answered {exc.response.status_code}")
-        except httpx.HTTPError as exc:
-            return ServedJob(job_id, name, user, endpoint, (), f"its /metrics did not answer: {type(exc).__name__}")
+        if isinstance(body, httpx.HTTPStatusError):
+            return ServedJob(job_id, name, user, endpoint, (), f"its /metrics answered {body.response.status_code}")
+        if isinstance(body, TimeoutError | httpx.TimeoutException):
+            why = f"its /metrics did not answer within {SCRAPE_TIMEOUT_S:g} s"
+            return ServedJob(job_id, name, user, endpoint, (), why)
+        if isinstance(body, Exception):
+            return ServedJob(job_id, name, user, endpoint, (), f"its /metrics did not answer: {type(body).__name__}")
+        text = body
         with self.lock:
             at, previous = self.looks.get(job_id, (now, {}))
             stats = model_stats(text, previous, now - at if now > at else None)
