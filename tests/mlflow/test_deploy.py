@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ import pytest
 import tritonclient.http as triton
 
 from tests.daemon_helpers import DaemonProcess
+from tests.mlflow.alias_server import serving_alias
 from tests.serving_models import mlp_onnx
 
 pytestmark = pytest.mark.mlflow
@@ -94,19 +94,7 @@ def test_serve_follows_the_alias_under_load_and_rolls_back(tmp_path: Path) -> No
     data = tmp_path / "data"
     client = registry(tmp_path, data, "digits", versions=2)
 
-    env = {**os.environ, "XDG_DATA_HOME": str(data)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    endpoint, log = tmp_path / "endpoint", tmp_path / "serve.log"
-    argv = [sys.executable, "-m", "tuxai", "serve", "models:/digits@champion", "--port", "0",
-            "--endpoint-file", str(endpoint)]  # fmt: skip
-    with open(log, "wb") as out:
-        server = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
-    try:
-        deadline = time.monotonic() + 60
-        while not endpoint.exists():
-            assert server.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
-        url = endpoint.read_text().strip()
+    with serving_alias(tmp_path, data) as url:
         triton_client = triton.InferenceServerClient(url.removeprefix("http://"))
         x = triton.InferInput("x", [2, 4], "FP32")
         x.set_data_from_numpy(np.ones((2, 4), dtype=np.float32))
@@ -130,9 +118,6 @@ def test_serve_follows_the_alias_under_load_and_rolls_back(tmp_path: Path) -> No
         assert {version for _, version in answers} == {"1", "2"}
         tags = {v: client.get_model_version("digits", v).tags for v in ("1", "2")}
         assert tags["1"]["tuxai.serving"].startswith(url) and "tuxai.serving" not in tags["2"]
-    finally:
-        server.send_signal(signal.SIGTERM)
-        assert server.wait(timeout=60) == 0, log.read_text()
     assert "tuxai.serving" not in client.get_model_version("digits", "1").tags  # the tag left with the server
 
 

@@ -10,7 +10,6 @@ import json
 import os
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import tritonclient.http as triton
 
 from tests.conftest import REPO
 from tests.daemon_helpers import DaemonProcess
+from tests.mlflow.alias_server import serving_alias
 
 pytestmark = pytest.mark.mlflow
 EXAMPLE = REPO / "examples" / "lifecycle"
@@ -105,19 +105,7 @@ def test_the_digits_pipeline_caches_registers_serves_by_alias_and_watches_drift(
 
     held_out = np.load(next((data / "tuxai/pipelines/runs/1/prepare/data").glob("*.npz")))
     x_test, y_test = held_out["x_test"], held_out["y_test"]
-    endpoint, log = tmp_path / "endpoint", tmp_path / "serve.log"
-    env = {**os.environ, "XDG_DATA_HOME": str(data)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    argv = [sys.executable, "-m", "tuxai", "serve", "models:/digits@champion", "--port", "0",
-            "--endpoint-file", str(endpoint)]  # fmt: skip
-    with open(log, "wb") as out:
-        server = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
-    try:
-        deadline = time.monotonic() + 60
-        while not endpoint.exists():
-            assert server.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
-        url = endpoint.read_text().strip()
+    with serving_alias(tmp_path, data) as url:
         asked = triton.InferenceServerClient(url.removeprefix("http://"))
         correct = 0
         for start in range(0, len(x_test), 50):
@@ -141,7 +129,4 @@ def test_the_digits_pipeline_caches_registers_serves_by_alias_and_watches_drift(
         send(corrupted)
         loud, _ = tuxai(shared_daemon, data, "drift", "digits", "--url", url)
         assert loud.stdout.splitlines()[0] == "model digits version 1: drift on x[36] (last of 2 windows)", loud.stdout
-    finally:
-        server.send_signal(signal.SIGTERM)
-        assert server.wait(timeout=60) == 0, log.read_text()
     assert json.loads((data / "tuxai/pipelines/runs/1/register/version").joinpath("version.json").read_text())
