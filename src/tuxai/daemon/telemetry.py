@@ -14,6 +14,7 @@ from tuxai.daemon.health import BACKOFF_MAX_S, LoopHealth
 from tuxai.executor.attempt import AttemptHandle
 from tuxai.model.cgroup import CgroupPlan
 from tuxai.model.job import JobRecord, JobState
+from tuxai.store.job_gpu_use import JobGpuUseStore, fold
 from tuxai.store.telemetry import EnergyDelta, SampleRow, TelemetryStore
 from tuxai.telemetry.collector import RunningJob, StepResult, Telemetry
 from tuxai.telemetry.energy import Holding, JobEnergy, totals
@@ -30,6 +31,7 @@ class TelemetryLoop:
     def __init__(self, daemon: Daemon, telemetry: Telemetry, policy: str = "none") -> None:
         self.daemon, self.telemetry, self.policy = daemon, telemetry, policy
         self.store = TelemetryStore(daemon.store)
+        self.use = JobGpuUseStore(daemon.store)  # each job's mean GPU utilization and peak memory
         self._pgids: dict[int, int] = {}
         self._cgroups: dict[int, CgroupPlan] = {}
         self._last_rollup = 0.0
@@ -76,20 +78,20 @@ class TelemetryLoop:
         started = time.thread_time()
         jobs = self.daemon.store.jobs([JobState.RUNNING])
         result = self.telemetry.step(now, self.running(jobs))
-        self.store.add_samples(
-            [
-                SampleRow(
-                    s.index,
-                    s.at,
-                    s.util_pct,
-                    s.memory_used_bytes,
-                    s.power_w,
-                    result.gpu_energy_j.get(s.index, (None, ""))[0],
-                    s.temperature_c,
-                )
-                for s in result.samples
-            ]
-        )
+        rows = [
+            SampleRow(
+                s.index,
+                s.at,
+                s.util_pct,
+                s.memory_used_bytes,
+                s.power_w,
+                result.gpu_energy_j.get(s.index, (None, ""))[0],
+                s.temperature_c,
+            )
+            for s in result.samples
+        ]
+        self.store.add_samples(rows)
+        self.use.add(fold(rows, {j.id: [g.index for g in j.allocation.gpus] for j in jobs if j.allocation}))
         config = self.telemetry.config
         self.store.add_energy(
             {j: EnergyDelta(e.gpu_j, e.cpu_j, e.gpu_s, dict(e.methods)) for j, e in result.energy.items()},
@@ -180,4 +182,8 @@ class TelemetryLoop:
         if row is None:
             return None
         used = JobEnergy(row["gpu_j"], row["cpu_j"], row["gpu_s"], row["methods"])
-        return totals(used, row["grid_g_per_kwh"], row["pue"])
+        gpu_use = self.use.of([job_id]).get(job_id)
+        if gpu_use is None:
+            return totals(used, row["grid_g_per_kwh"], row["pue"])
+        summary = {"gpu_util_mean_pct": gpu_use.util_mean_pct, "gpu_memory_peak_bytes": gpu_use.memory_peak_bytes}
+        return totals(used, row["grid_g_per_kwh"], row["pue"]) | summary

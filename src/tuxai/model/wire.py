@@ -156,6 +156,8 @@ class EnergyTotals:
     grid_g_per_kwh: float
     pue: float
     methods: Mapping[str, str]  # device ("gpu0", "cpu") → how it was measured
+    gpu_util_mean_pct: float | None = None  # its GPUs' mean utilization while it ran (None: no sample said)
+    gpu_memory_peak_bytes: float | None = None  # the most memory any of its GPUs held while it ran
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -250,7 +250,7 @@ class Store:
             return
         marks = ",".join("?" * len(job_ids))
         with self.db.write(durable=False) as db:
-            for table in ("events", "job_energy"):
+            for table in ("events", "job_energy", "job_gpu_use"):
                 db.execute(f"DELETE FROM {table} WHERE job_id IN ({marks})", tuple(job_ids))
             db.execute(f"DELETE FROM jobs WHERE id IN ({marks})", tuple(job_ids))
         for job_id in job_ids:

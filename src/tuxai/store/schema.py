@@ -94,4 +94,13 @@ MIGRATIONS: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS jobs_user ON jobs(user, id)",
     # 6: the dashboard's GPU-hours per user over time (``store.usage_history``): the jobs that ended in a range.
     "CREATE INDEX IF NOT EXISTS jobs_ended ON jobs(ended_at)",
+    # 7: each job's GPU use while it ran (``store.job_gpu_use``): its GPUs' mean utilization, their peak memory.
+    """
+    CREATE TABLE job_gpu_use (
+        job_id      INTEGER PRIMARY KEY REFERENCES jobs(id),
+        util_sum    REAL NOT NULL DEFAULT 0,
+        util_n      INTEGER NOT NULL DEFAULT 0,
+        memory_peak REAL
+    )
+    """,
 )

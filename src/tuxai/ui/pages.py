@@ -113,7 +113,8 @@ def jobs_page(
     days: tuple[str, str] = ("", ""),
 ) -> str:
     """One page of the history, newest first, with its filter form, the energy of the caller's own
-    jobs (GPU-hours, kWh, CO2e: others' are theirs) and the link to the next page."""
+    jobs (mean GPU utilization, peak GPU memory, GPU-hours, kWh, CO2e: others' are theirs) and the link
+    to the next page."""
     options = "".join(
         f'<option value="{esc(s.value)}"{" selected" if s.value == chosen else ""}>{esc(s.value)}</option>'
         for s in JobState
@@ -140,14 +141,21 @@ def jobs_page(
         for j in jobs
     ]
     more = f'<p><a rel=next href="{esc(next_page)}">older jobs →</a></p>' if next_page else ""
-    headers = ("job", "user", "name", "state", "GPUs", "submitted", "ran", "GPU-h", "kWh", "kg CO2e", "reason")
+    headers = (
+        *("job", "user", "name", "state", "GPUs", "submitted", "ran"),
+        *("GPU util", "peak memory", "GPU-h", "kWh", "kg CO2e", "reason"),
+    )
     return form + table(headers, rows, "no job matches", "jobs") + more
 
 
-def _energy(used: EnergyTotals | None) -> tuple[str, str, str]:
+def _energy(used: EnergyTotals | None) -> tuple[str, str, str, str, str]:
+    """The GPU use and energy columns of the caller's own job: mean GPU utilization, peak GPU memory,
+    GPU-hours, kWh, CO2e (``-``: not the caller's, or not measured)."""
     if used is None:
-        return "-", "-", "-"
-    return f"{used.gpu_hours:.3f}", f"{used.total_kwh:.4f}", f"{used.co2e_kg:.4f}"
+        return "-", "-", "-", "-", "-"
+    util = "-" if used.gpu_util_mean_pct is None else f"{used.gpu_util_mean_pct:.0f} %"
+    peak = "-" if used.gpu_memory_peak_bytes is None else size(int(used.gpu_memory_peak_bytes))
+    return util, peak, f"{used.gpu_hours:.3f}", f"{used.total_kwh:.4f}", f"{used.co2e_kg:.4f}"
 
 
 def job_page(job: PublicJob, now: float, log_tail: tuple[str, int] | None, csrf: str) -> str:
