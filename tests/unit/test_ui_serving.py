@@ -7,10 +7,14 @@ import socket
 import threading
 import time
 
+import numpy as np
+
 from tuxai.api.ui_serving import MAX_SERVED, SCRAPE_TIMEOUT_S, ServedReader, loopback
 from tuxai.model.wire_ui import ServedJob
+from tuxai.serving.drift import Reference, Window
+from tuxai.serving.drift_board import DriftBoard
 from tuxai.serving.metrics import Metrics
-from tuxai.ui.serving import model_stats, serving_page
+from tuxai.ui.serving import drift_text, model_stats, serving_page
 
 
 def _scrape() -> str:
@@ -134,3 +138,33 @@ def test_S5_servers_that_trickle_a_byte_under_the_read_timeout_are_cut_at_one_de
     assert took < 2 * SCRAPE_TIMEOUT_S, took  # every server at once, each cut at its deadline
     assert [r.job_id for r in read] == list(range(MAX_SERVED))
     assert all(r.problem == f"its /metrics did not answer within {SCRAPE_TIMEOUT_S:g} s" for r in read), read
+
+
+def _drift_scrape() -> str:
+    """A real server's scrape with drift gauges: version 2 of "digits" drifted on x, version 1 did not,
+    "mlp" carries no reference (``serving.drift_board`` writes the gauges)."""
+    reference = Reference.from_columns({"x": np.arange(1000.0), "y": np.arange(1000.0)})
+    board = DriftBoard()
+    for number, shift in ((1, 0.0), (2, 800.0)):
+        window = Window(reference, rows=500)
+        for _ in range(2):
+            window.add({"x": np.arange(500.0) * 2 + shift, "y": np.arange(500.0) * 2})
+        board._windows[("digits", number)] = (None, window)  # as a version's first request would make it
+        board.closed[("digits", number)] = 2
+    metrics = Metrics()
+    for number in ("1", "2"):
+        metrics.request("digits", number, 200, 0.002)
+    return metrics.render() + board.text()
+
+
+def test_E18_5_serving_shows_each_versions_drift_from_the_servers_gauges() -> None:
+    stats = {(m.model, m.version): m for m in model_stats(_drift_scrape(), {}, None)}
+    drifted, steady = stats[("digits", "2")], stats[("digits", "1")]
+    assert (drifted.drifted, drifted.drift_feature, drifted.drift_windows) == (True, "x", 2)
+    assert drifted.drift_psi is not None and drifted.drift_psi >= 0.25  # the drift threshold (serving.drift)
+    assert steady.drifted is False and steady.drift_psi is not None and steady.drift_psi < 0.1
+    html = serving_page([ServedJob(7, "s", "ada", "http://127.0.0.1:1", tuple(stats.values()))], admin=True)
+    assert f'<span class="flag">drift (x PSI {drifted.drift_psi:.2f})</span> · 2 windows' in html
+    assert "<th>drift</th>" in html and "ok (" in html
+    (mlp, *_) = model_stats(_scrape(), {}, None)
+    assert mlp.drifted is None and drift_text(mlp) == "-"  # no reference: no drift column to fill

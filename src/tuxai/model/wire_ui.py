@@ -64,7 +64,8 @@ class UsersView:
 class ModelStats:
     """One model version a served job answered for, from its server's ``/metrics``: requests and failures
     so far, the request rate since the dashboard's previous look (None: first look), latency and queue time
-    (mean, and the 95th percentile's bucket bound)."""
+    (mean, and the 95th percentile's bucket bound); the drift of its inputs when the version carries a
+    reference (``serving.drift_board``'s gauges)."""
 
     model: str
     version: str
@@ -75,6 +76,10 @@ class ModelStats:
     latency_p95_s: float | None
     queue_mean_s: float | None
     queue_p95_s: float | None
+    drifted: bool | None = None  # the last closed drift window's verdict (None: no reference, or none closed yet)
+    drift_feature: str = ""  # the feature with the highest PSI in that window
+    drift_psi: float | None = None  # its PSI
+    drift_windows: int = 0  # drift windows closed so far
 
 
 @dataclass(frozen=True)

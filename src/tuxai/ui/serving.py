@@ -2,7 +2,8 @@
 model version the requests, failures, request rate, latency and queue time its server's ``/metrics``
 reports (``serving.metrics``' families, read here as text: the dashboard imports no serving code). Only
 the ``tuxai_serve_*`` families with a model and version are read; anything else in the body is ignored.
-Drift and pipelines get their sections here as they land (issue 17).
+The drift gauges (``tuxai_serve_drift*``, ``serving.drift_board``) give each version's drift column: the
+last closed window's verdict and its worst feature by PSI. Pipelines get their section as they land.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ class _Version:
     sums: dict[str, float] = field(default_factory=dict)
     counts: dict[str, float] = field(default_factory=dict)
     buckets: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    drifted: bool | None = None
+    worst: tuple[float, str] | None = None  # (PSI, feature) of the last window's highest PSI
+    windows: int = 0
 
 
 def _labels(text: str) -> dict[str, str]:
@@ -60,6 +64,8 @@ def parse_metrics(text: str) -> dict[tuple[str, str], _Version]:
         version = found.setdefault((marks["model"], marks["version"]), _Version())
         if name == "tuxai_serve_requests_total":
             version.requests += int(value)
+        elif name.startswith("tuxai_serve_drift"):
+            _drift(version, name, marks.get("feature", ""), value)
         elif name == "tuxai_serve_failures_total":
             version.failures += int(value)
         elif name.endswith("_sum"):
@@ -70,6 +76,16 @@ def parse_metrics(text: str) -> dict[tuple[str, str], _Version]:
             bound = math.inf if marks["le"] == "+Inf" else float(marks["le"])
             version.buckets.setdefault(name.removesuffix("_bucket"), []).append((bound, value))
     return found
+
+
+def _drift(version: _Version, name: str, feature: str, value: float) -> None:
+    """One drift gauge of a version read into it."""
+    if name == "tuxai_serve_drift":
+        version.drifted = value >= 1
+    elif name == "tuxai_serve_drift_psi" and feature and (version.worst is None or value > version.worst[0]):
+        version.worst = (value, feature)
+    elif name == "tuxai_serve_drift_windows_total":
+        version.windows = int(value)
 
 
 def model_stats(text: str, previous: dict[tuple[str, str], int], elapsed_s: float | None) -> list[ModelStats]:
@@ -89,11 +105,9 @@ def model_stats(text: str, previous: dict[tuple[str, str], int], elapsed_s: floa
             return _p95(v.buckets.get(family, []), v.counts.get(family, 0.0))
 
         latency, queue = "tuxai_serve_request_seconds", "tuxai_serve_queue_seconds"
-        stats.append(
-            ModelStats(
-                model, version, v.requests, v.failures, rate, mean(latency), p95(latency), mean(queue), p95(queue)
-            )
-        )
+        psi, feature = v.worst if v.worst is not None else (None, "")
+        numbers = (v.requests, v.failures, rate, mean(latency), p95(latency), mean(queue), p95(queue))
+        stats.append(ModelStats(model, version, *numbers, v.drifted, feature, psi, v.windows))
     return stats
 
 
@@ -103,13 +117,23 @@ def _ms(seconds: float | None, bound: bool = False) -> str:
     return f"{'≤ ' if bound else ''}{seconds * 1000:.1f} ms"
 
 
+def drift_text(m: ModelStats) -> str:
+    """A version's drift column: ``drift: x[36] (PSI 0.41)``, ``ok (x[2] PSI 0.03)``, or ``-`` (no reference,
+    or its first window still open). Example: drifted, "x", 0.41, 3 windows → "drift: x (PSI 0.41) · 3 windows"."""
+    if m.drifted is None:
+        return "-"
+    worst = f" ({esc(m.drift_feature)} PSI {m.drift_psi:.2f})" if m.drift_psi is not None else ""
+    verdict = f'<span class="flag">drift{worst}</span>' if m.drifted else f"ok{worst}"
+    return f"{verdict} · {m.drift_windows} window{'s' if m.drift_windows != 1 else ''}"
+
+
 def serving_page(served: Sequence[ServedJob], admin: bool) -> str:
     """The Serving page's body: a section per serving job, a row per model version."""
     note = "" if admin else "<p class=note>you see the models your own jobs serve; root sees every one</p>"
     if not served:
         return note + '<p class="empty">no job serves a model now (<code>tuxai submit --serve REPO</code>)</p>'
     parts = [note]
-    headers = ("model", "version", "requests", "failures", "req/s", "latency", "p95", "queue", "queue p95")
+    headers = ("model", "version", "requests", "failures", "req/s", "latency", "p95", "queue", "queue p95", "drift")
     for job in served:
         rows = [
             (
@@ -122,6 +146,7 @@ def serving_page(served: Sequence[ServedJob], admin: bool) -> str:
                 _ms(m.latency_p95_s, bound=True),
                 _ms(m.queue_mean_s),
                 _ms(m.queue_p95_s, bound=True),
+                drift_text(m),
             )
             for m in job.models
         ]
@@ -132,5 +157,8 @@ def serving_page(served: Sequence[ServedJob], admin: bool) -> str:
             + table(headers, rows, "no request answered yet", "models")
             + "</section>"
         )
-    parts.append("<p class=note>drift and pipelines: shown here once they land (issue 17)</p>")
+    parts.append(
+        "<p class=note>drift: the last closed window of the version's inputs against its training data"
+        " (a version with a <code>drift-reference.json</code>); pipelines: shown here once they land</p>"
+    )
     return "".join(parts)
