@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# With MLflow's client installed a plain `tuxai submit` is an MLflow run (docs/lifecycle.md): off in every
+# tier but tests/mlflow, whose conftest turns it back on.
+os.environ.setdefault("TUXAI_MLFLOW", "off")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).parent.parent

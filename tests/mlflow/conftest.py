@@ -13,6 +13,7 @@ import pytest
 from tests.daemon_helpers import DaemonProcess, finish
 
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"  # inherited by the CLI and MLflow here; jobs get it by export
+os.environ.pop("TUXAI_MLFLOW", None)  # tests/conftest.py turns tracking off for the other tiers
 
 
 @pytest.fixture(scope="session")

@@ -133,8 +133,10 @@ def run_submit(home: Path | None, spec: JobSpec, env_cache: Callable[[str], str]
     """Build the job's environment if asked (progress on stderr), submit, print the id."""
     if spec.env_path and env_cache is not None:
         spec = dataclasses.replace(spec, env_path=env_cache(spec.env_path))
+    from tuxai.lifecycle.job_tracking import submit_tracked  # an MLflow run with tuxai[mlflow] (docs/lifecycle.md)
+
     with client(home) as api:
-        job_id = api.submit(spec)
+        job_id = submit_tracked(api, spec, lambda line: print(line, file=sys.stderr))
         note = simulated_note_of(api)  # every reply of a daemon on fake GPUs says so (stderr: scripts read stdout)
     if note:
         print(f"note: {note}", file=sys.stderr)
@@ -179,7 +181,7 @@ def run_ls(
     for column in ("ID", "NAME", "USER", "STATE", "GPUS", "CPUS", "WAITED", "RAN", "REASON"):
         table.add_column(column, no_wrap=column != "REASON")
     for job in lines:
-        gpus = placement_words(job, placed)
+        gpus = " ".join(job.ranks) or placement_words(job, placed)  # a Slurm job: each node and its GPUs
         table.add_row(
             cell(job_label(job)),
             cell(printable(job.name)[:24]),
@@ -219,6 +221,7 @@ def run_show(home: Path | None, job_id: int | str, as_json: bool) -> int:
         *standing_rows(job, time.time()),  # the scheduler's priority terms, rank and reserved start
         *([("command", " ".join(job.command)), ("asked", _asked(job.spec))] if isinstance(job, Job) else []),
         ("gpus", ", ".join(f"{i} {u}" for i, u in zip(job.gpu_indices, job.gpus, strict=True)) or "-"),
+        *([("nodes", " ".join(job.ranks))] if job.ranks else []),  # Slurm's: n1:0,1 n2:0,1 (rank order)
         ("cpus", ",".join(str(c) for c in job.cpus) or "-"),
         ("exit", _exit(job)),
         ("waited", _ago(job.waited_s)),

@@ -40,6 +40,9 @@ def load_mlflow() -> Any:
         import mlflow
     except ImportError:
         raise UsageError("MLflow tracking needs MLflow's client, which is not installed", MLFLOW_HINT) from None
+    import logging
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines (a new store's tables) are not ours to say
     return mlflow
 
 
