@@ -6,15 +6,25 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.daemon_helpers import TWO_GPUS
+from tuxai.daemon.config import Caller, DaemonConfig
+from tuxai.daemon.slurm import SlurmDaemon
+from tuxai.errors import UsageError
+from tuxai.executor import slurm as executor_slurm
 from tuxai.executor import slurm_node
-from tuxai.executor.attempt import Seen
+from tuxai.executor.attempt import AttemptHandle, Seen
 from tuxai.executor.rundir import Launch, read_stop
 from tuxai.executor.slurm import SlurmExecutor, job_name, parse_handle, slurm_id
-from tuxai.model.job import JobSpec, StopReason
+from tuxai.hardware.simulated import load_inventory_file
+from tuxai.model.job import JobSpec, JobState, StopReason
+from tuxai.model.jobfile import spec_from_dict
+from tuxai.store.jobs import Store
 
 
 @pytest.fixture
@@ -148,3 +158,117 @@ def test_S8_a_job_is_adopted_by_name_only_from_the_attempts_user(tmp_path: Path,
     _squeue(tmp_path, job_id=98, name=job_name(run_dir), user_id=os.getuid())
     adopted = SlurmExecutor(executor.spec_of, env=executor.env)  # a fresh squeue
     assert adopted.observe(handle).seen is Seen.ALIVE and slurm_id(run_dir) == 98
+
+
+# ---- the daemon in front of Slurm (daemon.slurm), on the same stand-ins: issue 16's gaps ------------------
+
+
+@pytest.fixture
+def slurm_daemon(tmp_path: Path, slurm_bin: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SlurmDaemon]:
+    """A ``SlurmDaemon`` on a real store; squeue asked afresh at every look (what the test wrote last)."""
+    monkeypatch.setattr(executor_slurm, "QUEUE_TTL_S", 0.0)
+    store = Store(tmp_path / "tuxai.db")
+    (tmp_path / "home").mkdir()
+    config = DaemonConfig(tmp_path / "home", load_inventory_file(TWO_GPUS))
+    executor = SlurmExecutor(lambda job_id: store.get(job_id).spec, env={"PATH": f"{slurm_bin}:/usr/bin:/bin"})
+    try:
+        yield SlurmDaemon(config, store, executor)
+    finally:
+        store.close()
+
+
+ROOT = Caller("root", 0, 0, admin=True)
+GANG = {"command": ["true"], "nodes": 2, "gpus_per_node": 2}
+
+
+def _exit_on(handle: str, ranks: range, ended_at: float) -> None:
+    """What each node's shim leaves when its job exits 0 (``node-<rank>/run-0/status.json``)."""
+    for rank in ranks:
+        run = parse_handle(AttemptHandle(handle)) / f"node-{rank}" / "run-0"
+        run.mkdir()
+        (run / "status.json").write_text(json.dumps({"phase": "exited", "exit_code": 0, "ended_at": ended_at}))
+
+
+def test_G1_a_job_slurm_keeps_queued_is_pending_then_runs_from_slurms_start_where_slurm_put_it(
+    tmp_path: Path, slurm_daemon: SlurmDaemon
+) -> None:
+    store, now = slurm_daemon.store, time.time()
+    job_id = slurm_daemon.submit(spec_from_dict(GANG), ROOT, {}, now)
+    _squeue(tmp_path, job_id=77, job_state="PENDING", state_reason="Resources")
+    words = "queued in Slurm (job 77): the nodes, GPUs or memory it asks for are in use (Slurm: Resources)"
+    for tick, reason in ((1, "queued in Slurm: submitted"), (2, words), (3, words)):  # Slurm's words from the next pass
+        slurm_daemon.tick(now + tick)
+        job = store.get(job_id)
+        assert (job.state, job.reason, job.started_at) == (JobState.PENDING, reason, None), job
+        assert [j.id for j in store.jobs([JobState.PENDING])] == [job_id]  # what `ls --state pending` asks
+    assert _calls(tmp_path).count("--parsable") == 1  # submitted once, kept while queued (--test-only has none)
+    gres = ["gpu:fake:2(IDX:0-1)", "gpu:fake:1(IDX:1)"]
+    _squeue(tmp_path, job_id=77, start_time=int(now) + 3, nodes="n[1-2]", gres_detail=gres)
+    slurm_daemon.tick(now + 10)
+    job = store.get(job_id)
+    assert (job.state, job.reason, job.started_at) == (JobState.RUNNING, "", int(now) + 3.0)  # Slurm's start
+    assert job.allocation is not None and job.allocation.gpus == ()  # none of the daemon's own machine
+    assert [(a.node, [g.index for g in a.gpus]) for a in job.allocation.more] == [("n1", [0, 1]), ("n2", [1])]
+    # G5: squeue no longer lists it (no accounting storage: no sacct), the nodes' status files decide
+    (tmp_path / "squeue.json").write_text('{"jobs": []}')
+    _exit_on(job.run_dir, range(2), now + 20)
+    slurm_daemon.tick(now + 30)
+    job = store.get(job_id)
+    assert (job.state, job.ended_at) == (JobState.SUCCEEDED, now + 20), job
+
+
+def test_G5_a_job_squeue_forgot_with_a_node_that_never_wrote_fails_with_the_count(
+    tmp_path: Path, slurm_daemon: SlurmDaemon
+) -> None:
+    now = time.time()
+    job_id = slurm_daemon.submit(spec_from_dict(GANG), ROOT, {}, now)
+    _squeue(tmp_path, job_id=77, start_time=int(now) + 1, nodes="n[1-2]")
+    slurm_daemon.tick(now + 2)
+    (tmp_path / "squeue.json").write_text('{"jobs": []}')
+    _exit_on(slurm_daemon.store.get(job_id).run_dir, range(1), now + 3)
+    slurm_daemon.tick(now + 4)
+    job = slurm_daemon.store.get(job_id)
+    assert (job.state, job.reason) == (JobState.FAILED, "Slurm no longer knows it: 1 of 2 node(s) recorded an exit")
+
+
+def test_G1_a_job_that_ended_between_two_passes_runs_then_ends_on_slurms_clock(
+    tmp_path: Path, slurm_daemon: SlurmDaemon
+) -> None:
+    now = time.time()
+    job_id = slurm_daemon.submit(spec_from_dict({"command": ["true"]}), ROOT, {}, now)
+    _squeue(tmp_path, job_id=77, job_state="PENDING", state_reason="Priority")
+    slurm_daemon.tick(now + 1)
+    _squeue(tmp_path, job_id=77, job_state="COMPLETED", start_time=int(now) + 2, end_time=int(now) + 4, nodes="n1")
+    _exit_on(slurm_daemon.store.get(job_id).run_dir, range(1), now + 9)
+    slurm_daemon.tick(now + 5)
+    job = slurm_daemon.store.get(job_id)
+    assert (job.state, job.started_at, job.ended_at) == (JobState.SUCCEEDED, int(now) + 2.0, int(now) + 4.0)
+    moves = [(e["from_state"], e["to_state"]) for e in slurm_daemon.store.events(job_id)]
+    assert moves[-2:] == [("pending", "running"), ("running", "succeeded")]
+
+
+def test_G1_cancel_of_a_job_queued_in_slurm_removes_slurms_job(tmp_path: Path, slurm_daemon: SlurmDaemon) -> None:
+    now = time.time()
+    job_id = slurm_daemon.submit(spec_from_dict({"command": ["true"]}), ROOT, {}, now)
+    _squeue(tmp_path, job_id=77, job_state="PENDING", state_reason="Priority")
+    slurm_daemon.tick(now + 1)
+    with pytest.raises(UsageError, match="already queued in Slurm"):
+        slurm_daemon.hold(job_id, ROOT, True)
+    assert slurm_daemon.cancel(job_id, ROOT, now + 2).state is JobState.CANCELLED
+    assert (tmp_path / "scancel.calls").read_text() == "77\n"  # the queued job, not a signal to its nodes
+    assert read_stop(parse_handle(AttemptHandle(slurm_daemon.store.get(job_id).run_dir))) is StopReason.CANCEL
+
+
+def test_G3_a_job_tuxai_holds_back_never_reaches_sbatch_and_says_tuxais_reason(
+    tmp_path: Path, slurm_daemon: SlurmDaemon
+) -> None:
+    now = time.time()
+    first = slurm_daemon.submit(spec_from_dict({"command": ["true"]}), ROOT, {}, now)
+    second = slurm_daemon.submit(spec_from_dict({"command": ["true"], "after": [str(first)]}), ROOT, {}, now)
+    held = slurm_daemon.submit(spec_from_dict({"command": ["true"], "hold": True}), ROOT, {}, now)
+    _squeue(tmp_path, job_id=77, job_state="PENDING", state_reason="Priority")
+    slurm_daemon.tick(now + 1)
+    store = slurm_daemon.store
+    assert _calls(tmp_path).count("--parsable") == 1  # only the first went to Slurm
+    assert (store.get(second).reason, store.get(second).run_dir) == (f"waits for job {first} to end ok (pending)", "")
+    assert store.get(held).reason == "held (`tuxai release` lets it start)"

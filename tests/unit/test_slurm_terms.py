@@ -7,18 +7,21 @@ import subprocess
 
 import pytest
 
+from tuxai.daemon.slurm import slurm_placement
 from tuxai.errors import UsageError
 from tuxai.model.gang import Launcher
 from tuxai.model.job import JobSpec, JobState
 from tuxai.model.jobfile import spec_from_dict, spec_to_dict
-from tuxai.model.resources import Request
+from tuxai.model.resources import Allocation, Request
 from tuxai.model.slurm import (
     batch_script,
     expand_hostlist,
+    gres_indices,
     job_state,
     parse_sbatch_id,
     parse_squeue_json,
     pending_words,
+    rank_places,
     refusal_line,
     sbatch_args,
 )
@@ -141,3 +144,41 @@ def test_states_and_pending_reasons_in_words() -> None:
     assert pending_words("Priority").startswith("jobs of higher priority are ahead of it")
     assert "one user" in pending_words("QOSMaxGRESPerUser")
     assert refusal_line("sbatch: error: Batch job submission failed: Invalid account\n").endswith("Invalid account")
+
+
+# squeue --json of Slurm 22.05 on the tier's cluster (two nodes, gpu:fake:2 each), a 2-node job of
+# --gpus-per-node=2 that runs and a one-GPU job behind it: the fields the daemon reads, as printed.
+SQUEUE_2205 = {
+    "jobs": [
+        {
+            "job_id": 1,
+            "job_state": "RUNNING",
+            "state_reason": "None",
+            "nodes": "n[1-2]",
+            "gres_detail": ["gpu:fake:2(IDX:0-1)", "gpu:fake:2(IDX:0-1)"],
+            "start_time": 1795797132,
+            "submit_time": 1795797129,
+            "end_time": 0,
+        },
+        {
+            "job_id": 2,
+            "job_state": "PENDING",
+            "state_reason": "Resources",
+            "nodes": "",
+            "gres_detail": [],
+            "start_time": 0,
+            "submit_time": 1795797129,
+        },
+    ]
+}
+
+
+def test_G2_squeue_json_gives_each_node_and_the_gpus_slurm_chose_there_in_rank_order() -> None:
+    jobs = parse_squeue_json(json.dumps(SQUEUE_2205))
+    running, queued = jobs[1], jobs[2]
+    assert (running.start_time, running.placement) == (1795797132.0, (("n1", (0, 1)), ("n2", (0, 1))))
+    assert (queued.start_time, queued.placement) == (None, ())  # 0: not started
+    assert rank_places(slurm_placement(running)) == ("n1:0,1", "n2:0,1")
+    assert slurm_placement(running).gpus == ()  # none of the daemon's own machine's GPUs (telemetry, `tuxai gpus`)
+    assert rank_places(Allocation("n1", more=(Allocation("n2"),))) == ()  # a Ray gang: its own columns
+    assert gres_indices("gpu:a100:3(IDX:0,2-3)") == (0, 2, 3) and gres_indices("gpu:1(IDX:N/A)") == ()

@@ -26,6 +26,7 @@ from tuxai.daemon.jobdirs import job_endpoint
 from tuxai.daemon.telemetry import TelemetryLoop
 from tuxai.model.inventory import Inventory
 from tuxai.model.job import JobRecord, JobState
+from tuxai.model.slurm import rank_places
 from tuxai.model.wire import EnergyTotals, ErrorBody, Job, JobDetail, JobEvent, PublicJob, Standing, from_json, to_json
 from tuxai.model.wire_gpus import (
     GpuHolder,
@@ -111,6 +112,7 @@ def job_view(job: JobRecord, now: float, standing: Standing | None = None) -> Jo
         standing=standing if job.state in (JobState.PENDING, JobState.REQUEUED, JobState.RUNNING) else None,
         array_job=job.array_job,
         array_index=job.array_index,
+        ranks=rank_places(allocation),  # Slurm's placement, read back from squeue (daemon.slurm)
         log_path=job.log_path,
         command=job.spec.command,
         attempt=job.attempt,

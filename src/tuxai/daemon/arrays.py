@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from tuxai.daemon.engine_queue import engine_queued
 from tuxai.errors import JobNotFound, PermissionDenied, UsageError
 from tuxai.executor.attempt import AttemptHandle
 from tuxai.model.array import ArrayCounts, JobId
@@ -146,6 +147,8 @@ def cancel_array(daemon: Daemon, array_job: int, caller: Caller, now: float) -> 
             ended = ", ".join(f"{n} {state}" for state, n in counts.most_common())
             raise UsageError(f"array {array_job} already ended ({ended})", hint="nothing to cancel")
         why = f"cancelled by {caller.user}"
+        for task in filter(engine_queued, tasks):  # a cluster engine's queued job is removed first (never starts)
+            daemon.executor.stop(AttemptHandle(task.run_dir), StopReason.CANCEL)
         waiting = [(t.id, JobState.CANCELLED, why, {"ended_at": now}) for t in tasks if t.state.waiting]
         daemon.store.transitions(waiting, now, durable=True)
         for task in tasks:

@@ -20,6 +20,7 @@ What a backend must implement and guarantee:
   late runner gives up. Exactly one of the two wins; ``abandon`` is True only when the
   daemon's claim won (or nothing of the attempt is left to start).
 * ``observe(handle)`` says ``Seen``: EXITED with the runner's final ``Status``, ALIVE,
+  QUEUED (an engine such as Slurm holds the submitted attempt and has not started it),
   NOT_STARTED (nobody claimed it: it may still be on its way), LOST (claimed, runner gone,
   no outcome), VANISHED (nothing of the attempt can be found: it may still run).
   It never blocks for long and never changes the attempt.
@@ -61,6 +62,7 @@ class Seen(StrEnum):
 
     EXITED = "exited"  # the shim recorded the outcome
     ALIVE = "alive"  # the shim holds its lock
+    QUEUED = "queued"  # handed to a cluster engine (Slurm) that has not started it yet: the attempt is kept
     NOT_STARTED = "not-started"  # no shim ever claimed the attempt (it may still be on its way)
     LOST = "lost"  # a shim claimed it and died without recording an outcome
     VANISHED = "vanished"  # nothing of the attempt is left: nothing says whether it still runs

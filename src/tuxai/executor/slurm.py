@@ -68,7 +68,6 @@ from tuxai.model.slurm import (
     job_state,
     parse_sbatch_id,
     parse_squeue_json,
-    pending_words,
     refusal_line,
     sbatch_args,
 )
@@ -325,7 +324,7 @@ class SlurmExecutor:
         self._forget_queue()
 
     def observe(self, handle: AttemptHandle) -> Observed:
-        """Not claimed: NOT_STARTED; queued or running in Slurm: ALIVE; ended: its status."""
+        """Not claimed: NOT_STARTED; queued in Slurm: QUEUED; running there: ALIVE; ended: its status."""
         run_dir = parse_handle(handle)
         if not run_dir.is_dir():
             return Observed(Seen.VANISHED, None)
@@ -338,7 +337,7 @@ class SlurmExecutor:
             return Observed(Seen.ALIVE, None)  # squeue does not answer: nothing is known to have ended
         _, job = self._job(run_dir)
         if job is not None and not job_state(job.state).terminal:
-            return Observed(Seen.ALIVE, None)
+            return Observed(Seen.QUEUED if job_state(job.state) is JobState.PENDING else Seen.ALIVE, None)
         nodes = len(list(run_dir.glob("node-*")))
         statuses = node_statuses(run_dir, nodes)
         if job is None and not statuses:
@@ -348,16 +347,12 @@ class SlurmExecutor:
             status = replace(status, ended_at=job.end_time)  # Slurm's clock, not the user's status.json
         return Observed(Seen.EXITED, status)
 
-    def waiting(self, handle: AttemptHandle) -> str | None:
-        """Why Slurm keeps a submitted job queued, in words (None: it runs, ended, or is not Slurm's)."""
+    def engine_job(self, handle: AttemptHandle) -> SlurmJob | None:
+        """The attempt's job as ``squeue`` lists it now (None: not submitted, no longer listed, or not Slurm's)."""
         try:
-            run_dir = parse_handle(handle)
+            return self._job(parse_handle(handle))[1]
         except ValueError:
             return None
-        number, job = self._job(run_dir)
-        if job is None or job.state != "PENDING":
-            return None
-        return f"queued in Slurm (job {number}): {pending_words(job.reason)}"
 
     def abandon(self, handle: AttemptHandle) -> bool:
         """Claim a never-started attempt for the daemon: ``start`` then submits nothing."""

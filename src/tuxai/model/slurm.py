@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 from tuxai.errors import UsageError
 from tuxai.model.job import JobSpec, JobState
-from tuxai.model.resources import WHOLE_GPU_MILLI
+from tuxai.model.resources import WHOLE_GPU_MILLI, Allocation
 
+CLUSTER_NODE = "slurm"  # a Slurm job's allocation: its ranks' nodes under ``more``, none of the daemon's GPUs
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}$")
 MAX_SIGNAL_S = 65535  # --signal's @time is at most this many seconds
 
@@ -177,6 +178,8 @@ class SlurmJob:
     name: str = ""
     user_id: int | None = None  # whose job it is (Slurm's word: a job is adopted only from its user)
     end_time: float | None = None  # when it ended, once it did (Slurm's clock, not the user's files)
+    start_time: float | None = None  # when Slurm started it (its queue time ends here)
+    placement: tuple[tuple[str, tuple[int, ...]], ...] = ()  # each node, in rank order, with its GPU indices
 
 
 def _state(raw: object) -> str:
@@ -232,8 +235,36 @@ def parse_squeue_json(text: str) -> dict[int, SlurmJob]:
             name=str(item.get("name") or ""),
             user_id=uid if isinstance(uid := item.get("user_id"), int) and not isinstance(uid, bool) else None,
             end_time=_number(item.get("end_time")),
+            start_time=_number(item.get("start_time")),
+            placement=_placement(item),
         )
     return jobs
+
+
+_IDX = re.compile(r"\(IDX:([0-9,\-]*)\)")
+
+
+def gres_indices(detail: str) -> tuple[int, ...]:
+    """One node's ``gres_detail`` → the GPU indices Slurm gave the job there (its choice, not the job's files).
+
+    >>> gres_indices("gpu:fake:2(IDX:0-1)"), gres_indices("gpu:a100:3(IDX:0,2-3)"), gres_indices("gpu:1(IDX:N/A)")
+    ((0, 1), (0, 2, 3), ())
+    """
+    match = _IDX.search(detail)
+    indices: list[int] = []
+    for piece in match.group(1).split(",") if match else ():
+        low, _, high = piece.partition("-")
+        if low.isdecimal() and (not high or high.isdecimal()):
+            indices += range(int(low), int(high or low) + 1)
+    return tuple(indices)
+
+
+def _placement(item: Mapping[str, object]) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """squeue's node list with each node's ``gres_detail`` (both in the job's node order)."""
+    hosts = expand_hostlist(str(item.get("nodes") or ""))
+    details = item.get("gres_detail")
+    details = [str(d) for d in details] if isinstance(details, list) else []
+    return tuple((host, gres_indices(details[i]) if i < len(details) else ()) for i, host in enumerate(hosts))
 
 
 STATES: dict[JobState, tuple[str, ...]] = {
@@ -325,3 +356,14 @@ def refusal_line(stderr: str) -> str:
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     errors = [line for line in lines if "error:" in line] or lines or ["no reason given"]
     return errors[-1].split("error:", 1)[-1].strip()
+
+
+def rank_places(allocation: Allocation | None) -> tuple[str, ...]:
+    """A Slurm job's nodes, in rank order, each with the GPUs Slurm gave it there (() for any other job).
+
+    >>> rank_places(Allocation("slurm", more=(Allocation("n1"), Allocation("n2"))))
+    ('n1', 'n2')
+    """
+    if allocation is None or allocation.node != CLUSTER_NODE:
+        return ()
+    return tuple(a.node + (":" + ",".join(str(g.index) for g in a.gpus) if a.gpus else "") for a in allocation.more)

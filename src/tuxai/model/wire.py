@@ -115,6 +115,7 @@ class PublicJob:
     standing: Standing | None = None  # the scheduler's numbers, while it waits and as it started
     array_job: int | None = None  # a task of array ``array_job``: ``12_3`` (``tuxai.model.array``)
     array_index: int | None = None
+    ranks: tuple[str, ...] = ()  # a Slurm job's nodes in rank order with Slurm's GPUs there: ``n1:0,1``
 
 
 @dataclass(frozen=True, kw_only=True)
