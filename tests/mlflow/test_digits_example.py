@@ -81,6 +81,7 @@ def test_the_digits_pipeline_caches_registers_serves_by_alias_and_watches_drift(
     assert train.data.params["command"] == "python train.py" and train.data.params["gpus"] == "1"
     assert train.data.metrics["tuxai.gpu_hours"] > 0 and train.data.metrics["tuxai.energy_kwh"] > 0
     assert "tuxai.co2e_kg" in train.data.metrics and train.data.metrics["tuxai.ran_s"] > 0
+    assert train.data.metrics["tuxai.peak_gpu_memory_bytes"] >= 0  # telemetry's peak of its GPU (issue 17 gap 2)
     assert "loss" in train.data.metrics  # logged by the step's own code, on the same run
     assert runs["digits.evaluate"].data.metrics["accuracy"] > 0.9
     assert "tuxai.gpus" not in runs["digits.prepare"].data.tags  # no GPU: no GPU tag

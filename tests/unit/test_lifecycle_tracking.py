@@ -96,3 +96,11 @@ def test_git_commit_of_the_workdir_and_dirty_when_a_tracked_file_changed(tmp_pat
 def test_tracking_is_on_unless_turned_off() -> None:
     assert tracking_wanted({}) and tracking_wanted({"TUXAI_MLFLOW": "on"})
     assert not any(tracking_wanted({"TUXAI_MLFLOW": word}) for word in ("off", "0", "No", "false "))
+
+
+def test_E17_2_peak_gpu_memory_from_telemetry_is_a_metric_and_absent_when_no_sample_said() -> None:
+    assert DETAIL.energy is not None
+    sampled = dataclasses.replace(DETAIL, energy=dataclasses.replace(DETAIL.energy, gpu_memory_peak_bytes=3.5 * 2**30))
+    assert end_metrics(sampled)["tuxai.peak_gpu_memory_bytes"] == 3.5 * 2**30
+    unsampled = dataclasses.replace(DETAIL, energy=dataclasses.replace(DETAIL.energy, gpu_memory_peak_bytes=None))
+    assert "tuxai.peak_gpu_memory_bytes" not in end_metrics(unsampled)

@@ -1,7 +1,7 @@
 """What an MLflow run of a job holds, as plain mappings (pure but for ``git_commit``).
 
 A job's run carries its spec as parameters, tuxai's facts as ``tuxai.*`` tags, and when the job ends
-the numbers no tracking tool logs on its own: GPU-hours, peak host memory, energy (kWh) and CO2e with
+the numbers no tracking tool logs on its own: GPU-hours, peak host and GPU memory, energy (kWh) and CO2e with
 the method. ``lifecycle.mlflow_runs`` writes them with MLflow's client; nothing here imports MLflow.
 
 Where the runs go: ``MLFLOW_TRACKING_URI`` when the user set it (a team's tracking server), else a
@@ -121,7 +121,7 @@ def job_tags(job: PublicJob, gpu_models: Mapping[str, str] | None = None) -> dic
 
 
 def end_metrics(job: PublicJob) -> dict[str, float]:
-    """The numbers of an ended job: time, GPU-hours, peak host memory, energy (kWh), CO2e (kg).
+    """The numbers of an ended job: time, GPU-hours, peak host and GPU memory, energy (kWh), CO2e (kg).
 
     GPU-hours come from telemetry when it has the job, else the GPUs held times the time it ran.
     """
@@ -141,6 +141,8 @@ def end_metrics(job: PublicJob) -> dict[str, float]:
                 "tuxai.cpu_energy_kwh": job.energy.cpu_kwh,
                 "tuxai.co2e_kg": job.energy.co2e_kg,
             }
+            if job.energy.gpu_memory_peak_bytes is not None:  # the most any of its GPUs held while it ran
+                metrics["tuxai.peak_gpu_memory_bytes"] = job.energy.gpu_memory_peak_bytes
     return metrics
 
 
