@@ -210,7 +210,10 @@ def test_ui_jobs_and_job_pages_load_and_the_log_tail_grows_live(box: Box, root: 
     page = root.open("/ui/jobs")
     assert page.locator(f'a[href="/ui/jobs/{box.theirs}"]').count() == 1
     train = page.locator("table.jobs tbody tr", has=page.locator(f'a[href="/ui/jobs/{box.train}"]'))
-    assert re.fullmatch(r"\d+\.\d{3}", train.locator("td").nth(7).inner_text())  # its GPU-hours, from the telemetry
+    assert re.fullmatch(r"\d+\.\d{3}", train.locator("td").nth(9).inner_text())  # its GPU-hours, from the telemetry
+    # Its mean GPU utilization and peak GPU memory so far, folded from the samples (issue 18 gap 1).
+    assert re.fullmatch(r"\d+ %", train.locator("td").nth(7).inner_text())
+    assert re.fullmatch(r"[\d.]+ [MG]iB", train.locator("td").nth(8).inner_text())
     root.shot("jobs")
     today = time.strftime("%Y-%m-%d")
     yesterday = time.strftime("%Y-%m-%d", time.localtime(time.time() - 86400))
@@ -256,7 +259,7 @@ def test_ui_nobody_sees_the_public_queue_and_gets_403_on_roots_job(box: Box, nob
     assert page.locator(f'a[href="/ui/jobs/{box.train}"]').count() == 2  # the queue is public: on both its GPUs
     page = nobody.open("/ui/jobs")
     train = page.locator("table.jobs tbody tr", has=page.locator(f'a[href="/ui/jobs/{box.train}"]'))
-    assert [train.locator("td").nth(i).inner_text() for i in (7, 8, 9)] == ["-", "-", "-"]  # root's energy is root's
+    assert [train.locator("td").nth(i).inner_text() for i in range(7, 12)] == ["-"] * 5  # root's use is root's
     page = nobody.open(f"/ui/jobs/{box.theirs}")
     csrf = page.locator("input[name=csrf]").first.get_attribute("value")
     assert csrf and page.get_by_role("button", name="cancel").count() == 1  # their own job
@@ -312,6 +315,10 @@ def test_ui_overview_and_job_charts_draw_the_telemetry_tiers(box: Box, root: Ses
     page.wait_for_selector('body[data-charts="3"]', timeout=15000)
     gpus = {f"GPU {i}" for i in box.daemon.client.job(box.train).gpu_indices}
     assert {c.inner_text() for c in page.locator("table.chart-summary tbody tr td:first-child").all()} == gpus
+    # A running job's charts grow with each second's sample, no reload (issue 18 gap 2).
+    page.wait_for_selector("body[data-chart-points]", state="attached", timeout=15000)
+    points = int(page.evaluate("document.body.dataset.chartPoints"))
+    page.wait_for_function("n => Number(document.body.dataset.chartPoints) > n", arg=points, timeout=15000)
     root.shot("job-charts")
     assert root.errors == []
 

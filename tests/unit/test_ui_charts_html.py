@@ -54,3 +54,11 @@ def test_the_live_samples_carry_each_gpus_latest_numbers_for_the_live_charts() -
     html = charts(GpuSeries(0, 900, 1, 2, (LINE,)), "x", live=True)
     if built():
         assert '"live":true' in html and '"span":900' in html
+
+
+def test_E18_2_a_running_jobs_charts_grow_with_the_live_samples_and_keep_its_whole_run() -> None:
+    html = charts(GpuSeries(0, 900, 1, 2, (LINE,)), "x", grow=True)
+    assert "data-live-chart" in html  # ui.js asks the live events for each second's samples
+    assert "data-live-chart" not in charts(GpuSeries(0, 900, 1, 2, (LINE,)), "x")  # an ended job's: drawn once
+    if built():
+        assert '"live":true' in html and '"span":0' in html  # span 0: nothing of the run let go

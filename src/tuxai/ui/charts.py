@@ -81,10 +81,10 @@ def live_samples(live: LiveView) -> dict[str, object]:
     return {"gpus": {g.index: [g.at, g.util_pct, g.memory_used_bytes, g.power_w] for g in live.gpus}}
 
 
-def _payload(series: GpuSeries, live: bool) -> dict[str, object]:
+def _payload(series: GpuSeries, live: bool, grow: bool) -> dict[str, object]:
     return {
         "live": live,
-        "span": series.until - series.since,
+        "span": 0 if grow else series.until - series.since,  # 0: a running job's chart keeps its whole run
         "gpus": [line.gpu for line in series.lines],
         "labels": [f"GPU {line.gpu}" for line in series.lines],
         "at": [list(line.at) for line in series.lines],
@@ -92,16 +92,21 @@ def _payload(series: GpuSeries, live: bool) -> dict[str, object]:
     }
 
 
-def charts(series: GpuSeries, heading: str, live: bool = False) -> str:
+def charts(series: GpuSeries, heading: str, live: bool = False, grow: bool = False) -> str:
     """The charts block: a heading naming the tier read, the summary table, the chart figures and data;
-    ``live``: the charts append the live events' samples (the Overview's recent ranges)."""
+    ``live``: the charts append the live events' samples and let go of what falls out of the range (the
+    Overview's recent ranges); ``grow``: they append them and keep every point (a running job's page)."""
     tier = TIER_NAMES.get(series.resolution_s, f"{series.resolution_s} s")
     every = "" if series.bucket_s == series.resolution_s else f", a point every {span(series.bucket_s)}"
     rows = [_summary(line) for line in series.lines]
     summary = table(("GPU", "mean util", "peak memory", "mean power", "points"), rows, "no GPU", "chart-summary")
-    parts = [f'<section class="charts"><h2>{esc(heading)}</h2><p class=note>from the {tier} tier{esc(every)}</p>']
+    marked = " data-live-chart" if live or grow else ""  # ui.js asks the live events for samples
+    parts = [
+        f'<section class="charts"{marked}><h2>{esc(heading)}</h2>',
+        f"<p class=note>from the {tier} tier{esc(every)}</p>",
+    ]
     if not any(line.at for line in series.lines):
         parts.append('<p class="empty">no telemetry in this range</p>')
     else:
-        parts.append(summary + figures(_payload(series, live), METRICS))
+        parts.append(summary + figures(_payload(series, live or grow, grow), METRICS))
     return "".join(parts) + "</section>"

@@ -237,13 +237,14 @@ def add_ui_routes(app: FastAPI, source: UiSource, sessions: Sessions) -> None:
         offset: Annotated[int, Query(ge=0)] = 0,
         ids: Annotated[str, Query(max_length=4096)] = "",
         gpus: bool = False,
+        samples: bool = False,
     ) -> Response:
         session = session_of(request)
         if session is None:
             return _message("Log in to tuxai", HOWTO, 401)
         shown = {int(i) for i in ids.split(",")[:MAX_WATCHED] if i.isdigit() and len(i) < 19}
         watched = shown | ({job} if job else set())
-        stream = _events(request, source, session.caller, (job, offset, gpus), watched)
+        stream = _events(request, source, session.caller, (job, offset, gpus, samples), watched)
         return StreamingResponse(stream, media_type="text/event-stream", headers={"cache-control": "no-store"})
 
 
@@ -274,7 +275,8 @@ def _job_charts(source: UiSource, view: PublicJob) -> str:
         return ""
     now = time.time()
     until = view.ended_at if view.ended_at is not None else now
-    return charts(source.series(view.gpu_indices, view.started_at, until + 1), "telemetry of its GPUs")
+    running = view.state is JobState.RUNNING  # its charts go on with each second's sample (the live events)
+    return charts(source.series(view.gpu_indices, view.started_at, until + 1), "telemetry of its GPUs", grow=running)
 
 
 def _tail(source: UiSource, caller: Caller, job_id: int) -> tuple[str, int]:
@@ -285,13 +287,14 @@ def _tail(source: UiSource, caller: Caller, job_id: int) -> tuple[str, int]:
 
 
 async def _events(
-    request: Request, source: UiSource, caller: Caller, page: tuple[int, int, bool], watched: set[int]
+    request: Request, source: UiSource, caller: Caller, page: tuple[int, int, bool, bool], watched: set[int]
 ) -> AsyncIterator[str]:
     """``job`` events (``{id, state}``): first the state of each job on the page (``watched``: it may
     have changed since the page was made), then each change of a job the caller sees; ``log`` events
     (new output of the page's job from its offset, its owner's only) while that page is open; ``gpus``
-    events (each GPU's utilization, memory and power as written) on the Overview."""
-    job, offset, gpus = page
+    events (each GPU's utilization, memory and power as written) on the Overview; ``sample`` events (each
+    GPU's latest sample, for the live charts) there and, with ``samples``, on a running job's page."""
+    job, offset, gpus, samples = page
     known: dict[int, str] = {}
     follow, first = set(watched), True
     stopping: Callable[[], bool] = getattr(request.app.state, "stopping", lambda: False)  # set by the server
@@ -311,9 +314,10 @@ async def _events(
             else:
                 if data:
                     yield f"event: log\ndata: {json.dumps(data.decode('utf-8', 'replace'))}\n\n"
-        if gpus:
+        if gpus or samples:
             live = await asyncio.to_thread(source.live, caller)
-            yield f"event: gpus\ndata: {json.dumps(pages.live_numbers(live))}\n\n"
+            if gpus:
+                yield f"event: gpus\ndata: {json.dumps(pages.live_numbers(live))}\n\n"
             yield f"event: sample\ndata: {json.dumps(live_samples(live))}\n\n"  # for the live charts
         first = False
         await asyncio.sleep(EVENT_PERIOD_S)

@@ -54,10 +54,13 @@
   document.body.dataset.charts = String(plots.length);
 
   // A live chart (the Overview's last 15 min or hour) appends each GPU's sample as the events bring it,
-  // and lets go of what falls out of its span.
+  // and lets go of what falls out of its span; a running job's (span 0) keeps them all until it ends.
   if (!data.live) return;
   var keys = ["util_pct", "memory_used_bytes", "power_w"];
+  var ended = false;
+  document.addEventListener("tuxai:ended", function () { ended = true; });
   document.addEventListener("tuxai:sample", function (event) {
+    if (ended) return;
     var samples = event.detail.gpus, latest = 0;
     data.gpus.forEach(function (gpu, g) {
       var sample = samples[gpu], at = data.at[g];
@@ -65,7 +68,7 @@
       at.push(sample[0]);
       keys.forEach(function (key, k) { data[key][g].push(sample[k + 1]); });
       latest = Math.max(latest, sample[0]);
-      while (at.length && at[0] < sample[0] - data.span) {
+      while (data.span && at.length && at[0] < sample[0] - data.span) {
         at.shift();
         keys.forEach(function (key) { data[key][g].shift(); });
       }

@@ -15,6 +15,7 @@
     if (mine) url += "&job=" + mine.dataset.jobPage;
   }
   if (document.querySelector("[data-gpu]")) url += "&gpus=1";
+  else if (document.querySelector("[data-live-chart]")) url += "&samples=1";  // a running job's charts
   var source = new EventSource(url);
   var live = document.getElementById("live");
   source.onopen = function () { if (live) live.hidden = false; };
@@ -25,6 +26,10 @@
     for (var i = 0; i < badges.length; i++) {
       badges[i].textContent = change.state;
       badges[i].className = "state state-" + change.state;
+    }
+    var page = document.querySelector("[data-job-page]");
+    if (page && String(change.id) === page.dataset.jobPage && change.state !== "running") {
+      document.dispatchEvent(new CustomEvent("tuxai:ended"));  // its charts stop growing
     }
   });
   source.addEventListener("gpus", function (event) {
