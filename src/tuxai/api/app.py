@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException
 
 from tuxai import __version__
+from tuxai.api.documented import DocumentedLater, document
 from tuxai.api.guard import ErrorResponse, Guard, http_error, validation_message
 from tuxai.api.peercred import peer_from_scope
 from tuxai.api.views import (
@@ -147,8 +148,8 @@ def create_app(
     app.add_middleware(Guard, token=auth.token)
     if telemetry is not None:  # /metrics, on its own listener too, names jobs by the same rule
         telemetry.public_name = lambda job: public_name(job, private_queue=private_queue)
-    document = app.openapi
-    app.openapi = lambda: app.openapi_schema or openapi_document(document())  # type: ignore[method-assign]
+    app.router.route_class = DocumentedLater  # response models become schemas only for /openapi.json
+    app.openapi = lambda: app.openapi_schema or openapi_document(document(app))  # type: ignore[method-assign]
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
