@@ -151,3 +151,19 @@ def test_submit_serve_runs_the_alias_follower_as_the_users_job(shared_daemon: Da
     finally:
         shared_daemon.client.cancel(job_id)
         shared_daemon.wait_all([job_id])
+
+
+def test_E17_4_the_follower_prunes_versions_it_no_longer_serves(tmp_path: Path) -> None:
+    from tuxai.lifecycle.deploy import AliasFollower, ModelAlias
+
+    data = tmp_path / "data"
+    client = registry(tmp_path, data, "digits", versions=3)
+    follower = AliasFollower(
+        ModelAlias("digits", "champion"), tmp_path / "serving", str, {"XDG_DATA_HOME": str(data)}, keep=2
+    )
+    on_disk = []
+    for version in ("1", "2", "3"):
+        client.set_registered_model_alias("digits", "champion", version)
+        assert follower.sync() == int(version)
+        on_disk.append(sorted(p.name for p in follower.directory.iterdir() if p.name.isdigit()))
+    assert on_disk == [["1"], ["1", "2"], ["2", "3"]]  # 1 pruned once 3 served: the one just left stays

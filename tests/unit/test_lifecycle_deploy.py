@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from tuxai.cli.mlflow_ui import UI_PAGE, ui_missing
 from tuxai.errors import UsageError
-from tuxai.lifecycle.deploy import ModelAlias, is_model_uri, model_file, parse_model_uri, serving_dir
+from tuxai.lifecycle.deploy import ModelAlias, is_model_uri, model_file, parse_model_uri, prune_versions, serving_dir
 
 
 def test_a_registry_alias_is_read_and_anything_else_refused_in_one_line() -> None:
@@ -48,3 +49,23 @@ def test_mlflow_ui_says_which_package_it_lacks(tmp_path: Path) -> None:
     (tmp_path / UI_PAGE).parent.mkdir(parents=True)
     (tmp_path / UI_PAGE).write_text("<html></html>")
     assert ui_missing(tmp_path) is None
+
+
+def _versions(directory: Path, served_at: dict[int, float]) -> None:
+    for number, at in served_at.items():
+        (directory / str(number)).mkdir()
+        (directory / str(number) / "model.onnx").write_bytes(b"onnx")
+        os.utime(directory / str(number), (at, at))
+
+
+def test_E17_4_versions_no_alias_serves_are_pruned_keeping_the_last_served(tmp_path: Path) -> None:
+    _versions(tmp_path, {1: 100.0, 2: 200.0, 3: 300.0, 4: 400.0, 5: 500.0})
+    (tmp_path / "config.yaml").write_text("version_policy: {specific: [5]}\n")
+    (tmp_path / ".fetch-abc").mkdir()  # a fetch under way: not a version
+    assert prune_versions(tmp_path, 5, keep=3) == [1, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".fetch-abc", "3", "4", "5", "config.yaml"]
+    # Rolled back to 3: 5, the version just left, stays; 4 goes.
+    os.utime(tmp_path / "3", (600.0, 600.0))
+    assert prune_versions(tmp_path, 3, keep=2) == [4]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.isdigit()) == ["3", "5"]
+    assert prune_versions(tmp_path, 3, keep=1) == []  # the version just left always stays (it may still answer)

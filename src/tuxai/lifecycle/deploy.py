@@ -6,7 +6,9 @@ moves, the new version is fetched (ONNX first, then TorchScript / torch.export, 
 ``drift-reference.json`` among its artifacts comes along) into a hidden directory renamed into place,
 then the policy names it: the server's watch swaps it in with no failed request, as for any new
 version directory. Moving the alias back is the same swap, back. The served version is tagged in the
-registry (``tuxai.serving``: where it serves); the tag leaves with the server.
+registry (``tuxai.serving``: where it serves); the tag leaves with the server. Versions are pruned: the
+``KEEP_VERSIONS`` served last stay (the one served and the ones before it, for a quick roll back), the
+older ones are removed.
 
 Serving never imports this: the server sees a repository directory change, as it would by hand.
 """
@@ -33,6 +35,7 @@ _URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[A-Za-z0-9_.-]+)$")
 # What a version's artifacts may hold, in the order tried: the first found is served.
 MODEL_FILES = ("*.onnx", "*.pt", "*.pt2", "saved_model.pb")
 TAG = "tuxai.serving"
+KEEP_VERSIONS = 3  # the version served and the two served before it; at least 2 (the one just left may still answer)
 
 
 @dataclass(frozen=True)
@@ -95,9 +98,16 @@ def _served_name(source: Path) -> str:
 class AliasFollower:
     """Keeps ``root/NAME`` serving the version ``alias`` names; ``where`` says where it serves (the tag)."""
 
-    def __init__(self, alias: ModelAlias, root: Path, where: Callable[[], str], env: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        alias: ModelAlias,
+        root: Path,
+        where: Callable[[], str],
+        env: Mapping[str, str] | None = None,
+        keep: int = KEEP_VERSIONS,
+    ):
         mlflow = load_mlflow()
-        self.alias, self.where, self.uri = alias, where, tracking_uri(env)
+        self.alias, self.where, self.uri, self.keep = alias, where, tracking_uri(env), keep
         self.client = mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         self._download = mlflow.artifacts.download_artifacts
         self._registry_error: type[Exception] = mlflow.exceptions.MlflowException
@@ -125,6 +135,8 @@ class AliasFollower:
         if not target.exists():
             self._fetch(number, target)
         _write_policy(self.directory / "config.yaml", number)
+        os.utime(target)  # served now: the prune orders versions by when they were last served
+        prune_versions(self.directory, number, self.keep)
         self._tag(self.current, None)
         self._tag(number, self.where())
         log.info("%s: version %s → %s", self.alias, self.current or "none", number)
@@ -166,6 +178,25 @@ class AliasFollower:
             self._tag(self.current, None)
         except (OSError, self._registry_error) as exc:
             log.error("%s: cannot remove the %s tag: %s", self.alias, TAG, exc)
+
+
+def prune_versions(directory: Path, current: int, keep: int = KEEP_VERSIONS) -> list[int]:
+    """Remove the version directories of ``directory`` but the ``keep`` served last (by their mtime, which
+    ``sync`` sets when it serves one; ``current`` always stays, and at least one before it); the removed.
+
+    A version leaves whole: renamed to a hidden name first, so the server's watch never sees half of one.
+    """
+    versions = [p for p in directory.iterdir() if p.name.isdigit() and p.is_dir()]
+    others = sorted((p for p in versions if int(p.name) != current), key=lambda p: p.stat().st_mtime, reverse=True)
+    removed = []
+    for old in others[max(1, keep - 1) :]:
+        hidden = directory / f".prune-{old.name}-{os.getpid()}"
+        os.rename(old, hidden)
+        shutil.rmtree(hidden, ignore_errors=True)
+        removed.append(int(old.name))
+    if removed:
+        log.info("%s: versions %s pruned", directory.name, ", ".join(map(str, sorted(removed))))
+    return sorted(removed)
 
 
 def _write_policy(path: Path, number: int) -> None:
