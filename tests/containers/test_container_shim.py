@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tuxai.executor import podman, userdir
 from tuxai.executor.rundir import Launch, read_status, write_launch
 from tuxai.model.container import Container
 
@@ -70,3 +71,35 @@ def test_I19_a_workdir_the_user_cannot_reach_on_the_host_is_not_mounted_for_it(
         assert status is not None and status.exit_code == 127, (status, (job_dir / "output.log").read_text())
         assert f"cannot enter working directory {workdir} as the job's user" in status.error
         assert "root's" not in (job_dir / "output.log").read_text()
+
+
+def test_S10_a_workdir_swapped_for_a_link_after_the_check_is_not_what_podman_mounts(
+    public_tmp: Path, python_image: str
+) -> None:
+    home = public_tmp / "home"  # the user's: it may rename and link there
+    (home / "work").mkdir(parents=True)
+    (home / "work" / "mine").write_text("nobody's\n")
+    for path in (home, home / "work", home / "work" / "mine"):
+        os.chown(path, NOBODY, NOBODY)
+    shut = public_tmp / "shut"  # root's, 0700: nobody cannot pass it on the host
+    (shut / "open").mkdir(parents=True)
+    os.chmod(shut, 0o700)
+    os.chmod(shut / "open", 0o777)
+    (shut / "open" / "secret").write_text("root's\n")
+    run_dir = public_tmp / "jobs" / "7" / "run-1"
+    (run_dir.parent / "checkpoint").mkdir(parents=True)
+    run_dir.mkdir()
+    container = Container(python_image, runtime="runc")
+    launch = Launch(7, 1, ("sh", "-c", "cat secret mine"), {}, str(home / "work"), str(run_dir.parent / "output.log"),
+                    job_dir=str(run_dir.parent), user=(NOBODY, NOBODY, ()), container=container)  # fmt: skip
+    argv, _ = podman.prepare(launch, container, run_dir)  # the check: nobody enters its own directory
+    try:
+        swap = f"mv {home}/work {home}/old && ln -s {shut}/open {home}/work"
+        subprocess.run(["sh", "-c", swap], user=NOBODY, group=NOBODY, check=True, timeout=10)
+        done = subprocess.run([*argv, *launch.command], env=podman.podman_environment(), cwd=run_dir,
+                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    finally:
+        podman.remove_container(run_dir)
+    assert "root's" not in done.stdout, done.stdout
+    assert "nobody's" in done.stdout, (done.stdout, done.stderr)  # the directory checked is the one mounted
+    assert not (userdir.WORKDIRS / podman.container_name(run_dir)).exists()  # its bind undone with the container

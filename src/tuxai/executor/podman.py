@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tuxai.errors import UsageError
+from tuxai.executor import userdir
 from tuxai.executor.rundir import CHECKPOINT, Launch
 from tuxai.model.cgroup import CgroupPlan
 from tuxai.model.container import Container, check_image
@@ -120,6 +121,7 @@ class Host:
     rootless: bool = False
     stdin: bool = False  # an interactive job (tuxai run): its input goes in (-i)
     tty: bool = False  # … on a terminal (-t)
+    workdir_source: str = ""  # where the working directory is mounted from ("": its own path; S10: userdir.bind)
 
 
 def run_argv(launch: Launch, container: Container, run_dir: Path, host: Host) -> list[str]:
@@ -147,8 +149,8 @@ def run_argv(launch: Launch, container: Container, run_dir: Path, host: Host) ->
             argv.append("--pull=never")  # only images root's podman has: never a pull with root's credentials
     argv += [f"--device={name}" for name in container.cdi_devices]
     argv.append(f"--env-file={run_dir / ENV_FILE}")
-    mounts = _mounts(launch)
-    argv += [f"--volume={path}:{path}" for path in mounts]
+    sources = {launch.cwd: host.workdir_source} if launch.cwd and host.workdir_source else {}
+    argv += [f"--volume={sources.get(path, path)}:{path}" for path in _mounts(launch)]
     if launch.cwd:
         argv.append(f"--workdir={launch.cwd}")
     check_image(container.image, launch.cwd)  # also here: launch.json is the shim's only input
@@ -177,40 +179,6 @@ def host_rootless() -> bool:
     return os.getuid() != 0
 
 
-def reachable_as(user: tuple[int, int, tuple[int, ...]], directory: str) -> str:
-    """Why ``user`` cannot enter ``directory`` itself, through no link ("": it can).
-
-    Root's podman mounts the directory into the container, where the user would reach it even
-    if a directory above it shuts the user out on the host (security issue A8, as for a bare
-    job): so it is entered first by a child that is the user. A path through a link is refused
-    (the mount would follow it as root). What is left: a user swapping one of its own
-    directories for a link between this check and podman's mount.
-    """
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: become the user, try, say why not
-        code = 1
-        try:
-            os.close(read)
-            os.setgroups(list(user[2]))
-            os.setgid(user[1])
-            os.setuid(user[0])
-            os.chdir(directory)
-            if os.path.realpath(directory) != os.path.normpath(directory):
-                os.write(write, b"it is reached through a link")
-            else:
-                code = 0
-        except OSError as exc:
-            os.write(write, (exc.strerror or str(exc)).encode())
-        finally:
-            os._exit(code)
-    os.close(write)
-    with os.fdopen(read, "rb") as pipe:
-        why = pipe.read().decode(errors="replace")
-    _, status = os.waitpid(pid, 0)
-    return "" if os.waitstatus_to_exitcode(status) == 0 else (why or "it cannot be entered")
-
-
 def podman_environment() -> dict[str, str]:
     """The environment podman itself runs with: nothing of the job's (module docstring)."""
     return {"PATH": PODMAN_PATH, "LANG": "C.UTF-8"}
@@ -220,18 +188,19 @@ def prepare(
     launch: Launch, container: Container, run_dir: Path, stdin: bool = False, tty: bool = False
 ) -> tuple[list[str], tuple[str, ...]]:
     """Write the env file (0600, in the run directory) and return podman's line and the variables left out."""
-    if launch.cwd and launch.user is not None and launch.user[0] != 0 and not host_rootless():
-        why = reachable_as(launch.user, launch.cwd)
-        if why:
-            raise subprocess.SubprocessError(f"cannot enter working directory {launch.cwd} as the job's user: {why}")
     text, dropped = env_file_text(launch.env)
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
     with os.fdopen(os.open(run_dir / ENV_FILE, flags, 0o600), "w") as handle:
         handle.write(text)
-    host = Host(current_limits(), host_rootless(), stdin, tty)
+    source = ""
+    if launch.cwd and launch.user is not None and launch.user[0] != 0 and not host_rootless():
+        # root's podman mounts what the user entered, by descriptor: never a path read again (S10)
+        source = str(userdir.bind(launch.user, launch.cwd, container_name(run_dir)))
+    host = Host(current_limits(), host_rootless(), stdin, tty, source)
     try:
         return run_argv(launch, container, run_dir, host), dropped
     except UsageError as exc:  # the shim records it as the reason the job could not start
+        userdir.unbind(container_name(run_dir))
         raise subprocess.SubprocessError(str(exc)) from None
 
 
@@ -255,7 +224,7 @@ def remove_groups(cgroup: CgroupPlan, roots: Sequence[Path] | None = None) -> No
 
 def remove_container(run_dir: Path) -> None:
     """``podman rm --force`` the attempt's container (best effort): ``--rm`` is podman's, and a
-    job killed after its grace took podman's own processes with it."""
+    job killed after its grace took podman's own processes with it. Its working directory's bind goes too."""
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         subprocess.run(
             ["podman", "rm", "--force", "--time=0", container_name(run_dir)],
@@ -266,3 +235,4 @@ def remove_container(run_dir: Path) -> None:
             timeout=60,
             check=False,
         )
+    userdir.unbind(container_name(run_dir))
