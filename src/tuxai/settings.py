@@ -287,4 +287,20 @@ def load_daemon_settings(
     Raises:
         ConfigError: a value cannot be read, or the config file is malformed (named with its place).
     """
-    return _load(DaemonSettings, DAEMON_SECTION, flags, env, config_file, uid)
+    return check_engine(_load(DaemonSettings, DAEMON_SECTION, flags, env, config_file, uid))
+
+
+def check_engine(settings: DaemonSettings) -> DaemonSettings:
+    """``settings`` when they name at most one engine (this machine, ``ray`` or ``slurm``) and only its flags.
+
+    Raises:
+        ConfigError: two engines (``--ray`` and ``--slurm``), or ``--slurm-python`` without ``--slurm``.
+    """
+    if settings.ray and settings.slurm:
+        raise ConfigError(
+            f"--ray {settings.ray} and --slurm name two engines: the daemon runs its jobs on one",
+            hint="tuxai up --ray ADDRESS (Ray's cluster) or tuxai up --slurm (Slurm's), not both",
+        )
+    if settings.slurm_python and not settings.slurm:
+        raise ConfigError("--slurm-python is for --slurm only: no Slurm engine was asked", hint="add --slurm")
+    return settings

@@ -33,6 +33,7 @@ from tuxai.scheduler.snapshot import Node
 from tuxai.settings import load_settings
 
 RAY_HINT = "pip install 'tuxai[ray]'"
+HEAD_HINT = "is its head running? `ray status --address HOST:PORT`"
 
 
 @dataclass(frozen=True)
@@ -163,10 +164,7 @@ class ClusterView:
                     log_to_driver=False,
                 )
             except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise ClusterError(
-                    f"cannot join the Ray cluster at {self.address}: {exc}",
-                    hint="is its head running? `ray status --address HOST:PORT`",
-                ) from None
+                raise ClusterError(f"cannot join the Ray cluster at {self.address}: {exc}", hint=HEAD_HINT) from None
         return ray
 
     def refresh(self) -> tuple[Node, ...]:
@@ -179,7 +177,12 @@ class ClusterView:
             ClusterError: Ray is missing, or the cluster does not answer.
         """
         ray = self.connect()
-        self.ray_nodes = parse_ray_nodes(ray.nodes())
+        try:
+            listed = ray.nodes()
+        except Exception as exc:  # noqa: BLE001 (Ray's errors share no base we can name before import)
+            first = str(exc).strip().split("\n")[0]
+            raise ClusterError(f"cannot list the nodes of {self.address}: {first}", hint=HEAD_HINT) from None
+        self.ray_nodes = parse_ray_nodes(listed)
         alive = [n for n in self.ray_nodes if n.alive]
         self._inventories = {k: v for k, v in self._inventories.items() if k in {n.node_id for n in alive}}
         self.unprobed = self._probe(ray, [n for n in alive if n.node_id not in self._inventories])

@@ -11,6 +11,7 @@ Rank 0 writes the job's log and owns its directory (checkpoint, endpoint); rank 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -32,6 +33,7 @@ from tuxai.model.resources import Allocation
 from tuxai.scheduler.snapshot import Node
 
 REFRESH_S = 5.0  # how often the cluster's nodes are read again (a node's own probe only when new)
+log = logging.getLogger("tuxai.daemon")
 
 
 class ClusterNodes(Protocol):
@@ -42,27 +44,44 @@ class ClusterNodes(Protocol):
 
 
 class RayNodes:
-    """Ray's alive nodes (``ClusterView``), read again at most every ``refresh_s``; the last good read
-    while the cluster does not answer (its reason in ``problem``)."""
+    """Ray's alive nodes (``ClusterView``), read again at most every ``refresh_s``. While the cluster does
+    not answer, ``problem`` says so (and the daemon's log, once per new reason): the daemon starts nothing
+    then (``cluster_down``) and its pending jobs' reasons say why; the last good list is kept for the
+    running jobs and for admission, never taken for a cluster that answers."""
 
-    def __init__(
-        self, view: ClusterView, refresh_s: float = REFRESH_S, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, view: ClusterView, refresh_s: float = REFRESH_S, clock: Callable[[], float] = time.time) -> None:
         self.view, self.refresh_s, self.clock = view, refresh_s, clock
         self._nodes: tuple[Node, ...] = ()
         self._read_at: float | None = None
+        self._good_at: float | None = None
         self.problem = ""
 
     def nodes(self) -> tuple[Node, ...]:
         """The nodes as last read, read again when older than ``refresh_s``."""
         now = self.clock()
         if self._read_at is None or now - self._read_at >= self.refresh_s:
-            try:
-                self._nodes, self.problem = self.view.refresh(), ""
-            except ClusterError as exc:
-                self.problem = exc.message
             self._read_at = now
+            try:
+                self._nodes, self._good_at = self.view.refresh(), now
+            except ClusterError as exc:
+                self._failed(exc.message)
+            else:
+                if self.problem:
+                    log.warning("the Ray cluster answers again: %d node(s)", len(self._nodes))
+                self.problem = ""
         return self._nodes
+
+    def _failed(self, message: str) -> None:
+        last = time.strftime("%H:%M:%S", time.localtime(self._good_at)) if self._good_at else "never"
+        problem = f"the Ray cluster does not answer ({message}; nodes last read {last}): nothing starts until it does"
+        if not self.problem.startswith(f"the Ray cluster does not answer ({message};"):
+            log.warning("%s", problem)
+        self.problem = problem
+
+
+def cluster_down(cluster: ClusterNodes | None) -> str:
+    """Why the cluster's nodes cannot be trusted now (its read fails), or "" (this machine: never)."""
+    return str(getattr(cluster, "problem", "") or "")
 
 
 def rank_launches(

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tuxai.daemon.arrays import check_after, gate
-from tuxai.daemon.cluster import ClusterNodes, prepare_for
+from tuxai.daemon.cluster import ClusterNodes, cluster_down, prepare_for
 from tuxai.daemon.config import Caller, DaemonConfig
 from tuxai.daemon.containers import check_container_submit
 from tuxai.daemon.gang import check_gang
@@ -326,7 +326,7 @@ class Daemon:
             busy_outside={} if self.config.allow_foreign_gpu_use else {self.node.name: self.busy_outside},
         )
         order = queue_order(snapshot) if eligible else []  # ranked once: decide uses it, `tuxai show` shows it
-        decisions = decide(snapshot, order) if eligible else []
+        decisions = decide(snapshot, order) if eligible and not cluster_down(self.cluster) else []
         self.standing = standings(order, decisions, now, self.standing, (j.id for j in running))
         by_id = {j.id: j for j in [*running, *waiting]}
         self._start([(by_id[int(d.job_id)], d) for d in decisions if isinstance(d, Start)], now)
@@ -346,7 +346,7 @@ class Daemon:
             gated,
             now,
             self.config.scheduler.default_time_limit_s,
-            lambda spec: pending_outside_note(outside, self.node.inventory.gpus, spec.request),
+            lambda s: cluster_down(self.cluster) or pending_outside_note(outside, self.node.inventory.gpus, s.request),
         )
         changes = [(i, {"reason": r}) for i, r in reasons.items() if by_id[i].reason != r]
         self.store.update_many(changes)
