@@ -14,6 +14,9 @@ import pytest
 
 from tests.daemon_helpers import TWO_GPUS
 from tuxai.daemon.config import Caller, DaemonConfig
+from tuxai.daemon.engine_queue import ENGINE_QUEUE
+from tuxai.daemon.jobdirs import new_job_dir
+from tuxai.daemon.launch import prepare_attempt
 from tuxai.daemon.slurm import SlurmDaemon
 from tuxai.errors import UsageError
 from tuxai.executor import slurm as executor_slurm
@@ -272,3 +275,25 @@ def test_G3_a_job_tuxai_holds_back_never_reaches_sbatch_and_says_tuxais_reason(
     assert _calls(tmp_path).count("--parsable") == 1  # only the first went to Slurm
     assert (store.get(second).reason, store.get(second).run_dir) == (f"waits for job {first} to end ok (pending)", "")
     assert store.get(held).reason == "held (`tuxai release` lets it start)"
+
+
+def test_G4_an_attempt_recorded_but_never_submitted_is_submitted_once_by_the_next_daemon(
+    tmp_path: Path, slurm_daemon: SlurmDaemon
+) -> None:
+    now, store = time.time(), slurm_daemon.store
+    job_id = slurm_daemon.submit(spec_from_dict({"command": ["true"]}), ROOT, {}, now)
+    log = str(new_job_dir(slurm_daemon.config.home, job_id) / "output.log")
+    attempt, handle = prepare_attempt(
+        slurm_daemon.executor, slurm_daemon.config, store.get(job_id), ENGINE_QUEUE, log, {}
+    )
+    store.update(job_id, attempt=attempt, run_dir=handle, log_path=log, allocation=ENGINE_QUEUE)  # then SIGKILL
+    again = SlurmDaemon(
+        slurm_daemon.config, store, SlurmExecutor(slurm_daemon.slurm.spec_of, env=slurm_daemon.slurm.env)
+    )
+    _squeue(tmp_path, job_id=77, job_state="PENDING", state_reason="Priority")
+    again.reconcile(now + 1)
+    for tick in (1, 2):
+        again.tick(now + tick)
+    assert _calls(tmp_path).count("--parsable") == 1 and slurm_id(parse_handle(handle)) == 77
+    job = store.get(job_id)
+    assert (job.state, job.attempt, job.run_dir) == (JobState.PENDING, 1, handle)
