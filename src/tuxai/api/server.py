@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import gc
 import logging
 import os
 import secrets
@@ -343,4 +344,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    gc.freeze()  # exit's last collection would walk every object the imports made (~0.7 s), all about to go
+    sys.exit(status)
