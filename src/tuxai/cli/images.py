@@ -23,7 +23,7 @@ def build_command(
     ] = None,
     requirements: Annotated[
         Path | None,
-        typer.Option("--requirements", "-r", help="requirements.txt installed into /opt/venv.", metavar="FILE"),
+        typer.Option("--requirements", "-r", help="requirements.txt or uv.lock (with its pyproject).", metavar="FILE"),
     ] = None,
     file: Annotated[
         list[str] | None, typer.Option("--file", help="Copy a file in (repeatable).", metavar="SRC:DEST")

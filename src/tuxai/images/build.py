@@ -116,14 +116,33 @@ def mmdebstrap_argv(recipe: Recipe, files: dict[str, Path], wheels: Path | None,
     return [*argv, recipe.suite, str(output)]
 
 
+def export_lock(lock: Path, requirements: Path) -> None:
+    """A uv lockfile's packages as a requirements file (``uv export --frozen``: the lock's exact
+    versions, no resolution, no network), for its project (the ``pyproject.toml`` beside it).
+
+    Raises:
+        UsageError: no project beside the lock.
+        ImageBuildError: uv could not export it (its last lines in the message).
+    """
+    if not (lock.parent / "pyproject.toml").is_file():
+        raise UsageError(f"{lock}: a uv.lock is read with its project, and {lock.parent} has no pyproject.toml")
+    argv = [sys.executable, "-m", "uv", "export", "--frozen", "--no-emit-project", "--no-hashes", "--quiet"]
+    argv += ["--format", "requirements-txt", "--project", str(lock.parent), "--output-file", str(requirements)]
+    _run(argv, f"uv export of {lock}")
+
+
 def download_wheels(requirements: Path, wheels: Path) -> Path:
-    """``pip download`` of the requirements' wheels into ``wheels`` (with the host's pip settings).
+    """``pip download`` of the requirements' wheels into ``wheels`` (with the host's pip settings); a
+    ``uv.lock`` is exported to requirements first (``export_lock``).
 
     Raises:
         ImageBuildError: pip could not get them (its last lines in the message).
     """
     wheels.mkdir(parents=True)
-    shutil.copyfile(requirements, wheels / "requirements.txt")
+    if requirements.name == "uv.lock":
+        export_lock(requirements, wheels / "requirements.txt")
+    else:
+        shutil.copyfile(requirements, wheels / "requirements.txt")
     argv = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "-d", str(wheels)]
     _run([*argv, "-r", str(wheels / "requirements.txt")], "pip download of the requirements")
     return wheels
