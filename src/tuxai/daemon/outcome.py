@@ -102,7 +102,7 @@ def classify(job: JobRecord, status: Status | None, now: float = 0.0) -> Outcome
         what += " (ask for more with --mem)"
         return _failed(job, what, fields, retry=False)
     if status.error:
-        return _failed(job, status.error, fields, retry=False)
+        return _failed(job, status.error, fields, retry=status.node_lost)  # a lost node: retried, if the job asks
     if status.exit_code == 0:
         return Outcome(JobState.SUCCEEDED, "", fields)
     if status.exit_code == REQUEUE_EXIT_CODE:

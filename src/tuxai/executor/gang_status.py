@@ -48,7 +48,7 @@ def failed(status: Status) -> bool:
 def lost_status(rank: int, where: str, now: float) -> Status:
     """The gang's status when the node of ``rank`` (at ``where``) is gone: an error naming the node."""
     error = f"node {where} (rank {rank}) was lost while the gang ran: the gang was stopped"
-    return Status(Phase.EXITED, 0, ended_at=now, error=error)
+    return Status(Phase.EXITED, 0, ended_at=now, error=error, node_lost=True)
 
 
 def gang_state(ranks: Sequence[Observed], nodes: Sequence[str], now: float) -> GangState:
