@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -271,3 +272,5 @@ def run() -> None:
         readable_metavars(typer.main.get_command(app))()
     except KeyboardInterrupt:
         sys.exit(130)
+    finally:
+        gc.freeze()  # the process ends: exit's last collection over every imported object is ~0.3 s wasted
