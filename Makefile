@@ -7,7 +7,7 @@ DEV_STAMP  := $(VENV)/.installed-dev
 RAY_STAMP  := $(VENV)/.installed-ray
 MLFLOW_STAMP := $(VENV)/.installed-mlflow
 
-.PHONY: run test system-deps vm-deps lint typecheck layers unit test-vm test-ray test-mlflow ui-deps ui-assets wheel test-ui bench test-gpu clean containers-deps test-containers slurm-deps test-slurm
+.PHONY: run test system-deps vm-deps lint typecheck layers unit test-vm test-ray test-mlflow ui-deps ui-assets wheel test-ui bench test-gpu clean containers-deps container-images test-containers slurm-deps test-slurm
 
 # Real programs the tests drive (program:package): a Prometheus server scrapes the daemon, tmux shows `tuxai top`.
 SYSTEM_TOOLS := prometheus:prometheus tmux:tmux
@@ -102,8 +102,13 @@ test-ui: $(DEV_STAMP) ui-deps $(UI_ASSETS)
 containers-deps:
 	$(call install-missing,$(CONTAINER_TOOLS),make test-containers)
 
-## test-containers: container jobs through real podman, fake GPUs through CDI; the image built once (cached by its inputs)
-test-containers: $(DEV_STAMP) containers-deps
+## container-images: the tier's PyTorch and TensorFlow images (cold: about 5 min each here; then a cache hit in seconds)
+container-images: $(DEV_STAMP) containers-deps
+	for name in torch tensorflow; do $(BIN)/python -m tuxai image build --name tier-$$name --package python3-minimal \
+	  --requirements tests/containers/images/$$name.txt || exit 1; done
+
+## test-containers: container jobs through real podman, fake GPUs through CDI; the images built once (cached by their inputs)
+test-containers: $(DEV_STAMP) containers-deps container-images
 	$(BIN)/pytest -m containers tests/containers
 
 ## test-vm: boot a Debian 12 VM (systemd, cgroup v2) and run the daemon there as a service (docs/testing.md)

@@ -41,18 +41,29 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def python_image() -> str:
     """The tier's small Python image: built by ``tuxai image build`` once, a cache hit after."""
+    return build_image("tier-python")
+
+
+FRAMEWORKS = Path(__file__).parent / "images"
+"""The PyTorch and TensorFlow images' requirements (pinned: pip finds them on this host's local index)."""
+
+
+def build_image(name: str, *options: str) -> str:
+    """``tuxai image build --name NAME OPTIONS`` (a cache hit when built before): the image's reference."""
     began = time.monotonic()
-    done = subprocess.run(
-        [*TUXAI, "image", "build", "--name", "tier-python", "--package", "python3-minimal", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=BUILD_TIMEOUT_S,
-        check=False,
-    )
+    argv = [*TUXAI, "image", "build", "--name", name, "--package", "python3-minimal", *options, "--json"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False)
     assert done.returncode == 0, done.stderr
     built = json.loads(done.stdout)
     print(f"\nimage {built['reference']} ({built['cache']}) in {time.monotonic() - began:.1f} s")
     return str(built["reference"])
+
+
+@pytest.fixture(scope="session")
+def framework_images() -> dict[str, str]:
+    """The PyTorch and the TensorFlow image (``make container-images`` builds them cold: minutes each)."""
+    return {name: build_image(f"tier-{name}", "--requirements", str(FRAMEWORKS / f"{name}.txt"))
+            for name in ("torch", "tensorflow")}  # fmt: skip
 
 
 @pytest.fixture(scope="session")
