@@ -101,6 +101,7 @@ def test_ddp_trains_across_n1_and_n2_and_the_ranks_agree(slurm: Cluster, daemon:
         check=True,
     ).stdout
     assert "NODE_RANK=1" in node1 and "NODE_RANK=0" not in node1, node1  # tuxai logs --rank: node 1's own
+    assert re.search(r"^ *nodes +n1:0,1 n2:0,1$", _tuxai(daemon, "show", str(job_id)), re.MULTILINE)  # Slurm's choice
 
 
 def test_more_gpus_than_any_node_has_is_slurms_refusal_in_one_line(daemon: DaemonProcess) -> None:
@@ -114,37 +115,58 @@ def test_more_gpus_than_any_node_has_is_slurms_refusal_in_one_line(daemon: Daemo
     assert "\n" not in refused.value.message
 
 
-def test_a_queued_job_shows_slurms_reason_and_a_cancel_reaches_slurm(slurm: Cluster, daemon: DaemonProcess) -> None:
-    marker = f"tuxai-slurm-hold-{time.monotonic_ns()}"
+def _tuxai(daemon: DaemonProcess, *args: str) -> str:
+    """What ``tuxai ARGS --home HOME`` prints."""
+    argv = [sys.executable, "-m", "tuxai", args[0], "--home", str(daemon.home), *args[1:]]
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+
+
+def test_G1_G3_G4_a_job_slurm_queues_is_pending_then_running_where_slurm_put_it_and_outlives_a_sigkilled_daemon(
+    slurm: Cluster, daemon: DaemonProcess
+) -> None:
+    marker, go = f"tuxai-slurm-hold-{time.monotonic_ns()}", slurm.root / f"go-{time.monotonic_ns()}"
     hog = daemon.client.submit(
         {"command": ["sh", "-c", f"sleep 300; echo {marker}"], "nodes": 2, "gpus_per_node": 2}, {}
     )
-    _wait(daemon, hog, lambda j: j.state is JobState.RUNNING and not j.reason.startswith("queued"))
-    waiting = daemon.client.submit({"command": ["true"], "gpus": 1}, {})
+    _wait(daemon, hog, lambda j: j.state is JobState.RUNNING)
+    script = f"while [ ! -e {go} ]; do sleep 0.1; done; exit 3"
+    waiting = daemon.client.submit({"command": ["sh", "-c", script], "gpus": 1}, {})
+    after = daemon.client.submit({"command": ["true"], "after": [f"{hog}:any"]}, {})  # tuxai's gate, not Slurm's
     # Slurm says None until its next scheduling pass, then why it waits
-    job = _wait(daemon, waiting, lambda j: j.reason.startswith("queued in Slurm") and "(Slurm: None)" not in j.reason)
+    job = _wait(daemon, waiting, lambda j: j.reason.startswith("queued in Slurm (") and "(Slurm: None)" not in j.reason)
+    assert job.state is JobState.PENDING and job.started_at is None, job
     assert re.fullmatch(
         r"queued in Slurm \(job \d+\): (the nodes, GPUs or memory it asks for are in use \(Slurm: Resources\)"
         r"|jobs of higher priority are ahead of it \(Slurm: Priority\))",
         job.reason,
     ), job
-    shown = subprocess.run(
-        [sys.executable, "-m", "tuxai", "ls", "--home", str(daemon.home)], capture_output=True, text=True, check=True
-    ).stdout
-    assert re.search(rf"^{waiting} +true +root +queued .* queued in Slurm \(job \d+\): ", shown, re.MULTILINE), shown
+    pending = _tuxai(daemon, "ls", "--state", "pending")
+    assert re.search(rf"^{waiting} +sh +root +pending .* queued in Slurm \(job \d+\): ", pending, re.MULTILINE), pending
+    assert re.search(rf"^{after} +true +root +pending .* waits for job {hog}", pending, re.MULTILINE), pending
+    assert re.search(rf"^{hog} +sh +root +running +n1:0,1 n2:0,1 ", _tuxai(daemon, "ls"), re.MULTILINE)
 
     deadline = time.monotonic() + 30  # Slurm says RUNNING before the nodes have started it
     while subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode != 0:
         assert time.monotonic() < deadline, "the job never ran on the nodes"
         time.sleep(0.1)
+    assert daemon.job(after).attempt == 0  # never handed to Slurm while its dependency runs
     daemon.client.cancel(hog)
     job = _wait(daemon, hog, lambda j: j.state.terminal)
     assert job.state is JobState.CANCELLED, job
     record = parse_squeue_json(slurm.run("squeue", "--json").stdout)[_slurm_job(daemon, hog)]
     assert record.state in ("CANCELLED", "COMPLETED", "FAILED"), record  # Slurm saw it end
     assert subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 1  # no process on either node
-    job = _wait(daemon, waiting, lambda j: j.state.terminal)  # the GPUs it waited for are free
-    assert job.state is JobState.SUCCEEDED, job
+    job = _wait(daemon, waiting, lambda j: j.state is not JobState.PENDING)  # the GPUs it waited for are free
+    running = _tuxai(daemon, "ls", "--state", "running")
+    assert re.search(rf"^{waiting} +sh +root +running +n[12]:[01] ", running, re.MULTILINE), running
+    assert job.started_at is not None and job.started_at >= job.submitted_at and job.waited_s > 0, job
+    daemon.kill9()  # G4: SIGKILL while Slurm runs the job: no goodbye, the job is Slurm's and goes on
+    daemon.start()
+    assert daemon.job(waiting).state is JobState.RUNNING
+    go.touch()  # it ends under the new daemon, which never submitted it: its real end, run once
+    job = _wait(daemon, waiting, lambda j: j.state.terminal)
+    assert (job.state, job.exit_code, job.attempt, job.reason) == (JobState.FAILED, 3, 1, "exit code 3"), job
+    assert _wait(daemon, after, lambda j: j.state.terminal).state is JobState.SUCCEEDED
 
 
 def test_a_users_job_runs_as_that_user_in_slurm_never_as_root(slurm: Cluster, daemon: DaemonProcess) -> None:
