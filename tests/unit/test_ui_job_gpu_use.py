@@ -80,6 +80,7 @@ def test_E18_1_a_jobs_mean_gpu_util_and_peak_memory_in_show_and_on_the_jobs_page
     assert JobGpuUseStore(daemon.store).of([job_id]) == {job_id: GpuUse(150.0, 3, 30.0 * GIB)}
     energy = from_json(EnergyTotals, loop.energy(job_id), "energy")  # what `tuxai show --json` carries
     assert energy.gpu_util_mean_pct == 50.0 and energy.gpu_memory_peak_bytes == 30.0 * GIB
+    assert loop.energies([job_id, job_id + 1]) == {job_id: loop.energy(job_id)}  # a page's jobs in two reads
     html = jobs_page([job_view(daemon.store.get(job_id), T0 + 5, None)], {job_id: energy}, T0 + 5, "", "", "")
     assert "<th>GPU util</th><th>peak memory</th>" in html and "<td>50 %</td><td>30.0 GiB</td>" in html
     daemon.store.forget([job_id])  # retention takes the summary with the job

@@ -178,12 +178,22 @@ class TelemetryLoop:
 
     def energy(self, job_id: int) -> dict[str, object] | None:
         """The ``energy`` object of a job (None before its first sample)."""
-        row = self.store.energy(job_id)
-        if row is None:
-            return None
-        used = JobEnergy(row["gpu_j"], row["cpu_j"], row["gpu_s"], row["methods"])
-        gpu_use = self.use.of([job_id]).get(job_id)
-        if gpu_use is None:
-            return totals(used, row["grid_g_per_kwh"], row["pue"])
-        summary = {"gpu_util_mean_pct": gpu_use.util_mean_pct, "gpu_memory_peak_bytes": gpu_use.memory_peak_bytes}
-        return totals(used, row["grid_g_per_kwh"], row["pue"]) | summary
+        return self.energies([job_id]).get(job_id)
+
+    def energies(self, job_ids: list[int]) -> dict[int, dict[str, object]]:
+        """The ``energy`` objects of these jobs (two reads for a page of them), with each one's mean GPU
+        utilization and peak GPU memory (``store.job_gpu_use``); a job before its first sample is absent."""
+        used = self.use.of(job_ids)
+        found = {}
+        for job_id, row in self.store.energy_of(job_ids).items():
+            energy = totals(
+                JobEnergy(row["gpu_j"], row["cpu_j"], row["gpu_s"], row["methods"]), row["grid_g_per_kwh"], row["pue"]
+            )
+            gpu_use = used.get(job_id)
+            if gpu_use is not None:
+                energy |= {
+                    "gpu_util_mean_pct": gpu_use.util_mean_pct,
+                    "gpu_memory_peak_bytes": gpu_use.memory_peak_bytes,
+                }
+            found[job_id] = energy
+        return found

@@ -120,13 +120,21 @@ class TelemetryStore:
 
     def energy(self, job_id: int) -> dict[str, Any] | None:
         """A job's energy row (joules, GPU-seconds, methods, grid factors), or None."""
+        return self.energy_of([job_id]).get(job_id)
+
+    def energy_of(self, job_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """The energy rows of these jobs in one read (a page of the history), by job id; none: absent."""
+        if not job_ids:
+            return {}
+        marks = ",".join("?" * len(job_ids))
         with self.db.read() as db:
-            row = db.execute("SELECT * FROM job_energy WHERE job_id=?", (job_id,)).fetchone()
-        if row is None:
-            return None
-        data = dict(row)
-        data["methods"] = json.loads(data.pop("methods_json"))
-        return data
+            rows = db.execute(f"SELECT * FROM job_energy WHERE job_id IN ({marks})", tuple(job_ids)).fetchall()
+        found = {}
+        for row in rows:
+            data = dict(row)
+            data["methods"] = json.loads(data.pop("methods_json"))
+            found[int(data["job_id"])] = data
+        return found
 
     def all_energy(self) -> dict[int, dict[str, Any]]:
         """Every job's energy row, by job id (for the metrics)."""
