@@ -12,6 +12,7 @@ import pytest
 from tests.fake_executor import FakeExecutor
 from tests.unit.test_daemon_races import ADA, REPO, T0
 from tuxai.api.views import job_view
+from tuxai.cli.jobs import _gpu_use_rows
 from tuxai.daemon.config import DaemonConfig
 from tuxai.daemon.core import Daemon
 from tuxai.daemon.telemetry import TelemetryLoop
@@ -81,6 +82,7 @@ def test_E18_1_a_jobs_mean_gpu_util_and_peak_memory_in_show_and_on_the_jobs_page
     energy = from_json(EnergyTotals, loop.energy(job_id), "energy")  # what `tuxai show --json` carries
     assert energy.gpu_util_mean_pct == 50.0 and energy.gpu_memory_peak_bytes == 30.0 * GIB
     assert loop.energies([job_id, job_id + 1]) == {job_id: loop.energy(job_id)}  # a page's jobs in two reads
+    assert _gpu_use_rows(energy) == [("GPU use", "50 % mean, peak memory 30.0 GiB")]  # `tuxai show`'s line
     html = jobs_page([job_view(daemon.store.get(job_id), T0 + 5, None)], {job_id: energy}, T0 + 5, "", "", "")
     assert "<th>GPU util</th><th>peak memory</th>" in html and "<td>50 %</td><td>30.0 GiB</td>" in html
     daemon.store.forget([job_id])  # retention takes the summary with the job

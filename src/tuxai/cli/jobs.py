@@ -224,6 +224,7 @@ def run_show(home: Path | None, job_id: int | str, as_json: bool) -> int:
         *([("nodes", " ".join(job.ranks))] if job.ranks else []),  # Slurm's: n1:0,1 n2:0,1 (rank order)
         ("cpus", ",".join(str(c) for c in job.cpus) or "-"),
         ("exit", _exit(job)),
+        *((f"rank {r}", end) for r, end in enumerate(job.rank_exits) if len(job.rank_exits) > 1),  # a gang's
         ("waited", _ago(job.waited_s)),
         ("ran", _ago(job.ran_s)),
         *(
@@ -264,7 +265,17 @@ def _energy_rows(energy: EnergyTotals) -> list[tuple[str, str]]:
         ("energy", f"{wh['total']:.3f} Wh (GPU {wh['gpu']:.3f}, CPU {wh['cpu']:.3f})"),
         ("CO2e", f"{energy.co2e_kg * 1000:.3f} g at {grid}"),
         ("measured by", methods or "-"),
+        *_gpu_use_rows(energy),
     ]
+
+
+def _gpu_use_rows(energy: EnergyTotals) -> list[tuple[str, str]]:
+    """The job's mean GPU utilization and peak GPU memory while it ran (issue 18), when sampled."""
+    if energy.gpu_util_mean_pct is None and energy.gpu_memory_peak_bytes is None:
+        return []
+    util = "-" if energy.gpu_util_mean_pct is None else f"{energy.gpu_util_mean_pct:.0f} % mean"
+    peak = "-" if energy.gpu_memory_peak_bytes is None else format_bytes(int(energy.gpu_memory_peak_bytes))
+    return [("GPU use", f"{util}, peak memory {peak}")]
 
 
 def _asked(spec: JobSpec) -> str:
