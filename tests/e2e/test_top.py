@@ -62,8 +62,13 @@ def wait_screen(socket: Path, ready: Callable[[str], bool], timeout_s: float = 3
     return screen
 
 
+def gpu_rows(screen: str, index: int) -> list[str]:
+    """The lines that start with ``index``: the GPU's row first (the table is above the queue)."""
+    return [line for line in screen.splitlines() if line.split()[:1] == [str(index)]]
+
+
 def gpu_row(screen: str, index: int) -> str:
-    return next(line for line in screen.splitlines() if line.split()[:1] == [str(index)])
+    return gpu_rows(screen, index)[0]
 
 
 def test_top_at_80x24_and_200x50_shows_every_gpu_with_its_utilization_and_holder(tmp_path: Path) -> None:
@@ -83,9 +88,8 @@ def test_top_at_80x24_and_200x50_shows_every_gpu_with_its_utilization_and_holder
         holders[0] = f"MIG 5/7 free: {mig} root mig-train ×2"
 
         def settled(screen: str) -> bool:  # the busy job's GPUs show it busy (how busy: the machine's load)
-            rows = [
-                line for line in screen.splitlines() if line.split()[:1] in [[str(i)] for i in jobs[whole].gpu_indices]
-            ]
+            # The GPU table's rows only: a queue line starts with a job id, which may be a GPU's index too.
+            rows = [row for i in jobs[whole].gpu_indices for row in gpu_rows(screen, i)[:1]]
             return len(rows) == 2 and all(row.split()[1] not in ("0%", "n/a") for row in rows)
 
         with top_in_tmux(tmp_path, daemon.home, 80, 24) as socket:
