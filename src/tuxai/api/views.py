@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi.responses import JSONResponse
@@ -26,7 +27,8 @@ from tuxai.daemon.jobdirs import job_endpoint
 from tuxai.daemon.telemetry import TelemetryLoop
 from tuxai.model.inventory import Inventory
 from tuxai.model.job import JobRecord, JobState
-from tuxai.model.slurm import rank_places
+from tuxai.model.resources import Allocation
+from tuxai.model.slurm import CLUSTER_NODE, rank_places
 from tuxai.model.wire import EnergyTotals, ErrorBody, Job, JobDetail, JobEvent, PublicJob, Standing, from_json, to_json
 from tuxai.model.wire_gpus import (
     GpuHolder,
@@ -82,6 +84,13 @@ def public_reason(reason: str) -> str:
     return reason
 
 
+def _gang_places(allocation: Allocation | None) -> tuple[str, ...]:
+    """A gang's nodes on a cluster engine (Ray), rank 0 first, in a Slurm job's words: ``127.0.0.3:0,1``."""
+    if allocation is None or not allocation.more:
+        return ()
+    return rank_places(replace(allocation, node=CLUSTER_NODE, more=(replace(allocation, more=()), *allocation.more)))
+
+
 def job_view(job: JobRecord, now: float, standing: Standing | None = None) -> Job:
     """A job as its owner sees it (``shown`` cuts it for others); times are Unix seconds; ``standing``:
     its priority terms from the scheduler's last pass (``Daemon.standing``)."""
@@ -112,7 +121,8 @@ def job_view(job: JobRecord, now: float, standing: Standing | None = None) -> Jo
         standing=standing if job.state in (JobState.PENDING, JobState.REQUEUED, JobState.RUNNING) else None,
         array_job=job.array_job,
         array_index=job.array_index,
-        ranks=rank_places(allocation),  # Slurm's placement, read back from squeue (daemon.slurm)
+        ranks=rank_places(allocation) or _gang_places(allocation),  # Slurm's placement (daemon.slurm), or Ray's
+        rank_exits=job.rank_exits,
         log_path=job.log_path,
         command=job.spec.command,
         attempt=job.attempt,

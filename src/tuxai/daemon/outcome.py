@@ -77,6 +77,8 @@ def classify(job: JobRecord, status: Status | None, now: float = 0.0) -> Outcome
         "max_rss_bytes": status.max_rss_bytes,
         "oom_killed": status.oom_killed,
     }
+    if status.rank_exits:
+        fields["rank_exits"] = tuple(status.rank_exits)  # a gang's, for `tuxai show`
     if status.started_at is not None:
         fields["started_at"] = status.started_at
     if status.ended_at is not None:

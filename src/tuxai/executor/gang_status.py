@@ -51,6 +51,24 @@ def lost_status(rank: int, where: str, now: float) -> Status:
     return Status(Phase.EXITED, 0, ended_at=now, error=error, node_lost=True)
 
 
+def rank_end(observed: Observed) -> str:
+    """One rank's end in words, for `tuxai show`.
+
+    >>> rank_end(Observed(Seen.EXITED, Status(Phase.EXITED, 1, exit_code=1))), rank_end(Observed(Seen.LOST, None))
+    ('exit 1', 'its node was lost')
+    """
+    status = observed.status
+    if observed.seen in (Seen.LOST, Seen.VANISHED):
+        return "its node was lost"
+    if status is None:
+        return "running"
+    if status.error:
+        return f"error: {status.error}"
+    words = f"signal {status.signal}" if status.signal is not None else f"exit {status.exit_code}"
+    words += ", out of memory" if status.oom_killed else ""
+    return words + (f" (stopped: {status.stop_reason})" if status.stop_reason is not None else "")
+
+
 def gang_state(ranks: Sequence[Observed], nodes: Sequence[str], now: float) -> GangState:
     """The gang's state from each rank's ``Observed`` (in rank order; ``nodes``: each rank's address).
 
@@ -60,12 +78,14 @@ def gang_state(ranks: Sequence[Observed], nodes: Sequence[str], now: float) -> G
     gone = [r for r, o in enumerate(ranks) if o.seen in (Seen.LOST, Seen.VANISHED)]
     live = tuple(r for r in range(len(ranks)) if r not in exited and r not in gone)
     failures = sorted((s.ended_at or now, r) for r, s in exited.items() if failed(s))
+    ends = tuple(rank_end(o) for o in ranks)
     if gone:
         first = gone[0]
-        cause = lost_status(first, nodes[first] if first < len(nodes) else "?", now)
+        cause = replace(lost_status(first, nodes[first] if first < len(nodes) else "?", now), rank_exits=ends)
         return GangState(Verdict.TEAR_DOWN, live, None) if live else GangState(Verdict.ENDED, (), cause)
     if live:
         return GangState(Verdict.TEAR_DOWN, live) if failures else GangState(Verdict.RUNNING)
     chosen = exited[failures[0][1]] if failures else exited[0]
     last = max((s.ended_at or 0.0 for s in exited.values()), default=0.0)
-    return GangState(Verdict.ENDED, (), replace(chosen, ended_at=max(last, chosen.ended_at or 0.0) or None))
+    ended_at = max(last, chosen.ended_at or 0.0) or None
+    return GangState(Verdict.ENDED, (), replace(chosen, ended_at=ended_at, rank_exits=ends))

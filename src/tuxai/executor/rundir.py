@@ -112,6 +112,7 @@ class Status:
     boot_id: str = ""  # the kernel's boot id when the job started: a pid means nothing after a reboot
     start_ticks: int | None = None  # the job leader's start time (/proc/<pid>/stat field 22)
     node_lost: bool = False  # a gang's node was lost (``error`` names it): the job may run again (its retries)
+    rank_exits: tuple[str, ...] = ()  # a gang's: each rank's end in words, rank order (``executor.gang_status``)
 
 
 def write_atomic(path: Path, data: dict[str, Any], durable: bool = False) -> None:

@@ -174,3 +174,4 @@ class JobRecord:
     flags: tuple[str, ...] = ()  # telemetry's: idle, hung
     array_job: int | None = None  # the array it is a task of (its first task's id): ``12_3``
     array_index: int | None = None
+    rank_exits: tuple[str, ...] = ()  # a gang's ranks' ends in words, rank order (its last attempt's)

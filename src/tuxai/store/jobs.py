@@ -45,6 +45,7 @@ _COLUMNS = {
     "cpu_s",
     "max_rss_bytes",
     "oom_killed",
+    "rank_exits",
 }
 
 
@@ -325,6 +326,9 @@ def _assignments(fields: dict[str, Any]) -> tuple[str, list[Any]]:
         if key == "allocation":
             names.append("allocation_json=?")
             values.append(None if value is None else json.dumps(allocation_to_dict(value)))
+        elif key == "rank_exits":
+            names.append("rank_exits=?")
+            values.append(json.dumps(list(value)))
         else:
             names.append(f"{key}=?")
             values.append(int(value) if isinstance(value, bool) else value)
@@ -370,4 +374,5 @@ def _record(row: sqlite3.Row, specs: dict[int, JobSpec]) -> JobRecord:
         flags=tuple(f for f in row["flags"].split(",") if f),
         array_job=row["array_job"],
         array_index=row["array_index"],
+        rank_exits=tuple(str(w) for w in json.loads(row["rank_exits"] or "[]")),
     )

@@ -103,4 +103,6 @@ MIGRATIONS: tuple[str, ...] = (
         memory_peak REAL
     )
     """,
+    # 8: a gang's ranks' ends (``rank_exits``: a JSON list of words, rank order; `tuxai show` lists them).
+    "ALTER TABLE jobs ADD COLUMN rank_exits TEXT NOT NULL DEFAULT '[]'",
 )
