@@ -297,3 +297,35 @@ def test_G4_an_attempt_recorded_but_never_submitted_is_submitted_once_by_the_nex
     assert _calls(tmp_path).count("--parsable") == 1 and slurm_id(parse_handle(handle)) == 77
     job = store.get(job_id)
     assert (job.state, job.attempt, job.run_dir) == (JobState.PENDING, 1, handle)
+
+
+def test_G3_an_arrays_cap_counts_its_tasks_queued_in_slurm(tmp_path: Path, slurm_daemon: SlurmDaemon) -> None:
+    now = time.time()
+    slurm_daemon.submit(spec_from_dict({"command": ["true"], "array": "0-2%1"}), ROOT, {}, now)
+    _squeue(tmp_path, job_id=77, job_state="PENDING", state_reason="Priority")
+    for tick in (1, 2, 3):
+        slurm_daemon.tick(now + tick)
+    assert _calls(tmp_path).count("--parsable") == 1  # one task in Slurm's queue: the cap of 1 is used
+    reasons = sorted(j.reason for j in slurm_daemon.store.jobs([JobState.PENDING]))
+    assert reasons[-1].startswith("queued in Slurm (job 77)") and "%1" in reasons[0], reasons
+
+
+def test_G3_a_retrys_backoff_is_tuxais_and_the_retry_is_a_new_slurm_job(
+    tmp_path: Path, slurm_daemon: SlurmDaemon
+) -> None:
+    now = float(int(time.time()))  # whole seconds: Slurm's end_time is one
+    job_id = slurm_daemon.submit(
+        spec_from_dict({"command": ["false"], "retries": 1, "retry_backoff": 30}), ROOT, {}, now
+    )
+    _squeue(tmp_path, job_id=77, job_state="FAILED", start_time=int(now), end_time=int(now) + 1, nodes="n1")
+    slurm_daemon.tick(now + 1)  # submitted
+    run = parse_handle(AttemptHandle(slurm_daemon.store.get(job_id).run_dir)) / "node-0" / "run-0"
+    run.mkdir()  # the node's shim: exit 1
+    (run / "status.json").write_text(json.dumps({"phase": "exited", "exit_code": 1, "ended_at": now + 1}))
+    for tick in (2, 3):
+        slurm_daemon.tick(now + tick)
+    job = slurm_daemon.store.get(job_id)
+    assert (job.state, job.reason) == (JobState.REQUEUED, "exit code 1; retry in 28 s"), job
+    assert _calls(tmp_path).count("--parsable") == 1  # the backoff is tuxai's: nothing in Slurm meanwhile
+    slurm_daemon.tick(now + 32)
+    assert _calls(tmp_path).count("--parsable") == 2 and slurm_daemon.store.get(job_id).attempt == 2
