@@ -17,9 +17,8 @@ import ipaddress
 import threading
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import httpx
 
 from tuxai.daemon.config import Caller
 from tuxai.daemon.core import Daemon
@@ -27,6 +26,9 @@ from tuxai.daemon.jobdirs import job_endpoint
 from tuxai.model.job import JobState
 from tuxai.model.wire_ui import ServedJob
 from tuxai.ui.serving import model_stats
+
+if TYPE_CHECKING:
+    import httpx  # imported when a page is read: its ~0.2 s are not every daemon start's
 
 SCRAPE_TIMEOUT_S = 1.0
 SCRAPE_BYTES = 1 << 20
@@ -69,6 +71,7 @@ async def scrape(client: httpx.AsyncClient, endpoint: str) -> str:
 async def scrape_all(endpoints: Sequence[str]) -> list[str | Exception]:
     """Each endpoint's ``/metrics`` body, or why not (``TimeoutError``: cut at ``SCRAPE_TIMEOUT_S``, head and
     body together; an ``httpx.HTTPError``), all at once."""
+    import httpx
 
     async def one(client: httpx.AsyncClient, endpoint: str) -> str | Exception:
         try:
@@ -115,6 +118,8 @@ class ServedReader:
         if body is None:
             why = "not read: the daemon reads a loopback origin only (http://127.0.0.1:PORT)"
             return ServedJob(job_id, name, user, endpoint, (), why)
+        import httpx
+
         if isinstance(body, httpx.HTTPStatusError):
             return ServedJob(job_id, name, user, endpoint, (), f"its /metrics answered {body.response.status_code}")
         if isinstance(body, TimeoutError | httpx.TimeoutException):
