@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.daemon_helpers import TWO_GPUS
+from tuxai.daemon.arrays import cancel_array, hold_array
 from tuxai.daemon.config import Caller, DaemonConfig
 from tuxai.daemon.engine_queue import ENGINE_QUEUE
 from tuxai.daemon.jobdirs import new_job_dir
@@ -299,15 +300,21 @@ def test_G4_an_attempt_recorded_but_never_submitted_is_submitted_once_by_the_nex
     assert (job.state, job.attempt, job.run_dir) == (JobState.PENDING, 1, handle)
 
 
-def test_G3_an_arrays_cap_counts_its_tasks_queued_in_slurm(tmp_path: Path, slurm_daemon: SlurmDaemon) -> None:
+def test_G3_an_arrays_cap_hold_and_cancel_know_its_task_queued_in_slurm(
+    tmp_path: Path, slurm_daemon: SlurmDaemon
+) -> None:
     now = time.time()
-    slurm_daemon.submit(spec_from_dict({"command": ["true"], "array": "0-2%1"}), ROOT, {}, now)
+    array = slurm_daemon.submit(spec_from_dict({"command": ["true"], "array": "0-2%1"}), ROOT, {}, now)
     _squeue(tmp_path, job_id=77, job_state="PENDING", state_reason="Priority")
     for tick in (1, 2, 3):
         slurm_daemon.tick(now + tick)
     assert _calls(tmp_path).count("--parsable") == 1  # one task in Slurm's queue: the cap of 1 is used
     reasons = sorted(j.reason for j in slurm_daemon.store.jobs([JobState.PENDING]))
     assert reasons[-1].startswith("queued in Slurm (job 77)") and "%1" in reasons[0], reasons
+    held = hold_array(slurm_daemon, array, ROOT, True)  # the two tuxai keeps; Slurm's own is not tuxai's to hold
+    assert sorted(t.held for t in held) == [False, True, True]
+    assert all(t.state is JobState.CANCELLED for t in cancel_array(slurm_daemon, array, ROOT, now + 4))
+    assert (tmp_path / "scancel.calls").read_text() == "77\n"  # the task queued in Slurm left Slurm's queue
 
 
 def test_G3_a_retrys_backoff_is_tuxais_and_the_retry_is_a_new_slurm_job(

@@ -167,7 +167,7 @@ def hold_array(daemon: Daemon, array_job: int, caller: Caller, held: bool) -> li
     """
     with daemon._lock:
         tasks = own_tasks(daemon, array_job, caller, "hold" if held else "release")
-        waiting = [t for t in tasks if t.state.waiting]
+        waiting = [t for t in tasks if t.state.waiting and not engine_queued(t)]  # Slurm's queue: not tuxai's to hold
         if not waiting:
             raise UsageError(
                 f"array {array_job} has no pending task to {'hold' if held else 'release'}",
