@@ -21,6 +21,7 @@ import tritonclient.http as triton
 
 from tests.daemon_helpers import DaemonProcess
 from tests.mlflow.alias_server import serving_alias
+from tests.mlflow.conftest import seed_store
 from tests.serving_models import mlp_onnx
 
 pytestmark = pytest.mark.mlflow
@@ -35,13 +36,12 @@ def register(client: Any, experiment: str, name: str, model: Path) -> str:
     return str(version.version)
 
 
-def registry(tmp_path: Path, data: Path, name: str, versions: int) -> Any:
-    """The user's SQLite store under ``data`` with model ``name`` in ``versions`` versions (tiny MLPs of
-    different weights), @champion on version 1; MLflow's client of it."""
+def registry(tmp_path: Path, data: Path, name: str, versions: int, template: Path) -> Any:
+    """The user's SQLite store under ``data`` (a copy of the tier's template) with model ``name`` in
+    ``versions`` versions (tiny MLPs of different weights), @champion on version 1; MLflow's client of it."""
     from mlflow import MlflowClient
 
-    uri = f"sqlite:///{data}/tuxai/mlflow/mlflow.db"
-    (data / "tuxai/mlflow").mkdir(parents=True)
+    uri = seed_store(template, data)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = client.create_experiment(name, artifact_location=(tmp_path / "artifacts").as_uri())
     client.create_registered_model(name)
@@ -90,9 +90,9 @@ class Load:
         return self.answers
 
 
-def test_serve_follows_the_alias_under_load_and_rolls_back(tmp_path: Path) -> None:
+def test_serve_follows_the_alias_under_load_and_rolls_back(tmp_path: Path, store_template: Path) -> None:
     data = tmp_path / "data"
-    client = registry(tmp_path, data, "digits", versions=2)
+    client = registry(tmp_path, data, "digits", versions=2, template=store_template)
 
     with serving_alias(tmp_path, data) as url:
         triton_client = triton.InferenceServerClient(url.removeprefix("http://"))
@@ -121,9 +121,11 @@ def test_serve_follows_the_alias_under_load_and_rolls_back(tmp_path: Path) -> No
     assert "tuxai.serving" not in client.get_model_version("digits", "1").tags  # the tag left with the server
 
 
-def test_submit_serve_runs_the_alias_follower_as_the_users_job(shared_daemon: DaemonProcess, tmp_path: Path) -> None:
+def test_submit_serve_runs_the_alias_follower_as_the_users_job(
+    shared_daemon: DaemonProcess, tmp_path: Path, store_template: Path
+) -> None:
     data = tmp_path / "data"
-    client = registry(tmp_path, data, "served", versions=1)
+    client = registry(tmp_path, data, "served", versions=1, template=store_template)
     env = {**os.environ, "TUXAI_HOME": str(shared_daemon.home), "XDG_DATA_HOME": str(data)}
     env.pop("MLFLOW_TRACKING_URI", None)
     tuxai = [sys.executable, "-m", "tuxai"]
@@ -153,11 +155,11 @@ def test_submit_serve_runs_the_alias_follower_as_the_users_job(shared_daemon: Da
         shared_daemon.wait_all([job_id])
 
 
-def test_E17_4_the_follower_prunes_versions_it_no_longer_serves(tmp_path: Path) -> None:
+def test_E17_4_the_follower_prunes_versions_it_no_longer_serves(tmp_path: Path, store_template: Path) -> None:
     from tuxai.lifecycle.deploy import AliasFollower, ModelAlias
 
     data = tmp_path / "data"
-    client = registry(tmp_path, data, "digits", versions=3)
+    client = registry(tmp_path, data, "digits", versions=3, template=store_template)
     follower = AliasFollower(
         ModelAlias("digits", "champion"), tmp_path / "serving", str, {"XDG_DATA_HOME": str(data)}, keep=2
     )

@@ -22,6 +22,7 @@ import tritonclient.http as triton
 from tests.conftest import REPO
 from tests.daemon_helpers import DaemonProcess
 from tests.mlflow.alias_server import serving_alias
+from tests.mlflow.conftest import seed_store
 
 pytestmark = pytest.mark.mlflow
 EXAMPLE = REPO / "examples" / "lifecycle"
@@ -53,11 +54,12 @@ def states(done: subprocess.CompletedProcess[str]) -> dict[str, str]:
 
 @pytest.mark.timeout(600)  # three pipeline runs of four jobs each (torch, MLflow, ONNX Runtime imported in each)
 def test_the_digits_pipeline_caches_registers_serves_by_alias_and_watches_drift(
-    shared_daemon: DaemonProcess, tmp_path: Path
+    shared_daemon: DaemonProcess, tmp_path: Path, store_template: Path
 ) -> None:
     from mlflow import MlflowClient
 
     project, data = tmp_path / "project", tmp_path / "data"
+    uri = seed_store(store_template, data)
     shutil.copytree(EXAMPLE, project)
     pipeline = str(project / "pipeline.yaml")
     began = time.monotonic()
@@ -66,7 +68,6 @@ def test_the_digits_pipeline_caches_registers_serves_by_alias_and_watches_drift(
     assert done.returncode == 0, done.stderr
     assert set(states(done).values()) == {"succeeded"}, done.stdout
 
-    uri = f"sqlite:///{data}/tuxai/mlflow/mlflow.db"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = client.get_experiment_by_name("digits")
     assert experiment.artifact_location == (data / "tuxai/mlflow/artifacts").as_uri()

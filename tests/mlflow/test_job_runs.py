@@ -1,20 +1,25 @@
 """A plain `tuxai submit` job as an MLflow run (issue 17): opened by the CLI, the job given its
 MLFLOW_TRACKING_URI and MLFLOW_RUN_ID, ended by the user's watcher with the job's tags and metrics —
-read back with MLflow's stock client. TUXAI_MLFLOW=off, or no MLflow installed: no run, no word."""
+read back with MLflow's stock client and through `tuxai mlflow ui`, MLflow's real UI on loopback.
+TUXAI_MLFLOW=off, or no MLflow installed: no run, no word but the daemon's."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.daemon_helpers import DaemonProcess
 from tests.e2e.test_lifecycle_no_mlflow import WITHOUT_MLFLOW
+from tests.mlflow.conftest import seed_store
 
 pytestmark = pytest.mark.mlflow
 
@@ -45,30 +50,86 @@ def ended_run(client: Any, experiment: str, job_id: int) -> Any:
     raise AssertionError(f"job {job_id}'s run did not end")
 
 
-def test_E17_1_a_submitted_job_is_an_mlflow_run_with_tuxai_tags_and_metrics(
-    shared_daemon: DaemonProcess, tmp_path: Path
-) -> None:
+@dataclass(frozen=True)
+class Tracked:
+    """A `tuxai submit` job whose run ended: the user's data folder, the job, its run, what the job saw."""
+
+    data: Path
+    uri: str
+    job_id: int
+    run: Any
+    seen: str
+    said: str
+
+
+@pytest.fixture(scope="module")
+def tracked(shared_daemon: DaemonProcess, store_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Tracked:
+    """One job on a GPU submitted with tracking on, its run read back once the watcher ended it."""
     from mlflow import MlflowClient
 
-    data, out = tmp_path / "data", tmp_path / "seen"
+    folder = tmp_path_factory.mktemp("tracked")
+    data, out = folder / "data", folder / "seen"
+    uri = seed_store(store_template, data)
     began = time.monotonic()
     job_id, said = submit(
-        shared_daemon, data, "--gpus", "1", "--name", "probe", "-w", str(tmp_path), "--",
+        shared_daemon, data, "--gpus", "1", "--name", "probe", "-w", str(folder), "--",
         "sh", "-c", f'echo "$MLFLOW_TRACKING_URI $MLFLOW_RUN_ID" > {out}',
     )  # fmt: skip
     print(f"\ntracked submit: {time.monotonic() - began:.2f} s")
-    assert said.startswith("note: simulated inventory") and said.count("\n") == 1, said  # the daemon's note alone
-    uri = f"sqlite:///{data}/tuxai/mlflow/mlflow.db"
     run = ended_run(MlflowClient(tracking_uri=uri), "tuxai", job_id)
-    job = shared_daemon.job(job_id)
-    assert out.read_text().split() == [uri, run.info.run_id]  # the job's own mlflow calls land on this run
+    return Tracked(data, uri, job_id, run, out.read_text(), said)
+
+
+def test_E17_1_a_submitted_job_is_an_mlflow_run_with_tuxai_tags_and_metrics(
+    shared_daemon: DaemonProcess, tracked: Tracked
+) -> None:
+    run, job = tracked.run, shared_daemon.job(tracked.job_id)
+    assert tracked.said.startswith("note: simulated inventory") and tracked.said.count("\n") == 1, tracked.said
+    assert tracked.seen.split() == [tracked.uri, run.info.run_id]  # the job's own mlflow calls land on this run
     assert run.info.run_name == "probe" and run.info.status == "FINISHED"
     assert run.data.params["gpus"] == "1" and run.data.params["command"].startswith("sh -c 'echo")
     tags = run.data.tags
-    assert tags["tuxai.job_id"] == str(job_id) and tags["tuxai.user"] == job.user and tags["tuxai.state"] == "succeeded"
+    assert tags["tuxai.job_id"] == str(job.id) and tags["tuxai.user"] == job.user and tags["tuxai.state"] == "succeeded"
     assert tags["tuxai.gpus"] == job.gpus[0] and tags["tuxai.gpu_models"] and tags["tuxai.energy_method"]
     assert {"tuxai.gpu_hours", "tuxai.energy_kwh", "tuxai.co2e_kg", "tuxai.ran_s"} <= set(run.data.metrics)
-    assert not list((data / "tuxai/mlflow/open").iterdir())  # the watcher's ledger removed once it ended the run
+    assert not list((tracked.data / "tuxai/mlflow/open").iterdir())  # the watcher's ledger gone with the run
+
+
+@pytest.mark.timeout(300)  # MLflow's server imports a great deal: 40 s on the 2-core machine under load
+def test_E17_3_mlflow_ui_serves_mlflows_own_ui_on_loopback_over_the_users_store(tracked: Tracked) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "XDG_DATA_HOME": str(tracked.data)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    log = tracked.data / "ui.log"
+    began = time.monotonic()
+    with open(log, "wb") as out:
+        ui = subprocess.Popen(
+            [sys.executable, "-m", "tuxai", "mlflow", "ui", "--port", str(port)], stdout=out, stderr=out, env=env
+        )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            while True:
+                assert ui.poll() is None and time.monotonic() - began < 280, log.read_text()
+                try:
+                    page = http.get("/")
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            print(f"\nMLflow's UI answered in {time.monotonic() - began:.1f} s")
+            assert page.status_code == 200 and "<!doctype html>" in page.text.lower() and "static-files" in page.text
+            experiment = http.get("/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "tuxai"})
+            found = http.post(
+                "/api/2.0/mlflow/runs/search",
+                json={"experiment_ids": [experiment.json()["experiment"]["experiment_id"]]},
+            )
+            assert [r["info"]["run_id"] for r in found.json()["runs"]] == [tracked.run.info.run_id]
+        with pytest.raises(httpx.ConnectError):  # loopback's 127.0.0.1 only: another local address is refused
+            httpx.get(f"http://127.0.0.2:{port}/", timeout=5)
+    finally:
+        ui.terminate()
+        ui.wait(timeout=60)
 
 
 def test_E17_1_tracking_off_or_without_mlflow_a_job_is_submitted_with_no_run_and_no_word(

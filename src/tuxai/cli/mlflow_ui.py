@@ -52,7 +52,8 @@ def ui(
         problem = ui_missing(_package_dir())
         if problem is not None:
             raise UsageError(problem)
-        argv = [sys.executable, "-m", "mlflow", "ui", "--host", "127.0.0.1", "--port", str(port)]
+        # One worker: a UI for one person on loopback (MLflow's default of 4 took minutes to start on 2 loaded cores).
+        argv = [sys.executable, "-m", "mlflow", "ui", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
         argv += ["--backend-store-uri", tracking_uri()]
         artifacts = artifact_location()
         if artifacts is not None:
