@@ -13,7 +13,7 @@ import pytest
 from tests.ray.cluster import LocalRayCluster
 from tuxai.cluster.ray_nodes import ClusterView
 from tuxai.executor.attempt import AttemptHandle, Observed, Seen
-from tuxai.executor.ray import RankLaunch, RayExecutor, group_name
+from tuxai.executor.ray import RankLaunch, RayExecutor, placed_group
 from tuxai.executor.rundir import Launch
 from tuxai.model.gang import Launcher
 from tuxai.model.job import StopReason
@@ -35,9 +35,10 @@ RANK = (
 
 @pytest.fixture(scope="module")
 def executor(ray_cluster: LocalRayCluster, tmp_path_factory: pytest.TempPathFactory) -> RayExecutor:
-    """One executor on the session's cluster; its nodes keep run directories under a temp dir."""
+    """One executor on the session's cluster; its nodes keep run directories under a temp dir; an ended
+    gang's group removed at once (``linger_s=0``: the kept groups have their own test)."""
     root = tmp_path_factory.mktemp("ray-nodes")
-    return RayExecutor(ClusterView(ray_cluster.address).connect, str(root), place_timeout_s=5.0)
+    return RayExecutor(ClusterView(ray_cluster.address).connect, str(root), place_timeout_s=5.0, linger_s=0)
 
 
 def _gpus(cluster: LocalRayCluster) -> dict[str, tuple[str, ...]]:
@@ -89,7 +90,7 @@ def _group_state(executor: RayExecutor, handle: AttemptHandle) -> str:
 
     ray = executor.connect()
     try:
-        group = ray.util.get_placement_group(group_name(handle))
+        group = ray.util.get_placement_group(placed_group(handle))
     except ValueError:
         return "REMOVED"
     return str(placement_group_table(group)["state"])
@@ -148,7 +149,7 @@ def test_a_stop_and_a_restarted_daemon_find_the_gang_from_its_handle(
     executor: RayExecutor, ray_cluster: LocalRayCluster, tmp_path: Path
 ) -> None:
     handle = _started(executor, ray_cluster, tmp_path / "job", "sleep", "sleep", job=14)
-    again = RayExecutor(executor.connect, executor.node_root)  # a new daemon knows the handle only
+    again = RayExecutor(executor.connect, executor.node_root, linger_s=0)  # a new daemon knows the handle only
     assert again.observe(handle).seen is Seen.ALIVE
     again.stop(handle, StopReason.CANCEL)
     seen, took = _until_exited(again, handle, 15)
@@ -212,3 +213,37 @@ def _until(view: ClusterView, names: list[str], timeout_s: float = 60.0) -> floa
         assert time.monotonic() - began < timeout_s, f"still {[n.name for n in view.refresh()]}, waiting for {names}"
         time.sleep(0.5)
     return time.monotonic() - began
+
+
+def test_E15_the_next_job_on_the_same_gpus_takes_the_ended_gangs_group_at_once(
+    executor: RayExecutor, ray_cluster: LocalRayCluster, tmp_path: Path
+) -> None:
+    """Ray gives a removed group's GPUs back ~1 s later: a queue's next job on the same GPU waited that long
+    to be placed. A group kept ``linger_s`` after its gang ended is taken as it is by the next job asking
+    for exactly its GPUs; one asking for more of them has the kept group removed first, not waited on."""
+    gpus = _gpus(ray_cluster)
+    kept = RayExecutor(executor.connect, executor.node_root, place_timeout_s=5.0, linger_s=60)
+    one = {WORKERS[0]: gpus[WORKERS[0]][:1]}
+
+    def run(job: int, on: dict[str, tuple[str, ...]]) -> tuple[AttemptHandle, float]:
+        handle = kept.prepare_gang(_ranks(tmp_path / f"job{job}", on, "ok", job=job))
+        began = time.monotonic()
+        kept.start(handle)
+        took = time.monotonic() - began
+        seen, _ = _until_exited(kept, handle, 30)
+        assert seen.status is not None and seen.status.exit_code == 0 and not seen.status.error, seen
+        return handle, took
+
+    try:
+        first, first_s = run(21, one)
+        assert placed_group(first).startswith("tuxai-gpus-") and _group_state(kept, first) == "CREATED"  # kept
+        second, second_s = run(22, one)
+        assert placed_group(second) == placed_group(first)  # the same group: nothing placed again
+        both, both_s = run(23, {WORKERS[0]: gpus[WORKERS[0]]})  # overlaps the kept group: it goes first
+        assert placed_group(both) != placed_group(first) and _group_state(kept, first) == "REMOVED"
+        assert both_s < 5.0  # placed, not timed out behind the kept group
+        print(f"start: a new group {first_s * 1000:.0f} ms, the kept one {second_s * 1000:.0f} ms, "
+              f"after removing an overlapping one {both_s * 1000:.0f} ms")  # fmt: skip
+    finally:
+        kept.close()  # the idle groups go: Ray's GPUs back to Ray's other users
+    assert _group_state(kept, both) == "REMOVED"

@@ -35,6 +35,7 @@ from typing import Any
 
 from tuxai.executor.attempt import AttemptHandle, AttemptTaken, Observed, Processes, Seen
 from tuxai.executor.gang_status import Verdict, gang_state
+from tuxai.executor.ray_groups import LINGER_S, GroupPool
 from tuxai.executor.ray_node import NodeRunner
 from tuxai.executor.rundir import (
     Launch,
@@ -54,6 +55,7 @@ from tuxai.model.gang import GPU_RESOURCE_PREFIX, RAY_NAMESPACE
 from tuxai.model.job import StopReason
 
 NODES = "nodes.json"
+GROUP = "group.json"  # the placement group the ranks hold (executor.ray_groups: maybe one kept from a gang before)
 NODE_SHARE = 0.001  # of a node's ``node:<address>`` resource: pins a bundle to the node, takes nothing
 
 
@@ -93,13 +95,21 @@ class RayExecutor:
     """Attempts as placement groups and launcher actors on a Ray cluster (``connect``: Ray, joined)."""
 
     def __init__(
-        self, connect: Callable[[], ModuleType], node_root: str, place_timeout_s: float = 10.0, call_s: float = 10.0
+        self,
+        connect: Callable[[], ModuleType],
+        node_root: str,
+        place_timeout_s: float = 10.0,
+        call_s: float = 10.0,
+        linger_s: float = LINGER_S,
     ) -> None:
         """``node_root``: where each node keeps its ranks' run directories; ``place_timeout_s``: how long a
-        placement group may stay unplaced before it is removed; ``call_s``: the longest wait on one actor."""
+        placement group may stay unplaced before it is removed; ``call_s``: the longest wait on one actor;
+        ``linger_s``: how long an ended gang's group is kept for the next job on the same GPUs."""
         self.connect, self.node_root = connect, node_root
         self.place_timeout_s, self.call_s = place_timeout_s, call_s
+        self.groups = GroupPool(linger_s)
         self._runner: Any = None
+        self._launchers: dict[str, Any] = {}  # Ray node id → its launcher's handle, once looked up
 
     def _ray(self) -> tuple[ModuleType, Any]:
         ray = self.connect()
@@ -152,20 +162,21 @@ class RayExecutor:
         try:
             self._place_and_start(handle, ranks)
         except Exception as exc:  # noqa: BLE001 (Ray's errors have no common base we can name before import)
+            self._launchers.clear()  # a launcher that died is looked up (or started) again
             self._release(handle)
             write_status(run_dir, Status(Phase.EXITED, 0, ended_at=time.time(), error=f"Ray could not start it: {exc}"))
 
     def _place_and_start(self, handle: AttemptHandle, ranks: list[RankLaunch]) -> None:
-        from ray.util.placement_group import placement_group, placement_group_table, remove_placement_group
+        from ray.util.placement_group import placement_group_table
 
         ray, runner = self._ray()
         run_dir, name = Path(handle), group_name(handle)
         bundles = [bundle(r) for r in ranks]
         strategy = "STRICT_PACK" if len(ranks) == 1 else "STRICT_SPREAD"
-        group = placement_group(bundles, strategy=strategy, name=name, lifetime="detached")
-        ready, _ = ray.wait([group.ready()], timeout=self.place_timeout_s)
-        if not ready:
-            remove_placement_group(group)
+        group, placed_as = self.groups.acquire(ray, bundles, strategy, name)
+        write_atomic(run_dir / GROUP, {"name": placed_as})  # the group to give back when the gang ends
+        if not group.wait(self.place_timeout_s):  # a kept group answers at once
+            self.groups.release(ray, placed_as, keep=False)
             shape = ", ".join(_shown(b) for b in bundles)
             error = f"Ray could not place {len(ranks)} node(s) {strategy} within {self.place_timeout_s:g} s: {shape}"
             write_status(run_dir, Status(Phase.EXITED, 0, ended_at=time.time(), error=error))
@@ -183,13 +194,16 @@ class RayExecutor:
         """The node's launcher actor, started the first time a rank is placed there (kept: detached)."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        return runner.options(
+        if node_id in self._launchers:
+            return self._launchers[node_id]
+        self._launchers[node_id] = runner.options(
             name=_launcher_name(node_id),
             namespace=RAY_NAMESPACE,
             lifetime="detached",
             get_if_exists=True,
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
         ).remote(self.node_root)
+        return self._launchers[node_id]
 
     def _actors(self, handle: AttemptHandle) -> list[Any]:
         """Each rank's launcher, the actor of its node (None where it is gone: the node with it)."""
@@ -226,7 +240,7 @@ class RayExecutor:
         if state.verdict is not Verdict.ENDED or state.status is None:
             return Observed(Seen.ALIVE, ranks[0].status if ranks else None)
         write_status(run_dir, state.status)
-        self._release(handle)
+        self._release(handle, keep=not state.status.error)  # a lost node's group is not one to reuse
         return Observed(Seen.EXITED, state.status)
 
     def _ask(self, actors: list[Any], names: list[str]) -> list[Observed]:
@@ -270,11 +284,11 @@ class RayExecutor:
             ray.get(kills, timeout=self.call_s)
         self._release(handle)
 
-    def _release(self, handle: AttemptHandle) -> None:
-        """Remove the placement group (its ranks are over): Ray's GPUs go back; the launchers stay."""
+    def _release(self, handle: AttemptHandle, keep: bool = False) -> None:
+        """The gang's ranks are over: its group kept for the next job on the same GPUs (``keep``: see
+        ``executor.ray_groups``) or removed, Ray's GPUs given back; the launchers stay."""
         ray, _ = self._ray()
-        with contextlib.suppress(ValueError):
-            ray.util.remove_placement_group(ray.util.get_placement_group(group_name(handle)))
+        self.groups.release(ray, placed_group(handle), keep)
 
     def nodes(self, handle: AttemptHandle) -> tuple[str, ...]:
         """Where the attempt's ranks run, in rank order (empty before they started)."""
@@ -285,7 +299,18 @@ class RayExecutor:
         return None
 
     def close(self) -> None:
-        """Nothing held: the groups and actors are detached and outlive the daemon."""
+        """Remove the idle groups kept for reuse; the running gangs' groups and the launchers outlive the daemon."""
+        if self._runner is not None:
+            ray, _ = self._ray()
+            self.groups.sweep(ray, everything=True)
+
+
+def placed_group(handle: AttemptHandle) -> str:
+    """The name of the placement group the attempt's ranks hold (its own name before it was placed)."""
+    try:
+        return str(json.loads((Path(handle) / GROUP).read_text())["name"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return group_name(handle)
 
 
 def _read_nodes(run_dir: Path) -> list[str] | None:

@@ -9,14 +9,12 @@ and reaping are the local executor's, run on the node.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from tuxai.errors import PermissionDenied
 from tuxai.executor.attempt import AttemptHandle, Observed, Seen
 from tuxai.executor.local import LocalExecutor
-from tuxai.executor.rundir import SHIM_LOG, Launch, write_launch
+from tuxai.executor.rundir import Launch, write_launch
 from tuxai.model.job import StopReason
 
 
@@ -53,9 +51,7 @@ class NodeRunner:
         run_dir = base / f"run-{launch.attempt}"
         if not run_dir.exists():
             write_launch(run_dir, launch)
-            with open(run_dir / SHIM_LOG, "ab") as log:
-                shim = [sys.executable, "-m", "tuxai.executor.shim", "--detach", str(run_dir)]
-                subprocess.run(shim, stdin=subprocess.DEVNULL, stdout=log, stderr=log, check=False)
+            self.local.start(AttemptHandle(str(run_dir)))  # through the node's fork server: no new interpreter
         return str(ray.util.get_node_ip_address())
 
     def observe(self, name: str) -> Observed:
