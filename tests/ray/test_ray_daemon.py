@@ -57,6 +57,7 @@ def daemon(ray_cluster: LocalRayCluster, tmp_path_factory: pytest.TempPathFactor
     nodes = RayNodes(view, refresh_s=1.0)
     nodes.nodes()  # read at the daemon's start: each node probed once, on itself
     yield Daemon(config, store, executor, nodes)
+    executor.close()  # the groups kept for reuse: Ray's GPUs back for the next module
     store.close()
 
 
@@ -162,11 +163,14 @@ def test_E15_a_restarted_daemon_adopts_the_running_gang_and_records_its_outcome(
     assert not any(_alive(pid) for pid in pids)
 
 
-def test_E15_tuxai_up_ray_runs_a_submitted_gang_on_the_workers(ray_cluster: LocalRayCluster, tmp_path: Path) -> None:
+def test_E15_tuxai_up_ray_auto_runs_a_submitted_gang_on_the_workers(
+    ray_cluster: LocalRayCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tests.daemon_helpers import DaemonProcess, finish
     from tests.e2e.test_gang_local import submit
 
-    process = DaemonProcess(tmp_path / "home", ray_cluster.nodes[0].inventory, ("--ray", ray_cluster.address))
+    monkeypatch.setenv("RAY_ADDRESS", ray_cluster.address)  # --ray auto: the cluster RAY_ADDRESS names
+    process = DaemonProcess(tmp_path / "home", ray_cluster.nodes[0].inventory, ("--ray", "auto"))
     began = time.monotonic()
     process.start(timeout_s=90)
     up_s = time.monotonic() - began
@@ -193,10 +197,17 @@ def test_E15_tuxai_up_ray_runs_a_submitted_gang_on_the_workers(ray_cluster: Loca
             f"[rank 1] node 1 master {master}",
         ]
         assert logs_of("--rank", "1").stdout == f"node 1 master {master}\n"  # one node's log, byte for byte
+        show = subprocess.run([sys.executable, "-m", "tuxai", "show", str(job_id)], capture_output=True, text=True,
+                              env=env, timeout=60, check=False).stdout  # fmt: skip
+        other = next(w for w in ("127.0.0.3", "127.0.0.4") if w != master)
+        assert re.search(rf"^ +nodes  {master}:\d {other}:\d$", show, re.M), show  # each node's GPU, rank order
+        assert re.search(r"^ +rank 0  exit 0\n +rank 1  exit 0$", show, re.M), show
         wrong = logs_of("--rank", "2")
         assert wrong.returncode != 0 and wrong.stderr.count("\n") == 1
         assert f"job {job_id} runs on 2 node(s): its ranks are 0 to 1" in wrong.stderr
-        print(f"tuxai up --ray answered in {up_s:.1f} s")
+        daemon_log = (process.home / "daemon.log").read_text()
+        assert f"on the Ray cluster at {ray_cluster.address} (asked: auto), 3 node(s) read" in daemon_log
+        print(f"tuxai up --ray auto answered in {up_s:.1f} s")
     finally:
         finish(process)
 

@@ -18,8 +18,10 @@ Ray is imported only when a cluster is asked for (``pip install 'tuxai[ray]'``).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -34,6 +36,7 @@ from tuxai.settings import load_settings
 
 RAY_HINT = "pip install 'tuxai[ray]'"
 HEAD_HINT = "is its head running? `ray status --address HOST:PORT`"
+RAY_ADDRESS_FILE = Path("/tmp/ray/ray_current_cluster")  # `ray start --head` writes its address here (Ray's temp dir)
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,33 @@ def import_ray() -> ModuleType:
     return module
 
 
+def resolve_address(address: str, environ: Mapping[str, str], current: Path = RAY_ADDRESS_FILE) -> str:
+    """``auto`` → the cluster ``RAY_ADDRESS`` names, else the head last started on this machine (Ray's own
+    file); any other address as given.
+
+    >>> resolve_address("auto", {"RAY_ADDRESS": "127.0.0.2:6379"}), resolve_address("10.0.0.2:6379", {})
+    ('127.0.0.2:6379', '10.0.0.2:6379')
+
+    Raises:
+        ClusterError: ``auto``, and neither names a cluster.
+    """
+    if address != "auto":
+        return address
+    named = environ.get("RAY_ADDRESS", "").strip()
+    if named and named != "auto":
+        return named
+    try:
+        found = current.read_text().strip()
+    except OSError:
+        found = ""
+    if found:
+        return found
+    raise ClusterError(
+        f"--ray auto found no Ray cluster: RAY_ADDRESS is not set and no head was started here ({current})",
+        hint="tuxai up --ray HOST:PORT (the head's address), or set RAY_ADDRESS",
+    )
+
+
 def _driver_ip(address: str) -> str | None:
     """The address this process joins the cluster as: the head's own when it is on loopback (Ray would
     otherwise take the machine's interface address, where no node of a loopback cluster runs)."""
@@ -155,6 +185,7 @@ class ClusterView:
         """
         ray = import_ray()
         if not ray.is_initialized():
+            self.address = resolve_address(self.address, os.environ)  # auto: RAY_ADDRESS, or this machine's head
             try:
                 ray.init(
                     address=self.address,

@@ -3,6 +3,7 @@ Ray's nodes, every decision run by the Ray executor (``daemon.cluster``, ``execu
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from tuxai.cluster.ray_nodes import ClusterView
@@ -11,6 +12,8 @@ from tuxai.daemon.config import DaemonConfig
 from tuxai.daemon.core import Daemon
 from tuxai.executor.ray import RayExecutor
 from tuxai.store.jobs import Store
+
+log = logging.getLogger("tuxai.daemon")
 
 
 def ray_daemon(config: DaemonConfig, store: Store, address: str, node_root: Path) -> Daemon:
@@ -22,5 +25,6 @@ def ray_daemon(config: DaemonConfig, store: Store, address: str, node_root: Path
         ClusterError: Ray is not installed, the cluster does not answer, or a node's probe failed.
     """
     view = ClusterView(address)
-    view.refresh()  # joins the cluster now: a wrong address is the daemon's start error, in one line
+    nodes = view.refresh()  # joins the cluster now: a wrong address is the daemon's start error, in one line
+    log.info("on the Ray cluster at %s (asked: %s), %d node(s) read", view.address, address, len(nodes))
     return Daemon(config, store, RayExecutor(view.connect, str(node_root)), RayNodes(view))
