@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tuxai.store.charts import MAX_POINTS, SERIES_SQL, series, tier_for
+from tuxai.store.charts import MAX_POINTS, SERIES_SQL, SeriesCache, series, tier_for
 from tuxai.store.jobs import Store
 from tuxai.store.telemetry import SampleRow, TelemetryStore
 
@@ -68,3 +68,30 @@ def test_the_series_query_seeks_the_primary_key_and_never_scans(tmp_path: Path) 
 
 def test_the_last_hour_asked_a_moment_ago_still_reads_the_seconds() -> None:
     assert tier_for(NOW - HOUR, NOW, NOW + 0.5) == (1, 6)  # the page's clock read before the query's
+
+
+def test_E18_4_a_chart_asked_again_reads_only_past_its_settled_buckets_and_equals_a_fresh_read(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "tuxai.db")
+    telemetry = TelemetryStore(store)
+    start = NOW - HOUR
+    telemetry.add_samples([SampleRow(g, start + i, float(i % 7), 2.0**30 + i, 50.0, 1.0, 40.0)
+                           for g in (0, 1) for i in range(int(HOUR))])  # fmt: skip
+    cache = SeriesCache(store)
+    for moment in range(0, 60, 7):  # the Overview's last hour, reloaded as seconds go by and samples arrive
+        now = NOW + moment
+        telemetry.add_samples([SampleRow(g, now - 1 - i, float(i % 5), 2.0**30, 60.0, 1.0, 40.0)
+                               for g in (0, 1) for i in range(7)])  # fmt: skip
+        assert cache.series([0, 1], now - HOUR, now, now) == series(store, [0, 1], now - HOUR, now, now), moment
+    with store.db.write() as db:  # a settled second changed behind the cache: it is not read again
+        db.execute("UPDATE gpu_series SET util_pct=99 WHERE resolution=1 AND at >= ? AND at < ?",
+                   (NOW - 1800, NOW - 1794))  # fmt: skip
+    now = NOW + 60
+    held, fresh = cache.series([0, 1], now - HOUR, now, now), series(store, [0, 1], now - HOUR, now, now)
+    assert held != fresh and 99.0 in fresh.lines[0].util_pct and 99.0 not in held.lines[0].util_pct
+    # The last minutes (newer than SETTLE_S) are read each time: the cache never holds what may still change.
+    assert (
+        held.lines[0].at[-30:] == fresh.lines[0].at[-30:]
+        and held.lines[0].util_pct[-30:] == fresh.lines[0].util_pct[-30:]
+    )

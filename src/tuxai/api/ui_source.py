@@ -28,7 +28,7 @@ from tuxai.model.wire import EnergyTotals, PublicJob, from_json
 from tuxai.model.wire_gpus import GpuView
 from tuxai.model.wire_ui import UiLogin, UsersView, UserUse
 from tuxai.scheduler.snapshot import decay_usage
-from tuxai.store.charts import series
+from tuxai.store.charts import SeriesCache
 from tuxai.store.history import first_submitted, page
 from tuxai.store.usage_history import buckets, gpu_hours_by_user
 from tuxai.ui.routes import UiSource, add_ui_routes, pages_size
@@ -137,6 +137,7 @@ def source(daemon: Daemon, telemetry: TelemetryLoop | None, private_queue: bool)
         used = telemetry.energies(ids) if telemetry is not None else {}  # two reads for the page, not two a job
         return {job_id: from_json(EnergyTotals, row, "energy") for job_id, row in used.items()}
 
+    charts = SeriesCache(daemon.store)  # the settled buckets of recent charts: a reload reads the last minutes
     return UiSource(
         queue=lambda caller: visible(daemon.store.jobs(ACTIVE), caller),
         job=job,
@@ -150,7 +151,7 @@ def source(daemon: Daemon, telemetry: TelemetryLoop | None, private_queue: bool)
         act=act,
         states=states,
         energy=energy,
-        series=lambda gpus, since, until: series(daemon.store, gpus, since, until, time.time()),
+        series=lambda gpus, since, until: charts.series(gpus, since, until, time.time()),
         users=users,
         first_id=lambda at: first_submitted(daemon.store, at),
         served=ServedReader(daemon).served,

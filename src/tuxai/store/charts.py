@@ -9,7 +9,10 @@ it into at most ``MAX_POINTS`` buckets a GPU.
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from tuxai.model.wire_ui import GpuLine, GpuSeries
 from tuxai.store.jobs import Store
@@ -36,25 +39,83 @@ def tier_for(since: float, until: float, now: float) -> tuple[int, int]:
     return resolution, bucket
 
 
-def series(store: Store, gpus: Sequence[int], since: float, until: float, now: float) -> GpuSeries:
-    """The telemetry of ``gpus`` from ``since`` to ``until`` (each bucket's mean), from the tier ``tier_for``
-    chooses; a GPU with no row in the range has an empty line."""
-    resolution, bucket = tier_for(since, until, now)
-    found: dict[int, list[tuple[float, float | None, float | None, float | None]]] = {g: [] for g in gpus}
-    if gpus:
+Row = tuple[float, float | None, float | None, float | None]  # a bucket's start and its means
+
+
+def _read(
+    store: Store, gpus: Sequence[int], resolution: int, bucket: int, since: float, until: float
+) -> dict[int, list[Row]]:
+    """Each GPU's buckets from ``since`` to ``until`` (one range seek a GPU on the primary key)."""
+    found: dict[int, list[Row]] = {g: [] for g in gpus}
+    if gpus and since < until:
         sql = SERIES_SQL.format(gpus=",".join("?" * len(gpus)))
         with store.db.read() as db:
             rows = db.execute(sql, (bucket, bucket, resolution, *gpus, since, until)).fetchall()
         for gpu, at, util, memory, power in rows:
             found[int(gpu)].append((float(at), util, memory, power))
-    lines = tuple(
-        GpuLine(
-            gpu,
-            tuple(r[0] for r in rows),
-            tuple(r[1] for r in rows),
-            tuple(r[2] for r in rows),
-            tuple(r[3] for r in rows),
-        )
+    return found
+
+
+def _lines(found: dict[int, list[Row]]) -> tuple[GpuLine, ...]:
+    return tuple(
+        GpuLine(gpu, *(tuple(r[i] for r in rows) for i in range(4)))  # type: ignore[arg-type]
         for gpu, rows in found.items()
     )
-    return GpuSeries(since, until, resolution, bucket, lines)
+
+
+def series(store: Store, gpus: Sequence[int], since: float, until: float, now: float) -> GpuSeries:
+    """The telemetry of ``gpus`` from ``since`` to ``until`` (each bucket's mean), from the tier ``tier_for``
+    chooses; a GPU with no row in the range has an empty line."""
+    resolution, bucket = tier_for(since, until, now)
+    return GpuSeries(since, until, resolution, bucket, _lines(_read(store, gpus, resolution, bucket, since, until)))
+
+
+@dataclass
+class _Held:
+    """A chart's settled buckets: whole buckets from ``start`` to ``end`` (no row: no sample there)."""
+
+    start: float
+    end: float
+    rows: dict[int, list[Row]]
+
+
+class SeriesCache:
+    """``series`` that keeps the settled buckets of the charts it read (a page asked again — the Overview's
+    last hour, each viewer's reload — reads only the few minutes past them, not the range's 28,800 rows).
+
+    A tier's rows only ever arrive at its recent end (the telemetry step each second, a rollup each minute:
+    ``daemon.telemetry.ROLLUP_EVERY_S``), so a bucket that ended ``SETTLE_S`` ago no longer changes; the
+    first bucket of a range, cut by ``since``, is always read again. At most ``KEPT`` charts are held.
+    """
+
+    SETTLE_S = 180.0  # two rollups: a minute (or hour) row is written within a rollup period after it ends
+    KEPT = 32
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._held: OrderedDict[tuple[int, int, tuple[int, ...]], _Held] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def series(self, gpus: Sequence[int], since: float, until: float, now: float) -> GpuSeries:
+        """As ``series``, from the held buckets and a read of what lies past them."""
+        resolution, bucket = tier_for(since, until, now)
+        first = math.ceil(since / bucket) * bucket  # the first whole bucket
+        settled = max(first, min(until, now - self.SETTLE_S) // bucket * bucket)
+        key = (resolution, bucket, tuple(gpus))
+        with self._lock:
+            held = self._held.get(key)
+        if held is None or not held.start <= first <= held.end:
+            held = _Held(first, first, {g: [] for g in gpus})
+        head = _read(self.store, gpus, resolution, bucket, since, first)
+        tail = _read(self.store, gpus, resolution, bucket, held.end, until)
+        kept = {g: [r for r in held.rows[g] if r[0] >= first] for g in gpus}
+        for gpu in gpus:
+            kept[gpu] += [r for r in tail[gpu] if r[0] + bucket <= settled]
+        with self._lock:
+            self._held[key] = _Held(first, max(held.end, settled), kept)
+            self._held.move_to_end(key)
+            while len(self._held) > self.KEPT:
+                self._held.popitem(last=False)
+        found = {g: head[g] + [r for r in kept[g] if r[0] < until] + [r for r in tail[g] if r[0] + bucket > settled]
+                 for g in gpus}  # fmt: skip
+        return GpuSeries(since, until, resolution, bucket, _lines(found))
