@@ -48,3 +48,11 @@ def test_E15_show_lists_each_nodes_gpus_and_each_ranks_exit(tmp_path: Path) -> N
     assert view.state is JobState.SUCCEEDED
     assert view.ranks == ("127.0.0.3:0,1", "127.0.0.4:0,1")  # each node's GPUs, rank order
     assert view.rank_exits == ("exit 0", "exit 0")
+
+
+def test_E15_a_gangs_rank_exits_come_back_from_its_status_file_as_written(tmp_path: Path) -> None:
+    from tuxai.executor.rundir import read_status, write_status
+
+    ended = Status(Phase.EXITED, 1, exit_code=1, ended_at=3.0, rank_exits=("exit 1", "its node was lost"))
+    write_status(tmp_path, ended)
+    assert read_status(tmp_path) == ended

@@ -204,9 +204,9 @@ def read_status(run_dir: Path) -> Status | None:
     if data is None:
         return None
     try:
-        return Status(
-            **{**data, "phase": Phase(str(data.get("phase"))), "stop_reason": StopReason.parse(data.get("stop_reason"))}
-        )
+        phase, stop = Phase(str(data.get("phase"))), StopReason.parse(data.get("stop_reason"))
+        ranks = tuple(str(w) for w in data.get("rank_exits") or ())  # JSON's list, the dataclass's tuple
+        return Status(**{**data, "phase": phase, "stop_reason": stop, "rank_exits": ranks})
     except (TypeError, ValueError):
         return None
 
