@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from tuxai.store.jobs import Store
@@ -55,7 +55,7 @@ class TelemetryStore:
             db.executemany(
                 "INSERT OR REPLACE INTO gpu_series (resolution, gpu, at, util_pct, memory_used, power_w, energy_j,"
                 " temperature_c) VALUES (1,?,?,?,?,?,?,?)",
-                [astuple(row) for row in rows],
+                [(r.gpu, r.at, r.util_pct, r.memory_used_bytes, r.power_w, r.energy_j, r.temperature_c) for r in rows],
             )
 
     def rollup(self, now: float) -> None:
