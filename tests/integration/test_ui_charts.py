@@ -95,3 +95,12 @@ def test_E18_4_a_chart_asked_again_reads_only_past_its_settled_buckets_and_equal
         held.lines[0].at[-30:] == fresh.lines[0].at[-30:]
         and held.lines[0].util_pct[-30:] == fresh.lines[0].util_pct[-30:]
     )
+
+
+def test_E18_4_bucket_means_are_rounded_to_what_a_chart_shows(tmp_path: Path) -> None:
+    store = Store(tmp_path / "tuxai.db")
+    TelemetryStore(store).add_samples([SampleRow(0, NOW - 3 + i, float(i == 2), 2.0**30 + i, 100.0 + i / 3, 1.0, 40.0)
+                                       for i in range(3)])  # fmt: skip
+    got = series(store, [0], NOW - 1800, NOW, NOW)  # 3 s buckets: the three samples in one
+    assert got.bucket_s == 3 and got.lines[0].util_pct == (0.3,) and got.lines[0].power_w == (100.3,)
+    assert got.lines[0].memory_used_bytes == (2.0**30 + 1,)

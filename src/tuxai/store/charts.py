@@ -24,7 +24,10 @@ TIERS = (1, 60, 3600)
 SLACK_S = 60.0  # "the last hour" asked a moment ago still reads the 1 s tier (its first seconds may be pruned)
 
 SERIES_SQL = (
-    "SELECT gpu, CAST(at / ? AS INTEGER) * ? AS t, AVG(util_pct), AVG(memory_used), AVG(power_w) FROM gpu_series"
+    # Means rounded (0.1 %, a byte, 0.1 W): a chart shows no more, and the page's JSON of 19,200 numbers is
+    # written in half the time (53.3 for 53.333333333333336).
+    "SELECT gpu, CAST(at / ? AS INTEGER) * ? AS t, ROUND(AVG(util_pct), 1), ROUND(AVG(memory_used)),"
+    " ROUND(AVG(power_w), 1) FROM gpu_series"
     " WHERE resolution=? AND gpu IN ({gpus}) AND at >= ? AND at < ? GROUP BY gpu, t ORDER BY gpu, t"
 )
 
