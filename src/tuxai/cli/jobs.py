@@ -224,7 +224,7 @@ def run_show(home: Path | None, job_id: int | str, as_json: bool) -> int:
         *([("nodes", " ".join(job.ranks))] if job.ranks else []),  # Slurm's: n1:0,1 n2:0,1 (rank order)
         ("cpus", ",".join(str(c) for c in job.cpus) or "-"),
         ("exit", _exit(job)),
-        *((f"rank {r}", end) for r, end in enumerate(job.rank_exits) if len(job.rank_exits) > 1),  # a gang's
+        *_rank_rows(job),  # a gang's: each rank's end
         ("waited", _ago(job.waited_s)),
         ("ran", _ago(job.ran_s)),
         *(
@@ -245,6 +245,12 @@ def run_show(home: Path | None, job_id: int | str, as_json: bool) -> int:
         stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
         print(f"{'':>12}  {stamp}  {event.to_state.value:<10} {printable(event.reason)}")
     return 0
+
+
+def _rank_rows(job: PublicJob) -> list[tuple[str, str]]:
+    """A gang's ranks' ends, one row each (its owner's to see)."""
+    ends = job.rank_exits if isinstance(job, Job) and len(job.rank_exits) > 1 else ()
+    return [(f"rank {number}", end) for number, end in enumerate(ends)]
 
 
 def _usage_rows(job: Job) -> list[tuple[str, str]]:

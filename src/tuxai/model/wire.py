@@ -116,7 +116,6 @@ class PublicJob:
     array_job: int | None = None  # a task of array ``array_job``: ``12_3`` (``tuxai.model.array``)
     array_index: int | None = None
     ranks: tuple[str, ...] = ()  # a Slurm job's nodes in rank order with Slurm's GPUs there: ``n1:0,1``
-    rank_exits: tuple[str, ...] = ()  # a gang's ranks' ends in words, rank order (its last attempt's)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,6 +133,7 @@ class Job(PublicJob):
     oom_killed: bool
     endpoint: str | None  # a served model's URL (``submit --serve``)
     spec: JobSpec
+    rank_exits: tuple[str, ...] = ()  # a gang's ranks' ends in words, rank order (its last attempt's)
 
 
 @dataclass(frozen=True)
