@@ -49,8 +49,15 @@ class RayNodes:
     then (``cluster_down``) and its pending jobs' reasons say why; the last good list is kept for the
     running jobs and for admission, never taken for a cluster that answers."""
 
-    def __init__(self, view: ClusterView, refresh_s: float = REFRESH_S, clock: Callable[[], float] = time.time) -> None:
-        self.view, self.refresh_s, self.clock = view, refresh_s, clock
+    def __init__(
+        self,
+        view: ClusterView,
+        refresh_s: float = REFRESH_S,
+        clock: Callable[[], float] = time.time,
+        after_read: Callable[[], None] = lambda: None,
+    ) -> None:
+        """``after_read``: called after each good read (the executor's sweep of the groups it keeps idle)."""
+        self.view, self.refresh_s, self.clock, self.after_read = view, refresh_s, clock, after_read
         self._nodes: tuple[Node, ...] = ()
         self._read_at: float | None = None
         self._good_at: float | None = None
@@ -69,6 +76,7 @@ class RayNodes:
                 if self.problem:
                     log.warning("the Ray cluster answers again: %d node(s)", len(self._nodes))
                 self.problem = ""
+                self.after_read()
         return self._nodes
 
     def _failed(self, message: str) -> None:

@@ -27,4 +27,5 @@ def ray_daemon(config: DaemonConfig, store: Store, address: str, node_root: Path
     view = ClusterView(address)
     nodes = view.refresh()  # joins the cluster now: a wrong address is the daemon's start error, in one line
     log.info("on the Ray cluster at %s (asked: %s), %d node(s) read", view.address, address, len(nodes))
-    return Daemon(config, store, RayExecutor(view.connect, str(node_root)), RayNodes(view))
+    executor = RayExecutor(view.connect, str(node_root))
+    return Daemon(config, store, executor, RayNodes(view, after_read=executor.sweep))  # idle groups go

@@ -298,6 +298,12 @@ class RayExecutor:
         """None: the ranks run on the cluster's nodes (their telemetry is the nodes')."""
         return None
 
+    def sweep(self) -> None:
+        """Remove the idle groups kept longer than ``linger_s`` (the daemon calls it at each read of the nodes)."""
+        if self.groups.idle:
+            ray, _ = self._ray()
+            self.groups.sweep(ray)
+
     def close(self) -> None:
         """Remove the idle groups kept for reuse; the running gangs' groups and the launchers outlive the daemon."""
         if self._runner is not None:
