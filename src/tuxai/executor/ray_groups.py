@@ -79,9 +79,8 @@ class GroupPool:
         """Remove the idle groups kept longer than ``linger_s`` (``everything``: all of them)."""
         now = self.clock()
         for name, since in list(self.idle.items()):
-            if everything or now - since >= self.linger_s:
-                del self.idle[name]
-                _remove(ray, name)
+            if (everything or now - since >= self.linger_s) and self.idle.pop(name, None) is not None:
+                _remove(ray, name)  # popped once: a sweep from an API thread (a submit's read) may run beside
 
     def _remove_overlapping(self, ray: Any, keys: set[str]) -> None:
         """Remove every tuxai group that holds one of ``keys`` (idle: tuxai never gives a GPU twice)."""
