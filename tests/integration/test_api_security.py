@@ -328,6 +328,7 @@ PUBLIC = {"id", "name", "user", "state", "reason", "exit_code", "signal", "held"
 PUBLIC |= {"cpus", "node", "submitted_at", "started_at", "ended_at", "waited_s", "ran_s", "flags"}
 PUBLIC |= {"standing"}  # the priority terms the scheduler used: sprio shows everyone's
 PUBLIC |= {"array_job", "array_index"}  # which array a task is of: squeue shows 12_3 for everyone
+PUBLIC |= {"ranks"}  # a Slurm job's nodes and GPUs per rank: squeue shows everyone's node list
 
 
 def test_A13_one_function_decides_what_others_see_and_a_private_queue_hides_it() -> None:
