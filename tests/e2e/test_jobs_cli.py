@@ -130,6 +130,7 @@ PUBLIC_KEYS = {
     *("gpu_indices", "cpus", "node", "submitted_at", "started_at", "ended_at", "waited_s", "ran_s"),
     "standing",  # the scheduler's priority terms (docs/jobs.md, "Reading the queue")
     *("array_job", "array_index"),  # a task of an array: 12_3 (docs/jobs.md, "Dependencies and arrays")
+    "ranks",  # a Slurm job's nodes and GPUs per rank: n1:0,1 n2:0,1 (docs/slurm.md)
 }
 OWN_KEYS = PUBLIC_KEYS | {
     *("log_path", "command", "attempt", "failures", "requeues", "wall_s", "cpu_s", "max_rss_bytes"),
