@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
@@ -26,6 +27,7 @@ from tests.daemon_helpers import REPO, DaemonProcess, finish
 from tests.integration.test_identity import as_nobody
 from tests.serving_models import mlp_onnx
 from tuxai.cli.jobs import serve_command
+from tuxai.serving.drift import Reference
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -359,6 +361,10 @@ def test_ui_serving_page_shows_a_served_models_requests_and_latency(box: Box, ro
     repo = Path(tempfile.mkdtemp(prefix="tuxai-ui-repo-"))
     repo.chmod(0o755)
     mlp_onnx(repo / "mlp" / "1" / "model.onnx", sizes=(4, 2))
+    training = np.random.default_rng(17).normal(0, 1, (2000, 4))  # its drift reference, a window of 50 rows
+    reference = Reference.from_columns({f"x[{j}]": training[:, j] for j in range(4)})
+    (repo / "mlp" / "1" / "drift-reference.json").write_text(json.dumps(reference.to_json()))
+    (repo / "mlp" / "config.yaml").write_text("drift_window: 50\n")
     job = box.daemon.client.submit({"name": "served", "command": serve_command(repo), "grace": "1s"})
     try:
         deadline = time.monotonic() + 60
@@ -368,10 +374,15 @@ def test_ui_serving_page_shows_a_served_models_requests_and_latency(box: Box, ro
         body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}
         for _ in range(5):
             assert httpx.post(f"{endpoint}/v2/models/mlp/infer", json=body, timeout=30).status_code == 200
+        shifted = np.random.default_rng(99).normal(0, 1, (50, 4)).astype(np.float32)
+        shifted[:, 2] += 3.0  # x[2] moved: the 50-row window closes drifted on it (issue 18 gap 5)
+        rows = {"inputs": [{"name": "x", "shape": [50, 4], "datatype": "FP32", "data": shifted.ravel().tolist()}]}
+        assert httpx.post(f"{endpoint}/v2/models/mlp/infer", json=rows, timeout=30).status_code == 200
         page = root.open("/ui/serving")
         row = page.locator("section.served", has=page.locator(f'a[href="/ui/jobs/{job}"]')).locator("tbody tr")
         cells = [c.inner_text() for c in row.first.locator("td").all()]
-        assert cells[:4] == ["mlp", "1", "5", "0"] and cells[5].endswith(" ms"), cells
+        assert cells[:4] == ["mlp", "1", "6", "0"] and cells[5].endswith(" ms"), cells
+        assert re.fullmatch(r"drift \(x\[2\] PSI \d+\.\d\d\) · 1 window", cells[9]), cells
         root.shot("serving")
         page = nobody.open("/ui/serving")
         assert page.locator(f'a[href="/ui/jobs/{job}"]').count() == 0  # root's endpoint and numbers are root's
