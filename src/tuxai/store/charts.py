@@ -109,7 +109,7 @@ class SeriesCache:
             held = self._held.get(key)
         if held is None or not held.start <= first <= held.end:
             held = _Held(first, first, {g: [] for g in gpus})
-        head = _read(self.store, gpus, resolution, bucket, since, first)
+        head = _read(self.store, gpus, resolution, bucket, since, min(first, until))
         tail = _read(self.store, gpus, resolution, bucket, held.end, until)
         kept = {g: [r for r in held.rows[g] if r[0] >= first] for g in gpus}
         for gpu in gpus:
