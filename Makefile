@@ -70,8 +70,11 @@ vm-deps:
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests bench
 
+# mypy's cache outside the clone: a fresh clone (CI) checks only what changed (a file's cache entry is
+# trusted after its content hash matches, whatever its path): 24 s of CPU cold, 6 s from another clone's.
+MYPY_CACHE ?= $(HOME)/.cache/tuxai/mypy
 typecheck: $(DEV_STAMP)
-	$(BIN)/mypy
+	$(BIN)/mypy --cache-dir $(MYPY_CACHE)
 
 layers: $(DEV_STAMP)
 	$(BIN)/lint-imports
