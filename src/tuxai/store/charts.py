@@ -21,6 +21,9 @@ from tuxai.store.telemetry import RETENTION_S
 MAX_POINTS = 600  # a chart's points a GPU: about a point for each two pixels of a 1280 px page's chart
 MAX_ROWS = 3600  # rows read a GPU before folding: an hour of seconds, a day of minutes; a week reads hours
 TIERS = (1, 60, 3600)
+# How long after a bucket ends its tier's rows may still arrive (``SeriesCache``): a second's row is written
+# by the step that sampled it, a minute's (an hour's) within a rollup period (60 s) of its end.
+SETTLE_S = {1: 15.0, 60: 180.0, 3600: 180.0}
 SLACK_S = 60.0  # "the last hour" asked a moment ago still reads the 1 s tier (its first seconds may be pruned)
 
 SERIES_SQL = (
@@ -61,7 +64,7 @@ def _read(
 
 def _lines(found: dict[int, list[Row]]) -> tuple[GpuLine, ...]:
     return tuple(
-        GpuLine(gpu, *(tuple(r[i] for r in rows) for i in range(4)))  # type: ignore[arg-type]
+        GpuLine(gpu, *(zip(*rows, strict=True) if rows else ((), (), (), ())))
         for gpu, rows in found.items()
     )
 
@@ -87,11 +90,10 @@ class SeriesCache:
     last hour, each viewer's reload — reads only the few minutes past them, not the range's 28,800 rows).
 
     A tier's rows only ever arrive at its recent end (the telemetry step each second, a rollup each minute:
-    ``daemon.telemetry.ROLLUP_EVERY_S``), so a bucket that ended ``SETTLE_S`` ago no longer changes; the
+    ``daemon.telemetry.ROLLUP_EVERY_S``), so a bucket that ended ``SETTLE_S[tier]`` ago no longer changes; the
     first bucket of a range, cut by ``since``, is always read again. At most ``KEPT`` charts are held.
     """
 
-    SETTLE_S = 180.0  # two rollups: a minute (or hour) row is written within a rollup period after it ends
     KEPT = 32
 
     def __init__(self, store: Store) -> None:
@@ -103,7 +105,7 @@ class SeriesCache:
         """As ``series``, from the held buckets and a read of what lies past them."""
         resolution, bucket = tier_for(since, until, now)
         first = math.ceil(since / bucket) * bucket  # the first whole bucket
-        settled = max(first, min(until, now - self.SETTLE_S) // bucket * bucket)
+        settled = max(first, min(until, now - SETTLE_S[resolution]) // bucket * bucket)
         key = (resolution, bucket, tuple(gpus))
         with self._lock:
             held = self._held.get(key)
