@@ -63,10 +63,7 @@ def _read(
 
 
 def _lines(found: dict[int, list[Row]]) -> tuple[GpuLine, ...]:
-    return tuple(
-        GpuLine(gpu, *(zip(*rows, strict=True) if rows else ((), (), (), ())))
-        for gpu, rows in found.items()
-    )
+    return tuple(GpuLine(gpu, *(zip(*rows, strict=True) if rows else ((), (), (), ()))) for gpu, rows in found.items())
 
 
 def series(store: Store, gpus: Sequence[int], since: float, until: float, now: float) -> GpuSeries:
