@@ -14,12 +14,13 @@ from tuxai.serving.drift import Reference
 data = np.load(os.environ["PIPELINE_INPUT_DATA"] + "/digits.npz")
 x, y = torch.from_numpy(data["x_train"]), torch.from_numpy(data["y_train"])
 torch.manual_seed(0)
+torch.set_num_threads(1)  # a model this small: threads only contend (150 steps took 29 s on 2 busy cores, 3 s on one)
 model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
 optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
 tracked = "MLFLOW_RUN_ID" in os.environ
 if tracked:
     import mlflow
-for epoch in range(150):
+for epoch in range(60):  # full batch: 0.967 on the held-out rows (150 steps: 0.978)
     optimizer.zero_grad()
     loss = torch.nn.functional.cross_entropy(model(x), y)
     loss.backward()

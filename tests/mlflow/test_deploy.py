@@ -126,7 +126,8 @@ def test_submit_serve_runs_the_alias_follower_as_the_users_job(
 ) -> None:
     data = tmp_path / "data"
     client = registry(tmp_path, data, "served", versions=1, template=store_template)
-    env = {**os.environ, "TUXAI_HOME": str(shared_daemon.home), "XDG_DATA_HOME": str(data)}
+    # The server job untracked: a tracked submit is test_job_runs.py's, here it would only add MLflow's import.
+    env = {**os.environ, "TUXAI_HOME": str(shared_daemon.home), "XDG_DATA_HOME": str(data), "TUXAI_MLFLOW": "off"}
     env.pop("MLFLOW_TRACKING_URI", None)
     tuxai = [sys.executable, "-m", "tuxai"]
     refused = subprocess.run([*tuxai, "submit", "--serve", "models:/served/1"], capture_output=True, text=True,

@@ -73,7 +73,7 @@ def tracked(shared_daemon: DaemonProcess, store_template: Path, tmp_path_factory
     began = time.monotonic()
     job_id, said = submit(
         shared_daemon, data, "--gpus", "1", "--name", "probe", "-w", str(folder), "--",
-        "sh", "-c", f'echo "$MLFLOW_TRACKING_URI $MLFLOW_RUN_ID" > {out}',
+        "sh", "-c", f'echo "$MLFLOW_TRACKING_URI $MLFLOW_RUN_ID" > {out}; sleep 2',  # seen by telemetry's 1 s samples
     )  # fmt: skip
     print(f"\ntracked submit: {time.monotonic() - began:.2f} s")
     run = ended_run(MlflowClient(tracking_uri=uri), "tuxai", job_id)
@@ -91,7 +91,8 @@ def test_E17_1_a_submitted_job_is_an_mlflow_run_with_tuxai_tags_and_metrics(
     tags = run.data.tags
     assert tags["tuxai.job_id"] == str(job.id) and tags["tuxai.user"] == job.user and tags["tuxai.state"] == "succeeded"
     assert tags["tuxai.gpus"] == job.gpus[0] and tags["tuxai.gpu_models"] and tags["tuxai.energy_method"]
-    assert {"tuxai.gpu_hours", "tuxai.energy_kwh", "tuxai.co2e_kg", "tuxai.ran_s"} <= set(run.data.metrics)
+    metrics = {"tuxai.gpu_hours", "tuxai.energy_kwh", "tuxai.co2e_kg", "tuxai.ran_s", "tuxai.peak_gpu_memory_bytes"}
+    assert metrics <= set(run.data.metrics), run.data.metrics
     assert not list((tracked.data / "tuxai/mlflow/open").iterdir())  # the watcher's ledger gone with the run
 
 

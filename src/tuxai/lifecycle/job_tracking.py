@@ -101,7 +101,15 @@ def watch(entry: Mapping[str, object]) -> None:
     log = tracking_dir() / "watch.log"
     argv = [sys.executable, "-m", "tuxai.lifecycle.job_watch", "--fork", str(ledger)]
     with log.open("a") as err:  # the watcher forks and its first process exits at once: nothing is left unwaited
-        subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, check=False, timeout=60)
+        subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,  # a Ctrl-C or a closed terminal of the submit does not reach it
+            check=False,
+            timeout=60,
+        )
 
 
 def _alive(pid: object) -> bool:
