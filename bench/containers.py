@@ -3,6 +3,9 @@ the same job bare and against bare ``podman run`` of the same image (issue 19's 
 
     python bench/containers.py IMAGE [--runs 5]     (as root; IMAGE e.g. from `tuxai image build`)
 
+The three ways run interleaved, one of each per round: on a shared machine the load drifts
+by seconds, and three blocks one after the other once differed by more than the target.
+
 Baseline, same process, same machine: ``podman run`` with the runtime and limits tuxai gives
 it, from the call to its first line on stdout. tuxai: from before ``submit()`` to the first
 line in the job's log (polled every 2 ms), for ``image:`` and for the same job bare.
@@ -71,11 +74,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         daemon = DaemonProcess(Path(tmp) / "home").start()
         try:
-            rows = {
-                "bare podman run": [bare_podman(args.image) for _ in range(args.runs)],
-                "tuxai, image:": [through_tuxai(daemon, args.image) for _ in range(args.runs)],
-                "tuxai, bare job": [through_tuxai(daemon, None) for _ in range(args.runs)],
-            }
+            rows: dict[str, list[float]] = {"bare podman run": [], "tuxai, image:": [], "tuxai, bare job": []}
+            for _ in range(args.runs):  # interleaved: the machine's load drifts over all three alike
+                rows["bare podman run"].append(bare_podman(args.image))
+                rows["tuxai, image:"].append(through_tuxai(daemon, args.image))
+                rows["tuxai, bare job"].append(through_tuxai(daemon, None))
         finally:
             finish(daemon)
     for name, values in rows.items():
