@@ -116,7 +116,8 @@ def as_nobody(argv: list[str], env: dict[str, str] | None = None, **kwargs: obje
     """``argv`` as uid/gid 65534 with no supplementary group."""
     return subprocess.run(  # type: ignore[call-overload, no-any-return]
         argv, user=NOBODY, group=NOBODY, extra_groups=[], cwd="/tmp", text=True, capture_output=True,
-        env={"PATH": NOBODY_BIN, "PYTHONPATH": NOBODY_PATH, **(env or {})}, timeout=120, **kwargs,
+        env={"PATH": NOBODY_BIN, "PYTHONPATH": NOBODY_PATH, "TUXAI_MLFLOW": "off", **(env or {})},  # untracked submits
+        timeout=120, **kwargs,
     )  # fmt: skip
 
 
