@@ -8,7 +8,8 @@ what the link names. So the check and the mount share one open descriptor instea
    descriptor's own path must be the one asked for (no link on the way), else refused;
 2. the descriptor comes back to root over a socket pair (``SCM_RIGHTS``), and root binds
    ``/proc/self/fd/N`` — the kernel follows that link to the very directory the user opened,
-   never to a path — onto ``/run/tuxai/workdirs/<container>`` (root's, 0700);
+   never to a path — onto ``/run/tuxai/workdirs/<container>`` (root's, 0700), with what is
+   mounted below it, as podman's own bind of the path would;
 3. podman mounts that bind; ``unbind`` undoes it with the container (``podman.remove_container``).
 
 Whatever the user renames or links afterwards, the container gets the directory that was checked.
@@ -24,7 +25,7 @@ import subprocess
 from pathlib import Path
 
 WORKDIRS = Path("/run/tuxai/workdirs")
-MS_BIND = 4096
+MS_BIND, MS_REC = 4096, 16384
 MNT_DETACH = 2
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
@@ -81,7 +82,7 @@ def bind(user: tuple[int, int, tuple[int, ...]], directory: str, name: str) -> P
         unbind(name)  # what a killed attempt of this name left
         WORKDIRS.mkdir(mode=0o700, parents=True, exist_ok=True)
         target.mkdir(mode=0o700)
-        if _LIBC.mount(f"/proc/self/fd/{fd}".encode(), str(target).encode(), None, MS_BIND, None) != 0:
+        if _LIBC.mount(f"/proc/self/fd/{fd}".encode(), str(target).encode(), None, MS_BIND | MS_REC, None) != 0:
             raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
     except OSError as exc:
         unbind(name)
