@@ -135,6 +135,7 @@ PUBLIC_KEYS = {
 OWN_KEYS = PUBLIC_KEYS | {
     *("log_path", "command", "attempt", "failures", "requeues", "wall_s", "cpu_s", "max_rss_bytes"),
     *("oom_killed", "endpoint", "spec"),
+    "rank_exits",  # a gang's ranks' ends, rank order (docs/cluster.md); the owner's only
 }
 HEALTH_KEYS = [
     *("ok", "pid", "version", "home", "inventory", "gpus", "cpus", "cgroups", "cgroups_path", "cgroups_problem"),
