@@ -142,7 +142,18 @@ HEALTH_KEYS = [
     *("ticks", "last_tick_age_s", "tick_errors", "metrics", "sampler", "cpu_energy", "cpu_energy_problem"),
     *("telemetry_steps", "telemetry_cpu_s", "telemetry_errors"),
 ]
-ENERGY_KEYS = {"gpu_kwh", "cpu_kwh", "total_kwh", "co2e_kg", "gpu_hours", "grid_g_per_kwh", "pue", "methods"}
+ENERGY_KEYS = {
+    "gpu_kwh",
+    "cpu_kwh",
+    "total_kwh",
+    "co2e_kg",
+    "gpu_hours",
+    "grid_g_per_kwh",
+    "pue",
+    "methods",
+    "gpu_util_mean_pct",
+    "gpu_memory_peak_bytes",
+}
 
 
 def test_json_outputs_keep_their_keys(tmp_path: Path) -> None:
