@@ -107,9 +107,13 @@ def _most_at_once(intervals: list[tuple[float, float]]) -> int:
     return most
 
 
-def test_an_array_of_six_runs_two_at_once_each_with_its_index(big: DaemonProcess) -> None:
-    # each task lasts long enough that `tuxai ls` (seconds on a loaded machine) still sees the array
-    script = 'echo "index $TUXAI_ARRAY_INDEX of $TUXAI_ARRAY_TASK_COUNT in $TUXAI_ARRAY_JOB_ID"; sleep 4'
+def test_an_array_of_six_runs_two_at_once_each_with_its_index(big: DaemonProcess, tmp_path: Path) -> None:
+    # each task waits for the gate, opened once `tuxai ls` (seconds on a loaded machine) has seen the array
+    gate = tmp_path / "gate"
+    script = (
+        'echo "index $TUXAI_ARRAY_INDEX of $TUXAI_ARRAY_TASK_COUNT in $TUXAI_ARRAY_JOB_ID";'
+        f" until [ -e {gate} ]; do sleep 0.05; done"
+    )
     done = cli(big.home, "submit", "--name", "sweep", "--array", "0-5%2", "--", "sh", "-c", script)
     assert done.returncode == 0, done.stderr
     array = int(done.stdout.split()[2].rstrip(":"))
@@ -122,6 +126,7 @@ def test_an_array_of_six_runs_two_at_once_each_with_its_index(big: DaemonProcess
     assert all(f"{array}_{i} " in expanded for i in range(6))
     tasks = big.client.array(array)
     ids = [t.id for t in tasks]
+    gate.touch()
     big.wait_all(ids)
     for index in range(6):
         log = cli(big.home, "logs", f"{array}_{index}")
