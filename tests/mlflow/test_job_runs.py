@@ -6,10 +6,12 @@ TUXAI_MLFLOW=off, or no MLflow installed: no run, no word but the daemon's."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +54,8 @@ def ended_run(client: Any, experiment: str, job_id: int) -> Any:
 
 @dataclass(frozen=True)
 class Tracked:
-    """A `tuxai submit` job whose run ended: the user's data folder, the job, its run, what the job saw."""
+    """A `tuxai submit` job whose run ended: the user's data folder, the job, its run, what the job saw; and
+    `tuxai mlflow ui` over the same store, started first (its start overlaps the job's)."""
 
     data: Path
     uri: str
@@ -60,24 +63,46 @@ class Tracked:
     run: Any
     seen: str
     said: str
+    ui: subprocess.Popen[bytes]
+    ui_port: int
+    ui_began: float
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 @pytest.fixture(scope="module")
-def tracked(shared_daemon: DaemonProcess, store_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Tracked:
+def tracked(
+    shared_daemon: DaemonProcess, store_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Tracked]:
     """One job on a GPU submitted with tracking on, its run read back once the watcher ended it."""
     from mlflow import MlflowClient
 
     folder = tmp_path_factory.mktemp("tracked")
     data, out = folder / "data", folder / "seen"
     uri = seed_store(store_template, data)
-    began = time.monotonic()
-    job_id, said = submit(
-        shared_daemon, data, "--gpus", "1", "--name", "probe", "-w", str(folder), "--",
-        "sh", "-c", f'echo "$MLFLOW_TRACKING_URI $MLFLOW_RUN_ID" > {out}; sleep 2',  # seen by telemetry's 1 s samples
-    )  # fmt: skip
-    print(f"\ntracked submit: {time.monotonic() - began:.2f} s")
-    run = ended_run(MlflowClient(tracking_uri=uri), "tuxai", job_id)
-    return Tracked(data, uri, job_id, run, out.read_text(), said)
+    env = {**os.environ, "XDG_DATA_HOME": str(data)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    port, ui_began = _free_port(), time.monotonic()
+    with open(folder / "ui.log", "wb") as log:
+        argv = [sys.executable, "-m", "tuxai", "mlflow", "ui", "--port", str(port)]
+        ui = subprocess.Popen(argv, stdout=log, stderr=log, env=env, start_new_session=True)
+    try:
+        began = time.monotonic()
+        job_id, said = submit(
+            shared_daemon, data, "--gpus", "1", "--name", "probe", "-w", str(folder), "--",
+            "sh", "-c", f'echo "$MLFLOW_TRACKING_URI $MLFLOW_RUN_ID" > {out}; sleep 2',  # seen by telemetry's samples
+        )  # fmt: skip
+        print(f"\ntracked submit: {time.monotonic() - began:.2f} s")
+        run = ended_run(MlflowClient(tracking_uri=uri), "tuxai", job_id)
+        yield Tracked(data, uri, job_id, run, out.read_text(), said, ui, port, ui_began)
+    finally:
+        os.killpg(ui.pid, signal.SIGTERM)  # MLflow's CLI and the uvicorn it started
+        ui.wait(timeout=60)
 
 
 def test_E17_1_a_submitted_job_is_an_mlflow_run_with_tuxai_tags_and_metrics(
@@ -98,39 +123,24 @@ def test_E17_1_a_submitted_job_is_an_mlflow_run_with_tuxai_tags_and_metrics(
 
 @pytest.mark.timeout(300)  # MLflow's server imports a great deal: 40 s on the 2-core machine under load
 def test_E17_3_mlflow_ui_serves_mlflows_own_ui_on_loopback_over_the_users_store(tracked: Tracked) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "XDG_DATA_HOME": str(tracked.data)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    log = tracked.data / "ui.log"
-    began = time.monotonic()
-    with open(log, "wb") as out:
-        ui = subprocess.Popen(
-            [sys.executable, "-m", "tuxai", "mlflow", "ui", "--port", str(port)], stdout=out, stderr=out, env=env
+    log = tracked.data.parent / "ui.log"
+    with httpx.Client(base_url=f"http://127.0.0.1:{tracked.ui_port}", timeout=30) as http:
+        while True:
+            assert tracked.ui.poll() is None and time.monotonic() - tracked.ui_began < 280, log.read_text()
+            try:
+                page = http.get("/")
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        print(f"\nMLflow's UI answered {time.monotonic() - tracked.ui_began:.1f} s after its start")
+        assert page.status_code == 200 and "<!doctype html>" in page.text.lower() and "static-files" in page.text
+        experiment = http.get("/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "tuxai"})
+        found = http.post(
+            "/api/2.0/mlflow/runs/search", json={"experiment_ids": [experiment.json()["experiment"]["experiment_id"]]}
         )
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-            while True:
-                assert ui.poll() is None and time.monotonic() - began < 280, log.read_text()
-                try:
-                    page = http.get("/")
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.2)
-            print(f"\nMLflow's UI answered in {time.monotonic() - began:.1f} s")
-            assert page.status_code == 200 and "<!doctype html>" in page.text.lower() and "static-files" in page.text
-            experiment = http.get("/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "tuxai"})
-            found = http.post(
-                "/api/2.0/mlflow/runs/search",
-                json={"experiment_ids": [experiment.json()["experiment"]["experiment_id"]]},
-            )
-            assert [r["info"]["run_id"] for r in found.json()["runs"]] == [tracked.run.info.run_id]
-        with pytest.raises(httpx.ConnectError):  # loopback's 127.0.0.1 only: another local address is refused
-            httpx.get(f"http://127.0.0.2:{port}/", timeout=5)
-    finally:
-        ui.terminate()
-        ui.wait(timeout=60)
+        assert [r["info"]["run_id"] for r in found.json()["runs"]] == [tracked.run.info.run_id]
+    with pytest.raises(httpx.ConnectError):  # loopback's 127.0.0.1 only: another local address is refused
+        httpx.get(f"http://127.0.0.2:{tracked.ui_port}/", timeout=5)
 
 
 def test_E17_1_tracking_off_or_without_mlflow_a_job_is_submitted_with_no_run_and_no_word(
