@@ -21,7 +21,6 @@ import logging
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -36,7 +35,6 @@ from tuxai.settings import load_settings
 
 RAY_HINT = "pip install 'tuxai[ray]'"
 HEAD_HINT = "is its head running? `ray status --address HOST:PORT`"
-RAY_ADDRESS_FILE = Path("/tmp/ray/ray_current_cluster")  # `ray start --head` writes its address here (Ray's temp dir)
 
 
 @dataclass(frozen=True)
@@ -133,30 +131,26 @@ def import_ray() -> ModuleType:
     return module
 
 
-def resolve_address(address: str, environ: Mapping[str, str], current: Path = RAY_ADDRESS_FILE) -> str:
-    """``auto`` → the cluster ``RAY_ADDRESS`` names, else the head last started on this machine (Ray's own
-    file); any other address as given.
+def resolve_address(address: str, environ: Mapping[str, str]) -> str:
+    """``auto`` → the cluster ``RAY_ADDRESS`` names; any other address as given.
+
+    Never Ray's ``/tmp/ray/ray_current_cluster``: Ray makes ``/tmp/ray`` writable by every user (no
+    sticky bit), so any local user could point the root daemon at their own head (T1).
 
     >>> resolve_address("auto", {"RAY_ADDRESS": "127.0.0.2:6379"}), resolve_address("10.0.0.2:6379", {})
     ('127.0.0.2:6379', '10.0.0.2:6379')
 
     Raises:
-        ClusterError: ``auto``, and neither names a cluster.
+        ClusterError: ``auto``, and ``RAY_ADDRESS`` names no cluster.
     """
     if address != "auto":
         return address
     named = environ.get("RAY_ADDRESS", "").strip()
     if named and named != "auto":
         return named
-    try:
-        found = current.read_text().strip()
-    except OSError:
-        found = ""
-    if found:
-        return found
     raise ClusterError(
-        f"--ray auto found no Ray cluster: RAY_ADDRESS is not set and no head was started here ({current})",
-        hint="tuxai up --ray HOST:PORT (the head's address), or set RAY_ADDRESS",
+        "--ray auto found no Ray cluster: RAY_ADDRESS is not set",
+        hint="tuxai up --ray HOST:PORT (the head's address), or set RAY_ADDRESS in the daemon's environment",
     )
 
 
@@ -185,7 +179,7 @@ class ClusterView:
         """
         ray = import_ray()
         if not ray.is_initialized():
-            self.address = resolve_address(self.address, os.environ)  # auto: RAY_ADDRESS, or this machine's head
+            self.address = resolve_address(self.address, os.environ)  # auto: RAY_ADDRESS only (T1)
             try:
                 ray.init(
                     address=self.address,
