@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from tuxai.executor import cgroups, podman, systemd
+from tuxai.executor import cgroups, podman, systemd, userdir
 from tuxai.executor.files import make_dir, open_user_file
 from tuxai.executor.processes import boot_id, descendants, start_ticks
 from tuxai.executor.rundir import (
@@ -242,6 +242,8 @@ class Shim:
         except (OSError, subprocess.SubprocessError) as exc:
             if launch.cgroup:
                 cgroups.kill_and_remove(launch.cgroup)
+            if launch.container is not None:  # podman.prepare bound the user's directory: never left bound (T3)
+                userdir.unbind(podman.container_name(self.run_dir))
             if self.session is not None:
                 self.session.close()
             self._status(
