@@ -130,7 +130,10 @@ class ServedReader:
         text = body
         with self.lock:
             at, previous = self.looks.get(job_id, (now, {}))
-            stats = model_stats(text, previous, now - at if now > at else None)
+            try:
+                stats = model_stats(text, previous, now - at if now > at else None)
+            except (ValueError, ArithmeticError) as exc:  # one server's numbers never fail the page (T4)
+                return ServedJob(job_id, name, user, endpoint, (), f"its /metrics could not be read: {exc}")
             self.looks[job_id] = (now, {(m.model, m.version): m.requests for m in stats})
             for gone in [j for j in self.looks if j != job_id and now - self.looks[j][0] > 3600]:
                 del self.looks[gone]

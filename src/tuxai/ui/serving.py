@@ -45,6 +45,18 @@ def _p95(buckets: list[tuple[float, float]], count: float) -> float | None:
     return None
 
 
+def _bound(le: str) -> float:
+    """A bucket's upper bound: ``+Inf`` kept, any other not-finite or unreadable bound refused.
+
+    Raises:
+        ValueError: not a finite number nor ``+Inf``.
+    """
+    bound = float(le)
+    if math.isnan(bound) or bound == -math.inf:
+        raise ValueError(le)
+    return bound
+
+
 def parse_metrics(text: str) -> dict[tuple[str, str], _Version]:
     """A model server's scrape → its numbers per (model, version). Example:
     ``tuxai_serve_requests_total{model="m",version="1",code="200"} 3`` → {("m", "1"): 3 requests}."""
@@ -59,8 +71,11 @@ def parse_metrics(text: str) -> dict[tuple[str, str], _Version]:
             continue  # a name the server does not know counts under model="": not a model
         try:
             value = float(value_text)
+            bound = _bound(marks.get("le", "+Inf"))
         except ValueError:
             continue
+        if not math.isfinite(value):
+            continue  # +Inf, NaN: no count, sum or gauge a page can show (T4)
         version = found.setdefault((marks["model"], marks["version"]), _Version())
         if name == "tuxai_serve_requests_total":
             version.requests += int(value)
@@ -73,7 +88,6 @@ def parse_metrics(text: str) -> dict[tuple[str, str], _Version]:
         elif name.endswith("_count"):
             version.counts[name.removesuffix("_count")] = value
         elif name.endswith("_bucket") and "le" in marks:
-            bound = math.inf if marks["le"] == "+Inf" else float(marks["le"])
             version.buckets.setdefault(name.removesuffix("_bucket"), []).append((bound, value))
     return found
 
@@ -99,7 +113,7 @@ def model_stats(text: str, previous: dict[tuple[str, str], int], elapsed_s: floa
 
         def mean(family: str, v: _Version = v) -> float | None:
             count = v.counts.get(family, 0.0)
-            return v.sums.get(family, 0.0) / count if count else None
+            return v.sums[family] / count if count and family in v.sums else None
 
         def p95(family: str, v: _Version = v) -> float | None:
             return _p95(v.buckets.get(family, []), v.counts.get(family, 0.0))
