@@ -36,15 +36,30 @@ def test_E15_an_ended_gangs_group_is_kept_linger_s_then_removed_and_one_without_
     assert kept is not None
     now = [100.0]
     pool, ray = GroupPool(linger_s=10.0, clock=lambda: now[0]), StandInRay(kept, "tuxai-0123456789abcdef")
-    pool.release(ray, kept, keep=True)
+    pool.release(ray, kept, keep=True, holder="tuxai-a")
     now[0] += 9.0
     pool.sweep(ray)
     assert ray.removed == [] and kept in pool.idle  # the next job on GPU-a may take it as it is
-    pool.release(ray, "tuxai-0123456789abcdef", keep=True)  # a CPU-only job's own group: never kept
+    own = "tuxai-0123456789abcdef"
+    pool.release(ray, own, keep=True, holder=own)  # a CPU-only job's own group: never kept
     assert ray.removed == ["tuxai-0123456789abcdef"]
     now[0] += 1.0
     pool.sweep(ray)
     assert ray.removed == ["tuxai-0123456789abcdef", kept] and not pool.idle  # Ray's GPUs back to Ray
+
+
+def test_T5_a_late_release_never_removes_the_group_another_attempt_took() -> None:
+    bundles = [{"GPU": 1.0, "tuxai_gpu_GPU-a": 1.0}]
+    kept = pool_name(bundles, "STRICT_PACK")
+    assert kept is not None
+    pool, ray = GroupPool(linger_s=10.0), StandInRay(kept)
+    assert pool.acquire(ray, bundles, "STRICT_PACK", "tuxai-a") == (kept, kept)  # attempt a's gang
+    pool.release(ray, kept, keep=True, holder="tuxai-a")  # a ended: kept for the next job on GPU-a
+    assert pool.acquire(ray, bundles, "STRICT_PACK", "tuxai-b") == (kept, kept)  # b takes it as it is
+    pool.release(ray, kept, keep=False, holder="tuxai-a")  # a's kill_lost, late
+    assert ray.removed == [] and kept in ray.names  # b's gang keeps its GPUs
+    pool.release(ray, kept, keep=False, holder="tuxai-b")  # b's own end removes it
+    assert ray.removed == [kept] and not pool.held
 
 
 class Listed(ClusterView):

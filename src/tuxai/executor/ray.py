@@ -176,7 +176,7 @@ class RayExecutor:
         group, placed_as = self.groups.acquire(ray, bundles, strategy, name)
         write_atomic(run_dir / GROUP, {"name": placed_as})  # the group to give back when the gang ends
         if not group.wait(self.place_timeout_s):  # a kept group answers at once
-            self.groups.release(ray, placed_as, keep=False)
+            self.groups.release(ray, placed_as, keep=False, holder=name)
             shape = ", ".join(_shown(b) for b in bundles)
             error = f"Ray could not place {len(ranks)} node(s) {strategy} within {self.place_timeout_s:g} s: {shape}"
             write_status(run_dir, Status(Phase.EXITED, 0, ended_at=time.time(), error=error))
@@ -288,7 +288,7 @@ class RayExecutor:
         """The gang's ranks are over: its group kept for the next job on the same GPUs (``keep``: see
         ``executor.ray_groups``) or removed, Ray's GPUs given back; the launchers stay."""
         ray, _ = self._ray()
-        self.groups.release(ray, placed_group(handle), keep)
+        self.groups.release(ray, placed_group(handle), keep, holder=group_name(handle))
 
     def nodes(self, handle: AttemptHandle) -> tuple[str, ...]:
         """Where the attempt's ranks run, in rank order (empty before they started)."""

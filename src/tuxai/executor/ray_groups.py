@@ -9,6 +9,12 @@ it as it is, with no round trip to place it. Idle groups older than ``linger_s``
 GPUs go back to Ray's other users), and so is every tuxai group that overlaps GPUs a new group asks for:
 the scheduler never gives a GPU to two running jobs, so such a group is idle by construction. A group
 without GPUs (a CPU-only job; two may share a node) is the attempt's own, removed when its gang ends.
+
+A pooled group is held by the attempt that took it last (``held``): only its holder's release keeps or
+removes it, so a late release of an earlier attempt (its ``kill_lost``, after another attempt took the
+same GPUs) never removes the live gang's group (T5). The record lives in the daemon's memory: after a
+daemon SIGKILL the kept idle groups stay in Ray's accounting until a new group asks for their GPUs
+(``_remove_overlapping``) — the graceful stop removes them (``sweep(everything=True)``).
 """
 
 from __future__ import annotations
@@ -51,23 +57,33 @@ class GroupPool:
     def __init__(self, linger_s: float = LINGER_S, clock: Callable[[], float] = time.monotonic) -> None:
         self.linger_s, self.clock = linger_s, clock
         self.idle: dict[str, float] = {}  # group name → when its gang ended
+        self.held: dict[str, str] = {}  # pooled group name → the attempt (its own group name) that holds it
 
     def acquire(self, ray: Any, bundles: list[dict[str, float]], strategy: str, own_name: str) -> tuple[Any, str]:
         """The group for ``bundles`` and its name: an idle one holding exactly them (placed already), else a
-        new one (named ``own_name`` when it holds no GPU)."""
+        new one (named ``own_name`` when it holds no GPU); ``own_name``'s attempt holds it from now on."""
         from ray.util.placement_group import placement_group
 
         name = pool_name(bundles, strategy)
         if name is not None:
             self.idle.pop(name, None)
+            self.held[name] = own_name
             with contextlib.suppress(ValueError):
                 return ray.util.get_placement_group(name), name
             self._remove_overlapping(ray, gpu_keys(bundles))
         name = name or own_name
         return placement_group(bundles, strategy=strategy, name=name, lifetime="detached"), name
 
-    def release(self, ray: Any, name: str, keep: bool) -> None:
-        """The gang of group ``name`` ended: keep the group idle (``keep``, a pooled one) or remove it now."""
+    def release(self, ray: Any, name: str, keep: bool, *, holder: str) -> None:
+        """The gang of group ``name`` ended: keep the group idle (``keep``, a pooled one) or remove it now.
+
+        ``holder``: the attempt releasing it (its own group name); a pooled group another attempt holds now
+        is left alone (T5). None recorded (a gang adopted after a restart): its releaser's.
+        """
+        if self.held.get(name, holder) != holder:
+            self.sweep(ray)
+            return
+        self.held.pop(name, None)
         if keep and name.startswith(POOL_PREFIX) and self.linger_s > 0:
             self.idle[name] = self.clock()
         else:
@@ -91,6 +107,7 @@ class GroupPool:
             held = {k for bundle in (info.get("bundles") or {}).values() for k in bundle}
             if name.startswith(POOL_PREFIX) and info.get("state") != "REMOVED" and held & keys:
                 self.idle.pop(name, None)
+                self.held.pop(name, None)
                 _remove(ray, name)
 
 
