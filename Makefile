@@ -96,7 +96,7 @@ UI_ASSETS := src/tuxai/ui/static/dist/BUILT
 ui-assets: $(UI_ASSETS)
 $(UI_ASSETS): web/package.json web/package-lock.json web/build.mjs
 	$(call install-missing,npm:npm,make ui-assets)
-	cd web && npm ci --no-audit --no-fund && node build.mjs
+	cd web && npm ci --ignore-scripts --no-audit --no-fund && node build.mjs
 
 ## wheel: the package with its built dashboard assets, in dist/
 wheel: $(UI_ASSETS) $(DEV_STAMP)

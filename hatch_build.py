@@ -19,7 +19,8 @@ BUILT = Path("src", "tuxai", "ui", "static", "dist", "uplot.js")
 
 
 class ChartAssetsHook(BuildHookInterface):
-    """Runs ``npm ci`` and ``node build.mjs`` in ``web/`` before a standard wheel is built without them."""
+    """Runs ``npm ci --ignore-scripts`` and ``node build.mjs`` in ``web/`` before a standard wheel is built
+    without them."""
 
     PLUGIN_NAME = "custom"
 
@@ -36,7 +37,9 @@ class ChartAssetsHook(BuildHookInterface):
                 " (install it: apt install npm; or build from a tree where `make ui-assets` ran)"
             )
         try:
-            subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--prefer-offline"], cwd=web, check=True)
+            # --ignore-scripts: no package's install script runs where the wheel is built (H1)
+            install = [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline"]
+            subprocess.run(install, cwd=web, check=True)
             subprocess.run([node, "build.mjs"], cwd=web, check=True)
         except (OSError, subprocess.CalledProcessError) as exc:
             raise SystemExit(f"tuxai: building the dashboard's chart library in {web} failed: {exc}") from None
