@@ -53,10 +53,11 @@ def parse_model_uri(text: str) -> ModelAlias:
     """``models:/digits@champion`` → ``ModelAlias("digits", "champion")``.
 
     Raises:
-        UsageError: not that form (a version number instead of an alias included).
+        UsageError: not that form (a version number instead of an alias included; a NAME with ``/``, a NAME or
+            ALIAS of ``.`` or ``..``).
     """
     found = _URI.match(text)
-    if found is None:
+    if found is None or {found["name"], found["alias"]} & {".", ".."}:  # never a path's . or .. (H2)
         raise UsageError(f"{text!r} is not a registry alias", "serve models:/NAME@ALIAS, e.g. models:/digits@champion")
     return ModelAlias(found["name"], found["alias"])
 
