@@ -47,7 +47,7 @@ def servers() -> Iterator[list[str]]:
                 pass
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         started.append(server)
     yield [f"http://127.0.0.1:{s.server_address[1]}" for s in started]
     for server in started:
