@@ -141,7 +141,7 @@ test-slurm: $(DEV_STAMP) slurm-deps bytecode
 
 $(MLFLOW_STAMP): pyproject.toml $(DEV_STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,mlflow]' 'scikit-learn>=1.4'  # the digits of examples/lifecycle
-	$(BIN)/pip install --quiet "mlflow==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("mlflow-skinny"))')"  # the UI (tuxai mlflow ui), of the client's version
+	$(BIN)/pip install --quiet "mlflow[auth]==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("mlflow-skinny"))')"  # the UI (tuxai mlflow ui) and its login (auth), of the client's version
 	touch $@
 
 ## test-mlflow: pipeline steps as MLflow runs (MLflow's own client, a real SQLite store), serve by alias, examples/lifecycle

@@ -5,9 +5,12 @@ TUXAI_MLFLOW=off, or no MLflow installed: no run, no word but the daemon's."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -22,6 +25,8 @@ import pytest
 from tests.daemon_helpers import DaemonProcess
 from tests.e2e.test_lifecycle_no_mlflow import WITHOUT_MLFLOW
 from tests.mlflow.conftest import seed_store
+
+NOBODY = 65534
 
 pytestmark = pytest.mark.mlflow
 
@@ -121,18 +126,32 @@ def test_E17_1_a_submitted_job_is_an_mlflow_run_with_tuxai_tags_and_metrics(
     assert not list((tracked.data / "tuxai/mlflow/open").iterdir())  # the watcher's ledger gone with the run
 
 
+def ui_answering(tracked: Tracked) -> None:
+    """Once MLflow's UI answers on its port (polled: its health page needs no login)."""
+    log = tracked.data.parent / "ui.log"
+    while True:
+        assert tracked.ui.poll() is None and time.monotonic() - tracked.ui_began < 280, log.read_text()
+        try:
+            httpx.get(f"http://127.0.0.1:{tracked.ui_port}/health", timeout=30)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+
+
+def ui_login(tracked: Tracked) -> tuple[str, str, Path]:
+    """The user name `tuxai mlflow ui` printed, the password in the file whose path it printed, that path."""
+    said = re.search(r"user (\S+), password in (\S+)\)", (tracked.data.parent / "ui.log").read_text())
+    assert said is not None, (tracked.data.parent / "ui.log").read_text()
+    return said[1], Path(said[2]).read_text().strip(), Path(said[2])
+
+
 @pytest.mark.timeout(300)  # MLflow's server imports a great deal: 40 s on the 2-core machine under load
 def test_E17_3_mlflow_ui_serves_mlflows_own_ui_on_loopback_over_the_users_store(tracked: Tracked) -> None:
-    log = tracked.data.parent / "ui.log"
-    with httpx.Client(base_url=f"http://127.0.0.1:{tracked.ui_port}", timeout=30) as http:
-        while True:
-            assert tracked.ui.poll() is None and time.monotonic() - tracked.ui_began < 280, log.read_text()
-            try:
-                page = http.get("/")
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        print(f"\nMLflow's UI answered {time.monotonic() - tracked.ui_began:.1f} s after its start")
+    ui_answering(tracked)
+    user, password, _ = ui_login(tracked)
+    print(f"\nMLflow's UI answered {time.monotonic() - tracked.ui_began:.1f} s after its start")
+    with httpx.Client(base_url=f"http://127.0.0.1:{tracked.ui_port}", timeout=30, auth=(user, password)) as http:
+        page = http.get("/")
         assert page.status_code == 200 and "<!doctype html>" in page.text.lower() and "static-files" in page.text
         experiment = http.get("/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "tuxai"})
         found = http.post(
@@ -141,6 +160,54 @@ def test_E17_3_mlflow_ui_serves_mlflows_own_ui_on_loopback_over_the_users_store(
         assert [r["info"]["run_id"] for r in found.json()["runs"]] == [tracked.run.info.run_id]
     with pytest.raises(httpx.ConnectError):  # loopback's 127.0.0.1 only: another local address is refused
         httpx.get(f"http://127.0.0.2:{tracked.ui_port}/", timeout=5)
+
+
+def as_nobody_http(port: int, method: str, path: str, body: object = None, auth: str | None = None) -> int:
+    """The status of an HTTP request to 127.0.0.1:``port`` from ``curl`` running as uid/gid 65534."""
+    argv = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", method]
+    if body is not None:
+        argv += ["-H", "content-type: application/json", "-d", json.dumps(body)]
+    if auth is not None:
+        argv += ["-u", auth]
+    done = subprocess.run(
+        [*argv, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, cwd="/tmp", user=NOBODY,
+        group=NOBODY, extra_groups=[], timeout=60, check=True,
+    )  # fmt: skip
+    return int(done.stdout)
+
+
+@pytest.mark.timeout(300)
+def test_T2_another_local_user_can_neither_read_nor_change_anything_through_the_users_mlflow_ui(
+    tracked: Tracked,
+) -> None:
+    if os.getuid() != 0:
+        pytest.skip("needs root: to run curl as another user (nobody)")
+    from mlflow import MlflowClient
+
+    ui_answering(tracked)
+    run_id, port = tracked.run.info.run_id, tracked.ui_port
+    experiment = MlflowClient(tracking_uri=tracked.uri).get_experiment_by_name("tuxai")
+    assert experiment is not None
+    tried = [
+        ("GET", "/", None),
+        ("GET", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=tuxai", None),
+        ("POST", "/ajax-api/2.0/mlflow/runs/search", {"experiment_ids": [experiment.experiment_id]}),
+        ("GET", f"/api/2.0/mlflow/runs/get?run_id={run_id}", None),
+        ("POST", "/api/2.0/mlflow/runs/set-tag", {"run_id": run_id, "key": "owned", "value": "by nobody"}),
+        ("POST", "/api/2.0/mlflow/runs/delete", {"run_id": run_id}),
+        ("POST", "/api/2.0/mlflow/registered-models/create", {"name": "planted"}),
+        ("POST", "/api/2.0/mlflow/registered-models/alias", {"name": "planted", "alias": "prod", "version": "1"}),
+    ]
+    refused = {(method, path): as_nobody_http(port, method, path, body) for method, path, body in tried}
+    assert set(refused.values()) == {401}, refused
+    user, _, password_file = ui_login(tracked)
+    for guess in (f"{user}:guess", "admin:password1234"):  # MLflow's old default admin among the guesses
+        assert as_nobody_http(port, "POST", "/api/2.0/mlflow/runs/delete", {"run_id": run_id}, auth=guess) == 401
+    mode = stat.S_IMODE(password_file.stat().st_mode), stat.S_IMODE(password_file.parent.stat().st_mode)
+    assert mode == (0o600, 0o700), oct(mode[0])
+    after = MlflowClient(tracking_uri=tracked.uri).get_run(run_id)  # the store intact
+    assert after.info.lifecycle_stage == "active" and "owned" not in after.data.tags
+    assert not MlflowClient(tracking_uri=tracked.uri).search_registered_models("name = 'planted'")
 
 
 def test_E17_1_tracking_off_or_without_mlflow_a_job_is_submitted_with_no_run_and_no_word(
