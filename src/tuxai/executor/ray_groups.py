@@ -62,8 +62,6 @@ class GroupPool:
     def acquire(self, ray: Any, bundles: list[dict[str, float]], strategy: str, own_name: str) -> tuple[Any, str]:
         """The group for ``bundles`` and its name: an idle one holding exactly them (placed already), else a
         new one (named ``own_name`` when it holds no GPU); ``own_name``'s attempt holds it from now on."""
-        from ray.util.placement_group import placement_group
-
         name = pool_name(bundles, strategy)
         if name is not None:
             self.idle.pop(name, None)
@@ -71,6 +69,8 @@ class GroupPool:
             with contextlib.suppress(ValueError):
                 return ray.util.get_placement_group(name), name
             self._remove_overlapping(ray, gpu_keys(bundles))
+        from ray.util.placement_group import placement_group  # only a new group needs Ray's module here
+
         name = name or own_name
         return placement_group(bundles, strategy=strategy, name=name, lifetime="detached"), name
 
