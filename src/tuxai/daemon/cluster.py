@@ -53,7 +53,7 @@ class RayNodes:
         self,
         view: ClusterView,
         refresh_s: float = REFRESH_S,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
         after_read: Callable[[], None] = lambda: None,
     ) -> None:
         """``after_read``: called after each good read (the executor's sweep of the groups it keeps idle)."""
@@ -69,7 +69,7 @@ class RayNodes:
         if self._read_at is None or now - self._read_at >= self.refresh_s:
             self._read_at = now
             try:
-                self._nodes, self._good_at = self.view.refresh(), now
+                self._nodes, self._good_at = self.view.refresh(), time.time()  # wall time: printed
             except ClusterError as exc:
                 self._failed(exc.message)
             else:
