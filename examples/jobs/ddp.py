@@ -26,16 +26,25 @@ options = parser.parse_args()
 dist.init_process_group("gloo")  # MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE from torchrun
 rank, world = dist.get_rank(), dist.get_world_size()
 place = {name: os.environ.get(name, "") for name in ("RANK", "WORLD_SIZE", "NODE_RANK", "LOCAL_RANK")}
-print(
-    f"rank {rank}/{world} " + " ".join(f"{k}={v}" for k, v in place.items()),
-    f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')} pid={os.getpid()}",
-    flush=True,
+
+
+def say(line: str) -> None:
+    """One line in one write: the node's ranks share its log, and print's text and newline are two
+    writes when Python runs unbuffered (two ranks' lines then run together)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+say(
+    f"rank {rank}/{world} "
+    + " ".join(f"{k}={v}" for k, v in place.items())
+    + f" CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')} pid={os.getpid()}"
 )
 dist.barrier()  # every rank has said where it is
 
 if options.fail_rank is not None:
     if rank == options.fail_rank:
-        print(f"rank {rank}: failing on purpose", flush=True)
+        say(f"rank {rank}: failing on purpose")
         time.sleep(0.5)
         sys.exit(1)
     time.sleep(600)  # the gang's teardown must end this
@@ -51,7 +60,7 @@ for step in range(options.steps):
     loss = torch.nn.functional.mse_loss(model(inputs), targets)
     loss.backward()  # DDP averages the gradients over every rank here
     checksum = sum(float(p.grad.double().abs().sum()) for p in model.parameters())
-    print(f"rank {rank} step {step} loss {loss.item():.6f} grad checksum {checksum:.12f}", flush=True)
+    say(f"rank {rank} step {step} loss {loss.item():.6f} grad checksum {checksum:.12f}")
     optimizer.step()
 
 dist.destroy_process_group()
