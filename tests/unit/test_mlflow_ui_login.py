@@ -6,7 +6,10 @@ import configparser
 import stat
 from pathlib import Path
 
+import pytest
+
 from tuxai.cli.mlflow_ui import UI_USER, ui_environment, ui_login
+from tuxai.errors import UsageError
 
 
 def test_T2_ui_login_is_a_random_password_kept_in_files_only_the_user_can_read(tmp_path: Path) -> None:
@@ -34,3 +37,12 @@ def test_T2_ui_environment_names_the_config_and_drops_the_callers_admin_override
     env = ui_environment(tmp_path / "auth.ini", given)
     assert env["MLFLOW_AUTH_CONFIG_PATH"] == str(tmp_path / "auth.ini") and env["PATH"] == "/bin"
     assert len(env["MLFLOW_FLASK_SERVER_SECRET_KEY"]) == 64 and not any(k.startswith("MLFLOW_AUTH_ADMIN") for k in env)
+
+
+def test_T2_ui_login_reads_no_password_through_a_link(tmp_path: Path) -> None:
+    folder, elsewhere = tmp_path / "ui", tmp_path / "elsewhere"
+    folder.mkdir(mode=0o700)
+    elsewhere.write_text("a password chosen by whoever made the link\n")
+    (folder / "password").symlink_to(elsewhere)
+    with pytest.raises(UsageError, match="not your own regular file"):
+        ui_login(folder)

@@ -21,7 +21,9 @@ from typing import Annotated
 
 import typer
 
+from tuxai.api.home import read_private, write_private
 from tuxai.cli.common import DebugOption, guard
+from tuxai.errors import UsageError
 
 mlflow_app = typer.Typer(help="MLflow: the tracking store and registry tuxai writes to (docs/lifecycle.md).")
 UI_PAGE = Path("server") / "js" / "build" / "index.html"  # what the full package adds to the light client
@@ -38,25 +40,27 @@ def ui_missing(package_dir: Path | None) -> str | None:
     return None
 
 
-def _private_file(path: Path, text: str) -> None:
-    """``text`` into ``path``, readable by its owner only (0600 from its creation on)."""
-    path.unlink(missing_ok=True)
-    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600), "w") as out:
-        out.write(text)
-
-
 def ui_login(folder: Path) -> tuple[Path, Path]:
     """MLflow's basic-auth configuration for the UI, in ``folder`` (made 0700): its path, and the path of the
-    0600 file that holds the ``tuxai`` user's password (made once, random; kept across starts)."""
+    0600 file that holds the ``tuxai`` user's password (made once, random; kept across starts).
+
+    Raises:
+        UsageError: the password file is a link, or not the user's regular file.
+    """
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     folder.chmod(0o700)
     password_file, database = folder / "password", folder / "auth.db"
     if not password_file.is_file():  # an auth database's admin whose password is lost: begin it again
         database.unlink(missing_ok=True)
-        _private_file(password_file, secrets.token_urlsafe(24) + "\n")
-    password = password_file.read_text().strip()
+        write_private(password_file, secrets.token_urlsafe(24) + "\n")
+    try:
+        password = read_private(password_file).strip()
+    except OSError as error:  # a link in its place is followed by no one
+        raise UsageError(
+            f"{password_file}: {error.strerror}: not your own regular file", hint=f"remove it: rm {password_file}"
+        ) from None
     config = folder / "auth.ini"
-    _private_file(
+    write_private(
         config,
         "[mlflow]\ndefault_permission = NO_PERMISSIONS\n"
         f"database_uri = sqlite:///{database}\nadmin_username = {UI_USER}\nadmin_password = {password}\n"
@@ -88,7 +92,6 @@ def ui(
     behind a login: user tuxai, its password in a file only you can read (the command prints its path)."""
 
     def action() -> int:
-        from tuxai.errors import UsageError
         from tuxai.lifecycle.tracking import artifact_location, tracking_dir, tracking_uri
 
         problem = ui_missing(_package_dir())

@@ -5,7 +5,8 @@ Everything here runs as the user who submits (the CLI, then ``lifecycle.job_watc
 the root daemon never imports MLflow and never writes a user's store. The watcher asks the daemon for the
 job until it ends, then logs the same tags and metrics as a pipeline step's run (``lifecycle.tracking``)
 and ends the run with the job's status. Each run still open has a ledger file under
-``<tracking_dir>/open/``; a watcher that died (a reboot) is started again by the next tracked submit.
+``<tracking_dir>/open/``, and the folder has one watcher for all of them, started by the submit that finds
+none alive (one that died, a reboot, is replaced by the next tracked submit).
 
 Untracked, with no word: MLflow's client not installed, ``TUXAI_MLFLOW=off``, an array or an interactive
 session, or a job whose exports give its own ``MLFLOW_RUN_ID``. A store that fails is said in one line
@@ -24,6 +25,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tuxai.lifecycle.job_watch import lock_watcher
 from tuxai.lifecycle.step_tracking import TRACKING_FAILURES
 from tuxai.lifecycle.tracking import git_commit, run_params, start_tags, tracking_dir
 from tuxai.model.job import JobSpec
@@ -86,53 +88,44 @@ def submit_tracked(api: Client, spec: JobSpec, say: Callable[[str], None]) -> in
         tracker.tag(run_id, {"tuxai.job_id": str(job_id)})
     except TRACKING_FAILURES as error:
         say(f"note: MLflow tracking of job {job_id}: {error}")
-    entry = {"home": str(api.home), "job": job_id, "run": run_id, "experiment": experiment}
+    entry = {"home": str(api.home), "job": job_id, "run": run_id, "experiment": experiment, "uri": tracker.uri}
     watch(entry)
-    restart_orphans()
     return job_id
 
 
-def watch(entry: Mapping[str, object]) -> None:
-    """Write ``entry``'s ledger file and start its watcher in the background (its own session)."""
-    folder = open_dir()
+def write_ledger(folder: Path, entry: Mapping[str, object]) -> Path:
+    """``entry`` as ``folder``'s ledger of its run (``RUN.json``), made whole before it appears: a watcher
+    reading the folder never sees half of one."""
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     ledger = folder / f"{entry['run']}.json"
-    ledger.write_text(json.dumps(dict(entry)))
-    log = tracking_dir() / "watch.log"
-    argv = [sys.executable, "-m", "tuxai.lifecycle.job_watch", "--fork", str(ledger)]
-    with log.open("a") as err:  # the watcher forks and its first process exits at once: nothing is left unwaited
-        subprocess.run(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            start_new_session=True,  # a Ctrl-C or a closed terminal of the submit does not reach it
-            check=False,
-            timeout=60,
-        )
+    part = folder / f"{entry['run']}.json.part"
+    part.write_text(json.dumps(dict(entry)))
+    part.replace(ledger)
+    return ledger
 
 
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
+def watch(entry: Mapping[str, object]) -> bool:
+    """Write ``entry``'s ledger, and start the folder's watcher in the background (its own session) unless
+    one is alive — it holds the folder's lock for its life and reads new ledgers as they come. Whether one
+    was started; it follows the runs of watchers that died (a reboot) too."""
+    folder = open_dir()
+    write_ledger(folder, entry)
+    lock_fd = lock_watcher(folder)
+    if lock_fd is None:
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+    argv = [sys.executable, "-m", "tuxai.lifecycle.job_watch", "--fork", "--lock-fd", str(lock_fd), str(folder)]
+    try:  # the watcher forks and its first process exits at once: nothing is left unwaited
+        with (folder.parent / "watch.log").open("a") as err:
+            subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                pass_fds=(lock_fd,),  # the lock goes on with the watcher when ours is closed
+                start_new_session=True,  # a Ctrl-C or a closed terminal of the submit does not reach it
+                check=False,
+                timeout=60,
+            )
+    finally:
+        os.close(lock_fd)
     return True
-
-
-def restart_orphans() -> int:
-    """Start a watcher again for each open run whose watcher is gone (a reboot); how many."""
-    restarted = 0
-    for ledger in sorted(open_dir().glob("*.json")):
-        try:
-            entry = json.loads(ledger.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(entry, dict) and "pid" in entry and not _alive(entry["pid"]):
-            watch({k: v for k, v in entry.items() if k != "pid"})
-            restarted += 1
-    return restarted
