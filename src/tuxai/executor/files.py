@@ -59,11 +59,17 @@ def open_user_file(path: Path, user: User, mode: int = 0o600, fresh: bool = Fals
     Raises:
         OSError: a link, a FIFO or anything but a regular file is there (``EINVAL``).
     """
-    if fresh:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW | (os.O_EXCL if fresh else 0)
-    fd = os.open(path, flags, mode)
+    for tries_left in range(4, -1, -1) if fresh else (0,):
+        if fresh:  # a gang's ranks sharing the job's directory make its endpoint at once: the loser goes again
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        try:
+            fd = os.open(path, flags, mode)
+            break
+        except FileExistsError:
+            if not tries_left:
+                raise
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
