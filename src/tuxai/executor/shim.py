@@ -94,14 +94,18 @@ class Shim:
             self.kill_at = time.monotonic() + self.launch.grace_s
 
     def _signal_all(self, signum: int) -> None:
-        """``signum`` to the job's process group, its cgroup and every descendant of this shim."""
-        if self.pgid is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pgid, signum)
+        """``signum`` to the job's process group, its cgroup and every descendant of this shim.
+
+        The processes are listed before the group is signalled: one the signal itself starts (podman's
+        ``runc kill`` that forwards it into the container) is not signalled again, which killed the
+        forwarder before it forwarded."""
         pids = set(descendants(os.getpid()))
         if self.launch.cgroup:
             pids.update(cgroups.pids(self.launch.cgroup))
         pids.discard(os.getpid())
+        if self.pgid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pgid, signum)
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signum)
