@@ -288,6 +288,7 @@ class JobSpecFields(BaseModel):
     workdir: _Text = Field(None, description="working directory")
     export: _Exports = Field(None, description="variables for the job: {VAR: value} or [VAR=value]")
     env: _Text = Field(None, description="a virtual environment")
+    env_lock: _Text = Field(None, description="env's requirements file as text (submit fills it): nodes build it")
     hold: _Flag = Field(None, description="submit held")
     after: Annotated[Any, WithJsonSchema(_or_null({"anyOf": [_TEXT, {"type": "array", "items": _TEXT}]}))] = Field(
         None, description="dependencies: JOB[:ok|:any|:fail], one or a list"
@@ -296,6 +297,7 @@ class JobSpecFields(BaseModel):
     session: _Text = Field(None, description="interactive (tuxai run): pty or pipe")
     image: _Text = Field(None, description="an OCI image the job runs in, through podman")
     shm_size: _Size = Field(None, description="the container's /dev/shm: bytes, or 16GiB (default 8GiB)")
+    serve_model: _Text = Field(None, description="the model a served container job reads (mounted read-only)")
 
 
 class SubmitBody(BaseModel):

@@ -109,12 +109,16 @@ _SERVE_SCRIPT = 'exec "$1" -m tuxai serve "$2" --port 0 --endpoint-file "$TUXAI_
 """The server started by ``sh`` for ``$TUXAI_ENDPOINT_FILE``: Python and the model are its arguments, never its text."""
 
 
-def serve_command(target: Path) -> list[str]:
+def serve_command(target: Path, flags: dict[str, object] | None = None) -> list[str]:
     """The job command of ``submit --serve``: the model server on a free loopback port, its URL
     written to ``$TUXAI_ENDPOINT_FILE`` (``tuxai show`` reads it as the endpoint).
 
     The path goes in as an argument of ``sh -c``, so ``$(...)`` in it is a name, never run (security issue S9).
+    With ``flags["image"]`` the server is the image's own ``python3`` (its ``tuxai``), and the model is
+    set as ``flags["serve_model"]``: mounted read-only at its own path (docs/containers.md).
     """
+    if flags is not None and flags.get("image"):
+        return image_serve_command(target, flags)
     if str(target).startswith("models:/"):  # the registry's alias, followed by the job (lifecycle.deploy)
         from tuxai.lifecycle.deploy import parse_model_uri
 
@@ -129,10 +133,31 @@ def serve_command(target: Path) -> list[str]:
     return ["sh", "-c", _SERVE_SCRIPT, "tuxai-serve", sys.executable, served]
 
 
+def image_serve_command(target: Path, flags: dict[str, object]) -> list[str]:
+    """``serve_command`` for a server in ``flags["image"]``: ``python3 -m tuxai serve`` inside, the
+    model a path the container gets read-only (set in ``flags["serve_model"]``).
+
+    Raises:
+        UsageError: a registry alias (``models:/``: fetched on the host, not yet in an image), or no such model.
+    """
+    if str(target).startswith("models:/"):
+        raise UsageError(
+            "--serve models:/NAME@ALIAS with --image: a registry alias is served on the host only",
+            hint="serve the version's files: tuxai submit --serve /path/to/model.onnx --image IMAGE",
+        )
+    served = target.expanduser().resolve()
+    if not served.exists():
+        raise UsageError(f"--serve {served}: no such model or repository", hint="pass a .onnx/.pt file or a repo dir")
+    flags["serve_model"] = str(served)
+    return ["sh", "-c", _SERVE_SCRIPT, "tuxai-serve", "python3", str(served)]  # the image's python3, on its PATH
+
+
 def run_submit(home: Path | None, spec: JobSpec, env_cache: Callable[[str], str] | None, as_json: bool) -> int:
     """Build the job's environment if asked (progress on stderr), submit, print the id."""
     if spec.env_path and env_cache is not None:
-        spec = dataclasses.replace(spec, env_path=env_cache(spec.env_path))
+        from tuxai.envs.node import lock_text  # a cluster's nodes build the env from this text
+
+        spec = dataclasses.replace(spec, env_path=env_cache(spec.env_path), env_lock=lock_text(spec.env_path))
     from tuxai.lifecycle.job_tracking import submit_tracked  # an MLflow run with tuxai[mlflow] (docs/lifecycle.md)
 
     with client(home) as api:

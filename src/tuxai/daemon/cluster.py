@@ -124,6 +124,8 @@ def rank_launches(
             launch = replace(launch, command=node.command, env={**launch.env, **node.env})
         if rank:
             launch = replace(launch, job_dir="")  # rank 0's node owns the job's directory
+        if job.spec.env_lock:  # the env travels as its lockfile's text: each node builds or reuses it
+            launch = replace(launch, env_lock=job.spec.env_lock)
         ranks.append(RankLaunch(launch, where.node, tuple(g.uuid for g in where.gpus if g.uuid)))
     return ranks
 

@@ -9,6 +9,8 @@ and reaping are the local executor's, run on the node.
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from pathlib import Path
 
 from tuxai.errors import PermissionDenied
@@ -16,6 +18,12 @@ from tuxai.executor.attempt import AttemptHandle, Observed, Seen
 from tuxai.executor.local import LocalExecutor
 from tuxai.executor.rundir import Launch, write_launch
 from tuxai.model.job import StopReason
+
+
+def node_env_cache(root: Path) -> str:
+    """Where this node keeps the environments jobs build on it: ``TUXAI_ENV_CACHE`` in the node's
+    environment (``ray start``'s), else ``<root>/envs`` (a user who cannot write there builds in their own)."""
+    return os.environ.get("TUXAI_ENV_CACHE") or str(root / "envs")
 
 
 class NodeRunner:
@@ -49,10 +57,13 @@ class NodeRunner:
         base = self.root / name
         base.mkdir(mode=0o700, parents=True, exist_ok=True)
         run_dir = base / f"run-{launch.attempt}"
+        address = str(ray.util.get_node_ip_address())
+        if launch.env_lock:  # the shim builds or reuses the env in this node's cache (executor.node_env)
+            launch = replace(launch, env_cache=node_env_cache(self.root), node=address)
         if not run_dir.exists():
             write_launch(run_dir, launch)
             self.local.start(AttemptHandle(str(run_dir)))  # through the node's fork server: no new interpreter
-        return str(ray.util.get_node_ip_address())
+        return address
 
     def observe(self, name: str) -> Observed:
         """Rank ``name``'s shim as the local executor sees it (NOT_STARTED before ``start``)."""

@@ -80,6 +80,9 @@ class Launch:
     pids_max: int = 0  # tasks (processes and threads) the job's cgroup allows; 0: no limit
     session: str = ""  # interactive (tuxai run): "pty" or "pipe", served by executor.session; "": none
     container: Container | None = None  # run in an OCI image through podman (executor.podman); None: bare
+    env_lock: str = ""  # a requirements/lockfile's text: the shim builds or reuses its env (executor.node_env)
+    env_cache: str = ""  # where the node keeps built envs (set by the node's launcher, executor.ray_node)
+    node: str = ""  # the cluster node this rank runs on (its address); "": this machine
 
 
 class Phase(StrEnum):

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from tuxai.executor import cgroups, podman, systemd, userdir
+from tuxai.executor import cgroups, node_env, podman, systemd, userdir
 from tuxai.executor.files import make_dir, open_user_file
 from tuxai.executor.processes import boot_id, descendants, start_ticks
 from tuxai.executor.rundir import (
@@ -187,6 +187,8 @@ class Shim:
             stdio = self.session.child_fds if self.session else (subprocess.DEVNULL, log, subprocess.STDOUT)
             pty = self.session is not None and self.session.mode == "pty"
             command, env, cwd = list(launch.command), launch.env, launch.cwd or None
+            if launch.env_lock:  # a cluster node builds or reuses the job's env from its lockfile (issue 15)
+                env = node_env.build_on_node(launch, user, log)
             if launch.container is not None:  # podman runs as root and makes the user inside (executor.podman)
                 argv, dropped = podman.prepare(launch, launch.container, self.run_dir, self.session is not None, pty)
                 # podman's own files (conmon leaves "oom" where it runs) go to the run directory

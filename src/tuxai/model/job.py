@@ -89,6 +89,7 @@ class JobSpec:
     workdir: str = ""
     exports: tuple[tuple[str, str], ...] = ()
     env_path: str = ""  # a virtual environment whose ``bin`` goes first on PATH
+    env_lock: str = ""  # the text of ``--env``'s requirements file: each cluster node builds it (docs/cluster.md)
     held: bool = False
     after: tuple[Dependency, ...] = ()  # start only once these ended as asked (``--after``)
     array: ArraySpec | None = None  # one job per index (``--array``)
@@ -98,6 +99,7 @@ class JobSpec:
     procs_per_node: int = 0  # a gang's processes on each node (``--nproc-per-node``); 0: one per GPU
     image: str = ""  # an OCI image the job runs in, through podman (``--image``, model.container); "": none
     shm_bytes: int = 0  # the container's /dev/shm (``shm_size``); 0: model.container.DEFAULT_SHM_BYTES
+    serve_model: str = ""  # the model a served container job reads, mounted read-only (``submit --serve --image``)
     account: str = ""  # Slurm's --account, --partition, --qos (job-file fields; model.slurm)
     partition: str = ""
     qos: str = ""

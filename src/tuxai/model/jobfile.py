@@ -25,7 +25,7 @@ import yaml
 
 from tuxai.errors import UsageError
 from tuxai.model.array import array_from
-from tuxai.model.container import check_image
+from tuxai.model.container import check_image, check_model
 from tuxai.model.dependency import dependencies_from
 from tuxai.model.gang import MAX_NODES, Launcher, torchrun_target
 from tuxai.model.job import JobSpec
@@ -43,10 +43,11 @@ MAX_BYTES = 1024 * 2**40  # 1024 TiB: more than any machine has, and far below S
 FIELDS = (
     *("name", "command", "gpus", "gpu_share", "gpu_mem", "mig", "gpu_type", "cpus", "mem", "time", "grace"),
     *("priority", "retries", "retry_backoff", "requeue", "preemptible", "workdir", "export", "env", "hold"),
+    "env_lock",
     *("after", "array"),
     "session",
     *("nodes", "gpus_per_node", "launcher", "nproc_per_node"),
-    *("image", "shm_size"),
+    *("image", "shm_size", "serve_model"),
     *("account", "partition", "qos"),
 )
 
@@ -292,6 +293,7 @@ def spec_from_dict(data: object, origin: str = "job", *, slurm_time: bool = Fals
         workdir=fields.text("workdir"),
         exports=_exports(fields),
         env_path=fields.text("env"),
+        env_lock=fields.text("env_lock"),
         held=fields.flag("hold", False),
         after=dependencies_from(data.get("after"), f"{origin}: after"),
         array=array_from(data.get("array"), f"{origin}: array"),
@@ -301,6 +303,7 @@ def spec_from_dict(data: object, origin: str = "job", *, slurm_time: bool = Fals
         procs_per_node=fields.integer("nproc_per_node", 0, maximum=1024),
         image=_image(fields),
         shm_bytes=fields.size("shm_size") or 0,
+        serve_model=_serve_model(fields),
         **{key: slurm_name(fields.text(key), f"{origin}: {key}") for key in ("account", "partition", "qos")},
     )
 
@@ -330,6 +333,14 @@ def _image(fields: _Fields) -> str:
     return check_image(image, fields.text("workdir")) if image else ""
 
 
+def _serve_model(fields: _Fields) -> str:
+    """``serve_model``: the model a served container job reads, mounted read-only (model.container.check_model)."""
+    path = fields.text("serve_model").strip()
+    if path and not fields.text("image").strip():
+        raise fields.fail("serve_model", "given with image (a served model is mounted into the job's image)")
+    return check_model(path) if path else ""
+
+
 def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
     """``JobSpec`` → the mapping ``spec_from_dict`` reads back (the stored and wire form)."""
     request = spec.request
@@ -356,6 +367,7 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
         "time": spec.time_limit_s,
         "workdir": spec.workdir or None,
         "env": spec.env_path or None,
+        "env_lock": spec.env_lock or None,
         "export": dict(spec.exports) or None,
         "after": [str(d) for d in spec.after] or None,
         "array": spec.array.text if spec.array else None,
@@ -365,6 +377,7 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
         "nproc_per_node": spec.procs_per_node or None,
         "image": spec.image or None,
         "shm_size": spec.shm_bytes or None,
+        "serve_model": spec.serve_model or None,
         **{key: getattr(spec, key) or None for key in ("account", "partition", "qos")},
     }
     data.update({k: v for k, v in optional.items() if v is not None})

@@ -1,0 +1,100 @@
+"""A job's environment on a cluster node: built from the lockfile's text, or reused (issue 15).
+
+The environment travels as the text of ``--env``'s requirements file (``JobSpec.env_lock``, read by
+``tuxai submit``), never as a zip of site-packages. On the node the shim runs this module as the job's
+user (``executor.node_env``)::
+
+    python -m tuxai.envs.node --cache CACHE --node ADDRESS --result-fd FD   < the lockfile's text
+
+It keeps the text in the node's cache under its hash (``sources/<hash>.txt``), then builds the
+environment there with ``tuxai.envs.ensure_env`` — the same content-addressed cache, key and lock as
+on one box: concurrent ranks on one node build once — or reuses the one built before. Its progress
+(``node ADDRESS: building …``, uv's own output) goes to stderr, the job's log; the environment's path
+is written to ``FD``. A build that fails exits 2, uv's message last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+from tuxai.envs import ensure_env, find_env, user_cache
+from tuxai.envs.cache import record_use
+from tuxai.errors import UsageError
+
+SOURCES = "sources"
+
+
+def lock_text(source: str) -> str:
+    """The text of ``--env``'s requirements file (what a cluster node builds from); "" for a project
+    directory, a virtual environment or a name, which travel as their path.
+
+    Raises:
+        UsageError: the file cannot be read, or is not text.
+    """
+    path = Path(source).expanduser()
+    if not path.is_file():
+        return ""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--env {source}: cannot read it: {exc}", hint="pass a requirements file (text)") from None
+
+
+def keep_source(text: str, cache: Path) -> Path:
+    """``text`` in ``<cache>/sources/<hash>.txt`` (written once, atomically): the file the env is built from."""
+    folder = cache / SOURCES
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha256(text.encode()).hexdigest()[:20]}.txt"
+    if not path.is_file():
+        tmp = folder / f".{path.name}.{os.getpid()}"
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    return path
+
+
+def node_env(text: str, shared: Path, node: str) -> tuple[Path, bool]:
+    """The environment of lockfile ``text`` on this node: ``shared`` (the node's cache) when this user
+    may write there, else the user's own; built now unless it is there. Returns it and whether it was built.
+
+    Raises:
+        UsageError: uv failed (its output is on stderr), or no cache can be written.
+    """
+    cache = user_cache(shared, os.environ)
+    try:
+        source = keep_source(text, cache)
+    except OSError as exc:
+        raise UsageError(f"node {node}: cannot keep the lockfile in {cache}: {exc.strerror or exc}") from None
+    caches = [cache, *([shared] if shared != cache else [])]
+    with contextlib.suppress(UsageError):
+        return find_env(str(source), caches), False
+    built = ensure_env(str(source), cache, shared=caches[1:], output=lambda line: print(f"node {node}: {line}"))
+    return built, True
+
+
+def main(argv: list[str]) -> int:
+    """Build or reuse the environment of the lockfile on stdin; its path to ``--result-fd``. Exit 2: it failed."""
+    parser = argparse.ArgumentParser(prog="python -m tuxai.envs.node")
+    parser.add_argument("--cache", required=True)
+    parser.add_argument("--node", required=True)
+    parser.add_argument("--result-fd", type=int, required=True)
+    args = parser.parse_args(argv)
+    sys.stdout = sys.stderr  # one stream, in order, into the job's log
+    try:
+        env, built = node_env(sys.stdin.read(), Path(args.cache), args.node)
+    except UsageError as exc:
+        print(f"node {args.node}: {exc.message}", flush=True)
+        return 2
+    record_use(env)
+    print(f"node {args.node}: {'built' if built else 'reusing'} the job environment {env}", flush=True)
+    with os.fdopen(args.result_fd, "w") as result:
+        result.write(str(env))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,70 @@
+"""A job environment built on a cluster node from its lockfile's text, by the shim's side of it
+(``executor.node_env``, which runs ``tuxai.envs.node`` as a real process and real uv), offline: the
+lockfile names a wheel made on the spot (issue 15)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.wheels import make_wheel
+from tuxai.envs import READY
+from tuxai.envs.node import lock_text
+from tuxai.executor.node_env import build_on_node
+from tuxai.executor.rundir import Launch
+from tuxai.model.jobfile import spec_from_dict, spec_to_dict
+
+
+def _launch(tmp_path: Path, text: str) -> Launch:
+    env = {"PATH": "/submitter/env/bin:/usr/bin:/bin", "VIRTUAL_ENV": "/submitter/env", "HOME": str(tmp_path)}
+    return Launch(1, 1, ("python",), env, "/", str(tmp_path / "out.log"), env_lock=text,
+                  env_cache=str(tmp_path / "node-cache"), node="127.0.0.9")  # fmt: skip
+
+
+def _build(launch: Launch) -> tuple[dict[str, str], str]:
+    log = os.open(launch.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        return build_on_node(launch, None, log), Path(launch.log_path).read_text()
+    finally:
+        os.close(log)
+
+
+def test_E15_a_node_builds_the_env_from_the_lockfile_text_into_its_cache_then_reuses_it(tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path, "tiny", {"tiny/__init__.py": "VALUE = 42\n"})
+    launch = _launch(tmp_path, f"{wheel}\n")
+    env, said = _build(launch)
+    venv = Path(env["VIRTUAL_ENV"])
+    assert venv.parent == tmp_path / "node-cache" and (venv / READY).is_file()
+    assert env["PATH"] == f"{venv}/bin:/usr/bin:/bin"  # the submitter's env is no longer on PATH
+    assert "node 127.0.0.9: building the job environment" in said and "node 127.0.0.9: built" in said
+    assert (tmp_path / "node-cache" / "sources").is_dir()  # the lockfile kept under its hash, on the node
+    done = subprocess.run([f"{venv}/bin/python", "-c", "import tiny; print(tiny.VALUE)"], capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    assert done.stdout == "42\n"
+
+    again, said = _build(launch)
+    assert again["VIRTUAL_ENV"] == str(venv)
+    assert f"node 127.0.0.9: reusing the job environment {venv}" in said and "building" not in said
+
+
+def test_E15_a_build_that_fails_fails_the_attempt_with_the_builds_last_lines(tmp_path: Path) -> None:
+    launch = _launch(tmp_path, f"{tmp_path / 'missing-1.0-py3-none-any.whl'}\n")
+    with pytest.raises(subprocess.SubprocessError) as failed:
+        _build(launch)
+    reason = str(failed.value)
+    assert reason.startswith("the job environment could not be built on node 127.0.0.9: ")
+    assert "missing-1.0-py3-none-any.whl" in reason and "failed (uv exit" in reason
+    assert "building the job environment" in Path(launch.log_path).read_text()  # and the whole of it in the log
+    assert not any(p.name != "sources" for p in (tmp_path / "node-cache").iterdir())  # nothing half-built left
+
+
+def test_E15_submit_sends_the_requirements_text_and_the_spec_keeps_it(tmp_path: Path) -> None:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("tiny==1.0\n")
+    assert lock_text(str(requirements)) == "tiny==1.0\n"
+    assert lock_text(str(tmp_path)) == ""  # a project or a venv travels as its path
+    spec = spec_from_dict({"command": "python t.py", "env": "/e", "env_lock": "tiny==1.0\n"})
+    assert spec.env_lock == "tiny==1.0\n" and spec_from_dict(spec_to_dict(spec)) == spec
