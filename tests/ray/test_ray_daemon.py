@@ -21,8 +21,10 @@ from tuxai.cluster.ray_nodes import ClusterView
 from tuxai.daemon.cluster import RayNodes
 from tuxai.daemon.config import Caller, DaemonConfig
 from tuxai.daemon.core import Daemon
+from tuxai.daemon.ray_engine import ray_daemon
 from tuxai.errors import UsageError
-from tuxai.executor.ray import RayExecutor
+from tuxai.executor.attempt import AttemptHandle
+from tuxai.executor.ray import RayExecutor, placed_group
 from tuxai.hardware.simulated import load_inventory_file
 from tuxai.model.job import JobState
 from tuxai.model.jobfile import spec_from_dict
@@ -242,3 +244,53 @@ def test_E15_a_small_job_backfills_beside_a_waiting_gang_and_a_long_one_does_not
                 daemon.cancel(job_id, ROOT, time.time())
         for job_id in (holder, gang, long):
             _until_ended(daemon, job_id, 30)
+
+
+def _group(daemon: Daemon, job_id: int) -> tuple[str, str]:
+    """The placement group a job's attempt holds, and its state on the cluster."""
+    from ray.util import placement_group_table
+
+    assert isinstance(daemon.executor, RayExecutor)
+    name = placed_group(AttemptHandle(daemon.store.get(job_id).run_dir))
+    try:
+        return name, str(placement_group_table(daemon.executor.connect().util.get_placement_group(name))["state"])
+    except ValueError:
+        return name, "REMOVED"
+
+
+def test_E15_a_daemon_started_after_a_sigkill_removes_the_groups_the_killed_one_kept(
+    daemon: Daemon, ray_cluster: LocalRayCluster
+) -> None:
+    """The pool of kept groups lived in the killed daemon's memory only: its idle group held a GPU in Ray's
+    accounting until a new group asked for it. The daemon started again (``tuxai up --ray``'s
+    ``ray_daemon``; the first one is never called again, as after its SIGKILL) removes it at once and
+    keeps the running job's group."""
+    sleep = "import sys, time; time.sleep(float(sys.argv[1]))"
+    running = _submit(daemon, "300", script=sleep, gpus=1, time="1h")
+    daemon.tick(time.time())
+    ended = _submit(daemon, "0", script=sleep, gpus=1, time="1m")  # another GPU: the first one's is taken
+    _until_ended(daemon, ended, 30)
+    kept, state = _group(daemon, ended)
+    assert kept.startswith("tuxai-gpus-") and state == "CREATED"  # kept idle for the next job on its GPU
+    held, _ = _group(daemon, running)
+    again = ray_daemon(daemon.config, daemon.store, ray_cluster.address, daemon.config.home / "ray-nodes")
+    try:
+        assert _group(again, ended) == (kept, "REMOVED")
+        assert _group(again, running) == (held, "CREATED")  # the adopted running job keeps its group
+        job = again.store.get(running)
+        assert job.state is JobState.RUNNING and job.allocation is not None
+        busy = {f"tuxai_gpu_{g.uuid}" for g in job.allocation.gpus}
+        ray = again.executor.connect()  # type: ignore[attr-defined]
+        began = time.monotonic()
+        while True:  # Ray gives a removed group's resources back a moment later
+            left = ray.available_resources().items()  # a group's own bundle resources are named …_group_…
+            free = {k: v for k, v in left if k.startswith("tuxai_gpu_") and "_group_" not in k}
+            if len(free) == 4 - len(busy) and set(free).isdisjoint(busy) and all(v == 1.0 for v in free.values()):
+                break
+            assert time.monotonic() - began < 10, (free, busy)
+            time.sleep(0.1)
+        again.cancel(running, ROOT, time.time())
+        _until_ended(again, running, 30)
+        assert again.store.get(running).state is JobState.CANCELLED
+    finally:
+        again.executor.close()

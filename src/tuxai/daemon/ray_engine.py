@@ -10,7 +10,9 @@ from tuxai.cluster.ray_nodes import ClusterView
 from tuxai.daemon.cluster import RayNodes
 from tuxai.daemon.config import DaemonConfig
 from tuxai.daemon.core import Daemon
+from tuxai.executor.attempt import AttemptHandle
 from tuxai.executor.ray import RayExecutor
+from tuxai.model.job import JobState
 from tuxai.store.jobs import Store
 
 log = logging.getLogger("tuxai.daemon")
@@ -28,4 +30,8 @@ def ray_daemon(config: DaemonConfig, store: Store, address: str, node_root: Path
     nodes = view.refresh()  # joins the cluster now: a wrong address is the daemon's start error, in one line
     log.info("on the Ray cluster at %s (asked: %s), %d node(s) read", view.address, address, len(nodes))
     executor = RayExecutor(view.connect, str(node_root))
+    running = [AttemptHandle(job.run_dir) for job in store.jobs([JobState.RUNNING]) if job.run_dir]
+    removed = executor.adopt(running)  # the groups a killed daemon kept: Ray's GPUs whole again
+    if removed:
+        log.info("removed %d placement group(s) no running job holds: %s", len(removed), ", ".join(removed))
     return Daemon(config, store, executor, RayNodes(view, after_read=executor.sweep))  # idle groups go

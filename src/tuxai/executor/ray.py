@@ -298,6 +298,13 @@ class RayExecutor:
         """None: the ranks run on the cluster's nodes (their telemetry is the nodes')."""
         return None
 
+    def adopt(self, handles: Sequence[AttemptHandle]) -> list[str]:
+        """At the daemon's start: the groups of these running attempts are theirs again; every other tuxai
+        group on the cluster (kept idle by a daemon killed before, or an ended attempt's) is removed.
+        Returns the names removed (``executor.ray_groups``)."""
+        ray, _ = self._ray()
+        return self.groups.adopt(ray, {placed_group(h): group_name(h) for h in handles})
+
     def sweep(self) -> None:
         """Remove the idle groups kept longer than ``linger_s`` (the daemon calls it at each read of the nodes)."""
         if self.groups.idle:

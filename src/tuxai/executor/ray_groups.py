@@ -12,9 +12,11 @@ without GPUs (a CPU-only job; two may share a node) is the attempt's own, remove
 
 A pooled group is held by the attempt that took it last (``held``): only its holder's release keeps or
 removes it, so a late release of an earlier attempt (its ``kill_lost``, after another attempt took the
-same GPUs) never removes the live gang's group (T5). The record lives in the daemon's memory: after a
-daemon SIGKILL the kept idle groups stay in Ray's accounting until a new group asks for their GPUs
-(``_remove_overlapping``) — the graceful stop removes them (``sweep(everything=True)``).
+same GPUs) never removes the live gang's group (T5). The record lives in the daemon's memory; a graceful
+stop removes the idle groups (``sweep(everything=True)``), and a daemon started again after a SIGKILL
+lists tuxai's groups on the cluster (``adopt``): the group of each running job it adopts is held by that
+job again, every other one (kept idle by the killed daemon, or an attempt's that ended meanwhile) is
+removed, so Ray's GPUs are whole again at once, not when a new group happens to ask for them.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tuxai.model.gang import GPU_RESOURCE_PREFIX
 
+GROUP_PREFIX = "tuxai-"  # every group tuxai makes: pooled (POOL_PREFIX) or an attempt's own (executor.ray)
 POOL_PREFIX = "tuxai-gpus-"
 LINGER_S = 10.0  # how long an idle group waits for a job asking for the same GPUs
 
@@ -97,6 +100,28 @@ class GroupPool:
         for name, since in list(self.idle.items()):
             if (everything or now - since >= self.linger_s) and self.idle.pop(name, None) is not None:
                 _remove(ray, name)  # popped once: a sweep from an API thread (a submit's read) may run beside
+
+    def adopt(self, ray: Any, holders: Mapping[str, str]) -> list[str]:
+        """At the daemon's start: each group in ``holders`` (group name → the running attempt holding it) is
+        held again; every other tuxai group on the cluster is removed. Returns the names removed.
+
+        The pool is only in memory: the groups a killed daemon kept idle would hold their GPUs in Ray's
+        accounting until a new group asked for them (a Ray user beside tuxai waited on them).
+        """
+        from ray.util.placement_group import placement_group_table
+
+        removed = []
+        for info in placement_group_table().values():
+            name = str(info.get("name", ""))
+            if not name.startswith(GROUP_PREFIX) or info.get("state") == "REMOVED":
+                continue
+            if name in holders:
+                if name.startswith(POOL_PREFIX):
+                    self.held[name] = holders[name]
+            elif name not in self.idle and name not in self.held:
+                _remove(ray, name)
+                removed.append(name)
+        return removed
 
     def _remove_overlapping(self, ray: Any, keys: set[str]) -> None:
         """Remove every tuxai group that holds one of ``keys`` (idle: tuxai never gives a GPU twice)."""
