@@ -83,6 +83,12 @@ class RayNodeProcess:
     sid: int = 0
     resources: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def env_cache(self) -> Path:
+        """Where this node builds job environments (``TUXAI_ENV_CACHE`` in its ``ray start``'s environment):
+        each node its own, as on machines of their own."""
+        return self.temp_dir.parent / f"{self.name}-envs"
+
     def start(self, head_address: str, gcs_port: int, attempts: int = 2) -> float:
         """Start the node (returns the seconds it took); raises with Ray's output when every attempt failed.
 
@@ -125,6 +131,7 @@ class RayNodeProcess:
             args.append(f"--address={head_address}")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TUXAI_", "RAY_"))}
         env |= {"TUXAI_INVENTORY": str(self.inventory), "RAY_USAGE_STATS_ENABLED": "0"}
+        env["TUXAI_ENV_CACHE"] = str(self.env_cache)
         began = time.monotonic()
         process = subprocess.Popen(
             args, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
