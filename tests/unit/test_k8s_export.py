@@ -150,3 +150,42 @@ def test_the_cli_writes_the_manifest_and_refuses_in_one_line(tmp_path: Path) -> 
     assert refused.returncode == 2 and refused.stdout == ""
     (line,) = refused.stderr.strip().splitlines()
     assert "image is required to export" in line
+
+
+def _one_node(**change: Any) -> dict[str, Any]:
+    path = GOLDEN / "one-node.job.yaml"
+    return export_manifest({**load_job_file(path.read_text(), str(path)), **change}, "job.yaml")
+
+
+@pytest.mark.parametrize(
+    ("image", "words"),
+    [
+        ("oci-archive:/root/secret.tar", "names a transport (oci-archive:)"),
+        ("--privileged", "is not an image reference"),
+        ("Train:1", "is not an image reference"),
+    ],
+)
+def test_I19_2_the_image_is_read_as_submit_reads_it(image: str, words: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        _one_node(image=image)
+    assert words in caught.value.message and "\n" not in str(caught.value)
+
+
+def test_I19_2_a_pinned_reference_and_shm_size_reach_the_pod() -> None:
+    pinned = "ghcr.io/example/train@sha256:" + "0123456789abcdef" * 4
+    manifest = _one_node(image=pinned, shm_size="16GiB")
+    assert _container(manifest)["image"] == pinned
+    assert manifest["spec"]["template"]["spec"]["volumes"] == [
+        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}
+    ]
+    validate(manifest)
+
+
+def test_I19_2_an_image_tuxai_built_here_must_be_pushed_first_with_its_digest() -> None:
+    with pytest.raises(UsageError) as caught:
+        _one_node(image="localhost/tuxai/train:3f2a9c01d4e5b6a7")
+    assert caught.value.message == (
+        "job.yaml: image localhost/tuxai/train:3f2a9c01d4e5b6a7 is in this host's podman store only (tuxai image "
+        "build): a Kubernetes cluster cannot pull it until it is pushed to a registry"
+    )
+    assert "podman push --digestfile" in caught.value.hint and "@sha256:<digest>" in caught.value.hint

@@ -11,9 +11,12 @@ What maps to what: GPUs → ``nvidia.com/gpu`` (a MIG profile → ``nvidia.com/m
 ``cpus``/``mem`` → requests = limits, ``grace`` → ``terminationGracePeriodSeconds``, ``time``
 → ``activeDeadlineSeconds``, ``retries`` → ``backoffLimit`` (a JobSet's ``maxRestarts``: the
 gang restarts as one), the checkpoint exit code 99 and a preemption → a pod failure not counted
-(``podFailurePolicy: Ignore``), ``/dev/shm`` → an emptyDir in memory, a gang's variables from
+(``podFailurePolicy: Ignore``), ``/dev/shm`` → an emptyDir in memory (``shm_size`` its
+``sizeLimit``), a gang's variables from
 the launch contract (``model.launch``) with MASTER_ADDR the JobSet's DNS name of node 0 and
-NODE_RANK its job index. Pure.
+NODE_RANK its job index. ``image`` is read as ``tuxai submit`` reads it (``model.container.check_image``);
+a ``localhost/`` image (``tuxai image build``'s) is refused: no cluster can pull it until it is
+pushed to a registry and named by its digest. Pure.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ JOB_INDEX = "jobset.sigs.k8s.io/job-index"  # the annotation JobSet puts on each
 MASTER_PORT = 29500  # a pod has its own network: torchrun's usual port is free
 CONTAINER = "job"
 REPLICATED_JOB = "node"
-EXPORT_FIELDS = ("image", "queue")
+EXPORT_FIELDS = ("queue",)
+LOCAL = "localhost/"  # podman's name for an image no registry holds (tuxai image build's)
 _RANKED = ("NODE_RANK", "PET_NODE_RANK", "TUXAI_NODE_RANK")  # one value per pod: its job index
 _HINT = "see docs/jobs.md, section Kubernetes manifests"
 
@@ -57,8 +61,8 @@ def export_manifest(data: dict[str, Any], origin: str) -> dict[str, Any]:
     _refuse_what_has_no_form(spec, origin)
     name = manifest_name(spec)
     if spec.nodes > 1:
-        return _jobset(spec, name, image.strip(), queue)
-    return _job(spec, name, image.strip(), queue)
+        return _jobset(spec, name, spec.image, queue)
+    return _job(spec, name, spec.image, queue)
 
 
 def manifest_name(spec: JobSpec) -> str:
@@ -72,6 +76,13 @@ def manifest_name(spec: JobSpec) -> str:
 
 
 def _refuse_what_has_no_form(spec: JobSpec, origin: str) -> None:
+    if spec.image.startswith(LOCAL):
+        raise UsageError(
+            f"{origin}: image {spec.image} is in this host's podman store only (tuxai image build): "
+            "a Kubernetes cluster cannot pull it until it is pushed to a registry",
+            hint=f"podman push --digestfile digest {spec.image} REGISTRY/NAME:TAG, then image: "
+            "REGISTRY/NAME@sha256:<digest> (the digest pins exactly this image)",
+        )
     if spec.request.shared:
         raise UsageError(
             f"{origin}: a slice of one GPU (gpu_share/gpu_mem) has no Kubernetes resource",
@@ -159,7 +170,7 @@ def _job_spec(spec: JobSpec, name: str, image: str, hosts: list[str], gang: bool
         "restartPolicy": "Never",
         "terminationGracePeriodSeconds": math.ceil(spec.grace_s),
         "containers": [container],
-        "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory"}}],
+        "volumes": [{"name": "dshm", "emptyDir": _shm(spec)}],
     }
     job: dict[str, Any] = {
         "backoffLimit": 0 if gang else spec.retries,
@@ -179,6 +190,11 @@ def _job_spec(spec: JobSpec, name: str, image: str, hosts: list[str], gang: bool
     if spec.time_limit_s is not None:
         job["activeDeadlineSeconds"] = math.ceil(spec.time_limit_s)
     return job
+
+
+def _shm(spec: JobSpec) -> dict[str, str]:
+    """/dev/shm: memory, capped at the job file's ``shm_size`` when it gives one."""
+    return {"medium": "Memory", **({"sizeLimit": quantity(spec.shm_bytes)} if spec.shm_bytes else {})}
 
 
 def _job(spec: JobSpec, name: str, image: str, queue: str) -> dict[str, Any]:
