@@ -1,5 +1,6 @@
-"""A plain ``tuxai submit`` job as an MLflow run: opened by the CLI before the job is submitted, ended
-by a watcher of the user's own when the job ends.
+"""A plain ``tuxai submit`` job as an MLflow run: opened before the job is submitted — by the user's watcher,
+asked over its run desk (``lifecycle.desk_client``), so the submit never imports MLflow — and ended by that
+watcher when the job ends.
 
 Everything here runs as the user who submits (the CLI, then ``lifecycle.job_watch`` in the background):
 the root daemon never imports MLflow and never writes a user's store. The watcher asks the daemon for the
@@ -19,20 +20,35 @@ import contextlib
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from tuxai.lifecycle.job_watch import lock_watcher
+from tuxai.lifecycle.job_watch import lock_watcher, start_watcher
+from tuxai.lifecycle.run_desk import Unserved
 from tuxai.lifecycle.step_tracking import TRACKING_FAILURES
-from tuxai.lifecycle.tracking import git_commit, run_params, start_tags, tracking_dir
+from tuxai.lifecycle.tracking import artifact_location, git_commit, run_params, start_tags, tracking_dir, tracking_uri
 from tuxai.model.job import JobSpec
 from tuxai.model.jobfile import spec_to_dict
 
 if TYPE_CHECKING:
     from tuxai.api.client import Client
+
+
+class Runs(Protocol):
+    """Where a submit's run is opened: the watcher's desk (``DeskRuns``) or MLflow here (``Tracker``)."""
+
+    uri: str
+
+    def open(self, name: str, params: Mapping[str, str], tags: Mapping[str, str]) -> str:
+        """A new run; its id."""
+
+    def tag(self, run_id: str, tags: Mapping[str, str]) -> None:
+        """Set tags on a run."""
+
+    def delete(self, run_id: str) -> None:
+        """Delete a run."""
+
 
 DEFAULT_EXPERIMENT = "tuxai"  # plain jobs' experiment, unless MLFLOW_EXPERIMENT_NAME names another
 
@@ -66,23 +82,20 @@ def submit_tracked(api: Client, spec: JobSpec, say: Callable[[str], None]) -> in
     """Submit ``spec`` through ``api``, as an MLflow run when ``job_tracked``; the job's id."""
     if api.home is None or not job_tracked(spec):
         return api.submit(spec)
-    from tuxai.lifecycle.mlflow_runs import Tracker
-
     experiment = experiment_name()
     try:
-        tracker = Tracker(experiment)
         tags = start_tags(git=git_commit(Path(spec.workdir or ".")))
-        run_id = tracker.open(spec.display_name, run_params(spec_to_dict(spec)), tags)
+        tracker, run_id = open_run(experiment, spec.display_name, run_params(spec_to_dict(spec)), tags)
     except TRACKING_FAILURES as error:
         say(f"note: MLflow tracking skipped for this job: {error}")
         return api.submit(spec)
-    ours = tracker.job_environment(run_id)
+    ours = {"MLFLOW_TRACKING_URI": tracker.uri, "MLFLOW_RUN_ID": run_id}
     exports = (*((k, v) for k, v in spec.exports if k not in ours), *ours.items())
     try:
         job_id = api.submit(dataclasses.replace(spec, exports=exports))
     except BaseException:
         with contextlib.suppress(*TRACKING_FAILURES):
-            tracker.client.delete_run(run_id)  # no job: no run
+            tracker.delete(run_id)  # no job: no run
         raise
     try:
         tracker.tag(run_id, {"tuxai.job_id": str(job_id)})
@@ -91,6 +104,21 @@ def submit_tracked(api: Client, spec: JobSpec, say: Callable[[str], None]) -> in
     entry = {"home": str(api.home), "job": job_id, "run": run_id, "experiment": experiment, "uri": tracker.uri}
     watch(entry)
     return job_id
+
+
+def open_run(experiment: str, name: str, params: Mapping[str, str], tags: Mapping[str, str]) -> tuple[Runs, str]:
+    """A new run in the user's store, opened by the user's watcher; by MLflow here when the watcher cannot
+    serve the request (another version, other ``MLFLOW_*`` variables). Where it was opened, and its id."""
+    from tuxai.lifecycle.desk_client import DeskRuns
+
+    desk = DeskRuns(open_dir(), experiment, tracking_uri(), artifact_location())
+    try:
+        return desk, desk.open(name, params, tags)
+    except Unserved:
+        from tuxai.lifecycle.mlflow_runs import Tracker
+
+        tracker = Tracker(experiment)
+        return tracker, tracker.open(name, params, tags)
 
 
 def write_ledger(folder: Path, entry: Mapping[str, object]) -> Path:
@@ -113,19 +141,5 @@ def watch(entry: Mapping[str, object]) -> bool:
     lock_fd = lock_watcher(folder)
     if lock_fd is None:
         return False
-    argv = [sys.executable, "-m", "tuxai.lifecycle.job_watch", "--fork", "--lock-fd", str(lock_fd), str(folder)]
-    try:  # the watcher forks and its first process exits at once: nothing is left unwaited
-        with (folder.parent / "watch.log").open("a") as err:
-            subprocess.run(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-                pass_fds=(lock_fd,),  # the lock goes on with the watcher when ours is closed
-                start_new_session=True,  # a Ctrl-C or a closed terminal of the submit does not reach it
-                check=False,
-                timeout=60,
-            )
-    finally:
-        os.close(lock_fd)
+    start_watcher(folder, lock_fd)
     return True

@@ -8,8 +8,12 @@ named in them for its unfinished jobs in one call (every 0.5 s while a run is in
 being watched, every 5 s after), so a hundred open runs cost one request per poll, not a hundred. When a
 ledger's job has ended it logs its tags and metrics on the run, ends the run with the job's status and
 removes the ledger. A daemon that stops answering (a restart) is asked again for ``GIVE_UP_S``; then
-its ledgers are left for the next watcher (the next tracked submit starts one). With no ledger left to
-follow for ``IDLE_S`` the watcher exits.
+its ledgers are left for the next watcher (the next tracked submit starts one).
+
+It also keeps the folder's run desk (``lifecycle.run_desk``): a submit asks it for a new run over a Unix
+socket and gets its id in milliseconds, MLflow being loaded here already. With no ledger to follow and
+no request answered for ``IDLE_S`` the watcher exits (the next submit starts one and pays MLflow's
+import once).
 """
 
 from __future__ import annotations
@@ -17,9 +21,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import json
 import os
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -27,10 +34,11 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tuxai.api.client import Client
+    from tuxai.lifecycle.run_desk import RunDesk
     from tuxai.model.wire import PublicJob
 
 GIVE_UP_S = 600.0  # a daemon that answers nothing this long: its ledgers stay for the next watcher
-IDLE_S = 30.0  # no ledger to follow this long: the watcher exits
+IDLE_S = 600.0  # no ledger to follow and no run asked for this long: the watcher exits (~150 MB held meanwhile)
 LOOK_S = 0.5  # how often an idle watcher reads the folder again (no daemon asked)
 LOCK = "watcher.lock"  # flock held by the folder's watcher for its life; its pid
 
@@ -55,6 +63,26 @@ def lock_watcher(folder: Path) -> int | None:
         os.close(fd)
         return None
     return fd
+
+
+def start_watcher(folder: Path, lock_fd: int) -> None:
+    """Start ``folder``'s watcher in the background (its own session), handing it the lock ``lock_fd`` the
+    caller took (closed here: the watcher holds it from now on)."""
+    argv = [sys.executable, "-m", "tuxai.lifecycle.job_watch", "--fork", "--lock-fd", str(lock_fd), str(folder)]
+    try:  # the watcher forks and its first process exits at once: nothing is left unwaited
+        with (folder.parent / "watch.log").open("a") as err:
+            subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                pass_fds=(lock_fd,),  # the lock goes on with the watcher when ours is closed
+                start_new_session=True,  # a Ctrl-C or a closed terminal of the submit does not reach it
+                check=False,
+                timeout=60,
+            )
+    finally:
+        os.close(lock_fd)
 
 
 def close_run(entry: Mapping[str, object], job: PublicJob, client: Client) -> None:
@@ -90,10 +118,21 @@ def _say(text: str) -> None:
 
 
 class Watcher:
-    """Follows every ledger in ``folder`` until its job ends (``run``); ``close`` ends a run."""
+    """Follows every ledger in ``folder`` until its job ends (``run``); ``close`` ends a run; ``open_desk``
+    makes the folder's run desk, kept while the watcher lives (its requests share ``mlflow_lock``)."""
 
-    def __init__(self, folder: Path, close: Closer = close_run, lock_fd: int | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        close: Closer = close_run,
+        lock_fd: int | None = None,
+        open_desk: Callable[[], RunDesk] | None = None,
+        mlflow_lock: threading.Lock | None = None,
+    ) -> None:
         self.folder, self.close, self.lock_fd = folder, close, lock_fd
+        self.mlflow_lock = mlflow_lock or threading.Lock()
+        self.open_desk = open_desk
+        self.desk = self._desk()
         self.ledgers: dict[str, _Ledger] = {}
         self.left: set[str] = set()  # ledgers given up on: left in the folder for the next watcher
         self.clients: dict[str, Client] = {}
@@ -171,7 +210,8 @@ class Watcher:
         if not job.state.terminal:
             return
         try:
-            self.close(ledger.entry, job, client)
+            with self.mlflow_lock:
+                self.close(ledger.entry, job, client)
         except Exception as error:  # noqa: BLE001 (MLflow's own too: one run's failure must not stop the others)
             _say(f"job {ledger.job}: its MLflow run {run} was not ended: {error}")
             self._leave(ledger)
@@ -182,6 +222,9 @@ class Watcher:
     def _may_exit(self) -> bool:
         """With the lock let go, whether the folder is still empty, else the lock taken again if no other
         watcher took it: a ledger written as we decided to go is never left without a watcher."""
+        if self.desk is not None:  # no request comes in while we decide: a submit waits for the lock
+            self.desk.close()
+            self.desk = None
         if self.lock_fd is None:
             return True
         fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
@@ -192,7 +235,19 @@ class Watcher:
             fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return True  # the submit that wrote it started another watcher
+        self.desk = self._desk()
         return False
+
+    def _desk(self) -> RunDesk | None:
+        from tuxai.errors import TuxaiError
+
+        if self.open_desk is None:
+            return None
+        try:
+            return self.open_desk()
+        except (TuxaiError, OSError) as error:  # submits open their runs themselves
+            _say(f"no run desk in {self.folder}: {error}")
+            return None
 
     def run(self, idle_s: float = IDLE_S) -> int:
         """Follow the folder's ledgers until none is left for ``idle_s``; 0, or 1 when a run was left open."""
@@ -208,10 +263,13 @@ class Watcher:
                     time.sleep(min(poll_s(now - ledger.seen) for ledger in self.ledgers.values()))
                     continue
                 idle_since = now if idle_since is None else idle_since
-                if now - idle_since >= idle_s and self._may_exit():
+                quiet_since = max(idle_since, self.desk.served) if self.desk is not None else idle_since
+                if now - quiet_since >= idle_s and self._may_exit():
                     return 1 if self.failed else 0
                 time.sleep(min(LOOK_S, idle_s))
         finally:
+            if self.desk is not None:
+                self.desk.close()
             for client in self.clients.values():
                 client.close()
 
@@ -230,7 +288,12 @@ def main(argv: list[str]) -> int:
     with contextlib.suppress(OSError):
         os.ftruncate(lock_fd, 0)
         os.pwrite(lock_fd, f"{os.getpid()}\n".encode(), 0)
-    return Watcher(folder, lock_fd=lock_fd).run()
+    from tuxai.lifecycle.run_desk import MlflowHandler, RunDesk, mlflow_env
+
+    own_env, mlflow_lock = mlflow_env(), threading.Lock()  # the variables read before MLflow's import sets any
+    handler = MlflowHandler(mlflow_lock)
+    desk = functools.partial(RunDesk, folder, handler, own_env)
+    return Watcher(folder, lock_fd=lock_fd, open_desk=desk, mlflow_lock=mlflow_lock).run()
 
 
 if __name__ == "__main__":

@@ -57,9 +57,18 @@ def tracking_available(env: Mapping[str, str] | None = None) -> bool:
 class Tracker:
     """Opens and ends the MLflow runs of jobs in one experiment of one tracking store."""
 
-    def __init__(self, experiment: str, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        experiment: str,
+        env: Mapping[str, str] | None = None,
+        *,
+        uri: str | None = None,
+        artifacts: str | None = None,
+    ) -> None:
+        """``uri`` and ``artifacts`` given (the run desk's requests carry the submit's), ``env`` is not read."""
         mlflow = load_mlflow()
-        self.uri = tracking_uri(env)
+        self.uri = uri or tracking_uri(env)
+        artifacts = artifacts if uri else artifact_location(env)
         if self.uri.startswith("sqlite:///"):
             from pathlib import Path
 
@@ -70,7 +79,7 @@ class Tracker:
         if found is not None:
             self.experiment_id: str = found.experiment_id
         else:
-            self.experiment_id = self.client.create_experiment(experiment, artifact_location=artifact_location(env))
+            self.experiment_id = self.client.create_experiment(experiment, artifact_location=artifacts)
 
     def open(self, name: str, params: Mapping[str, str], tags: Mapping[str, str]) -> str:
         """A new run named ``name`` with ``params`` and ``tags``; its id."""
@@ -79,6 +88,10 @@ class Tracker:
         param = self._entities.Param
         self.client.log_batch(run_id, params=[param(k, v) for k, v in params.items()])
         return run_id
+
+    def delete(self, run_id: str) -> None:
+        """Delete a run (its job was never submitted)."""
+        self.client.delete_run(run_id)
 
     def job_environment(self, run_id: str) -> dict[str, str]:
         """What a job needs for ``mlflow.log_metric`` to land on run ``run_id``."""

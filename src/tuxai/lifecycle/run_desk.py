@@ -1,0 +1,221 @@
+"""The watcher's run desk: ``tuxai submit`` asks the user's running watcher for an MLflow run instead of
+importing MLflow itself (~4 s) — the run is opened in milliseconds by a process that has it loaded.
+
+One Unix socket, ``<tracking dir>/open/runs.sock``, in the user's own folder: the folder is opened without
+following a link and must belong to the user with no access for group or others (0700), and the socket
+is reached through that descriptor (``/proc/self/fd/N/runs.sock``), so no path a user controls leads
+elsewhere and a long ``XDG_DATA_HOME`` fits a socket's 108 bytes. Both ends check the other's uid with
+``SO_PEERCRED``: the desk answers only its own user, the submit talks only to a desk of its own user.
+
+A request and its answer are one JSON line each::
+
+    {"version": 1, "op": "open", "env": {MLFLOW_*}, "uri": ..., "artifacts": ..., "experiment": ...,
+     "name": ..., "params": {...}, "tags": {...}}            → {"run": "<id>"}
+    {"version": 1, "op": "tag" | "delete", ..., "run": "<id>", "tags": {...}}  → {"done": true}
+    anything the store refuses                                → {"error": "store", "message": ...}
+    another protocol version, or other MLFLOW_* variables     → {"error": "unserved", "message": ...}
+
+An unserved request is the submit's to open itself, as before this desk existed (the slow path, still
+tracked): a watcher of another tuxai version, or one started with other MLflow credentials, answers only
+what it can answer right. Unserved requests do not keep a watcher alive, so it leaves when idle and the
+next submit starts one of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import stat
+import struct
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuxai.errors import TuxaiError
+
+if TYPE_CHECKING:
+    from tuxai.lifecycle.mlflow_runs import Tracker
+
+PROTOCOL = 1  # bumped when a request or an answer changes shape
+SOCKET = "runs.sock"
+LINE_MAX = 1 << 20  # a request's bytes at most (a spec's parameters are cut at 6,000 characters each)
+PEER_S = 5.0  # how long the desk waits for a connected client's request
+OWN_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")  # sent as fields, not compared
+
+Handler = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+class Unserved(Exception):
+    """The desk cannot answer this request right (another version, other MLflow variables, no desk): the
+    caller opens the run itself."""
+
+
+def mlflow_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The ``MLFLOW_*`` variables that change how MLflow's client talks to a store (credentials, TLS,
+    timeouts), without those a request names itself.
+
+    >>> mlflow_env({"MLFLOW_TRACKING_TOKEN": "t", "MLFLOW_TRACKING_URI": "http://x", "HOME": "/root"})
+    {'MLFLOW_TRACKING_TOKEN': 't'}
+    """
+    env = os.environ if env is None else env
+    return {k: v for k, v in env.items() if k.startswith("MLFLOW_") and k not in OWN_ENV}
+
+
+def open_folder(folder: Path) -> int:
+    """A descriptor (``O_PATH``) of ``folder``, opened without following a link, once it is shown to be the
+    caller's own with no access for anyone else.
+
+    Raises:
+        TuxaiError: the folder is a link, another user's, or open to group or others.
+    """
+    try:
+        fd = os.open(folder, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as error:
+        raise TuxaiError(f"{folder}: cannot open the run watcher's folder: {error.strerror}") from None
+    info = os.fstat(fd)
+    if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
+        os.close(fd)
+        raise TuxaiError(
+            f"{folder}: the run watcher's folder is not yours alone (owner {info.st_uid}, "
+            f"mode {stat.S_IMODE(info.st_mode):o})",
+            hint=f"chmod 700 {folder}",
+        )
+    return fd
+
+
+def address(folder_fd: int) -> str:
+    """The desk's socket reached through the folder's descriptor."""
+    return f"/proc/self/fd/{folder_fd}/{SOCKET}"
+
+
+def peer_uid(conn: socket.socket) -> int:
+    """The uid of the process at the other end of a Unix socket (``SO_PEERCRED``)."""
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return int(struct.unpack("3i", creds)[1])
+
+
+def send_line(conn: socket.socket, message: Mapping[str, Any]) -> None:
+    """``message`` as one JSON line."""
+    conn.sendall(json.dumps(message).encode() + b"\n")
+
+
+def read_line(conn: socket.socket) -> dict[str, Any]:
+    """One JSON object read up to its newline.
+
+    Raises:
+        ValueError: no whole line before the peer closed, a line over ``LINE_MAX``, or not a JSON object.
+    """
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = conn.recv(65536)
+        if not chunk:
+            raise ValueError("the connection closed before a whole line came")
+        data += chunk
+        if len(data) > LINE_MAX:
+            raise ValueError(f"a line over {LINE_MAX} bytes")
+    message = json.loads(data)
+    if not isinstance(message, dict):
+        raise ValueError("not a JSON object")
+    return message
+
+
+def answer(request: Mapping[str, Any], handle: Handler, own_env: Mapping[str, str]) -> dict[str, Any]:
+    """The desk's answer to one request: version and variables checked, then ``handle``'s.
+
+    >>> answer({"version": 0}, lambda r: {}, {})["error"]
+    'unserved'
+    """
+    if request.get("version") != PROTOCOL:
+        return {"error": "unserved", "message": f"protocol {request.get('version')!r}, this watcher's is {PROTOCOL}"}
+    if request.get("env") != dict(own_env):
+        return {"error": "unserved", "message": "the watcher was started with other MLFLOW_* variables"}
+    return handle(request)
+
+
+class RunDesk:
+    """The watcher's side: a socket in its folder answering requests one at a time on a thread of its own;
+    ``served`` is when it last answered one (monotonic), for the watcher's idle timeout."""
+
+    def __init__(self, folder: Path, handle: Handler, own_env: Mapping[str, str] | None = None) -> None:
+        self.handle, self.own_env = handle, mlflow_env(own_env)
+        self.served = time.monotonic()
+        self.folder_fd = open_folder(folder)
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with contextlib.suppress(FileNotFoundError):  # a dead watcher's: we hold the folder's lock
+            os.unlink(SOCKET, dir_fd=self.folder_fd)
+        self.listener.bind(address(self.folder_fd))
+        os.chmod(SOCKET, 0o600, dir_fd=self.folder_fd, follow_symlinks=False)
+        self.inode = os.stat(SOCKET, dir_fd=self.folder_fd, follow_symlinks=False).st_ino
+        self.listener.listen(16)
+        self.thread = threading.Thread(target=self._serve, name="run-desk", daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            with conn:
+                self._one(conn)
+
+    def _one(self, conn: socket.socket) -> None:
+        conn.settimeout(PEER_S)
+        try:
+            if peer_uid(conn) != os.getuid():
+                send_line(conn, {"error": "refused", "message": "this run watcher answers its own user only"})
+                return
+            reply = answer(read_line(conn), self.handle, self.own_env)
+            send_line(conn, reply)
+        except (OSError, ValueError) as error:
+            with contextlib.suppress(OSError):
+                send_line(conn, {"error": "request", "message": str(error)})
+            return
+        if reply.get("error") != "unserved":
+            self.served = time.monotonic()
+
+    def close(self) -> None:
+        """Stop answering: the socket file removed (if it is still ours), the listener closed."""
+        with contextlib.suppress(OSError):
+            if os.stat(SOCKET, dir_fd=self.folder_fd, follow_symlinks=False).st_ino == self.inode:
+                os.unlink(SOCKET, dir_fd=self.folder_fd)
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        self.thread.join(timeout=PEER_S + 1)
+        os.close(self.folder_fd)
+
+
+class MlflowHandler:
+    """Requests done with MLflow's client, one ``Tracker`` per store and experiment, under ``lock`` (the
+    watcher ends runs on its main thread)."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.lock = lock
+        self.trackers: dict[tuple[str, str, str | None], Tracker] = {}
+
+    def __call__(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """``open``, ``tag`` or ``delete`` done; a failure of the store as ``{"error": "store"}``."""
+        from tuxai.lifecycle.mlflow_runs import Tracker
+
+        try:
+            with self.lock:
+                where = (str(request["uri"]), str(request["experiment"]), request.get("artifacts"))
+                if where not in self.trackers:
+                    self.trackers[where] = Tracker(where[1], uri=where[0], artifacts=where[2])
+                tracker = self.trackers[where]
+                if request["op"] == "open":
+                    return {"run": tracker.open(str(request["name"]), request["params"], request["tags"])}
+                if request["op"] == "tag":
+                    tracker.tag(str(request["run"]), request["tags"])
+                elif request["op"] == "delete":
+                    tracker.delete(str(request["run"]))
+                else:
+                    return {"error": "request", "message": f"no operation {request['op']!r}"}
+        except Exception as error:  # noqa: BLE001 (MLflow's own too: the submit says it in one line)
+            return {"error": "store", "message": str(error) or type(error).__name__}
+        return {"done": True}
