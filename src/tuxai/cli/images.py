@@ -29,15 +29,27 @@ def build_command(
         list[str] | None, typer.Option("--file", help="Copy a file in (repeatable).", metavar="SRC:DEST")
     ] = None,
     name: Annotated[str, typer.Option("--name", help="localhost/tuxai/NAME:<key>.", metavar="NAME")] = "image",
+    wheel: Annotated[
+        list[Path] | None,
+        typer.Option("--wheel", help="A local wheel, installed with its dependencies (repeatable).", metavar="FILE"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     debug: DebugOption = False,
 ) -> None:
     """Build (or find in the cache) the image of these inputs; print its name."""
-    raise typer.Exit(guard(lambda: run_build(suite, package, requirements, file or [], name, as_json), debug))
+    raise typer.Exit(
+        guard(lambda: run_build(suite, package, requirements, file or [], name, as_json, wheel or []), debug)
+    )
 
 
 def run_build(
-    suite: str, packages: list[str] | None, requirements: Path | None, files: list[str], name: str, as_json: bool
+    suite: str,
+    packages: list[str] | None,
+    requirements: Path | None,
+    files: list[str],
+    name: str,
+    as_json: bool,
+    wheels: list[Path] | None = None,
 ) -> int:
     """Hash the inputs, build or find the image, print it; the exit status.
 
@@ -56,6 +68,9 @@ def run_build(
         copies[dest] = Path(source)
     if requirements is not None and not requirements.is_file():
         raise UsageError(f"--requirements {requirements}: no such file")
+    for wheel in wheels or []:
+        if not wheel.is_file():
+            raise UsageError(f"--wheel {wheel}: no such file", hint="build it first, e.g. make wheel")
     recipe = check_recipe(
         Recipe(
             suite=suite,
@@ -63,9 +78,10 @@ def run_build(
             requirements_sha256=_sha256(requirements) if requirements else "",
             files=tuple(ImageFile(d, _sha256(s)) for d, s in copies.items()),
             name=name,
+            wheels=tuple(ImageFile(w.name, _sha256(w)) for w in wheels or []),
         )
     )
-    built = build(recipe, copies, requirements)
+    built = build(recipe, copies, requirements, wheels=wheels or [])
     if as_json:
         print(json.dumps({"reference": built.reference, "id": built.image_id, "key": recipe.key, "cache": built.cache,
                           "seconds": round(built.seconds, 3)}))  # fmt: skip

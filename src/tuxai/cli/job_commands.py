@@ -221,7 +221,7 @@ def submit(
 
             if command:
                 raise UsageError("--serve runs the model server: give no command after --", hint="drop the command")
-            command_words = serve_command(serve_repo)
+            command_words = serve_command(serve_repo, flags)  # with --image: flags['serve_model'] (docs/containers.md)
             flags["name"] = flags["name"] or f"serve-{serve_repo.resolve().name}"
             flags["retries"] = 3 if flags["retries"] is None else flags["retries"]
         else:

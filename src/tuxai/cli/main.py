@@ -176,10 +176,21 @@ def serve(
     allow_empty: Annotated[
         bool, typer.Option("--allow-empty", help="Stay up when no model loaded (else exit 2, saying why).")
     ] = False,
+    image: Annotated[
+        str | None, typer.Option("--image", help="Serve as a job in this OCI image (docs/containers.md).")
+    ] = None,
+    gpus: Annotated[int, typer.Option("--gpus", help="With --image: the job's GPUs.", metavar="N")] = 0,
+    home: HomeOption = None,
     log_level: LogLevelOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Serve ONNX, PyTorch and TensorFlow models over the Open Inference Protocol (KServe v2)."""
+    if image is not None:  # the server as a job in the image, attached (cli.serve_image)
+        from tuxai.cli.serve_image import serve_in_image
+
+        fixed = {"--host": host != "127.0.0.1", "--port": port != 8000, "--token-file": token_file,
+                 "--endpoint-file": endpoint_file}  # fmt: skip
+        raise typer.Exit(guard(lambda: serve_in_image(target, image, gpus, home, fixed), debug))
     from tuxai.serving.repository import ModelConfig
     from tuxai.serving.server import ServeOptions, run_server
 

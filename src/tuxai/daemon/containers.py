@@ -10,8 +10,8 @@ from __future__ import annotations
 import functools
 
 from tuxai.errors import UsageError
-from tuxai.hardware.containers import RUNTIMES, cgroup_mode, on_path, read_cdi_specs
-from tuxai.model.container import DEFAULT_SHM_BYTES, Container, cdi_names, choose_runtime
+from tuxai.hardware.containers import RUNTIMES, cgroup_mode, on_path, read_cdi_specs, rootless_user, subid_ranges
+from tuxai.model.container import DEFAULT_SHM_BYTES, SUBID_REMEDY, Container, cdi_names, choose_runtime
 from tuxai.model.job import JobSpec
 from tuxai.model.resources import Allocation
 
@@ -30,8 +30,8 @@ def container_for(spec: JobSpec, allocation: Allocation) -> Container | None:
     try:
         devices = cdi_names(allocation, read_cdi_specs()[0]) if allocation.gpus else ()
     except UsageError as exc:
-        return Container(spec.image, shm, (), host_runtime(), str(exc))
-    return Container(spec.image, shm, devices, host_runtime())
+        return Container(spec.image, shm, (), host_runtime(), str(exc), spec.serve_model)
+    return Container(spec.image, shm, devices, host_runtime(), model=spec.serve_model)
 
 
 def check_container_submit(spec: JobSpec) -> None:
@@ -51,4 +51,11 @@ def check_container_submit(spec: JobSpec) -> None:
         raise UsageError(
             f"this host has no podman: the job's image {spec.image} cannot run here",
             hint="apt-get install --no-install-recommends podman runc (tuxai doctor says what containers need)",
+        )
+    user = rootless_user()
+    if user and not all(subid_ranges(user)):  # a user's own daemon: its podman is rootless (docs/containers.md)
+        raise UsageError(
+            f"this daemon runs as {user}, whose rootless podman has no subordinate ids (/etc/subuid, /etc/subgid): "
+            f"the job's image {spec.image} cannot be unpacked",
+            hint=SUBID_REMEDY.format(user=user),
         )

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 
 from tuxai.doctor.findings import Finding, Severity
 from tuxai.hardware.containers import ContainerHost
-from tuxai.model.container import NVIDIA_KIND, choose_runtime
+from tuxai.model.container import NVIDIA_KIND, SUBID_REMEDY, choose_runtime
 from tuxai.model.gpu import Gpu, Vendor
 
 CDI_REMEDY = "generate it: nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml (again after each driver upgrade)"
@@ -78,6 +78,33 @@ def check_cdi(host: ContainerHost, gpus: Sequence[Gpu]) -> Iterator[Finding]:
         yield Finding("containers.cdi", Severity.OK, f"CDI specs ({kinds}) name each of the {len(gpus)} GPU(s)")
 
 
+def check_rootless(host: ContainerHost) -> Iterator[Finding]:
+    """tuxai run as a user (its own daemon): its podman is rootless, which needs the user's subordinate
+    ids to unpack an image, and on cgroup v1 ignores a container's limits (measured here: docs/containers.md)."""
+    if not host.rootless_user or not host.podman_version:
+        return
+    user = host.rootless_user
+    if not all(host.subids):
+        files = " and ".join(f for f, ok in zip(("/etc/subuid", "/etc/subgid"), host.subids, strict=True) if not ok)
+        yield Finding(
+            "containers.rootless",
+            Severity.WARN,
+            f"podman runs rootless as {user}, who has no range of 65536 ids in {files}: no image can be unpacked "
+            "(podman: potentially insufficient UIDs or GIDs), so its container jobs cannot start",
+            SUBID_REMEDY.format(user=user),
+        )
+    elif host.cgroup_version == 1:
+        yield Finding(
+            "containers.rootless",
+            Severity.WARN,
+            f"podman runs rootless as {user} on cgroup v1: it ignores a container's limits (memory, CPU, tasks), "
+            "so a container job's limits are only those of the daemon's own groups",
+            "boot with cgroup v2 (systemd.unified_cgroup_hierarchy=1), or run the system daemon as root",
+        )
+    else:
+        yield Finding("containers.rootless", Severity.OK, f"podman runs rootless as {user}, with its subordinate ids")
+
+
 def container_findings(host: ContainerHost, gpus: Sequence[Gpu]) -> list[Finding]:
-    """Both checks."""
-    return [*check_podman(host), *check_cdi(host, gpus)]
+    """The checks: podman and its runtime, a rootless podman's needs, the CDI specs."""
+    return [*check_podman(host), *check_rootless(host), *check_cdi(host, gpus)]

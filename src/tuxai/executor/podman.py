@@ -7,7 +7,9 @@ its CPU time and its kill reach the container. The container gets:
 
 * its GPUs by CDI name only (``Container.cdi_devices``, from the scheduler's allocation);
 * ``/dev/shm`` sized for training (``Container.shm_bytes``);
-* the working directory and the checkpoint directory mounted at the same paths;
+* the working directory and the checkpoint directory mounted at the same paths, and the job's
+  endpoint file (a model server in the image writes its URL there, ``submit --serve --image``);
+* a served model read-only at its own path (under a root daemon: opened by the user, bound by descriptor);
 * the submitting user inside (``--user UID:GID`` and its groups; rootless: ``--userns=keep-id``);
 * for another user's job, only an image root's podman already has (``--pull=never``): root's
   registry credentials never pull on a user's behalf (security issue S3);
@@ -31,9 +33,9 @@ from pathlib import Path
 
 from tuxai.errors import UsageError
 from tuxai.executor import userdir
-from tuxai.executor.rundir import CHECKPOINT, Launch
+from tuxai.executor.rundir import CHECKPOINT, ENDPOINT, Launch
 from tuxai.model.cgroup import CgroupPlan
-from tuxai.model.container import Container, check_image
+from tuxai.model.container import Container, check_image, check_model
 
 ENV_FILE = "container.env"
 MPS_PIPES = "/tmp/nvidia-mps"  # the MPS server's default CUDA_MPS_PIPE_DIRECTORY
@@ -122,6 +124,7 @@ class Host:
     stdin: bool = False  # an interactive job (tuxai run): its input goes in (-i)
     tty: bool = False  # … on a terminal (-t)
     workdir_source: str = ""  # where the working directory is mounted from ("": its own path; S10: userdir.bind)
+    model_source: str = ""  # where a served model is mounted from ("": its own path; userdir.bind_model)
 
 
 def run_argv(launch: Launch, container: Container, run_dir: Path, host: Host) -> list[str]:
@@ -150,7 +153,9 @@ def run_argv(launch: Launch, container: Container, run_dir: Path, host: Host) ->
     argv += [f"--device={name}" for name in container.cdi_devices]
     argv.append(f"--env-file={run_dir / ENV_FILE}")
     sources = {launch.cwd: host.workdir_source} if launch.cwd and host.workdir_source else {}
-    argv += [f"--volume={sources.get(path, path)}:{path}" for path in _mounts(launch)]
+    argv += [f"--volume={sources.get(path, path)}:{path}" for path in _mounts(launch, container)]
+    if container.model:
+        argv.append(f"--volume={host.model_source or check_model(container.model)}:{container.model}:ro")
     if launch.cwd:
         argv.append(f"--workdir={launch.cwd}")
     check_image(container.image, launch.cwd)  # also here: launch.json is the shim's only input
@@ -166,12 +171,13 @@ def _ipc(env: Mapping[str, str], container: Container) -> list[str]:
     return ["--ipc=host", f"--volume={MPS_PIPES}:{MPS_PIPES}"]  # never a path from the job's variables
 
 
-def _mounts(launch: Launch) -> list[str]:
-    """The directories the job sees at the same paths: its working directory and its checkpoint directory."""
+def _mounts(launch: Launch, container: Container) -> list[str]:
+    """The directories the job sees at the same paths: its working directory, its checkpoint directory
+    (a Slurm node's is in ``container.mounts``: the node's launch names no job directory)."""
     paths = [launch.cwd] if launch.cwd else []
-    if launch.job_dir:
-        paths.append(str(Path(launch.job_dir) / CHECKPOINT))
-    return list(dict.fromkeys(paths))
+    if launch.job_dir:  # the daemon's directory (0711): the user can swap nothing in it
+        paths += [str(Path(launch.job_dir) / CHECKPOINT), str(Path(launch.job_dir) / ENDPOINT)]
+    return list(dict.fromkeys([*paths, *container.mounts]))
 
 
 def host_rootless() -> bool:
@@ -179,9 +185,15 @@ def host_rootless() -> bool:
     return os.getuid() != 0
 
 
+ROOTLESS_PLACES = ("HOME", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_DATA_HOME")
+"""Where a rootless podman finds its user's store and settings: the daemon's user's own (this process's)."""
+
+
 def podman_environment() -> dict[str, str]:
-    """The environment podman itself runs with: nothing of the job's (module docstring)."""
-    return {"PATH": PODMAN_PATH, "LANG": "C.UTF-8"}
+    """The environment podman itself runs with: nothing of the job's (module docstring); a rootless podman
+    also its own user's places (this process's, never the job's variables)."""
+    own = {k: v for k, v in os.environ.items() if k in ROOTLESS_PLACES} if host_rootless() else {}
+    return {"PATH": PODMAN_PATH, "LANG": "C.UTF-8", **own}
 
 
 def prepare(
@@ -192,14 +204,17 @@ def prepare(
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
     with os.fdopen(os.open(run_dir / ENV_FILE, flags, 0o600), "w") as handle:
         handle.write(text)
-    source = ""
-    if launch.cwd and launch.user is not None and launch.user[0] != 0 and not host_rootless():
-        # root's podman mounts what the user entered, by descriptor: never a path read again (S10)
-        source = str(userdir.bind(launch.user, launch.cwd, container_name(run_dir)))
-    host = Host(current_limits(), host_rootless(), stdin, tty, source)
+    source = model = ""
     try:
+        if launch.user is not None and launch.user[0] != 0 and not host_rootless():
+            # root's podman mounts what the user entered or read, by descriptor: never a path read again (S10)
+            if launch.cwd:
+                source = str(userdir.bind(launch.user, launch.cwd, container_name(run_dir)))
+            if container.model:
+                model = str(userdir.bind_model(launch.user, check_model(container.model), container_name(run_dir)))
+        host = Host(current_limits(), host_rootless(), stdin, tty, source, model)
         return run_argv(launch, container, run_dir, host), dropped
-    except UsageError as exc:  # the shim records it as the reason the job could not start
+    except (UsageError, subprocess.SubprocessError) as exc:  # the shim records it as the reason the job could not start
         userdir.unbind(container_name(run_dir))
         raise subprocess.SubprocessError(str(exc)) from None
 

@@ -13,6 +13,10 @@ what the link names. So the check and the mount share one open descriptor instea
 3. podman mounts that bind; ``unbind`` undoes it with the container (``podman.remove_container``).
 
 Whatever the user renames or links afterwards, the container gets the directory that was checked.
+
+A served model (``submit --serve MODEL --image``) goes in the same way (``bind_model``): opened for
+reading by the user (a file or a repository directory, through no link), bound at
+``<container>.model`` beside it, mounted read-only; ``unbind`` undoes both.
 """
 
 from __future__ import annotations
@@ -21,17 +25,20 @@ import contextlib
 import ctypes
 import os
 import socket
+import stat
 import subprocess
 from pathlib import Path
 
 WORKDIRS = Path("/run/tuxai/workdirs")
+MODEL = ".model"  # a served model's bind: WORKDIRS/<container>.model
 MS_BIND, MS_REC = 4096, 16384
 MNT_DETACH = 2
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
 
-def open_as(user: tuple[int, int, tuple[int, ...]], directory: str) -> int:
-    """A descriptor (``O_PATH``) of ``directory`` opened by a child that is ``user``, through no link.
+def open_as(user: tuple[int, int, tuple[int, ...]], directory: str, read: bool = False) -> int:
+    """A descriptor (``O_PATH``) of ``directory`` opened by a child that is ``user``, through no link;
+    ``read``: a file or directory the user can read (``O_RDONLY``), as a served model.
 
     Raises:
         SubprocessError: the user cannot enter it, or reaches it through a link (says why).
@@ -45,8 +52,13 @@ def open_as(user: tuple[int, int, tuple[int, ...]], directory: str) -> int:
             os.setgroups(list(user[2]))
             os.setgid(user[1])
             os.setuid(user[0])
-            os.chdir(directory)
-            fd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            if read:  # a model: the user must be able to read it, a file or a directory, nothing else
+                fd = os.open(directory, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+                if not (stat.S_ISREG(os.fstat(fd).st_mode) or stat.S_ISDIR(os.fstat(fd).st_mode)):
+                    raise OSError(0, "it is neither a file nor a directory")
+            else:
+                os.chdir(directory)
+                fd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             if os.readlink(f"/proc/self/fd/{fd}") != os.path.normpath(directory):
                 theirs.sendall(b"it is reached through a link")
             else:
@@ -65,9 +77,8 @@ def open_as(user: tuple[int, int, tuple[int, ...]], directory: str) -> int:
     for fd in fds:
         os.close(fd)
     why = message.decode(errors="replace") if message != b"=" else ""
-    raise subprocess.SubprocessError(
-        f"cannot enter working directory {directory} as the job's user: {why or 'it cannot be entered'}"
-    )
+    what = f"cannot read model {directory}" if read else f"cannot enter working directory {directory}"
+    raise subprocess.SubprocessError(f"{what} as the job's user: {why or 'it cannot be opened'}")
 
 
 def bind(user: tuple[int, int, tuple[int, ...]], directory: str, name: str) -> Path:
@@ -76,27 +87,54 @@ def bind(user: tuple[int, int, tuple[int, ...]], directory: str, name: str) -> P
     Raises:
         SubprocessError: the user cannot enter it through no link, or the bind failed.
     """
-    fd = open_as(user, directory)
-    target = WORKDIRS / name
+    unbind(name)  # what a killed attempt of this name left
+    return _bind(open_as(user, directory), WORKDIRS / name, f"working directory {directory}")
+
+
+def bind_model(user: tuple[int, int, tuple[int, ...]], model: str, name: str) -> Path:
+    """Bind the model file or repository ``model``, as ``user`` opened it for reading, at
+    ``WORKDIRS/name.model`` (podman mounts it read-only).
+
+    Raises:
+        SubprocessError: the user cannot read it through no link, or the bind failed.
+    """
+    return _bind(open_as(user, model, read=True), WORKDIRS / f"{name}{MODEL}", f"model {model}")
+
+
+def _bind(fd: int, target: Path, what: str) -> Path:
+    """Bind what ``fd`` is at ``target`` (a directory or a file made for it); ``fd`` closed.
+
+    Raises:
+        SubprocessError: the bind failed (``target`` removed).
+    """
     try:
-        unbind(name)  # what a killed attempt of this name left
         WORKDIRS.mkdir(mode=0o700, parents=True, exist_ok=True)
-        target.mkdir(mode=0o700)
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            target.mkdir(mode=0o700)
+        else:
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
         if _LIBC.mount(f"/proc/self/fd/{fd}".encode(), str(target).encode(), None, MS_BIND | MS_REC, None) != 0:
             raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
     except OSError as exc:
-        unbind(name)
-        raise subprocess.SubprocessError(f"cannot bind working directory {directory}: {exc.strerror or exc}") from None
+        _unbind(target)
+        raise subprocess.SubprocessError(f"cannot bind {what}: {exc.strerror or exc}") from None
     finally:
         os.close(fd)
     return target
 
 
 def unbind(name: str) -> None:
-    """Undo ``bind`` (best effort; nothing bound: nothing done). The container keeps its own mount."""
-    target = WORKDIRS / name
-    if not target.is_dir():
+    """Undo ``bind`` and ``bind_model`` (best effort; nothing bound: nothing done). The container keeps its mounts."""
+    _unbind(WORKDIRS / name)
+    _unbind(WORKDIRS / f"{name}{MODEL}")
+
+
+def _unbind(target: Path) -> None:
+    if not os.path.lexists(target):
         return
     _LIBC.umount2(str(target).encode(), MNT_DETACH)
     with contextlib.suppress(OSError):
-        target.rmdir()
+        if target.is_dir() and not target.is_symlink():
+            target.rmdir()
+        else:
+            target.unlink()

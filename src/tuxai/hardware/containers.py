@@ -7,15 +7,17 @@ doctor's (``doctor.container_checks``) and the daemon's (``daemon.containers``).
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tuxai.model.container import CDI_DIRS, CdiSpec, parse_cdi_spec
+from tuxai.model.container import CDI_DIRS, CdiSpec, has_subid_range, parse_cdi_spec
 
 RUNTIMES = ("runc", "crun")
+SUBID_FILES = (Path("/etc/subuid"), Path("/etc/subgid"))
 SBIN = ":/usr/local/sbin:/usr/sbin:/sbin"
 
 
@@ -29,6 +31,8 @@ class ContainerHost:
     hybrid: bool = False  # cgroup v1 with a cgroup2 mount beside it (crun refuses it)
     cdi_specs: tuple[CdiSpec, ...] = ()
     cdi_problems: tuple[str, ...] = field(default_factory=tuple)  # specs that could not be read
+    rootless_user: str = ""  # podman runs as this user here (tuxai is not root); "": root's podman
+    subids: tuple[bool, bool] = (True, True)  # that user has ranges in /etc/subuid, /etc/subgid
 
 
 def read_cdi_specs(dirs: Sequence[str] = CDI_DIRS) -> tuple[list[CdiSpec], list[str]]:
@@ -79,4 +83,29 @@ def probe_container_host() -> ContainerHost:
     """The facts, read now."""
     version, hybrid = cgroup_mode()
     specs, problems = read_cdi_specs()
-    return ContainerHost(podman_version(), on_path(RUNTIMES), version, hybrid, tuple(specs), tuple(problems))
+    user = rootless_user()
+    return ContainerHost(podman_version(), on_path(RUNTIMES), version, hybrid, tuple(specs), tuple(problems), user,
+                         subid_ranges(user) if user else (True, True))  # fmt: skip
+
+
+def rootless_user() -> str:
+    """This process's user name when it is not root (its podman is rootless), else ""."""
+    uid = os.getuid()
+    if uid == 0:
+        return ""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def subid_ranges(user: str, files: Sequence[Path] = SUBID_FILES) -> tuple[bool, bool]:
+    """Whether ``user`` (this process's) has a subordinate uid range and a gid range (``has_subid_range``)."""
+    found = []
+    for path in files:
+        try:
+            text = path.read_text()
+        except OSError:
+            text = ""
+        found.append(has_subid_range(text, user, os.getuid()))
+    return found[0], found[1]

@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,7 +107,7 @@ def mmdebstrap_argv(recipe: Recipe, files: dict[str, Path], wheels: Path | None,
         argv.append(f"--customize-hook=upload {source} {dest}")
     if wheels is not None:
         pip = "/opt/venv/bin/pip install --no-cache-dir --no-index --find-links /tmp/wheels"
-        pip += " -r /tmp/wheels/requirements.txt"
+        pip += " -r /tmp/wheels/requirements.txt" + "".join(f" /tmp/wheels/{w.dest}" for w in recipe.wheels)
         argv += [
             f"--customize-hook=copy-in {wheels} /tmp",
             '--customize-hook=chroot "$1" python3 -m venv /opt/venv',
@@ -131,20 +132,32 @@ def export_lock(lock: Path, requirements: Path) -> None:
     _run(argv, f"uv export of {lock}")
 
 
-def download_wheels(requirements: Path, wheels: Path) -> Path:
+def download_wheels(requirements: Path | None, wheels: Path, local: Sequence[Path] = ()) -> Path:
     """``pip download`` of the requirements' wheels into ``wheels`` (with the host's pip settings); a
-    ``uv.lock`` is exported to requirements first (``export_lock``).
+    ``uv.lock`` is exported to requirements first (``export_lock``). ``local`` wheels (``--wheel``) are
+    copied in, and their dependencies downloaded with them.
 
     Raises:
         ImageBuildError: pip could not get them (its last lines in the message).
     """
     wheels.mkdir(parents=True)
-    if requirements.name == "uv.lock":
+    if requirements is None:
+        (wheels / "requirements.txt").write_text("")
+    elif requirements.name == "uv.lock":
         export_lock(requirements, wheels / "requirements.txt")
     else:
         shutil.copyfile(requirements, wheels / "requirements.txt")
+    for wheel in local:
+        shutil.copyfile(wheel, wheels / wheel.name)
     argv = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "-d", str(wheels)]
-    _run([*argv, "-r", str(wheels / "requirements.txt")], "pip download of the requirements")
+    argv += [
+        "--find-links",
+        str(wheels),
+        "-r",
+        str(wheels / "requirements.txt"),
+        *(str(wheels / w.name) for w in local),
+    ]
+    _run(argv, "pip download of the requirements")
     return wheels
 
 
@@ -164,7 +177,9 @@ def write_layout(layout: Path, recipe: Recipe, rootfs: Path) -> None:
     os.replace(layout / "index.json.tmp", layout / "index.json")  # last: the layout is complete
 
 
-def _layout(recipe: Recipe, layout: Path, files: dict[str, Path], requirements: Path | None) -> str:
+def _layout(
+    recipe: Recipe, layout: Path, files: dict[str, Path], requirements: Path | None, local: Sequence[Path] = ()
+) -> str:
     """The recipe's OCI layout in the cache: "layout" when it was there, "built" when made now.
 
     Raises:
@@ -173,7 +188,7 @@ def _layout(recipe: Recipe, layout: Path, files: dict[str, Path], requirements: 
     """
     if (layout / "index.json").is_file():
         return "layout"
-    for path in [*files.values(), *([requirements] if requirements else [])]:
+    for path in [*files.values(), *([requirements] if requirements else []), *local]:
         if not path.is_file():
             raise UsageError(f"{path}: no such file to build the image from")
     shutil.rmtree(layout, ignore_errors=True)  # an interrupted build's remains
@@ -181,7 +196,7 @@ def _layout(recipe: Recipe, layout: Path, files: dict[str, Path], requirements: 
     rootfs = layout / "rootfs.tar"
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH)}
     try:
-        wheels = download_wheels(requirements, layout / "wheels") if requirements else None
+        wheels = download_wheels(requirements, layout / "wheels", local) if requirements or local else None
         _run(mmdebstrap_argv(recipe, files, wheels, rootfs), "mmdebstrap", env)
         write_layout(layout, recipe, rootfs)
         if wheels is not None:
@@ -192,8 +207,15 @@ def _layout(recipe: Recipe, layout: Path, files: dict[str, Path], requirements: 
     return "built"
 
 
-def build(recipe: Recipe, files: dict[str, Path], requirements: Path | None = None, cache: Path | None = None) -> Built:
-    """The recipe's image in podman: already there, pulled from the cached layout, or built.
+def build(
+    recipe: Recipe,
+    files: dict[str, Path],
+    requirements: Path | None = None,
+    cache: Path | None = None,
+    wheels: Sequence[Path] = (),
+) -> Built:
+    """The recipe's image in podman: already there, pulled from the cached layout, or built
+    (``wheels``: the local wheel files ``recipe.wheels`` names).
 
     Raises:
         UsageError: a file to copy in is missing.
@@ -207,7 +229,7 @@ def build(recipe: Recipe, files: dict[str, Path], requirements: Path | None = No
     layout.parent.mkdir(parents=True, exist_ok=True)
     with open(layout.parent / f"{recipe.key}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two builds of one recipe at once: the second waits, then finds it
-        source = _layout(recipe, layout, files, requirements)
+        source = _layout(recipe, layout, files, requirements, wheels)
     pulled = _run(["podman", "pull", "--quiet", f"oci:{layout}"], "podman pull of the layout").strip().splitlines()
     _run(["podman", "tag", pulled[-1], recipe.reference], "podman tag")
     with contextlib.suppress(ImageBuildError):  # the name the oci: transport gives it (localhost/<layout path>)

@@ -29,6 +29,7 @@ MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 _PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?$")
 _SUITE = re.compile(r"^[a-z][a-z0-9-]*$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_WHEEL = re.compile(r"^[A-Za-z0-9_.+!-]+-[A-Za-z0-9_.+!-]+\.whl$")
 
 
 @dataclass(frozen=True)
@@ -48,15 +49,19 @@ class Recipe:
     requirements_sha256: str = ""  # a requirements.txt or uv lock, by content; "": none
     files: tuple[ImageFile, ...] = ()
     name: str = "image"  # the repository name under localhost/tuxai/
+    wheels: tuple[ImageFile, ...] = ()  # local wheels installed with their dependencies (file name, sha256)
 
     def canonical(self) -> dict[str, Any]:
         """The inputs that make the image, in one order (what the key hashes; the name is not one)."""
-        return {
+        inputs: dict[str, Any] = {
             "suite": self.suite,
             "packages": sorted(set(self.packages)),
             "requirements": self.requirements_sha256,
             "files": sorted([f.dest, f.sha256] for f in self.files),
         }
+        if self.wheels:  # only when given: the keys of images built before wheels were an input hold
+            inputs["wheels"] = sorted([w.dest, w.sha256] for w in self.wheels)
+        return inputs
 
     @property
     def key(self) -> str:
@@ -90,6 +95,11 @@ def check_recipe(recipe: Recipe) -> Recipe:
     for item in recipe.files:
         if not item.dest.startswith("/") or ".." in item.dest.split("/"):
             raise UsageError(f"--file …:{item.dest}: the destination must be an absolute path without '..'")
+    for wheel in recipe.wheels:
+        if not _WHEEL.match(wheel.dest):
+            raise UsageError(
+                f"--wheel {wheel.dest!r} is not a wheel's file name", hint="e.g. dist/tuxai-0.1-py3-none-any.whl"
+            )
     return recipe
 
 

@@ -47,11 +47,14 @@ class Container:
     cdi_devices: tuple[str, ...] = ()  # kind=name, e.g. nvidia.com/gpu=GPU-1b2c…
     runtime: str = ""  # podman's --runtime ("": podman's default)
     error: str = ""  # why it cannot run here (a GPU no CDI spec names): the shim fails the attempt with it
+    model: str = ""  # a served model (file or repository), mounted read-only at its own path; "": none
+    mounts: tuple[str, ...] = ()  # more directories at their own paths, tuxai's (a Slurm node's checkpoint directory)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (``launch.json``)."""
         return {"image": self.image, "shm_bytes": self.shm_bytes, "cdi_devices": list(self.cdi_devices),
-                "runtime": self.runtime, "error": self.error}  # fmt: skip
+                "runtime": self.runtime, "error": self.error, "model": self.model,
+                "mounts": list(self.mounts)}  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Container | None:
@@ -68,6 +71,8 @@ class Container:
             tuple(str(d) for d in data.get("cdi_devices", ())),
             str(data.get("runtime", "")),
             str(data.get("error", "")),
+            str(data.get("model", "")),
+            tuple(str(m) for m in data.get("mounts", ())),
         )
 
 
@@ -117,6 +122,24 @@ def check_image(reference: str, workdir: str = "") -> str:
             hint="run from a directory without them, or give --workdir",
         )
     return reference
+
+
+def check_model(path: str) -> str:
+    """A served model's path as a container job may give it (``submit --serve MODEL --image``): absolute,
+    normalised, and without ``:`` or ``,``, which podman's ``--volume=SRC:PATH:ro`` would read as more of the mount.
+
+    >>> check_model("/srv/models/mlp.onnx")
+    '/srv/models/mlp.onnx'
+
+    Raises:
+        UsageError: naming the field.
+    """
+    if not path.startswith("/") or any(c in path for c in ":,\n") or "/./" in f"{path}/" or "/../" in f"{path}/":
+        raise UsageError(
+            f"model {path!r}: a served model is mounted at its own path: absolute, without ':', ',' or '..'",
+            hint="give the model's absolute path (tuxai submit --serve resolves it), or move it",
+        )
+    return path
 
 
 @dataclass(frozen=True)
@@ -178,6 +201,25 @@ def cdi_names(allocation: Allocation, specs: Iterable[CdiSpec]) -> tuple[str, ..
             )
         names.append(found)
     return tuple(names)
+
+
+SUBID_REMEDY = "sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user} && podman system migrate"
+"""What a user whose own daemon runs container jobs (rootless podman) sets up once: ranges of its own."""
+
+
+def has_subid_range(text: str, user: str, uid: int) -> bool:
+    """Whether ``/etc/subuid`` (or subgid) text gives ``user`` (by name or uid) a range of at least 65536 ids:
+    rootless podman unpacks an image's files (owned by root, shadow's group 42 …) into them.
+
+    >>> has_subid_range("ana:100000:65536\n", "ana", 1000), has_subid_range("1000:1:10", "ana", 1000)
+    (True, False)
+    """
+    for line in text.splitlines():
+        name, _, rest = line.strip().partition(":")
+        start, _, count = rest.partition(":")
+        if name in (user, str(uid)) and start.isdigit() and count.isdigit() and int(count) >= 65536:
+            return True
+    return False
 
 
 def choose_runtime(cgroup_version: int, hybrid: bool, available: Iterable[str]) -> str:
