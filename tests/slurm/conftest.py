@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.daemon_helpers import REPO, DaemonProcess, finish
 from tests.slurm.cluster import Cluster, start
 
 
@@ -34,3 +35,20 @@ def slurm() -> Iterator[Cluster]:
     table = subprocess.run(["ps", "-eo", "stat=,pid=,args="], capture_output=True, text=True, check=True).stdout
     left = [line for line in table.splitlines() if "slurmstepd" in line and not line.lstrip().startswith("Z")]
     assert not left, f"job steps left running after the cluster stopped: {left}"  # zombies: being reaped
+
+
+@pytest.fixture(scope="session")
+def daemon(slurm: Cluster) -> Iterator[DaemonProcess]:
+    """The daemon of ``tuxai up --slurm``, one for the tier (its Slurm commands find the cluster through SLURM_CONF)."""
+    # Where nobody can reach its job's files (pytest's temporary directories are root's alone), and
+    # a Python nobody may run for the node runner (this one lives under /root).
+    home = slurm.root / "home"
+    python = slurm.root / "python"
+    python.write_text(f'#!/bin/sh\nPYTHONPATH={REPO / "src"} exec /usr/bin/python3 "$@"\n')
+    python.chmod(0o755)
+    extra = ("--slurm", "--slurm-python", str(python), "--cgroups", "off", "--tick-period", "1s")
+    process = DaemonProcess(home, extra=extra).start()
+    try:
+        yield process
+    finally:
+        finish(process)

@@ -1,6 +1,6 @@
 """``tuxai up --slurm`` on a real two-node Slurm (issue 16): the daemon process, the CLI's client, sbatch.
 
-One daemon for the module; the job is examples/jobs/ddp.py unchanged, 2 nodes × 2 processes (gloo).
+One daemon for the tier (conftest); the job is examples/jobs/ddp.py unchanged, 2 nodes × 2 processes (gloo).
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
-from tests.daemon_helpers import REPO, DaemonProcess, finish
+from tests.daemon_helpers import REPO, DaemonProcess
 from tests.integration.test_identity import NOBODY, as_nobody
 from tests.slurm.cluster import Cluster
 from tuxai.errors import UsageError
@@ -26,23 +26,6 @@ from tuxai.model.wire import JobDetail
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(180)]
 
 JOBS = REPO / "examples" / "jobs"
-
-
-@pytest.fixture(scope="module")
-def daemon(slurm: Cluster) -> Iterator[DaemonProcess]:
-    """The daemon of ``tuxai up --slurm`` (its Slurm commands find the cluster through SLURM_CONF)."""
-    # Where nobody can reach its job's files (pytest's temporary directories are root's alone), and
-    # a Python nobody may run for the node runner (this one lives under /root).
-    home = slurm.root / "home"
-    python = slurm.root / "python"
-    python.write_text(f'#!/bin/sh\nPYTHONPATH={REPO / "src"} exec /usr/bin/python3 "$@"\n')
-    python.chmod(0o755)
-    extra = ("--slurm", "--slurm-python", str(python), "--cgroups", "off", "--tick-period", "1s")
-    process = DaemonProcess(home, extra=extra).start()
-    try:
-        yield process
-    finally:
-        finish(process)
 
 
 def _slurm_job(daemon: DaemonProcess, job_id: int) -> int:

@@ -25,6 +25,7 @@ from tuxai.daemon.config import Caller, DaemonConfig
 from tuxai.daemon.core import Daemon
 from tuxai.daemon.engine_queue import ENGINE_QUEUE, engine_queued
 from tuxai.daemon.gang import check_gang
+from tuxai.daemon.image_store import check_image_present
 from tuxai.daemon.jobdirs import new_job_dir
 from tuxai.daemon.launch import prepare_attempt
 from tuxai.daemon.outcome import within
@@ -81,9 +82,11 @@ class SlurmDaemon(Daemon):
         """Slurm's own verdict on the job, as its user would get it from sbatch.
 
         Raises:
-            UsageError: Slurm refuses it (one line: Slurm's reason), or it exports a launch variable.
+            UsageError: Slurm refuses it (one line: Slurm's reason), it exports a launch variable, or its
+                image is nowhere podman can get it (``daemon.image_store``).
         """
         check_gang(replace(spec, nodes=1), self.config.inventory)  # MASTER_ADDR … are tuxai's to set
+        check_image_present(spec, caller)  # a localhost/ image podman has not: refused here, not on a node
         self.slurm.test(spec, (caller.uid, caller.gid, caller.groups))
 
     def cancel(self, job_id: int, caller: Caller, now: float) -> JobRecord:

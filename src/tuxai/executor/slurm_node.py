@@ -6,8 +6,10 @@ It reads the attempt's ``launch.json``, works out this node's part of the launch
 node derives alike from the job and attempt, NODE_RANK from ``SLURM_NODEID``), writes the node's
 own run directory (``node-<rank>/run-<restart>``: a requeue by Slurm is a fresh one) and runs
 tuxai's shim in it, exactly as locally: the job's environment, its log, SIGTERM → grace →
-SIGKILL, status.json. GPUs are Slurm's choice: its ``CUDA_VISIBLE_DEVICES`` … are kept. It
-exits with the job's exit status, so ``srun --kill-on-bad-exit`` ends the other nodes.
+SIGKILL, status.json. GPUs are Slurm's choice: its ``CUDA_VISIBLE_DEVICES`` … are kept. A job
+with an image runs in it through podman on this node, its GPUs by CDI name from Slurm's choice
+(``executor.slurm_container``). It exits with the job's exit status, so ``srun
+--kill-on-bad-exit`` ends the other nodes.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ import sys
 from pathlib import Path
 
 from tuxai.executor.environment import DEVICE_VARIABLES
-from tuxai.executor.rundir import STOP, Launch, rank_output, read_status, write_launch
+from tuxai.executor.rundir import CHECKPOINT, STOP, Launch, rank_output, read_status, write_launch
 from tuxai.executor.shim import EXIT_CANNOT_START, run_attempt
+from tuxai.executor.slurm_container import node_cdi_specs, node_container
 from tuxai.model.cgroup import CgroupPlan
 from tuxai.model.gang import Launcher
 from tuxai.model.launch import gang_of, node_launch, preferred_port
@@ -72,6 +75,11 @@ def node_run(run_dir: Path, environ: dict[str, str]) -> tuple[Path, Launch]:
         port = preferred_port(int(base["job_id"]), int(base["attempt"]))
         node = node_launch(gang, command, addresses, port, rank, (int(base["job_id"]), int(base["attempt"])))
         command, env = node.command, {**env, **node.env}
+    container = None
+    if base.get("container"):  # the job's image: this node's GPUs by CDI name, its checkpoint directory mounted
+        checkpoint = str(run_dir.parent / CHECKPOINT)
+        container, inside = node_container(base["container"], environ, node_cdi_specs(), checkpoint)
+        env.update(inside)
     restart = environ.get("SLURM_RESTART_COUNT", "0")
     log = str(Path(base.pop("log_path")).with_name(rank_output(rank)))  # rank r: output.rank<r>.log
     launch = Launch(
@@ -86,6 +94,7 @@ def node_run(run_dir: Path, environ: dict[str, str]) -> tuple[Path, Launch]:
             "time_limit_s": None,
             "cpus": (),
             "devices": (),
+            "container": container,
         },
     )
     return run_dir / f"node-{rank}" / f"run-{int(restart) if restart.isdecimal() else 0}", launch
