@@ -21,7 +21,7 @@ from tuxai.cluster.ray_nodes import ClusterView
 from tuxai.daemon.cluster import RayNodes
 from tuxai.daemon.config import Caller, DaemonConfig
 from tuxai.daemon.core import Daemon
-from tuxai.daemon.ray_engine import ray_daemon
+from tuxai.daemon.ray_engine import node_cgroups, ray_daemon
 from tuxai.errors import UsageError
 from tuxai.executor.attempt import AttemptHandle
 from tuxai.executor.ray import RayExecutor, placed_group
@@ -46,6 +46,15 @@ RANK = (
     "time.sleep(120)\n"
 )
 GANG = {"nodes": 2, "gpus_per_node": 1, "launcher": "none"}
+# Node 1's rank touches 256 MiB page by page; node 0's waits.
+HOG = (
+    "import os, time\n"
+    "print('node', os.environ['NODE_RANK'], 'master', os.environ['MASTER_ADDR'], 'pid', os.getpid(), flush=True)\n"
+    "if os.environ['NODE_RANK'] == '1':\n"
+    "    hog = bytearray(256 * 2**20)\n"
+    "    for i in range(0, len(hog), 4096): hog[i] = 1\n"
+    "time.sleep(120)\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +63,7 @@ def daemon(ray_cluster: LocalRayCluster, tmp_path_factory: pytest.TempPathFactor
     home = tmp_path_factory.mktemp("home")
     view = ClusterView(ray_cluster.address)
     config = DaemonConfig(home, load_inventory_file(ray_cluster.nodes[0].inventory))
-    executor = RayExecutor(view.connect, str(home / "nodes"))
+    executor = RayExecutor(view.connect, str(home / "nodes"), node_cgroups=node_cgroups)  # as tuxai up --ray
     store = Store(home / "tuxai.db")
     nodes = RayNodes(view, refresh_s=1.0)
     nodes.nodes()  # read at the daemon's start: each node probed once, on itself
@@ -199,6 +208,7 @@ def test_E15_tuxai_up_ray_auto_runs_a_submitted_gang_on_the_workers(
             f"[rank 1] node 1 master {master}",
         ]
         assert logs_of("--rank", "1").stdout == f"node 1 master {master}\n"  # one node's log, byte for byte
+        assert logs_of("--tail", "1", "-f").stdout == f"[rank 1] node 1 master {master}\n"  # the last line read
         show = subprocess.run([sys.executable, "-m", "tuxai", "show", str(job_id)], capture_output=True, text=True,
                               env=env, timeout=60, check=False).stdout  # fmt: skip
         other = next(w for w in ("127.0.0.3", "127.0.0.4") if w != master)
@@ -294,3 +304,16 @@ def test_E15_a_daemon_started_after_a_sigkill_removes_the_groups_the_killed_one_
         assert again.store.get(running).state is JobState.CANCELLED
     finally:
         again.executor.close()
+
+
+def test_E15_a_rank_past_its_memory_limit_is_oom_killed_on_its_node_as_on_one_box(daemon: Daemon) -> None:
+    """The node's launcher plans the rank's groups from the node's own cgroups (``executor.node_cgroups``):
+    the rank's memory limit holds there, its OOM kill is the gang's end, and the other rank is stopped."""
+    job_id = _submit(daemon, script=HOG, mem="64MiB", **GANG)
+    pids = _pids(daemon, job_id, 1)  # node 0's waits (node 1's may be killed before its line is read)
+    took = _until_ended(daemon, job_id, 30)
+    job = daemon.store.get(job_id)
+    assert job.state is JobState.FAILED, (job.reason, _logs(daemon, job_id))
+    assert job.reason.startswith("out of memory: killed at the 64.0 MiB memory limit"), job.reason
+    assert not any(_alive(pid) for pid in pids)
+    print(f"the rank past its limit ended the gang {took:.1f} s after the first rank ran")

@@ -3,7 +3,8 @@
 Each node of a gang writes its own log (rank 0 the job's ``output.log``, rank ``r``
 ``output.rank<r>.log``); ``--rank R`` prints one of them byte for byte. Without it the ranks
 are read in turns and each complete line is printed as ``[rank R] …`` as it arrives (``-f``:
-until the job ends), so lines of different nodes interleave in the order they were read.
+until the job ends), so lines of different nodes interleave in the order they were read; ``--tail N``
+prints the last N of the lines there are now (and with ``-f`` every line after them).
 """
 
 from __future__ import annotations
@@ -29,30 +30,62 @@ def prefixed(rank: int, data: bytes, partial: bytes) -> tuple[list[bytes], bytes
     return [b"[rank %d] %s\n" % (rank, line) for line in lines], rest
 
 
-def print_ranks(api: Client, job_id: int, nodes: int, follow: bool, tail: int | None, poll_s: float = 0.2) -> int:
-    """Every rank's output, prefixed, in turns; ``tail``: the last lines of it; ``follow``: until the job ends."""
-    out: BinaryIO = sys.stdout.buffer
-    offsets, partial = [0] * nodes, [b""] * nodes
-    kept: list[bytes] = []
-    while True:
-        read_any, ended = False, False
-        for rank in range(nodes):
-            data, offsets[rank], state = api.log(job_id, offsets[rank], rank=rank)
+class RankReader:
+    """Where each rank's log was read to, and its last line not finished yet."""
+
+    def __init__(self, api: Client, job_id: int, nodes: int) -> None:
+        """Every rank of job ``job_id`` (``nodes`` of them), read from the start."""
+        self.api, self.job_id = api, job_id
+        self.offsets, self.partial = [0] * nodes, [b""] * nodes
+
+    def turn(self) -> tuple[list[bytes], bool, bool]:
+        """One read of every rank: the new complete lines (prefixed), whether any rank had data, whether
+        the job has ended."""
+        lines: list[bytes] = []
+        read_any = ended = False
+        for rank in range(len(self.offsets)):
+            data, self.offsets[rank], state = self.api.log(self.job_id, self.offsets[rank], rank=rank)
             ended = ended or state.terminal
             if data:
                 read_any = True
-                lines, partial[rank] = prefixed(rank, data, partial[rank])
-                if tail is not None and not follow:
-                    kept = last_lines([*kept, *lines], tail) if tail else []
-                else:
-                    out.writelines(lines)
-                    out.flush()
+                new, self.partial[rank] = prefixed(rank, data, self.partial[rank])
+                lines += new
+        return lines, read_any, ended
+
+    def ends(self) -> list[bytes]:
+        """The last lines without a newline, prefixed (taken: read once)."""
+        ends = [b"[rank %d] %s\n" % (r, p) for r, p in enumerate(self.partial) if p]
+        self.partial = [b""] * len(self.partial)
+        return ends
+
+
+def print_ranks(api: Client, job_id: int, nodes: int, follow: bool, tail: int | None, poll_s: float = 0.2) -> int:
+    """Every rank's output, prefixed, in turns; ``tail``: only the last lines of what is there now (and,
+    with ``follow``, every line after them); ``follow``: until the job ends."""
+    out: BinaryIO = sys.stdout.buffer
+    reader = RankReader(api, job_id, nodes)
+    if tail is not None:
+        kept: list[bytes] = []
+        while True:  # what every rank has written so far: its last ``tail`` lines
+            lines, read_any, _ = reader.turn()
+            kept = last_lines([*kept, *lines], tail) if tail else []
+            if not read_any:
+                break
+        if not follow:
+            kept = last_lines([*kept, *reader.ends()], tail) if tail else []
+        out.writelines(kept)
+        out.flush()
+        if not follow:
+            return 0
+    while True:
+        lines, read_any, ended = reader.turn()
+        out.writelines(lines)
+        out.flush()
         if read_any:
             continue
         if not follow or ended:
             break
         time.sleep(poll_s)
-    ends = [b"[rank %d] %s\n" % (r, p) for r, p in enumerate(partial) if p]  # last lines without a newline
-    out.writelines(last_lines([*kept, *ends], tail) if tail is not None and not follow else ends)
+    out.writelines(reader.ends())
     out.flush()
     return 0

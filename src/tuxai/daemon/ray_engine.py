@@ -12,6 +12,7 @@ from tuxai.daemon.config import DaemonConfig
 from tuxai.daemon.core import Daemon
 from tuxai.executor.attempt import AttemptHandle
 from tuxai.executor.ray import RayExecutor
+from tuxai.hardware.cgroups import CgroupSupport, detect_cgroups
 from tuxai.model.job import JobState
 from tuxai.store.jobs import Store
 
@@ -29,9 +30,16 @@ def ray_daemon(config: DaemonConfig, store: Store, address: str, node_root: Path
     view = ClusterView(address)
     nodes = view.refresh()  # joins the cluster now: a wrong address is the daemon's start error, in one line
     log.info("on the Ray cluster at %s (asked: %s), %d node(s) read", view.address, address, len(nodes))
-    executor = RayExecutor(view.connect, str(node_root))
+    executor = RayExecutor(view.connect, str(node_root), node_cgroups=node_cgroups)
     running = [AttemptHandle(job.run_dir) for job in store.jobs([JobState.RUNNING]) if job.run_dir]
     removed = executor.adopt(running)  # the groups a killed daemon kept: Ray's GPUs whole again
     if removed:
         log.info("removed %d placement group(s) no running job holds: %s", len(removed), ", ".join(removed))
     return Daemon(config, store, executor, RayNodes(view, after_read=executor.sweep))  # idle groups go
+
+
+def node_cgroups() -> CgroupSupport:
+    """A node's own cgroups, detected on the node by its launcher (``executor.node_cgroups``) as the
+    daemon detects this machine's: its ``tuxai`` parent made (on cgroupfs v2 the launcher's worker moved
+    into a leaf first)."""
+    return detect_cgroups(prepare=True)

@@ -35,6 +35,7 @@ from typing import Any
 
 from tuxai.executor.attempt import AttemptHandle, AttemptTaken, Observed, Processes, Seen
 from tuxai.executor.gang_status import Verdict, gang_state
+from tuxai.executor.local import CgroupHost
 from tuxai.executor.ray_groups import LINGER_S, GroupPool
 from tuxai.executor.ray_node import NodeRunner
 from tuxai.executor.rundir import (
@@ -101,11 +102,14 @@ class RayExecutor:
         place_timeout_s: float = 10.0,
         call_s: float = 10.0,
         linger_s: float = LINGER_S,
+        node_cgroups: Callable[[], CgroupHost] | None = None,
     ) -> None:
         """``node_root``: where each node keeps its ranks' run directories; ``place_timeout_s``: how long a
         placement group may stay unplaced before it is removed; ``call_s``: the longest wait on one actor;
-        ``linger_s``: how long an ended gang's group is kept for the next job on the same GPUs."""
-        self.connect, self.node_root = connect, node_root
+        ``linger_s``: how long an ended gang's group is kept for the next job on the same GPUs;
+        ``node_cgroups``: detects a node's cgroups, run on each node (``executor.node_cgroups``; None: the
+        ranks run without a cgroup)."""
+        self.connect, self.node_root, self.node_cgroups = connect, node_root, node_cgroups
         self.place_timeout_s, self.call_s = place_timeout_s, call_s
         self.groups = GroupPool(linger_s)
         self._runner: Any = None
@@ -184,7 +188,7 @@ class RayExecutor:
         placed = placement_group_table(group)["bundles_to_node_id"]
         node_ids = [str(placed[number]) for number in range(len(ranks))]
         refs = [
-            self._launcher(runner, node).start.remote(f"{name}-r{number}", rank.launch)
+            self._launcher(runner, node).start.remote(f"{name}-r{number}", rank.launch, self.node_cgroups)
             for number, (node, rank) in enumerate(zip(node_ids, ranks, strict=True))
         ]
         addresses = ray.get(refs, timeout=max(self.call_s, 30.0))  # a node's first launcher: a new worker process

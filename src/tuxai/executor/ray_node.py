@@ -10,12 +10,14 @@ and reaping are the local executor's, run on the node.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from tuxai.errors import PermissionDenied
 from tuxai.executor.attempt import AttemptHandle, Observed, Seen
-from tuxai.executor.local import LocalExecutor
+from tuxai.executor.local import CgroupHost, LocalExecutor
+from tuxai.executor.node_cgroups import rank_cgroup
 from tuxai.executor.rundir import Launch, write_launch
 from tuxai.model.job import StopReason
 
@@ -34,14 +36,18 @@ class NodeRunner:
         """``root``: where this node keeps tuxai's run directories."""
         self.root = Path(root)
         self.local = LocalExecutor(self.root)
+        self.host: CgroupHost | None = None  # this node's cgroups, detected at the first rank that asks
 
     def _handle(self, name: str) -> AttemptHandle | None:
         """The run directory of rank ``name`` here (found again after the actor restarted), if any."""
         found = sorted((self.root / name).glob("run-*"))
         return AttemptHandle(str(found[-1])) if found else None
 
-    def start(self, name: str, launch: Launch) -> str:
+    def start(self, name: str, launch: Launch, host: Callable[[], CgroupHost] | None = None) -> str:
         """Write the rank's launch and start its shim, detached; returns this node's address.
+
+        ``host``: detects this node's cgroups (once per launcher): the rank's groups are planned from it
+        (``executor.node_cgroups``); None: the rank runs without.
 
         Raises:
             PermissionDenied: the launch names no user (it would run as this worker's: root, or one shared
@@ -60,6 +66,9 @@ class NodeRunner:
         address = str(ray.util.get_node_ip_address())
         if launch.env_lock:  # the shim builds or reuses the env in this node's cache (executor.node_env)
             launch = replace(launch, env_cache=node_env_cache(self.root), node=address)
+        if host is not None:
+            self.host = self.host or host()
+            launch = rank_cgroup(self.host, launch, name, os.geteuid(), address)
         if not run_dir.exists():
             write_launch(run_dir, launch)
             self.local.start(AttemptHandle(str(run_dir)))  # through the node's fork server: no new interpreter

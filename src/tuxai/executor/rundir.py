@@ -83,6 +83,7 @@ class Launch:
     env_lock: str = ""  # a requirements/lockfile's text: the shim builds or reuses its env (executor.node_env)
     env_cache: str = ""  # where the node keeps built envs (set by the node's launcher, executor.ray_node)
     node: str = ""  # the cluster node this rank runs on (its address); "": this machine
+    note: str = ""  # a line the shim writes first to the job's log (a node's word on a limit it cannot apply)
 
 
 class Phase(StrEnum):

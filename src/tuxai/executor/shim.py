@@ -179,6 +179,8 @@ class Shim:
         if launch.container is not None and launch.container.error:
             raise subprocess.SubprocessError(launch.container.error)
         log = self._job_files(None if user is None else (user[0], user[1]))
+        if launch.note:  # e.g. a cluster node that runs the rank without a cgroup (executor.node_cgroups)
+            os.write(log, launch.note.encode() + b"\n")
         errors_r, self._errors_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         try:
             owner = None if user is None else (user[0], user[1])
