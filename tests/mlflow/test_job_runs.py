@@ -5,6 +5,7 @@ TUXAI_MLFLOW=off, or no MLflow installed: no run, no word but the daemon's."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -108,6 +109,13 @@ def tracked(
     finally:
         os.killpg(ui.pid, signal.SIGTERM)  # MLflow's CLI and the uvicorn it started
         ui.wait(timeout=60)
+        with contextlib.suppress(OSError, ValueError):  # the user's watcher would idle on for 10 minutes
+            os.kill(watcher_pid(data), signal.SIGTERM)
+
+
+def watcher_pid(data: Path) -> int:
+    """The pid of the user's run watcher (in its lock file)."""
+    return int((data / "tuxai/mlflow/open/watcher.lock").read_text())
 
 
 def test_E17_1_a_submitted_job_is_an_mlflow_run_with_tuxai_tags_and_metrics(
@@ -219,3 +227,29 @@ def test_E17_1_tracking_off_or_without_mlflow_a_job_is_submitted_with_no_run_and
     for job_id in (off, absent):
         assert shared_daemon.client.wait(job_id, timeout_s=60).state == "succeeded"
     assert not (tmp_path / "off/tuxai/mlflow").exists() and not (tmp_path / "absent/tuxai/mlflow").exists()
+
+
+IMPORTS_MLFLOW = (  # the CLI, saying at exit whether it imported MLflow
+    "import atexit, sys; from tuxai.cli.main import run; sys.argv[0] = 'tuxai';"
+    "atexit.register(lambda: print('mlflow imported:', 'mlflow' in sys.modules, file=sys.stderr)); run()"
+)
+
+
+def test_E17_5_a_tracked_submit_has_its_run_from_the_live_watcher_without_importing_mlflow(
+    shared_daemon: DaemonProcess, tracked: Tracked
+) -> None:
+    from mlflow import MlflowClient
+
+    out, watcher = tracked.data.parent / "seen-warm", watcher_pid(tracked.data)
+    began = time.monotonic()
+    job_id, said = submit(
+        shared_daemon, tracked.data, "--", "sh", "-c", f'echo "$MLFLOW_RUN_ID" > {out}', launcher=("-c", IMPORTS_MLFLOW)
+    )
+    took = time.monotonic() - began
+    untracked_began = time.monotonic()
+    submit(shared_daemon, tracked.data, "--", "true", TUXAI_MLFLOW="off")
+    print(f"\ntracked submit, watcher warm: {took:.2f} s; untracked: {time.monotonic() - untracked_began:.2f} s")
+    assert "mlflow imported: False" in said, said
+    run = ended_run(MlflowClient(tracking_uri=tracked.uri), "tuxai", job_id)
+    assert out.read_text().strip() == run.info.run_id and run.info.status == "FINISHED"
+    assert watcher_pid(tracked.data) == watcher  # the watcher that was alive opened it
