@@ -12,7 +12,8 @@ import pytest
 
 from tests.wheels import make_wheel
 from tuxai.envs import READY
-from tuxai.envs.node import lock_text, pip_settings
+from tuxai.envs.node import lock_text
+from tuxai.envs.pip_kept import kept_pip_settings
 from tuxai.executor.node_env import build_on_node
 from tuxai.executor.rundir import Launch
 from tuxai.model.jobfile import spec_from_dict, spec_to_dict
@@ -77,8 +78,8 @@ def test_E15_a_node_keeps_pips_settings_until_a_pip_config_file_changes(
     config.write_text("[global]\nfind-links = /opt/first\n")
     monkeypatch.setenv("PIP_CONFIG_FILE", str(config))
     monkeypatch.delenv("PIP_FIND_LINKS", raising=False)  # the variable would win over the file
-    assert pip_settings(tmp_path).find_links == ("/opt/first",)
-    assert pip_settings(tmp_path).find_links == ("/opt/first",)  # kept: no pip run
+    assert kept_pip_settings(tmp_path).find_links == ("/opt/first",)
+    assert kept_pip_settings(tmp_path).find_links == ("/opt/first",)  # kept: no pip run
     assert len(list((tmp_path / "sources").glob("pip-*.json"))) == 1
     config.write_text("[global]\nfind-links = /opt/second/wheels\n")  # another size: read again
-    assert pip_settings(tmp_path).find_links == ("/opt/second/wheels",)
+    assert kept_pip_settings(tmp_path).find_links == ("/opt/second/wheels",)

@@ -1,0 +1,57 @@
+"""pip's settings (``tuxai.envs.read_pip_settings``) kept in a node's environment cache, so that a
+rank that reuses an environment does not wait for ``pip config list`` (0.6 s, more under load) to say what
+it said before: kept under what pip reads them from (``PIP_*`` variables, each config file's size and time),
+so a changed setting is read again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from tuxai.envs import PipSettings, read_pip_settings
+
+
+def pip_files(python: str, environ: Mapping[str, str]) -> list[str]:
+    """The files ``pip config list`` reads for ``python`` (global, user, site, ``PIP_CONFIG_FILE``)."""
+    home = Path(environ.get("HOME") or "/")
+    dirs = (environ.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(":")
+    user = Path(environ.get("XDG_CONFIG_HOME") or home / ".config")
+    return [
+        *(f"{d}/pip/pip.conf" for d in dirs),
+        "/etc/pip.conf",
+        str(home / ".pip" / "pip.conf"),
+        str(user / "pip" / "pip.conf"),
+        str(Path(python).parent.parent / "pip.conf"),
+        environ.get("PIP_CONFIG_FILE", ""),
+    ]
+
+
+def kept_pip_settings(cache: Path, python: str = sys.executable) -> PipSettings:
+    """``tuxai.envs.read_pip_settings``, kept in ``cache`` under what it depends on (``PIP_*`` variables,
+    each of pip's config files' size and time): a job that reuses an environment does not wait for pip
+    (0.6 s) to say what it said before; a changed setting is read again."""
+    marks = [f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("PIP_")]
+    for name in pip_files(python, os.environ):
+        with contextlib.suppress(OSError):
+            stat = os.stat(name)
+            marks.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
+    digest = hashlib.sha256("\0".join([python, *marks]).encode()).hexdigest()[:20]
+    kept = cache / "sources" / f"pip-{digest}.json"
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        data = json.loads(kept.read_text())
+        lists = {k: tuple(str(v) for v in data[k]) for k in ("extra_index_urls", "find_links", "constraints")}
+        return PipSettings(str(data["index_url"]), cert=str(data["cert"]), origins=dict(data["origins"]), **lists)
+    settings = read_pip_settings(python)
+    with contextlib.suppress(OSError):
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        tmp = kept.with_name(f".{kept.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(dataclasses.asdict(settings)))
+        os.replace(tmp, kept)
+    return settings
