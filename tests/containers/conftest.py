@@ -75,6 +75,25 @@ def framework_images() -> dict[str, str]:
     return images
 
 
+SERVE_REQUIREMENTS = FRAMEWORKS / "serve.txt"
+"""The serving image's stack besides tuxai (onnxruntime, numpy; pinned: this host's local index has them)."""
+
+
+def serve_wheel(out: Path) -> Path:
+    """A wheel of this tree (reproducible: the same tree gives the same bytes, so the same image key)."""
+    argv = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(out)]
+    subprocess.run([*argv, str(Path(__file__).parents[2])], check=True, timeout=300, capture_output=True)
+    return next(out.glob("tuxai-*.whl"))
+
+
+@pytest.fixture(scope="session")
+def serve_image(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The serving image: this tree's wheel and the serving stack, by ``tuxai image build --wheel``
+    (``make container-images`` builds it cold; a changed tree is a new key, so a new build)."""
+    wheel = serve_wheel(tmp_path_factory.mktemp("wheel"))
+    return build_image("tier-serve", "--requirements", str(SERVE_REQUIREMENTS), "--wheel", str(wheel))
+
+
 @pytest.fixture(scope="session")
 def fake_gpus() -> Iterator[tuple[Path, ...]]:
     """Two device nodes and the CDI spec that names them "0" and "1" (the simulated box's indices)."""

@@ -3,6 +3,9 @@ model and endpoint mounts on podman's line, the serving image's wheel input (tes
 
 from __future__ import annotations
 
+import json
+import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -13,8 +16,9 @@ from tuxai.daemon.containers import container_for
 from tuxai.errors import UsageError
 from tuxai.executor.podman import Host, Limits, run_argv
 from tuxai.executor.rundir import Launch
-from tuxai.images.build import mmdebstrap_argv
+from tuxai.images.build import write_layout
 from tuxai.images.recipe import ImageFile, Recipe, check_recipe
+from tuxai.images.wheel_layer import base_layer, write_wheel_layout
 from tuxai.model.container import Container
 from tuxai.model.jobfile import spec_from_dict, spec_to_dict
 from tuxai.model.resources import Allocation
@@ -77,13 +81,55 @@ def test_I19_tuxai_serve_image_refuses_the_flags_the_job_decides(tmp_path: Path)
         serve_in_image(tmp_path / "m.onnx", "img:1", 0, None, fixed)
 
 
-def test_I19_a_local_wheel_is_an_input_of_the_image_and_installed_with_its_dependencies() -> None:
+def test_I19_a_local_wheel_is_an_input_of_the_image_key() -> None:
     plain = Recipe(requirements_sha256="ab")
     assert "wheels" not in plain.canonical()  # the keys of images built before (the tier's torch, TF) hold
     wheel = Recipe(requirements_sha256="ab", wheels=(ImageFile("t-1-py3-none-any.whl", "c"),))
     other = Recipe(requirements_sha256="ab", wheels=(ImageFile("t-1-py3-none-any.whl", "d"),))
     assert len({plain.key, wheel.key, other.key}) == 3  # the wheel's bytes are in the key
-    argv = mmdebstrap_argv(wheel, {}, Path("/cache/k/wheels"), Path("/cache/k/rootfs.tar"))
-    assert any("-r /tmp/wheels/requirements.txt /tmp/wheels/t-1-py3-none-any.whl" in a for a in argv)
     with pytest.raises(UsageError, match="not a wheel's file name"):
         check_recipe(Recipe(wheels=(ImageFile("../x.whl", "c"),)))
+
+
+def _wheel(path: Path, files: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return path
+
+
+def _base(tmp: Path, recipe: Recipe, site: str | None) -> Path:
+    """A base layout as ``build`` writes it, over a small root file system."""
+    tmp.mkdir(exist_ok=True)
+    rootfs = tmp / "rootfs.tar"
+    with tarfile.open(rootfs, "w") as tar:
+        for directory in ["opt", "opt/venv", *([site] if site else [])]:
+            info = tarfile.TarInfo(f"./{directory}")
+            info.type = tarfile.DIRTYPE
+            tar.addfile(info)
+    write_layout(tmp / "base", recipe, rootfs)
+    return tmp / "base"
+
+
+def test_I19_wheels_are_a_reproducible_layer_over_the_cached_base_unpacked_into_its_venv(tmp_path: Path) -> None:
+    site = "opt/venv/lib/python3.11/site-packages"
+    wheel = _wheel(tmp_path / "t-1-py3-none-any.whl", {"t/__init__.py": b"X = 1\n", "t-1.dist-info/METADATA": b"m",
+                                                       "t-1.data/scripts/t": b"#!/bin/sh\n"})  # fmt: skip
+    base = _base(tmp_path, Recipe(requirements_sha256="ab"), site)
+    recipe = Recipe(requirements_sha256="ab", wheels=(ImageFile(wheel.name, "c"),))
+    ids = []
+    for n in (1, 2):
+        write_wheel_layout(tmp_path / f"l{n}", recipe, base, [wheel])
+        lower = base_layer(base)[0]
+        index = json.loads((tmp_path / f"l{n}" / "index.json").read_text())
+        ids.append(index["manifests"][0]["digest"])
+    assert ids[0] == ids[1]  # the same base and wheels: the same image
+    manifest = json.loads((tmp_path / "l1" / "blobs" / "sha256" / ids[0].removeprefix("sha256:")).read_text())
+    assert manifest["layers"][0]["digest"] == f"sha256:{lower}"  # the base's layer, linked
+    upper = tmp_path / "l1" / "blobs" / "sha256" / manifest["layers"][1]["digest"].removeprefix("sha256:")
+    with tarfile.open(upper) as tar:
+        members = {m.name: m for m in tar}
+    assert members[f"{site}/t/__init__.py"].mtime == 0 and members[f"{site}/t/__init__.py"].uid == 0
+    assert members["opt/venv/bin/t"].mode == 0o755 and f"{site}/t-1.dist-info/INSTALLER" in members
+    with pytest.raises(UsageError, match="--wheel goes into the image's /opt/venv"):
+        write_wheel_layout(tmp_path / "l3", recipe, _base(tmp_path / "novenv", Recipe(), None), [wheel])

@@ -31,7 +31,7 @@ def build_command(
     name: Annotated[str, typer.Option("--name", help="localhost/tuxai/NAME:<key>.", metavar="NAME")] = "image",
     wheel: Annotated[
         list[Path] | None,
-        typer.Option("--wheel", help="A local wheel, installed with its dependencies (repeatable).", metavar="FILE"),
+        typer.Option("--wheel", help="A local wheel, a layer over the rest (its dependencies: -r).", metavar="FILE"),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     debug: DebugOption = False,

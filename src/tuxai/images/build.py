@@ -13,6 +13,7 @@ The layout's ``index.json`` is written last: a layout without it is an interrupt
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -29,6 +30,7 @@ from pathlib import Path
 
 from tuxai.errors import TuxaiError, UsageError
 from tuxai.images.recipe import LABEL, REPOSITORY, SOURCE_DATE_EPOCH, Recipe, canonical_bytes, oci_config, oci_manifest
+from tuxai.images.wheel_layer import write_wheel_layout
 
 ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64"}
 KEY = re.compile(r"[0-9a-f]{64}")
@@ -107,7 +109,7 @@ def mmdebstrap_argv(recipe: Recipe, files: dict[str, Path], wheels: Path | None,
         argv.append(f"--customize-hook=upload {source} {dest}")
     if wheels is not None:
         pip = "/opt/venv/bin/pip install --no-cache-dir --no-index --find-links /tmp/wheels"
-        pip += " -r /tmp/wheels/requirements.txt" + "".join(f" /tmp/wheels/{w.dest}" for w in recipe.wheels)
+        pip += " -r /tmp/wheels/requirements.txt"
         argv += [
             f"--customize-hook=copy-in {wheels} /tmp",
             '--customize-hook=chroot "$1" python3 -m venv /opt/venv',
@@ -132,32 +134,20 @@ def export_lock(lock: Path, requirements: Path) -> None:
     _run(argv, f"uv export of {lock}")
 
 
-def download_wheels(requirements: Path | None, wheels: Path, local: Sequence[Path] = ()) -> Path:
+def download_wheels(requirements: Path, wheels: Path) -> Path:
     """``pip download`` of the requirements' wheels into ``wheels`` (with the host's pip settings); a
-    ``uv.lock`` is exported to requirements first (``export_lock``). ``local`` wheels (``--wheel``) are
-    copied in, and their dependencies downloaded with them.
+    ``uv.lock`` is exported to requirements first (``export_lock``).
 
     Raises:
         ImageBuildError: pip could not get them (its last lines in the message).
     """
     wheels.mkdir(parents=True)
-    if requirements is None:
-        (wheels / "requirements.txt").write_text("")
-    elif requirements.name == "uv.lock":
+    if requirements.name == "uv.lock":
         export_lock(requirements, wheels / "requirements.txt")
     else:
         shutil.copyfile(requirements, wheels / "requirements.txt")
-    for wheel in local:
-        shutil.copyfile(wheel, wheels / wheel.name)
     argv = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "-d", str(wheels)]
-    argv += [
-        "--find-links",
-        str(wheels),
-        "-r",
-        str(wheels / "requirements.txt"),
-        *(str(wheels / w.name) for w in local),
-    ]
-    _run(argv, "pip download of the requirements")
+    _run([*argv, "-r", str(wheels / "requirements.txt")], "pip download of the requirements")
     return wheels
 
 
@@ -191,12 +181,24 @@ def _layout(
     for path in [*files.values(), *([requirements] if requirements else []), *local]:
         if not path.is_file():
             raise UsageError(f"{path}: no such file to build the image from")
+    if recipe.wheels:  # the other inputs' layout (cached by their key), the wheels a layer over it
+        base = dataclasses.replace(recipe, wheels=())
+        with open(layout.parent / f"{base.key}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            _layout(base, layout.parent / base.key, files, requirements)
+        shutil.rmtree(layout, ignore_errors=True)
+        try:
+            write_wheel_layout(layout, recipe, layout.parent / base.key, local)
+        except BaseException:
+            shutil.rmtree(layout, ignore_errors=True)
+            raise
+        return "built"
     shutil.rmtree(layout, ignore_errors=True)  # an interrupted build's remains
     layout.mkdir(parents=True)
     rootfs = layout / "rootfs.tar"
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH)}
     try:
-        wheels = download_wheels(requirements, layout / "wheels", local) if requirements or local else None
+        wheels = download_wheels(requirements, layout / "wheels") if requirements else None
         _run(mmdebstrap_argv(recipe, files, wheels, rootfs), "mmdebstrap", env)
         write_layout(layout, recipe, rootfs)
         if wheels is not None:
@@ -215,7 +217,7 @@ def build(
     wheels: Sequence[Path] = (),
 ) -> Built:
     """The recipe's image in podman: already there, pulled from the cached layout, or built
-    (``wheels``: the local wheel files ``recipe.wheels`` names).
+    (``wheels``: the local wheel files ``recipe.wheels`` names, a layer over the other inputs' image).
 
     Raises:
         UsageError: a file to copy in is missing.

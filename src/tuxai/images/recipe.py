@@ -49,7 +49,7 @@ class Recipe:
     requirements_sha256: str = ""  # a requirements.txt or uv lock, by content; "": none
     files: tuple[ImageFile, ...] = ()
     name: str = "image"  # the repository name under localhost/tuxai/
-    wheels: tuple[ImageFile, ...] = ()  # local wheels installed with their dependencies (file name, sha256)
+    wheels: tuple[ImageFile, ...] = ()  # local wheels, a layer over the rest (file name, sha256; images.wheel_layer)
 
     def canonical(self) -> dict[str, Any]:
         """The inputs that make the image, in one order (what the key hashes; the name is not one)."""
@@ -103,26 +103,27 @@ def check_recipe(recipe: Recipe) -> Recipe:
     return recipe
 
 
-def oci_config(recipe: Recipe, layer_sha256: str, architecture: str) -> dict[str, Any]:
-    """The image's OCI config: one layer, the recipe's key as a label, no build time."""
+def oci_config(recipe: Recipe, layer_sha256: str, architecture: str, wheels_sha256: str = "") -> dict[str, Any]:
+    """The image's OCI config: its layer (and the wheels' layer over it), the recipe's key as a label, no build time."""
     env = ["PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+    layers = [layer_sha256, *([wheels_sha256] if wheels_sha256 else [])]
     return {
         "created": "1970-01-01T00:00:00Z",
         "architecture": architecture,
         "os": "linux",
         "config": {"Env": env, "Cmd": ["/bin/sh"], "Labels": {LABEL: recipe.key}},
-        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer_sha256}"]},
-        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": f"tuxai image build {recipe.key}"}],
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer}" for layer in layers]},
+        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": f"tuxai image build {recipe.key}"}] * len(layers),
     }
 
 
-def oci_manifest(config: tuple[str, int], layer: tuple[str, int]) -> dict[str, Any]:
-    """The manifest naming the config and the layer (each as its sha256 and size)."""
+def oci_manifest(config: tuple[str, int], *layers: tuple[str, int]) -> dict[str, Any]:
+    """The manifest naming the config and the layers, lowest first (each as its sha256 and size)."""
     return {
         "schemaVersion": 2,
         "mediaType": MANIFEST_TYPE,
         "config": {"mediaType": CONFIG_TYPE, "digest": f"sha256:{config[0]}", "size": config[1]},
-        "layers": [{"mediaType": LAYER_TYPE, "digest": f"sha256:{layer[0]}", "size": layer[1]}],
+        "layers": [{"mediaType": LAYER_TYPE, "digest": f"sha256:{digest}", "size": size} for digest, size in layers],
     }
 
 
