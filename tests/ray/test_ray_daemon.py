@@ -21,7 +21,7 @@ from tuxai.cluster.ray_nodes import ClusterView
 from tuxai.daemon.cluster import RayNodes
 from tuxai.daemon.config import Caller, DaemonConfig
 from tuxai.daemon.core import Daemon
-from tuxai.daemon.ray_engine import node_cgroups, ray_daemon
+from tuxai.daemon.ray_engine import node_cgroups, node_sampler, ray_daemon
 from tuxai.errors import UsageError
 from tuxai.executor.attempt import AttemptHandle
 from tuxai.executor.ray import RayExecutor, placed_group
@@ -63,7 +63,9 @@ def daemon(ray_cluster: LocalRayCluster, tmp_path_factory: pytest.TempPathFactor
     home = tmp_path_factory.mktemp("home")
     view = ClusterView(ray_cluster.address)
     config = DaemonConfig(home, load_inventory_file(ray_cluster.nodes[0].inventory))
-    executor = RayExecutor(view.connect, str(home / "nodes"), node_cgroups=node_cgroups)  # as tuxai up --ray
+    executor = RayExecutor(  # as tuxai up --ray (daemon.ray_engine)
+        view.connect, str(home / "nodes"), node_cgroups=node_cgroups, node_sampler=node_sampler
+    )
     store = Store(home / "tuxai.db")
     nodes = RayNodes(view, refresh_s=1.0)
     nodes.nodes()  # read at the daemon's start: each node probed once, on itself
@@ -317,3 +319,45 @@ def test_E15_a_rank_past_its_memory_limit_is_oom_killed_on_its_node_as_on_one_bo
     assert job.reason.startswith("out of memory: killed at the 64.0 MiB memory limit"), job.reason
     assert not any(_alive(pid) for pid in pids)
     print(f"the rank past its limit ended the gang {took:.1f} s after the first rank ran")
+
+
+def test_E15_telemetry_comes_from_both_nodes_of_a_gang_and_top_lists_its_ranks(daemon: Daemon) -> None:
+    """Each node's launcher samples its rank (CPU and memory from the rank's cgroup, its GPUs from the
+    node's simulated inventory); the telemetry step folds them into the job's usage, energy and GPU use,
+    and `tuxai top`'s frame lists each rank under the job with its node."""
+    from tuxai.api.views import job_view, live_view
+    from tuxai.cli.top_layout import TopState, frame
+    from tuxai.daemon.telemetry import TelemetryLoop
+    from tuxai.telemetry.collector import Telemetry, TelemetryConfig
+    from tuxai.telemetry.samplers import NoGpuSampler
+
+    spin = "import time\nend = time.time() + 60\nwhile time.time() < end: pass\n"  # busy: its GPUs follow its CPU
+    job_id = _submit(daemon, script=spin, mem="256MiB", **GANG)
+    loop = TelemetryLoop(daemon, Telemetry(NoGpuSampler(), TelemetryConfig()))  # this head has no GPU of its own
+    try:
+        began = time.monotonic()
+        while len(loop.cluster.ranks.get(job_id, ()) if loop.cluster else ()) < 2 or loop.energy(job_id) is None:
+            assert time.monotonic() - began < 30, (daemon.store.get(job_id), loop.cluster and loop.cluster.ranks)
+            daemon.tick(time.time())
+            loop.step(time.time())
+            time.sleep(0.5)
+        job = daemon.store.get(job_id)
+        assert job.allocation is not None
+        placed = {a.node: {g.uuid for g in a.gpus} for a in (job.allocation, *job.allocation.more)}
+        ranks = loop.cluster.ranks[job_id] if loop.cluster else ()
+        assert {r.node for r in ranks} == {"127.0.0.3", "127.0.0.4"}
+        assert all({g.uuid for g in r.gpus} == placed[r.node] for r in ranks)  # each node's own GPUs, sampled there
+        assert all(r.memory_bytes > 0 for r in ranks)
+        usage = loop.telemetry.usage[job_id]
+        assert usage.cpu_s == sum(r.cpu_s for r in ranks) and usage.cpu_s > 0
+        energy = loop.energy(job_id)
+        assert energy is not None and energy["gpu_util_mean_pct"] is not None, energy
+        view = live_view(loop, daemon.config.inventory, daemon.store.jobs(), ROOT, False)
+        jobs = [job_view(j, time.time()) for j in daemon.store.jobs()]  # as GET /v1/jobs answers `tuxai top`
+        shown = "\n".join(line.plain for line in frame(view, [], jobs, TopState(), (160, 40), "now"))
+        for rank in ranks:
+            assert re.search(rf"^  └ rank {rank.rank} on {re.escape(rank.node)}  CPU \d+s  MEM ", shown, re.M), shown
+        print("\n".join(line for line in shown.splitlines() if line.startswith((f"{job_id} ", "  └"))))
+    finally:
+        daemon.cancel(job_id, ROOT, time.time())
+        _until_ended(daemon, job_id, 30)

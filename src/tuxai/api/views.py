@@ -210,7 +210,8 @@ def live_view(
     )
     usage = {j: _usage(u, j in own) for j, u in live.usage.items() if j in seen}
     flags = {j: tuple(sorted(f)) for j, f in live.flags.items() if f and j in seen}
-    return LiveView(live.sampler.method, live.cpu_method, live.cpu_problem, gpus, usage, flags)
+    ranks = {j: r for j, r in (telemetry.cluster.ranks if telemetry.cluster else {}).items() if j in seen}
+    return LiveView(live.sampler.method, live.cpu_method, live.cpu_problem, gpus, usage, flags, ranks)
 
 
 def _usage(usage: Any, own: bool) -> LiveUsage:

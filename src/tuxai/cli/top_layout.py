@@ -19,7 +19,7 @@ from tuxai.cli.gpu_table import gpu_state, instance_holder, placement_words
 from tuxai.cli.jobs import printable
 from tuxai.model.units import format_bytes
 from tuxai.model.wire import PublicJob
-from tuxai.model.wire_gpus import GpuView, LiveGpu, LiveView
+from tuxai.model.wire_gpus import GpuView, LiveGpu, LiveRank, LiveView
 
 SORTS = ("gpu", "util", "memory", "user")
 GAP = 2
@@ -199,6 +199,7 @@ class QueueRow:
     cpu_s: float | None
     memory_bytes: int | None
     why: str
+    ranks: tuple[LiveRank, ...] = ()  # a cluster job's ranks, each sampled on its node
 
 
 QUEUE_COLUMNS: tuple[Column[QueueRow], ...] = (
@@ -229,9 +230,27 @@ def queue_rows(jobs: Sequence[PublicJob], live: LiveView, gpus: Sequence[GpuView
                 usage.cpu_s if usage else None,
                 usage.memory_bytes if usage else None,
                 why,
+                live.ranks.get(job.id, ()),
             )
         )
     return rows
+
+
+def rank_line(rank: LiveRank) -> Text:
+    """One rank of a cluster job under its row: its node, CPU time, memory and GPUs.
+
+    >>> from tuxai.model.wire_gpus import LiveRankGpu
+    >>> str(rank_line(LiveRank(1, "10.0.0.4", 0.0, 12.0, 2**20, (LiveRankGpu("GPU-ab12cd34ef", 40.0, None, 90.0),))))
+    '  └ rank 1 on 10.0.0.4  CPU 12s  MEM 1.0 MiB  GPU-ab12cd34 40 % 90 W'
+    """
+    gpus = "  ".join(
+        f"{(g.uuid or '?')[:12]} {'-' if g.util_pct is None else f'{g.util_pct:.0f}'} % "
+        f"{'-' if g.power_w is None else f'{g.power_w:.0f}'} W"
+        for g in rank.gpus
+    )
+    words = f"  └ rank {rank.rank} on {printable(rank.node)}  CPU {rank.cpu_s:.0f}s"
+    words += f"  MEM {format_bytes(rank.memory_bytes)}"
+    return Text(f"{words}  {gpus}" if gpus else words, style="dim")
 
 
 def queue_lines(rows: Sequence[QueueRow], selected: int | None, width: int, height: int) -> list[Text]:
@@ -246,13 +265,16 @@ def queue_lines(rows: Sequence[QueueRow], selected: int | None, width: int, heig
     if selected in ids and ids.index(selected) >= room - 1:
         start = ids.index(selected) - room + 2
     shown = rows[start : start + room]
-    lines = [header]
+    lines, kept = [header], 0
     for row in shown:
         line = _line([c.value(row) for c in columns], widths, Text(printable(row.why)), width)
         if row.job.id == selected:
             line.stylize("reverse")
-        lines.append(line)
-    hidden = len(rows) - len(shown)
+        block = [line, *(rank_line(rank) for rank in row.ranks)]  # a cluster job: its ranks under it
+        if kept and len(lines) + len(block) > room + 1:
+            break
+        lines, kept = [*lines, *block][: room + 1], kept + 1
+    hidden = len(rows) - kept
     if hidden and lines[1:]:
         lines[-1] = Text(f"… {hidden + 1} more jobs (↑↓ scroll)", style="dim")
     return lines

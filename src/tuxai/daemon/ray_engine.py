@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from tuxai.cluster.ray_nodes import ClusterView
+from tuxai.cluster.ray_nodes import ClusterView, probe_this_node
 from tuxai.daemon.cluster import RayNodes
 from tuxai.daemon.config import DaemonConfig
 from tuxai.daemon.core import Daemon
@@ -15,6 +15,8 @@ from tuxai.executor.ray import RayExecutor
 from tuxai.hardware.cgroups import CgroupSupport, detect_cgroups
 from tuxai.model.job import JobState
 from tuxai.store.jobs import Store
+from tuxai.telemetry.ranks import NodeSampler
+from tuxai.telemetry.samplers import sampler_for
 
 log = logging.getLogger("tuxai.daemon")
 
@@ -30,7 +32,7 @@ def ray_daemon(config: DaemonConfig, store: Store, address: str, node_root: Path
     view = ClusterView(address)
     nodes = view.refresh()  # joins the cluster now: a wrong address is the daemon's start error, in one line
     log.info("on the Ray cluster at %s (asked: %s), %d node(s) read", view.address, address, len(nodes))
-    executor = RayExecutor(view.connect, str(node_root), node_cgroups=node_cgroups)
+    executor = RayExecutor(view.connect, str(node_root), node_cgroups=node_cgroups, node_sampler=node_sampler)
     running = [AttemptHandle(job.run_dir) for job in store.jobs([JobState.RUNNING]) if job.run_dir]
     removed = executor.adopt(running)  # the groups a killed daemon kept: Ray's GPUs whole again
     if removed:
@@ -43,3 +45,11 @@ def node_cgroups() -> CgroupSupport:
     daemon detects this machine's: its ``tuxai`` parent made (on cgroupfs v2 the launcher's worker moved
     into a leaf first)."""
     return detect_cgroups(prepare=True)
+
+
+def node_sampler() -> NodeSampler:
+    """A node's telemetry of its ranks, made on the node by its launcher (``telemetry.ranks``): its GPUs
+    sampled as the daemon samples this machine's (NVML, AMD's sysfs, or its simulated inventory's)."""
+    inventory = probe_this_node()
+    gpus = sampler_for(list(inventory.gpus), simulated=inventory.source.startswith("simulated"))
+    return NodeSampler(gpus, {g.uuid: g.index for g in inventory.gpus if g.uuid})

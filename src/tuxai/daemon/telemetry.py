@@ -9,6 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+from tuxai.daemon.cluster_telemetry import cluster_telemetry
 from tuxai.daemon.core import Daemon
 from tuxai.daemon.health import BACKOFF_MAX_S, LoopHealth
 from tuxai.executor.attempt import AttemptHandle
@@ -44,6 +45,7 @@ class TelemetryLoop:
         }
         self.steps = 0
         self.cpu_s = 0.0  # this thread's own CPU time (bench/telemetry.py reads it)
+        self.cluster = cluster_telemetry(daemon.executor, telemetry.config.watts_per_cpu)  # ranks on nodes
         self.health = LoopHealth("telemetry step", stale_after_s=3 * telemetry.config.period_s + BACKOFF_MAX_S)
         # The job name /metrics shows (anyone who reaches it may scrape it): the API sets its
         # visibility rule here (tuxai.api.views.public_name); the display name until then.
@@ -77,7 +79,7 @@ class TelemetryLoop:
         """One sample of the machine, stored; flags recorded."""
         started = time.thread_time()
         jobs = self.daemon.store.jobs([JobState.RUNNING])
-        result = self.telemetry.step(now, self.running(jobs))
+        result = self.telemetry.step(now, self.running(jobs) if self.cluster is None else [])  # a cluster: none here
         rows = [
             SampleRow(
                 s.index,
@@ -99,6 +101,8 @@ class TelemetryLoop:
             config.pue,
             now,
         )
+        if self.cluster is not None:
+            self.cluster.record(self, now, jobs)
         self._flag(jobs, result, now)
         pids = (pid for u in result.usage.values() for pid in u.pids)
         self.foreign = foreign_processes(result.samples, pids, instances=self._instances)

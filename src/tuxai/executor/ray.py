@@ -37,7 +37,7 @@ from tuxai.executor.attempt import AttemptHandle, AttemptTaken, Observed, Proces
 from tuxai.executor.gang_status import Verdict, gang_state
 from tuxai.executor.local import CgroupHost
 from tuxai.executor.ray_groups import LINGER_S, GroupPool
-from tuxai.executor.ray_node import NodeRunner
+from tuxai.executor.ray_node import NodeRunner, RankSampler
 from tuxai.executor.rundir import (
     Launch,
     Phase,
@@ -103,13 +103,16 @@ class RayExecutor:
         call_s: float = 10.0,
         linger_s: float = LINGER_S,
         node_cgroups: Callable[[], CgroupHost] | None = None,
+        node_sampler: Callable[[], RankSampler] | None = None,
     ) -> None:
         """``node_root``: where each node keeps its ranks' run directories; ``place_timeout_s``: how long a
         placement group may stay unplaced before it is removed; ``call_s``: the longest wait on one actor;
         ``linger_s``: how long an ended gang's group is kept for the next job on the same GPUs;
         ``node_cgroups``: detects a node's cgroups, run on each node (``executor.node_cgroups``; None: the
-        ranks run without a cgroup)."""
+        ranks run without a cgroup); ``node_sampler``: makes a node's telemetry of its ranks, on the node
+        (``samples``; None: none)."""
         self.connect, self.node_root, self.node_cgroups = connect, node_root, node_cgroups
+        self.node_sampler = node_sampler
         self.place_timeout_s, self.call_s = place_timeout_s, call_s
         self.groups = GroupPool(linger_s)
         self._runner: Any = None
@@ -297,6 +300,26 @@ class RayExecutor:
     def nodes(self, handle: AttemptHandle) -> tuple[str, ...]:
         """Where the attempt's ranks run, in rank order (empty before they started)."""
         return tuple(_read_nodes(Path(handle)) or ())
+
+    def samples(self, handle: AttemptHandle) -> list[tuple[int, Any]]:
+        """Each running rank's telemetry, sampled on its node by its launcher: (rank, sample) in rank order;
+        a rank whose node did not answer within ``call_s`` (or is gone) is left out."""
+        if self.node_sampler is None:
+            return []
+        ray, _ = self._ray()
+        name = group_name(handle)
+        refs = [
+            (number, actor.sample.remote([f"{name}-r{number}"], self.node_sampler))
+            for number, actor in enumerate(self._actors(handle))
+            if actor is not None
+        ]
+        found = []
+        for number, ref in refs:
+            with contextlib.suppress(ray.exceptions.RayError):
+                sample = ray.get(ref, timeout=self.call_s)[0]
+                if sample is not None:
+                    found.append((number, sample))
+        return found
 
     def processes(self, handle: AttemptHandle) -> Processes | None:
         """None: the ranks run on the cluster's nodes (their telemetry is the nodes')."""

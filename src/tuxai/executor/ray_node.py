@@ -10,15 +10,18 @@ and reaping are the local executor's, run on the node.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, Protocol
 
 from tuxai.errors import PermissionDenied
 from tuxai.executor.attempt import AttemptHandle, Observed, Seen
 from tuxai.executor.local import CgroupHost, LocalExecutor
 from tuxai.executor.node_cgroups import rank_cgroup
-from tuxai.executor.rundir import Launch, write_launch
+from tuxai.executor.rundir import Launch, Phase, read_launch, read_status, write_launch
+from tuxai.model.cgroup import CgroupPlan
 from tuxai.model.job import StopReason
 
 
@@ -26,6 +29,15 @@ def node_env_cache(root: Path) -> str:
     """Where this node keeps the environments jobs build on it: ``TUXAI_ENV_CACHE`` in the node's
     environment (``ray start``'s), else ``<root>/envs`` (a user who cannot write there builds in their own)."""
     return os.environ.get("TUXAI_ENV_CACHE") or str(root / "envs")
+
+
+class RankSampler(Protocol):
+    """A node's telemetry of the ranks placed on it (``telemetry.ranks.NodeSampler``)."""
+
+    def sample(
+        self, name: str, pgid: int | None, cgroup: CgroupPlan, gpu_uuids: Sequence[str], node: str, now: float
+    ) -> Any:
+        """Rank ``name`` now."""
 
 
 class NodeRunner:
@@ -37,6 +49,7 @@ class NodeRunner:
         self.root = Path(root)
         self.local = LocalExecutor(self.root)
         self.host: CgroupHost | None = None  # this node's cgroups, detected at the first rank that asks
+        self.sampler: RankSampler | None = None  # this node's telemetry, made at the first sample asked
 
     def _handle(self, name: str) -> AttemptHandle | None:
         """The run directory of rank ``name`` here (found again after the actor restarted), if any."""
@@ -78,6 +91,27 @@ class NodeRunner:
         """Rank ``name``'s shim as the local executor sees it (NOT_STARTED before ``start``)."""
         handle = self._handle(name)
         return Observed(Seen.NOT_STARTED, None) if handle is None else self.local.observe(handle)
+
+    def sample(self, names: list[str], sampler: Callable[[], RankSampler]) -> list[Any]:
+        """Each rank's telemetry sampled here (``telemetry.ranks``), None for a rank not running here now.
+
+        ``sampler``: makes this node's sampler the first time (kept: it holds each rank's last reading).
+        """
+        import ray
+
+        self.sampler = self.sampler or sampler()
+        node, now = str(ray.util.get_node_ip_address()), time.time()
+        found: list[Any] = []
+        for name in names:
+            handle = self._handle(name)
+            status = None if handle is None else read_status(Path(handle))
+            if handle is None or status is None or status.phase is Phase.EXITED or not status.pgid:
+                found.append(None)
+                continue
+            launch = read_launch(Path(handle))
+            gpus = [u for u in launch.env.get("CUDA_VISIBLE_DEVICES", "").split(",") if u.startswith(("GPU-", "MIG-"))]
+            found.append(self.sampler.sample(name, status.pgid, launch.cgroup, gpus, node, now))
+        return found
 
     def stop(self, name: str, reason: StopReason) -> None:
         """Ask rank ``name``'s shim to stop: SIGTERM, the job's grace, SIGKILL."""

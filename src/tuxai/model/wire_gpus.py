@@ -2,12 +2,13 @@
 
 GpuView, GpuHolder, MigInstance, OutsideProcess   GET /v1/gpus (``tuxai gpus``)
 LiveView, LiveGpu, LiveProcess, LiveUsage         GET /v1/telemetry (``tuxai top``)
+LiveRank, LiveRankGpu                             (a cluster job's ranks, each sampled on its node)
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,28 @@ class LiveUsage:
 
 
 @dataclass(frozen=True)
+class LiveRankGpu:
+    """One GPU of a cluster rank, as its node sampled it."""
+
+    uuid: str | None
+    util_pct: float | None
+    memory_used_bytes: int | None
+    power_w: float | None
+
+
+@dataclass(frozen=True)
+class LiveRank:
+    """One rank of a cluster job, sampled on its node (``node``: its address)."""
+
+    rank: int
+    node: str
+    at: float
+    cpu_s: float
+    memory_bytes: int
+    gpus: tuple[LiveRankGpu, ...]
+
+
+@dataclass(frozen=True)
 class LiveView:
     """What ``tuxai top`` shows: every GPU now, and the usage and flags of the jobs the caller may see."""
 
@@ -113,3 +136,4 @@ class LiveView:
     gpus: tuple[LiveGpu, ...]
     usage: Mapping[int, LiveUsage]  # by job id
     flags: Mapping[int, tuple[str, ...]]  # by job id: idle, hung
+    ranks: Mapping[int, tuple[LiveRank, ...]] = field(default_factory=dict)  # by job id: a cluster job's ranks

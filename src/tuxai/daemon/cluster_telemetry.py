@@ -1,0 +1,97 @@
+"""A cluster job's telemetry (issue 15): its ranks sampled on their own nodes (``telemetry.ranks``,
+through each node's kept launcher, ``executor.ray``'s ``samples``) and folded as a local job's are:
+the job's usage (CPU seconds and memory summed over its ranks), its energy (each rank's GPUs' power over
+the step, its CPU time at the configured watts per CPU), its GPU use (mean utilization, peak memory); and
+each rank's own row with its node named (``LiveView.ranks``, which `tuxai top` lists under the job).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from tuxai.executor.attempt import AttemptHandle
+from tuxai.model.job import JobRecord
+from tuxai.model.wire_gpus import LiveRank, LiveRankGpu
+from tuxai.store.job_gpu_use import GpuUse
+from tuxai.store.telemetry import EnergyDelta
+from tuxai.telemetry.samples import JobUsage
+
+if TYPE_CHECKING:
+    from tuxai.daemon.telemetry import TelemetryLoop
+
+Samples = Callable[[AttemptHandle], "list[tuple[int, Any]]"]  # (rank, telemetry.ranks.RankSample) in rank order
+
+
+def live_ranks(found: Sequence[tuple[int, Any]]) -> tuple[LiveRank, ...]:
+    """The ranks' samples (``telemetry.ranks.RankSample``) as the wire shows them."""
+    return tuple(
+        LiveRank(
+            rank,
+            s.node,
+            s.at,
+            s.cpu_s,
+            s.memory_bytes,
+            tuple(LiveRankGpu(g.uuid, g.util_pct, g.memory_used_bytes, g.power_w) for g in s.gpus),
+        )
+        for rank, s in found
+    )
+
+
+class ClusterTelemetry:
+    """Each step: every running cluster job's ranks asked on their nodes, folded into the job's rows."""
+
+    def __init__(self, samples: Samples, watts_per_cpu: float) -> None:
+        """``samples``: a job's ranks sampled on their nodes (the executor's); ``watts_per_cpu``: the
+        CPU energy estimate (a node's RAPL is not read from here)."""
+        self.samples, self.watts_per_cpu = samples, watts_per_cpu
+        self.ranks: dict[int, tuple[LiveRank, ...]] = {}  # by job id, at the last step
+        self._last: dict[int, tuple[float, float]] = {}  # job → (when, its ranks' CPU seconds)
+
+    def step(
+        self, now: float, jobs: Sequence[JobRecord]
+    ) -> tuple[dict[int, JobUsage], dict[int, EnergyDelta], dict[int, GpuUse]]:
+        """The running ``jobs``' usage, energy since the last step and GPU use, from their ranks' samples."""
+        usage, energy, use, ranks = {}, {}, {}, {}
+        for job in jobs:
+            rows = live_ranks(self.samples(AttemptHandle(job.run_dir))) if job.run_dir else ()
+            if not rows:
+                continue
+            ranks[job.id] = rows
+            cpu, memory = sum(r.cpu_s for r in rows), sum(r.memory_bytes for r in rows)
+            usage[job.id] = JobUsage(job.id, now, cpu, memory)
+            when, before = self._last.get(job.id, (now, cpu))
+            self._last[job.id] = (now, max(cpu, before))
+            elapsed, gpus = max(0.0, now - when), [g for r in rows for g in r.gpus]
+            methods = {
+                "gpu": "sampled on each node: power × time",
+                "cpu": f"estimate, {self.watts_per_cpu:g} W per CPU",
+            }
+            gpu_j = sum((g.power_w or 0.0) * elapsed for g in gpus)
+            energy[job.id] = EnergyDelta(
+                gpu_j, max(0.0, cpu - before) * self.watts_per_cpu, elapsed * len(gpus), methods
+            )
+            utils = [g.util_pct for g in gpus if g.util_pct is not None]
+            peaks = [g.memory_used_bytes for g in gpus if g.memory_used_bytes is not None]
+            if utils or peaks:
+                use[job.id] = GpuUse(
+                    sum(utils) / len(utils) if utils else 0.0, 1 if utils else 0, max(peaks, default=None)
+                )
+        running = {job.id for job in jobs}
+        self._last = {j: v for j, v in self._last.items() if j in running}
+        self.ranks = ranks
+        return usage, energy, use
+
+    def record(self, loop: TelemetryLoop, now: float, jobs: Sequence[JobRecord]) -> None:
+        """One step stored as the telemetry loop stores a local one (the loop's usage is the ranks')."""
+        usage, energy, use = self.step(now, jobs)
+        loop.telemetry.usage = usage
+        config = loop.telemetry.config
+        loop.store.add_energy(energy, config.grid_g_per_kwh, config.pue, now)
+        loop.use.add(use)
+
+
+def cluster_telemetry(executor: object, watts_per_cpu: float) -> ClusterTelemetry | None:
+    """The cluster telemetry of a daemon whose executor samples its ranks on their nodes (Ray's), else None."""
+    samples = getattr(executor, "samples", None)
+    return ClusterTelemetry(samples, watts_per_cpu) if callable(samples) else None

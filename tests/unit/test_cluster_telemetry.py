@@ -1,0 +1,58 @@
+"""A cluster job's telemetry folded from its ranks' samples (daemon.cluster_telemetry, issue 15), and
+`tuxai top`'s rows of its ranks (cli.top_layout): pure, no cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tuxai.cli.top_layout import QueueRow, queue_lines, rank_line
+from tuxai.daemon.cluster_telemetry import ClusterTelemetry
+from tuxai.executor.attempt import AttemptHandle
+from tuxai.model.job import JobRecord, JobSpec, JobState
+from tuxai.model.wire_gpus import LiveRank, LiveRankGpu
+from tuxai.telemetry.ranks import RankSample
+from tuxai.telemetry.samples import GpuSample
+
+
+def _job(job_id: int) -> JobRecord:
+    return JobRecord(id=job_id, spec=JobSpec(command=("true",)), user="u", uid=1, gid=1, state=JobState.RUNNING,
+                     submitted_at=0.0, run_dir=f"/jobs/{job_id}/run-1")  # fmt: skip
+
+
+def _rank(node: str, at: float, cpu_s: float, power_w: float) -> RankSample:
+    gpu = GpuSample(0, f"GPU-{node}", at, util_pct=50.0, memory_used_bytes=100, power_w=power_w)
+    return RankSample(node, at, cpu_s, 2**20, (7,), (gpu,))
+
+
+def test_E15_a_gangs_ranks_fold_into_one_jobs_usage_energy_and_gpu_use() -> None:
+    readings = {1.0: [(0, _rank("a", 1.0, 2.0, 100.0)), (1, _rank("b", 1.0, 3.0, 300.0))],
+                3.0: [(0, _rank("a", 3.0, 4.0, 100.0)), (1, _rank("b", 3.0, 5.0, 300.0))]}  # fmt: skip
+    now = [1.0]
+
+    def samples(handle: AttemptHandle) -> list[tuple[int, object]]:
+        assert Path(handle) == Path("/jobs/4/run-1")
+        return list(readings[now[0]])
+
+    cluster = ClusterTelemetry(samples, watts_per_cpu=10.0)
+    usage, energy, use = cluster.step(1.0, [_job(4)])
+    assert usage[4].cpu_s == 5.0 and usage[4].memory_bytes == 2 * 2**20
+    assert energy[4].gpu_j == 0.0  # the first look: nothing elapsed yet
+    now[0] = 3.0
+    usage, energy, use = cluster.step(3.0, [_job(4)])
+    assert usage[4].cpu_s == 9.0
+    assert energy[4].gpu_j == (100.0 + 300.0) * 2.0 and energy[4].cpu_j == 4.0 * 10.0 and energy[4].gpu_s == 4.0
+    assert use[4].util_mean_pct == 50.0 and use[4].memory_peak_bytes == 100
+    assert [(r.rank, r.node) for r in cluster.ranks[4]] == [(0, "a"), (1, "b")]
+    cluster.step(4.0, [])  # the job ended: nothing kept of it
+    assert cluster.ranks == {}
+
+
+def test_E15_top_lists_each_rank_under_its_job_and_keeps_to_its_height() -> None:
+    from tuxai.api.views import job_view
+
+    ranks = tuple(LiveRank(r, f"10.0.0.{3 + r}", 0.0, 1.0, 2**20, (LiveRankGpu("GPU-x", 1.0, 0, 9.0),)) for r in (0, 1))
+    rows = [QueueRow(job_view(_job(i), 1.0), "", None, None, "", ranks) for i in (1, 2)]
+    lines = [t.plain for t in queue_lines(rows, None, 120, 10)]
+    assert [line for line in lines if "rank" in line] == [rank_line(r).plain for r in ranks] * 2
+    short = [t.plain for t in queue_lines(rows, None, 120, 4)]  # header, job 1 and its ranks: job 2 does not fit
+    assert len(short) == 4 and short[1].startswith("1 ") and short[-1].startswith("… 2 more jobs")
