@@ -201,9 +201,12 @@ def test_E15_tuxai_up_ray_auto_runs_a_submitted_gang_on_the_workers(
         assert sorted(logs.splitlines()) == [f"node 0 master {master}", f"node 1 master {master}"]
         env = {**os.environ, "TUXAI_HOME": str(process.home)}
 
-        def logs_of(*flags: str) -> subprocess.CompletedProcess[str]:
-            argv = [sys.executable, "-m", "tuxai", "logs", str(job_id), *flags]
+        def tuxai(*args: str) -> subprocess.CompletedProcess[str]:
+            argv = [sys.executable, "-m", "tuxai", *args]
             return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, check=False)
+
+        def logs_of(*flags: str) -> subprocess.CompletedProcess[str]:
+            return tuxai("logs", str(job_id), *flags)
 
         assert sorted(logs_of().stdout.splitlines()) == [
             f"[rank 0] node 0 master {master}",
@@ -219,6 +222,14 @@ def test_E15_tuxai_up_ray_auto_runs_a_submitted_gang_on_the_workers(
         wrong = logs_of("--rank", "2")
         assert wrong.returncode != 0 and wrong.stderr.count("\n") == 1
         assert f"job {job_id} runs on 2 node(s): its ranks are 0 to 1" in wrong.stderr
+        spin = "import time\nend = time.time() + 60\nwhile time.time() < end: pass"
+        busy = submit(process.home, "--json", "--nodes", "2", "--gpus-per-node", "1", "--launcher", "none", "--",
+                      "python", "-c", spin)  # fmt: skip
+        busy_id, began = int(json.loads(busy.stdout)["id"]), time.monotonic()
+        while len(re.findall(r"^  └ rank \d on 127\.0\.0\.[34]  CPU ", top := tuxai("top", "--once").stdout, re.M)) < 2:
+            assert time.monotonic() - began < 30, top  # each node's sample, at the daemon's next telemetry step
+            time.sleep(0.5)
+        assert tuxai("cancel", str(busy_id)).returncode == 0
         daemon_log = (process.home / "daemon.log").read_text()
         assert f"on the Ray cluster at {ray_cluster.address} (asked: auto), 3 node(s) read" in daemon_log
         print(f"tuxai up --ray auto answered in {up_s:.1f} s")
