@@ -58,6 +58,8 @@ def test_I19_the_served_model_goes_in_read_only_at_its_own_path_from_its_bind() 
 def test_I19_the_endpoint_file_is_mounted_where_the_daemon_reads_it() -> None:
     argv = run_argv(_launch(), Container("img:1"), Path(f"{JOB_DIR}/run-1"), HOST)
     assert f"--volume={JOB_DIR}/endpoint:{JOB_DIR}/endpoint" in argv
+    before = run_argv(_launch(), Container("img:1"), Path(f"{JOB_DIR}/run-1"), Host(HOST.limits, endpoint=False))
+    assert not [a for a in before if "endpoint" in a]  # not made yet (no shim): podman would refuse to start
 
 
 @pytest.mark.parametrize("path", ["relative/m.onnx", "/a:b/m.onnx", "/a,ro/m.onnx", "/a/../etc/shadow"])

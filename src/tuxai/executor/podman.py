@@ -125,6 +125,7 @@ class Host:
     tty: bool = False  # … on a terminal (-t)
     workdir_source: str = ""  # where the working directory is mounted from ("": its own path; S10: userdir.bind)
     model_source: str = ""  # where a served model is mounted from ("": its own path; userdir.bind_model)
+    endpoint: bool = True  # the job's endpoint file is there to mount (the shim makes it before podman starts)
 
 
 def run_argv(launch: Launch, container: Container, run_dir: Path, host: Host) -> list[str]:
@@ -153,7 +154,7 @@ def run_argv(launch: Launch, container: Container, run_dir: Path, host: Host) ->
     argv += [f"--device={name}" for name in container.cdi_devices]
     argv.append(f"--env-file={run_dir / ENV_FILE}")
     sources = {launch.cwd: host.workdir_source} if launch.cwd and host.workdir_source else {}
-    argv += [f"--volume={sources.get(path, path)}:{path}" for path in _mounts(launch, container)]
+    argv += [f"--volume={sources.get(path, path)}:{path}" for path in _mounts(launch, container, host.endpoint)]
     if container.model:
         argv.append(f"--volume={host.model_source or check_model(container.model)}:{container.model}:ro")
     if launch.cwd:
@@ -171,12 +172,12 @@ def _ipc(env: Mapping[str, str], container: Container) -> list[str]:
     return ["--ipc=host", f"--volume={MPS_PIPES}:{MPS_PIPES}"]  # never a path from the job's variables
 
 
-def _mounts(launch: Launch, container: Container) -> list[str]:
+def _mounts(launch: Launch, container: Container, endpoint: bool) -> list[str]:
     """The directories the job sees at the same paths: its working directory, its checkpoint directory
     (a Slurm node's is in ``container.mounts``: the node's launch names no job directory)."""
     paths = [launch.cwd] if launch.cwd else []
     if launch.job_dir:  # the daemon's directory (0711): the user can swap nothing in it
-        paths += [str(Path(launch.job_dir) / CHECKPOINT), str(Path(launch.job_dir) / ENDPOINT)]
+        paths += [str(Path(launch.job_dir) / CHECKPOINT), *[str(Path(launch.job_dir) / ENDPOINT)] * endpoint]
     return list(dict.fromkeys([*paths, *container.mounts]))
 
 
@@ -212,7 +213,8 @@ def prepare(
                 source = str(userdir.bind(launch.user, launch.cwd, container_name(run_dir)))
             if container.model:
                 model = str(userdir.bind_model(launch.user, check_model(container.model), container_name(run_dir)))
-        host = Host(current_limits(), host_rootless(), stdin, tty, source, model)
+        endpoint = bool(launch.job_dir) and os.path.isfile(Path(launch.job_dir) / ENDPOINT)
+        host = Host(current_limits(), host_rootless(), stdin, tty, source, model, endpoint)
         return run_argv(launch, container, run_dir, host), dropped
     except (UsageError, subprocess.SubprocessError) as exc:  # the shim records it as the reason the job could not start
         userdir.unbind(container_name(run_dir))
