@@ -26,7 +26,7 @@ import pytest
 from tuxai.errors import TuxaiError
 from tuxai.lifecycle.desk_client import DeskRuns, ask
 from tuxai.lifecycle.job_watch import LOCK, Watcher, lock_watcher
-from tuxai.lifecycle.run_desk import PROTOCOL, SOCKET, RunDesk, Unserved, mlflow_env, open_folder
+from tuxai.lifecycle.run_desk import PROTOCOL, SOCKET, RunDesk, Unserved, address, mlflow_env, open_folder
 
 NOBODY = 65534
 
@@ -216,3 +216,26 @@ def test_E17_5_the_watcher_stays_while_runs_are_asked_for_and_leaves_when_idle(f
     finally:
         os.close(lock_fd)
     assert mlflow_env({"MLFLOW_TRACKING_USERNAME": "ada", "MLFLOW_RUN_ID": "x"}) == {"MLFLOW_TRACKING_USERNAME": "ada"}
+
+
+def test_E17_5_a_request_a_leaving_desk_never_read_is_asked_again(folder: Path) -> None:
+    folder_fd = open_folder(folder)
+    leaving = socket.socket(socket.AF_UNIX)
+    leaving.bind(address(folder_fd))
+    leaving.listen()
+
+    def drop_one() -> None:  # a watcher leaving: its socket gone before the connection it held is dropped
+        conn, _ = leaving.accept()
+        os.unlink(folder / SOCKET)
+        leaving.close()
+        conn.close()
+
+    dropping = threading.Thread(target=drop_one)
+    dropping.start()
+    try:
+        assert ask(folder, {"version": 0})["error"] == "unserved"  # asked again: a new watcher answered
+    finally:
+        dropping.join(timeout=10)
+        os.close(folder_fd)
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(_watcher_pid(folder), signal.SIGTERM)

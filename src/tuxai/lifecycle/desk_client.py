@@ -1,7 +1,8 @@
 """``tuxai submit``'s side of the run desk (``lifecycle.run_desk``): a run opened, tagged or deleted by the
 user's watcher, which is started (and waited for) when none is alive.
 
-What happens, in order: the desk's socket answers → the request is sent. No socket, or a stale one (a
+What happens, in order: the desk's socket answers → the request is sent. A desk that closes the connection
+unanswered (a watcher leaving, the request queued) is asked once more. No socket, or a stale one (a
 watcher killed): the submit takes the folder's lock, starts a watcher and waits for its desk — the one
 submit that pays MLflow's import, in the watcher — failing in one line if the watcher exits first or
 does not answer in ``COLD_S``. The lock held but no desk for ``HELD_S`` (a watcher of a tuxai without
@@ -23,6 +24,7 @@ from tuxai.errors import TuxaiError
 from tuxai.lifecycle.job_watch import lock_watcher, start_watcher
 from tuxai.lifecycle.run_desk import (
     PROTOCOL,
+    Unanswered,
     Unserved,
     address,
     mlflow_env,
@@ -56,6 +58,17 @@ def _connect(folder_fd: int) -> socket.socket | None:
     return conn
 
 
+def _exchange(conn: socket.socket, request: Mapping[str, Any], timeout_s: float) -> dict[str, Any] | None:
+    """The desk's answer to ``request``; None when the desk closed the connection before answering any of it
+    (a watcher leaving, the request still in its queue: it was never read)."""
+    conn.settimeout(timeout_s)
+    try:
+        send_line(conn, request)
+        return read_line(conn)
+    except (ConnectionResetError, BrokenPipeError, Unanswered):
+        return None
+
+
 def ask(folder: Path, request: Mapping[str, Any], cold_s: float = COLD_S, held_s: float = HELD_S) -> dict[str, Any]:
     """``request`` answered by ``folder``'s desk, its watcher started if none is alive.
 
@@ -68,14 +81,18 @@ def ask(folder: Path, request: Mapping[str, Any], cold_s: float = COLD_S, held_s
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     folder_fd = open_folder(folder)
     try:
-        began, started = time.monotonic(), False
+        began, started, dropped = time.monotonic(), False, False
         while True:
             conn = _connect(folder_fd)
             if conn is not None:
                 with conn:
-                    conn.settimeout(cold_s)
-                    send_line(conn, request)
-                    return read_line(conn)
+                    reply = _exchange(conn, request, cold_s)
+                if reply is not None:
+                    return reply
+                if dropped:
+                    raise TuxaiError("the MLflow run watcher closed the connection without an answer")
+                dropped = True  # asked once more: this desk, or the watcher that follows it
+                continue
             lock_fd = lock_watcher(folder)
             if lock_fd is not None:
                 if started:

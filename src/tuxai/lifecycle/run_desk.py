@@ -49,6 +49,10 @@ OWN_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")  # 
 Handler = Callable[[Mapping[str, Any]], dict[str, Any]]
 
 
+class Unanswered(ValueError):
+    """The other end closed the connection before sending a byte."""
+
+
 class Unserved(Exception):
     """The desk cannot answer this request right (another version, other MLflow variables, no desk): the
     caller opens the run itself."""
@@ -107,13 +111,14 @@ def read_line(conn: socket.socket) -> dict[str, Any]:
     """One JSON object read up to its newline.
 
     Raises:
+        Unanswered: the peer closed before sending anything.
         ValueError: no whole line before the peer closed, a line over ``LINE_MAX``, or not a JSON object.
     """
     data = b""
     while not data.endswith(b"\n"):
         chunk = conn.recv(65536)
         if not chunk:
-            raise ValueError("the connection closed before a whole line came")
+            raise (ValueError if data else Unanswered)("the connection closed before a whole line came")
         data += chunk
         if len(data) > LINE_MAX:
             raise ValueError(f"a line over {LINE_MAX} bytes")
