@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from tuxai.cli.top_layout import QueueRow, queue_lines, rank_line
@@ -10,6 +11,7 @@ from tuxai.daemon.cluster_telemetry import ClusterTelemetry
 from tuxai.executor.attempt import AttemptHandle
 from tuxai.model.job import JobRecord, JobSpec, JobState
 from tuxai.model.wire_gpus import LiveRank, LiveRankGpu
+from tuxai.telemetry.detection import DetectionConfig
 from tuxai.telemetry.ranks import RankSample
 from tuxai.telemetry.samples import GpuSample
 
@@ -19,8 +21,8 @@ def _job(job_id: int) -> JobRecord:
                      submitted_at=0.0, run_dir=f"/jobs/{job_id}/run-1")  # fmt: skip
 
 
-def _rank(node: str, at: float, cpu_s: float, power_w: float) -> RankSample:
-    gpu = GpuSample(0, f"GPU-{node}", at, util_pct=50.0, memory_used_bytes=100, power_w=power_w)
+def _rank(node: str, at: float, cpu_s: float, power_w: float, util: float = 50.0) -> RankSample:
+    gpu = GpuSample(0, f"GPU-{node}", at, util_pct=util, memory_used_bytes=100, power_w=power_w, power_limit_w=400.0)
     return RankSample(node, at, cpu_s, 2**20, (7,), (gpu,))
 
 
@@ -45,6 +47,21 @@ def test_E15_a_gangs_ranks_fold_into_one_jobs_usage_energy_and_gpu_use() -> None
     assert [(r.rank, r.node) for r in cluster.ranks[4]] == [(0, "a"), (1, "b")]
     cluster.step(4.0, [])  # the job ended: nothing kept of it
     assert cluster.ranks == {}
+
+
+def test_E15_a_gang_whose_ranks_do_nothing_is_flagged_idle_then_hung_as_on_one_box(tmp_path: Path) -> None:
+    job = replace(_job(5), log_path=str(tmp_path / "output.log"))
+    (tmp_path / "output.log").write_text("started\n")
+    still = [(0, _rank("a", 0.0, 1.0, 100.0, util=0.0)), (1, _rank("b", 0.0, 1.0, 100.0, util=0.0))]
+    cluster = ClusterTelemetry(lambda handle: still, 10.0, DetectionConfig(idle_after_s=5.0, hung_after_s=10.0))
+    flags: dict[float, set[str]] = {}
+    for now in (0.0, 6.0, 11.0):
+        cluster.step(now, [job])
+        flags[now] = set(cluster.flags.get(5, set()))
+    assert flags == {0.0: set(), 6.0: {"idle"}, 11.0: {"idle", "hung"}}
+    (tmp_path / "output.rank1.log").write_text("rank 1 speaks\n")  # another node's log moved: progress
+    cluster.step(12.0, [job])
+    assert cluster.flags[5] == {"idle"}
 
 
 def test_E15_top_lists_each_rank_under_its_job_and_keeps_to_its_height() -> None:

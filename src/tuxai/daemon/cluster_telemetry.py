@@ -8,13 +8,17 @@ each rank's own row with its node named (``LiveView.ranks``, which `tuxai top` l
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuxai.executor.attempt import AttemptHandle
+from tuxai.executor.rundir import rank_output
 from tuxai.model.job import JobRecord
 from tuxai.model.wire_gpus import LiveRank, LiveRankGpu
 from tuxai.store.job_gpu_use import GpuUse
 from tuxai.store.telemetry import EnergyDelta
+from tuxai.telemetry.collector import TelemetryConfig
+from tuxai.telemetry.detection import DetectionConfig, Watch
 from tuxai.telemetry.samples import JobUsage
 
 if TYPE_CHECKING:
@@ -41,12 +45,15 @@ def live_ranks(found: Sequence[tuple[int, Any]]) -> tuple[LiveRank, ...]:
 class ClusterTelemetry:
     """Each step: every running cluster job's ranks asked on their nodes, folded into the job's rows."""
 
-    def __init__(self, samples: Samples, watts_per_cpu: float) -> None:
+    def __init__(self, samples: Samples, watts_per_cpu: float, detection: DetectionConfig | None = None) -> None:
         """``samples``: a job's ranks sampled on their nodes (the executor's); ``watts_per_cpu``: the
-        CPU energy estimate (a node's RAPL is not read from here)."""
+        CPU energy estimate (a node's RAPL is not read from here); ``detection``: when a job is idle or hung."""
         self.samples, self.watts_per_cpu = samples, watts_per_cpu
+        self.detection = detection or DetectionConfig()
         self.ranks: dict[int, tuple[LiveRank, ...]] = {}  # by job id, at the last step
         self._last: dict[int, tuple[float, float]] = {}  # job → (when, its ranks' CPU seconds)
+        self._watches: dict[int, Watch] = {}  # job → its last signs of life (idle, hung), as on one box
+        self.flags: dict[int, set[str]] = {}  # by job id, at the last step
 
     def step(
         self, now: float, jobs: Sequence[JobRecord]
@@ -54,9 +61,11 @@ class ClusterTelemetry:
         """The running ``jobs``' usage, energy since the last step and GPU use, from their ranks' samples."""
         usage, energy, use, ranks = {}, {}, {}, {}
         for job in jobs:
-            rows = live_ranks(self.samples(AttemptHandle(job.run_dir))) if job.run_dir else ()
+            found = self.samples(AttemptHandle(job.run_dir)) if job.run_dir else []
+            rows = live_ranks(found)
             if not rows:
                 continue
+            self.flags[job.id] = self._watch(job, now, found)
             ranks[job.id] = rows
             cpu, memory = sum(r.cpu_s for r in rows), sum(r.memory_bytes for r in rows)
             usage[job.id] = JobUsage(job.id, now, cpu, memory)
@@ -79,19 +88,41 @@ class ClusterTelemetry:
                 )
         running = {job.id for job in jobs}
         self._last = {j: v for j, v in self._last.items() if j in running}
+        self._watches = {j: w for j, w in self._watches.items() if j in running}
+        self.flags = {j: f for j, f in self.flags.items() if j in usage}
         self.ranks = ranks
         return usage, energy, use
 
-    def record(self, loop: TelemetryLoop, now: float, jobs: Sequence[JobRecord]) -> None:
-        """One step stored as the telemetry loop stores a local one (the loop's usage is the ranks')."""
+    def _watch(self, job: JobRecord, now: float, found: Sequence[tuple[int, Any]]) -> set[str]:
+        """The job's idle and hung flags from its ranks (``telemetry.detection``: its GPUs' use, the ranks'
+        CPU time, the growth of every rank's log), as a local job's."""
+        gpus = [g for _, s in found for g in s.gpus]
+        watch = self._watches.setdefault(job.id, Watch(since=now, holds_gpus=bool(gpus)))
+        logs = Path(job.log_path).parent if job.log_path else None
+        log_bytes = sum(_size(logs / rank_output(r)) for r, _ in found) if logs else 0
+        utils = [g.util_pct or 0.0 for g in gpus]
+        fractions = [g.power_w / g.power_limit_w if g.power_w and g.power_limit_w else None for g in gpus]
+        return watch.update(now, sum(s.cpu_s for _, s in found), log_bytes, utils, fractions, self.detection)
+
+    def record(self, loop: TelemetryLoop, now: float, jobs: Sequence[JobRecord], flags: dict[int, set[str]]) -> None:
+        """One step stored as the telemetry loop stores a local one (the loop's usage is the ranks'; their
+        flags added to ``flags``, the step's)."""
         usage, energy, use = self.step(now, jobs)
-        loop.telemetry.usage = usage
+        loop.telemetry.usage, loop.telemetry.flags = usage, {**loop.telemetry.flags, **self.flags}
+        flags.update(self.flags)
         config = loop.telemetry.config
         loop.store.add_energy(energy, config.grid_g_per_kwh, config.pue, now)
         loop.use.add(use)
 
 
-def cluster_telemetry(executor: object, watts_per_cpu: float) -> ClusterTelemetry | None:
+def cluster_telemetry(executor: object, config: TelemetryConfig) -> ClusterTelemetry | None:
     """The cluster telemetry of a daemon whose executor samples its ranks on their nodes (Ray's), else None."""
     samples = getattr(executor, "samples", None)
-    return ClusterTelemetry(samples, watts_per_cpu) if callable(samples) else None
+    return ClusterTelemetry(samples, config.watts_per_cpu, config.detection) if callable(samples) else None
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

@@ -45,7 +45,7 @@ class TelemetryLoop:
         }
         self.steps = 0
         self.cpu_s = 0.0  # this thread's own CPU time (bench/telemetry.py reads it)
-        self.cluster = cluster_telemetry(daemon.executor, telemetry.config.watts_per_cpu)  # ranks on nodes
+        self.cluster = cluster_telemetry(daemon.executor, telemetry.config)  # a cluster job's ranks, on their nodes
         self.health = LoopHealth("telemetry step", stale_after_s=3 * telemetry.config.period_s + BACKOFF_MAX_S)
         # The job name /metrics shows (anyone who reaches it may scrape it): the API sets its
         # visibility rule here (tuxai.api.views.public_name); the display name until then.
@@ -102,7 +102,7 @@ class TelemetryLoop:
             now,
         )
         if self.cluster is not None:
-            self.cluster.record(self, now, jobs)
+            self.cluster.record(self, now, jobs, result.flags)
         self._flag(jobs, result, now)
         pids = (pid for u in result.usage.values() for pid in u.pids)
         self.foreign = foreign_processes(result.samples, pids, instances=self._instances)
