@@ -3,6 +3,11 @@ from the node's own cgroups; a node that cannot make groups says so in the rank'
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
+from tuxai.executor.attempt import Seen
+from tuxai.executor.local import LocalExecutor
 from tuxai.executor.node_cgroups import rank_cgroup
 from tuxai.executor.rundir import Launch
 from tuxai.hardware.cgroups import CgroupSupport
@@ -45,3 +50,23 @@ def test_E15_a_node_whose_worker_is_not_root_runs_the_rank_without_and_says_so()
 def test_E15_a_node_with_no_cgroups_names_its_problem() -> None:
     planned = rank_cgroup(CgroupSupport(0, problem="no cgroup file system is mounted"), _launch(2**26), "r0", 0, "n")
     assert "(no cgroup file system is mounted)" in planned.note and not planned.cgroup
+
+
+def test_E15_the_shim_writes_a_nodes_note_first_in_the_rank_log(tmp_path: Path) -> None:
+    """A real shim (the local executor's, as a node's launcher runs it): the note, then the job's output."""
+    job_dir = tmp_path / "jobs" / "3"
+    job_dir.mkdir(parents=True)
+    note = "tuxai: node 10.0.0.4 runs this rank without a cgroup (its worker runs as uid 1000, not root): …"
+    launch = Launch(3, 1, ("echo", "rank output"), {"PATH": "/usr/bin:/bin"}, "", str(job_dir / "output.log"),
+                    job_dir=str(job_dir), note=note)  # fmt: skip
+    executor = LocalExecutor(tmp_path)
+    try:
+        handle = executor.prepare(launch)
+        executor.start(handle)
+        began = time.monotonic()
+        while executor.observe(handle).seen is not Seen.EXITED:
+            assert time.monotonic() - began < 10
+            time.sleep(0.02)
+    finally:
+        executor.close()
+    assert (job_dir / "output.log").read_text() == f"{note}\nrank output\n"
