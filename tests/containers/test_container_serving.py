@@ -3,7 +3,7 @@ served container attempt of `nobody` run by the shim itself (the model opened by
 
 from __future__ import annotations
 
-import json
+import hashlib
 import os
 import signal
 import subprocess
@@ -20,9 +20,9 @@ from tests.daemon_helpers import DaemonProcess
 from tests.serving_models import mlp_onnx
 from tuxai.cli.jobs import serve_command
 from tuxai.executor import podman, userdir
-from tuxai.executor.rundir import Launch, read_status, write_launch, write_stop
+from tuxai.executor.rundir import Launch, read_status, write_launch
 from tuxai.model.container import Container
-from tuxai.model.job import JobState, StopReason
+from tuxai.model.job import JobState
 
 pytestmark = [pytest.mark.containers, pytest.mark.timeout(BUILD_TIMEOUT_S)]  # a changed tree: a cold image build
 
@@ -78,14 +78,22 @@ def test_I19_tuxai_serve_image_answers_kserve_v2_from_the_image_with_only_its_gp
         cli.communicate(timeout=10)  # its pipes closed
 
 
-def _attempt(tmp: Path, job: int, model: Path, image: str) -> Path:
-    """A served container attempt of nobody's, its launch written: its run directory."""
+READ_AND_PUBLISH = (
+    'sha256sum "$1" | cut -c1-64; (echo x >> "$1") 2>/dev/null && echo writable || echo read-only; '
+    'echo http://127.0.0.1:9 > "$TUXAI_ENDPOINT_FILE"'
+)
+"""In place of the server (the test above runs one): the model's bytes, whether it can be written, the endpoint."""
+
+
+def _attempt(tmp: Path, job: int, model: Path, image: str, script: str = "") -> Path:
+    """A served container attempt of nobody's (``script``: a command in place of the server), its run directory."""
     work, job_dir = tmp / f"work{job}", tmp / "jobs" / str(job)
     work.mkdir()
     os.chown(work, NOBODY, NOBODY)
     job_dir.mkdir(parents=True)
     endpoint = str(job_dir / "endpoint")
-    launch = Launch(job, 1, tuple(serve_command(model, {"image": image})), {"TUXAI_ENDPOINT_FILE": endpoint},
+    command = ("sh", "-c", script, "served", str(model)) if script else tuple(serve_command(model, {"image": image}))
+    launch = Launch(job, 1, command, {"TUXAI_ENDPOINT_FILE": endpoint},
                     str(work), str(job_dir / "output.log"), job_dir=str(job_dir), user=(NOBODY, NOBODY, ()),
                     container=Container(image, 64 << 20, ("tuxai.dev/gpu=1",), "runc", model=str(model)))  # fmt: skip
     write_launch(job_dir / "run-1", launch)
@@ -118,25 +126,13 @@ def test_I19_nobodys_served_model_is_the_file_it_could_read_bound_read_only_and_
         assert status is not None and status.exit_code == 127, status
         assert f"cannot read model {model} as the job's user: {why}" in status.error
         assert not os.path.lexists(userdir.WORKDIRS / f"{podman.container_name(run_dir)}{userdir.MODEL}")
-    model = public_tmp / "mine" / "mlp.onnx"
-    run_dir = _attempt(public_tmp, 3, model, serve_image)
-    shim, endpoint = _shim(run_dir), run_dir.parent / "endpoint"
-    try:
-        deadline = time.monotonic() + 90
-        while not _read(endpoint) and shim.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert _infer(_read(endpoint)) == (3, 2), (run_dir.parent / "output.log").read_text()
-        assert endpoint.stat().st_uid == NOBODY  # the server inside wrote the file the daemon reads, as nobody
-        bound = userdir.WORKDIRS / f"{podman.container_name(run_dir)}{userdir.MODEL}"
-        assert bound.is_file() and bound.read_bytes() == model.read_bytes()
-        inspect = ["podman", "inspect", "--format", "{{json .Mounts}}", podman.container_name(run_dir)]
-        mounts = json.loads(subprocess.run(inspect, capture_output=True, text=True, timeout=30, check=True).stdout)
-        served = [m for m in mounts if m["Destination"] == str(model)]
-        assert len(served) == 1 and served[0]["Source"] == str(bound) and served[0]["RW"] is False
-    finally:
-        write_stop(run_dir, StopReason.CANCEL)
-        shim.send_signal(signal.SIGTERM)
-        shim.wait(timeout=60)
-    status = read_status(run_dir)
-    assert status is not None and status.stop_reason is StopReason.CANCEL, status
-    assert not os.path.lexists(bound)  # undone with the container
+    model = public_tmp / "mine" / "mlp.onnx"  # what the server would read: its bytes, and never a write
+    os.chown(model, NOBODY, NOBODY)  # nobody's own file: only the read-only mount refuses the write inside
+    run_dir = _attempt(public_tmp, 3, model, serve_image, READ_AND_PUBLISH)
+    assert _shim(run_dir).wait(timeout=60) == 0
+    status, output = read_status(run_dir), (run_dir.parent / "output.log").read_text().split()
+    assert status is not None and status.exit_code == 0, (status, output)
+    assert output == [hashlib.sha256(model.read_bytes()).hexdigest(), "read-only"]
+    endpoint = run_dir.parent / "endpoint"
+    assert _read(endpoint) == "http://127.0.0.1:9" and endpoint.stat().st_uid == NOBODY  # written inside, as nobody
+    assert not os.path.lexists(userdir.WORKDIRS / f"{podman.container_name(run_dir)}{userdir.MODEL}")  # undone
