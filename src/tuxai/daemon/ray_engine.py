@@ -32,7 +32,9 @@ def ray_daemon(config: DaemonConfig, store: Store, address: str, node_root: Path
     view = ClusterView(address)
     nodes = view.refresh()  # joins the cluster now: a wrong address is the daemon's start error, in one line
     log.info("on the Ray cluster at %s (asked: %s), %d node(s) read", view.address, address, len(nodes))
-    executor = RayExecutor(view.connect, str(node_root), node_cgroups=node_cgroups, node_sampler=node_sampler)
+    off = config.cgroups.problem.startswith("disabled")  # tuxai up --cgroups off: no node makes groups either
+    detect = None if off else node_cgroups
+    executor = RayExecutor(view.connect, str(node_root), node_cgroups=detect, node_sampler=node_sampler)
     running = [AttemptHandle(job.run_dir) for job in store.jobs([JobState.RUNNING]) if job.run_dir]
     removed = executor.adopt(running)  # the groups a killed daemon kept: Ray's GPUs whole again
     if removed:
