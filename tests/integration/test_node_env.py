@@ -80,6 +80,6 @@ def test_E15_a_node_keeps_pips_settings_until_a_pip_config_file_changes(
     monkeypatch.delenv("PIP_FIND_LINKS", raising=False)  # the variable would win over the file
     assert kept_pip_settings(tmp_path).find_links == ("/opt/first",)
     assert kept_pip_settings(tmp_path).find_links == ("/opt/first",)  # kept: no pip run
-    assert len(list((tmp_path / "sources").glob("pip-*.json"))) == 1
+    assert len(list(tmp_path.glob("pip-*.json"))) == 1
     config.write_text("[global]\nfind-links = /opt/second/wheels\n")  # another size: read again
     assert kept_pip_settings(tmp_path).find_links == ("/opt/second/wheels",)

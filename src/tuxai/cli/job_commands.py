@@ -230,15 +230,9 @@ def submit(
         where = daemon_home(home)  # a user of the system daemon builds next to its envs
 
         def build_env(source: str) -> str:
-            import os
+            from tuxai.envs.submit import submit_env
 
-            from tuxai.envs import ensure_env, user_cache
-            from tuxai.envs.cache import record_use
-
-            shared = where / "envs"  # not writable for a user of a root daemon: then their own cache
-            built = ensure_env(source, user_cache(shared, os.environ), shared=(shared,))
-            record_use(built)  # `tuxai env ls` shows it, `tuxai env gc` keeps what jobs use
-            return str(built)
+            return submit_env(source, where / "envs")  # not writable for a user of a root daemon: their own
 
         if session:
             from tuxai.cli.session import run_session

@@ -76,7 +76,8 @@ def node_env(text: str, shared: Path, node: str) -> tuple[Path, bool]:
         print(f"node {node}: {line}", flush=True)
 
     shared_caches = [shared] if shared != cache else []
-    built = ensure_env(str(source), cache, settings=kept_pip_settings(cache), output=say, shared=shared_caches)
+    settings = kept_pip_settings(cache / SOURCES)
+    built = ensure_env(str(source), cache, settings=settings, output=say, shared=shared_caches)
     return built, bool(said)
 
 

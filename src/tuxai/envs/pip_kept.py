@@ -1,4 +1,4 @@
-"""pip's settings (``tuxai.envs.read_pip_settings``) kept in a node's environment cache, so that a
+"""pip's settings (``tuxai.envs.read_pip_settings``) kept on disk, so that a submit or a cluster node's
 rank that reuses an environment does not wait for ``pip config list`` (0.6 s, more under load) to say what
 it said before: kept under what pip reads them from (``PIP_*`` variables, each config file's size and time),
 so a changed setting is read again.
@@ -33,8 +33,8 @@ def pip_files(python: str, environ: Mapping[str, str]) -> list[str]:
     ]
 
 
-def kept_pip_settings(cache: Path, python: str = sys.executable) -> PipSettings:
-    """``tuxai.envs.read_pip_settings``, kept in ``cache`` under what it depends on (``PIP_*`` variables,
+def kept_pip_settings(folder: Path, python: str = sys.executable) -> PipSettings:
+    """``tuxai.envs.read_pip_settings``, kept in ``folder`` under what it depends on (``PIP_*`` variables,
     each of pip's config files' size and time): a job that reuses an environment does not wait for pip
     (0.6 s) to say what it said before; a changed setting is read again."""
     marks = [f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("PIP_")]
@@ -43,7 +43,7 @@ def kept_pip_settings(cache: Path, python: str = sys.executable) -> PipSettings:
             stat = os.stat(name)
             marks.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
     digest = hashlib.sha256("\0".join([python, *marks]).encode()).hexdigest()[:20]
-    kept = cache / "sources" / f"pip-{digest}.json"
+    kept = folder / f"pip-{digest}.json"
     with contextlib.suppress(OSError, ValueError, TypeError):
         data = json.loads(kept.read_text())
         lists = {k: tuple(str(v) for v in data[k]) for k in ("extra_index_urls", "find_links", "constraints")}
