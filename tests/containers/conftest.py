@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.daemon_helpers import DaemonProcess, finish
-from tuxai.images.build import build
+from tuxai.images.build import build, list_images, remove
 from tuxai.images.recipe import Recipe, check_recipe
 
 CDI_SPEC = Path("/etc/cdi/tuxai-test-fakegpu.json")
@@ -91,7 +91,11 @@ def serve_image(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The serving image: this tree's wheel and the serving stack, by ``tuxai image build --wheel``
     (``make container-images`` builds it cold; a changed tree is a new key, so a new build)."""
     wheel = serve_wheel(tmp_path_factory.mktemp("wheel"))
-    return build_image("tier-serve", "--requirements", str(SERVE_REQUIREMENTS), "--wheel", str(wheel))
+    reference = build_image("tier-serve", "--requirements", str(SERVE_REQUIREMENTS), "--wheel", str(wheel))
+    for stale in list_images():  # an earlier tree's layer (its base stays: the other inputs' layout)
+        if stale.reference.startswith(reference.partition(":")[0] + ":") and stale.reference != reference:
+            remove(stale.reference)
+    return reference
 
 
 @pytest.fixture(scope="session")
