@@ -26,6 +26,7 @@ Needs ``ray[default]`` (the dashboard): ``make bench`` installs it. ``--jobs 0 -
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -91,7 +92,7 @@ def _tuxai_jobs(client: Any, stamps: Path, jobs: int, gang: bool) -> list[float]
     return delays
 
 
-def _env_gangs(home: Path, stamps: Path, rounds: int) -> dict[str, list[float]]:
+def _env_gangs(client: Any, home: Path, stamps: Path, rounds: int) -> dict[str, list[float]]:
     """Each round's cold and warm submit → every rank's first act of a 2-node gang with an env, in seconds;
     and the same from the CLI's return (the nodes' part: the daemon, the launchers, the env on each node)."""
     import os
@@ -109,12 +110,14 @@ def _env_gangs(home: Path, stamps: Path, rounds: int) -> dict[str, list[float]]:
             shape = ["--nodes", "2", "--gpus-per-node", "1", "--launcher", "none", "--env", str(lockfile)]
             command = ["sh", "-c", f"date +%s.%N > {stamp}-$NODE_RANK"]
             began = time.time()
-            argv = [sys.executable, "-m", "tuxai", "submit", *shape, "--", *command]
-            subprocess.run(argv, env=env, check=True, capture_output=True, timeout=300)
+            argv = [sys.executable, "-m", "tuxai", "submit", "--json", *shape, "--", *command]
+            done = subprocess.run(argv, env=env, check=True, capture_output=True, text=True, timeout=300)
             returned = time.time()
             delays[name].append(max(_stamp(Path(f"{stamp}-{r}"), began) for r in (0, 1)))
             delays[f"{name}-nodes"].append(delays[name][-1] - (returned - began))
-            time.sleep(1.0)  # the gang's end, and its GPUs back: not the next submit's cost
+            job_id = json.loads(done.stdout)["id"]
+            while not client.job(job_id).state.terminal:  # its GPUs free again: not the next submit's cost
+                time.sleep(0.01)
     return delays
 
 
@@ -188,7 +191,7 @@ def main() -> int:
             try:
                 ours = _tuxai_jobs(daemon.client, stamps, args.jobs, gang=False) if args.jobs else []
                 gangs = _tuxai_jobs(daemon.client, stamps, args.gangs, gang=True) if args.gangs else []
-                envs = _env_gangs(daemon.home, stamps, args.envs) if args.envs else {}
+                envs = _env_gangs(daemon.client, daemon.home, stamps, args.envs) if args.envs else {}
             finally:
                 finish(daemon)
         finally:
