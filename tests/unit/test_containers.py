@@ -190,13 +190,17 @@ def test_I19_submit_refuses_an_image_with_env_or_without_podman(monkeypatch: pyt
 
 def test_I19_a_shared_gpu_slice_gets_the_hosts_ipc_and_the_mps_pipes() -> None:
     slice_env = {"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": "50", "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT": "0=8192M"}
-    argv = run_argv(_launch(env=slice_env), Container("img"), Path("/r/jobs/7/run-1"), HOST)
-    assert "--ipc=host" in argv and "--volume=/tmp/nvidia-mps:/tmp/nvidia-mps" in argv
+    checked = Host(HOST.limits, mps_source="/run/tuxai/workdirs/c.mps")  # podman.mps_pipes checked and bound it (U1)
+    argv = run_argv(_launch(env=slice_env), Container("img"), Path("/r/jobs/7/run-1"), checked)
+    assert "--ipc=host" in argv and "--volume=/run/tuxai/workdirs/c.mps:/tmp/nvidia-mps" in argv
     assert not [a for a in argv if a.startswith("--shm-size")]
     text, _ = env_file_text(slice_env)
     assert "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT=0=8192M" in text  # its memory cap goes in with the rest
-    own = run_argv(_launch(env={**slice_env, "CUDA_MPS_PIPE_DIRECTORY": "/root"}), Container("img"), Path("/r/x"), HOST)
+    pipe_env = {**slice_env, "CUDA_MPS_PIPE_DIRECTORY": "/root"}
+    own = run_argv(_launch(env=pipe_env), Container("img"), Path("/r/x"), checked)
     assert "--volume=/root:/root" not in own  # a path from the job's variables is never mounted
+    with pytest.raises(UsageError, match="MPS pipe directory"):  # nor one left unchecked (U1)
+        run_argv(_launch(env=slice_env), Container("img"), Path("/r/x"), HOST)
 
 
 @pytest.mark.parametrize(

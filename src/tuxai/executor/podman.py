@@ -10,6 +10,8 @@ its CPU time and its kill reach the container. The container gets:
 * the working directory and the checkpoint directory mounted at the same paths, and the job's
   endpoint file (a model server in the image writes its URL there, ``submit --serve --image``);
 * a served model read-only at its own path (under a root daemon: opened by the user, bound by descriptor);
+* a GPU share (an MPS client): the host's IPC and the MPS pipe directory, only where it is root's
+  through no link (``userdir.open_trusted``) and bound by descriptor (U1), else the attempt fails;
 * the submitting user inside (``--user UID:GID`` and its groups; rootless: ``--userns=keep-id``);
 * for another user's job, only an image root's podman already has (``--pull=never``): root's
   registry credentials never pull on a user's behalf (security issue S3);
@@ -126,6 +128,7 @@ class Host:
     workdir_source: str = ""  # where the working directory is mounted from ("": its own path; S10: userdir.bind)
     model_source: str = ""  # where a served model is mounted from ("": its own path; userdir.bind_model)
     endpoint: bool = True  # the job's endpoint file is there to mount (the shim makes it before podman starts)
+    mps_source: str = ""  # where a GPU share's MPS pipe directory is mounted from (U1: checked, bound; "": refused)
 
 
 def run_argv(launch: Launch, container: Container, run_dir: Path, host: Host) -> list[str]:
@@ -141,7 +144,7 @@ def run_argv(launch: Launch, container: Container, run_dir: Path, host: Host) ->
         argv.append(f"--cgroup-parent={parent}")
     argv += ["--ulimit", _ulimit("nofile", host.limits.nofile), "--ulimit", _ulimit("nproc", host.limits.nproc)]
     argv += ["-i"] * host.stdin + ["-t"] * host.tty
-    argv += _ipc(launch.env, container)
+    argv += _ipc(launch.env, container, host.mps_source)
     if host.rootless:
         argv.append("--userns=keep-id")
     elif launch.user is not None:
@@ -164,12 +167,35 @@ def run_argv(launch: Launch, container: Container, run_dir: Path, host: Host) ->
     return argv
 
 
-def _ipc(env: Mapping[str, str], container: Container) -> list[str]:
+def _ipc(env: Mapping[str, str], container: Container, mps_source: str) -> list[str]:
     """/dev/shm sized for training; a slice of a shared GPU (an MPS client) shares the host's IPC
-    and the MPS server's pipe directory instead, as MPS needs (not yet run on a GPU)."""
-    if "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE" not in env:
+    and the MPS server's pipe directory instead, as MPS needs (not yet run on a GPU), from where
+    ``mps_pipes`` checked it (never a path from the job's variables, never one left unchecked: U1)."""
+    if not is_share(env):
         return [f"--shm-size={container.shm_bytes}"]
-    return ["--ipc=host", f"--volume={MPS_PIPES}:{MPS_PIPES}"]  # never a path from the job's variables
+    if not mps_source:
+        raise UsageError(f"MPS pipe directory {MPS_PIPES}: not checked, not mounted")
+    return ["--ipc=host", f"--volume={mps_source}:{MPS_PIPES}"]
+
+
+def is_share(env: Mapping[str, str]) -> bool:
+    """The job runs on a slice of a shared GPU (an MPS client: ``executor.environment`` set its percentage)."""
+    return "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE" in env
+
+
+def mps_pipes(name: str) -> str:
+    """Where the MPS pipe directory is mounted from for container ``name``: root's podman, a bind of the
+    directory as ``userdir.open_trusted`` opened it (root's, through no link: a folder or a link another
+    user put at that path is never mounted, U1); a rootless podman, the path once checked (root's or its own).
+
+    Raises:
+        SubprocessError: it is not there, a link, another user's or writable by others (one line).
+    """
+    what = "MPS pipe directory"
+    if host_rootless():
+        os.close(userdir.open_trusted(MPS_PIPES, what, frozenset({0, os.getuid()})))
+        return MPS_PIPES
+    return str(userdir.bind_trusted(MPS_PIPES, name, what))
 
 
 def _mounts(launch: Launch, container: Container, endpoint: bool) -> list[str]:
@@ -214,7 +240,8 @@ def prepare(
             if container.model:
                 model = str(userdir.bind_model(launch.user, check_model(container.model), container_name(run_dir)))
         endpoint = bool(launch.job_dir) and os.path.isfile(Path(launch.job_dir) / ENDPOINT)
-        host = Host(current_limits(), host_rootless(), stdin, tty, source, model, endpoint)
+        mps = mps_pipes(container_name(run_dir)) if is_share(launch.env) else ""
+        host = Host(current_limits(), host_rootless(), stdin, tty, source, model, endpoint, mps)
         return run_argv(launch, container, run_dir, host), dropped
     except (UsageError, subprocess.SubprocessError) as exc:  # the shim records it as the reason the job could not start
         userdir.unbind(container_name(run_dir))

@@ -17,12 +17,17 @@ Whatever the user renames or links afterwards, the container gets the directory 
 A served model (``submit --serve MODEL --image``) goes in the same way (``bind_model``): opened for
 reading by the user (a file or a repository directory, through no link), bound at
 ``<container>.model`` beside it, mounted read-only; ``unbind`` undoes both.
+
+The MPS server's pipe directory (a GPU-share job, ``bind_trusted``) is root's, not the user's: walked
+from ``/`` through no link, every component root's and writable by no one else (U1), bound at
+``<container>.mps``; a folder another user made at that path is never mounted.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import os
 import socket
 import stat
@@ -31,6 +36,7 @@ from pathlib import Path
 
 WORKDIRS = Path("/run/tuxai/workdirs")
 MODEL = ".model"  # a served model's bind: WORKDIRS/<container>.model
+MPS = ".mps"  # the MPS pipe directory's bind: WORKDIRS/<container>.mps
 MS_BIND, MS_REC = 4096, 16384
 MNT_DETACH = 2
 _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -101,6 +107,54 @@ def bind_model(user: tuple[int, int, tuple[int, ...]], model: str, name: str) ->
     return _bind(open_as(user, model, read=True), WORKDIRS / f"{name}{MODEL}", f"model {model}")
 
 
+def open_trusted(path: str, what: str, owners: frozenset[int] = frozenset({0})) -> int:
+    """A descriptor (``O_PATH``) of the directory ``path``, walked from ``/`` one component at a time
+    through no link, each one owned by one of ``owners`` and writable by no one else (a sticky one such
+    as /tmp only above the last: there no one else can rename what ``owners`` made).
+
+    Raises:
+        SubprocessError: a component is a link, missing, not a directory, another user's or writable by
+            others (one line: ``what``, the path and the reason).
+    """
+    if not os.path.isabs(path) or os.path.normpath(path) != path:
+        raise subprocess.SubprocessError(f"{what} {path}: not a plain absolute path")
+    fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    parts, here = Path(path).parts[1:], "/"
+    try:
+        for depth, part in enumerate(("", *parts)):
+            here = os.path.join(here, part)
+            if part:
+                at, fd = fd, -1
+                try:
+                    fd = os.open(part, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=at)
+                finally:
+                    os.close(at)
+            _check_trusted(os.fstat(fd), owners, last=depth == len(parts))
+    except OSError as exc:
+        if fd >= 0:
+            os.close(fd)
+        reason = "a link or not a directory" if exc.errno in (errno.ELOOP, errno.ENOTDIR) else exc.strerror or exc
+        reason = "not there" if exc.errno == errno.ENOENT else reason
+        raise subprocess.SubprocessError(f"{what} {path}: {here} is {reason}") from None
+    return fd
+
+
+def _check_trusted(info: os.stat_result, owners: frozenset[int], last: bool) -> None:
+    if info.st_uid not in owners:
+        raise OSError(0, f"owned by uid {info.st_uid}, not root's")
+    if info.st_mode & 0o022 and (last or not info.st_mode & stat.S_ISVTX):
+        raise OSError(0, "writable by other users")
+
+
+def bind_trusted(directory: str, name: str, what: str) -> Path:
+    """Bind root's ``directory`` (``open_trusted``) at ``WORKDIRS/name.mps``: the path podman mounts from.
+
+    Raises:
+        SubprocessError: it is not root's through no link, or the bind failed.
+    """
+    return _bind(open_trusted(directory, what), WORKDIRS / f"{name}{MPS}", f"{what} {directory}")
+
+
 def _bind(fd: int, target: Path, what: str) -> Path:
     """Bind what ``fd`` is at ``target`` (a directory or a file made for it); ``fd`` closed.
 
@@ -124,9 +178,11 @@ def _bind(fd: int, target: Path, what: str) -> Path:
 
 
 def unbind(name: str) -> None:
-    """Undo ``bind`` and ``bind_model`` (best effort; nothing bound: nothing done). The container keeps its mounts."""
+    """Undo ``bind``, ``bind_model`` and ``bind_trusted`` (best effort; nothing bound: nothing done).
+    The container keeps its mounts."""
     _unbind(WORKDIRS / name)
     _unbind(WORKDIRS / f"{name}{MODEL}")
+    _unbind(WORKDIRS / f"{name}{MPS}")
 
 
 def _unbind(target: Path) -> None:
