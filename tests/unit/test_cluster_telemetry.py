@@ -72,4 +72,18 @@ def test_E15_top_lists_each_rank_under_its_job_and_keeps_to_its_height() -> None
     lines = [t.plain for t in queue_lines(rows, None, 120, 10)]
     assert [line for line in lines if "rank" in line] == [rank_line(r).plain for r in ranks] * 2
     short = [t.plain for t in queue_lines(rows, None, 120, 4)]  # header, job 1 and its ranks: job 2 does not fit
-    assert len(short) == 4 and short[1].startswith("1 ") and short[-1].startswith("… 2 more jobs")
+    assert len(short) == 4 and short[1].startswith("1 ") and short[-1].startswith("… 1 more jobs")
+
+
+def test_F7_top_keeps_the_selected_gang_in_view_by_lines_and_counts_only_jobs_not_shown() -> None:
+    from tuxai.api.views import job_view
+
+    ranks = tuple(LiveRank(r, f"10.0.0.{3 + r}", 0.0, 1.0, 2**20, ()) for r in (0, 1))
+    rows = [QueueRow(job_view(_job(i), 1.0), "", None, None, "", ranks) for i in range(1, 7)]
+    lines = [t.plain for t in queue_lines(rows, 5, 120, 10)]
+    jobs = [line.split()[0] for line in lines[1:] if not line.lstrip().startswith(("└", "…"))]
+    assert len(lines) <= 10 and "5" in jobs
+    assert lines[-1].startswith(f"… {6 - len(jobs)} more jobs")
+    assert sum(line.lstrip().startswith("└") for line in lines) == 2 * len(jobs)  # whole gangs only
+    everything = [t.plain for t in queue_lines(rows, 6, 120, 19)]  # 18 lines fit: no marker
+    assert len(everything) == 19 and not everything[-1].startswith("…")

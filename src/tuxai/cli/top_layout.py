@@ -259,25 +259,35 @@ def queue_lines(rows: Sequence[QueueRow], selected: int | None, width: int, heig
     widths = [c.width for c in columns]
     header = _line([Text(c.header) for c in columns], widths, Text("WHY / FLAGS"), width)
     header.stylize("bold")
-    room = max(0, height - 1)
-    ids = [r.job.id for r in rows]
-    start = 0
-    if selected in ids and ids.index(selected) >= room - 1:
-        start = ids.index(selected) - room + 2
-    shown = rows[start : start + room]
-    lines, kept = [header], 0
-    for row in shown:
+    blocks = []
+    for row in rows:
         line = _line([c.value(row) for c in columns], widths, Text(printable(row.why)), width)
         if row.job.id == selected:
             line.stylize("reverse")
-        block = [line, *(rank_line(rank) for rank in row.ranks)]  # a cluster job: its ranks under it
-        if kept and len(lines) + len(block) > room + 1:
-            break
-        lines, kept = [*lines, *block][: room + 1], kept + 1
-    hidden = len(rows) - kept
-    if hidden and lines[1:]:
-        lines[-1] = Text(f"… {hidden + 1} more jobs (↑↓ scroll)", style="dim")
-    return lines
+        blocks.append([line, *(rank_line(rank) for rank in row.ranks)])  # a cluster job: its ranks under it
+    room = max(0, height - 1)
+    if sum(len(b) for b in blocks) <= room:
+        return [header, *(line for block in blocks for line in block)]
+    ids = [r.job.id for r in rows]
+    start, end = _window([len(b) for b in blocks], ids.index(selected) if selected in ids else 0, room - 1)
+    body = [line for block in blocks[start:end] for line in block][: max(1, room - 1)]
+    return [header, *body, Text(f"… {len(rows) - (end - start)} more jobs (↑↓ scroll)", style="dim")][:height]
+
+
+def _window(sizes: Sequence[int], selected: int, room: int) -> tuple[int, int]:
+    """The rows ``[start, end)`` shown in ``room`` lines (``sizes``: each row's lines, its ranks'
+    included): the ``selected`` row kept in view, whole rows only (one larger than ``room`` cut).
+
+    >>> _window([3, 3, 3, 3, 3, 3], 4, 8)
+    (3, 5)
+    """
+    start = selected
+    while start > 0 and sum(sizes[start - 1 : selected + 1]) <= room:
+        start -= 1
+    end = selected + 1
+    while end < len(sizes) and sum(sizes[start : end + 1]) <= room:
+        end += 1
+    return start, end
 
 
 @dataclass(frozen=True)
