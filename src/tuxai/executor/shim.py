@@ -70,6 +70,7 @@ class Shim:
         self._errors_w = -1  # the child's end of a pipe that says why it could not start
         self.session: Session | None = None  # an interactive job's terminal and attach socket
         self.oom_events: int | None = None  # cgroups.watch_oom's eventfd
+        self.wake = -1  # the read end of the signals' wake fd (a node's env build selects on it too)
 
     def _status(self, phase: Phase, durable: bool = False, **fields: object) -> None:
         write_status(self.run_dir, Status(phase, os.getpid(), **fields), durable)  # type: ignore[arg-type]
@@ -173,6 +174,10 @@ class Shim:
             )
         return wanted
 
+    def _building(self, pid: int) -> None:
+        """Record a node's env builder as the attempt's process group: ``kill_lost`` reaches it."""
+        self._status(Phase.STARTING, pgid=pid, boot_id=boot_id(), start_ticks=start_ticks(pid))
+
     def _spawn(self) -> subprocess.Popen[bytes]:
         launch = self.launch
         user = self._switch_to()
@@ -190,7 +195,8 @@ class Shim:
             pty = self.session is not None and self.session.mode == "pty"
             command, env, cwd = list(launch.command), launch.env, launch.cwd or None
             if launch.env_lock:  # a cluster node builds or reuses the job's env from its lockfile (issue 15)
-                env = node_env.build_on_node(launch, user, log)
+                stop = (self.wake, launch.grace_s, lambda: self.stop_reason is not None)
+                env = node_env.build_on_node(launch, user, log, stop, self._building)
             if launch.container is not None:  # podman runs as root and makes the user inside (executor.podman)
                 argv, dropped = podman.prepare(launch, launch.container, self.run_dir, self.session is not None, pty)
                 # podman's own files (conmon leaves "oom" where it runs) go to the run directory
@@ -226,6 +232,7 @@ class Shim:
     def run(self) -> int:
         """Start the job, wait for it, record the outcome. Returns the shim's exit code (0)."""
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.wake = wake_r
         signal.set_wakeup_fd(wake_w)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
@@ -258,6 +265,7 @@ class Shim:
                 Phase.EXITED,
                 durable=True,
                 exit_code=EXIT_CANNOT_START,
+                stop_reason=self.stop_reason,  # e.g. a cancel during a node's env build
                 ended_at=time.time(),
                 error=f"cannot start {launch.command[0]!r}: {exc}",
             )
