@@ -7,9 +7,9 @@ from pathlib import Path
 from tuxai.executor.podman import Host, Limits, run_argv
 from tuxai.executor.rundir import Launch, read_launch, write_launch
 from tuxai.executor.slurm import SlurmExecutor
-from tuxai.executor.slurm_container import node_cdi_specs, node_container, slurm_gpus
+from tuxai.executor.slurm_container import node_container, slurm_gpus
 from tuxai.executor.slurm_node import node_run
-from tuxai.model.container import CdiSpec, Container
+from tuxai.model.container import CdiSpec, Container, read_cdi_specs
 from tuxai.model.job import JobSpec
 
 IMAGE = "localhost/tuxai/train:3f2a9c01d4e5b6a7"
@@ -29,7 +29,8 @@ def test_I19_1_a_slurm_nodes_launch_keeps_the_image_and_mounts_the_checkpoint(tm
     write_launch(node_dir, node)
     container = read_launch(node_dir).container
     checkpoint = str(job_dir / "checkpoint")
-    assert container == Container(IMAGE, 2 << 30, (), "runc", mounts=(checkpoint,))
+    endpoint = str(job_dir / "endpoint")  # every container job's, as on one box (E6)
+    assert container == Container(IMAGE, 2 << 30, (), "runc", mounts=(checkpoint, endpoint))
     argv = run_argv(read_launch(node_dir), container, node_dir, Host(Limits((1024, 1024), (64, 64)), rootless=True))
     assert f"--volume={checkpoint}:{checkpoint}" in argv and argv[-1] == IMAGE
     assert not [a for a in argv if a.startswith("--device")]  # no GPU asked: none given
@@ -54,5 +55,6 @@ def test_I19_1_a_gpu_no_spec_of_the_node_names_fails_the_rank_with_the_remedy(tm
     assert "nvidia-ctk cdi generate" in container.error  # the shim fails the rank at start with it
     (tmp_path / "bad.json").write_text("{not json")
     (tmp_path / "fake.json").write_text('{"kind": "tuxai.dev/gpu", "devices": [{"name": "0"}, {"name": "1"}]}')
-    specs = node_cdi_specs([str(tmp_path), str(tmp_path / "missing")])  # one unreadable, one directory absent
+    specs, problems = read_cdi_specs([str(tmp_path), str(tmp_path / "missing")])  # one unreadable, one dir absent
+    assert [p.split(":")[0] for p in problems] == [str(tmp_path / "bad.json")]
     assert [(s.kind, s.devices) for s in specs] == [("tuxai.dev/gpu", ("0", "1"))]

@@ -28,7 +28,7 @@ def container_for(spec: JobSpec, allocation: Allocation) -> Container | None:
         return None
     shm = spec.shm_bytes or DEFAULT_SHM_BYTES
     try:
-        devices = cdi_names(allocation, read_cdi_specs()[0]) if allocation.gpus else ()
+        devices = cdi_names(allocation, *read_cdi_specs()) if allocation.gpus else ()
     except UsageError as exc:
         return Container(spec.image, shm, (), host_runtime(), str(exc), spec.serve_model)
     return Container(spec.image, shm, devices, host_runtime(), model=spec.serve_model)

@@ -16,9 +16,9 @@ import subprocess
 from tuxai.daemon.config import Caller
 from tuxai.errors import UsageError
 from tuxai.executor.podman import podman_environment
+from tuxai.model.container import LOCAL
 from tuxai.model.job import JobSpec
 
-LOCAL = "localhost/"
 TIMEOUT_S = 30.0
 
 

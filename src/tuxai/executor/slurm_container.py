@@ -7,21 +7,20 @@ runtime the daemon wrote in ``launch.json``, and the GPUs Slurm gave this node's
 (``model.container.cdi_names``: an index, never ``all``). A GPU no spec names fails the rank at
 start with the remedy, never runs it without its GPU. Inside, the container sees only its GPUs,
 numbered from 0, so Slurm's index variables are renumbered for it (``CUDA_VISIBLE_DEVICES=1``
-would name no GPU in a container that holds one). The job's checkpoint directory is mounted
-at its path, as on one box. podman runs as the node runner's user: the job's own (rootless,
-``--userns=keep-id``), root's for root's jobs.
+would name no GPU in a container that holds one). The job's checkpoint directory and its endpoint
+file (where ``submit --serve``'s server writes its URL) are mounted at their paths, as on one box.
+podman runs as the node runner's user: the job's own (rootless, ``--userns=keep-id``), root's for
+root's jobs.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from tuxai.errors import UsageError
-from tuxai.model.container import CDI_DIRS, CdiSpec, Container, cdi_names, parse_cdi_spec
+from tuxai.model.container import CdiSpec, Container, cdi_names
 from tuxai.model.resources import Allocation, GpuShare
 
 SLURM_GPU_VARIABLES = ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS", "CUDA_VISIBLE_DEVICES")
@@ -46,22 +45,18 @@ def slurm_gpus(environ: Mapping[str, str]) -> tuple[int, ...]:
     return ()
 
 
-def node_cdi_specs(dirs: Sequence[str] = CDI_DIRS) -> list[CdiSpec]:
-    """This node's CDI specs, as its podman reads them (one that cannot be read is left out)."""
-    specs = []
-    for directory in dirs:
-        with contextlib.suppress(OSError):
-            for path in sorted(Path(directory).iterdir()):
-                if path.suffix in (".json", ".yaml", ".yml"):
-                    with contextlib.suppress(OSError, UnicodeDecodeError, ValueError):
-                        specs.append(parse_cdi_spec(path.read_text(), str(path)))
-    return specs
-
-
 def node_container(
-    data: Mapping[str, Any], environ: Mapping[str, str], specs: Sequence[CdiSpec], checkpoint_dir: str
+    data: Mapping[str, Any],
+    environ: Mapping[str, str],
+    specs: Sequence[CdiSpec],
+    checkpoint_dir: str,
+    endpoint_file: str = "",
+    problems: Sequence[str] = (),
 ) -> tuple[Container, dict[str, str]]:
-    """The rank's ``Container`` (its GPUs by CDI name) and the device variables it sees inside.
+    """The rank's ``Container`` (its GPUs by CDI name) and the device variables it sees inside; the job's
+    checkpoint directory and, when given, its endpoint file (``submit --serve``) mounted at their paths.
+    ``problems``: the node's specs that could not be read (``model.container.read_cdi_specs``), named in
+    the error of a GPU no spec names.
 
     >>> spec = CdiSpec("tuxai.dev/gpu", ("0", "1", "all"))
     >>> box, env = node_container({"image": "py:1"}, {"SLURM_STEP_GPUS": "1", "CUDA_VISIBLE_DEVICES": "1"}, [spec], "")
@@ -72,11 +67,11 @@ def node_container(
     if container is None:
         raise ValueError("launch.json: a container without an image")
     gpus = slurm_gpus(environ)
-    mounts = (checkpoint_dir,) if checkpoint_dir else ()
+    mounts = tuple(path for path in (checkpoint_dir, endpoint_file) if path)
     inside = ",".join(str(i) for i in range(len(gpus)))
     env = {name: inside for name in RENUMBERED if name in environ and gpus}
     try:
-        devices = cdi_names(Allocation("", tuple(GpuShare(i, None) for i in gpus)), specs)
+        devices = cdi_names(Allocation("", tuple(GpuShare(i, None) for i in gpus)), specs, problems)
     except UsageError as exc:
         node = environ.get("SLURMD_NODENAME", "")
         error = f"{f'node {node}: ' if node else ''}{exc.message} ({exc.hint})"

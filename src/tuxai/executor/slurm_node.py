@@ -22,10 +22,11 @@ import sys
 from pathlib import Path
 
 from tuxai.executor.environment import DEVICE_VARIABLES
-from tuxai.executor.rundir import CHECKPOINT, STOP, Launch, rank_output, read_status, write_launch
+from tuxai.executor.rundir import CHECKPOINT, ENDPOINT, STOP, Launch, rank_output, read_status, write_launch
 from tuxai.executor.shim import EXIT_CANNOT_START, run_attempt
-from tuxai.executor.slurm_container import node_cdi_specs, node_container
+from tuxai.executor.slurm_container import node_container
 from tuxai.model.cgroup import CgroupPlan
+from tuxai.model.container import read_cdi_specs
 from tuxai.model.gang import Launcher
 from tuxai.model.launch import gang_of, node_launch, preferred_port
 from tuxai.model.slurm import expand_hostlist
@@ -76,9 +77,11 @@ def node_run(run_dir: Path, environ: dict[str, str]) -> tuple[Path, Launch]:
         node = node_launch(gang, command, addresses, port, rank, (int(base["job_id"]), int(base["attempt"])))
         command, env = node.command, {**env, **node.env}
     container = None
-    if base.get("container"):  # the job's image: this node's GPUs by CDI name, its checkpoint directory mounted
-        checkpoint = str(run_dir.parent / CHECKPOINT)
-        container, inside = node_container(base["container"], environ, node_cdi_specs(), checkpoint)
+    if base.get("container"):  # the job's image: this node's GPUs by CDI name, its checkpoint and endpoint mounted
+        checkpoint, endpoint = run_dir.parent / CHECKPOINT, run_dir.parent / ENDPOINT  # made at prepare (0711 dir)
+        endpoint_file = str(endpoint) if endpoint.is_file() else ""
+        specs, problems = read_cdi_specs()
+        container, inside = node_container(base["container"], environ, specs, str(checkpoint), endpoint_file, problems)
         env.update(inside)
     restart = environ.get("SLURM_RESTART_COUNT", "0")
     log = str(Path(base.pop("log_path")).with_name(rank_output(rank)))  # rank r: output.rank<r>.log

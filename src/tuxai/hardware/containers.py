@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tuxai.model.container import CDI_DIRS, CdiSpec, has_subid_range, parse_cdi_spec
+from tuxai.model.container import CdiSpec, has_subid_range
+from tuxai.model.container import read_cdi_specs as read_cdi_specs  # the one reader (doctor, daemon)
 
 RUNTIMES = ("runc", "crun")
 SUBID_FILES = (Path("/etc/subuid"), Path("/etc/subgid"))
@@ -33,24 +34,6 @@ class ContainerHost:
     cdi_problems: tuple[str, ...] = field(default_factory=tuple)  # specs that could not be read
     rootless_user: str = ""  # podman runs as this user here (tuxai is not root); "": root's podman
     subids: tuple[bool, bool] = (True, True)  # that user has ranges in /etc/subuid, /etc/subgid
-
-
-def read_cdi_specs(dirs: Sequence[str] = CDI_DIRS) -> tuple[list[CdiSpec], list[str]]:
-    """Every CDI spec (``*.json``, ``*.yaml``) in ``dirs``, and what is wrong with those that cannot be read."""
-    specs, problems = [], []
-    for directory in dirs:
-        try:
-            paths = sorted(p for p in Path(directory).iterdir() if p.suffix in (".json", ".yaml", ".yml"))
-        except OSError:
-            continue
-        for path in paths:
-            try:
-                specs.append(parse_cdi_spec(path.read_text(), str(path)))
-            except (OSError, UnicodeDecodeError) as exc:
-                problems.append(f"{path}: {exc}")
-            except ValueError as exc:
-                problems.append(str(exc))
-    return specs, problems
 
 
 def cgroup_mode(root: Path = Path("/sys/fs/cgroup")) -> tuple[int, bool]:

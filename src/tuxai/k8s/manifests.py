@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from tuxai.errors import UsageError
+from tuxai.model.container import LOCAL
 from tuxai.model.gang import Launcher, torchrun_target
 from tuxai.model.job import REQUEUE_EXIT_CODE, JobSpec
 from tuxai.model.jobfile import spec_from_dict
@@ -39,7 +40,6 @@ MASTER_PORT = 29500  # a pod has its own network: torchrun's usual port is free
 CONTAINER = "job"
 REPLICATED_JOB = "node"
 EXPORT_FIELDS = ("queue",)
-LOCAL = "localhost/"  # podman's name for an image no registry holds (tuxai image build's)
 _RANKED = ("NODE_RANK", "PET_NODE_RANK", "TUXAI_NODE_RANK")  # one value per pod: its job index
 _HINT = "see docs/jobs.md, section Kubernetes manifests"
 
@@ -82,6 +82,17 @@ def _refuse_what_has_no_form(spec: JobSpec, origin: str) -> None:
             "a Kubernetes cluster cannot pull it until it is pushed to a registry",
             hint=f"podman push --digestfile digest {spec.image} REGISTRY/NAME:TAG, then image: "
             "REGISTRY/NAME@sha256:<digest> (the digest pins exactly this image)",
+        )
+    if spec.serve_model:
+        raise UsageError(
+            f"{origin}: serve_model has no Kubernetes form here (the model is a path on this host, "
+            "and no endpoint would come back)",
+            hint="put the model in the image and serve it with the image's command",
+        )
+    if spec.env_lock or spec.env_path:
+        raise UsageError(
+            f"{origin}: env/env_lock is built by tuxai on its own nodes; a pod runs only what its image carries",
+            hint="build the environment into the image: tuxai image build --requirements FILE, then push it",
         )
     if spec.request.shared:
         raise UsageError(

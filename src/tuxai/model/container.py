@@ -12,15 +12,17 @@ what ``nvidia-ctk cdi generate`` writes to /etc/cdi (or /var/run/cdi), JSON or Y
       - name: "0"
         containerEdits: {deviceNodes: [{path: /dev/nvidia0}]}
 
-Pure: reading the spec files is the caller's.
+Pure but for ``read_cdi_specs``, the one reader of the spec files (the doctor, the daemon and a Slurm
+node all read them; the executor may not import ``hardware``, so the reader lives below both).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -36,6 +38,9 @@ CDI_DIRS = ("/etc/cdi", "/var/run/cdi")
 """Where podman reads CDI specs (later directories win on a name both have)."""
 
 NVIDIA_KIND = "nvidia.com/gpu"
+
+LOCAL = "localhost/"
+"""podman's prefix for an image no registry holds (``tuxai image build``'s, or one podman built or loaded)."""
 
 
 @dataclass(frozen=True)
@@ -174,10 +179,32 @@ def parse_cdi_spec(text: str, path: str = "") -> CdiSpec:
     return CdiSpec(data["kind"], tuple(d["name"] for d in devices), path)
 
 
-def cdi_names(allocation: Allocation, specs: Iterable[CdiSpec]) -> tuple[str, ...]:
+def read_cdi_specs(dirs: Sequence[str] = CDI_DIRS) -> tuple[list[CdiSpec], list[str]]:
+    """Every CDI spec (``*.json``, ``*.yaml``) in ``dirs``, and what is wrong with each one that cannot be
+    read, by its path (one line each). The one reader of the spec files: the doctor's and the daemon's
+    (``hardware.containers``) and a Slurm node's (``executor.slurm_container``), so a malformed spec is
+    named wherever a GPU is then missing."""
+    specs, problems = [], []
+    for directory in dirs:
+        try:
+            paths = sorted(p for p in Path(directory).iterdir() if p.suffix in (".json", ".yaml", ".yml"))
+        except OSError:
+            continue
+        for path in paths:
+            try:
+                specs.append(parse_cdi_spec(path.read_text(), str(path)))
+            except (OSError, UnicodeDecodeError) as exc:
+                problems.append(" ".join(f"{path}: {exc}".split()))
+            except ValueError as exc:
+                problems.append(" ".join(str(exc).split()))
+    return specs, problems
+
+
+def cdi_names(allocation: Allocation, specs: Iterable[CdiSpec], problems: Sequence[str] = ()) -> tuple[str, ...]:
     """The CDI names of exactly the allocated GPUs: UUID (a MIG instance's) first, else the index.
 
-    NVIDIA's kind is preferred where two specs name the same GPU; ``all`` is never used.
+    NVIDIA's kind is preferred where two specs name the same GPU; ``all`` is never used. ``problems``
+    (``read_cdi_specs``'s) are the specs that could not be read: a missing GPU's error names them.
 
     >>> from tuxai.model.resources import GpuShare
     >>> spec = CdiSpec("tuxai.dev/gpu", ("0", "1", "all"))
@@ -194,10 +221,12 @@ def cdi_names(allocation: Allocation, specs: Iterable[CdiSpec]) -> tuple[str, ..
         wanted += [] if share.mig_uuid else [str(share.index)]
         found = next((f"{s.kind}={w}" for w in wanted for s in ordered if w in s.devices), None)
         if found is None:
+            unread = f"; unreadable: {'; '.join(problems)}" if problems else ""
             raise UsageError(
                 f"no CDI device for GPU {share.mig_uuid or share.uuid or share.index} "
-                f"(specs: {', '.join(s.path or s.kind for s in ordered) or 'none'})",
-                hint="generate the CDI spec: nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml",
+                f"(specs: {', '.join(s.path or s.kind for s in ordered) or 'none'}{unread})",
+                hint=("fix or remove the unreadable spec, or " if problems else "")
+                + "generate the CDI spec: nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml",
             )
         names.append(found)
     return tuple(names)
