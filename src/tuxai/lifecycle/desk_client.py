@@ -78,8 +78,7 @@ def ask(folder: Path, request: Mapping[str, Any], cold_s: float = COLD_S, held_s
         OSError: the connection broke, or no answer in ``cold_s``.
         ValueError: the answer was not one JSON line.
     """
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    folder_fd = open_folder(folder)
+    folder_fd = open_folder(folder, create=True)  # made and opened through no link, no other user's part (U4)
     try:
         began, started, dropped = time.monotonic(), False, False
         while True:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from tuxai.lifecycle.job_watch import lock_watcher, start_watcher
-from tuxai.lifecycle.run_desk import Unserved
+from tuxai.lifecycle.run_desk import Unserved, open_path
 from tuxai.lifecycle.step_tracking import TRACKING_FAILURES
 from tuxai.lifecycle.tracking import artifact_location, git_commit, run_params, start_tags, tracking_dir, tracking_uri
 from tuxai.model.job import JobSpec
@@ -123,13 +123,22 @@ def open_run(experiment: str, name: str, params: Mapping[str, str], tags: Mappin
 
 def write_ledger(folder: Path, entry: Mapping[str, object]) -> Path:
     """``entry`` as ``folder``'s ledger of its run (``RUN.json``), made whole before it appears: a watcher
-    reading the folder never sees half of one."""
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    ledger = folder / f"{entry['run']}.json"
-    part = folder / f"{entry['run']}.json.part"
-    part.write_text(json.dumps(dict(entry)))
-    part.replace(ledger)
-    return ledger
+    reading the folder never sees half of one. The folder is made and written under a path no other user
+    can change, never through a link (``open_path``, U4).
+
+    Raises:
+        TuxaiError: a part of the folder's path is a link, another user's or writable by others.
+    """
+    ledger, part = f"{entry['run']}.json", f"{entry['run']}.json.part"
+    folder_fd = open_path(folder, create=True)
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        with os.fdopen(os.open(part, flags, 0o600, dir_fd=folder_fd), "w") as handle:
+            handle.write(json.dumps(dict(entry)))
+        os.replace(part, ledger, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
+    finally:
+        os.close(folder_fd)
+    return folder / ledger
 
 
 def watch(entry: Mapping[str, object]) -> bool:

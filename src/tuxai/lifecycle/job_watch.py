@@ -32,6 +32,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tuxai.lifecycle.run_desk import open_path
+
 if TYPE_CHECKING:
     from tuxai.api.client import Client
     from tuxai.lifecycle.run_desk import RunDesk
@@ -55,8 +57,16 @@ def poll_s(waited_s: float) -> float:
 
 
 def lock_watcher(folder: Path) -> int | None:
-    """A descriptor holding ``folder``'s watcher lock, or None while a watcher holds it (it is alive)."""
-    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    """A descriptor holding ``folder``'s watcher lock, or None while a watcher holds it (it is alive).
+
+    Raises:
+        TuxaiError: a part of the folder's path is a link, another user's or writable by others (U4).
+    """
+    folder_fd = open_path(folder)
+    try:
+        fd = os.open(LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=folder_fd)
+    finally:
+        os.close(folder_fd)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -67,10 +77,21 @@ def lock_watcher(folder: Path) -> int | None:
 
 def start_watcher(folder: Path, lock_fd: int) -> None:
     """Start ``folder``'s watcher in the background (its own session), handing it the lock ``lock_fd`` the
-    caller took (closed here: the watcher holds it from now on)."""
+    caller took (closed here: the watcher holds it from now on). Its errors go to ``watch.log`` beside the
+    folder, opened under a path no other user can change, never through a link (U4).
+
+    Raises:
+        TuxaiError: a part of the folder's parent is a link, another user's or writable by others.
+    """
     argv = [sys.executable, "-m", "tuxai.lifecycle.job_watch", "--fork", "--lock-fd", str(lock_fd), str(folder)]
     try:  # the watcher forks and its first process exits at once: nothing is left unwaited
-        with (folder.parent / "watch.log").open("a") as err:
+        parent_fd = open_path(folder.parent)
+        try:
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+            log_fd = os.open("watch.log", flags, 0o600, dir_fd=parent_fd)
+        finally:
+            os.close(parent_fd)
+        with os.fdopen(log_fd, "a") as err:
             subprocess.run(
                 argv,
                 stdin=subprocess.DEVNULL,

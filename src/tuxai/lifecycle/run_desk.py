@@ -2,7 +2,8 @@
 importing MLflow itself (~4 s) — the run is opened in milliseconds by a process that has it loaded.
 
 One Unix socket, ``<tracking dir>/open/runs.sock``, in the user's own folder: the folder is opened without
-following a link and must belong to the user with no access for group or others (0700), and the socket
+following a link, through a path no other user can change (``open_path``, U4), and must belong to the
+user with no access for group or others (0700), and the socket
 is reached through that descriptor (``/proc/self/fd/N/runs.sock``), so no path a user controls leads
 elsewhere and a long ``XDG_DATA_HOME`` fits a socket's 108 bytes. Both ends check the other's uid with
 ``SO_PEERCRED``: the desk answers only its own user, the submit talks only to a desk of its own user.
@@ -69,17 +70,68 @@ def mlflow_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     return {k: v for k, v in env.items() if k.startswith("MLFLOW_") and k not in OWN_ENV}
 
 
-def open_folder(folder: Path) -> int:
-    """A descriptor (``O_PATH``) of ``folder``, opened without following a link, once it is shown to be the
-    caller's own with no access for anyone else.
+def open_path(path: Path, create: bool = False) -> int:
+    """A descriptor (``O_PATH``) of the directory ``path``, walked from ``/`` one component at a time without
+    following a link (with ``create``, those missing made: 0755, the last 0700), each component the caller's
+    or root's and writable by no one else (a sticky one such as /tmp only above the last). No other user
+    can then put a link anywhere on it: root's tracked submit with a ``HOME`` in a user's folder (``sudo
+    -E``) never writes where that user points it (U4).
 
     Raises:
-        TuxaiError: the folder is a link, another user's, or open to group or others.
+        TuxaiError: a component is a link, missing, another user's, or writable by others (one line).
+    """
+    path, here = Path(os.path.abspath(path)), Path("/")
+    fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for depth, part in enumerate(("", *path.parts[1:])):
+            if part:
+                here, at, fd = here / part, fd, -1
+                try:
+                    fd = _open_at(part, at, 0o700 if depth == len(path.parts) - 1 else 0o755, create)
+                finally:
+                    os.close(at)
+            _check_part(os.fstat(fd), path, here, last=depth == len(path.parts) - 1)
+    except (OSError, TuxaiError) as error:
+        if fd >= 0:
+            os.close(fd)
+        if isinstance(error, TuxaiError):
+            raise
+        raise TuxaiError(f"{path}: cannot open {here}: {error.strerror} (a link is never followed)") from None
+    return fd
+
+
+def _open_at(name: str, at: int, mode: int, create: bool) -> int:
+    flags = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    if create:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(name, mode, dir_fd=at)
+    return os.open(name, flags, dir_fd=at)
+
+
+def _check_part(info: os.stat_result, path: Path, here: Path, last: bool) -> None:
+    if info.st_uid not in (0, os.getuid()):
+        raise TuxaiError(
+            f"{path}: {here} belongs to another user (uid {info.st_uid}): tuxai writes nothing under it",
+            hint="set XDG_DATA_HOME (or HOME) to a folder of your own",
+        )
+    if info.st_mode & 0o022 and (last or not info.st_mode & stat.S_ISVTX):
+        raise TuxaiError(
+            f"{path}: {here} is writable by other users (mode {stat.S_IMODE(info.st_mode):o})",
+            hint=f"chmod go-w {here}",
+        )
+
+
+def open_folder(folder: Path, create: bool = False) -> int:
+    """A descriptor (``O_PATH``) of ``folder`` (``open_path``: no link on its way, no other user's part;
+    ``create``: made where missing), once it is shown to be the caller's own with no access for anyone else.
+
+    Raises:
+        TuxaiError: the folder is a link, another user's, or open to group or others, or its path is.
     """
     try:
-        fd = os.open(folder, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError as error:
-        raise TuxaiError(f"{folder}: cannot open the run watcher's folder: {error.strerror}") from None
+        fd = open_path(folder, create)
+    except TuxaiError as error:
+        raise TuxaiError(f"cannot open the run watcher's folder: {error.message}", hint=error.hint) from None
     info = os.fstat(fd)
     if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
         os.close(fd)
