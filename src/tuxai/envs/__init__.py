@@ -21,13 +21,14 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tuxai.envs.trust import READY as READY  # callers import these two from here
+from tuxai.envs.trust import trusted_env
+from tuxai.envs.trust import user_cache as user_cache
 from tuxai.errors import UsageError
-
-READY = ".tuxai-ready"
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ def _source(spec: str, caches: Sequence[Path]) -> tuple[str, Path]:
     if NAME.match(spec) and not path.exists():
         for cache in caches:
             named = cache / "named" / spec
-            if named.is_symlink() and (named / READY).exists():
+            if named.is_symlink() and os.lstat(named).st_uid in (os.geteuid(), 0) and trusted_env(named.resolve()):
                 return "venv", named.resolve()
         raise UsageError(
             f"--env {spec}: no such file, directory or named environment",
@@ -145,18 +146,6 @@ def _source(spec: str, caches: Sequence[Path]) -> tuple[str, Path]:
         f"--env {spec}: not a requirements file, a project directory with pyproject.toml, or a virtual environment",
         hint="pass e.g. --env requirements.txt",
     )
-
-
-def user_cache(shared: Path, environ: Mapping[str, str]) -> Path:
-    """Where this user builds environments: ``shared`` (the daemon's ``<home>/envs``) when they may
-    write there, else their own cache: ``$XDG_CACHE_HOME/tuxai/envs``, ``~/.cache/tuxai/envs``."""
-    nearest = shared
-    while not nearest.exists() and nearest != nearest.parent:
-        nearest = nearest.parent  # the nearest directory that exists decides whether it can be made
-    if os.access(nearest, os.W_OK | os.X_OK):
-        return shared
-    base = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME") or Path.home()) / ".cache")
-    return Path(base) / "tuxai" / "envs"
 
 
 def env_key(kind: str, content: bytes, python: str, settings: PipSettings) -> str:
@@ -199,7 +188,7 @@ def ensure_env(
     settings = read_pip_settings(python) if settings is None else settings
     try:
         key = _key(kind, path, python, settings)
-        built = next((c / key for c in caches if (c / key / READY).exists()), None)
+        built = next((c / key for c in caches if trusted_env(c / key)), None)
         return built or _build(kind, path, cache / key, python, settings, output)
     except OSError as exc:
         raise UsageError(
@@ -227,7 +216,7 @@ def find_env(spec: str, caches: Sequence[Path], python: str = sys.executable) ->
         key = _key(kind, path, python, read_pip_settings(python))
     except OSError as exc:
         raise UsageError(f"--env {spec}: cannot read {exc.filename or path}: {exc.strerror}", hint="check it") from None
-    built = next((c / key for c in caches if (c / key / READY).exists()), None)
+    built = next((c / key for c in caches if trusted_env(c / key)), None)
     if built is None:
         raise UsageError(f"the environment of {spec} is not built yet", hint=f"tuxai env create NAME {spec}")
     return built

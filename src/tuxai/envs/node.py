@@ -24,6 +24,7 @@ from pathlib import Path
 from tuxai.envs import ensure_env, user_cache
 from tuxai.envs.cache import record_use
 from tuxai.envs.pip_kept import kept_pip_settings
+from tuxai.envs.trust import read_own, write_new
 from tuxai.errors import UsageError
 
 SOURCES = "sources"
@@ -46,20 +47,20 @@ def lock_text(source: str) -> str:
 
 
 def keep_source(text: str, cache: Path) -> Path:
-    """``text`` in ``<cache>/sources/<hash>.txt`` (written once, atomically): the file the env is built from."""
+    """``text`` in ``<cache>/sources/<hash>.txt`` (written once, atomically): the file the env is built
+    from. A file there already is taken only when it is this user's and holds ``text`` (U2)."""
     folder = cache / SOURCES
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{hashlib.sha256(text.encode()).hexdigest()[:20]}.txt"
-    if not path.is_file():
-        tmp = folder / f".{path.name}.{os.getpid()}"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+    if read_own(path) != text.encode():
+        write_new(path, text.encode())
     return path
 
 
 def node_env(text: str, shared: Path, node: str) -> tuple[Path, bool]:
-    """The environment of lockfile ``text`` on this node: ``shared`` (the node's cache) when this user
-    may write there, else the user's own; built now unless it is there. Returns it and whether it was built.
+    """The environment of lockfile ``text`` on this node: built in this user's part of ``shared`` (the
+    node's cache, ``envs.trust.user_cache``) unless it is there, or root's is (only an environment of the
+    caller's or root's is reused). Returns it and whether it was built.
 
     Raises:
         UsageError: uv failed (its output is on stderr), or no cache can be written.
@@ -75,7 +76,7 @@ def node_env(text: str, shared: Path, node: str) -> tuple[Path, bool]:
         said.append(line)  # ensure_env says something only when it builds
         print(f"node {node}: {line}", flush=True)
 
-    shared_caches = [shared] if shared != cache else []
+    shared_caches = [c for c in (shared, shared / "0") if c != cache]  # root's builds, read only
     settings = kept_pip_settings(cache / SOURCES)
     built = ensure_env(str(source), cache, settings=settings, output=say, shared=shared_caches)
     return built, bool(said)

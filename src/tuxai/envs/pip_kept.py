@@ -1,7 +1,8 @@
 """pip's settings (``tuxai.envs.read_pip_settings``) kept on disk, so that a submit or a cluster node's
 rank that reuses an environment does not wait for ``pip config list`` (0.6 s, more under load) to say what
 it said before: kept under what pip reads them from (``PIP_*`` variables, each config file's size and time),
-so a changed setting is read again.
+so a changed setting is read again. A kept file is read only when it is this user's (a folder others
+may write cannot hand root someone's settings), and written through a fresh name (U2).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from tuxai.envs import PipSettings, read_pip_settings
+from tuxai.envs.trust import read_own, write_new
 
 
 def pip_files(python: str, environ: Mapping[str, str]) -> list[str]:
@@ -45,13 +47,11 @@ def kept_pip_settings(folder: Path, python: str = sys.executable) -> PipSettings
     digest = hashlib.sha256("\0".join([python, *marks]).encode()).hexdigest()[:20]
     kept = folder / f"pip-{digest}.json"
     with contextlib.suppress(OSError, ValueError, TypeError):
-        data = json.loads(kept.read_text())
+        data = json.loads(read_own(kept) or b"")  # only a file of this user's, no link followed (U2)
         lists = {k: tuple(str(v) for v in data[k]) for k in ("extra_index_urls", "find_links", "constraints")}
         return PipSettings(str(data["index_url"]), cert=str(data["cert"]), origins=dict(data["origins"]), **lists)
     settings = read_pip_settings(python)
     with contextlib.suppress(OSError):
         kept.parent.mkdir(parents=True, exist_ok=True)
-        tmp = kept.with_name(f".{kept.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(dataclasses.asdict(settings)))
-        os.replace(tmp, kept)
+        write_new(kept, json.dumps(dataclasses.asdict(settings)).encode())
     return settings
