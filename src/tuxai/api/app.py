@@ -42,7 +42,7 @@ from tuxai.api.views import (
 from tuxai.daemon.arrays import check_after_private
 from tuxai.daemon.core import Caller, Daemon
 from tuxai.daemon.health import LoopHealth
-from tuxai.daemon.jobdirs import read_log
+from tuxai.daemon.jobdirs import log_size, read_log
 from tuxai.daemon.limits import limits_view
 from tuxai.daemon.telemetry import TelemetryLoop
 from tuxai.edge.bearer import bearer_ok
@@ -279,7 +279,7 @@ def create_app(
         response_class=Response,
         responses={
             200: {
-                "description": "up to 4 MiB of output; X-Tuxai-Next-Offset and X-Tuxai-State say what follows",
+                "description": "up to 4 MiB of output; X-Tuxai-Next-Offset, -State and -Log-Size say what follows",
                 "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
             },
             **ON_A_JOB,
@@ -290,12 +290,14 @@ def create_app(
         job_id: JobId,
         offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
         rank: Annotated[int, Query(ge=0, le=MAX_NODES)] = 0,
+        limit: Annotated[int, Query(ge=0, le=4 * 2**20)] = 4 * 2**20,
     ) -> Response:
-        """The job's output (a multi-node job's node ``rank``) from byte ``offset`` (its owner's only);
-        headers give the next offset and the state."""
+        """Up to ``limit`` bytes of the job's output (a multi-node job's node ``rank``) from byte ``offset``
+        (its owner's only); headers give the next offset, the state and the output's size now."""
         job = daemon.job(job_id, caller)
-        data = read_log(job, offset, 4 * 2**20, rank)  # the job's own regular file, never a link or a FIFO
+        data = read_log(job, offset, limit, rank)  # the job's own regular file, never a link or a FIFO
         headers = {"X-Tuxai-Next-Offset": str(offset + len(data)), "X-Tuxai-State": job.state.value}
+        headers["X-Tuxai-Log-Size"] = str(log_size(job, rank))  # where --tail reads back from
         return Response(data, media_type="application/octet-stream", headers=headers)
 
     @app.get("/v1/gpus", response_model=list[GpuView])

@@ -249,15 +249,24 @@ class Client:
         """Stop the daemon (jobs go on)."""
         self._call("POST", "/v1/shutdown")
 
-    def log(self, job_id: int, offset: int = 0, rank: int = 0) -> tuple[bytes, int, JobState]:
-        """Output from ``offset`` (a multi-node job's node ``rank``): (bytes, next offset, job state)."""
-        params = {"offset": offset, **({"rank": rank} if rank else {})}
+    def log(self, job_id: int, offset: int = 0, rank: int = 0, limit: int | None = None) -> tuple[bytes, int, JobState]:
+        """Output from ``offset`` (a multi-node job's node ``rank``; ``limit``: at most that many bytes, else
+        the daemon's 4 MiB): (bytes, next offset, job state)."""
+        params = {"offset": offset, **({"rank": rank} if rank else {}), **({} if limit is None else {"limit": limit})}
         response = self._call("GET", f"/v1/jobs/{job_id}/log", params=params)
         following = response.headers.get("x-tuxai-next-offset", "")
         if not following.isdigit():
             raise DaemonError(f"the daemon's log answer has no next offset ({following!r})", hint=VERSIONS_HINT)
         state = from_json(JobState, response.headers.get("x-tuxai-state"), "X-Tuxai-State")
         return response.content, int(following), state
+
+    def log_size(self, job_id: int, rank: int = 0) -> int:
+        """The size of the job's output now (a multi-node job's node ``rank``): where its last lines end."""
+        params = {"offset": 0, "limit": 0, **({"rank": rank} if rank else {})}
+        size = self._call("GET", f"/v1/jobs/{job_id}/log", params=params).headers.get("x-tuxai-log-size", "")
+        if not size.isdigit():
+            raise DaemonError(f"the daemon's log answer has no size ({size!r})", hint=VERSIONS_HINT)
+        return int(size)
 
     def follow(self, job_id: int, poll_s: float = 0.2) -> Iterator[bytes]:
         """The job's output as it is written, until the job ends."""

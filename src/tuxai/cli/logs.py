@@ -8,33 +8,15 @@ from __future__ import annotations
 
 import sys
 import time
-from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
+from tuxai.cli.log_tail import tail_of
 from tuxai.errors import UsageError
 from tuxai.model.job import JobState
 
 if TYPE_CHECKING:
     from tuxai.api.client import Client
-
-
-def last_lines(chunks: Iterable[bytes], count: int) -> list[bytes]:
-    """The last ``count`` lines of the text ``chunks`` make (each with its newline, the last maybe
-    without), keeping ``count`` lines at most: a log of gigabytes costs time, not memory.
-
-    >>> last_lines([b"a\\nb", b"\\nc\\n"], 2)
-    [b'b\\n', b'c\\n']
-    """
-    kept: deque[bytes] = deque(maxlen=count or 1)
-    partial = b""
-    for chunk in chunks:
-        lines = (partial + chunk).split(b"\n")
-        partial = lines.pop()
-        kept.extend(line + b"\n" for line in lines)
-    if partial:
-        kept.append(partial)
-    return list(kept) if count else []
 
 
 def _output(api: Client, job_id: int, offset: int = 0, rank: int = 0) -> Iterator[bytes]:
@@ -84,15 +66,10 @@ def print_log(api: Client, job_id: int, follow: bool, tail: int | None, poll_s: 
         _say(f"job {job_id} has not started: it is pending, {job.reason or 'waiting for its turn'}")
         return 0
     offset = 0
-    if tail is not None:
-
-        def counted() -> Iterator[bytes]:
-            nonlocal offset
-            for chunk in _output(api, job_id, rank=rank):
-                offset += len(chunk)
-                yield chunk
-
-        out.writelines(last_lines(counted(), tail))
+    if tail is not None:  # read back from the log's end (``cli.log_tail``): its last lines cost what they are
+        lines, partial, offset = tail_of(api, job_id, rank, tail)
+        shown = [*lines, partial] if partial else lines
+        out.writelines(shown[len(shown) - tail :] if tail else [])
     elif not follow:
         out.writelines(_output(api, job_id, rank=rank))
     out.flush()

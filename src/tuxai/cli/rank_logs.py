@@ -4,7 +4,8 @@ Each node of a gang writes its own log (rank 0 the job's ``output.log``, rank ``
 ``output.rank<r>.log``); ``--rank R`` prints one of them byte for byte. Without it the ranks
 are read in turns and each complete line is printed as ``[rank R] …`` as it arrives (``-f``:
 until the job ends), so lines of different nodes interleave in the order they were read; ``--tail N``
-prints the last N of the lines there are now (and with ``-f`` every line after them).
+prints the last N of the lines there are now, rank after rank, each rank's read back from its end
+(``cli.log_tail``), and with ``-f`` every line after them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, BinaryIO
 
-from tuxai.cli.logs import last_lines
+from tuxai.cli.log_tail import tail_of
 
 if TYPE_CHECKING:
     from tuxai.api.client import Client
@@ -66,14 +67,11 @@ def print_ranks(api: Client, job_id: int, nodes: int, follow: bool, tail: int | 
     reader = RankReader(api, job_id, nodes)
     if tail is not None:
         kept: list[bytes] = []
-        while True:  # what every rank has written so far: its last ``tail`` lines
-            lines, read_any, _ = reader.turn()
-            kept = last_lines([*kept, *lines], tail) if tail else []
-            if not read_any:
-                break
-        if not follow:
-            kept = last_lines([*kept, *reader.ends()], tail) if tail else []
-        out.writelines(kept)
+        for rank in range(nodes):  # each rank's last lines, read back from its end (``cli.log_tail``)
+            lines, reader.partial[rank], reader.offsets[rank] = tail_of(api, job_id, rank, tail)
+            kept += [b"[rank %d] %s" % (rank, line) for line in lines]
+        kept = [*kept, *([] if follow else reader.ends())]
+        out.writelines(kept[len(kept) - tail :] if tail else [])
         out.flush()
         if not follow:
             return 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from pathlib import Path
 
 from tuxai.errors import StoreError, UsageError
@@ -79,9 +80,28 @@ def read_log(job: JobRecord, offset: int, limit_bytes: int, rank: int = 0) -> by
     Raises:
         UsageError: the job has no node ``rank``.
     """
+    path = _log_file(job, rank)
+    return read_user_file(path, (job.uid, os.geteuid()), limit_bytes, offset) or b"" if path else b""
+
+
+def log_size(job: JobRecord, rank: int = 0) -> int:
+    """The size of the job's output now (node ``rank``'s; 0 where it is not the job's own regular file):
+    where a reader of its last lines starts from (``tuxai logs --tail``).
+
+    Raises:
+        UsageError: the job has no node ``rank``.
+    """
+    path = _log_file(job, rank)
+    try:
+        info = os.stat(path, follow_symlinks=False) if path else None  # no open: a FIFO cannot block it
+    except OSError:
+        return 0
+    owned = info is not None and stat.S_ISREG(info.st_mode) and info.st_uid in (job.uid, os.geteuid())
+    return info.st_size if info is not None and owned else 0
+
+
+def _log_file(job: JobRecord, rank: int) -> Path | None:
+    """Where node ``rank`` of the job writes its output (None: the job has no log)."""
     if not 0 <= rank < max(1, job.spec.nodes):
         raise UsageError(f"job {job.id} runs on {job.spec.nodes} node(s): its ranks are 0 to {job.spec.nodes - 1}")
-    if not job.log_path:
-        return b""
-    path = Path(job.log_path).with_name(rank_output(rank))
-    return read_user_file(path, (job.uid, os.geteuid()), limit_bytes, offset) or b""
+    return Path(job.log_path).with_name(rank_output(rank)) if job.log_path else None
