@@ -9,6 +9,7 @@ and reaping are the local executor's, run on the node.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tuxai.errors import PermissionDenied
+from tuxai.executor import cgroups
 from tuxai.executor.attempt import AttemptHandle, Observed, Seen
 from tuxai.executor.local import CgroupHost, LocalExecutor
 from tuxai.executor.node_cgroups import rank_cgroup
@@ -120,7 +122,11 @@ class NodeRunner:
             self.local.stop(handle, reason)
 
     def kill(self, name: str) -> None:
-        """SIGKILL what is provably left of rank ``name``'s job (its process group, proven the job's)."""
+        """SIGKILL what is provably left of rank ``name``'s job (its process group, proven the job's), and
+        all in the groups its launch was planned with on this node (what left the process group too), which
+        then go: a rank's group is named by the rank, not found by the local executor's attempt names."""
         handle = self._handle(name)
         if handle is not None:
             self.local.kill_lost(handle)
+            with contextlib.suppress(ValueError):  # no launch was written: no group was planned
+                cgroups.kill_and_remove(read_launch(Path(handle)).cgroup)
