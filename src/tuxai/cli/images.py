@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
+import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tuxai.cli.common import DebugOption, guard
+
+if TYPE_CHECKING:
+    from tuxai.images.build import Built
+    from tuxai.images.recipe import Recipe
 
 image_app = typer.Typer(help="Build container images from hashed inputs; list and remove them.", no_args_is_help=True)
 
@@ -57,31 +61,20 @@ def run_build(
         UsageError: a bad input (named); ImageBuildError: mmdebstrap or podman failed.
     """
     from tuxai.errors import UsageError
-    from tuxai.images.build import build
-    from tuxai.images.recipe import ImageFile, Recipe, check_recipe
 
-    copies: dict[str, Path] = {}
+    specs: dict[str, Path] = {}
     for item in files:
         source, sep, dest = item.rpartition(":")
         if not sep or not source or not Path(source).is_file():
             raise UsageError(f"--file {item!r}: give SRC:DEST with SRC an existing file", hint="--file app.py:/app.py")
-        copies[dest] = Path(source)
+        specs[dest] = Path(source)
     if requirements is not None and not requirements.is_file():
         raise UsageError(f"--requirements {requirements}: no such file")
     for wheel in wheels or []:
         if not wheel.is_file():
             raise UsageError(f"--wheel {wheel}: no such file", hint="build it first, e.g. make wheel")
-    recipe = check_recipe(
-        Recipe(
-            suite=suite,
-            packages=tuple(packages or ("python3-minimal",)),
-            requirements_sha256=_sha256(requirements) if requirements else "",
-            files=tuple(ImageFile(d, _sha256(s)) for d, s in copies.items()),
-            name=name,
-            wheels=tuple(ImageFile(w.name, _sha256(w)) for w in wheels or []),
-        )
-    )
-    built = build(recipe, copies, requirements, wheels=wheels or [])
+    with tempfile.TemporaryDirectory(prefix="tuxai-image-") as staging:
+        built, recipe = _build_from_copies(Path(staging), suite, packages, requirements, specs, name, wheels or [])
     if as_json:
         print(json.dumps({"reference": built.reference, "id": built.image_id, "key": recipe.key, "cache": built.cache,
                           "seconds": round(built.seconds, 3)}))  # fmt: skip
@@ -90,8 +83,41 @@ def run_build(
     return 0
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _build_from_copies(
+    staging: Path,
+    suite: str,
+    packages: list[str] | None,
+    requirements: Path | None,
+    specs: dict[str, Path],
+    name: str,
+    wheels: list[Path],
+) -> tuple[Built, Recipe]:
+    """Each input read once into ``staging`` (``images.inputs``), the recipe keyed by and built from the copies (U3)."""
+    from tuxai.images.build import build
+    from tuxai.images.inputs import copy_in
+    from tuxai.images.recipe import ImageFile, Recipe, check_recipe
+
+    for part in ("files", "requirements", "wheels"):
+        (staging / part).mkdir()
+    copies = {d: copy_in(s, staging / "files", "--file", str(i)) for i, (d, s) in enumerate(specs.items())}
+    lock = copy_in(requirements, staging / "requirements", "--requirements") if requirements else None
+    project = requirements.parent / "pyproject.toml" if requirements and requirements.name == "uv.lock" else None
+    if project is not None and project.is_file():
+        copy_in(project, staging / "requirements", "--requirements")  # uv export reads it beside the lock
+    local = [copy_in(w, staging / "wheels", "--wheel") for w in wheels]
+    recipe = check_recipe(
+        Recipe(
+            suite=suite,
+            packages=tuple(packages or ("python3-minimal",)),
+            requirements_sha256=lock[1] if lock else "",
+            files=tuple(ImageFile(d, sha) for d, (_, sha) in copies.items()),
+            name=name,
+            wheels=tuple(ImageFile(w.name, sha) for w, sha in local),
+        )
+    )
+    staged = {d: c for d, (c, _) in copies.items()}
+    built = build(recipe, staged, lock[0] if lock else None, wheels=[w for w, _ in local])
+    return built, recipe
 
 
 @image_app.command("ls")
