@@ -41,6 +41,9 @@ class RankSampler(Protocol):
     ) -> Any:
         """Rank ``name`` now."""
 
+    def forget(self, names: Sequence[str]) -> None:
+        """Drop what is kept of ranks that ended."""
+
 
 class NodeRunner:
     """tuxai's launcher on one node, started once per node and kept (a detached actor): it runs the
@@ -92,7 +95,15 @@ class NodeRunner:
     def observe(self, name: str) -> Observed:
         """Rank ``name``'s shim as the local executor sees it (NOT_STARTED before ``start``)."""
         handle = self._handle(name)
-        return Observed(Seen.NOT_STARTED, None) if handle is None else self.local.observe(handle)
+        seen = Observed(Seen.NOT_STARTED, None) if handle is None else self.local.observe(handle)
+        if seen.seen in (Seen.EXITED, Seen.VANISHED):
+            self._forget(name)
+        return seen
+
+    def _forget(self, name: str) -> None:
+        """Rank ``name`` ended: its telemetry's last reading dropped (the launcher outlives many ranks)."""
+        if self.sampler is not None:
+            self.sampler.forget([name])
 
     def sample(self, names: list[str], sampler: Callable[[], RankSampler]) -> list[Any]:
         """Each rank's telemetry sampled here (``telemetry.ranks``), None for a rank not running here now.
@@ -108,6 +119,8 @@ class NodeRunner:
             handle = self._handle(name)
             status = None if handle is None else read_status(Path(handle))
             if handle is None or status is None or status.phase is Phase.EXITED or not status.pgid:
+                if status is not None and status.phase is Phase.EXITED:
+                    self._forget(name)
                 found.append(None)
                 continue
             launch = read_launch(Path(handle))
@@ -130,3 +143,4 @@ class NodeRunner:
             self.local.kill_lost(handle)
             with contextlib.suppress(ValueError):  # no launch was written: no group was planned
                 cgroups.kill_and_remove(read_launch(Path(handle)).cgroup)
+        self._forget(name)
