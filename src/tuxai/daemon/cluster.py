@@ -23,6 +23,7 @@ from tuxai.daemon.config import DaemonConfig
 from tuxai.daemon.launch import build_launch, prepare_attempt
 from tuxai.errors import ClusterError, UsageError
 from tuxai.executor.attempt import AttemptHandle, AttemptTaken, Executor
+from tuxai.executor.group_plan import limited as enforced
 from tuxai.executor.launch import free_port
 from tuxai.executor.ray import RankLaunch, RayExecutor
 from tuxai.executor.rundir import rank_output
@@ -117,8 +118,8 @@ def rank_launches(
         local = replace(config, inventory=nodes[where.node].inventory, cgroups=CgroupSupport(0), online_cpus=())
         log = str(Path(log_path).with_name(rank_output(rank)))
         launch = build_launch(local, job, where, attempt, log, base)
-        limited = bool(job.spec.request.memory_bytes or config.cgroup_every_job)  # as on one box: the node plans
-        launch = replace(launch, cpu_quota=job.spec.request.cpus if limited else 0)  # (executor.node_cgroups)
+        limited = enforced(job.spec.request.memory_bytes, config.cgroup_every_job)  # as on one box: the node
+        launch = replace(launch, cpu_quota=job.spec.request.cpus if limited else 0)  # plans (executor.node_cgroups)
         if job.spec.launcher is not None:
             gang = gang_of(len(placed), len(where.gpus), job.spec.launcher, job.spec.procs_per_node)
             port = _master_port(hosts[0], job.id, attempt)

@@ -13,13 +13,13 @@ from tuxai.daemon.arrays import array_environment
 from tuxai.daemon.config import DaemonConfig
 from tuxai.daemon.containers import container_for
 from tuxai.daemon.gang import local_node_launch
-from tuxai.executor import systemd
 from tuxai.executor.attempt import AttemptHandle, AttemptTaken, Executor
-from tuxai.executor.cgroups import nvidia_device_rules, plan
+from tuxai.executor.cgroups import nvidia_device_rules
 from tuxai.executor.environment import JobContext, job_environment, real_cpus
+from tuxai.executor.group_plan import limited as enforced
+from tuxai.executor.group_plan import plan_groups
 from tuxai.executor.local import cgroup_name
 from tuxai.executor.rundir import CHECKPOINT, ENDPOINT, Launch
-from tuxai.model.cgroup import CgroupPlan
 from tuxai.model.gpu import Gpu, Vendor
 from tuxai.model.job import JobRecord
 from tuxai.model.resources import Allocation
@@ -70,26 +70,13 @@ def build_launch(
     env.update(array_environment(job))  # TUXAI_ARRAY_INDEX … for a task of an array
     node = local_node_launch(job, allocation, attempt)  # a gang's MASTER_ADDR, PET_* …; torchrun's line
     env.update(node.env)
-    support = config.cgroups
-    limited = bool(job.spec.request.memory_bytes or config.cgroup_every_job)
+    support, request = config.cgroups, job.spec.request
+    limited = enforced(request.memory_bytes, config.cgroup_every_job)
     cpus = real_cpus(allocation.cpus, config.online_cpus)
     minors = gpu_minors(allocation, gpus) if support.version and support.device_rules else ()
     name = cgroup_name(config.home, job.id, attempt)
-    devices: tuple[str, ...] = ()
-    if support.systemd:
-        fence = systemd.device_properties(minors, _proc_devices()) if minors else []
-        quota = job.spec.request.cpus if limited else 0
-        limits = systemd.properties(job.spec.request.memory_bytes, quota, cpus, config.job_pids_max, fence)
-        cgroup = systemd.plan(support.parents["unified"], name, limits, support.systemd_version)
-    else:
-        devices = tuple(nvidia_device_rules(list(minors))) if minors else ()
-        # Every job gets a group where one can be made: on v1 the pids controller at least
-        # (0.1 ms: it holds every process of the job and caps their number); memory and cpu
-        # when there is a limit to enforce (CPU pinning already holds a job to its CPUs).
-        wanted = {"pids", "unified", *(("memory", "cpu") if limited else ()), *(("devices",) if devices else ())}
-        parents = {c: p for c, p in support.parents.items() if c in wanted}
-        cgroup = plan(support.version, parents, name) if parents else CgroupPlan()
-    request = job.spec.request
+    limits = (request.memory_bytes, request.cpus, cpus, config.job_pids_max)  # executor.group_plan: the one rule
+    cgroup, devices = plan_groups(support, name, limited, limits, minors, _proc_devices)
     return Launch(
         job_id=job.id,
         attempt=attempt,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tuxai.executor import cgroups, systemd
+from tuxai.executor.group_plan import plan_groups
 from tuxai.executor.local import CgroupHost
 from tuxai.executor.rundir import Launch
 from tuxai.model.units import format_bytes
@@ -48,10 +48,6 @@ def rank_cgroup(host: CgroupHost | None, launch: Launch, name: str, euid: int, w
         note = f"tuxai: node {where} runs this rank without a cgroup ({why}): its {' and '.join(what)} are not enforced"
         return replace(launch, note=note, cpu_quota=0)
     assert host is not None  # why is "" only with a host that has a version
-    if host.systemd:
-        quota = launch.cpu_quota
-        limits = systemd.properties(launch.memory_limit_bytes, quota, launch.cpus, launch.pids_max, [])
-        return replace(launch, cgroup=systemd.plan(host.parents["unified"], name, limits, host.systemd_version))
-    wanted = {"pids", "unified", *(("memory", "cpu") if limited(launch) else ())}  # as daemon.launch plans them
-    parents = {c: p for c, p in host.parents.items() if c in wanted}
-    return replace(launch, cgroup=cgroups.plan(host.version, parents, name) if parents else launch.cgroup)
+    limits = (launch.memory_limit_bytes, launch.cpu_quota, launch.cpus, launch.pids_max)
+    cgroup, _ = plan_groups(host, name, limited(launch), limits)  # as daemon.launch plans a local job's; no fence
+    return replace(launch, cgroup=cgroup)
