@@ -31,9 +31,9 @@ def test_E15_a_gangs_ranks_fold_into_one_jobs_usage_energy_and_gpu_use() -> None
                 3.0: [(0, _rank("a", 3.0, 4.0, 100.0)), (1, _rank("b", 3.0, 5.0, 300.0))]}  # fmt: skip
     now = [1.0]
 
-    def samples(handle: AttemptHandle) -> list[tuple[int, object]]:
-        assert Path(handle) == Path("/jobs/4/run-1")
-        return list(readings[now[0]])
+    def samples(handles: list[AttemptHandle]) -> list[list[tuple[int, object]]]:
+        assert [Path(h) for h in handles] == [Path("/jobs/4/run-1")]
+        return [list(readings[now[0]])]
 
     cluster = ClusterTelemetry(samples, watts_per_cpu=10.0)
     usage, energy, use = cluster.step(1.0, [_job(4)])
@@ -50,10 +50,11 @@ def test_E15_a_gangs_ranks_fold_into_one_jobs_usage_energy_and_gpu_use() -> None
 
 
 def test_E15_a_gang_whose_ranks_do_nothing_is_flagged_idle_then_hung_as_on_one_box(tmp_path: Path) -> None:
-    job = replace(_job(5), log_path=str(tmp_path / "output.log"))
+    job = replace(_job(5), spec=JobSpec(command=("true",), nodes=2), log_path=str(tmp_path / "output.log"))
     (tmp_path / "output.log").write_text("started\n")
     still = [(0, _rank("a", 0.0, 1.0, 100.0, util=0.0)), (1, _rank("b", 0.0, 1.0, 100.0, util=0.0))]
-    cluster = ClusterTelemetry(lambda handle: still, 10.0, DetectionConfig(idle_after_s=5.0, hung_after_s=10.0))
+    detection = DetectionConfig(idle_after_s=5.0, hung_after_s=10.0)
+    cluster = ClusterTelemetry(lambda handles: [still for _ in handles], 10.0, detection)
     flags: dict[float, set[str]] = {}
     for now in (0.0, 6.0, 11.0):
         cluster.step(now, [job])
@@ -87,3 +88,21 @@ def test_F7_top_keeps_the_selected_gang_in_view_by_lines_and_counts_only_jobs_no
     assert sum(line.lstrip().startswith("└") for line in lines) == 2 * len(jobs)  # whole gangs only
     everything = [t.plain for t in queue_lines(rows, 6, 120, 19)]  # 18 lines fit: no marker
     assert len(everything) == 19 and not everything[-1].startswith("…")
+
+
+def test_F5_a_rank_missing_from_a_step_keeps_its_last_cpu_and_a_building_ranks_log_counts(tmp_path: Path) -> None:
+    job = replace(_job(6), spec=JobSpec(command=("true",), nodes=2), log_path=str(tmp_path / "output.log"))
+    both = [(0, _rank("a", 0.0, 5.0, 100.0, util=0.0)), (1, _rank("b", 0.0, 5.0, 100.0, util=0.0))]
+    answers = {0.0: both, 4.0: both[:1], 8.0: both, 12.0: both[:1], 16.0: both[:1], 18.0: both[:1]}
+    cluster = ClusterTelemetry(lambda handles: [answers[now] for _ in handles], 10.0,
+                               DetectionConfig(idle_after_s=5.0, hung_after_s=10.0))  # fmt: skip
+    cpu = {}
+    for now in (0.0, 4.0, 8.0, 12.0):
+        usage, _, _ = cluster.step(now, [job])
+        cpu[now] = usage[6].cpu_s
+    assert cpu == {0.0: 10.0, 4.0: 10.0, 8.0: 10.0, 12.0: 10.0}  # rank 1 missed a step: no drop, no rise
+    assert cluster.flags[6] == {"idle", "hung"}  # nothing moved in 12 s
+    for now, log in ((16.0, "building rank 1's env\n"), (18.0, "building rank 1's env\nstill\n")):
+        (tmp_path / "output.rank1.log").write_text(log)  # rank 1 has no process group yet: no sample
+        cluster.step(now, [job])
+        assert "hung" not in cluster.flags[6], now  # its log grew: progress

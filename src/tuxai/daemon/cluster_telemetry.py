@@ -24,7 +24,8 @@ from tuxai.telemetry.samples import JobUsage
 if TYPE_CHECKING:
     from tuxai.daemon.telemetry import TelemetryLoop
 
-Samples = Callable[[AttemptHandle], "list[tuple[int, Any]]"]  # (rank, telemetry.ranks.RankSample) in rank order
+# Every attempt's ranks at once: (rank, telemetry.ranks.RankSample) in rank order, for each attempt asked.
+Samples = Callable[[Sequence[AttemptHandle]], "list[list[tuple[int, Any]]]"]
 
 
 def live_ranks(found: Sequence[tuple[int, Any]]) -> tuple[LiveRank, ...]:
@@ -54,24 +55,30 @@ class ClusterTelemetry:
         self._last: dict[int, tuple[float, float]] = {}  # job → (when, its ranks' CPU seconds)
         self._watches: dict[int, Watch] = {}  # job → its last signs of life (idle, hung), as on one box
         self.flags: dict[int, set[str]] = {}  # by job id, at the last step
+        self._kept: dict[int, dict[int, Any]] = {}  # job → rank → its last sample (a rank missing keeps it)
 
     def step(
         self, now: float, jobs: Sequence[JobRecord]
     ) -> tuple[dict[int, JobUsage], dict[int, EnergyDelta], dict[int, GpuUse]]:
         """The running ``jobs``' usage, energy since the last step and GPU use, from their ranks' samples."""
         usage, energy, use, ranks = {}, {}, {}, {}
+        asked = [job for job in jobs if job.run_dir]
+        answers = self.samples([AttemptHandle(job.run_dir or "") for job in asked]) if asked else []
+        fresh = {job.id: found for job, found in zip(asked, answers, strict=True)}
         for job in jobs:
-            found = self.samples(AttemptHandle(job.run_dir)) if job.run_dir else []
+            kept = self._kept.setdefault(job.id, {})
+            kept.update(fresh.get(job.id, []))  # a rank that did not answer this step keeps its last sample
+            found, gpus = sorted(kept.items()), [g for _, s in fresh.get(job.id, []) for g in s.gpus]
             rows = live_ranks(found)
             if not rows:
                 continue
-            self.flags[job.id] = self._watch(job, now, found)
+            self.flags[job.id] = self._watch(job, now, found, gpus)
             ranks[job.id] = rows
             cpu, memory = sum(r.cpu_s for r in rows), sum(r.memory_bytes for r in rows)
             usage[job.id] = JobUsage(job.id, now, cpu, memory)
             when, before = self._last.get(job.id, (now, cpu))
             self._last[job.id] = (now, max(cpu, before))
-            elapsed, gpus = max(0.0, now - when), [g for r in rows for g in r.gpus]
+            elapsed = max(0.0, now - when)  # the GPUs of the ranks that answered: one not heard from is not guessed
             methods = {
                 "gpu": "sampled on each node: power × time",
                 "cpu": f"estimate, {self.watts_per_cpu:g} W per CPU",
@@ -89,17 +96,18 @@ class ClusterTelemetry:
         running = {job.id for job in jobs}
         self._last = {j: v for j, v in self._last.items() if j in running}
         self._watches = {j: w for j, w in self._watches.items() if j in running}
+        self._kept = {j: k for j, k in self._kept.items() if j in running}
         self.flags = {j: f for j, f in self.flags.items() if j in usage}
         self.ranks = ranks
         return usage, energy, use
 
-    def _watch(self, job: JobRecord, now: float, found: Sequence[tuple[int, Any]]) -> set[str]:
-        """The job's idle and hung flags from its ranks (``telemetry.detection``: its GPUs' use, the ranks'
-        CPU time, the growth of every rank's log), as a local job's."""
-        gpus = [g for _, s in found for g in s.gpus]
+    def _watch(self, job: JobRecord, now: float, found: Sequence[tuple[int, Any]], gpus: Sequence[Any]) -> set[str]:
+        """The job's idle and hung flags from its ranks (``telemetry.detection``: the GPUs' use of the ranks
+        that answered, every rank's CPU time as last sampled, the growth of every rank's log, a rank still
+        building its environment included), as a local job's."""
         watch = self._watches.setdefault(job.id, Watch(since=now, holds_gpus=bool(gpus)))
         logs = Path(job.log_path).parent if job.log_path else None
-        log_bytes = sum(_size(logs / rank_output(r)) for r, _ in found) if logs else 0
+        log_bytes = sum(_size(logs / rank_output(r)) for r in range(max(1, job.spec.nodes))) if logs else 0
         utils = [g.util_pct or 0.0 for g in gpus]
         fractions = [g.power_w / g.power_limit_w if g.power_w and g.power_limit_w else None for g in gpus]
         return watch.update(now, sum(s.cpu_s for _, s in found), log_bytes, utils, fractions, self.detection)

@@ -38,6 +38,7 @@ from tuxai.executor.gang_status import Verdict, gang_state
 from tuxai.executor.local import CgroupHost
 from tuxai.executor.ray_groups import LINGER_S, GroupPool
 from tuxai.executor.ray_node import NodeRunner, RankSampler
+from tuxai.executor.ray_samples import RankSampling, launcher_name
 from tuxai.executor.rundir import (
     Launch,
     Phase,
@@ -117,6 +118,7 @@ class RayExecutor:
         self.groups = GroupPool(linger_s)
         self._runner: Any = None
         self._launchers: dict[str, Any] = {}  # Ray node id → its launcher's handle, once looked up
+        self.sampling = RankSampling()  # the telemetry's kept launchers and deadline
 
     def _ray(self) -> tuple[ModuleType, Any]:
         ray = self.connect()
@@ -204,7 +206,7 @@ class RayExecutor:
         if node_id in self._launchers:
             return self._launchers[node_id]
         self._launchers[node_id] = runner.options(
-            name=_launcher_name(node_id),
+            name=launcher_name(node_id),
             namespace=RAY_NAMESPACE,
             lifetime="detached",
             get_if_exists=True,
@@ -218,7 +220,7 @@ class RayExecutor:
         found = []
         for node_id in _read_node_ids(Path(handle)):
             try:
-                found.append(ray.get_actor(_launcher_name(node_id), namespace=RAY_NAMESPACE))
+                found.append(ray.get_actor(launcher_name(node_id), namespace=RAY_NAMESPACE))
             except ValueError:
                 found.append(None)
         return found
@@ -301,25 +303,15 @@ class RayExecutor:
         """Where the attempt's ranks run, in rank order (empty before they started)."""
         return tuple(_read_nodes(Path(handle)) or ())
 
-    def samples(self, handle: AttemptHandle) -> list[tuple[int, Any]]:
-        """Each running rank's telemetry, sampled on its node by its launcher: (rank, sample) in rank order;
-        a rank whose node did not answer within ``call_s`` (or is gone) is left out."""
+    def samples(self, handles: Sequence[AttemptHandle]) -> list[list[tuple[int, Any]]]:
+        """Each attempt's running ranks' telemetry, sampled on their nodes by their launchers, all the
+        attempts at once (``executor.ray_samples``: one call per node, one deadline for every node):
+        (rank, sample) in rank order; a rank whose node did not answer in time (or is gone) is left out."""
         if self.node_sampler is None:
-            return []
+            return [[] for _ in handles]
         ray, _ = self._ray()
-        name = group_name(handle)
-        refs = [
-            (number, actor.sample.remote([f"{name}-r{number}"], self.node_sampler))
-            for number, actor in enumerate(self._actors(handle))
-            if actor is not None
-        ]
-        found = []
-        for number, ref in refs:
-            with contextlib.suppress(ray.exceptions.RayError):
-                sample = ray.get(ref, timeout=self.call_s)[0]
-                if sample is not None:
-                    found.append((number, sample))
-        return found
+        gangs = [(group_name(h), _read_node_ids(Path(h))) for h in handles]
+        return self.sampling.samples(ray, gangs, self.node_sampler)
 
     def processes(self, handle: AttemptHandle) -> Processes | None:
         """None: the ranks run on the cluster's nodes (their telemetry is the nodes')."""
@@ -366,11 +358,6 @@ def _read_node_ids(run_dir: Path) -> list[str]:
         return [str(n) for n in json.loads((run_dir / NODES).read_text())["node_ids"]]
     except (OSError, ValueError, KeyError, TypeError):
         return []
-
-
-def _launcher_name(node_id: str) -> str:
-    """The launcher actor of a node: one per Ray node (a restarted node is a new one)."""
-    return f"tuxai-launcher-{node_id}"
 
 
 def _shown(shares: dict[str, float]) -> str:
