@@ -46,7 +46,7 @@ def kept_pip_settings(folder: Path, python: str = sys.executable) -> PipSettings
             marks.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
     digest = hashlib.sha256("\0".join([python, *marks]).encode()).hexdigest()[:20]
     kept = folder / f"pip-{digest}.json"
-    with contextlib.suppress(OSError, ValueError, TypeError):
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
         data = json.loads(read_own(kept) or b"")  # only a file of this user's, no link followed (U2)
         lists = {k: tuple(str(v) for v in data[k]) for k in ("extra_index_urls", "find_links", "constraints")}
         return PipSettings(str(data["index_url"]), cert=str(data["cert"]), origins=dict(data["origins"]), **lists)

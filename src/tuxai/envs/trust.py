@@ -45,13 +45,15 @@ def _fixed(folder: Path) -> bool:
 
 def trusted_env(env: Path) -> bool:
     """Whether a built environment may be reused by this process: its ready mark a plain file, its
-    directory the caller's or root's, written by nobody else, in a folder nobody else can swap it in."""
+    directory the caller's or root's, written by nobody else, in a folder of the caller's or root's that
+    nobody else can swap it in."""
     try:
-        st, mark = os.lstat(env), os.lstat(env / READY)
+        st, mark, folder = os.lstat(env), os.lstat(env / READY), os.lstat(env.parent)
     except OSError:
         return False
     owners = (os.geteuid(), 0)
-    return stat.S_ISDIR(st.st_mode) and _private(st, owners) and stat.S_ISREG(mark.st_mode) and _fixed(env.parent)
+    mine = stat.S_ISDIR(st.st_mode) and _private(st, owners) and stat.S_ISREG(mark.st_mode)
+    return mine and folder.st_uid in owners and _fixed(env.parent)
 
 
 def user_cache(shared: Path, environ: Mapping[str, str]) -> Path:
