@@ -4,16 +4,18 @@ lockfile names a wheel made on the spot (issue 15)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
+import tuxai
 from tests.wheels import make_wheel
 from tuxai.envs import READY
 from tuxai.envs.node import lock_text
-from tuxai.envs.pip_kept import kept_pip_settings
+from tuxai.envs.pip_kept import kept_for, kept_pip_settings
 from tuxai.executor.node_env import build_on_node
 from tuxai.executor.rundir import Launch
 from tuxai.model.jobfile import spec_from_dict, spec_to_dict
@@ -79,7 +81,29 @@ def test_E15_a_node_keeps_pips_settings_until_a_pip_config_file_changes(
     monkeypatch.setenv("PIP_CONFIG_FILE", str(config))
     monkeypatch.delenv("PIP_FIND_LINKS", raising=False)  # the variable would win over the file
     assert kept_pip_settings(tmp_path).find_links == ("/opt/first",)
-    assert kept_pip_settings(tmp_path).find_links == ("/opt/first",)  # kept: no pip run
-    assert len(list(tmp_path.glob("pip-*.json"))) == 1
+    (kept,) = tmp_path.glob("pip-*.json")
+    kept.write_text(json.dumps({**json.loads(kept.read_text()), "find_links": ["/opt/sentinel"]}))
+    assert kept_pip_settings(tmp_path).find_links == ("/opt/sentinel",)  # kept: no pip run
     config.write_text("[global]\nfind-links = /opt/second/wheels\n")  # another size: read again
     assert kept_pip_settings(tmp_path).find_links == ("/opt/second/wheels",)
+
+
+def test_F8_a_kept_pip_file_is_what_comes_back_and_one_strictly_read(tmp_path: Path) -> None:
+    first = kept_for(tmp_path)
+    (kept,) = (tmp_path / "sources").glob("pip-*.json")  # a submit's and a node's: one folder
+    data = json.loads(kept.read_text())
+    kept.write_text(json.dumps({**data, "find_links": ["/opt/sentinel"]}))
+    assert kept_for(tmp_path).find_links == ("/opt/sentinel",)  # kept: read back, pip not asked
+    kept.write_text(json.dumps({**data, "find_links": ["/opt/sentinel"], "added_later": "x"}))
+    assert kept_for(tmp_path) == first  # a field too many: pip asked again
+    kept.write_text(json.dumps({k: v for k, v in {**data, "find_links": ["/opt/sentinel"]}.items() if k != "cert"}))
+    assert kept_for(tmp_path) == first  # a field missing: pip asked again, no default taken
+    kept.write_text(json.dumps({**data, "find_links": "/opt/sentinel"}))
+    assert kept_for(tmp_path) == first  # a field of another type
+
+
+def test_F8_a_new_tuxai_version_does_not_read_an_old_kept_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kept_for(tmp_path)
+    monkeypatch.setattr(tuxai, "__version__", "99.0")
+    kept_for(tmp_path)
+    assert len(list((tmp_path / "sources").glob("pip-*.json"))) == 2

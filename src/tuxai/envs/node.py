@@ -23,11 +23,9 @@ from pathlib import Path
 
 from tuxai.envs import ensure_env, user_cache
 from tuxai.envs.cache import record_use
-from tuxai.envs.pip_kept import kept_pip_settings
+from tuxai.envs.pip_kept import SOURCES, kept_for
 from tuxai.envs.trust import read_own, write_new
 from tuxai.errors import UsageError
-
-SOURCES = "sources"
 
 
 def lock_text(source: str) -> str:
@@ -77,7 +75,7 @@ def node_env(text: str, shared: Path, node: str) -> tuple[Path, bool]:
         print(f"node {node}: {line}", flush=True)
 
     shared_caches = [c for c in (shared, shared / "0") if c != cache]  # root's builds, read only
-    settings = kept_pip_settings(cache / SOURCES)
+    settings = kept_for(cache)
     built = ensure_env(str(source), cache, settings=settings, output=say, shared=shared_caches)
     return built, bool(said)
 

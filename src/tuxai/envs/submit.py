@@ -1,5 +1,5 @@
 """The environment a ``tuxai submit --env`` uses on the submitting machine: built or reused as
-``tuxai.envs.ensure_env`` does, pip's settings kept (``envs.pip_kept``) beside the cache."""
+``tuxai.envs.ensure_env`` does, pip's settings kept (``envs.pip_kept.kept_for``) in the cache."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tuxai.envs import ensure_env, user_cache
 from tuxai.envs.cache import record_use
-from tuxai.envs.pip_kept import kept_pip_settings
+from tuxai.envs.pip_kept import kept_for
 
 
 def submit_env(source: str, shared: Path) -> str:
@@ -19,7 +19,7 @@ def submit_env(source: str, shared: Path) -> str:
         UsageError: as ``ensure_env``.
     """
     cache = user_cache(shared, os.environ)
-    settings = kept_pip_settings(cache.parent / "pip-settings")  # a warm submit does not wait for pip
+    settings = kept_for(cache)  # a warm submit does not wait for pip
     built = ensure_env(source, cache, settings=settings, shared=(shared,))
     record_use(built)
     return str(built)
