@@ -16,6 +16,7 @@ import contextlib
 import os
 import socket
 import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from tuxai.errors import TuxaiError
 from tuxai.lifecycle.job_watch import lock_watcher, start_watcher
 from tuxai.lifecycle.run_desk import (
     PROTOCOL,
+    REQUEST_TAG,
     Unanswered,
     Unserved,
     address,
@@ -91,6 +93,7 @@ def ask(folder: Path, request: Mapping[str, Any], cold_s: float = COLD_S, held_s
                 if dropped:
                     raise TuxaiError("the MLflow run watcher closed the connection without an answer")
                 dropped = True  # asked once more: this desk, or the watcher that follows it
+                request = {**request, "retry": True}  # an open it did before dying is answered, not done twice
                 continue
             lock_fd = lock_watcher(folder)
             if lock_fd is not None:
@@ -134,7 +137,8 @@ class DeskRuns:
 
     def open(self, name: str, params: Mapping[str, str], tags: Mapping[str, str]) -> str:
         """A new run named ``name``; its id."""
-        return str(self._ask("open", name=name, params=dict(params), tags=dict(tags))["run"])
+        tags = {**tags, REQUEST_TAG: uuid.uuid4().hex}  # its retry finds this run (run_desk's docstring)
+        return str(self._ask("open", name=name, params=dict(params), tags=tags)["run"])
 
     def tag(self, run_id: str, tags: Mapping[str, str]) -> None:
         """Set ``tags`` on a run."""

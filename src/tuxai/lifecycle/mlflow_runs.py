@@ -93,6 +93,13 @@ class Tracker:
         """Delete a run (its job was never submitted)."""
         self.client.delete_run(run_id)
 
+    def find(self, key: str, value: str) -> str | None:
+        """The id of a live run of this experiment tagged ``key`` = ``value`` (letters and digits), if any."""
+        if not value.isalnum():
+            return None
+        found = self.client.search_runs([self.experiment_id], filter_string=f"tags.`{key}` = '{value}'", max_results=1)
+        return str(found[0].info.run_id) if found else None
+
     def job_environment(self, run_id: str) -> dict[str, str]:
         """What a job needs for ``mlflow.log_metric`` to land on run ``run_id``."""
         return {"MLFLOW_TRACKING_URI": self.uri, "MLFLOW_RUN_ID": run_id}

@@ -11,7 +11,7 @@ elsewhere and a long ``XDG_DATA_HOME`` fits a socket's 108 bytes. Both ends chec
 A request and its answer are one JSON line each::
 
     {"version": 1, "op": "open", "env": {MLFLOW_*}, "uri": ..., "artifacts": ..., "experiment": ...,
-     "name": ..., "params": {...}, "tags": {...}}            → {"run": "<id>"}
+     "name": ..., "params": {...}, "tags": {..., "tuxai.request": "<hex>"}, "retry": bool}  → {"run": "<id>"}
     {"version": 1, "op": "tag" | "delete", ..., "run": "<id>", "tags": {...}}  → {"done": true}
     anything the store refuses                                → {"error": "store", "message": ...}
     another protocol version, or other MLFLOW_* variables     → {"error": "unserved", "message": ...}
@@ -19,7 +19,13 @@ A request and its answer are one JSON line each::
 An unserved request is the submit's to open itself, as before this desk existed (the slow path, still
 tracked): a watcher of another tuxai version, or one started with other MLflow credentials, answers only
 what it can answer right. Unserved requests do not keep a watcher alive, so it leaves when idle and the
-next submit starts one of its own.
+next submit starts one of its own; nor do requests the store refused, and the store's client that failed
+is made anew for the next request (a stale experiment id fails one submit, not every one that follows).
+
+An ``open`` is asked again when the desk closed the connection unanswered (``desk_client.ask``): the
+watcher may have opened the run and died before it answered. The submit tags each run it asks for with a
+request id of its own (``tuxai.request``) and marks the second asking ``retry``: the desk then answers the
+run that carries that id, if one exists, instead of opening a second (no orphaned RUNNING run).
 """
 
 from __future__ import annotations
@@ -34,14 +40,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from tuxai.errors import TuxaiError
 
-if TYPE_CHECKING:
-    from tuxai.lifecycle.mlflow_runs import Tracker
-
 PROTOCOL = 1  # bumped when a request or an answer changes shape
+REQUEST_TAG = "tuxai.request"  # an ``open``'s id, chosen by the submit: its retry finds the run it opened
 SOCKET = "runs.sock"
 LINE_MAX = 1 << 20  # a request's bytes at most (a spec's parameters are cut at 6,000 characters each)
 PEER_S = 5.0  # how long the desk waits for a connected client's request
@@ -227,13 +231,12 @@ class RunDesk:
                 send_line(conn, {"error": "refused", "message": "this run watcher answers its own user only"})
                 return
             reply = answer(read_line(conn), self.handle, self.own_env)
+            if "error" not in reply:  # refused or failed requests keep no watcher alive
+                self.served = time.monotonic()  # before the answer: the submit sees it set
             send_line(conn, reply)
         except (OSError, ValueError) as error:
             with contextlib.suppress(OSError):
                 send_line(conn, {"error": "request", "message": str(error)})
-            return
-        if reply.get("error") != "unserved":
-            self.served = time.monotonic()
 
     def close(self) -> None:
         """Stop answering: the socket file removed (if it is still ours), the listener closed."""
@@ -249,30 +252,61 @@ class RunDesk:
 
 class MlflowHandler:
     """Requests done with MLflow's client, one ``Tracker`` per store and experiment, under ``lock`` (the
-    watcher ends runs on its main thread)."""
+    watcher ends runs on its main thread); a tracker whose request failed is dropped, made anew next time.
+    ``make`` builds a tracker from (uri, experiment, artifacts): MLflow's ``Tracker`` unless given."""
 
-    def __init__(self, lock: threading.Lock) -> None:
-        self.lock = lock
-        self.trackers: dict[tuple[str, str, str | None], Tracker] = {}
+    def __init__(self, lock: threading.Lock, make: Callable[[str, str, str | None], Runs] | None = None) -> None:
+        self.lock, self.make = lock, make or _mlflow_tracker
+        self.trackers: dict[tuple[str, str, str | None], Runs] = {}
 
     def __call__(self, request: Mapping[str, Any]) -> dict[str, Any]:
         """``open``, ``tag`` or ``delete`` done; a failure of the store as ``{"error": "store"}``."""
-        from tuxai.lifecycle.mlflow_runs import Tracker
-
+        where: tuple[str, str, str | None] | None = None
         try:
             with self.lock:
                 where = (str(request["uri"]), str(request["experiment"]), request.get("artifacts"))
                 if where not in self.trackers:
-                    self.trackers[where] = Tracker(where[1], uri=where[0], artifacts=where[2])
-                tracker = self.trackers[where]
-                if request["op"] == "open":
-                    return {"run": tracker.open(str(request["name"]), request["params"], request["tags"])}
-                if request["op"] == "tag":
-                    tracker.tag(str(request["run"]), request["tags"])
-                elif request["op"] == "delete":
-                    tracker.delete(str(request["run"]))
-                else:
-                    return {"error": "request", "message": f"no operation {request['op']!r}"}
+                    self.trackers[where] = self.make(*where)
+                return _do(self.trackers[where], request)
         except Exception as error:  # noqa: BLE001 (MLflow's own too: the submit says it in one line)
+            if where is not None:
+                with self.lock:
+                    self.trackers.pop(where, None)
             return {"error": "store", "message": str(error) or type(error).__name__}
-        return {"done": True}
+
+
+class Runs(Protocol):
+    """What the desk asks of a store's client (``mlflow_runs.Tracker``)."""
+
+    def open(self, name: str, params: Mapping[str, str], tags: Mapping[str, str]) -> str:
+        """A new run; its id."""
+
+    def tag(self, run_id: str, tags: Mapping[str, str]) -> None:
+        """Set tags on a run."""
+
+    def delete(self, run_id: str) -> None:
+        """Delete a run."""
+
+    def find(self, key: str, value: str) -> str | None:
+        """The run tagged ``key`` = ``value``, if any."""
+
+
+def _mlflow_tracker(uri: str, experiment: str, artifacts: str | None) -> Runs:
+    from tuxai.lifecycle.mlflow_runs import Tracker
+
+    return Tracker(experiment, uri=uri, artifacts=artifacts)
+
+
+def _do(tracker: Runs, request: Mapping[str, Any]) -> dict[str, Any]:
+    if request["op"] == "open":
+        tags = request["tags"]
+        asked = tags.get(REQUEST_TAG) if request.get("retry") else None
+        found = tracker.find(REQUEST_TAG, asked) if isinstance(asked, str) else None
+        return {"run": found or tracker.open(str(request["name"]), request["params"], tags)}
+    if request["op"] == "tag":
+        tracker.tag(str(request["run"]), request["tags"])
+    elif request["op"] == "delete":
+        tracker.delete(str(request["run"]))
+    else:
+        return {"error": "request", "message": f"no operation {request['op']!r}"}
+    return {"done": True}
