@@ -24,6 +24,7 @@ from pathlib import Path
 from tuxai.envs import ensure_env, user_cache
 from tuxai.envs.cache import record_use
 from tuxai.envs.pip_kept import SOURCES, kept_for
+from tuxai.envs.portable import check_portable
 from tuxai.envs.trust import read_own, write_new
 from tuxai.errors import UsageError
 
@@ -33,15 +34,17 @@ def lock_text(source: str) -> str:
     directory, a virtual environment or a name, which travel as their path.
 
     Raises:
-        UsageError: the file cannot be read, or is not text.
+        UsageError: the file cannot be read, is not text, or names paths relative to it (``envs.portable``).
     """
     path = Path(source).expanduser()
     if not path.is_file():
         return ""
     try:
-        return path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"--env {source}: cannot read it: {exc}", hint="pass a requirements file (text)") from None
+    check_portable(text, source)  # a node gets the text alone: a path relative to the file is wrong there
+    return text
 
 
 def keep_source(text: str, cache: Path) -> Path:
