@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from tuxai.model.wire import PublicJob
 
 GIVE_UP_S = 600.0  # a daemon that answers nothing this long: its ledgers stay for the next watcher
-IDLE_S = 600.0  # no ledger to follow and no run asked for this long: the watcher exits (~150 MB held meanwhile)
+IDLE_S = 600.0  # no ledger to follow and no run asked for this long: the watcher exits (~225 MiB RSS held meanwhile)
 LOOK_S = 0.5  # how often an idle watcher reads the folder again (no daemon asked)
 LOCK = "watcher.lock"  # flock held by the folder's watcher for its life; its pid
 
