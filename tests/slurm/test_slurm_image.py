@@ -34,6 +34,7 @@ ls /dev/fakegpu* > /dev/null 2>&1 && gpus=$(echo /dev/fakegpu*) || gpus=none
 master="$MASTER_ADDR:$MASTER_PORT"
 echo "node $TUXAI_NODE_RANK in $where sbatch $sbatch master $master cuda $CUDA_VISIBLE_DEVICES gpus $gpus"
 echo "saved by node $TUXAI_NODE_RANK" > "$TUXAI_CHECKPOINT_DIR/node-$TUXAI_NODE_RANK"
+[ "$TUXAI_NODE_RANK" = 0 ] && echo "http://127.0.0.1:8000" > "$TUXAI_ENDPOINT_FILE"
 exit $((TUXAI_NODE_RANK * 5))
 """
 
@@ -78,6 +79,8 @@ def test_I19_1_each_node_runs_in_the_image_with_only_the_gpu_slurm_gave_it(
         assert cuda == "0" and gpus == f"/dev/fakegpu{places.group(int(rank) + 1)}", log  # only Slurm's GPU
     checkpoints = daemon.home / "jobs" / str(job_id) / "checkpoint"
     assert (checkpoints / "node-1").read_text() == "saved by node 1\n"  # mounted at its own path
+    endpoint = daemon.home / "jobs" / str(job_id) / "endpoint"  # submit --serve --image's URL reaches show (E6)
+    assert endpoint.read_text() == "http://127.0.0.1:8000\n"
 
 
 def test_I19_1_a_localhost_image_podman_lacks_is_refused_at_submit_in_one_line(daemon: DaemonProcess) -> None:
