@@ -14,7 +14,7 @@ import asyncio
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, cast
 
 from fastapi import Depends, FastAPI, Path, Query, Request
@@ -44,6 +44,7 @@ from tuxai.daemon.core import Caller, Daemon
 from tuxai.daemon.health import LoopHealth
 from tuxai.daemon.jobdirs import log_size, read_log
 from tuxai.daemon.limits import limits_view
+from tuxai.daemon.slurm import SlurmDaemon
 from tuxai.daemon.telemetry import TelemetryLoop
 from tuxai.edge.bearer import bearer_ok
 from tuxai.errors import JobNotFound, PermissionDenied, TuxaiError, UsageError
@@ -207,6 +208,7 @@ def create_app(
             telemetry_steps=telemetry.steps if telemetry else 0,
             telemetry_cpu_s=round(telemetry.cpu_s, 6) if telemetry else 0.0,
             telemetry_errors=telemetry.health.errors if telemetry else 0,
+            engine="ray" if daemon.cluster is not None else "slurm" if isinstance(daemon, SlurmDaemon) else "local",
         )
         if tick is None or not stale:
             return WireResponse(body)
@@ -228,6 +230,8 @@ def create_app(
         spec = spec_from_dict(body.spec.model_dump(exclude_unset=True), origin="spec")
         if private_queue and spec.after:
             check_after_private(daemon, spec, caller)  # another user's job is no job to this caller
+        if spec.env_lock and daemon.cluster is None:  # only a cluster's nodes build from the text: kept nowhere else
+            spec = replace(spec, env_lock="")
         job_id = daemon.submit(spec, caller, environment, time.time())
         return WireResponse(Submitted(job_id), 201)
 

@@ -136,7 +136,7 @@ def job_view(job: JobRecord, now: float, standing: Standing | None = None) -> Jo
         oom_killed=job.oom_killed,
         flags=job.flags,
         endpoint=job_endpoint(job),  # read safely by the daemon: the job's own file, no link
-        spec=job.spec,
+        spec=replace(job.spec, env_lock="") if job.spec.env_lock else job.spec,  # the launch's, not ls/show's
     )
 
 
@@ -289,7 +289,7 @@ class JobSpecFields(BaseModel):
     workdir: _Text = Field(None, description="working directory")
     export: _Exports = Field(None, description="variables for the job: {VAR: value} or [VAR=value]")
     env: _Text = Field(None, description="a virtual environment")
-    env_lock: _Text = Field(None, description="env's requirements file as text (submit fills it): nodes build it")
+    env_lock: _Text = Field(None, description="env's requirements text (submit fills it for Ray): nodes build it")
     hold: _Flag = Field(None, description="submit held")
     after: Annotated[Any, WithJsonSchema(_or_null({"anyOf": [_TEXT, {"type": "array", "items": _TEXT}]}))] = Field(
         None, description="dependencies: JOB[:ok|:any|:fail], one or a list"

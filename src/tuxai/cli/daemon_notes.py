@@ -24,6 +24,15 @@ def simulated_note(health: Health) -> str | None:
     return f"simulated inventory: {health.inventory.removeprefix(SIMULATED)} — jobs see fake GPUs"
 
 
+def builds_on_nodes(api: Client) -> bool:
+    """Whether the daemon ``api`` talks to runs jobs on a Ray cluster, whose nodes build ``--env``'s
+    environment from the file's text (``Health.engine``); True also when it cannot say (the text is sent
+    as before, the daemon drops it unless it runs on Ray)."""
+    with contextlib.suppress(TuxaiError):
+        return api.health().engine == "ray"
+    return True
+
+
 def simulated_note_of(api: Client) -> str | None:
     """``simulated_note`` of the daemon ``api`` talks to; None also when it cannot say (the answer
     already given stands: a note never turns it into an error)."""

@@ -19,7 +19,7 @@ from rich.text import Text
 
 from tuxai.api.client import Client, default_home
 from tuxai.cli.arrays import act, fold, job_label, one_job, only, resolve, show_array, submitted
-from tuxai.cli.daemon_notes import simulated_note_of
+from tuxai.cli.daemon_notes import builds_on_nodes, simulated_note_of
 from tuxai.cli.queue import EVERY, Selection, print_explain, select, standing_rows
 from tuxai.cli.states import state_word, state_words
 from tuxai.errors import DaemonError, TuxaiError, UsageError
@@ -155,9 +155,11 @@ def image_serve_command(target: Path, flags: dict[str, object]) -> list[str]:
 def run_submit(home: Path | None, spec: JobSpec, env_cache: Callable[[str], str] | None, as_json: bool) -> int:
     """Build the job's environment if asked (progress on stderr), submit, print the id."""
     if spec.env_path and env_cache is not None:
-        from tuxai.envs.node import lock_text  # a cluster's nodes build the env from this text
+        from tuxai.envs.node import lock_text  # a Ray daemon's nodes build the env from this text
 
-        spec = dataclasses.replace(spec, env_path=env_cache(spec.env_path), env_lock=lock_text(spec.env_path))
+        with client(home) as api:
+            lock = lock_text(spec.env_path) if builds_on_nodes(api) else ""  # read first: a refusal costs no build
+        spec = dataclasses.replace(spec, env_path=env_cache(spec.env_path), env_lock=lock)
     from tuxai.lifecycle.job_tracking import submit_tracked  # an MLflow run with tuxai[mlflow] (docs/lifecycle.md)
 
     with client(home) as api:

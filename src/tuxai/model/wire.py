@@ -194,6 +194,7 @@ class Health:
     telemetry_steps: int
     telemetry_cpu_s: float
     telemetry_errors: int
+    engine: str = "local"  # where jobs run: "local" (this machine), "slurm", "ray" (its nodes build --env's lockfile)
 
 
 @dataclass(frozen=True)
