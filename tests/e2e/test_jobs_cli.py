@@ -140,7 +140,7 @@ OWN_KEYS = PUBLIC_KEYS | {
 HEALTH_KEYS = [
     *("ok", "pid", "version", "home", "inventory", "gpus", "cpus", "cgroups", "cgroups_path", "cgroups_problem"),
     *("ticks", "last_tick_age_s", "tick_errors", "metrics", "sampler", "cpu_energy", "cpu_energy_problem"),
-    *("telemetry_steps", "telemetry_cpu_s", "telemetry_errors"),
+    *("telemetry_steps", "telemetry_cpu_s", "telemetry_errors", "engine"),
 ]
 ENERGY_KEYS = {
     "gpu_kwh",

@@ -41,7 +41,10 @@ def test_E15_R2_a_lost_ranks_escaped_process_and_its_node_group_are_gone_after_t
     script = f"setsid sh -c 'echo $$ > {escaped}; exec sleep 300' & exec sleep 300"
     launch = Launch(7, 1, ("sh", "-c", script), {"PATH": "/usr/bin:/bin"}, "", str(tmp_path / "rank.log"),
                     memory_limit_bytes=256 * 2**20, user=(0, 0, ()), grace_s=1.0)  # fmt: skip
-    runner, name = NodeRunner(str(tmp_path / "node")), f"tuxai-test-{os.getpid()}-{time.monotonic_ns()}-r0"
+    runner, name = (
+        NodeRunner(str(tmp_path / "node"), address="127.0.0.1"),
+        f"tuxai-test-{os.getpid()}-{time.monotonic_ns()}-r0",
+    )
     runner.start(name, launch, host=detect_cgroups)
     cgroup = CgroupPlan()
     try:

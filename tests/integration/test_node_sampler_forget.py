@@ -23,7 +23,10 @@ def test_F11a_the_launcher_forgets_a_rank_once_it_ended(tmp_path: Path) -> None:
     script = f"while [ ! -e {gate} ]; do sleep 0.02; done"
     launch = Launch(7, 1, ("sh", "-c", script), {"PATH": "/usr/bin:/bin"}, "", str(tmp_path / "rank.log"),
                     user=(0, 0, ()))  # fmt: skip
-    runner, name = NodeRunner(str(tmp_path / "node")), f"tuxai-test-{os.getpid()}-{time.monotonic_ns()}-r0"
+    runner, name = (
+        NodeRunner(str(tmp_path / "node"), address="127.0.0.1"),
+        f"tuxai-test-{os.getpid()}-{time.monotonic_ns()}-r0",
+    )
     sampler = NodeSampler(NoGpuSampler(), {})
     try:
         runner.start(name, launch)

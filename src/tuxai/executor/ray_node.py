@@ -49,12 +49,22 @@ class NodeRunner:
     """tuxai's launcher on one node, started once per node and kept (a detached actor): it runs the
     ranks placed on its node, each in ``<root>/<rank name>/run-<attempt>``."""
 
-    def __init__(self, root: str) -> None:
-        """``root``: where this node keeps tuxai's run directories."""
+    def __init__(self, root: str, address: str | None = None) -> None:
+        """``root``: where this node keeps tuxai's run directories; ``address``: this node's, None for the
+        one Ray knows it by (a runner made outside a Ray worker names its own)."""
         self.root = Path(root)
+        self.address = address
         self.local = LocalExecutor(self.root)
         self.host: CgroupHost | None = None  # this node's cgroups, detected at the first rank that asks
         self.sampler: RankSampler | None = None  # this node's telemetry, made at the first sample asked
+
+    def _address(self) -> str:
+        """This node's address: the one given, else Ray's for the node this actor runs on."""
+        if self.address is not None:
+            return self.address
+        import ray
+
+        return str(ray.util.get_node_ip_address())
 
     def _handle(self, name: str) -> AttemptHandle | None:
         """The run directory of rank ``name`` here (found again after the actor restarted), if any."""
@@ -76,12 +86,10 @@ class NodeRunner:
                 f"rank {name} of job {launch.job_id} names no user: refused (a rank runs as its job's user)",
                 hint="start ranks through tuxai's daemon; Ray must be reachable by the daemon only (docs/cluster.md)",
             )
-        import ray
-
         base = self.root / name
         base.mkdir(mode=0o700, parents=True, exist_ok=True)
         run_dir = base / f"run-{launch.attempt}"
-        address = str(ray.util.get_node_ip_address())
+        address = self._address()
         if launch.env_lock:  # the shim builds or reuses the env in this node's cache (executor.node_env)
             launch = replace(launch, env_cache=node_env_cache(self.root), node=address)
         if host is not None:
@@ -110,10 +118,8 @@ class NodeRunner:
 
         ``sampler``: makes this node's sampler the first time (kept: it holds each rank's last reading).
         """
-        import ray
-
         self.sampler = self.sampler or sampler()
-        node, now = str(ray.util.get_node_ip_address()), time.time()
+        node, now = self._address(), time.time()
         found: list[Any] = []
         for name in names:
             handle = self._handle(name)
